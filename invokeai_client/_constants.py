@@ -1,0 +1,35 @@
+"""Named defaults of the SDK, in one place."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("invokeai-client")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+USER_AGENT = f"invokeai-client/{__version__}"
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds one HTTP request may take, connection included."""
+
+DEFAULT_MAX_RETRIES = 2
+"""How many times an idempotent request is tried again after a transient failure."""
+
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+MAX_RETRY_AFTER = 60.0
+"""A server's Retry-After is honoured up to this many seconds."""
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+DEFAULT_CONNECTION_LIMIT = 100
+"""Connections the aiohttp pool keeps open to the server at most."""
+
+SOCKET_CONNECT_TIMEOUT = 20.0
+RECONNECT_DELAY = 0.5
+RECONNECT_DELAY_MAX = 5.0
+
+DEFAULT_QUEUE_ID = "default"
+DEFAULT_ORIGIN = "invokeai-client"

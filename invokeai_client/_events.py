@@ -1,0 +1,161 @@
+"""The client's one Socket.IO connection to InvokeAI.
+
+It connects over WebSocket only (InvokeAI 6.14's long-polling handshake breaks under gzip),
+authenticates with the current bearer token on every (re)connect, joins the queue room after
+every connect, parses each frame into a typed event and hands it to the
+:class:`~invokeai_client._router.EventRouter` without awaiting, so event order is kept.
+Reconnects are automatic; listeners registered with :meth:`EventStream.on_reconnect` run after
+each one so that in-flight runs can catch up over REST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+
+from . import errors
+from ._constants import RECONNECT_DELAY, RECONNECT_DELAY_MAX, SOCKET_CONNECT_TIMEOUT
+from ._http import HttpTransport
+from ._router import EventRouter
+from .models.events import parse_event
+
+log = logging.getLogger("invokeai_client")
+
+ReconnectHook = Callable[[], Awaitable[None]]
+
+
+class EventStream:
+    """One authenticated Socket.IO connection, subscribed to one queue."""
+
+    def __init__(self, http: HttpTransport, router: EventRouter, *, queue_id: str) -> None:
+        self._http = http
+        self._router = router
+        self._queue_id = queue_id
+        self._sio: socketio.AsyncClient | None = None
+        self._connected = asyncio.Event()
+        self._reconnect_hooks: list[ReconnectHook] = []
+        self._hook_tasks: set[asyncio.Task[None]] = set()
+        self.connect_count = 0
+        self.disconnect_count = 0
+        self.events_received = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._sio is not None and self._sio.connected
+
+    def on_reconnect(self, hook: ReconnectHook) -> None:
+        """Run ``hook`` after every reconnect (not the first connect)."""
+        self._reconnect_hooks.append(hook)
+
+    async def connect(self) -> None:
+        """Open the connection and wait until the queue room is joined."""
+        sio = socketio.AsyncClient(
+            reconnection=True,
+            reconnection_attempts=0,
+            reconnection_delay=RECONNECT_DELAY,
+            reconnection_delay_max=RECONNECT_DELAY_MAX,
+            handle_sigint=False,
+            http_session=self._http.session,
+            ssl_verify=self._http.verify_ssl,
+        )
+        sio.on("connect", self._on_connect)
+        sio.on("disconnect", self._on_disconnect)
+        sio.on("*", self._on_event)
+        self._sio = sio
+        try:
+            await sio.connect(
+                self._http.origin,
+                socketio_path=self._http.socketio_path,
+                transports=["websocket"],
+                auth=self._auth,
+                wait_timeout=SOCKET_CONNECT_TIMEOUT,
+            )
+        except socketio.exceptions.ConnectionError as exc:
+            self._sio = None
+            await _quietly_disconnect(sio)
+            message = str(exc) or exc.__class__.__name__
+            if self._http.token is None and "namespaces failed" in message:
+                raise errors.AuthenticationError(
+                    "the event stream was refused: this InvokeAI server requires a login "
+                    "(pass token=... or email=/password= to AsyncClient)",
+                ) from exc
+            raise errors.ConnectionError(
+                f"cannot open the event stream at {self._http.origin}"
+                f"{self._http.socketio_path}: {message}"
+            ) from exc
+        await self._connected.wait()
+
+    def _auth(self) -> dict[str, str] | None:
+        # Evaluated on every (re)connect, so a refreshed token is used after a drop.
+        token = self._http.token
+        return {"token": token} if token else None
+
+    async def _on_connect(self) -> None:
+        assert self._sio is not None
+        self.connect_count += 1
+        await self._sio.emit("subscribe_queue", {"queue_id": self._queue_id})
+        await self._sio.emit("subscribe_bulk_download", {"bulk_download_id": "default"})
+        log.debug("event stream connected (#%d), queue %s joined", self.connect_count,
+                  self._queue_id)
+        self._connected.set()
+        if self.connect_count > 1:
+            for hook in self._reconnect_hooks:
+                task = asyncio.ensure_future(hook())
+                self._hook_tasks.add(task)
+                task.add_done_callback(self._hook_done)
+
+    def _hook_done(self, task: asyncio.Task[None]) -> None:
+        self._hook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("reconnect catch-up failed: %s", task.exception())
+
+    def _on_disconnect(self, *args: Any) -> None:
+        self.disconnect_count += 1
+        self._connected.clear()
+        log.debug("event stream disconnected (%s)", args[0] if args else "")
+        # Wake every waiter so it can decide to poll REST while the socket is down.
+        self._router.wake_all()
+
+    def _on_event(self, name: str, data: Any = None) -> None:
+        # Synchronous on purpose: python-engineio runs each frame in its own task, and a
+        # handler that awaited before routing could reorder events.
+        self.events_received += 1
+        self._router.dispatch(parse_event(name, data))
+
+    async def wait_connected(self, timeout: float | None = None) -> bool:
+        """Wait until the socket is (re)connected; False on timeout."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        """Disconnect and stop reconnecting; waits for catch-up hooks to end."""
+        sio, self._sio = self._sio, None
+        if sio is not None:
+            await _quietly_disconnect(sio)
+        for task in list(self._hook_tasks):
+            task.cancel()
+        if self._hook_tasks:
+            await asyncio.gather(*self._hook_tasks, return_exceptions=True)
+        self._connected.clear()
+
+
+async def _quietly_disconnect(sio: socketio.AsyncClient) -> None:
+    try:
+        await asyncio.wait_for(sio.disconnect(), 5)
+    except Exception as exc:  # closing must not fail the caller
+        log.debug("socket disconnect raised %s", exc)
+    try:
+        # Make sure the reconnection task (if any) is gone before we return.
+        task = getattr(sio, "_reconnect_task", None)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    except Exception as exc:  # pragma: no cover
+        log.debug("reconnect task cleanup raised %s", exc)

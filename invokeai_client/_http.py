@@ -1,0 +1,427 @@
+"""HTTP transport: one aiohttp session, auth, safe retries and error mapping.
+
+Every REST call of the SDK goes through :meth:`HttpTransport.request`. It joins the path onto
+the base URL, adds the bearer token, swaps in ``X-Refreshed-Token`` when the server slides the
+token, retries only what is safe to repeat, checks the content type (InvokeAI answers unknown
+GET routes with its web page) and turns error statuses into the :mod:`invokeai_client.errors`
+tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json as jsonlib
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import aiohttp
+import backoff
+from yarl import URL
+
+from . import errors
+from ._constants import (
+    DEFAULT_CONNECTION_LIMIT,
+    INITIAL_RETRY_DELAY,
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+    RETRY_STATUSES,
+    USER_AGENT,
+)
+
+log = logging.getLogger("invokeai_client")
+
+Expect = Literal["json", "bytes", "text", "none"]
+ParamValue = str | int | float | bool | None | Sequence[str | int | float | bool]
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+class _Retryable(Exception):
+    """Internal signal: this attempt failed in a way that may be tried again."""
+
+    def __init__(self, error: errors.InvokeAIError, retry_after: float | None = None):
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+class _RetryWait:
+    """Exponential backoff with full jitter that never waits less than a ``Retry-After``."""
+
+    def __init__(self) -> None:
+        self.retry_after: float | None = None
+
+    def __call__(self) -> Generator[float, None, None]:
+        import random
+
+        attempt = 0
+        while True:
+            delay = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * (2**attempt))
+            delay = random.uniform(delay / 2, delay)
+            if self.retry_after is not None:
+                delay = max(delay, self.retry_after)
+                self.retry_after = None
+            attempt += 1
+            yield delay
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+
+
+def encode_params(params: Mapping[str, ParamValue] | None) -> list[tuple[str, str]]:
+    """Query parameters as pairs: ``None`` dropped, booleans lower-case, lists repeated."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if item is None:
+                continue
+            if isinstance(item, bool):
+                pairs.append((key, "true" if item else "false"))
+            else:
+                pairs.append((key, str(item)))
+    return pairs
+
+
+class HttpTransport:
+    """The SDK's single aiohttp session plus the rules for talking to InvokeAI.
+
+    ``base_url`` may carry a sub-path (a server behind a reverse proxy at ``/invoke``); API
+    paths and the socket path are joined onto it.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        verify_ssl: bool = True,
+    ) -> None:
+        url = URL(base_url.rstrip("/"))
+        if not url.scheme or not url.host:
+            raise errors.ValidationError(
+                f"base_url {base_url!r} must be an absolute http(s) URL such as "
+                "'http://127.0.0.1:9090'",
+                input="base_url",
+                rule="absolute http(s) URL",
+            )
+        if url.scheme not in ("http", "https"):
+            raise errors.ValidationError(
+                f"base_url {base_url!r} must use http or https, not {url.scheme!r}",
+                input="base_url",
+                rule="http or https scheme",
+            )
+        if max_retries < 0:
+            raise errors.ValidationError(
+                f"max_retries must be >= 0, got {max_retries}", input="max_retries", rule=">= 0"
+            )
+        self.base_url = url
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.verify_ssl = verify_ssl
+        self._token = token
+        self._session: aiohttp.ClientSession | None = None
+        self.server_version: str | None = None
+        self.on_token_refreshed: Callable[[str], None] | None = None
+        self.request_count = 0
+
+    def __repr__(self) -> str:
+        auth = "token=<set>" if self._token else "token=None"
+        return f"HttpTransport({str(self.base_url)!r}, {auth})"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the aiohttp session (idempotent)."""
+        if self._session is not None:
+            return
+        ssl_ctx: ssl.SSLContext | bool = bool(self.verify_ssl)
+        connector = aiohttp.TCPConnector(limit=DEFAULT_CONNECTION_LIMIT, ssl=ssl_ctx)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    async def aclose(self) -> None:
+        """Close the session and its connections."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The open aiohttp session; the event stream shares it."""
+        if self._session is None:
+            raise errors.InvokeAIError(
+                "the client is not open: use 'async with AsyncClient(...)' or 'await client.open()'"
+            )
+        return self._session
+
+    @property
+    def is_open(self) -> bool:
+        return self._session is not None
+
+    # -- auth ----------------------------------------------------------------------------
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token in use (never printed by the SDK)."""
+        return self._token
+
+    def set_token(self, token: str | None) -> None:
+        self._token = token
+        if token and self.on_token_refreshed is not None:
+            self.on_token_refreshed(token)
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    # -- URLs ----------------------------------------------------------------------------
+
+    def url(self, path: str) -> URL:
+        """Absolute URL of an API path such as ``/api/v1/app/version``."""
+        if path.startswith(("http://", "https://")):
+            return URL(path)
+        return URL(str(self.base_url) + "/" + path.lstrip("/"), encoded=False)
+
+    @property
+    def origin(self) -> str:
+        return str(self.base_url.origin())
+
+    @property
+    def socketio_path(self) -> str:
+        prefix = self.base_url.path.rstrip("/")
+        return f"{prefix}/ws/socket.io"
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, ParamValue] | None = None,
+        json: Any = None,
+        data: Any = None,
+        expect: Expect = "json",
+        retry: bool | None = None,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one request and return the decoded answer.
+
+        ``retry`` defaults to the method's idempotency: GET/HEAD/PUT/DELETE are retried on
+        connection errors, 408, 429 and 5xx; POST/PATCH only when the caller says it is safe.
+        ``data`` may be a zero-argument callable that builds a fresh body per attempt
+        (multipart bodies cannot be sent twice).
+        """
+        method = method.upper()
+        may_retry = (method in IDEMPOTENT_METHODS) if retry is None else retry
+        tries = 1 + (self.max_retries if may_retry else 0)
+        wait = _RetryWait()
+
+        def remember_retry_after(exc: BaseException) -> bool:
+            if isinstance(exc, _Retryable):
+                wait.retry_after = exc.retry_after
+            return False
+
+        def log_retry(details: Any) -> None:
+            exc = details.get("exception")
+            log.info(
+                "retrying %s %s after %s (attempt %d of %d)",
+                method, path, exc, details["tries"] + 1, tries,
+            )
+
+        try:
+            async for attempt in backoff.aretry_context(
+                _Retryable,
+                wait,
+                max_tries=tries,
+                jitter=None,
+                giveup=remember_retry_after,
+                on_backoff=log_retry,
+                logger=None,
+            ):
+                with attempt:
+                    return await self._send_once(
+                        method,
+                        path,
+                        params=params,
+                        json=json,
+                        data=data() if callable(data) else data,
+                        expect=expect,
+                        timeout=timeout,
+                        headers=headers,
+                    )
+        except _Retryable as exc:
+            raise exc.error from exc.__cause__
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, ParamValue] | None,
+        json: Any,
+        data: Any,
+        expect: Expect,
+        timeout: float | None,
+        headers: Mapping[str, str] | None,
+    ) -> Any:
+        url = self.url(path)
+        req_headers = self.auth_headers()
+        if headers:
+            req_headers.update(headers)
+        started = time.perf_counter()
+        self.request_count += 1
+        try:
+            async with self.session.request(
+                method,
+                url,
+                params=encode_params(params),
+                json=json,
+                data=data,
+                headers=req_headers,
+                timeout=aiohttp.ClientTimeout(total=timeout) if timeout is not None else None,
+            ) as response:
+                body = await response.read()
+                self._note_refreshed_token(response)
+                log.debug(
+                    "%s %s -> %d (%.1f ms)",
+                    method, path, response.status, (time.perf_counter() - started) * 1000,
+                )
+                if response.status >= 400:
+                    raise self._error_for(method, path, response, body)
+                return self._decode(method, path, response, body, expect)
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            error = errors.ConnectionError(
+                f"{method} {path}: cannot reach InvokeAI at {self.base_url}: {exc}"
+            )
+            raise _Retryable(error) from exc
+        except asyncio.TimeoutError as exc:
+            timeout_error = errors.TimeoutError(
+                f"{method} {path}: no answer from InvokeAI at {self.base_url} within the timeout"
+            )
+            raise _Retryable(timeout_error) from exc
+
+    @asynccontextmanager
+    async def stream(
+        self, method: str, path: str, *, params: Mapping[str, ParamValue] | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """An open response for streaming a large body (downloads); errors are mapped."""
+        try:
+            async with self.session.request(
+                method, self.url(path), params=encode_params(params), headers=self.auth_headers()
+            ) as response:
+                self._note_refreshed_token(response)
+                if response.status >= 400:
+                    error = self._error_for(method, path, response, await response.read())
+                    raise error.error if isinstance(error, _Retryable) else error
+                content_type = response.headers.get("Content-Type", "")
+                if content_type.startswith("text/html"):
+                    raise self._html_error(method, path)
+                yield response
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise errors.ConnectionError(
+                f"{method} {path}: cannot reach InvokeAI at {self.base_url}: {exc}"
+            ) from exc
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _note_refreshed_token(self, response: aiohttp.ClientResponse) -> None:
+        refreshed = response.headers.get("X-Refreshed-Token")
+        if refreshed and refreshed != self._token:
+            log.debug("server refreshed the bearer token")
+            self.set_token(refreshed)
+
+    def _html_error(self, method: str, path: str) -> errors.EndpointNotAvailableError:
+        version = self.server_version or "unknown version"
+        route = path.split("?", 1)[0]
+        return errors.EndpointNotAvailableError(
+            f"{method} {route} is not available on this InvokeAI server ({version}): it "
+            "answered with the web UI's HTML page, which is what InvokeAI does for routes "
+            "it does not have",
+            status=200,
+            method=method,
+            path=route,
+        )
+
+    def _decode(
+        self,
+        method: str,
+        path: str,
+        response: aiohttp.ClientResponse,
+        body: bytes,
+        expect: Expect,
+    ) -> Any:
+        content_type = response.headers.get("Content-Type", "")
+        if content_type.startswith("text/html"):
+            raise self._html_error(method, path)
+        if expect == "none":
+            return None
+        if expect == "bytes":
+            return body
+        if expect == "text":
+            return body.decode(response.charset or "utf-8", errors="replace")
+        if not body:
+            return None
+        if "json" not in content_type:
+            raise errors.APIError(
+                f"{method} {path}: expected JSON from InvokeAI but got "
+                f"{content_type or 'no content type'}",
+                status=response.status,
+                method=method,
+                path=path,
+            )
+        try:
+            return jsonlib.loads(body)
+        except ValueError as exc:
+            raise errors.APIError(
+                f"{method} {path}: InvokeAI sent malformed JSON ({exc})",
+                status=response.status,
+                method=method,
+                path=path,
+            ) from exc
+
+    def _error_for(
+        self, method: str, path: str, response: aiohttp.ClientResponse, body: bytes
+    ) -> Exception:
+        status = response.status
+        detail: Any = None
+        try:
+            parsed = jsonlib.loads(body) if body else None
+            detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
+        except ValueError:
+            text = body.decode("utf-8", errors="replace").strip()
+            detail = text[:500] if text else None
+        route = path.split("?", 1)[0]
+        message = f"{method} {route} failed with HTTP {status}: {errors.describe_detail(detail)}"
+        cls = errors.api_error_class(status)
+        error = cls(message, status=status, detail=detail, method=method, path=route)
+        if status in RETRY_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if isinstance(error, errors.RateLimitError):
+                error.retry_after = retry_after
+            return _Retryable(error, retry_after)
+        return error

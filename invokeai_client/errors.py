@@ -1,0 +1,228 @@
+"""The exception tree of invokeai-client.
+
+Every error the SDK raises is an :class:`InvokeAIError`, so one ``except`` clause catches them
+all; the subclasses say what went wrong so callers can react to the cause, not the text.
+
+.. code-block:: text
+
+    InvokeAIError
+    ├── ConnectionError          (also builtins.ConnectionError) the server could not be reached
+    ├── TimeoutError             (also builtins.TimeoutError) a deadline passed
+    ├── ValidationError          (also ValueError) bad input, found before any request
+    ├── WorkflowError            the workflow JSON is malformed or unsupported
+    │   └── ModelNotFoundError   a model field could not be matched on the server
+    ├── BoardError               a board could not be found or used
+    ├── RunError                 a queue item ended badly (failed or canceled)
+    │   ├── RunFailedError
+    │   └── RunCanceledError
+    └── APIError                 the server answered with an error status
+        ├── BadRequestError (400), AuthenticationError (401), PermissionDeniedError (403),
+        ├── NotFoundError (404), ConflictError (409), UnprocessableEntityError (422),
+        ├── RateLimitError (429), InternalServerError (5xx)
+        └── EndpointNotAvailableError   the route does not exist on this server version
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BoardError",
+    "ConflictError",
+    "ConnectionError",
+    "EndpointNotAvailableError",
+    "InternalServerError",
+    "InvokeAIError",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RunCanceledError",
+    "RunError",
+    "RunFailedError",
+    "TimeoutError",
+    "UnprocessableEntityError",
+    "ValidationError",
+    "WorkflowError",
+]
+
+
+class InvokeAIError(Exception):
+    """Base class of every error raised by invokeai-client."""
+
+
+class ConnectionError(InvokeAIError, builtins.ConnectionError):
+    """The server could not be reached, or the connection broke before an answer."""
+
+
+class TimeoutError(InvokeAIError, builtins.TimeoutError):
+    """A deadline passed before the server answered or a run finished."""
+
+
+class ValidationError(InvokeAIError, ValueError):
+    """A value given by the caller breaks a rule; raised before anything is sent.
+
+    ``input`` names what was wrong (an input key, a parameter) and ``rule`` the rule it broke.
+    """
+
+    def __init__(self, message: str, *, input: str | None = None, rule: str | None = None):
+        super().__init__(message)
+        self.input = input
+        self.rule = rule
+
+
+class WorkflowError(InvokeAIError):
+    """A workflow could not be loaded, understood or turned into a graph."""
+
+
+class ModelNotFoundError(WorkflowError):
+    """A model field matched no model on the server; ``candidates`` lists near alternatives."""
+
+    def __init__(self, message: str, *, candidates: Sequence[Any] = ()):
+        super().__init__(message)
+        self.candidates = list(candidates)
+
+
+class BoardError(InvokeAIError):
+    """A board reference could not be resolved or used."""
+
+
+class RunError(InvokeAIError):
+    """A queue item ended in ``failed`` or ``canceled``; carries what the server said."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        item_id: int | None = None,
+        batch_id: str | None = None,
+        session_id: str | None = None,
+        node_id: str | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        traceback: str | None = None,
+        status: str | None = None,
+    ):
+        super().__init__(message)
+        self.item_id = item_id
+        self.batch_id = batch_id
+        self.session_id = session_id
+        self.node_id = node_id
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback = traceback
+        self.status = status
+
+
+class RunFailedError(RunError):
+    """The queue item failed on the server (a node raised, or an input was missing)."""
+
+
+class RunCanceledError(RunError):
+    """The queue item was canceled before it completed."""
+
+
+class APIError(InvokeAIError):
+    """The server answered a request with an error status.
+
+    ``status`` is the HTTP status, ``detail`` the server's ``detail`` value (a string, or the
+    list of FastAPI validation errors), ``method`` and ``path`` name the request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        detail: Any = None,
+        method: str | None = None,
+        path: str | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+        self.method = method
+        self.path = path
+
+
+class BadRequestError(APIError):
+    """HTTP 400: the request was malformed."""
+
+
+class AuthenticationError(APIError):
+    """HTTP 401, or a login that failed: credentials are missing, wrong or expired."""
+
+
+class PermissionDeniedError(APIError):
+    """HTTP 403: the authenticated user may not do this (e.g. an admin-only route)."""
+
+
+class NotFoundError(APIError):
+    """HTTP 404: the named resource does not exist (or is not visible to this user)."""
+
+
+class ConflictError(APIError):
+    """HTTP 409: the server refuses because of its current state."""
+
+
+class UnprocessableEntityError(APIError):
+    """HTTP 422: the server's validation rejected the request body or parameters."""
+
+
+class RateLimitError(APIError):
+    """HTTP 429: too many requests; ``retry_after`` is the server's hint in seconds."""
+
+    retry_after: float | None = None
+
+
+class InternalServerError(APIError):
+    """HTTP 5xx: the server failed while handling the request."""
+
+
+class EndpointNotAvailableError(APIError):
+    """The route does not exist on this server version (it answered with the web UI page)."""
+
+
+_STATUS_CLASSES: Mapping[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def api_error_class(status: int) -> type[APIError]:
+    """The :class:`APIError` subclass for an HTTP status code."""
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status, APIError)
+
+
+def describe_detail(detail: Any) -> str:
+    """A one-line human reading of a FastAPI ``detail`` value (string or validation list)."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        parts = []
+        for entry in detail[:5]:
+            if isinstance(entry, Mapping):
+                loc = ".".join(str(p) for p in entry.get("loc", ()) if p != "body")
+                msg = str(entry.get("msg", entry))
+                if len(msg) > 200:
+                    msg = msg[:200] + "..."
+                parts.append(f"{loc}: {msg}" if loc else msg)
+            else:
+                parts.append(str(entry))
+        more = f" (+{len(detail) - 5} more)" if len(detail) > 5 else ""
+        return "; ".join(parts) + more
+    if detail is None:
+        return "no detail given"
+    return str(detail)

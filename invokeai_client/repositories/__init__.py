@@ -1,0 +1,1 @@
+"""Repositories: the groups of server operations reachable from an AsyncClient."""

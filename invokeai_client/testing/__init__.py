@@ -1,0 +1,11 @@
+"""Test peers for code that uses invokeai-client: an in-process double and a real server.
+
+- :class:`InvokeAIDouble`: a protocol-faithful fake InvokeAI in your test's event loop, with
+  fault switches (dropped sockets, 5xx/429, slow answers, the HTML fallback).
+- :class:`LocalInvokeAI`: a real InvokeAI 6.14.2 started on a free loopback port.
+"""
+
+from .double import FaultRule, Faults, InvokeAIDouble
+from .local import LocalInvokeAI, LocalServerError
+
+__all__ = ["FaultRule", "Faults", "InvokeAIDouble", "LocalInvokeAI", "LocalServerError"]
