@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import importlib
 import json
 import secrets
 import time
@@ -27,6 +28,9 @@ import socketio
 from aiohttp import web
 
 VERSION = "6.14.2"
+
+AREAS: tuple[str, ...] = ()
+"""Modules ``invokeai_client.testing._double_<area>`` whose ``install(double)`` adds routes."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -125,6 +129,9 @@ class InvokeAIDouble:
         self.port: int | None = None
         self._register_socket_handlers()
         self._register_routes()
+        for area in AREAS:
+            module = importlib.import_module(f"invokeai_client.testing._double_{area}")
+            module.install(self)
 
     # -- lifecycle -----------------------------------------------------------------------
 
