@@ -22,6 +22,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import socketio
@@ -92,6 +93,39 @@ class Faults:
         return None
 
 
+def db_timestamp() -> str:
+    """Now, as InvokeAI's SQLite records write it: ``"YYYY-MM-DD HH:MM:SS.mmm"`` in UTC."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+@dataclass
+class DoubleImage:
+    """One image the double holds: its record (the fields of InvokeAI's ImageDTO) and PNG bytes.
+
+    Every area of the double shares ``InvokeAIDouble.images`` (name -> record): the queue adds
+    the images its nodes save, the image routes serve and change them.
+    """
+
+    image_name: str
+    data: bytes
+    width: int
+    height: int
+    image_origin: str = "internal"
+    image_category: str = "general"
+    is_intermediate: bool = False
+    session_id: str | None = None
+    node_id: str | None = None
+    board_id: str | None = None
+    starred: bool = False
+    metadata: dict[str, Any] | None = None
+    workflow: str | None = None
+    graph: str | None = None
+    user_id: str = "system"
+    created_at: str = field(default_factory=db_timestamp)
+    updated_at: str = field(default_factory=db_timestamp)
+    deleted_at: str | None = None
+
+
 INDEX_HTML = b"<!doctype html><html><head><title>Invoke</title></head><body></body></html>"
 
 
@@ -124,6 +158,7 @@ class InvokeAIDouble:
         self.tokens: dict[str, str] = {}
         self.sockets: dict[str, dict[str, Any]] = {}
         self.subscribe_log: list[tuple[str, str]] = []
+        self.images: dict[str, DoubleImage] = {}
         self.refresh_tokens = True
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
