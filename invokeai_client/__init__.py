@@ -15,11 +15,13 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     BoardError,
+    BoardNotFoundError,
     ConflictError,
     ConnectionError,
     EndpointNotAvailableError,
     InternalServerError,
     InvokeAIError,
+    ModelInstallError,
     ModelNotFoundError,
     NotFoundError,
     PermissionDeniedError,
@@ -33,6 +35,8 @@ from .errors import (
     WorkflowError,
 )
 from .models.app import ServerInfo, User
+from .models.model_configs import FoundModel, ModelConfig, ModelInstallJob
+from .repositories.models import ModelInstall, ModelRepository
 
 __all__ = [
     "APIError",
@@ -40,12 +44,19 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BoardError",
+    "BoardNotFoundError",
     "ConflictError",
     "ConnectionError",
     "EndpointNotAvailableError",
+    "FoundModel",
     "InternalServerError",
     "InvokeAIError",
+    "ModelConfig",
+    "ModelInstall",
+    "ModelInstallError",
+    "ModelInstallJob",
     "ModelNotFoundError",
+    "ModelRepository",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",

@@ -12,6 +12,7 @@ from ._events import EventStream
 from ._http import HttpTransport
 from ._router import EventRouter
 from .models.app import AuthStatus, ServerInfo, User
+from .repositories.models import ModelRepository
 
 log = logging.getLogger("invokeai_client")
 
@@ -71,6 +72,7 @@ class AsyncClient:
         self._router = EventRouter()
         self._events = EventStream(self._http, self._router, queue_id=queue_id)
         self._server_info: ServerInfo | None = None
+        self.models = ModelRepository(self)
         self._opened = False
 
     def __repr__(self) -> str:
