@@ -35,20 +35,34 @@ from .errors import (
     WorkflowError,
 )
 from .models.app import ServerInfo, User
+from .models.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
+from .models.images import EmbeddedWorkflow, ImageDTO, ImagesResult
 from .models.model_configs import FoundModel, ModelConfig, ModelInstallJob
+from .repositories.boards import BoardRepository
+from .repositories.images import ImageRef, ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
 
 __all__ = [
+    "UNCATEGORIZED",
     "APIError",
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
+    "Board",
     "BoardError",
     "BoardNotFoundError",
+    "BoardRef",
+    "BoardRepository",
     "ConflictError",
     "ConnectionError",
+    "DeleteBoardResult",
+    "EmbeddedWorkflow",
     "EndpointNotAvailableError",
     "FoundModel",
+    "ImageDTO",
+    "ImageRef",
+    "ImageRepository",
+    "ImagesResult",
     "InternalServerError",
     "InvokeAIError",
     "ModelConfig",
@@ -66,6 +80,7 @@ __all__ = [
     "ServerInfo",
     "TimeoutError",
     "UnprocessableEntityError",
+    "UploadScope",
     "User",
     "ValidationError",
     "WorkflowError",

@@ -12,6 +12,8 @@ from ._events import EventStream
 from ._http import HttpTransport
 from ._router import EventRouter
 from .models.app import AuthStatus, ServerInfo, User
+from .repositories.boards import BoardRepository
+from .repositories.images import ImageRepository
 from .repositories.models import ModelRepository
 
 log = logging.getLogger("invokeai_client")
@@ -72,6 +74,8 @@ class AsyncClient:
         self._router = EventRouter()
         self._events = EventStream(self._http, self._router, queue_id=queue_id)
         self._server_info: ServerInfo | None = None
+        self.boards = BoardRepository(self)
+        self.images = ImageRepository(self)
         self.models = ModelRepository(self)
         self._opened = False
 
