@@ -32,7 +32,14 @@ from .errors import (
     ValidationError,
     WorkflowError,
 )
+from .fields import InvocationSchemas, IvkField, register_field
 from .models.app import ServerInfo, User
+from .workflows import (
+    IvkWorkflowInput,
+    ModelSyncReport,
+    WorkflowDefinition,
+    WorkflowHandle,
+)
 
 __all__ = [
     "APIError",
@@ -44,8 +51,12 @@ __all__ = [
     "ConnectionError",
     "EndpointNotAvailableError",
     "InternalServerError",
+    "InvocationSchemas",
     "InvokeAIError",
+    "IvkField",
+    "IvkWorkflowInput",
     "ModelNotFoundError",
+    "ModelSyncReport",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -57,6 +68,9 @@ __all__ = [
     "UnprocessableEntityError",
     "User",
     "ValidationError",
+    "WorkflowDefinition",
     "WorkflowError",
+    "WorkflowHandle",
     "__version__",
+    "register_field",
 ]

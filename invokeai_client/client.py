@@ -12,6 +12,7 @@ from ._events import EventStream
 from ._http import HttpTransport
 from ._router import EventRouter
 from .models.app import AuthStatus, ServerInfo, User
+from .repositories.workflows import WorkflowRepository
 
 log = logging.getLogger("invokeai_client")
 
@@ -72,6 +73,7 @@ class AsyncClient:
         self._events = EventStream(self._http, self._router, queue_id=queue_id)
         self._server_info: ServerInfo | None = None
         self._opened = False
+        self.workflows = WorkflowRepository(self)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
