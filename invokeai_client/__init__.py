@@ -15,11 +15,13 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     BoardError,
+    BoardNotFoundError,
     ConflictError,
     ConnectionError,
     EndpointNotAvailableError,
     InternalServerError,
     InvokeAIError,
+    ModelInstallError,
     ModelNotFoundError,
     NotFoundError,
     PermissionDeniedError,
@@ -36,6 +38,8 @@ from .errors import (
     WorkflowError,
 )
 from .models.app import ServerInfo, User
+from .models.model_configs import FoundModel, ModelConfig, ModelInstallJob
+from .repositories.models import ModelInstall, ModelRepository
 from .runs import (
     BatchRun,
     ImageRef,
@@ -57,13 +61,20 @@ __all__ = [
     "BadRequestError",
     "BatchRun",
     "BoardError",
+    "BoardNotFoundError",
     "ConflictError",
     "ConnectionError",
     "EndpointNotAvailableError",
+    "FoundModel",
     "ImageRef",
     "InternalServerError",
     "InvokeAIError",
+    "ModelConfig",
+    "ModelInstall",
+    "ModelInstallError",
+    "ModelInstallJob",
     "ModelNotFoundError",
+    "ModelRepository",
     "NodeCompleted",
     "NodeFailed",
     "NodeProgress",

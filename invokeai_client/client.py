@@ -12,6 +12,7 @@ from ._events import EventStream
 from ._http import HttpTransport
 from ._router import EventRouter
 from .models.app import AuthStatus, ServerInfo, User
+from .repositories.models import ModelRepository
 from .runs import RunManager
 
 log = logging.getLogger("invokeai_client")
@@ -75,6 +76,7 @@ class AsyncClient:
         self._events = EventStream(self._http, self._router, queue_id=queue_id)
         self.runs = RunManager(self, max_concurrency=max_concurrency)
         self._server_info: ServerInfo | None = None
+        self.models = ModelRepository(self)
         self._opened = False
 
     def __repr__(self) -> str:

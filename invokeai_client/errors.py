@@ -12,6 +12,8 @@ all; the subclasses say what went wrong so callers can react to the cause, not t
     ├── WorkflowError            the workflow JSON is malformed or unsupported
     │   └── ModelNotFoundError   a model field could not be matched on the server
     ├── BoardError               a board could not be found or used
+    │   └── BoardNotFoundError   (also NotFoundError) no board with that id or name
+    ├── ModelInstallError        a model install job ended in error or was cancelled
     ├── RunError                 a queue item ended badly (failed or canceled)
     │   ├── RunFailedError
     │   ├── RunCanceledError
@@ -36,11 +38,13 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BoardError",
+    "BoardNotFoundError",
     "ConflictError",
     "ConnectionError",
     "EndpointNotAvailableError",
     "InternalServerError",
     "InvokeAIError",
+    "ModelInstallError",
     "ModelNotFoundError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -96,6 +100,31 @@ class ModelNotFoundError(WorkflowError):
 
 class BoardError(InvokeAIError):
     """A board reference could not be resolved or used."""
+
+
+class ModelInstallError(InvokeAIError):
+    """A model install job failed, was cancelled, or installed something unusable.
+
+    ``job_id`` and ``source`` name the job; ``error_type``/``error``/``traceback`` are what the
+    server reported.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: int | None = None,
+        source: str | None = None,
+        error_type: str | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ):
+        super().__init__(message)
+        self.job_id = job_id
+        self.source = source
+        self.error_type = error_type
+        self.error = error
+        self.traceback = traceback
 
 
 class RunError(InvokeAIError):
@@ -211,6 +240,10 @@ class InternalServerError(APIError):
 
 class EndpointNotAvailableError(APIError):
     """The route does not exist on this server version (it answered with the web UI page)."""
+
+
+class BoardNotFoundError(BoardError, NotFoundError):
+    """No board has this id or name (for this user); caught by ``except NotFoundError`` too."""
 
 
 _STATUS_CLASSES: Mapping[int, type[APIError]] = {
