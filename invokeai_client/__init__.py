@@ -27,20 +27,43 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
     RunCanceledError,
+    RunDetachedError,
     RunError,
     RunFailedError,
+    RunLostError,
+    RunTimeoutError,
     TimeoutError,
     UnprocessableEntityError,
     ValidationError,
     WorkflowError,
 )
+from .fields import InvocationSchemas, IvkField, register_field
 from .models.app import ServerInfo, User
 from .models.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
 from .models.images import EmbeddedWorkflow, ImageDTO, ImagesResult
 from .models.model_configs import FoundModel, ModelConfig, ModelInstallJob
 from .repositories.boards import BoardRepository
-from .repositories.images import ImageRef, ImageRepository, UploadScope
+from .repositories.images import ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
+from .runs import (
+    BatchRun,
+    ImageRef,
+    NodeCompleted,
+    NodeFailed,
+    NodeProgress,
+    NodeStarted,
+    RunEvent,
+    RunManager,
+    StatusChanged,
+    WorkflowResult,
+    WorkflowRun,
+)
+from .workflows import (
+    IvkWorkflowInput,
+    ModelSyncReport,
+    WorkflowDefinition,
+    WorkflowHandle,
+)
 
 __all__ = [
     "UNCATEGORIZED",
@@ -48,6 +71,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
+    "BatchRun",
     "Board",
     "BoardError",
     "BoardNotFoundError",
@@ -64,25 +88,44 @@ __all__ = [
     "ImageRepository",
     "ImagesResult",
     "InternalServerError",
+    "InvocationSchemas",
     "InvokeAIError",
+    "IvkField",
+    "IvkWorkflowInput",
     "ModelConfig",
     "ModelInstall",
     "ModelInstallError",
     "ModelInstallJob",
     "ModelNotFoundError",
     "ModelRepository",
+    "ModelSyncReport",
+    "NodeCompleted",
+    "NodeFailed",
+    "NodeProgress",
+    "NodeStarted",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "RunCanceledError",
+    "RunDetachedError",
     "RunError",
+    "RunEvent",
     "RunFailedError",
+    "RunLostError",
+    "RunManager",
+    "RunTimeoutError",
     "ServerInfo",
+    "StatusChanged",
     "TimeoutError",
     "UnprocessableEntityError",
     "UploadScope",
     "User",
     "ValidationError",
+    "WorkflowDefinition",
     "WorkflowError",
+    "WorkflowHandle",
+    "WorkflowResult",
+    "WorkflowRun",
     "__version__",
+    "register_field",
 ]

@@ -16,7 +16,10 @@ all; the subclasses say what went wrong so callers can react to the cause, not t
     ├── ModelInstallError        a model install job ended in error or was cancelled
     ├── RunError                 a queue item ended badly (failed or canceled)
     │   ├── RunFailedError
-    │   └── RunCanceledError
+    │   ├── RunCanceledError
+    │   ├── RunLostError         the server no longer knows the item
+    │   ├── RunDetachedError     the client closed, the item was left on the server
+    │   └── RunTimeoutError      (also TimeoutError) a run's deadline passed
     └── APIError                 the server answered with an error status
         ├── BadRequestError (400), AuthenticationError (401), PermissionDeniedError (403),
         ├── NotFoundError (404), ConflictError (409), UnprocessableEntityError (422),
@@ -47,8 +50,11 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RunCanceledError",
+    "RunDetachedError",
     "RunError",
     "RunFailedError",
+    "RunLostError",
+    "RunTimeoutError",
     "TimeoutError",
     "UnprocessableEntityError",
     "ValidationError",
@@ -154,6 +160,25 @@ class RunFailedError(RunError):
 
 class RunCanceledError(RunError):
     """The queue item was canceled before it completed."""
+
+
+class RunLostError(RunError):
+    """The server no longer knows the queue item (deleted, queue cleared, or the server
+    restarted without its database); its outcome is unknown."""
+
+
+class RunDetachedError(RunError):
+    """The client closed while the item was still on the server; it was left there
+    (the run was detached), so its outcome is not known to this client."""
+
+
+class RunTimeoutError(RunError, TimeoutError):
+    """A run's (or batch's) deadline passed; ``canceled`` says whether the server item was
+    canceled or left running."""
+
+    def __init__(self, message: str, *, canceled: bool = False, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.canceled = canceled
 
 
 class APIError(InvokeAIError):

@@ -8,7 +8,6 @@ uploaded). File reads and PIL encoding run in a worker thread, never on the even
 from __future__ import annotations
 
 import builtins
-import io
 import json
 import logging
 import os
@@ -19,12 +18,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Union, overload, runtime_checkable
 
-import aiohttp
 import anyio
 import anyio.to_thread
 
 from .. import errors
 from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
+from .._uploads import read_image_source, upload_image
 from ..models.boards import UNCATEGORIZED, BoardRef
 from ..models.images import IMAGE_CATEGORIES, EmbeddedWorkflow, ImageDTO, ImagesResult
 from ._base import Repository, naming
@@ -36,7 +35,7 @@ log = logging.getLogger("invokeai_client")
 
 __all__ = [
     "HasImageName",
-    "ImageRef",
+    "ImageLike",
     "ImageRepository",
     "ImagesArg",
     "UploadScope",
@@ -59,38 +58,16 @@ class HasImageName(Protocol):
     def image_name(self) -> str: ...
 
 
-ImageRef = str | HasImageName
+ImageLike = str | HasImageName
 """An image as callers may name it: its server name, or an object with ``image_name``."""
 
-ImagesArg = ImageRef | Iterable[ImageRef]
+ImagesArg = ImageLike | Iterable[ImageLike]
 """One image or several."""
 
 UploadSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Any]
 """What :meth:`ImageRepository.upload` takes: a file path, encoded bytes, or a PIL image."""
 
 Category = Literal["general", "mask", "control", "user", "other"]
-
-# Leading bytes of the formats Pillow (and so InvokeAI) reads, with their content types.
-_MAGIC: tuple[tuple[bytes, str, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
-    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
-    (b"GIF87a", "image/gif", ".gif"),
-    (b"GIF89a", "image/gif", ".gif"),
-    (b"BM", "image/bmp", ".bmp"),
-    (b"II*\x00", "image/tiff", ".tiff"),
-    (b"MM\x00*", "image/tiff", ".tiff"),
-)
-
-
-def sniff_image(data: bytes) -> tuple[str, str] | None:
-    """``(content type, extension)`` of encoded image bytes, or None if not an image."""
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ("image/webp", ".webp")
-    for magic, content_type, ext in _MAGIC:
-        if data.startswith(magic):
-            return (content_type, ext)
-    return None
-
 
 def check_image_name(name: object, *, input: str = "image") -> str:
     """An image name safe to put in a URL path and a file name, else ValidationError.
@@ -156,29 +133,6 @@ def check_categories(categories: str | Iterable[str] | None) -> builtins.list[st
     return values
 
 
-def _is_pil_image(value: object) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is an optional extra
-        return False
-    return isinstance(value, Image.Image)
-
-
-def _encode_pil(image: Any) -> bytes:
-    """PNG bytes of a PIL image (runs in a worker thread)."""
-    buffer = io.BytesIO()
-    frame = image
-    if image.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
-        frame = image.convert("RGBA")
-    frame.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _read_file(path: Path) -> bytes:
-    """The bytes of an upload's file (runs in a worker thread)."""
-    return path.read_bytes()
-
-
 class ImageRepository(Repository):
     """Images of the server (``client.images``)."""
 
@@ -208,48 +162,35 @@ class ImageRepository(Repository):
         server resize it. Anything that is not an image is refused before it is sent.
         """
         check_categories(category)
-        metadata_text = _metadata_json(metadata) if metadata is not None else None
-        resize_text = _resize_json(resize_to) if resize_to is not None else None
-        data, what, default_name = await self._load(image)
-        sniffed = sniff_image(data)
-        if sniffed is None:
-            raise errors.ValidationError(
-                f"{what} is not an image: upload PNG, JPEG, WebP, GIF, BMP or TIFF data",
-                input="image",
-                rule="encoded image bytes",
-            )
-        content_type, ext = sniffed
-        name = filename or default_name or f"upload{ext}"
-        params: dict[str, Any] = {
-            "image_category": category,
-            "is_intermediate": intermediate,
-            "crop_visible": crop_visible,
-            "session_id": session_id,
-        }
+        if metadata is not None:
+            _metadata_json(metadata)
+        if resize_to is not None:
+            _resize_json(resize_to)
+        data, default_name, content_type, what = await read_image_source(image)
+        board_id: str | None = None
         if board is not None:
             board_id = await self._client.boards.resolve(board, verify=False)
-            if board_id != UNCATEGORIZED:
-                params["board_id"] = board_id
-
-        def body() -> aiohttp.FormData:
-            form = aiohttp.FormData()
-            form.add_field("file", data, filename=name, content_type=content_type)
-            if metadata_text is not None:
-                form.add_field("metadata", metadata_text)
-            if resize_text is not None:
-                form.add_field("resize_to", resize_text)
-            return form
-
+            if board_id == UNCATEGORIZED:
+                board_id = None
         board_errors = (
-            naming("board", params["board_id"], action="upload to",
-                   not_found=errors.BoardNotFoundError)
-            if "board_id" in params
+            naming("board", board_id, action="upload to", not_found=errors.BoardNotFoundError)
+            if board_id is not None
             else nullcontext()
         )
         try:
             with board_errors:
-                answer = await self._http.request(
-                    "POST", f"{IMAGES}/upload", params=params, data=body
+                answer = await upload_image(
+                    self._http,
+                    data,
+                    filename=filename or default_name,
+                    content_type=content_type,
+                    image_category=category,
+                    is_intermediate=intermediate,
+                    board_id=board_id,
+                    session_id=session_id,
+                    metadata=metadata,
+                    crop_visible=crop_visible,
+                    resize_to=resize_to,
                 )
         except errors.APIError as exc:
             if exc.status == 415:
@@ -263,38 +204,6 @@ class ImageRepository(Repository):
                 ) from None
             raise
         return ImageDTO.model_validate(answer)
-
-    async def _load(self, image: UploadSource) -> tuple[bytes, str, str | None]:
-        """The upload's bytes, how to name it in errors, and its file name."""
-        if isinstance(image, (bytes, bytearray, memoryview)):
-            return bytes(image), f"the given bytes ({len(image)} bytes)", None
-        if isinstance(image, (str, os.PathLike)):
-            path = Path(image)
-            try:
-                data = await anyio.to_thread.run_sync(_read_file, path)
-            except FileNotFoundError:
-                raise errors.ValidationError(
-                    f"image file {str(path)!r} does not exist", input="image", rule="existing file"
-                ) from None
-            except IsADirectoryError:
-                raise errors.ValidationError(
-                    f"image file {str(path)!r} is a folder", input="image", rule="a file"
-                ) from None
-            except OSError as exc:
-                raise errors.ValidationError(
-                    f"image file {str(path)!r} cannot be read: {exc}",
-                    input="image",
-                    rule="readable file",
-                ) from None
-            return data, f"file {str(path)!r}", path.name
-        if _is_pil_image(image):
-            data = await anyio.to_thread.run_sync(_encode_pil, image)
-            return data, "the PIL image", None
-        raise errors.ValidationError(
-            f"cannot upload {type(image).__name__}: give a file path, image bytes or a PIL image",
-            input="image",
-            rule="path, bytes or PIL image",
-        )
 
     @asynccontextmanager
     async def uploading(self, image: UploadSource, **options: Any) -> AsyncIterator[ImageDTO]:
@@ -312,7 +221,7 @@ class ImageRepository(Repository):
 
     # -- reading -------------------------------------------------------------------------
 
-    async def get(self, image: ImageRef) -> ImageDTO:
+    async def get(self, image: ImageLike) -> ImageDTO:
         """An image's record; :class:`~errors.NotFoundError` naming it if there is none."""
         name = image_names_of(image, input="image")[0]
         with naming("image", name, action="read"):
@@ -333,7 +242,7 @@ class ImageRepository(Repository):
             out.extend(ImageDTO.model_validate(i) for i in answer or [])
         return out
 
-    async def exists(self, image: ImageRef) -> bool:
+    async def exists(self, image: ImageLike) -> bool:
         """Whether the server has this image."""
         try:
             await self.get(image)
@@ -341,21 +250,21 @@ class ImageRepository(Repository):
             return False
         return True
 
-    async def metadata(self, image: ImageRef) -> dict[str, Any] | None:
+    async def metadata(self, image: ImageLike) -> dict[str, Any] | None:
         """The metadata stored with an image (None when it has none)."""
         name = image_names_of(image, input="image")[0]
         with naming("image", name, action="read"):
             answer = await self._http.request("GET", f"{IMAGES}/i/{name}/metadata")
         return answer if isinstance(answer, dict) else None
 
-    async def workflow(self, image: ImageRef) -> EmbeddedWorkflow:
+    async def workflow(self, image: ImageLike) -> EmbeddedWorkflow:
         """The workflow and graph saved in an image, parsed (both None when absent)."""
         name = image_names_of(image, input="image")[0]
         with naming("image", name, action="read"):
             answer = await self._http.request("GET", f"{IMAGES}/i/{name}/workflow")
         return EmbeddedWorkflow.from_server(answer)
 
-    def url(self, image: ImageRef, *, thumbnail: bool = False) -> str:
+    def url(self, image: ImageLike, *, thumbnail: bool = False) -> str:
         """The absolute URL of an image (or its thumbnail) on this server."""
         name = image_names_of(image, input="image")[0]
         kind = "thumbnail" if thumbnail else "full"
@@ -363,17 +272,17 @@ class ImageRepository(Repository):
 
     @overload
     async def download(
-        self, image: ImageRef, dest: None = None, *, thumbnail: bool = False
+        self, image: ImageLike, dest: None = None, *, thumbnail: bool = False
     ) -> bytes: ...
 
     @overload
     async def download(
-        self, image: ImageRef, dest: str | os.PathLike[str], *, thumbnail: bool = False
+        self, image: ImageLike, dest: str | os.PathLike[str], *, thumbnail: bool = False
     ) -> Path: ...
 
     async def download(
         self,
-        image: ImageRef,
+        image: ImageLike,
         dest: str | os.PathLike[str] | None = None,
         *,
         thumbnail: bool = False,
@@ -409,13 +318,13 @@ class ImageRepository(Repository):
         return target
 
     @overload
-    async def thumbnail(self, image: ImageRef, dest: None = None) -> bytes: ...
+    async def thumbnail(self, image: ImageLike, dest: None = None) -> bytes: ...
 
     @overload
-    async def thumbnail(self, image: ImageRef, dest: str | os.PathLike[str]) -> Path: ...
+    async def thumbnail(self, image: ImageLike, dest: str | os.PathLike[str]) -> Path: ...
 
     async def thumbnail(
-        self, image: ImageRef, dest: str | os.PathLike[str] | None = None
+        self, image: ImageLike, dest: str | os.PathLike[str] | None = None
     ) -> bytes | Path:
         """The image's WebP thumbnail, as bytes or saved into ``dest`` (see :meth:`download`)."""
         if dest is None:
@@ -426,7 +335,7 @@ class ImageRepository(Repository):
 
     async def update(
         self,
-        image: ImageRef,
+        image: ImageLike,
         *,
         category: Category | None = None,
         intermediate: bool | None = None,
@@ -465,7 +374,7 @@ class ImageRepository(Repository):
         """Remove the star from images."""
         return await self._bulk("unstar", images, "unstarred_images")
 
-    async def delete(self, image: ImageRef) -> ImagesResult:
+    async def delete(self, image: ImageLike) -> ImagesResult:
         """Delete one image; :class:`~errors.NotFoundError` naming it if there is none."""
         name = image_names_of(image, input="image")[0]
         with naming("image", name, action="delete"):
@@ -651,11 +560,11 @@ class UploadScope:
         self._names.append(dto.image_name)
         return dto
 
-    def adopt(self, image: ImageRef) -> None:
+    def adopt(self, image: ImageLike) -> None:
         """Delete this image with the scope too."""
         self._names.extend(n for n in image_names_of(image) if n not in self._names)
 
-    def keep(self, image: ImageRef) -> None:
+    def keep(self, image: ImageLike) -> None:
         """Do not delete this image when the scope ends."""
         for name in image_names_of(image):
             if name in self._names:

@@ -30,7 +30,7 @@ from aiohttp import web
 
 VERSION = "6.14.2"
 
-AREAS: tuple[str, ...] = ("boards", "images", "models")
+AREAS: tuple[str, ...] = ("boards", "images", "models", "workflows")
 """Modules ``invokeai_client.testing._double_<area>`` whose ``install(double)`` adds routes."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
