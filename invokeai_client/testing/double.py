@@ -20,7 +20,7 @@ import importlib
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 VERSION = "6.14.2"
 
-AREAS: tuple[str, ...] = ("queue",)
+AREAS: tuple[str, ...] = ("models", "queue")
 """Modules ``invokeai_client.testing._double_<area>`` whose ``install(double)`` adds routes."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -165,6 +165,12 @@ class InvokeAIDouble:
         self.sockets: dict[str, dict[str, Any]] = {}
         self.subscribe_log: list[tuple[str, str]] = []
         self.images: dict[str, DoubleImage] = {}
+        self.boards: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, dict[str, Any]] = {}
+        self.model_installs: dict[int, dict[str, Any]] = {}
+        self.model_install_overrides: dict[str, dict[str, Any]] = {}
+        self.model_install_delay = 0.01
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.refresh_tokens = True
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -191,6 +197,10 @@ class InvokeAIDouble:
         return self
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         for sid in list(self.sockets):
             await self.sio.disconnect(sid)
         if self._runner is not None:
@@ -202,6 +212,32 @@ class InvokeAIDouble:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background of the double; cancelled when the double stops."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- models --------------------------------------------------------------------------
+
+    def add_model(
+        self,
+        name: str,
+        *,
+        base: str = "sd-1",
+        type: str = "main",
+        format: str = "checkpoint",
+        key: str | None = None,
+        hash: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Install a model record (no weights) as the real server would describe it."""
+        from ._double_models import add_model
+
+        return add_model(self, name, base=base, type=type, format=format, key=key, hash=hash,
+                         **fields)
 
     # -- users (multi-user mode) ---------------------------------------------------------
 
