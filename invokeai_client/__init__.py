@@ -37,6 +37,7 @@ from .errors import (
     ValidationError,
     WorkflowError,
 )
+from .fields import InvocationSchemas, IvkField, register_field
 from .models.app import ServerInfo, User
 from .models.model_configs import FoundModel, ModelConfig, ModelInstallJob
 from .repositories.models import ModelInstall, ModelRepository
@@ -53,6 +54,12 @@ from .runs import (
     WorkflowResult,
     WorkflowRun,
 )
+from .workflows import (
+    IvkWorkflowInput,
+    ModelSyncReport,
+    WorkflowDefinition,
+    WorkflowHandle,
+)
 
 __all__ = [
     "APIError",
@@ -68,13 +75,17 @@ __all__ = [
     "FoundModel",
     "ImageRef",
     "InternalServerError",
+    "InvocationSchemas",
     "InvokeAIError",
+    "IvkField",
+    "IvkWorkflowInput",
     "ModelConfig",
     "ModelInstall",
     "ModelInstallError",
     "ModelInstallJob",
     "ModelNotFoundError",
     "ModelRepository",
+    "ModelSyncReport",
     "NodeCompleted",
     "NodeFailed",
     "NodeProgress",
@@ -96,8 +107,11 @@ __all__ = [
     "UnprocessableEntityError",
     "User",
     "ValidationError",
+    "WorkflowDefinition",
     "WorkflowError",
+    "WorkflowHandle",
     "WorkflowResult",
     "WorkflowRun",
     "__version__",
+    "register_field",
 ]

@@ -13,6 +13,7 @@ from ._http import HttpTransport
 from ._router import EventRouter
 from .models.app import AuthStatus, ServerInfo, User
 from .repositories.models import ModelRepository
+from .repositories.workflows import WorkflowRepository
 from .runs import RunManager
 
 log = logging.getLogger("invokeai_client")
@@ -78,6 +79,7 @@ class AsyncClient:
         self._server_info: ServerInfo | None = None
         self.models = ModelRepository(self)
         self._opened = False
+        self.workflows = WorkflowRepository(self)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""

@@ -30,7 +30,7 @@ from aiohttp import web
 
 VERSION = "6.14.2"
 
-AREAS: tuple[str, ...] = ("models",)
+AREAS: tuple[str, ...] = ("models", "workflows")
 """Modules ``invokeai_client.testing._double_<area>`` whose ``install(double)`` adds routes."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
