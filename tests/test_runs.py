@@ -219,6 +219,8 @@ async def test_iterated_nodes_map_to_lists_the_same_on_both_paths(peer: Peer) ->
 
 async def test_images_download_and_save_under_a_safe_name(peer: Peer, tmp_path: Any) -> None:
     needs_queue(peer)
+    if peer.kind == "double" and "images" not in double_module.AREAS:
+        pytest.skip("the double has no image routes yet")
     async with peer.client() as client:
         result = await (await client.runs.submit(image_graph(40, 30)))
         image = result.images[0]

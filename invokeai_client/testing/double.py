@@ -23,14 +23,17 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from aiohttp import web
 
+if TYPE_CHECKING:
+    from ._double_queue import SessionQueue
+
 VERSION = "6.14.2"
 
-AREAS: tuple[str, ...] = ("models", "workflows")
+AREAS: tuple[str, ...] = ("models", "queue", "workflows")
 """Modules ``invokeai_client.testing._double_<area>`` whose ``install(double)`` adds routes."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -144,6 +147,9 @@ def error(status: int, detail: Any) -> web.HTTPException:
 
 class InvokeAIDouble:
     """A fake InvokeAI server on 127.0.0.1 for tests (see the module docstring)."""
+
+    queue: SessionQueue
+    """The session queue and its processor; ``queue.faults`` holds its fault switches."""
 
     def __init__(self, *, multiuser: bool = False, version: str = VERSION) -> None:
         self.version = version
@@ -394,7 +400,6 @@ class InvokeAIDouble:
         self.route("GET", "/api/v1/auth/status", self._auth_status)
         self.route("POST", "/api/v1/auth/login", self._login)
         self.route("GET", "/api/v1/auth/me", self._me)
-        self.route("PUT", "/api/v1/queue/{queue_id}/prune", self._prune)
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response({"version": self.version})
@@ -420,10 +425,6 @@ class InvokeAIDouble:
         return json_response(
             {"token": self._issue_token(user), "user": public, "expires_in": 86400}
         )
-
-    async def _prune(self, request: web.Request) -> web.Response:
-        self.current_user(request)
-        return json_response({"deleted": 0})
 
     async def _me(self, request: web.Request) -> web.Response:
         if not self.multiuser:
