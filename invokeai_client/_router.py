@@ -1,11 +1,23 @@
-"""The event router: one socket's events, demultiplexed to many subscribers in O(1).
+"""The event router: one socket's events, demultiplexed to many runs in O(1).
 
-Routing is synchronous and never awaits: the socket handler calls :meth:`EventRouter.dispatch`
-with a parsed event, which looks the subscriber up by ``batch_id`` (and ``item_id``) in dicts
-and appends to its mailbox. Interest is registered before an enqueue (the client chooses the
-``batch_id``); events for batch ids nobody has claimed yet are kept for a short while in an
-orphan buffer and handed over when the subscriber registers. Repeats are dropped, and so are
-``user_id: "redacted"`` companions sent to other users in multi-user mode.
+Routing is synchronous and never awaits. The socket handler calls :meth:`EventRouter.dispatch`
+with a parsed event; the router looks its queue item up in a dict by ``item_id`` (falling back
+to a dict by ``batch_id`` for items it has not met yet), drops repeats and hands the event to
+that item's :class:`ItemRoute` with a plain method call.
+
+- Interest is registered *before* an enqueue: the client chooses the ``batch_id``, so events
+  that overtake the HTTP answer (``batch_enqueued`` is emitted inside the request) find their
+  batch and are kept.
+- Events for batch ids nobody has claimed yet wait a short while in a bounded orphan buffer
+  and are handed over when the batch registers.
+- Repeats are dropped per item: status events by ``status_sequence`` (or by status on servers
+  without one), node events by ``(event, invocation id)``, progress when it repeats the last
+  one. InvokeAI 6.13 sends many events twice; a REST catch-up may report what the socket
+  reports again.
+- ``user_id: "redacted"`` companions (other users' items, multi-user mode) are ignored.
+
+Consumers never make routing wait: a run updates its own state synchronously, and readers of
+event streams get bounded :class:`Mailbox` es (progress coalesces, nothing else drops).
 """
 
 from __future__ import annotations
@@ -14,245 +26,340 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable
-from typing import Any
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
 from .models.events import (
     BatchEnqueuedEvent,
     InvocationEvent,
     InvocationProgressEvent,
+    QueueClearedEvent,
     QueueItemEvent,
+    QueueItemsCanceledEvent,
     QueueItemStatusChangedEvent,
     ServerEvent,
 )
 
 log = logging.getLogger("invokeai_client")
 
-ORPHAN_TTL = 60.0
+ORPHAN_TTL = 30.0
 """Seconds an event for an unclaimed batch id is kept."""
-ORPHAN_MAX_EVENTS = 10_000
-"""Events kept for unclaimed batch ids at most, oldest dropped first."""
+ORPHAN_MAX_EVENTS = 2_000
+"""Events kept for unclaimed batch ids at most, oldest dropped first. In single-user mode every
+socket hears every client's events, so this buffer mostly holds other people's traffic."""
 MAILBOX_PROGRESS_LIMIT = 64
-"""Progress events a slow subscriber may have waiting before older ones are coalesced."""
+"""Progress events a slow reader may have waiting before the oldest are coalesced away."""
+
+T = TypeVar("T")
 
 
-def dedupe_key(event: ServerEvent) -> Hashable | None:
-    """The identity of an event for dropping repeats (6.13 sends many events twice)."""
-    if isinstance(event, QueueItemStatusChangedEvent):
-        return ("status", event.item_id, event.status, event.status_sequence)
-    if isinstance(event, InvocationProgressEvent):
-        return None  # progress repeats are harmless and frequent; coalescing handles them
-    if isinstance(event, InvocationEvent):
-        return (event.event, event.item_id, event.prepared_id)
-    if isinstance(event, BatchEnqueuedEvent):
-        return ("batch_enqueued", event.batch_id)
-    return None
+class ItemRoute:
+    """Where the router delivers the events of one queue item, plus its repeat filter.
 
-
-class Subscription:
-    """A mailbox of the events of one batch (or one item), read by one consumer.
-
-    Terminal and status events are never dropped. When the consumer is slow, progress events
-    beyond :data:`MAILBOX_PROGRESS_LIMIT` are coalesced (the oldest progress is dropped) so a
-    slow reader never makes the socket or other subscribers wait.
+    Subclasses (a run) implement :meth:`on_event`; :meth:`accept` is the router's dedupe and
+    keeps only a few slots of state per item.
     """
 
-    __slots__ = ("_closed", "_events", "_progress", "_router", "_seen", "_waiter", "dropped",
-                 "keys")
+    __slots__ = ("_last_progress", "_last_seq", "_last_status", "_seen")
 
-    def __init__(self, router: EventRouter, keys: list[tuple[str, Any]]) -> None:
-        self._router = router
-        self.keys: list[tuple[str, Any]] = keys
-        self._events: deque[ServerEvent] = deque()
-        self._progress = 0
+    def __init__(self) -> None:
+        self._last_seq: int | None = None
+        self._last_status: str | None = None
+        self._seen: set[Hashable] | None = None
+        self._last_progress: tuple[Any, ...] | None = None
+
+    def accept(self, event: ServerEvent) -> bool:
+        """Whether ``event`` is new for this item (False for a repeat)."""
+        if isinstance(event, QueueItemStatusChangedEvent):
+            return self.accept_status(event.status, event.status_sequence)
+        if isinstance(event, InvocationProgressEvent):
+            key = (event.prepared_id, event.percentage, event.message)
+            if key == self._last_progress:
+                return False
+            self._last_progress = key
+            return True
+        if isinstance(event, InvocationEvent):
+            seen = self._seen
+            if seen is None:
+                seen = self._seen = set()
+            node_key = (event.event, event.prepared_id)
+            if node_key in seen:
+                return False
+            seen.add(node_key)
+        return True
+
+    def accept_status(self, status: str, sequence: int | None) -> bool:
+        """Whether a status report (from the socket or from REST) is news for this item."""
+        if sequence is not None and self._last_seq is not None:
+            if sequence <= self._last_seq:
+                return False
+        elif status == self._last_status:
+            return False
+        if sequence is not None:
+            self._last_seq = sequence
+        self._last_status = status
+        return True
+
+    def forget_repeats(self) -> None:
+        """Free the repeat filter (the item is done; later events are ignored anyway)."""
+        self._seen = None
+        self._last_progress = None
+
+    @property
+    def batch_id(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_event(self, event: ServerEvent) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class BatchRoute(Protocol):
+    """Where the router delivers what concerns a batch as a whole."""
+
+    def adopt(self, item_id: int) -> ItemRoute | None:
+        """An item of this batch the router has not met: its route, or None to ignore it."""
+
+    def on_batch_event(self, event: ServerEvent) -> None:
+        """``batch_enqueued`` for this batch."""
+
+
+class EventRouter:
+    """Routes parsed events to item and batch routes by id; see the module doc."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, ItemRoute] = {}
+        self._batches: dict[str, BatchRoute] = {}
+        self._orphans: OrderedDict[str, list[tuple[float, ServerEvent]]] = OrderedDict()
+        self._orphan_count = 0
+        self._listeners: list[Callable[[ServerEvent], None]] = []
+        self._on_wake: list[Callable[[], None]] = []
+        self._on_cleared: list[Callable[[ServerEvent], None]] = []
+        self.routed = 0
+        self.repeats = 0
+        self.ignored = 0
+
+    # -- registration --------------------------------------------------------------------
+
+    def add_batch(self, batch_id: str, route: BatchRoute) -> None:
+        """Route events of ``batch_id`` to ``route``; hands over any buffered early events."""
+        if batch_id in self._batches:
+            raise ValueError(f"batch {batch_id} is already routed")
+        self._batches[batch_id] = route
+        early = self._orphans.pop(batch_id, None)
+        if early:
+            self._orphan_count -= len(early)
+            for _, event in early:
+                self._route(event)  # listeners saw these already
+
+    def remove_batch(self, batch_id: str, route: BatchRoute | None = None) -> None:
+        if route is None or self._batches.get(batch_id) is route:
+            self._batches.pop(batch_id, None)
+
+    def add_item(self, item_id: int, route: ItemRoute) -> None:
+        """Route events of queue item ``item_id`` to ``route``."""
+        self._items[item_id] = route
+
+    def remove_item(self, item_id: int, route: ItemRoute | None = None) -> None:
+        if route is None or self._items.get(item_id) is route:
+            self._items.pop(item_id, None)
+
+    def item_route(self, item_id: int) -> ItemRoute | None:
+        return self._items.get(item_id)
+
+    def add_listener(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` synchronously for every event; returns a remover.
+
+        A listener must not block; an exception it raises is logged and routing goes on.
+        """
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    def on_wake(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the connection drops (waiters may want to poll REST)."""
+        self._on_wake.append(callback)
+
+    def on_queue_cleared(self, callback: Callable[[ServerEvent], None]) -> None:
+        """Call ``callback`` for ``queue_cleared`` (items may vanish without their own event)."""
+        self._on_cleared.append(callback)
+
+    # -- routing -------------------------------------------------------------------------
+
+    def dispatch(self, event: ServerEvent) -> None:
+        """Route one event: O(1), synchronous, never raises."""
+        if self._listeners:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:  # a user's listener must not break routing
+                    log.exception("event listener failed")
+        try:
+            self._route(event)
+        except Exception:  # a bug in one run must not stop the stream
+            log.exception("routing %s failed", type(event).__name__)
+
+    def _route(self, event: ServerEvent) -> None:
+        if isinstance(event, QueueItemEvent):
+            if event.is_redacted:
+                self.ignored += 1
+                return
+            route = self._items.get(event.item_id)
+            if route is not None and route.batch_id != event.batch_id:
+                route = None  # an item id reused by a restarted server (in-memory database)
+            if route is None:
+                batch = self._batches.get(event.batch_id)
+                if batch is None:
+                    self._keep_orphan(event.batch_id, event)
+                    return
+                route = batch.adopt(event.item_id)
+                if route is None:
+                    self.ignored += 1
+                    return
+                self._items[event.item_id] = route
+            if route.accept(event):
+                self.routed += 1
+                route.on_event(event)
+            else:
+                self.repeats += 1
+        elif isinstance(event, BatchEnqueuedEvent):
+            if event.is_redacted:
+                self.ignored += 1
+                return
+            batch = self._batches.get(event.batch_id)
+            if batch is None:
+                self._keep_orphan(event.batch_id, event)
+            else:
+                batch.on_batch_event(event)
+        elif isinstance(event, QueueItemsCanceledEvent):
+            for item_id in event.canceled_item_ids:
+                route = self._items.get(item_id)
+                if route is not None:
+                    route.on_event(event)
+        elif isinstance(event, QueueClearedEvent):
+            for callback in self._on_cleared:
+                callback(event)
+
+    def wake_all(self) -> None:
+        """The connection dropped: tell whoever polls REST to look now."""
+        for callback in self._on_wake:
+            try:
+                callback()
+            except Exception:
+                log.exception("wake callback failed")
+
+    def _keep_orphan(self, batch_id: str, event: ServerEvent) -> None:
+        now = time.monotonic()
+        events = self._orphans.get(batch_id)
+        if events is None:
+            events = self._orphans[batch_id] = []
+        events.append((now, event))
+        self._orphan_count += 1
+        self._expire_orphans(now)
+
+    def _expire_orphans(self, now: float) -> None:
+        orphans = self._orphans
+        while orphans:
+            batch_id = next(iter(orphans))
+            events = orphans[batch_id]
+            if self._orphan_count <= ORPHAN_MAX_EVENTS and now - events[-1][0] < ORPHAN_TTL:
+                break
+            del orphans[batch_id]
+            self._orphan_count -= len(events)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for debugging: routes, orphans, routed, repeats and ignored events."""
+        return {
+            "items": len(self._items),
+            "batches": len(self._batches),
+            "orphan_batches": len(self._orphans),
+            "orphan_events": self._orphan_count,
+            "routed": self.routed,
+            "repeats": self.repeats,
+            "ignored": self.ignored,
+        }
+
+
+class Mailbox(Generic[T]):
+    """A bounded buffer between a synchronous producer and one async reader.
+
+    :meth:`put` never blocks. Items for which ``is_droppable`` is true (progress) are
+    coalesced when more than ``limit`` of them wait: the oldest is dropped and counted in
+    :attr:`dropped`. Everything else is always kept, so a slow reader never stalls the
+    router and never loses a status or a result.
+    """
+
+    __slots__ = ("_closed", "_droppable", "_items", "_pending", "_waiter", "dropped", "limit")
+
+    def __init__(
+        self, is_droppable: Callable[[T], bool], limit: int = MAILBOX_PROGRESS_LIMIT
+    ) -> None:
+        self._items: deque[T] = deque()
+        self._droppable = is_droppable
+        self._pending = 0
         self._waiter: asyncio.Future[None] | None = None
-        self._seen: set[Hashable] = set()
         self._closed = False
+        self.limit = limit
         self.dropped = 0
 
-    def push(self, event: ServerEvent) -> None:
-        """Deliver one event (synchronous, never blocks)."""
+    def put(self, item: T) -> None:
+        """Add one item (synchronous, never blocks; ignored once closed)."""
         if self._closed:
             return
-        key = dedupe_key(event)
-        if key is not None:
-            if key in self._seen:
-                return
-            self._seen.add(key)
-        if isinstance(event, InvocationProgressEvent):
-            if self._progress >= MAILBOX_PROGRESS_LIMIT:
-                self._drop_oldest_progress()
-            self._progress += 1
-        self._events.append(event)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._droppable(item):
+            if self._pending >= self.limit:
+                self._drop_oldest()
+            self._pending += 1
+        self._items.append(item)
+        self._wake()
 
-    def _drop_oldest_progress(self) -> None:
-        for index, queued in enumerate(self._events):
-            if isinstance(queued, InvocationProgressEvent):
-                del self._events[index]
-                self._progress -= 1
+    def _drop_oldest(self) -> None:
+        for index, queued in enumerate(self._items):
+            if self._droppable(queued):
+                del self._items[index]
+                self._pending -= 1
                 self.dropped += 1
                 return
 
-    def get_nowait(self) -> ServerEvent | None:
-        """The next event, or None when the mailbox is empty."""
-        if not self._events:
-            return None
-        event = self._events.popleft()
-        if isinstance(event, InvocationProgressEvent):
-            self._progress -= 1
-        return event
-
-    async def get(self, timeout: float | None = None) -> ServerEvent | None:
-        """Wait for the next event; None when ``timeout`` passes or the mailbox is closed."""
-        event = self.get_nowait()
-        if event is not None or self._closed:
-            return event
-        loop = asyncio.get_running_loop()
-        self._waiter = loop.create_future()
-        try:
-            if timeout is None:
-                await self._waiter
-            else:
-                await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
-        except asyncio.TimeoutError:
-            return None
-        finally:
-            self._waiter = None
-        return self.get_nowait()
-
-    def wake(self) -> None:
-        """Wake the consumer without an event (e.g. after a reconnect, to re-check REST)."""
+    def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def close(self) -> None:
+        """No more items; the reader drains what is left, then gets None."""
+        self._closed = True
+        self._wake()
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def close(self) -> None:
-        """Stop receiving; the router forgets this subscription."""
-        if self._closed:
-            return
-        self._closed = True
-        self._router._forget(self)
-        self.wake()
+    def __len__(self) -> int:
+        return len(self._items)
 
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._items)
 
-class EventRouter:
-    """Routes parsed events to subscriptions by ``batch_id`` / ``item_id``; see module doc."""
+    def get_nowait(self) -> T | None:
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if self._droppable(item):
+            self._pending -= 1
+        return item
 
-    def __init__(self) -> None:
-        self._by_batch: dict[str, Subscription] = {}
-        self._by_item: dict[int, Subscription] = {}
-        self._orphans: OrderedDict[str, list[tuple[float, ServerEvent]]] = OrderedDict()
-        self._orphan_count = 0
-        self._listeners: list[Callable[[ServerEvent], None]] = []
-        self.routed = 0
-        self.ignored = 0
-
-    # -- registration --------------------------------------------------------------------
-
-    def subscribe(
-        self, *, batch_id: str | None = None, item_ids: tuple[int, ...] = ()
-    ) -> Subscription:
-        """Register interest in a batch and/or items; buffered early events are handed over."""
-        keys: list[tuple[str, Any]] = []
-        sub = Subscription(self, keys)
-        if batch_id is not None:
-            if batch_id in self._by_batch:
-                raise ValueError(f"batch {batch_id} already has a subscriber")
-            self._by_batch[batch_id] = sub
-            keys.append(("batch", batch_id))
-            for _, event in self._orphans.pop(batch_id, ()):
-                self._orphan_count -= 1
-                sub.push(event)
-        for item_id in item_ids:
-            self.add_item(sub, item_id)
-        return sub
-
-    def add_item(self, sub: Subscription, item_id: int) -> None:
-        """Route events of ``item_id`` to ``sub`` too (items learned after enqueue)."""
-        self._by_item[item_id] = sub
-        sub.keys.append(("item", item_id))
-
-    def _forget(self, sub: Subscription) -> None:
-        for key in sub.keys:
-            kind, value = key
-            if kind == "batch":
-                if self._by_batch.get(value) is sub:
-                    del self._by_batch[value]
-            elif self._by_item.get(value) is sub:
-                del self._by_item[value]
-
-    def add_listener(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
-        """Call ``listener`` (synchronously) for every event; returns a remover."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
-
-    @property
-    def subscriptions(self) -> list[Subscription]:
-        """Every live subscription (each once)."""
-        seen: dict[int, Subscription] = {}
-        for sub in (*self._by_batch.values(), *self._by_item.values()):
-            seen[id(sub)] = sub
-        return list(seen.values())
-
-    # -- routing -------------------------------------------------------------------------
-
-    def dispatch(self, event: ServerEvent) -> None:
-        """Route one event; O(1), synchronous, never raises."""
-        for listener in self._listeners:
+    async def get(self) -> T | None:
+        """The next item; None once the mailbox is closed and drained."""
+        while True:
+            item = self.get_nowait()
+            if item is not None or self._closed:
+                return item
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                listener(event)
-            except Exception:  # a user's listener must not break routing
-                log.exception("event listener failed")
-        if isinstance(event, (QueueItemEvent, BatchEnqueuedEvent)):
-            if event.is_redacted:
-                self.ignored += 1
-                return
-            sub = None
-            if isinstance(event, QueueItemEvent):
-                sub = self._by_item.get(event.item_id)
-            if sub is None:
-                sub = self._by_batch.get(event.batch_id)
-            if sub is not None:
-                self.routed += 1
-                sub.push(event)
-            else:
-                self._keep_orphan(event.batch_id, event)
-
-    def broadcast(self, event: ServerEvent) -> None:
-        """Deliver an event to every subscription (bulk cancels, queue cleared)."""
-        for sub in self.subscriptions:
-            sub.push(event)
-
-    def wake_all(self) -> None:
-        for sub in self.subscriptions:
-            sub.wake()
-
-    def _keep_orphan(self, batch_id: str, event: ServerEvent) -> None:
-        now = time.monotonic()
-        self._expire_orphans(now)
-        self._orphans.setdefault(batch_id, []).append((now, event))
-        self._orphan_count += 1
-
-    def _expire_orphans(self, now: float) -> None:
-        while self._orphans:
-            batch_id, events = next(iter(self._orphans.items()))
-            if now - events[-1][0] < ORPHAN_TTL and self._orphan_count < ORPHAN_MAX_EVENTS:
-                break
-            del self._orphans[batch_id]
-            self._orphan_count -= len(events)
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "subscriptions": len(self.subscriptions),
-            "orphan_batches": len(self._orphans),
-            "orphan_events": self._orphan_count,
-            "routed": self.routed,
-            "ignored": self.ignored,
-        }
+                await self._waiter
+            finally:
+                self._waiter = None

@@ -12,6 +12,11 @@ from ._events import EventStream
 from ._http import HttpTransport
 from ._router import EventRouter
 from .models.app import AuthStatus, ServerInfo, User
+from .repositories.boards import BoardRepository
+from .repositories.images import ImageRepository
+from .repositories.models import ModelRepository
+from .repositories.workflows import WorkflowRepository
+from .runs import RunManager
 
 log = logging.getLogger("invokeai_client")
 
@@ -30,6 +35,7 @@ class AsyncClient:
 
     ``timeout`` bounds each HTTP request; ``max_retries`` is how often an idempotent request
     is retried after a transient failure (POSTs such as enqueue are never retried blindly).
+    ``max_concurrency`` caps the queue items this client has in flight (submits wait).
     """
 
     def __init__(
@@ -44,6 +50,7 @@ class AsyncClient:
         queue_id: str = DEFAULT_QUEUE_ID,
         verify_ssl: bool = True,
         events: bool = True,
+        max_concurrency: int | None = None,
     ) -> None:
         if (email is None) != (password is None):
             raise errors.ValidationError(
@@ -70,8 +77,13 @@ class AsyncClient:
         self._use_events = events
         self._router = EventRouter()
         self._events = EventStream(self._http, self._router, queue_id=queue_id)
+        self.runs = RunManager(self, max_concurrency=max_concurrency)
         self._server_info: ServerInfo | None = None
+        self.boards = BoardRepository(self)
+        self.images = ImageRepository(self)
+        self.models = ModelRepository(self)
         self._opened = False
+        self.workflows = WorkflowRepository(self)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
@@ -95,6 +107,7 @@ class AsyncClient:
         """Open the HTTP session, log in if asked, and connect the event stream."""
         if self._opened:
             return
+        self.runs.reopen()
         await self._http.open()
         try:
             if self._email is not None and self._password is not None:
@@ -108,8 +121,13 @@ class AsyncClient:
         self._opened = True
 
     async def aclose(self) -> None:
-        """Close the event stream and the HTTP session. Safe to call twice."""
+        """Settle every run, then close the event stream and the HTTP session.
+
+        Runs still in flight are canceled on the server (bounded in time) unless they were
+        detached, and end with a definite status. Safe to call twice.
+        """
         self._opened = False
+        await self.runs.aclose()
         await self._events.aclose()
         await self._http.aclose()
 

@@ -12,9 +12,14 @@ all; the subclasses say what went wrong so callers can react to the cause, not t
     ├── WorkflowError            the workflow JSON is malformed or unsupported
     │   └── ModelNotFoundError   a model field could not be matched on the server
     ├── BoardError               a board could not be found or used
+    │   └── BoardNotFoundError   (also NotFoundError) no board with that id or name
+    ├── ModelInstallError        a model install job ended in error or was cancelled
     ├── RunError                 a queue item ended badly (failed or canceled)
     │   ├── RunFailedError
-    │   └── RunCanceledError
+    │   ├── RunCanceledError
+    │   ├── RunLostError         the server no longer knows the item
+    │   ├── RunDetachedError     the client closed, the item was left on the server
+    │   └── RunTimeoutError      (also TimeoutError) a run's deadline passed
     └── APIError                 the server answered with an error status
         ├── BadRequestError (400), AuthenticationError (401), PermissionDeniedError (403),
         ├── NotFoundError (404), ConflictError (409), UnprocessableEntityError (422),
@@ -33,18 +38,23 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BoardError",
+    "BoardNotFoundError",
     "ConflictError",
     "ConnectionError",
     "EndpointNotAvailableError",
     "InternalServerError",
     "InvokeAIError",
+    "ModelInstallError",
     "ModelNotFoundError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "RunCanceledError",
+    "RunDetachedError",
     "RunError",
     "RunFailedError",
+    "RunLostError",
+    "RunTimeoutError",
     "TimeoutError",
     "UnprocessableEntityError",
     "ValidationError",
@@ -92,6 +102,31 @@ class BoardError(InvokeAIError):
     """A board reference could not be resolved or used."""
 
 
+class ModelInstallError(InvokeAIError):
+    """A model install job failed, was cancelled, or installed something unusable.
+
+    ``job_id`` and ``source`` name the job; ``error_type``/``error``/``traceback`` are what the
+    server reported.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: int | None = None,
+        source: str | None = None,
+        error_type: str | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ):
+        super().__init__(message)
+        self.job_id = job_id
+        self.source = source
+        self.error_type = error_type
+        self.error = error
+        self.traceback = traceback
+
+
 class RunError(InvokeAIError):
     """A queue item ended in ``failed`` or ``canceled``; carries what the server said."""
 
@@ -125,6 +160,25 @@ class RunFailedError(RunError):
 
 class RunCanceledError(RunError):
     """The queue item was canceled before it completed."""
+
+
+class RunLostError(RunError):
+    """The server no longer knows the queue item (deleted, queue cleared, or the server
+    restarted without its database); its outcome is unknown."""
+
+
+class RunDetachedError(RunError):
+    """The client closed while the item was still on the server; it was left there
+    (the run was detached), so its outcome is not known to this client."""
+
+
+class RunTimeoutError(RunError, TimeoutError):
+    """A run's (or batch's) deadline passed; ``canceled`` says whether the server item was
+    canceled or left running."""
+
+    def __init__(self, message: str, *, canceled: bool = False, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.canceled = canceled
 
 
 class APIError(InvokeAIError):
@@ -186,6 +240,10 @@ class InternalServerError(APIError):
 
 class EndpointNotAvailableError(APIError):
     """The route does not exist on this server version (it answered with the web UI page)."""
+
+
+class BoardNotFoundError(BoardError, NotFoundError):
+    """No board has this id or name (for this user); caught by ``except NotFoundError`` too."""
 
 
 _STATUS_CLASSES: Mapping[int, type[APIError]] = {

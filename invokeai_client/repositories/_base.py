@@ -1,8 +1,12 @@
-"""What every repository shares: the client it belongs to."""
+"""What every repository shares: the client it belongs to, and errors that name the resource."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
+
+from .. import errors
 
 if TYPE_CHECKING:
     from .._http import HttpTransport
@@ -21,3 +25,41 @@ class Repository:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"
+
+
+@contextmanager
+def naming(
+    resource: str,
+    ident: object,
+    *,
+    action: str = "use",
+    not_found: type[errors.NotFoundError] = errors.NotFoundError,
+) -> Iterator[None]:
+    """Re-raise 404/403 answers of the calls inside as errors that name the resource.
+
+    InvokeAI often answers a missing image with a bare ``{"detail": "Not Found"}``; inside
+    ``with naming("image", name):`` that becomes ``NotFoundError("image 'x.png' not found")``.
+    A 403 becomes ``PermissionDeniedError("not allowed to <action> image 'x.png': ...")``.
+    ``not_found`` picks the class raised for 404 (e.g. :class:`~errors.BoardNotFoundError`).
+    The original status, detail, method and path are kept on the new error.
+    """
+    try:
+        yield
+    except errors.NotFoundError as exc:
+        detail = errors.describe_detail(exc.detail)
+        tail = "" if detail in ("Not Found", "no detail given") else f" ({detail})"
+        raise not_found(
+            f"{resource} {ident!r} not found{tail}",
+            status=exc.status,
+            detail=exc.detail,
+            method=exc.method,
+            path=exc.path,
+        ) from None
+    except errors.PermissionDeniedError as exc:
+        raise errors.PermissionDeniedError(
+            f"not allowed to {action} {resource} {ident!r}: {errors.describe_detail(exc.detail)}",
+            status=exc.status,
+            detail=exc.detail,
+            method=exc.method,
+            path=exc.path,
+        ) from None

@@ -5,7 +5,14 @@
 - :class:`LocalInvokeAI`: a real InvokeAI 6.14.2 started on a free loopback port.
 """
 
-from .double import FaultRule, Faults, InvokeAIDouble
+from .double import DoubleImage, FaultRule, Faults, InvokeAIDouble
 from .local import LocalInvokeAI, LocalServerError
 
-__all__ = ["FaultRule", "Faults", "InvokeAIDouble", "LocalInvokeAI", "LocalServerError"]
+__all__ = [
+    "DoubleImage",
+    "FaultRule",
+    "Faults",
+    "InvokeAIDouble",
+    "LocalInvokeAI",
+    "LocalServerError",
+]

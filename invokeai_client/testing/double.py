@@ -20,16 +20,20 @@ import importlib
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from aiohttp import web
 
+if TYPE_CHECKING:
+    from ._double_queue import SessionQueue
+
 VERSION = "6.14.2"
 
-AREAS: tuple[str, ...] = ()
+AREAS: tuple[str, ...] = ("boards", "images", "models", "queue", "workflows")
 """Modules ``invokeai_client.testing._double_<area>`` whose ``install(double)`` adds routes."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -92,6 +96,39 @@ class Faults:
         return None
 
 
+def db_timestamp() -> str:
+    """Now, as InvokeAI's SQLite records write it: ``"YYYY-MM-DD HH:MM:SS.mmm"`` in UTC."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+@dataclass
+class DoubleImage:
+    """One image the double holds: its record (the fields of InvokeAI's ImageDTO) and PNG bytes.
+
+    Every area of the double shares ``InvokeAIDouble.images`` (name -> record): the queue adds
+    the images its nodes save, the image routes serve and change them.
+    """
+
+    image_name: str
+    data: bytes
+    width: int
+    height: int
+    image_origin: str = "internal"
+    image_category: str = "general"
+    is_intermediate: bool = False
+    session_id: str | None = None
+    node_id: str | None = None
+    board_id: str | None = None
+    starred: bool = False
+    metadata: dict[str, Any] | None = None
+    workflow: str | None = None
+    graph: str | None = None
+    user_id: str = "system"
+    created_at: str = field(default_factory=db_timestamp)
+    updated_at: str = field(default_factory=db_timestamp)
+    deleted_at: str | None = None
+
+
 INDEX_HTML = b"<!doctype html><html><head><title>Invoke</title></head><body></body></html>"
 
 
@@ -111,6 +148,9 @@ def error(status: int, detail: Any) -> web.HTTPException:
 class InvokeAIDouble:
     """A fake InvokeAI server on 127.0.0.1 for tests (see the module docstring)."""
 
+    queue: SessionQueue
+    """The session queue and its processor; ``queue.faults`` holds its fault switches."""
+
     def __init__(self, *, multiuser: bool = False, version: str = VERSION) -> None:
         self.version = version
         self.multiuser = multiuser
@@ -124,6 +164,14 @@ class InvokeAIDouble:
         self.tokens: dict[str, str] = {}
         self.sockets: dict[str, dict[str, Any]] = {}
         self.subscribe_log: list[tuple[str, str]] = []
+        self.images: dict[str, DoubleImage] = {}
+        self.boards: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, dict[str, Any]] = {}
+        self.workflows: dict[str, dict[str, Any]] = {}
+        self.model_installs: dict[int, dict[str, Any]] = {}
+        self.model_install_overrides: dict[str, dict[str, Any]] = {}
+        self.model_install_delay = 0.01
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.refresh_tokens = True
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -150,6 +198,10 @@ class InvokeAIDouble:
         return self
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         for sid in list(self.sockets):
             await self.sio.disconnect(sid)
         if self._runner is not None:
@@ -161,6 +213,42 @@ class InvokeAIDouble:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background of the double; cancelled when the double stops."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- models --------------------------------------------------------------------------
+
+    def add_model(
+        self,
+        name: str,
+        *,
+        base: str = "sd-1",
+        type: str = "main",
+        format: str = "checkpoint",
+        key: str | None = None,
+        hash: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Install a model record (no weights) as the real server would describe it."""
+        from ._double_models import add_model
+
+        return add_model(self, name, base=base, type=type, format=format, key=key, hash=hash,
+                         **fields)
+
+    # -- workflows -----------------------------------------------------------------------
+
+    def add_workflow(
+        self, workflow: dict[str, Any], *, category: str = "user", user_id: str = "system"
+    ) -> dict[str, Any]:
+        """Save a workflow in the library (``category="default"``: a built-in one)."""
+        from ._double_workflows import add_workflow
+
+        return add_workflow(self, workflow, category=category, user_id=user_id)
 
     # -- users (multi-user mode) ---------------------------------------------------------
 
@@ -323,7 +411,6 @@ class InvokeAIDouble:
         self.route("GET", "/api/v1/auth/status", self._auth_status)
         self.route("POST", "/api/v1/auth/login", self._login)
         self.route("GET", "/api/v1/auth/me", self._me)
-        self.route("PUT", "/api/v1/queue/{queue_id}/prune", self._prune)
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response({"version": self.version})
@@ -349,10 +436,6 @@ class InvokeAIDouble:
         return json_response(
             {"token": self._issue_token(user), "user": public, "expires_in": 86400}
         )
-
-    async def _prune(self, request: web.Request) -> web.Response:
-        self.current_user(request)
-        return json_response({"deleted": 0})
 
     async def _me(self, request: web.Request) -> web.Response:
         if not self.multiuser:

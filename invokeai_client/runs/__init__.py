@@ -1,0 +1,35 @@
+"""Runs: submitted work on its way through the server, and what it produced.
+
+- :class:`WorkflowRun` - one queue item: ``await run`` gives its :class:`WorkflowResult`,
+  ``run.events()`` its typed events, ``run.cancel()`` cancels it.
+- :class:`BatchRun` - the items of one enqueue call: ``as_completed()``, ``results()``, live
+  ``counts``, ``cancel()``.
+- :class:`RunManager` - ``client.runs``: submit raw graphs or enqueue bodies, attach to items.
+- :class:`WorkflowResult` / :class:`ImageRef` - outputs mapped to Python values.
+"""
+
+from ._manager import RunManager
+from ._run import BatchRun, WorkflowRun
+from .events import (
+    NodeCompleted,
+    NodeFailed,
+    NodeProgress,
+    NodeStarted,
+    RunEvent,
+    StatusChanged,
+)
+from .results import ImageRef, WorkflowResult
+
+__all__ = [
+    "BatchRun",
+    "ImageRef",
+    "NodeCompleted",
+    "NodeFailed",
+    "NodeProgress",
+    "NodeStarted",
+    "RunEvent",
+    "RunManager",
+    "StatusChanged",
+    "WorkflowResult",
+    "WorkflowRun",
+]

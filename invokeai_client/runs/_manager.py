@@ -1,0 +1,881 @@
+"""RunManager (``client.runs``): submits enqueue bodies and keeps every run honest.
+
+- **Submitting.** The client picks the ``batch_id`` and registers the batch with the router
+  *before* the POST, so no event is lost. ``enqueue_batch`` is never blindly retried: when
+  its answer is lost (connection dropped, timeout, 5xx) the manager asks the server whether
+  that batch exists (``GET b/{batch_id}/status``, then ``item_ids`` + item summaries) and
+  adopts it; it sends again only when the server provably never got it (connection refused)
+  or answered with an error and has no such batch.
+- **Truth from REST.** One background task per client (started with the first run) polls the
+  queue items of runs that went quiet, all runs after a reconnect or a ``queue_cleared``, and
+  any run whose events left a question open, in bulk (1,000 ids per request).
+- **Cancellation.** Cancelling a task that awaits a run cancels its server item (shielded,
+  bounded in time) unless the run is detached; closing the client settles every run.
+- **Concurrency.** ``max_concurrency`` caps the queue items this client has in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import uuid
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+
+from .. import errors
+from .._constants import DEFAULT_ORIGIN
+from .._router import EventRouter
+from ..models.events import ServerEvent
+from ..models.queue import (
+    BatchStatus,
+    EnqueueBatchResult,
+    SessionQueueItem,
+    SessionQueueItemSummary,
+)
+from ._run import TERMINAL, BatchRun, WorkflowRun, _now
+from .results import iterated_nodes
+
+if TYPE_CHECKING:
+    from ..client import AsyncClient
+
+log = logging.getLogger("invokeai_client")
+
+T = TypeVar("T")
+
+__all__ = ["RunManager"]
+
+POLL_TICK = 5.0
+"""Seconds between checks for quiet runs while the socket is up."""
+POLL_TICK_OFFLINE = 1.0
+"""... and while it is down (or the client runs without events)."""
+QUIET_AFTER = 30.0
+"""A run that heard nothing for this long is checked over REST (socket up)."""
+QUIET_AFTER_OFFLINE = 1.0
+"""... socket down: every run is checked about every second."""
+CANCEL_TIMEOUT = 10.0
+"""Seconds a cancel request may take when a run is abandoned or the client closes."""
+CLOSE_TIMEOUT = 10.0
+"""Seconds closing the client waits for pending cancels and background work."""
+RECOVERY_DEADLINE = 30.0
+"""Seconds spent finding out whether an enqueue whose answer was lost went through."""
+ENQUEUE_RESENDS = 2
+"""How often an enqueue the server provably never recorded is sent again."""
+SUMMARY_CHUNK = 1000
+FULL_ITEM_CHUNK = 100
+
+
+class _Limiter:
+    """Counts queue items in flight; ``acquire`` waits (FIFO), ``release`` never blocks."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    async def acquire(self, count: int) -> int:
+        need = min(count, self.limit)
+        if not self._waiters and self.in_use + need <= self.limit:
+            self.in_use += need
+            return need
+        future = asyncio.get_running_loop().create_future()
+        entry = (need, future)
+        self._waiters.append(entry)
+        try:
+            await future
+        except BaseException:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+            elif future.done() and not future.cancelled():
+                self.release(need)  # granted just as we were cancelled: give it back
+            raise
+        return need
+
+    def release(self, count: int) -> None:
+        self.in_use -= count
+        while self._waiters:
+            need, future = self._waiters[0]
+            if self.in_use + need > self.limit:
+                break
+            self._waiters.pop(0)
+            if not future.done():
+                self.in_use += need
+                future.set_result(None)
+
+
+class RunManager:
+    """Runs of one client: ``client.runs``. Submit graphs or enqueue bodies, attach to items.
+
+    ``await client.runs.submit(graph)`` enqueues one graph and returns a
+    :class:`~invokeai_client.runs.WorkflowRun` once the server has it;
+    ``submit_batch(graph, data=..., runs=N)`` returns a :class:`~invokeai_client.runs.BatchRun`
+    for a sweep in ONE request; :meth:`enqueue` takes any ``enqueue_batch`` body (what
+    ``WorkflowHandle.build_batch()`` makes). :meth:`attach` follows an item that already
+    exists (e.g. enqueued by an earlier process).
+    """
+
+    def __init__(self, client: AsyncClient, *, max_concurrency: int | None = None) -> None:
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise errors.ValidationError(
+                f"max_concurrency must be a positive int or None, got {max_concurrency!r}",
+                input="max_concurrency",
+                rule="int >= 1",
+            )
+        self.client = client
+        self.router: EventRouter = client._router
+        self._batches: dict[str, BatchRun] = {}
+        self._dirty: set[WorkflowRun] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._limiter = _Limiter(max_concurrency) if max_concurrency else None
+        self._summaries = True
+        self._closed = False
+        self.rest_checks = 0
+        self.router.on_wake(self._poke)
+        self.router.on_queue_cleared(self._on_queue_cleared)
+        client._events.on_reconnect(self._on_reconnect)
+
+    def __repr__(self) -> str:
+        return f"<RunManager of {self.client!r}: {self.in_flight} runs in flight>"
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def max_concurrency(self) -> int | None:
+        return self._limiter.limit if self._limiter else None
+
+    @property
+    def in_flight(self) -> int:
+        """Queue items submitted by this client that have no final result yet."""
+        return sum(
+            batch.expected - len(batch._finished) for batch in self._batches.values()
+        )
+
+    @property
+    def batches(self) -> list[BatchRun]:
+        """Batches with items still in flight."""
+        return list(self._batches.values())
+
+    async def submit(
+        self,
+        graph: Mapping[str, Any],
+        *,
+        data: Sequence[Sequence[Mapping[str, Any]]] | None = None,
+        prepend: bool = False,
+        origin: str | None = None,
+        destination: str | None = None,
+        workflow: Mapping[str, Any] | None = None,
+        batch_id: str | None = None,
+        detach: bool = False,
+    ) -> WorkflowRun:
+        """Enqueue ``graph`` once; returns its run as soon as the server has it.
+
+        ``data`` (InvokeAI's batch data) may substitute single values; it must describe
+        exactly one item (use :meth:`submit_batch` for more).
+        """
+        body = _body(graph, data, 1, prepend, origin, destination, workflow, batch_id)
+        batch = await self.enqueue(body, detach=detach, _single=True)
+        return batch.runs[0]
+
+    async def submit_batch(
+        self,
+        graph: Mapping[str, Any],
+        *,
+        data: Sequence[Sequence[Mapping[str, Any]]] | None = None,
+        runs: int = 1,
+        prepend: bool = False,
+        origin: str | None = None,
+        destination: str | None = None,
+        workflow: Mapping[str, Any] | None = None,
+        batch_id: str | None = None,
+        detach: bool = False,
+    ) -> BatchRun:
+        """Enqueue ``graph`` for every combination of ``data`` (zipped within a group,
+        cartesian across groups), ``runs`` times over, in ONE request."""
+        body = _body(graph, data, runs, prepend, origin, destination, workflow, batch_id)
+        return await self.enqueue(body, detach=detach)
+
+    async def enqueue(
+        self, body: Mapping[str, Any], *, detach: bool = False, _single: bool = False
+    ) -> BatchRun:
+        """Submit an ``enqueue_batch`` body (``{"batch": {...}, "prepend": bool}``).
+
+        The batch id is the body's (or a new uuid4, written into the request). Returns
+        once the server has the items; their runs are ``batch.runs``.
+        """
+        self._check_open()
+        request, expected, groups, iterated = prepare_body(body)
+        if _single and expected != 1:
+            raise errors.ValidationError(
+                f"submit() makes exactly one queue item, but this batch makes {expected}; "
+                "use submit_batch() for sweeps and runs > 1",
+                input="data",
+                rule="exactly one item",
+            )
+        batch_json = request["batch"]
+        batch = BatchRun(
+            self,
+            batch_json["batch_id"],
+            expected=expected,
+            groups=groups,
+            iterated=iterated,
+            origin=batch_json.get("origin"),
+            destination=batch_json.get("destination"),
+            detached=detach,
+        )
+        if batch.batch_id in self._batches:
+            raise errors.ValidationError(
+                f"batch_id {batch.batch_id!r} is already in flight on this client",
+                input="batch_id",
+                rule="unique per submission",
+            )
+        if self._limiter is not None:
+            batch.held = await self._limiter.acquire(expected)
+        self._batches[batch.batch_id] = batch
+        self.router.add_batch(batch.batch_id, batch)
+        self._ensure_supervisor()
+        post = self._spawn(self._post_enqueue(batch, request))
+        try:
+            answer = await asyncio.shield(post)
+        except asyncio.CancelledError:
+            # The request may still land: finish it in the background, then cancel it.
+            self._spawn(self._cancel_when_enqueued(post, batch))
+            raise
+        except BaseException:
+            self._drop(batch)
+            raise
+        if answer.enqueued == 0 and not answer.item_ids:
+            self._drop(batch)
+            raise errors.InvokeAIError(
+                f"the server enqueued nothing for batch {batch.batch_id} "
+                f"(requested {answer.requested}); is its queue full?"
+            )
+        batch.confirm(answer)
+        return batch
+
+    async def attach(self, item_id: int, *, detach: bool = True) -> WorkflowRun:
+        """Follow an existing queue item (e.g. enqueued by another process).
+
+        Attached runs are detached by default: cancelling a task that awaits one leaves the
+        item alone; pass ``detach=False`` to cancel it then.
+        """
+        self._check_open()
+        for batch in self._batches.values():
+            run = batch._runs.get(item_id)
+            if run is not None:
+                return run
+        item = await self._get_item(item_id)
+        groups = [
+            [{"node_path": fv.node_path, "field_name": fv.field_name, "items": [fv.value]}]
+            for fv in item.field_values or ()
+        ]
+        batch = BatchRun(
+            self,
+            item.batch_id,
+            expected=1,
+            groups=groups or None,
+            iterated=iterated_nodes(item.session.get("graph")),
+            origin=item.origin,
+            destination=item.destination,
+            detached=detach,
+        )
+        batch.key = f"{item.batch_id}#{item_id}"
+        self._batches[batch.key] = batch
+        batch.confirm(EnqueueBatchResult(enqueued=1, requested=1, item_ids=[item_id]))
+        run = batch._runs[item_id]
+        run.apply_item(item)
+        if run._result is None:
+            self._ensure_supervisor()
+        return run
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for debugging: runs in flight, REST checks, router counters."""
+        return {
+            "in_flight": self.in_flight,
+            "batches": len(self._batches),
+            "rest_checks": self.rest_checks,
+            "background_tasks": len(self._tasks),
+            **{f"router_{k}": v for k, v in self.router.stats().items()},
+        }
+
+    # -- enqueue -------------------------------------------------------------------------
+
+    @property
+    def _queue(self) -> str:
+        return f"/api/v1/queue/{self.client.queue_id}"
+
+    async def _post_enqueue(self, batch: BatchRun, request: dict[str, Any]) -> EnqueueBatchResult:
+        http = self.client._http
+        resends = 0
+        while True:
+            try:
+                answer = await http.request(
+                    "POST", f"{self._queue}/enqueue_batch", json=request, retry=False
+                )
+                return EnqueueBatchResult.model_validate(answer)
+            except errors.RateLimitError as exc:
+                # Refused before any work: safe to send again after the server's hint.
+                if resends >= ENQUEUE_RESENDS:
+                    raise
+                resends += 1
+                await asyncio.sleep(exc.retry_after or 0.5 * 2**resends)
+            except errors.ConnectionError as exc:
+                if isinstance(exc.__cause__, aiohttp.ClientConnectorError):
+                    # The connection was never made, so the request was never sent.
+                    if resends >= ENQUEUE_RESENDS:
+                        raise
+                    resends += 1
+                    await asyncio.sleep(0.5 * 2**resends)
+                    continue
+                return await self._recover_or_raise(batch, exc)  # fate unknown: never resend
+            except errors.TimeoutError as exc:
+                return await self._recover_or_raise(batch, exc)
+            except errors.InternalServerError as exc:
+                # The server answered, so it is done with the request: if it recorded
+                # nothing, sending again cannot double the batch.
+                found = await self._recover_enqueue(batch, exc, may_resend=True)
+                if found is not None:
+                    return found
+                if resends >= ENQUEUE_RESENDS:
+                    raise
+                resends += 1
+                log.info("batch %s was not enqueued (%s); sending it again", batch.batch_id, exc)
+
+    async def _recover_or_raise(
+        self, batch: BatchRun, cause: errors.InvokeAIError
+    ) -> EnqueueBatchResult:
+        found = await self._recover_enqueue(batch, cause)
+        assert found is not None  # without may_resend it raises instead
+        return found
+
+    async def _recover_enqueue(
+        self, batch: BatchRun, cause: errors.InvokeAIError, *, may_resend: bool = False
+    ) -> EnqueueBatchResult | None:
+        """Find out over REST whether a batch whose enqueue answer was lost exists.
+
+        Returns the reconstructed answer; None when it does not exist and ``may_resend``
+        (the caller may send again); otherwise raises.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECOVERY_DEADLINE
+        delay = 0.25
+        last_error: Exception | None = None
+        checks = 0
+        first_check: float | None = None
+        log.info("enqueue of batch %s lost its answer (%s); checking the server", batch.batch_id,
+                 cause)
+        while True:
+            try:
+                answer = await self.client._http.request(
+                    "GET", f"{self._queue}/b/{batch.batch_id}/status"
+                )
+                status = BatchStatus.model_validate(answer)
+                checks += 1
+                if first_check is None:
+                    first_check = loop.time()
+                if status.total > 0:
+                    ids = await self._find_batch_items(batch, status.total)
+                    return EnqueueBatchResult(
+                        enqueued=status.total,
+                        requested=batch.expected,
+                        item_ids=ids,
+                        batch={"batch_id": batch.batch_id},
+                    )
+                if may_resend and checks >= 2:
+                    return None
+                if checks >= 3 and loop.time() - first_check >= 5.0:
+                    break  # several looks over seconds: it is not there
+            except (errors.ConnectionError, errors.TimeoutError, errors.InternalServerError) as exc:
+                last_error = exc
+            if loop.time() + delay > deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 4.0)
+        if checks:
+            raise errors.ConnectionError(
+                f"enqueue of batch {batch.batch_id} got no answer ({cause}); the server has no "
+                f"record of it after {checks} checks, so it was not enqueued (or is still being "
+                "enqueued). It was not sent again, to avoid a double submission."
+            ) from cause
+        raise errors.ConnectionError(
+            f"enqueue of batch {batch.batch_id} got no answer ({cause}) and the server could "
+            f"not be asked whether it has it ({last_error}); check GET "
+            f"{self._queue}/b/{batch.batch_id}/status before sending it again"
+        ) from cause
+
+    async def _find_batch_items(self, batch: BatchRun, total: int) -> list[int]:
+        """The item ids of a batch: from events already routed, else by scanning the queue."""
+        if len(batch._runs) >= total:
+            return sorted(batch._runs)
+        answer = await self.client._http.request(
+            "GET", f"{self._queue}/item_ids", params={"order_dir": "DESC"}
+        )
+        all_ids = [int(i) for i in (answer or {}).get("item_ids", [])]
+        found: list[int] = []
+        for start in range(0, len(all_ids), SUMMARY_CHUNK):
+            chunk = all_ids[start : start + SUMMARY_CHUNK]
+            for item_id, status_and_batch in (await self._statuses(chunk)).items():
+                if status_and_batch[1] == batch.batch_id:
+                    found.append(item_id)
+            if len(found) >= total:
+                break
+        return sorted(found)
+
+    async def _cancel_when_enqueued(
+        self, post: asyncio.Future[EnqueueBatchResult], batch: BatchRun
+    ) -> None:
+        try:
+            answer = await post
+        except Exception:
+            self._drop(batch)
+            return
+        batch.confirm(answer)
+        if not batch.detached:
+            await self._cancel_batch_quietly(batch)
+
+    # -- REST reads ----------------------------------------------------------------------
+
+    async def _get_item(self, item_id: int) -> SessionQueueItem:
+        return SessionQueueItem.model_validate(
+            await self.client._http.request("GET", f"{self._queue}/i/{item_id}")
+        )
+
+    async def _items(self, ids: list[int]) -> list[SessionQueueItem]:
+        answer = await self.client._http.request(
+            "POST", f"{self._queue}/items_by_ids", json={"item_ids": ids}, retry=True
+        )
+        return [SessionQueueItem.model_validate(raw) for raw in answer or ()]
+
+    async def _statuses(self, ids: list[int]) -> dict[int, tuple[str, str]]:
+        """``{item_id: (status, batch_id)}`` for the ids the server still has."""
+        self.rest_checks += 1
+        if self._summaries:
+            try:
+                answer = await self.client._http.request(
+                    "POST", f"{self._queue}/item_summaries_by_ids", json={"item_ids": ids},
+                    retry=True,
+                )
+            except (errors.NotFoundError, errors.EndpointNotAvailableError) as exc:
+                log.debug("no item summaries on this server (%s); using full items", exc)
+                self._summaries = False
+            except errors.APIError as exc:
+                if exc.status != 405:
+                    raise
+                self._summaries = False
+            else:
+                summaries = [SessionQueueItemSummary.model_validate(raw) for raw in answer or ()]
+                return {s.item_id: (s.status, s.batch_id) for s in summaries}
+        return {item.item_id: (item.status, item.batch_id) for item in await self._items(ids)}
+
+    # -- truth from REST -----------------------------------------------------------------
+
+    def check_soon(self, run: WorkflowRun) -> None:
+        """Have the background task read ``run``'s item over REST shortly."""
+        self._dirty.add(run)
+        self._poke()
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _on_reconnect(self) -> None:
+        # Events are not replayed after a reconnect: read every run in flight over REST.
+        for batch in self._batches.values():
+            if batch.confirmed:
+                self._dirty.update(batch.unsettled())
+        self._poke()
+
+    def _on_queue_cleared(self, event: ServerEvent) -> None:
+        for batch in self._batches.values():
+            if batch.confirmed:
+                self._dirty.update(batch.unsettled())
+        self._poke()
+
+    def _ensure_supervisor(self) -> None:
+        if self._supervisor is None or self._supervisor.done():
+            self._wake = asyncio.Event()
+            self._supervisor = asyncio.get_running_loop().create_task(
+                self._supervise(), name="invokeai-client runs"
+            )
+
+    async def _supervise(self) -> None:
+        wake = self._wake
+        assert wake is not None
+        backoff = 0.0
+        while not self._closed:
+            connected = self.client.is_connected
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), POLL_TICK if connected else POLL_TICK_OFFLINE)
+            wake.clear()
+            if backoff:
+                await asyncio.sleep(backoff)
+            due = self._due(connected)
+            if not due:
+                continue
+            try:
+                await self._reconcile(due)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                backoff = min(5.0, max(0.25, backoff * 2))
+                log.info("REST catch-up of %d runs failed (%s); retrying in %.1fs",
+                         len(due), exc, backoff)
+                self._dirty.update(run for run in due if run._result is None)
+            else:
+                backoff = 0.0
+
+    def _due(self, connected: bool) -> set[WorkflowRun]:
+        due = {run for run in self._dirty if run._result is None}
+        self._dirty.clear()
+        quiet = QUIET_AFTER if connected else QUIET_AFTER_OFFLINE
+        horizon = _now() - quiet
+        for batch in self._batches.values():
+            if not batch.confirmed:
+                continue
+            for run in batch._runs.values():
+                if run._result is None and run._heard <= horizon:
+                    due.add(run)
+        return due
+
+    async def _reconcile(self, runs: Iterable[WorkflowRun]) -> None:
+        """Read the given runs' items over REST and settle or update them."""
+        by_id = {run.item_id: run for run in runs if run._result is None}
+        ids = sorted(by_id)
+        finished: list[WorkflowRun] = []
+        for start in range(0, len(ids), SUMMARY_CHUNK):
+            chunk = ids[start : start + SUMMARY_CHUNK]
+            statuses = await self._statuses(chunk)
+            for item_id in chunk:
+                run = by_id[item_id]
+                known = statuses.get(item_id)
+                if known is None:
+                    run.lose(f"the server no longer has queue item {item_id}")
+                elif known[1] != run.batch_id:
+                    run.lose(f"queue item {item_id} now belongs to another batch")
+                elif known[0] in TERMINAL:
+                    finished.append(run)
+                else:
+                    run.apply_status(known[0])
+        for start in range(0, len(finished), FULL_ITEM_CHUNK):
+            chunk_runs = finished[start : start + FULL_ITEM_CHUNK]
+            items = {item.item_id: item for item in await self._items(
+                [run.item_id for run in chunk_runs]
+            )}
+            for run in chunk_runs:
+                item = items.get(run.item_id)
+                if item is None:
+                    run.lose(f"the server no longer has queue item {run.item_id}")
+                else:
+                    run.apply_item(item)
+
+    # -- cancellation --------------------------------------------------------------------
+
+    async def cancel_run(self, run: WorkflowRun) -> None:
+        """Cancel one item on the server and apply what the server answers."""
+        if run._result is not None:
+            return
+        try:
+            answer = await self.client._http.request(
+                "PUT", f"{self._queue}/i/{run.item_id}/cancel", timeout=CANCEL_TIMEOUT
+            )
+        except errors.NotFoundError:
+            run.lose(f"the server no longer has queue item {run.item_id}")
+            return
+        item = SessionQueueItem.model_validate(answer)
+        if item.status in TERMINAL and not item.session:
+            self.check_soon(run)
+        else:
+            run.apply_item(item)
+
+    async def cancel_batch(self, batch: BatchRun) -> int:
+        """Cancel every pending or running item of ``batch``; returns the server's count."""
+        answer = await self.client._http.request(
+            "PUT", f"{self._queue}/cancel_by_batch_ids", json={"batch_ids": [batch.batch_id]},
+            timeout=CANCEL_TIMEOUT,
+        )
+        # Servers before 6.14 send no event for pending items canceled in bulk.
+        for run in batch.unsettled():
+            self.check_soon(run)
+        return int((answer or {}).get("canceled", 0))
+
+    async def cancel_run_shielded(self, run: WorkflowRun) -> None:
+        """Cancel ``run``'s item even if the caller is being cancelled (bounded in time)."""
+        await asyncio.shield(self._spawn(self._cancel_run_quietly(run)))
+
+    async def cancel_batch_shielded(self, batch: BatchRun) -> None:
+        await asyncio.shield(self._spawn(self._cancel_batch_quietly(batch)))
+
+    async def _cancel_run_quietly(self, run: WorkflowRun) -> None:
+        try:
+            await asyncio.wait_for(self.cancel_run(run), CANCEL_TIMEOUT)
+        except Exception as exc:
+            log.warning("could not cancel queue item %s: %s", run.item_id, exc)
+            self.check_soon(run)
+
+    async def _cancel_batch_quietly(self, batch: BatchRun) -> None:
+        try:
+            await asyncio.wait_for(self.cancel_batch(batch), CANCEL_TIMEOUT)
+        except Exception as exc:
+            log.warning("could not cancel batch %s: %s", batch.batch_id, exc)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _run_settled(self, batch: BatchRun) -> None:
+        if self._limiter is not None and batch.held:
+            keep = min(batch.held, batch.expected - len(batch._finished))
+            if keep < batch.held:
+                self._limiter.release(batch.held - keep)
+                batch.held = keep
+
+    def _batch_done(self, batch: BatchRun) -> None:
+        if self._limiter is not None and batch.held:
+            self._limiter.release(batch.held)
+            batch.held = 0
+        if self._batches.get(batch.key) is batch:
+            del self._batches[batch.key]
+        self.router.remove_batch(batch.batch_id, batch)
+        for item_id, run in batch._runs.items():
+            self.router.remove_item(item_id, run)
+
+    def _drop(self, batch: BatchRun) -> None:
+        """Forget a batch that was never enqueued."""
+        if self._batches.get(batch.key) is batch:
+            del self._batches[batch.key]
+        self.router.remove_batch(batch.batch_id, batch)
+        if self._limiter is not None and batch.held:
+            self._limiter.release(batch.held)
+            batch.held = 0
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.InvokeAIError("the client is closed; runs cannot be submitted")
+        if not self.client._http.is_open:
+            raise errors.InvokeAIError(
+                "the client is not open: use 'async with AsyncClient(...)' or "
+                "'await client.open()'"
+            )
+
+    def reopen(self) -> None:
+        """Allow runs again after the client was closed and opened again."""
+        self._closed = False
+
+    async def aclose(self) -> None:
+        """Settle every run: cancel the server items of runs that are not detached (in bulk,
+        bounded in time), end every unfinished run locally, stop all background work."""
+        self._closed = True
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
+        batches = list(self._batches.values())
+        to_cancel = [b.batch_id for b in batches if b.confirmed and not b.detached and not b.done]
+        cancel_sent = False
+        if to_cancel and self.client._http.is_open:
+            try:
+                await asyncio.wait_for(
+                    self.client._http.request(
+                        "PUT", f"{self._queue}/cancel_by_batch_ids",
+                        json={"batch_ids": to_cancel}, retry=False, timeout=CANCEL_TIMEOUT,
+                    ),
+                    CLOSE_TIMEOUT,
+                )
+                cancel_sent = True
+            except Exception as exc:
+                log.warning("could not cancel %d batches while closing: %s", len(to_cancel), exc)
+        for batch in batches:
+            for run in batch.unsettled():
+                if batch.detached:
+                    run.end_locally("detached", "the client closed; the item was left running")
+                else:
+                    run.end_locally(
+                        "canceled",
+                        "the client closed; the item was canceled on the server"
+                        if cancel_sent else "the client closed; canceling the item failed",
+                    )
+            if not batch.confirmed:
+                self._drop(batch)
+        if self._tasks:
+            pending = list(self._tasks)
+            _, still = await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.gather(*still, return_exceptions=True)
+        self._dirty.clear()
+
+
+# -- enqueue bodies ----------------------------------------------------------------------
+
+
+def _body(
+    graph: Mapping[str, Any],
+    data: Sequence[Sequence[Mapping[str, Any]]] | None,
+    runs: int,
+    prepend: bool,
+    origin: str | None,
+    destination: str | None,
+    workflow: Mapping[str, Any] | None,
+    batch_id: str | None,
+) -> dict[str, Any]:
+    batch: dict[str, Any] = {"graph": graph, "runs": runs}
+    if data is not None:
+        batch["data"] = [[dict(datum) for datum in group] for group in data]
+    if origin is not None:
+        batch["origin"] = origin
+    if destination is not None:
+        batch["destination"] = destination
+    if workflow is not None:
+        batch["workflow"] = workflow
+    if batch_id is not None:
+        batch["batch_id"] = batch_id
+    return {"batch": batch, "prepend": prepend}
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return type(value).__name__
+
+
+def prepare_body(
+    body: Mapping[str, Any],
+) -> tuple[dict[str, Any], int, list[list[dict[str, Any]]] | None, frozenset[str]]:
+    """Check an enqueue body locally and fill in ``batch_id`` and ``origin``.
+
+    Returns the request to send, how many items it makes, its batch data groups and the
+    graph's iterated nodes. Raises :class:`~invokeai_client.errors.ValidationError` naming
+    the bad part before anything is sent: InvokeAI accepts some broken batches and then
+    stalls its whole queue on them.
+    """
+
+    def bad(message: str, where: str, rule: str) -> errors.ValidationError:
+        return errors.ValidationError(message, input=where, rule=rule)
+
+    if not isinstance(body, Mapping) or not isinstance(body.get("batch"), Mapping):
+        raise bad(
+            "an enqueue body is {'batch': {'graph': ...}, 'prepend': false}",
+            "body", "has a 'batch' object",
+        )
+    batch = dict(body["batch"])
+    graph = batch.get("graph")
+    if not isinstance(graph, Mapping) or not isinstance(graph.get("nodes"), Mapping):
+        raise bad("batch.graph must be a graph object with a 'nodes' object", "graph",
+                  "graph with nodes")
+    nodes: Mapping[str, Any] = graph["nodes"]
+    if not nodes:
+        raise bad("batch.graph has no nodes: there is nothing to run", "graph",
+                  "at least one node")
+    runs = batch.get("runs", 1)
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise bad(f"runs must be an int >= 1, got {runs!r}", "runs", "int >= 1")
+    batch_id = batch.get("batch_id") or str(uuid.uuid4())
+    if not isinstance(batch_id, str) or batch_id == "redacted":
+        raise bad(f"batch_id must be a string, got {batch_id!r}", "batch_id", "string")
+    batch["batch_id"] = batch_id
+    if batch.get("origin") is None:
+        batch["origin"] = DEFAULT_ORIGIN
+    prepend = body.get("prepend", False)
+    if not isinstance(prepend, bool):
+        raise bad(f"prepend must be True or False, got {prepend!r}", "prepend", "bool")
+
+    groups = _check_data(batch.get("data"), nodes, bad)
+    if groups is not None:
+        batch["data"] = groups
+    per_run = math.prod(len(group[0]["items"]) for group in groups) if groups else 1
+    request = {**body, "batch": batch, "prepend": prepend}
+    return request, runs * per_run, groups, iterated_nodes(graph)
+
+
+def _check_data(
+    data: Any, nodes: Mapping[str, Any], bad: Any
+) -> list[list[dict[str, Any]]] | None:
+    if data is None:
+        return None
+    if not isinstance(data, (list, tuple)):
+        raise bad("batch.data must be a list of groups (lists of batch data)", "data",
+                  "list of lists")
+    groups: list[list[dict[str, Any]]] = []
+    seen: set[tuple[str, str]] = set()
+    for g, group in enumerate(data):
+        if not isinstance(group, (list, tuple)) or not group:
+            raise bad(f"batch.data[{g}] must be a non-empty list of batch data", "data",
+                      "non-empty groups")
+        length: int | None = None
+        checked: list[dict[str, Any]] = []
+        for datum in group:
+            if not isinstance(datum, Mapping):
+                raise bad(f"batch.data[{g}] holds {datum!r}, not a batch datum", "data",
+                          "{node_path, field_name, items}")
+            node_path, field_name = datum.get("node_path"), datum.get("field_name")
+            items = datum.get("items")
+            where = f"{node_path}.{field_name}"
+            if not isinstance(node_path, str) or node_path not in nodes:
+                raise bad(f"batch data names node {node_path!r}, which is not in the graph",
+                          where, "node in the graph")
+            if not isinstance(field_name, str) or not field_name:
+                raise bad(f"batch data for node {node_path!r} has no field_name", where,
+                          "field_name")
+            if (node_path, field_name) in seen:
+                raise bad(f"batch data sets {where} twice", where, "each field once")
+            seen.add((node_path, field_name))
+            if not isinstance(items, (list, tuple)) or not items:
+                raise bad(f"batch data for {where} needs a non-empty list of items", where,
+                          "non-empty items")
+            kinds = {_json_kind(item) for item in items}
+            if len(kinds) != 1:
+                raise bad(
+                    f"batch data for {where} mixes value types ({', '.join(sorted(kinds))}); "
+                    "all items of one field must share a type",
+                    where, "one type per field",
+                )
+            kind = next(iter(kinds))
+            if kind not in ("number", "string", "object", "array"):
+                raise bad(
+                    f"batch data for {where} holds {kind} values; InvokeAI batches take "
+                    "numbers, strings, image/video fields or lists",
+                    where, "number, string, image field or list",
+                )
+            node = nodes[node_path]
+            literal = node.get(field_name) if isinstance(node, Mapping) else None
+            if literal is not None and _json_kind(literal) != kind:
+                raise bad(
+                    f"batch data for {where} holds {kind} values but the field holds a "
+                    f"{_json_kind(literal)} ({literal!r}); a wrongly typed batch value stalls "
+                    "the server's whole queue",
+                    where, f"{_json_kind(literal)} values",
+                )
+            if length is None:
+                length = len(items)
+            elif len(items) != length:
+                raise bad(
+                    f"zipped batch data in group {g} must have equal lengths; {where} has "
+                    f"{len(items)}, the group's first has {length}",
+                    where, "equal lengths within a group",
+                )
+            checked.append({"node_path": node_path, "field_name": field_name,
+                            "items": list(items)})
+        groups.append(checked)
+    return groups

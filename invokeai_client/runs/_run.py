@@ -1,0 +1,832 @@
+"""WorkflowRun (one queue item) and BatchRun (the items of one enqueue call).
+
+Both are updated synchronously by the event router (no task per run): a socket event becomes
+a few attribute writes and, at the end, one resolved future. REST catch-up from the
+:class:`~invokeai_client.runs._manager.RunManager` feeds the same methods, so either path
+produces the same :class:`~invokeai_client.runs.results.WorkflowResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from .._router import ItemRoute, Mailbox
+from ..models.events import (
+    InvocationCompleteEvent,
+    InvocationErrorEvent,
+    InvocationProgressEvent,
+    InvocationStartedEvent,
+    QueueItemsCanceledEvent,
+    QueueItemStatusChangedEvent,
+    ServerEvent,
+)
+from ..models.queue import BatchStatus, EnqueueBatchResult, SessionQueueItem
+from .events import NodeCompleted, NodeFailed, NodeProgress, NodeStarted, RunEvent, StatusChanged
+from .results import (
+    ImageRef,
+    WorkflowResult,
+    collect_images,
+    failed_node_from_session,
+    is_new_image_source,
+    map_output,
+    outputs_from_session,
+)
+
+if TYPE_CHECKING:
+    from ._manager import RunManager
+
+__all__ = ["BatchRun", "WorkflowRun"]
+
+TERMINAL = frozenset({"completed", "failed", "canceled", "lost"})
+ACTIVE = ("pending", "in_progress", "waiting")
+
+_now = time.monotonic
+
+
+def _is_progress(event: RunEvent) -> bool:
+    return isinstance(event, NodeProgress)
+
+
+class WorkflowRun(ItemRoute):
+    """One queue item on its way through the server: awaitable, observable, cancelable.
+
+    ``await run`` (or ``await run.result(timeout=...)``) gives the
+    :class:`~invokeai_client.runs.results.WorkflowResult` once the item completed, and
+    raises :class:`~invokeai_client.errors.RunFailedError` /
+    :class:`~invokeai_client.errors.RunCanceledError` (carrying the item id, node id, error
+    type, message and traceback) when it did not. ``run.events()`` yields typed events of
+    this item; ``run.cancel()`` cancels it on the server.
+
+    Cancelling the task that awaits a run cancels the server item too (shielded, bounded in
+    time), unless :meth:`detach` was called or another task still awaits it.
+    """
+
+    __slots__ = (
+        "_current",
+        "_error",
+        "_future",
+        "_heard",
+        "_images",
+        "_listeners",
+        "_outputs",
+        "_result",
+        "_waiters",
+        "batch",
+        "index",
+        "item_id",
+        "session_id",
+        "status",
+    )
+
+    def __init__(self, batch: BatchRun, item_id: int) -> None:
+        super().__init__()
+        self.batch = batch
+        self.item_id = item_id
+        self.index = -1
+        self.session_id: str | None = None
+        self.status = "pending"
+        self._outputs: dict[str, Any] | None = None
+        self._images: list[ImageRef] | None = None
+        self._current: str | None = None
+        self._error: tuple[str | None, str | None, str | None, str | None] | None = None
+        self._result: WorkflowResult | None = None
+        self._future: asyncio.Future[None] | None = None
+        self._waiters = 0
+        self._listeners: list[Mailbox[RunEvent]] | None = None
+        self._heard = _now()
+
+    def __repr__(self) -> str:
+        return (
+            f"<WorkflowRun item_id={self.item_id} batch_id={self.batch_id!r} "
+            f"status={self.status!r}>"
+        )
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def batch_id(self) -> str:
+        return self.batch.batch_id
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has its final result."""
+        return self._result is not None
+
+    @property
+    def detached(self) -> bool:
+        return self.batch.detached
+
+    def detach(self) -> WorkflowRun:
+        """Leave the server item alone when the awaiting task is cancelled or the client
+        closes (the whole batch is detached); returns self."""
+        self.batch.detached = True
+        return self
+
+    @property
+    def outputs(self) -> Mapping[str, Any]:
+        """The outputs mapped so far (all of them once the run is done)."""
+        if self._result is not None:
+            return self._result.outputs
+        return dict(self._outputs or {})
+
+    def result_nowait(self) -> WorkflowResult | None:
+        """The result if the run is done, else None; never raises."""
+        return self._result
+
+    async def result(self, timeout: float | None = None) -> WorkflowResult:
+        """Wait for the result; raise the run's error unless it completed.
+
+        When ``timeout`` seconds pass first, the server item is canceled (unless the run
+        is detached or awaited elsewhere) and :class:`~invokeai_client.errors.RunTimeoutError`
+        says whether it was.
+        """
+        if self._result is None:
+            future = self._future
+            if future is None:
+                future = self._future = asyncio.get_running_loop().create_future()
+            self._waiters += 1
+            try:
+                if timeout is None:
+                    await asyncio.shield(future)
+                else:
+                    await asyncio.wait_for(asyncio.shield(future), timeout)
+            except asyncio.TimeoutError:
+                self._waiters -= 1
+                canceled = await self._abandon()
+                raise errors.RunTimeoutError(
+                    f"queue item {self.item_id} did not finish within {timeout}s "
+                    f"(last status {self.status!r}); "
+                    + ("it was canceled on the server" if canceled else
+                       "it was left running on the server"),
+                    item_id=self.item_id,
+                    batch_id=self.batch_id,
+                    session_id=self.session_id,
+                    status=self.status,
+                    canceled=canceled,
+                ) from None
+            except asyncio.CancelledError:
+                self._waiters -= 1
+                await self._abandon()
+                raise
+            self._waiters -= 1
+        result = self._result
+        assert result is not None
+        return result.raise_for_status()
+
+    def __await__(self) -> Generator[Any, None, WorkflowResult]:
+        return self.result().__await__()
+
+    async def cancel(self) -> str:
+        """Cancel the item on the server; returns its status afterwards.
+
+        A finished item is left as it is (the server ignores the request), so this may
+        return ``"completed"``.
+        """
+        await self.batch.manager.cancel_run(self)
+        return self.status
+
+    def events(self) -> AsyncIterator[RunEvent]:
+        """Typed events of this run, ending after its terminal status.
+
+        What happened before the call is replayed first (status, then each finished node
+        as started + completed), so a late reader still sees the whole story; progress is
+        live only. A slow reader never holds anything up: when more than a few dozen
+        progress events wait, the oldest are dropped; nothing else is.
+        """
+        return _read_events([self])
+
+    # -- routing (synchronous) -----------------------------------------------------------
+
+    def on_event(self, event: ServerEvent) -> None:
+        if self._result is not None:
+            return
+        self._heard = _now()
+        if isinstance(event, QueueItemStatusChangedEvent):
+            if event.session_id:
+                self.session_id = event.session_id
+            self._on_status(
+                event.status, event.error_type, event.error_message, event.error_traceback
+            )
+        elif isinstance(event, InvocationProgressEvent):
+            if self._listening:
+                self._emit(
+                    NodeProgress(
+                        self.item_id, self.batch_id, event.invocation_source_id,
+                        event.percentage, event.message, event.image,
+                    )
+                )
+        elif isinstance(event, InvocationCompleteEvent):
+            self._on_complete(event)
+        elif isinstance(event, InvocationStartedEvent):
+            if self.session_id is None:
+                self.session_id = event.session_id
+            self._current = event.invocation_source_id
+            if self._listening:
+                self._emit(
+                    NodeStarted(
+                        self.item_id, self.batch_id, event.invocation_source_id,
+                        event.node_type, event.prepared_id,
+                    )
+                )
+        elif isinstance(event, InvocationErrorEvent):
+            self._error = (
+                event.invocation_source_id, event.error_type, event.error_message,
+                event.error_traceback,
+            )
+            self._try_finish()
+        elif isinstance(event, QueueItemsCanceledEvent) and self.accept_status("canceled", None):
+            self._on_status("canceled", None, None, None)
+
+    def _on_complete(self, event: InvocationCompleteEvent) -> None:
+        node_id = event.invocation_source_id
+        client = self.batch.manager.client
+        value = map_output(event.result, client)
+        outputs = self._outputs
+        if outputs is None:
+            outputs = self._outputs = {}
+        if node_id in self.batch.iterated:
+            values = outputs.setdefault(node_id, [])
+            values.append(value)
+            if len(values) > 1:
+                self.batch.needs_order = True
+        else:
+            outputs[node_id] = value
+        if self._current == node_id:
+            self._current = None
+        if is_new_image_source(event.node_type, event.invocation.get("is_intermediate")):
+            images = self._images
+            if images is None:
+                images = self._images = []
+            collect_images(value, images)
+        if self._listening:
+            self._emit(
+                NodeCompleted(
+                    self.item_id, self.batch_id, node_id, value, event.node_type,
+                    event.prepared_id,
+                )
+            )
+
+    def _on_status(
+        self,
+        status: str,
+        error_type: str | None,
+        error_message: str | None,
+        error_traceback: str | None,
+    ) -> None:
+        previous = self.status
+        if previous in TERMINAL or status == previous:
+            return
+        self.status = status
+        self.batch._moved(previous, status)
+        if status not in TERMINAL:
+            if self._listening:
+                self._emit(StatusChanged(self.item_id, self.batch_id, status))
+            return
+        if status == "failed":
+            known = self._error or (None, None, None, None)
+            node_id = known[0] or self._current
+            self._error = (
+                node_id, error_type or known[1], error_message or known[2],
+                error_traceback or known[3],
+            )
+            if node_id is None:
+                # The node's name comes with invocation_error, just after; or from REST.
+                self.batch.manager.check_soon(self)
+        elif status == "completed" and self.batch.needs_order and self._has_repeats():
+            # Iterated nodes ran several times: REST knows their iteration order.
+            self.batch.manager.check_soon(self)
+            return
+        self._try_finish()
+
+    def _has_repeats(self) -> bool:
+        iterated = self.batch.iterated
+        return any(
+            node_id in iterated and len(value) > 1
+            for node_id, value in (self._outputs or {}).items()
+        )
+
+    def _try_finish(self) -> None:
+        """Settle from what the socket told us, when everything needed is known."""
+        if self._result is not None or self.status not in TERMINAL:
+            return
+        if not self.batch.confirmed:
+            return  # finished by BatchRun.confirm()
+        error = self._error
+        if self.status == "failed" and (error is None or error[0] is None):
+            return  # waiting for invocation_error or REST
+        if self.status == "completed" and self.batch.needs_order and self._has_repeats():
+            return  # waiting for REST
+        node_id, error_type, error_message, error_traceback = error or (None, None, None, None)
+        self._settle(
+            WorkflowResult(
+                status=self.status,
+                item_id=self.item_id,
+                batch_id=self.batch_id,
+                session_id=self.session_id,
+                outputs=self._outputs or {},
+                images=tuple(self._images or ()),
+                field_values=self.batch.field_values(self.index),
+                error_node_id=node_id if self.status == "failed" else None,
+                error_type=error_type,
+                error_message=error_message,
+                error_traceback=error_traceback,
+            )
+        )
+
+    # -- REST catch-up -------------------------------------------------------------------
+
+    def apply_item(self, item: SessionQueueItem) -> None:
+        """Bring the run up to date with the queue item as REST reports it."""
+        if self._result is not None:
+            return
+        self._heard = _now()
+        if item.batch_id != self.batch_id:
+            self.lose(f"item {self.item_id} now belongs to another batch")
+            return
+        if item.session_id:
+            self.session_id = item.session_id
+        status = item.status
+        if status not in TERMINAL:
+            self.apply_status(status, item.status_sequence)
+            return
+        self.accept_status(status, item.status_sequence)
+        client = self.batch.manager.client
+        outputs, images = outputs_from_session(item.session, client)
+        if self._listening:
+            known = self._outputs or {}
+            for done_id, value in outputs.items():
+                if done_id not in known:
+                    self._emit(NodeStarted(self.item_id, self.batch_id, done_id))
+                    self._emit(NodeCompleted(self.item_id, self.batch_id, done_id, value))
+        node_id: str | None = None
+        if status == "failed":
+            node_id = (
+                failed_node_from_session(item.session)
+                or (self._error[0] if self._error else None)
+                or self._current
+            )
+        previous = self.status
+        if previous != status:
+            self.status = status
+            self.batch._moved(previous, status)
+        self._settle(
+            WorkflowResult(
+                status=status,
+                item_id=self.item_id,
+                batch_id=self.batch_id,
+                session_id=self.session_id,
+                outputs=outputs,
+                images=images,
+                field_values=self.batch.field_values(self.index),
+                error_node_id=node_id,
+                error_type=item.error_type,
+                error_message=item.error_message,
+                error_traceback=item.error_traceback,
+            )
+        )
+
+    def apply_status(self, status: str, sequence: int | None = None) -> None:
+        """A non-terminal status seen over REST; never moves an item back to pending."""
+        self._heard = _now()
+        if self._result is not None or status == self.status:
+            return
+        if sequence is None and status == "pending":
+            return
+        if self.accept_status(status, sequence):
+            self._on_status(status, None, None, None)
+
+    def lose(self, why: str) -> None:
+        """The server no longer knows this item: settle as ``lost``."""
+        self.end_locally("lost", why)
+
+    def end_locally(self, status: str, why: str) -> None:
+        """Settle without the server's word (lost, or the client is closing)."""
+        if self._result is not None:
+            return
+        previous, self.status = self.status, status
+        self.batch._moved(previous, status)
+        self._settle(
+            WorkflowResult(
+                status=status,
+                item_id=self.item_id,
+                batch_id=self.batch_id,
+                session_id=self.session_id,
+                outputs=self._outputs or {},
+                images=tuple(self._images or ()),
+                field_values=self.batch.field_values(self.index),
+                error_message=why,
+            )
+        )
+
+    # -- settling ------------------------------------------------------------------------
+
+    def _settle(self, result: WorkflowResult) -> None:
+        self._result = result
+        self._outputs = None
+        self._images = None
+        self._current = None
+        self.forget_repeats()
+        if self._listening:
+            if result.status == "failed":
+                self._emit(
+                    NodeFailed(
+                        self.item_id, self.batch_id, result.error_node_id, result.error_type,
+                        result.error_message, result.error_traceback,
+                    )
+                )
+            self._emit(
+                StatusChanged(
+                    self.item_id, self.batch_id, result.status, result.error_type,
+                    result.error_message,
+                )
+            )
+        if self._listeners:
+            for mailbox in self._listeners:
+                mailbox.close()
+            self._listeners = None
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+        self._future = None
+        self.batch._settled(self)
+
+    async def _abandon(self) -> bool:
+        """The last waiter gave up: cancel the server item unless detached. True if sent."""
+        if self._result is not None or self._waiters > 0 or self.batch.detached:
+            return False
+        await self.batch.manager.cancel_run_shielded(self)
+        return True
+
+    # -- event readers -------------------------------------------------------------------
+
+    @property
+    def _listening(self) -> bool:
+        return bool(self._listeners) or bool(self.batch._listeners)
+
+    def _emit(self, event: RunEvent) -> None:
+        if self._listeners:
+            for mailbox in self._listeners:
+                mailbox.put(event)
+        if self.batch._listeners:
+            for mailbox in self.batch._listeners:
+                mailbox.put(event)
+
+    def _replay(self, into: Mailbox[RunEvent]) -> None:
+        """Put what already happened into a new reader's mailbox."""
+        result = self._result
+        outputs = result.outputs if result is not None else (self._outputs or {})
+        if outputs or self.status not in ("pending",):
+            started = "in_progress" if result is not None else self.status
+            if started != "pending":
+                into.put(StatusChanged(self.item_id, self.batch_id, started))
+        for node_id, value in outputs.items():
+            into.put(NodeStarted(self.item_id, self.batch_id, node_id))
+            into.put(NodeCompleted(self.item_id, self.batch_id, node_id, value))
+        if result is None:
+            if self._current is not None:
+                into.put(NodeStarted(self.item_id, self.batch_id, self._current))
+            return
+        if result.status == "failed":
+            into.put(
+                NodeFailed(
+                    self.item_id, self.batch_id, result.error_node_id, result.error_type,
+                    result.error_message, result.error_traceback,
+                )
+            )
+        into.put(
+            StatusChanged(
+                self.item_id, self.batch_id, result.status, result.error_type,
+                result.error_message,
+            )
+        )
+
+
+async def _read_events(runs: Sequence[WorkflowRun], batch: BatchRun | None = None) -> (
+    AsyncIterator[RunEvent]
+):
+    mailbox: Mailbox[RunEvent] = Mailbox(_is_progress)
+    for run in runs:
+        run._replay(mailbox)
+    if batch is not None:
+        if batch.done:
+            mailbox.close()
+        else:
+            batch._listeners.append(mailbox)
+    else:
+        run = runs[0]
+        if run._result is not None:
+            mailbox.close()
+        else:
+            if run._listeners is None:
+                run._listeners = []
+            run._listeners.append(mailbox)
+    try:
+        while True:
+            event = await mailbox.get()
+            if event is None:
+                return
+            yield event
+    finally:
+        mailbox.close()
+        owner: list[Mailbox[RunEvent]] | None = (
+            batch._listeners if batch is not None else runs[0]._listeners
+        )
+        if owner is not None and mailbox in owner:
+            owner.remove(mailbox)
+
+
+class BatchRun:
+    """The queue items of one ``enqueue_batch`` call (a sweep, ``runs=N``, or one run).
+
+    ``async for result in batch.as_completed()`` yields each item's
+    :class:`~invokeai_client.runs.results.WorkflowResult` as it finishes (failed ones too:
+    check ``result.ok``), each exactly once; ``await batch.results()`` (or ``await batch``)
+    gives them all in submission order. :attr:`counts` are live; :meth:`cancel` cancels every
+    item still pending or running. Cancelling a task that waits on the batch cancels the
+    batch on the server unless it is :meth:`detach` ed.
+    """
+
+    __slots__ = (
+        "_change",
+        "_counts",
+        "_finished",
+        "_listeners",
+        "_runs",
+        "_waiters",
+        "batch_id",
+        "confirmed",
+        "destination",
+        "detached",
+        "expected",
+        "groups",
+        "held",
+        "iterated",
+        "key",
+        "manager",
+        "needs_order",
+        "origin",
+        "per_run",
+        "priority",
+    )
+
+    def __init__(
+        self,
+        manager: RunManager,
+        batch_id: str,
+        *,
+        expected: int,
+        groups: list[list[dict[str, Any]]] | None = None,
+        iterated: frozenset[str] = frozenset(),
+        origin: str | None = None,
+        destination: str | None = None,
+        detached: bool = False,
+    ) -> None:
+        self.manager = manager
+        self.batch_id = batch_id
+        self.key = batch_id
+        self.expected = expected
+        self.groups = groups
+        self.per_run = 1
+        for group in groups or ():
+            self.per_run *= len(group[0]["items"])
+        self.iterated = iterated
+        self.needs_order = False
+        self.origin = origin
+        self.destination = destination
+        self.detached = detached
+        self.priority = 0
+        self.confirmed = False
+        self.held = 0
+        self._runs: dict[int, WorkflowRun] = {}
+        self._finished: list[WorkflowRun] = []
+        self._counts: dict[str, int] = {}
+        self._change: asyncio.Future[None] | None = None
+        self._listeners: list[Mailbox[RunEvent]] = []
+        self._waiters = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<BatchRun batch_id={self.batch_id!r} items={self.expected} "
+            f"finished={len(self._finished)}>"
+        )
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def runs(self) -> list[WorkflowRun]:
+        """The runs of the batch in submission order (ascending item id)."""
+        return sorted(self._runs.values(), key=lambda run: run.item_id)
+
+    @property
+    def item_ids(self) -> list[int]:
+        return sorted(self._runs)
+
+    def __len__(self) -> int:
+        return self.expected
+
+    def __iter__(self) -> Iterator[WorkflowRun]:
+        return iter(self.runs)
+
+    def __getitem__(self, index: int) -> WorkflowRun:
+        return self.runs[index]
+
+    @property
+    def done(self) -> bool:
+        """Whether every item has its final result."""
+        return self.confirmed and len(self._finished) >= self.expected
+
+    @property
+    def counts(self) -> BatchStatus:
+        """Live counts of the items by status (from events and REST catch-up)."""
+        counts = self._counts
+        known = sum(counts.values())
+        return BatchStatus(
+            batch_id=self.batch_id,
+            origin=self.origin,
+            destination=self.destination,
+            pending=counts.get("pending", 0) + max(0, self.expected - known),
+            in_progress=counts.get("in_progress", 0),
+            waiting=counts.get("waiting", 0),
+            completed=counts.get("completed", 0),
+            failed=counts.get("failed", 0) + counts.get("lost", 0),
+            canceled=counts.get("canceled", 0),
+            total=self.expected,
+        )
+
+    def detach(self) -> BatchRun:
+        """Leave the server items alone when a waiting task is cancelled or the client
+        closes; returns self."""
+        self.detached = True
+        return self
+
+    async def cancel(self) -> int:
+        """Cancel every pending or running item of the batch; returns how many were."""
+        return await self.manager.cancel_batch(self)
+
+    def events(self) -> AsyncIterator[RunEvent]:
+        """Typed events of every item of the batch (see :meth:`WorkflowRun.events`)."""
+        return _read_events(self.runs, self)
+
+    async def as_completed(self) -> AsyncIterator[WorkflowResult]:
+        """Each item's result as it finishes, exactly once; failed items included."""
+        index = 0
+        self._waiters += 1
+        abandoned = False
+        try:
+            while True:
+                finished = self._finished
+                while index < len(finished):
+                    result = finished[index]._result
+                    index += 1
+                    assert result is not None
+                    yield result
+                if self.done:
+                    return
+                await self._wait_change()
+        except asyncio.CancelledError:
+            self._waiters -= 1
+            abandoned = True
+            await self._abandon()
+            raise
+        finally:
+            if not abandoned:
+                self._waiters -= 1
+
+    async def results(self, timeout: float | None = None) -> list[WorkflowResult]:
+        """Every item's result, in submission order, once all are done.
+
+        Failed and canceled items are included (``result.ok`` is False); call
+        ``result.raise_for_status()`` to turn one into its error. ``timeout`` bounds the
+        wait like :meth:`WorkflowRun.result`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        self._waiters += 1
+        try:
+            while not self.done:
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise asyncio.TimeoutError
+                if remaining is None:
+                    await self._wait_change()
+                else:
+                    await asyncio.wait_for(self._wait_change(), remaining)
+        except asyncio.TimeoutError:
+            self._waiters -= 1
+            canceled = await self._abandon()
+            raise errors.RunTimeoutError(
+                f"batch {self.batch_id} did not finish within {timeout}s "
+                f"({len(self._finished)} of {self.expected} items done); "
+                + ("it was canceled on the server" if canceled else
+                   "it was left running on the server"),
+                batch_id=self.batch_id,
+                canceled=canceled,
+            ) from None
+        except asyncio.CancelledError:
+            self._waiters -= 1
+            await self._abandon()
+            raise
+        self._waiters -= 1
+        return [run._result for run in self.runs if run._result is not None]
+
+    def __await__(self) -> Generator[Any, None, list[WorkflowResult]]:
+        return self.results().__await__()
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _wait_change(self) -> None:
+        change = self._change
+        if change is None or change.done():
+            change = self._change = asyncio.get_running_loop().create_future()
+        await asyncio.shield(change)
+
+    async def _abandon(self) -> bool:
+        if self.done or self._waiters > 0 or self.detached:
+            return False
+        await self.manager.cancel_batch_shielded(self)
+        return True
+
+    def field_values(self, index: int) -> dict[str, Any]:
+        """The batch values substituted into the item at ``index`` (submission order)."""
+        groups = self.groups
+        if not groups or index < 0:
+            return {}
+        position = index % self.per_run
+        values: dict[str, Any] = {}
+        picks: list[int] = []
+        for group in reversed(groups):
+            size = len(group[0]["items"])
+            picks.append(position % size)
+            position //= size
+        picks.reverse()
+        for group, pick in zip(groups, picks, strict=True):
+            for datum in group:
+                values[f"{datum['node_path']}.{datum['field_name']}"] = datum["items"][pick]
+        return values
+
+    # called by the router (synchronously)
+
+    def adopt(self, item_id: int) -> WorkflowRun | None:
+        """An item of this batch seen on the socket before the enqueue answer."""
+        if self.confirmed:
+            return None  # e.g. a retry of one of our items: not part of this batch run
+        run = self._runs.get(item_id)
+        if run is None:
+            run = self._runs[item_id] = WorkflowRun(self, item_id)
+            self._moved(None, "pending")
+        return run
+
+    def on_batch_event(self, event: ServerEvent) -> None:
+        return None  # batch_enqueued: the HTTP answer carries the same and more
+
+    # called by the manager
+
+    def confirm(self, answer: EnqueueBatchResult) -> None:
+        """The enqueue answer (or its REST reconstruction): learn every item id."""
+        router = self.manager.router
+        ids = sorted(answer.item_ids)
+        self.priority = answer.priority
+        self.expected = len(ids) if ids else answer.enqueued
+        for index, item_id in enumerate(ids):
+            run = self._runs.get(item_id)
+            if run is None:
+                run = self._runs[item_id] = WorkflowRun(self, item_id)
+                self._moved(None, "pending")
+            run.index = index
+            router.add_item(item_id, run)
+        self.confirmed = True
+        for run in list(self._runs.values()):
+            run._try_finish()
+        if self.done:
+            self._all_settled()
+
+    def _moved(self, previous: str | None, status: str) -> None:
+        counts = self._counts
+        if previous is not None:
+            counts[previous] = counts.get(previous, 0) - 1
+        counts[status] = counts.get(status, 0) + 1
+
+    def _settled(self, run: WorkflowRun) -> None:
+        self._finished.append(run)
+        self.manager._run_settled(self)
+        change = self._change
+        if change is not None and not change.done():
+            change.set_result(None)
+        if self.done:
+            self._all_settled()
+
+    def _all_settled(self) -> None:
+        for mailbox in self._listeners:
+            mailbox.close()
+        self._listeners = []
+        change = self._change
+        if change is not None and not change.done():
+            change.set_result(None)
+        self.manager._batch_done(self)
+
+    def unsettled(self) -> list[WorkflowRun]:
+        return [run for run in self._runs.values() if run._result is None]

@@ -1,0 +1,577 @@
+"""The session queue, against the real InvokeAI 6.14.2 and the double alike (``peer``).
+
+Raw REST (``client._request``) and the client's event router: what a queue item does, in
+which order its events come, what a batch expands to, how failures, cancels and retries look,
+and which requests are refused with which 422. Double-only tests at the end cover what only
+the double can do on demand (fault switches, image records).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from invokeai_client import AsyncClient, InternalServerError, UnprocessableEntityError
+from invokeai_client.models.events import (
+    BatchEnqueuedEvent,
+    InvocationCompleteEvent,
+    InvocationErrorEvent,
+    InvocationEvent,
+    InvocationProgressEvent,
+    InvocationStartedEvent,
+    QueueItemsCanceledEvent,
+    QueueItemsRetriedEvent,
+    QueueItemStatusChangedEvent,
+    ServerEvent,
+)
+
+from .conftest import Peer
+
+pytestmark = pytest.mark.anyio
+
+TERMINAL = {"completed", "failed", "canceled"}
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def edge(source: str, source_field: str, destination: str, destination_field: str) -> dict:
+    return {
+        "source": {"node_id": source, "field": source_field},
+        "destination": {"node_id": destination, "field": destination_field},
+    }
+
+
+def add_graph(a: int = 3, b: int = 4) -> dict[str, Any]:
+    return {
+        "nodes": {
+            "a": {"id": "a", "type": "integer", "value": a},
+            "b": {"id": "b", "type": "integer", "value": b},
+            "sum": {"id": "sum", "type": "add"},
+        },
+        "edges": [edge("a", "value", "sum", "a"), edge("b", "value", "sum", "b")],
+    }
+
+
+def slow_graph(blurs: int = 4) -> dict[str, Any]:
+    """A chain that takes a while on the real server (large blurs, cache off)."""
+    nodes: dict[str, Any] = {
+        "blank": {"id": "blank", "type": "blank_image", "width": 2048, "height": 2048,
+                  "is_intermediate": True, "use_cache": False},
+    }
+    edges = []
+    previous = "blank"
+    for index in range(blurs):
+        name = f"blur{index}"
+        nodes[name] = {"id": name, "type": "img_blur", "radius": 40.0, "is_intermediate": True,
+                       "use_cache": False}
+        edges.append(edge(previous, "image", name, "image"))
+        previous = name
+    return {"nodes": nodes, "edges": edges}
+
+
+async def enqueue(client: AsyncClient, batch: dict[str, Any], *, prepend: bool = False) -> Any:
+    return await client._request(
+        "POST", f"/api/v1/queue/{client.queue_id}/enqueue_batch",
+        json={"batch": batch, "prepend": prepend},
+    )
+
+
+async def get_item(client: AsyncClient, item_id: int) -> dict[str, Any]:
+    item: dict[str, Any] = await client._request(
+        "GET", f"/api/v1/queue/{client.queue_id}/i/{item_id}"
+    )
+    return item
+
+
+async def wait_items(client: AsyncClient, item_ids: list[int],
+                     timeout: float = 60) -> dict[int, dict[str, Any]]:
+    """Poll REST (the source of truth) until every item has finished."""
+    done: dict[int, dict[str, Any]] = {}
+
+    async def poll() -> None:
+        while len(done) < len(item_ids):
+            for item_id in item_ids:
+                if item_id not in done:
+                    item = await get_item(client, item_id)
+                    if item["status"] in TERMINAL:
+                        done[item_id] = item
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)
+    return done
+
+
+class Watch:
+    """The raw events of one batch as they arrive (a listener on the client's router), plus
+    the bulk events (canceled, retried) that name no batch."""
+
+    def __init__(self, client: AsyncClient, batch_id: str) -> None:
+        self.batch_id = batch_id
+        self.queue: asyncio.Queue[ServerEvent] = asyncio.Queue()
+        self._remove = client._router.add_listener(self._on_event)
+
+    def _on_event(self, event: ServerEvent) -> None:
+        if getattr(event, "batch_id", None) == self.batch_id or isinstance(
+            event, (QueueItemsCanceledEvent, QueueItemsRetriedEvent)
+        ):
+            self.queue.put_nowait(event)
+
+    def close(self) -> None:
+        self._remove()
+
+
+async def events_until(sub: Watch, stop: Callable[[list[ServerEvent]], bool],
+                       timeout: float = 60) -> list[ServerEvent]:
+    """Read a watch until ``stop(events)`` holds."""
+    events: list[ServerEvent] = []
+
+    async def read() -> None:
+        while not stop(events):
+            events.append(await sub.queue.get())
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"events stopped at {[e.event for e in events]}") from None
+    return events
+
+
+def finished(count: int) -> Callable[[list[ServerEvent]], bool]:
+    def stop(events: list[ServerEvent]) -> bool:
+        ended = {
+            e.item_id for e in events
+            if isinstance(e, QueueItemStatusChangedEvent) and e.status in TERMINAL
+        }
+        return len(ended) >= count
+    return stop
+
+
+def output(item: dict[str, Any], node_id: str) -> list[dict[str, Any]]:
+    session = item["session"]
+    return [session["results"][p] for p in session["source_prepared_mapping"].get(node_id, [])]
+
+
+def trace(events: list[ServerEvent], item_id: int) -> list[tuple[str, str | None]]:
+    """(event, node or status) of one item, in arrival order."""
+    steps: list[tuple[str, str | None]] = []
+    for event in events:
+        if isinstance(event, QueueItemStatusChangedEvent) and event.item_id == item_id:
+            steps.append((event.event, event.status))
+        elif isinstance(event, InvocationEvent) and event.item_id == item_id:
+            steps.append((event.event, event.node_id))
+    return steps
+
+
+# -- enqueue and run ---------------------------------------------------------------------
+
+
+async def test_add_graph_runs_with_the_server_event_order(client: AsyncClient) -> None:
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    result = await enqueue(client, {"batch_id": batch_id, "graph": add_graph(3, 4),
+                                    "origin": "tests", "destination": "queue"})
+    assert result["batch"]["batch_id"] == batch_id
+    assert result["enqueued"] == result["requested"] == 1
+    assert result["batch"]["graph"]["nodes"]["sum"] == {
+        "id": "sum", "is_intermediate": False, "use_cache": True, "a": 0, "b": 0, "type": "add"
+    }
+    (item_id,) = result["item_ids"]
+    events = await events_until(sub, finished(1))
+    sub.close()
+
+    assert isinstance(events[0], BatchEnqueuedEvent)
+    assert events[0].origin == "tests"
+    assert trace(events, item_id) == [
+        ("queue_item_status_changed", "in_progress"),
+        ("invocation_started", "a"), ("invocation_complete", "a"),
+        ("invocation_started", "b"), ("invocation_complete", "b"),
+        ("invocation_started", "sum"), ("invocation_complete", "sum"),
+        ("queue_item_status_changed", "completed"),
+    ]
+    statuses = [e for e in events if isinstance(e, QueueItemStatusChangedEvent)]
+    assert [e.status_sequence for e in statuses] == [1, 2]
+    assert statuses[-1].batch_status is not None
+    assert statuses[-1].batch_status["completed"] == 1
+    assert statuses[-1].destination == "queue"
+    complete = [e for e in events if isinstance(e, InvocationCompleteEvent)]
+    assert complete[-1].result == {"output_meta": None, "value": 7, "type": "integer_output"}
+    assert complete[-1].invocation["a"] == 3  # the prepared node carries its inputs
+
+    item = await get_item(client, item_id)
+    assert item["status"] == "completed"
+    assert "error_type" not in item  # nulls are omitted on this route
+    assert item["field_values"] == []
+    assert output(item, "sum") == [{"value": 7, "type": "integer_output"}]
+    prepared = item["session"]["source_prepared_mapping"]["sum"][0]
+    assert item["session"]["prepared_source_mapping"][prepared] == "sum"
+    assert complete[-1].prepared_id == prepared
+    assert item["session"]["executed_history"] == ["a", "b", "sum"]
+
+
+async def test_item_ids_come_back_in_descending_order_and_run_ascending(
+    client: AsyncClient,
+) -> None:
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    result = await enqueue(client, {"batch_id": batch_id, "graph": add_graph(), "runs": 3})
+    ids = result["item_ids"]
+    assert ids == sorted(ids, reverse=True)
+    assert len(ids) == 3
+    events = await events_until(sub, finished(3))
+    sub.close()
+    started = [
+        e.item_id for e in events
+        if isinstance(e, QueueItemStatusChangedEvent) and e.status == "in_progress"
+    ]
+    assert started == sorted(ids)
+    status = await client._request("GET", f"/api/v1/queue/{client.queue_id}/b/{batch_id}/status")
+    assert status["completed"] == status["total"] == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "runs", "expected"),
+    [
+        # one zipped group, runs outermost
+        ([[{"node_path": "a", "field_name": "value", "items": [1, 2, 3]},
+           {"node_path": "b", "field_name": "value", "items": [10, 20, 30]}]],
+         2, [(1, 10), (2, 20), (3, 30), (1, 10), (2, 20), (3, 30)]),
+        # two groups: the cartesian product
+        ([[{"node_path": "a", "field_name": "value", "items": [1, 2]}],
+          [{"node_path": "b", "field_name": "value", "items": [100, 200]}]],
+         1, [(1, 100), (1, 200), (2, 100), (2, 200)]),
+    ],
+    ids=["zipped-runs2", "product"],
+)
+async def test_batch_data_expands_like_invokeai(
+    client: AsyncClient, data: list[Any], runs: int, expected: list[tuple[int, int]]
+) -> None:
+    result = await enqueue(client, {"graph": add_graph(), "data": data, "runs": runs})
+    assert result["requested"] == result["enqueued"] == len(expected)
+    ids = sorted(result["item_ids"])
+    items = await wait_items(client, ids)
+    seen = []
+    for item_id in ids:
+        item = items[item_id]
+        values = {fv["node_path"]: fv["value"] for fv in item["field_values"]}
+        seen.append((values["a"], values["b"]))
+        assert output(item, "sum")[0]["value"] == values["a"] + values["b"]
+        assert item["session"]["graph"]["nodes"]["a"]["value"] == values["a"]
+    assert seen == expected
+    assert len({items[i]["session_id"] for i in ids}) == len(ids)
+
+
+async def test_iterate_and_collect_expand_per_item(client: AsyncClient) -> None:
+    graph = {
+        "nodes": {
+            "rng": {"id": "rng", "type": "range", "start": 0, "stop": 3, "step": 1},
+            "it": {"id": "it", "type": "iterate"},
+            "plus": {"id": "plus", "type": "add", "b": 100},
+            "col": {"id": "col", "type": "collect"},
+        },
+        "edges": [edge("rng", "collection", "it", "collection"), edge("it", "item", "plus", "a"),
+                  edge("plus", "value", "col", "item")],
+    }
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
+    events = await events_until(sub, finished(1))
+    sub.close()
+    nodes = [node for kind, node in trace(events, item_id) if kind == "invocation_started"]
+    assert nodes == ["rng", "it", "it", "it", "plus", "plus", "plus", "col"]
+    item = await get_item(client, item_id)
+    mapping = item["session"]["source_prepared_mapping"]
+    assert len(mapping["it"]) == len(mapping["plus"]) == 3
+    assert len(set(mapping["it"]) | set(mapping["plus"])) == 6  # fresh ids per iteration
+    assert output(item, "col") == [{"collection": [100, 101, 102], "type": "collect_output"}]
+    iterations = sorted((r["index"], r["item"], r["total"]) for r in output(item, "it"))
+    assert iterations == [(0, 0, 3), (1, 1, 3), (2, 2, 3)]
+    started = [e for e in events if isinstance(e, InvocationStartedEvent) and e.node_id == "it"]
+    assert all(e.invocation["collection"] == [] for e in started)
+
+
+async def test_division_by_zero_fails_the_item_status_first(client: AsyncClient) -> None:
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    graph = {"nodes": {"d": {"id": "d", "type": "div", "a": 1, "b": 0}}, "edges": []}
+    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
+    events = await events_until(
+        sub, lambda evs: any(isinstance(e, InvocationErrorEvent) for e in evs)
+    )
+    sub.close()
+    assert trace(events, item_id) == [
+        ("queue_item_status_changed", "in_progress"),
+        ("invocation_started", "d"),
+        ("queue_item_status_changed", "failed"),
+        ("invocation_error", "d"),
+    ]
+    failed = next(e for e in events
+                  if isinstance(e, QueueItemStatusChangedEvent) and e.status == "failed")
+    assert failed.error_type == "ZeroDivisionError"
+    assert failed.error_message == "division by zero"
+    assert "ZeroDivisionError" in (failed.error_traceback or "")
+    error = next(e for e in events if isinstance(e, InvocationErrorEvent))
+    assert (error.error_type, error.node_id) == ("ZeroDivisionError", "d")
+    item = await get_item(client, item_id)
+    assert item["status"] == "failed"
+    assert item["error_type"] == "ZeroDivisionError"
+    assert list(item["session"]["errors"].values()) == ["ZeroDivisionError: division by zero"]
+
+
+async def test_missing_required_input_fails_at_run_time(client: AsyncClient) -> None:
+    graph = {"nodes": {"bl": {"id": "bl", "type": "img_blur", "radius": 1.0}}, "edges": []}
+    (item_id,) = (await enqueue(client, {"graph": graph}))["item_ids"]
+    item = (await wait_items(client, [item_id]))[item_id]
+    assert item["status"] == "failed"
+    assert item["error_type"] == "MissingInputException"
+    assert item["error_message"] == "Node img_blur missing value or connection for field image"
+
+
+async def test_image_chain_makes_images_with_saving_progress(client: AsyncClient) -> None:
+    graph = {
+        "nodes": {
+            "blank": {"id": "blank", "type": "blank_image", "width": 64, "height": 48,
+                      "color": {"r": 255, "g": 128, "b": 0, "a": 255}, "is_intermediate": True},
+            "resize": {"id": "resize", "type": "img_resize", "width": 32, "height": 24,
+                       "is_intermediate": True},
+            "save": {"id": "save", "type": "save_image", "is_intermediate": False},
+        },
+        "edges": [edge("blank", "image", "resize", "image"), edge("resize", "image", "save",
+                                                                  "image")],
+    }
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
+    events = await events_until(sub, finished(1))
+    sub.close()
+    steps = trace(events, item_id)
+    assert steps[1:4] == [("invocation_started", "blank"), ("invocation_progress", "blank"),
+                          ("invocation_complete", "blank")]
+    progress = [e for e in events if isinstance(e, InvocationProgressEvent)]
+    assert [p.message for p in progress] == ["Saving image"] * 3
+    assert all(p.percentage is None for p in progress)
+    item = await get_item(client, item_id)
+    (saved,) = output(item, "save")
+    assert (saved["width"], saved["height"], saved["type"]) == (32, 24, "image_output")
+    assert saved["image"]["image_name"].endswith(".png")
+    assert output(item, "blank")[0]["image"] != saved["image"]
+
+
+async def test_prepend_puts_the_batch_in_front(client: AsyncClient) -> None:
+    first = await enqueue(client, {"graph": add_graph()})
+    front = await enqueue(client, {"graph": add_graph()}, prepend=True)
+    assert front["priority"] >= 1
+    assert front["priority"] > first["priority"] or first["priority"] >= 1
+    await wait_items(client, first["item_ids"] + front["item_ids"])
+
+
+# -- cancel, retry -----------------------------------------------------------------------
+
+
+async def test_cancel_in_progress_and_pending_items(peer: Peer, client: AsyncClient) -> None:
+    if peer.double is not None:
+        peer.double.queue.faults.node_delay = 0.1
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    result = await enqueue(client, {"batch_id": batch_id, "graph": slow_graph(), "runs": 3})
+    first, second, third = sorted(result["item_ids"])
+    q = f"/api/v1/queue/{client.queue_id}"
+    await events_until(sub, lambda evs: any(
+        isinstance(e, InvocationStartedEvent) and e.item_id == first for e in evs))
+
+    running = await client._request("PUT", f"{q}/i/{first}/cancel")
+    assert running["status"] == "canceled"
+    pending = await client._request("PUT", f"{q}/i/{third}/cancel")
+    assert pending["status"] == "canceled"
+    assert pending["started_at"] is None
+
+    events = await events_until(sub, finished(3), timeout=120)
+    sub.close()
+    statuses = {
+        (e.item_id, e.status) for e in events if isinstance(e, QueueItemStatusChangedEvent)
+    }
+    assert (first, "canceled") in statuses
+    assert (third, "canceled") in statuses
+    assert (second, "completed") in statuses
+    assert not any(item_id == third and status == "in_progress" for item_id, status in statuses)
+    items = await wait_items(client, [first, second, third], timeout=120)
+    assert [items[i]["status"] for i in (first, second, third)] == [
+        "canceled", "completed", "canceled"]
+    again = await client._request("PUT", f"{q}/i/{first}/cancel")  # finished: a no-op
+    assert again["status"] == "canceled"
+
+
+async def test_cancel_by_batch_ids_sends_one_bulk_event(client: AsyncClient) -> None:
+    q = f"/api/v1/queue/{client.queue_id}"
+    await client._request("PUT", f"{q}/processor/pause")
+    try:
+        batch_id = str(uuid.uuid4())
+        sub = Watch(client, batch_id)
+        result = await enqueue(client, {"batch_id": batch_id, "graph": add_graph(), "runs": 3})
+        answer = await client._request("PUT", f"{q}/cancel_by_batch_ids",
+                                       json={"batch_ids": [batch_id]})
+        assert answer == {"canceled": 3}
+        events = await events_until(sub, lambda evs: any(
+            isinstance(e, QueueItemsCanceledEvent) for e in evs))
+        sub.close()
+        canceled = [e for e in events if isinstance(e, QueueItemsCanceledEvent)]
+        assert sorted(canceled[-1].canceled_item_ids) == sorted(result["item_ids"])
+        # pending items canceled in bulk get no status event of their own
+        assert not any(isinstance(e, QueueItemStatusChangedEvent) for e in events)
+        status = await client._request("GET", f"{q}/b/{batch_id}/status")
+        assert status["canceled"] == 3
+        assert status["pending"] == 0
+    finally:
+        await client._request("PUT", f"{q}/processor/resume")
+
+
+async def test_retry_makes_a_new_item_of_the_same_batch(client: AsyncClient) -> None:
+    q = f"/api/v1/queue/{client.queue_id}"
+    batch_id = str(uuid.uuid4())
+    graph = {"nodes": {"d": {"id": "d", "type": "div", "a": 1, "b": 0}}, "edges": []}
+    sub = Watch(client, batch_id)
+    (old,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
+    await events_until(sub, finished(1))
+    answer = await client._request("PUT", f"{q}/retry_items_by_id", json=[old])
+    assert answer == {"queue_id": client.queue_id, "retried_item_ids": [old]}
+    events = await events_until(sub, lambda evs: any(
+        isinstance(e, QueueItemStatusChangedEvent) and e.status == "failed" for e in evs))
+    sub.close()
+    retried = [e for e in events if isinstance(e, QueueItemsRetriedEvent)]
+    assert retried
+    assert retried[-1].retried_item_ids == [old]
+    assert not any(isinstance(e, BatchEnqueuedEvent) for e in events)
+    new = next(e.item_id for e in events if isinstance(e, QueueItemStatusChangedEvent))
+    assert new > old
+    item = await get_item(client, new)
+    assert item["batch_id"] == batch_id
+    assert item["retried_from_item_id"] == old
+    assert (await get_item(client, old))["status"] == "failed"  # the original stays as it was
+
+
+# -- refused requests --------------------------------------------------------------------
+
+
+async def refused(client: AsyncClient, batch: dict[str, Any]) -> list[dict[str, Any]]:
+    with pytest.raises(UnprocessableEntityError) as caught:
+        await enqueue(client, batch)
+    detail: list[dict[str, Any]] = caught.value.detail
+    return detail
+
+
+async def test_unknown_node_type_is_a_tagged_union_422(client: AsyncClient) -> None:
+    (err,) = await refused(client, {"graph": {"nodes": {"x": {"id": "x", "type": "no_such"}}}})
+    assert err["type"] == "union_tag_invalid"
+    assert err["loc"] == ["body", "batch", "graph", "nodes", "x"]
+    assert "'add'" in err["msg"]
+    assert err["ctx"]["tag"] == "no_such"
+
+
+@pytest.mark.parametrize(
+    ("batch", "loc", "message"),
+    [
+        ({"graph": {"nodes": {"k1": {"id": "other", "type": "integer", "value": 1}}}},
+         ["body", "batch", "graph"], "Value error, Node ids must match, got k1 and other"),
+        ({"graph": {"nodes": {"a": {"id": "a", "type": "integer"}},
+                    "edges": [edge("a", "value", "ghost", "a")]}},
+         ["body", "batch", "graph"],
+         "Value error, Edge destination node ghost does not exist in the graph"),
+        ({"graph": {"nodes": {"a": {"id": "a", "type": "integer"}, "s": {"id": "s", "type": "add"}},
+                    "edges": [edge("a", "value", "s", "nope")]}},
+         ["body", "batch", "graph"],
+         "Value error, Edge destination field nope does not exist in node s"),
+        ({"graph": {"nodes": {"a": {"id": "a", "type": "integer"},
+                              "bl": {"id": "bl", "type": "img_blur"}},
+                    "edges": [edge("a", "value", "bl", "image")]}},
+         ["body", "batch", "graph"],
+         "Value error, Edge source and target types do not match (a.value -> bl.image)"),
+        ({"graph": {"nodes": {"p": {"id": "p", "type": "add"}, "q": {"id": "q", "type": "add"}},
+                    "edges": [edge("p", "value", "q", "a"), edge("q", "value", "p", "a")]}},
+         ["body", "batch", "graph"], "Value error, Graph contains cycles"),
+        ({"graph": add_graph(), "data": [[
+            {"node_path": "a", "field_name": "value", "items": [1, 2]},
+            {"node_path": "b", "field_name": "value", "items": [1]}]]},
+         ["body", "batch", "data"],
+         "Value error, Zipped batch items must all have the same length"),
+        ({"graph": add_graph(), "data": [[{"node_path": "zzz", "field_name": "value",
+                                           "items": [1]}]]},
+         ["body", "batch"], "Value error, Node zzz not found in graph"),
+        ({"graph": add_graph(), "data": [
+            [{"node_path": "a", "field_name": "value", "items": [1]}],
+            [{"node_path": "a", "field_name": "value", "items": [2]}]]},
+         ["body", "batch", "data"],
+         "Value error, Each batch data must have unique node_id and field_name"),
+        ({"graph": {"nodes": {"m": {"id": "m", "type": "integer_math", "operation": "DIV",
+                                    "a": 1, "b": 0}}}},
+         ["body", "batch", "graph", "nodes", "m", "integer_math", "b"],
+         "Value error, Cannot divide by zero"),
+        ({"graph": {"nodes": {"x": {"id": "x", "type": "integer", "value": "abc"}}}},
+         ["body", "batch", "graph", "nodes", "x", "integer", "value"],
+         "Input should be a valid integer, unable to parse string as an integer"),
+        ({"graph": add_graph(), "runs": 0},
+         ["body", "batch", "runs"], "Input should be greater than or equal to 1"),
+    ],
+    ids=["id-mismatch", "edge-node", "edge-field", "edge-types", "cycle", "zip-length",
+         "node-path", "duplicate-field", "field-validator", "field-type", "runs"],
+)
+async def test_invalid_batches_get_the_server_422(
+    client: AsyncClient, batch: dict[str, Any], loc: list[Any], message: str
+) -> None:
+    (err,) = await refused(client, batch)
+    assert err["loc"] == loc
+    assert err["msg"] == message
+
+
+async def test_missing_batch_and_bad_json_are_422(client: AsyncClient) -> None:
+    q = f"/api/v1/queue/{client.queue_id}"
+    with pytest.raises(UnprocessableEntityError) as caught:
+        await client._request("POST", f"{q}/enqueue_batch", json={"graph": add_graph()})
+    assert caught.value.detail == [
+        {"type": "missing", "loc": ["body", "batch"], "msg": "Field required", "input": None}
+    ]
+    with pytest.raises(UnprocessableEntityError) as caught:
+        await client._request("POST", f"{q}/enqueue_batch", data=b"{",
+                              headers={"Content-Type": "application/json"})
+    assert caught.value.detail[0]["type"] == "json_invalid"
+
+
+async def test_unknown_item_is_404_with_the_server_message(client: AsyncClient) -> None:
+    from invokeai_client import NotFoundError
+
+    with pytest.raises(NotFoundError) as caught:
+        await get_item(client, 999_999_999)
+    assert caught.value.detail == (
+        f"Queue item with id 999999999 not found in queue {client.queue_id}"
+    )
+
+
+# -- the server's bad-batch-data stall ---------------------------------------------------
+
+
+async def test_wrong_typed_batch_data_stalls_the_queue_until_canceled(peer: Peer) -> None:
+    async with peer.client(max_retries=0) as client:
+        q = f"/api/v1/queue/{client.queue_id}"
+        poison = await enqueue(client, {"graph": add_graph(), "data": [[
+            {"node_path": "a", "field_name": "value", "items": ["x"]}]]})
+        bad_batch = poison["batch"]["batch_id"]
+        try:
+            (bad,) = poison["item_ids"]
+            (healthy,) = (await enqueue(client, {"graph": add_graph()}))["item_ids"]
+            await asyncio.sleep(1.0)  # give the processor the chance it would need
+            status = await client._request("GET", f"{q}/status")
+            assert status["processor"]["is_processing"] is False
+            assert (await get_item(client, healthy))["status"] == "pending"
+            with pytest.raises(InternalServerError) as caught:
+                await get_item(client, bad)
+            assert "validation error for GraphExecutionState" in str(caught.value.detail)
+            await client._request("PUT", f"{q}/cancel_by_batch_ids",
+                                  json={"batch_ids": [bad_batch]})
+            assert (await wait_items(client, [healthy]))[healthy]["status"] == "completed"
+        finally:
+            await client._request("PUT", f"{q}/cancel_by_batch_ids",
+                                  json={"batch_ids": [bad_batch]})
+            await client._request("PUT", f"{q}/prune")
