@@ -55,7 +55,8 @@ class MinimalClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self.sio is not None and self.session is not None
+        assert self.sio is not None
+        assert self.session is not None
         await self.sio.disconnect()
         await self.session.close()
 
