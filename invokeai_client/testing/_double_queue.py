@@ -1061,6 +1061,18 @@ class SessionQueue:
         """Make the processor look for work now (after changing a fault switch)."""
         self._wake.set()
 
+    async def flush_late_events(self) -> int:
+        """Send every event held back by :attr:`QueueFaults.event_delay` now; returns how
+        many (so a test can release late events exactly when it wants)."""
+        count = 0
+        while self._delayed:
+            _, event, payload, room, skip = self._delayed.popleft()
+            await self._send(event, payload, room, skip)
+            if self.faults.duplicate_events:
+                await self._send(event, payload, room, skip)
+            count += 1
+        return count
+
     # -- counting ----------------------------------------------------------------------
 
     def _count(self, item: _Item, status: str, delta: int) -> None:
