@@ -1,5 +1,6 @@
-"""The project's example workflows on the REAL InvokeAI: the built graphs are accepted and
-run with the expected values; loading through a client types inputs from /openapi.json."""
+"""The project's example workflows on the REAL InvokeAI (and, where its routes exist, the
+double): the built graphs are accepted and run with the expected values; loading through a
+client types inputs from /openapi.json."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ TERMINAL = {"completed", "failed", "canceled"}
 @pytest.fixture
 async def real(real_server: Peer) -> AsyncIterator[AsyncClient]:
     async with real_server.client(events=False) as client:
+        yield client
+
+
+@pytest.fixture
+async def both(peer: Peer) -> AsyncIterator[AsyncClient]:
+    """The real server, then the double (whose queue runs model-free nodes too)."""
+    async with peer.client(events=False) as client:
         yield client
 
 
@@ -101,58 +109,58 @@ async def test_load_types_inputs_from_the_servers_schemas(peer: Peer) -> None:
 # -- the examples on the real server -------------------------------------------------------
 
 
-async def test_form_workflow_runs_with_defaults_and_new_values(real: AsyncClient) -> None:
-    h = await real.workflows.load(examples.path("arithmetic-form"))
-    (item,) = await run(real, h.build_batch())
+async def test_form_workflow_runs_with_defaults_and_new_values(both: AsyncClient) -> None:
+    h = await both.workflows.load(examples.path("arithmetic-form"))
+    (item,) = await run(both, h.build_batch())
     assert output(item, node_id(h, "integer_math"))["value"] == 42
     assert output(item, node_id(h, "float_math"))["value"] == 2.5
     h.update({"A": 3, "B": 4, "Operation": "ADD", "Factor": 0.5, "Multiplier": 3})
-    (item,) = await run(real, h.build_batch())
+    (item,) = await run(both, h.build_batch())
     assert output(item, node_id(h, "integer_math"))["value"] == 7
     assert output(item, node_id(h, "float_math"))["value"] == 1.5
     assert item["workflow"]  # the GUI-style workflow was attached and kept
 
 
-async def test_legacy_exposed_fields_workflow_runs(real: AsyncClient) -> None:
-    h = await real.workflows.load(examples.path("legacy-exposed-fields"))
-    (item,) = await run(real, h.build_batch())
+async def test_legacy_exposed_fields_workflow_runs(both: AsyncClient) -> None:
+    h = await both.workflows.load(examples.path("legacy-exposed-fields"))
+    (item,) = await run(both, h.build_batch())
     assert output(item, node_id(h, "string_join"))["value"] == "hello world"
     h.set("Left", "bye").set("Right", "!")
-    (item,) = await run(real, h.build_batch())
+    (item,) = await run(both, h.build_batch())
     assert output(item, node_id(h, "string_join"))["value"] == "bye!"
 
 
-async def test_notes_and_collapsed_edge_workflow_runs(real: AsyncClient) -> None:
-    h = await real.workflows.load(examples.path("notes-collapsed"))
-    (item,) = await run(real, h.build_batch())
+async def test_notes_and_collapsed_edge_workflow_runs(both: AsyncClient) -> None:
+    h = await both.workflows.load(examples.path("notes-collapsed"))
+    (item,) = await run(both, h.build_batch())
     assert output(item, node_id(h, "mul"))["value"] == 20
     assert set(item["session"]["graph"]["nodes"]) == set(h.build_graph()["nodes"])
 
 
-async def test_iterate_collect_workflow_runs(real: AsyncClient) -> None:
-    h = await real.workflows.load(examples.path("iterate-collect"))
-    (item,) = await run(real, h.build_batch())
+async def test_iterate_collect_workflow_runs(both: AsyncClient) -> None:
+    h = await both.workflows.load(examples.path("iterate-collect"))
+    (item,) = await run(both, h.build_batch())
     assert output(item, node_id(h, "collect"))["collection"] == [10, 11, 12]
     h.update({"Stop": 5, "Add": 1})
-    (item,) = await run(real, h.build_batch())
+    (item,) = await run(both, h.build_batch())
     assert output(item, node_id(h, "collect"))["collection"] == [1, 2, 3, 4, 5]
     assert len(outputs(item, node_id(h, "add"))) == 5
 
 
-async def test_connector_workflow_runs(real: AsyncClient) -> None:
-    h = await real.workflows.load(examples.path("connectors-v4"))
+async def test_connector_workflow_runs(both: AsyncClient) -> None:
+    h = await both.workflows.load(examples.path("connectors-v4"))
     h.set("Source", 10)
-    (item,) = await run(real, h.build_batch())
+    (item,) = await run(both, h.build_batch())
     assert output(item, node_id(h, "add"))["value"] == 11
     assert output(item, node_id(h, "mul"))["value"] == 30
 
 
-async def test_batch_generator_workflow_makes_one_item_per_value(real: AsyncClient) -> None:
-    h = await real.workflows.load(examples.path("batch-generator"))
-    items = await run(real, h.build_batch())
+async def test_batch_generator_workflow_makes_one_item_per_value(both: AsyncClient) -> None:
+    h = await both.workflows.load(examples.path("batch-generator"))
+    items = await run(both, h.build_batch())
     plus = node_id(h, "add")
     assert sorted(output(i, plus)["value"] for i in items) == [101, 102, 103]
-    user = await run(real, h.build_batch(data=[[h.batch_datum("Add", [1000, 2000])]], runs=1))
+    user = await run(both, h.build_batch(data=[[h.batch_datum("Add", [1000, 2000])]], runs=1))
     assert sorted(output(i, plus)["value"] for i in user) == [1001, 1002, 1003, 2001, 2002, 2003]
 
 

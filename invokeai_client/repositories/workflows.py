@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .._paging import Page, Paginator, check_page_size, offset_page
 from ..fields.schema import InvocationSchemas
+from ..models.workflows import WorkflowRecord, WorkflowSummary
 from ..workflows.definition import WorkflowDefinition
+from ..workflows.graph import REQUIRED_WORKFLOW_STRINGS
 from ..workflows.handle import WorkflowHandle
-from ._base import Repository
+from ._base import Repository, naming
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -20,6 +24,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("invokeai_client")
 
 WorkflowSource = str | os.PathLike[str] | Mapping[str, Any] | WorkflowDefinition
+WORKFLOWS = "/api/v1/workflows"
+CATEGORIES = ("user", "default")
+ORDER_BY = ("name", "created_at", "updated_at", "opened_at", "is_public")
 
 
 class WorkflowRepository(Repository):
@@ -71,6 +78,158 @@ class WorkflowRepository(Repository):
         schemas = await self.schemas() if typed else None
         return WorkflowHandle(definition, schemas=schemas, client=self._client)
 
+    # -- the library -----------------------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        category: str | Iterable[str] | None = None,
+        query: str | None = None,
+        tags: str | Iterable[str] | None = None,
+        is_public: bool | None = None,
+        has_been_opened: bool | None = None,
+        order_by: str = "name",
+        direction: str = "ASC",
+        page_size: int = 50,
+    ) -> Paginator[WorkflowSummary]:
+        """The server's saved workflows: ``async for`` gives every one, page after page;
+        ``await`` gives the first page.
+
+        ``category`` is ``"user"`` and/or ``"default"`` (InvokeAI's built-in workflows);
+        ``query`` matches name, description and tags; ``tags`` keeps workflows having any of
+        them; ``is_public`` filters shared workflows (InvokeAI 6.13+).
+        """
+        categories = _strings("category", category)
+        for value in categories or []:
+            if value not in CATEGORIES:
+                raise errors.ValidationError(
+                    f"category must be one of {CATEGORIES}, got {value!r}",
+                    input="category",
+                    rule="user or default",
+                )
+        if order_by not in ORDER_BY:
+            raise errors.ValidationError(
+                f"order_by must be one of {ORDER_BY}, got {order_by!r}",
+                input="order_by",
+                rule="known order",
+            )
+        if direction not in ("ASC", "DESC"):
+            raise errors.ValidationError(
+                f"direction must be 'ASC' or 'DESC', got {direction!r}",
+                input="direction",
+                rule="ASC or DESC",
+            )
+        check_page_size(page_size)
+        params: dict[str, Any] = {
+            "categories": categories,
+            "tags": _strings("tags", tags),
+            "query": query,
+            "is_public": is_public,
+            "has_been_opened": has_been_opened,
+            "order_by": order_by,
+            "direction": direction,
+        }
+
+        async def fetch(offset: int, limit: int) -> Page[WorkflowSummary]:
+            answer = await self._http.request(
+                "GET",
+                f"{WORKFLOWS}/",
+                params={**params, "page": offset // limit, "per_page": limit},
+            )
+            items = [WorkflowSummary.model_validate(i) for i in (answer or {}).get("items", [])]
+            total = (answer or {}).get("total")
+            page = (answer or {}).get("page", offset // limit)
+            return offset_page(
+                items,
+                offset=int(page) * limit,
+                limit=limit,
+                total=total if isinstance(total, int) else None,
+            )
+
+        return Paginator(fetch, page_size=page_size, key=lambda w: w.workflow_id)
+
+    async def get_record(self, workflow_id: str) -> WorkflowRecord:
+        """A saved workflow's record (with its JSON); NotFoundError naming the id if none."""
+        _check_id(workflow_id)
+        with naming("workflow", workflow_id, action="read"):
+            answer = await self._http.request("GET", f"{WORKFLOWS}/i/{workflow_id}")
+        return WorkflowRecord.model_validate(answer)
+
+    async def get(self, workflow_id: str, *, typed: bool = True) -> WorkflowHandle:
+        """A saved workflow as a handle, like :meth:`load` (NotFoundError naming the id)."""
+        record = await self.get_record(workflow_id)
+        return await self.load(record.workflow, typed=typed)
+
+    async def create(self, workflow: WorkflowSource | WorkflowHandle) -> WorkflowRecord:
+        """Save a workflow in the library as a new user workflow (a handle is saved with its
+        current values). Returns the record with the server's new ``workflow_id``."""
+        data = await _workflow_json(workflow)
+        data.pop("id", None)
+        _check_savable(data)
+        answer = await self._http.request("POST", f"{WORKFLOWS}/", json={"workflow": data})
+        return WorkflowRecord.model_validate(answer)
+
+    async def update(
+        self, workflow: WorkflowSource | WorkflowHandle, *, workflow_id: str | None = None
+    ) -> WorkflowRecord:
+        """Replace a saved workflow's JSON. The id is ``workflow_id`` or the workflow's own
+        ``id`` (as loaded from the library)."""
+        data = await _workflow_json(workflow)
+        target = workflow_id or data.get("id")
+        if not isinstance(target, str) or not target:
+            raise errors.ValidationError(
+                "update needs workflow_id= (the workflow has no library id)",
+                input="workflow_id",
+                rule="library id",
+            )
+        data["id"] = target
+        _check_savable(data)
+        with naming("workflow", target, action="update"):
+            answer = await self._http.request(
+                "PATCH", f"{WORKFLOWS}/i/{target}", json={"workflow": data}, retry=True
+            )
+        return WorkflowRecord.model_validate(answer)
+
+    async def delete(self, workflow_id: str) -> None:
+        """Delete a saved workflow (NotFoundError naming the id if there is none)."""
+        _check_id(workflow_id)
+        with naming("workflow", workflow_id, action="delete"):
+            await self._http.request("DELETE", f"{WORKFLOWS}/i/{workflow_id}", expect="none")
+
+    async def set_public(self, workflow_id: str, is_public: bool) -> WorkflowRecord:
+        """Share a workflow with every user, or make it private (InvokeAI 6.13+)."""
+        _check_id(workflow_id)
+        if not isinstance(is_public, bool):
+            raise errors.ValidationError(
+                f"is_public must be True or False, got {is_public!r}",
+                input="is_public",
+                rule="boolean",
+            )
+        with naming("workflow", workflow_id, action="share"):
+            answer = await self._http.request(
+                "PATCH",
+                f"{WORKFLOWS}/i/{workflow_id}/is_public",
+                json={"is_public": is_public},
+                retry=True,
+            )
+        return WorkflowRecord.model_validate(answer)
+
+    async def tags(self, *, category: str | Iterable[str] | None = None) -> builtins.list[str]:
+        """Every tag used by saved workflows (InvokeAI 6.12+)."""
+        answer = await self._http.request(
+            "GET", f"{WORKFLOWS}/tags", params={"categories": _strings("category", category)}
+        )
+        return [str(t) for t in answer or []]
+
+    async def counts_by_category(self, categories: Iterable[str] = CATEGORIES) -> dict[str, int]:
+        """How many saved workflows each category has."""
+        answer = await self._http.request(
+            "GET",
+            f"{WORKFLOWS}/counts_by_category",
+            params={"categories": _strings("categories", categories)},
+        )
+        return {str(k): int(v) for k, v in (answer or {}).items()}
+
 
 async def load_definition(source: WorkflowSource) -> WorkflowDefinition:
     """A :class:`WorkflowDefinition` from a path, a dict, JSON text or a definition."""
@@ -101,3 +260,54 @@ async def load_definition(source: WorkflowSource) -> WorkflowDefinition:
         "a workflow source is a path, a dict, a JSON string or a WorkflowDefinition, got "
         f"{type(source).__name__}"
     )
+
+
+async def _workflow_json(workflow: WorkflowSource | WorkflowHandle) -> dict[str, Any]:
+    if isinstance(workflow, WorkflowHandle):
+        return workflow.to_workflow_dict()
+    return (await load_definition(workflow)).to_dict()
+
+
+def _check_savable(data: Mapping[str, Any]) -> None:
+    """What the server's workflow validation requires, checked before the request."""
+    for key in REQUIRED_WORKFLOW_STRINGS:
+        if not isinstance(data.get(key), str):
+            raise errors.ValidationError(
+                f'a saved workflow needs a string {key!r} (use "" for none)',
+                input=key,
+                rule="string",
+            )
+    if not isinstance(data.get("exposedFields", []), list):
+        raise errors.ValidationError(
+            "exposedFields must be a list", input="exposedFields", rule="list"
+        )
+    meta = data.get("meta")
+    category = meta.get("category", "user") if isinstance(meta, Mapping) else None
+    if category not in CATEGORIES:
+        raise errors.ValidationError(
+            f"meta.category must be one of {CATEGORIES}, got {category!r}",
+            input="meta.category",
+            rule="user or default",
+        )
+
+
+def _check_id(workflow_id: Any) -> None:
+    if not isinstance(workflow_id, str) or not workflow_id.strip() or "/" in workflow_id:
+        raise errors.ValidationError(
+            f"a workflow id is a non-empty string without '/', got {workflow_id!r}",
+            input="workflow_id",
+            rule="workflow id",
+        )
+
+
+def _strings(name: str, value: str | Iterable[str] | None) -> builtins.list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    items = builtins.list(value)
+    if not all(isinstance(v, str) for v in items):
+        raise errors.ValidationError(
+            f"{name} must be a string or strings, got {value!r}", input=name, rule="strings"
+        )
+    return items

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 VERSION = "6.14.2"
 
-AREAS: tuple[str, ...] = ("models", "queue", "workflows")
+AREAS: tuple[str, ...] = ("boards", "images", "models", "queue", "workflows")
 """Modules ``invokeai_client.testing._double_<area>`` whose ``install(double)`` adds routes."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -174,6 +174,7 @@ class InvokeAIDouble:
         self.images: dict[str, DoubleImage] = {}
         self.boards: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
+        self.workflows: dict[str, dict[str, Any]] = {}
         self.model_installs: dict[int, dict[str, Any]] = {}
         self.model_install_overrides: dict[str, dict[str, Any]] = {}
         self.model_install_delay = 0.01
@@ -245,6 +246,16 @@ class InvokeAIDouble:
 
         return add_model(self, name, base=base, type=type, format=format, key=key, hash=hash,
                          **fields)
+
+    # -- workflows -----------------------------------------------------------------------
+
+    def add_workflow(
+        self, workflow: dict[str, Any], *, category: str = "user", user_id: str = "system"
+    ) -> dict[str, Any]:
+        """Save a workflow in the library (``category="default"``: a built-in one)."""
+        from ._double_workflows import add_workflow
+
+        return add_workflow(self, workflow, category=category, user_id=user_id)
 
     # -- users (multi-user mode) ---------------------------------------------------------
 

@@ -309,11 +309,11 @@ def workflow_for_batch(handle: WorkflowHandle) -> dict[str, Any] | None:
     return workflow if _server_accepts_workflow(workflow) else None
 
 
-_REQUIRED_STRINGS = ("name", "author", "description", "version", "contact", "tags", "notes")
+REQUIRED_WORKFLOW_STRINGS = ("name", "author", "description", "version", "contact", "tags", "notes")
 
 
 def _server_accepts_workflow(workflow: Mapping[str, Any]) -> bool:
-    if not all(isinstance(workflow.get(key), str) for key in _REQUIRED_STRINGS):
+    if not all(isinstance(workflow.get(key), str) for key in REQUIRED_WORKFLOW_STRINGS):
         return False
     if not isinstance(workflow.get("exposedFields"), list):
         return False

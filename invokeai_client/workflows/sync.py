@@ -77,25 +77,8 @@ class ModelSyncReport(Sequence[ModelSyncEntry]):
 
 
 async def installed_models(client: AsyncClient) -> list[dict[str, Any]]:
-    """Every model installed on the server, as identifier-bearing dicts."""
-    repository = getattr(client, "models", None)
-    if repository is not None and hasattr(repository, "list"):
-        configs = await repository.list()
-        return [_config_dict(c) for c in configs]
-    answer = await client._http.request("GET", "/api/v2/models/")
-    models = answer.get("models") if isinstance(answer, Mapping) else None
-    return [m for m in models or [] if isinstance(m, dict)]
-
-
-def _config_dict(config: Any) -> dict[str, Any]:
-    if isinstance(config, dict):
-        return config
-    dump = getattr(config, "model_dump", None)
-    if callable(dump):
-        data = dump(mode="json")
-        if isinstance(data, dict):
-            return data
-    return {k: getattr(config, k, None) for k in ("key", "hash", "name", "base", "type")}
+    """Every model installed on the server, as dicts (one ``GET /api/v2/models/``)."""
+    return [model.model_dump(mode="json") for model in await client.models.list()]
 
 
 def _identifier(model: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
