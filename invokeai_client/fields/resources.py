@@ -103,7 +103,7 @@ class LocalImage:
         return data, name, content_type
 
     def __deepcopy__(self, memo: dict[int, Any]) -> LocalImage:
-        return self  # the data is never changed; copies of a handle share the same upload
+        return self  # the data never changes; each handle still uploads it once for itself
 
     def __repr__(self) -> str:
         if isinstance(self.source, Path):
