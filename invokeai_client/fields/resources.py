@@ -64,7 +64,9 @@ class LocalImage:
 
         if isinstance(self.source, Path):
             try:
-                data = await anyio.Path(self.source).read_bytes()
+                # "~" is expanded when read (os.path.expanduser leaves unknown users alone)
+                path = await anyio.to_thread.run_sync(os.path.expanduser, self.source)
+                data = await anyio.Path(path).read_bytes()
             except OSError as exc:
                 from ..errors import ValidationError
 
@@ -135,10 +137,10 @@ class ImageField(IvkField[Any]):
             if not value.strip():
                 raise FieldRuleError("image name", "an image name cannot be empty")
             if _looks_like_path(value):
-                return LocalImage(Path(value).expanduser())
+                return LocalImage(Path(value))
             return {"image_name": value}
         if isinstance(value, os.PathLike):
-            return LocalImage(Path(os.fspath(value)).expanduser())
+            return LocalImage(Path(os.fspath(value)))
         if isinstance(value, (bytes, bytearray, memoryview)):
             data = bytes(value)
             if sniff_image(data) is None:
