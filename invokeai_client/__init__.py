@@ -39,7 +39,11 @@ from .errors import (
 )
 from .fields import InvocationSchemas, IvkField, register_field
 from .models.app import ServerInfo, User
+from .models.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
+from .models.images import EmbeddedWorkflow, ImageDTO, ImagesResult
 from .models.model_configs import FoundModel, ModelConfig, ModelInstallJob
+from .repositories.boards import BoardRepository
+from .repositories.images import ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
 from .runs import (
     BatchRun,
@@ -62,18 +66,27 @@ from .workflows import (
 )
 
 __all__ = [
+    "UNCATEGORIZED",
     "APIError",
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
     "BatchRun",
+    "Board",
     "BoardError",
     "BoardNotFoundError",
+    "BoardRef",
+    "BoardRepository",
     "ConflictError",
     "ConnectionError",
+    "DeleteBoardResult",
+    "EmbeddedWorkflow",
     "EndpointNotAvailableError",
     "FoundModel",
+    "ImageDTO",
     "ImageRef",
+    "ImageRepository",
+    "ImagesResult",
     "InternalServerError",
     "InvocationSchemas",
     "InvokeAIError",
@@ -105,6 +118,7 @@ __all__ = [
     "StatusChanged",
     "TimeoutError",
     "UnprocessableEntityError",
+    "UploadScope",
     "User",
     "ValidationError",
     "WorkflowDefinition",

@@ -2,16 +2,21 @@
 
 Every upload goes through :func:`upload_image`: workflow handles uploading local image inputs
 and the image repository alike, so multipart encoding and the query parameters live here only.
-The caller reads the data (off the event loop); this function only sends it.
+:func:`read_image_source` turns what callers hold (a path, bytes, a PIL image) into checked
+image bytes off the event loop; :func:`upload_image` only sends them.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import anyio.to_thread
 
 if TYPE_CHECKING:
     from ._http import HttpTransport
@@ -52,7 +57,10 @@ async def upload_image(
         if metadata is not None:
             form.add_field("metadata", json.dumps(dict(metadata)))
         if resize_to is not None:
-            form.add_field("resize_to", json.dumps([int(resize_to[0]), int(resize_to[1])]))
+            # InvokeAI reads resize_to as a JSON object (the GUI sends the same).
+            form.add_field(
+                "resize_to", json.dumps({"width": int(resize_to[0]), "height": int(resize_to[1])})
+            )
         return form
 
     params: dict[str, Any] = {
@@ -72,3 +80,98 @@ async def upload_image(
             path="/api/v1/images/upload",
         )
     return answer
+
+
+# Leading bytes of the formats Pillow (and so InvokeAI) reads, with their content types.
+_MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
+    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
+    (b"GIF87a", "image/gif", ".gif"),
+    (b"GIF89a", "image/gif", ".gif"),
+    (b"BM", "image/bmp", ".bmp"),
+    (b"II*\x00", "image/tiff", ".tiff"),
+    (b"MM\x00*", "image/tiff", ".tiff"),
+)
+
+
+def sniff_image(data: bytes) -> tuple[str, str] | None:
+    """``(content type, extension)`` of encoded image bytes, or None if not an image."""
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ("image/webp", ".webp")
+    for magic, content_type, ext in _MAGIC:
+        if data.startswith(magic):
+            return (content_type, ext)
+    return None
+
+
+def is_pil_image(value: object) -> bool:
+    """Whether ``value`` is a PIL image (False when Pillow is not installed)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is an optional extra
+        return False
+    return isinstance(value, Image.Image)
+
+
+def encode_pil(image: Any) -> bytes:
+    """PNG bytes of a PIL image (blocking: run it in a worker thread)."""
+    buffer = io.BytesIO()
+    frame = image
+    if image.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
+        frame = image.convert("RGBA")
+    frame.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def read_image_source(source: Any) -> tuple[bytes, str, str, str]:
+    """``(data, filename, content_type, description)`` of an image to upload.
+
+    ``source`` is a file path, encoded image bytes (PNG, JPEG, WebP, GIF, BMP, TIFF) or a PIL
+    image (encoded as PNG). File reads and PIL encoding run in a worker thread. Anything that
+    is not an image raises :class:`~invokeai_client.errors.ValidationError` naming it, before
+    anything is sent.
+    """
+    from .errors import ValidationError
+
+    filename: str | None = None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        what = f"the given bytes ({len(data)} bytes)"
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        what = f"file {str(path)!r}"
+        try:
+            data = await anyio.to_thread.run_sync(path.read_bytes)
+        except FileNotFoundError:
+            raise ValidationError(
+                f"image {what} does not exist", input="image", rule="existing file"
+            ) from None
+        except IsADirectoryError:
+            raise ValidationError(
+                f"image {what} is a folder", input="image", rule="a file"
+            ) from None
+        except OSError as exc:
+            raise ValidationError(
+                f"image {what} cannot be read: {exc.strerror or exc}",
+                input="image",
+                rule="readable file",
+            ) from None
+        filename = path.name
+    elif is_pil_image(source):
+        data = await anyio.to_thread.run_sync(encode_pil, source)
+        what = "the PIL image"
+    else:
+        raise ValidationError(
+            f"cannot upload {type(source).__name__}: give a file path, image bytes or a PIL image",
+            input="image",
+            rule="path, bytes or PIL image",
+        )
+    sniffed = sniff_image(data)
+    if sniffed is None:
+        raise ValidationError(
+            f"{what} is not an image: upload PNG, JPEG, WebP, GIF, BMP or TIFF data",
+            input="image",
+            rule="encoded image bytes",
+        )
+    content_type, ext = sniffed
+    return data, filename or f"upload{ext}", content_type, what

@@ -12,6 +12,8 @@ from ._events import EventStream
 from ._http import HttpTransport
 from ._router import EventRouter
 from .models.app import AuthStatus, ServerInfo, User
+from .repositories.boards import BoardRepository
+from .repositories.images import ImageRepository
 from .repositories.models import ModelRepository
 from .repositories.workflows import WorkflowRepository
 from .runs import RunManager
@@ -77,6 +79,8 @@ class AsyncClient:
         self._events = EventStream(self._http, self._router, queue_id=queue_id)
         self.runs = RunManager(self, max_concurrency=max_concurrency)
         self._server_info: ServerInfo | None = None
+        self.boards = BoardRepository(self)
+        self.images = ImageRepository(self)
         self.models = ModelRepository(self)
         self._opened = False
         self.workflows = WorkflowRepository(self)

@@ -138,7 +138,7 @@ class RunManager:
         self._summaries = True
         self._closed = False
         self.rest_checks = 0
-        self.router.on_wake(self._poke)
+        self.router.on_wake(self._on_disconnect)
         self.router.on_queue_cleared(self._on_queue_cleared)
         client._events.on_reconnect(self._on_reconnect)
 
@@ -484,6 +484,14 @@ class RunManager:
     def _poke(self) -> None:
         if self._wake is not None:
             self._wake.set()
+
+    def _on_disconnect(self) -> None:
+        # Events sent while the socket is down are lost for good: whatever runs now may
+        # only settle from REST.
+        for batch in self._batches.values():
+            for run in batch._runs.values():
+                run._gap = True
+        self._poke()
 
     async def _on_reconnect(self) -> None:
         # Events are not replayed after a reconnect: read every run in flight over REST.

@@ -69,6 +69,7 @@ class WorkflowRun(ItemRoute):
         "_current",
         "_error",
         "_future",
+        "_gap",
         "_heard",
         "_images",
         "_listeners",
@@ -98,6 +99,9 @@ class WorkflowRun(ItemRoute):
         self._waiters = 0
         self._listeners: list[Mailbox[RunEvent]] | None = None
         self._heard = _now()
+        # Events may have been missed (socket down at some point of this run's life): the
+        # final result then comes from REST, never from a partial event history.
+        self._gap = not batch.manager.client.is_connected
 
     def __repr__(self) -> str:
         return (
@@ -315,6 +319,9 @@ class WorkflowRun(ItemRoute):
             return
         if not self.batch.confirmed:
             return  # finished by BatchRun.confirm()
+        if self._gap:
+            self.batch.manager.check_soon(self)
+            return
         error = self._error
         if self.status == "failed" and (error is None or error[0] is None):
             return  # waiting for invocation_error or REST

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 VERSION = "6.14.2"
 
-AREAS: tuple[str, ...] = ("models", "queue", "workflows")
+AREAS: tuple[str, ...] = ("boards", "images", "models", "queue", "workflows")
 """Modules ``invokeai_client.testing._double_<area>`` whose ``install(double)`` adds routes."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,0 +1,602 @@
+"""ImageRepository: upload, read, download, star, delete and list images.
+
+Uploads are the one place the SDK sends image bytes: workflows upload their image inputs
+through :meth:`ImageRepository.upload` (or an :class:`UploadScope` that deletes what it
+uploaded). File reads and PIL encoding run in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager, nullcontext, suppress
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Union, overload, runtime_checkable
+
+import anyio
+import anyio.to_thread
+
+from .. import errors
+from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
+from .._uploads import read_image_source, upload_image
+from ..models.boards import UNCATEGORIZED, BoardRef
+from ..models.images import IMAGE_CATEGORIES, EmbeddedWorkflow, ImageDTO, ImagesResult
+from ._base import Repository, naming
+
+if TYPE_CHECKING:
+    from ..client import AsyncClient
+
+log = logging.getLogger("invokeai_client")
+
+__all__ = [
+    "HasImageName",
+    "ImageLike",
+    "ImageRepository",
+    "ImagesArg",
+    "UploadScope",
+    "check_categories",
+    "check_image_name",
+    "image_names_of",
+]
+
+IMAGES = "/api/v1/images"
+BULK_CHUNK = 1000
+MAX_IMAGE_NAME = 255
+DOWNLOAD_CHUNK = 256 * 1024
+
+
+@runtime_checkable
+class HasImageName(Protocol):
+    """Anything that names a server image (an :class:`ImageDTO`, a run's output image...)."""
+
+    @property
+    def image_name(self) -> str: ...
+
+
+ImageLike = str | HasImageName
+"""An image as callers may name it: its server name, or an object with ``image_name``."""
+
+ImagesArg = ImageLike | Iterable[ImageLike]
+"""One image or several."""
+
+UploadSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Any]
+"""What :meth:`ImageRepository.upload` takes: a file path, encoded bytes, or a PIL image."""
+
+Category = Literal["general", "mask", "control", "user", "other"]
+
+def check_image_name(name: object, *, input: str = "image") -> str:
+    """An image name safe to put in a URL path and a file name, else ValidationError.
+
+    Server image names are plain file names (``<uuid>.png``); a name with a path separator,
+    ``..``, a control character or URL syntax is refused before any request, so it can neither
+    reach another route nor write outside a download folder.
+    """
+    if not isinstance(name, str) or not name:
+        raise errors.ValidationError(
+            f"an image name must be a non-empty string, got {name!r}",
+            input=input,
+            rule="non-empty image name",
+        )
+    bad = (
+        name in (".", "..")
+        or len(name) > MAX_IMAGE_NAME
+        or any(c in name for c in "/\\?#%")
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+        or name != name.strip()
+    )
+    if bad:
+        raise errors.ValidationError(
+            f"refusing image name {name!r}: an image name must be a plain file name (no path "
+            "separators, '..', control characters or URL syntax)",
+            input=input,
+            rule="plain file name",
+        )
+    return name
+
+
+def image_names_of(images: ImagesArg, *, input: str = "images") -> builtins.list[str]:
+    """The names of one image or several (each checked with :func:`check_image_name`)."""
+    if isinstance(images, str):
+        return [check_image_name(images, input=input)]
+    if isinstance(images, HasImageName):
+        return [check_image_name(images.image_name, input=input)]
+    if not isinstance(images, Iterable):
+        raise errors.ValidationError(
+            f"{input} must be an image name, an image, or a list of them, got {images!r}",
+            input=input,
+            rule="image name(s)",
+        )
+    names: builtins.list[str] = []
+    for item in images:
+        name = item.image_name if isinstance(item, HasImageName) else item
+        names.append(check_image_name(name, input=input))
+    return list(dict.fromkeys(names))
+
+
+def check_categories(categories: str | Iterable[str] | None) -> builtins.list[str] | None:
+    """Image categories as the server takes them, each checked; None means all."""
+    if categories is None:
+        return None
+    values = [categories] if isinstance(categories, str) else builtins.list(categories)
+    for value in values:
+        if value not in IMAGE_CATEGORIES:
+            raise errors.ValidationError(
+                f"image category must be one of {', '.join(IMAGE_CATEGORIES)}, got {value!r}",
+                input="category",
+                rule="a known image category",
+            )
+    return values
+
+
+class ImageRepository(Repository):
+    """Images of the server (``client.images``)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        super().__init__(client)
+
+    # -- upload --------------------------------------------------------------------------
+
+    async def upload(
+        self,
+        image: UploadSource,
+        *,
+        category: Category = "user",
+        board: BoardRef | None = None,
+        intermediate: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+        crop_visible: bool = False,
+        resize_to: tuple[int, int] | None = None,
+        filename: str | None = None,
+    ) -> ImageDTO:
+        """Upload an image; returns its record (with the name the server gave it).
+
+        ``image`` is a file path, encoded image bytes (PNG, JPEG, WebP, GIF, BMP, TIFF) or a
+        PIL image (sent as PNG). ``board`` takes a board id, :class:`Board` or name;
+        ``metadata`` is stored with the image (a JSON object); ``resize_to=(w, h)`` lets the
+        server resize it. Anything that is not an image is refused before it is sent.
+        """
+        check_categories(category)
+        if metadata is not None:
+            _metadata_json(metadata)
+        if resize_to is not None:
+            _resize_json(resize_to)
+        data, default_name, content_type, what = await read_image_source(image)
+        board_id: str | None = None
+        if board is not None:
+            board_id = await self._client.boards.resolve(board, verify=False)
+            if board_id == UNCATEGORIZED:
+                board_id = None
+        board_errors = (
+            naming("board", board_id, action="upload to", not_found=errors.BoardNotFoundError)
+            if board_id is not None
+            else nullcontext()
+        )
+        try:
+            with board_errors:
+                answer = await upload_image(
+                    self._http,
+                    data,
+                    filename=filename or default_name,
+                    content_type=content_type,
+                    image_category=category,
+                    is_intermediate=intermediate,
+                    board_id=board_id,
+                    session_id=session_id,
+                    metadata=metadata,
+                    crop_visible=crop_visible,
+                    resize_to=resize_to,
+                )
+        except errors.APIError as exc:
+            if exc.status == 415:
+                raise errors.APIError(
+                    f"the server refused {what}: it could not read it as an image "
+                    f"({errors.describe_detail(exc.detail)})",
+                    status=exc.status,
+                    detail=exc.detail,
+                    method=exc.method,
+                    path=exc.path,
+                ) from None
+            raise
+        return ImageDTO.model_validate(answer)
+
+    @asynccontextmanager
+    async def uploading(self, image: UploadSource, **options: Any) -> AsyncIterator[ImageDTO]:
+        """Upload an image for the duration of a block; it is deleted when the block ends.
+
+        ``async with client.images.uploading("in.png") as img: ...`` (options as
+        :meth:`upload`).
+        """
+        async with self.upload_scope() as scope:
+            yield await scope.upload(image, **options)
+
+    def upload_scope(self) -> UploadScope:
+        """An :class:`UploadScope`: every image uploaded through it is deleted at the end."""
+        return UploadScope(self)
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def get(self, image: ImageLike) -> ImageDTO:
+        """An image's record; :class:`~errors.NotFoundError` naming it if there is none."""
+        name = image_names_of(image, input="image")[0]
+        with naming("image", name, action="read"):
+            answer = await self._http.request("GET", f"{IMAGES}/i/{name}")
+        return ImageDTO.model_validate(answer)
+
+    async def get_many(self, images: ImagesArg) -> builtins.list[ImageDTO]:
+        """Records of several images in the given order; unknown names are left out."""
+        names = image_names_of(images)
+        out: builtins.list[ImageDTO] = []
+        for start in range(0, len(names), BULK_CHUNK):
+            answer = await self._http.request(
+                "POST",
+                f"{IMAGES}/images_by_names",
+                json={"image_names": names[start : start + BULK_CHUNK]},
+                retry=True,
+            )
+            out.extend(ImageDTO.model_validate(i) for i in answer or [])
+        return out
+
+    async def exists(self, image: ImageLike) -> bool:
+        """Whether the server has this image."""
+        try:
+            await self.get(image)
+        except errors.NotFoundError:
+            return False
+        return True
+
+    async def metadata(self, image: ImageLike) -> dict[str, Any] | None:
+        """The metadata stored with an image (None when it has none)."""
+        name = image_names_of(image, input="image")[0]
+        with naming("image", name, action="read"):
+            answer = await self._http.request("GET", f"{IMAGES}/i/{name}/metadata")
+        return answer if isinstance(answer, dict) else None
+
+    async def workflow(self, image: ImageLike) -> EmbeddedWorkflow:
+        """The workflow and graph saved in an image, parsed (both None when absent)."""
+        name = image_names_of(image, input="image")[0]
+        with naming("image", name, action="read"):
+            answer = await self._http.request("GET", f"{IMAGES}/i/{name}/workflow")
+        return EmbeddedWorkflow.from_server(answer)
+
+    def url(self, image: ImageLike, *, thumbnail: bool = False) -> str:
+        """The absolute URL of an image (or its thumbnail) on this server."""
+        name = image_names_of(image, input="image")[0]
+        kind = "thumbnail" if thumbnail else "full"
+        return str(self._http.url(f"{IMAGES}/i/{name}/{kind}"))
+
+    @overload
+    async def download(
+        self, image: ImageLike, dest: None = None, *, thumbnail: bool = False
+    ) -> bytes: ...
+
+    @overload
+    async def download(
+        self, image: ImageLike, dest: str | os.PathLike[str], *, thumbnail: bool = False
+    ) -> Path: ...
+
+    async def download(
+        self,
+        image: ImageLike,
+        dest: str | os.PathLike[str] | None = None,
+        *,
+        thumbnail: bool = False,
+    ) -> bytes | Path:
+        """The image file: as bytes (no ``dest``), or streamed into ``dest`` (returns the path).
+
+        ``dest`` may be a folder (the file keeps the image's name; thumbnails end in
+        ``.webp``) or a file path. The file appears complete or not at all. Full images are
+        PNG, thumbnails WebP.
+        """
+        name = image_names_of(image, input="image")[0]
+        kind = "thumbnail" if thumbnail else "full"
+        path = f"{IMAGES}/i/{name}/{kind}"
+        if dest is None:
+            with naming("image", name, action="download"):
+                data: bytes = await self._http.request("GET", path, expect="bytes")
+            return data
+        target = await anyio.to_thread.run_sync(_download_target, Path(dest), name, thumbnail)
+        part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        try:
+            with naming("image", name, action="download"):
+                async with (
+                    self._http.stream("GET", path) as response,
+                    await anyio.open_file(part, "wb") as out,
+                ):
+                    async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
+                        await out.write(chunk)
+            await anyio.to_thread.run_sync(os.replace, part, target)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_unlink_quietly, part)
+            raise
+        return target
+
+    @overload
+    async def thumbnail(self, image: ImageLike, dest: None = None) -> bytes: ...
+
+    @overload
+    async def thumbnail(self, image: ImageLike, dest: str | os.PathLike[str]) -> Path: ...
+
+    async def thumbnail(
+        self, image: ImageLike, dest: str | os.PathLike[str] | None = None
+    ) -> bytes | Path:
+        """The image's WebP thumbnail, as bytes or saved into ``dest`` (see :meth:`download`)."""
+        if dest is None:
+            return await self.download(image, thumbnail=True)
+        return await self.download(image, dest, thumbnail=True)
+
+    # -- changing ------------------------------------------------------------------------
+
+    async def update(
+        self,
+        image: ImageLike,
+        *,
+        category: Category | None = None,
+        intermediate: bool | None = None,
+        starred: bool | None = None,
+        session_id: str | None = None,
+    ) -> ImageDTO:
+        """Change an image's category, intermediate flag, star or session id."""
+        name = image_names_of(image, input="image")[0]
+        changes: dict[str, Any] = {}
+        if category is not None:
+            check_categories(category)
+            changes["image_category"] = category
+        if intermediate is not None:
+            changes["is_intermediate"] = bool(intermediate)
+        if starred is not None:
+            changes["starred"] = bool(starred)
+        if session_id is not None:
+            changes["session_id"] = session_id
+        if not changes:
+            return await self.get(name)
+        try:
+            with naming("image", name, action="change"):
+                answer = await self._http.request(
+                    "PATCH", f"{IMAGES}/i/{name}", json=changes, retry=True
+                )
+        except errors.BadRequestError:
+            await self.get(name)  # InvokeAI answers 400 for an unknown image: name it
+            raise
+        return ImageDTO.model_validate(answer)
+
+    async def star(self, images: ImagesArg) -> ImagesResult:
+        """Star images (starred images list first)."""
+        return await self._bulk("star", images, "starred_images")
+
+    async def unstar(self, images: ImagesArg) -> ImagesResult:
+        """Remove the star from images."""
+        return await self._bulk("unstar", images, "unstarred_images")
+
+    async def delete(self, image: ImageLike) -> ImagesResult:
+        """Delete one image; :class:`~errors.NotFoundError` naming it if there is none."""
+        name = image_names_of(image, input="image")[0]
+        with naming("image", name, action="delete"):
+            answer = await self._http.request("DELETE", f"{IMAGES}/i/{name}")
+        return ImagesResult.from_server(answer, "deleted_images")
+
+    async def delete_many(self, images: ImagesArg) -> ImagesResult:
+        """Delete several images (unknown names are skipped, as the server does)."""
+        return await self._bulk("delete", images, "deleted_images")
+
+    async def delete_uncategorized(self) -> ImagesResult:
+        """Delete every image that is on no board (a non-admin: only their own)."""
+        answer = await self._http.request("DELETE", f"{IMAGES}/uncategorized")
+        return ImagesResult.from_server(answer, "deleted_images")
+
+    async def _bulk(self, action: str, images: ImagesArg, done_key: str) -> ImagesResult:
+        names = image_names_of(images)
+        result = ImagesResult()
+        for start in range(0, len(names), BULK_CHUNK):
+            answer = await self._http.request(
+                "POST",
+                f"{IMAGES}/{action}",
+                json={"image_names": names[start : start + BULK_CHUNK]},
+                retry=True,
+            )
+            result = result.merge(ImagesResult.from_server(answer, done_key))
+        return result
+
+    # -- listing -------------------------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        board: BoardRef | None = None,
+        category: str | Iterable[str] | None = None,
+        starred: bool | None = None,
+        search: str | None = None,
+        intermediate: bool | None = False,
+        origin: Literal["internal", "external"] | None = None,
+        order: Literal["desc", "asc"] = "desc",
+        starred_first: bool = True,
+        page_size: int = 100,
+    ) -> Paginator[ImageDTO]:
+        """Images page by page, newest first: ``await`` it for the first page, ``async for``
+        for every image exactly once.
+
+        ``board`` takes an id, :class:`Board`, name or ``UNCATEGORIZED``; ``category`` one or
+        more categories; ``search`` matches the metadata text; ``intermediate=None`` lists
+        intermediates too; ``starred=True`` only starred images, ``False`` only unstarred.
+        """
+        cats = check_categories(category)
+        if order not in ("desc", "asc"):
+            raise errors.ValidationError(
+                f"order must be 'desc' or 'asc', got {order!r}", input="order", rule="desc|asc"
+            )
+        if starred is True:
+            starred_first = True  # starred images come first: stop at the first unstarred
+        resolved: builtins.list[str] = []
+
+        async def fetch(offset: int, limit: int) -> Page[ImageDTO]:
+            if board is not None and not resolved:
+                resolved.append(await self._client.boards.resolve(board, verify=False))
+            params: dict[str, Any] = {
+                "offset": offset,
+                "limit": min(limit, MAX_PAGE_SIZE),
+                "categories": cats,
+                "is_intermediate": intermediate,
+                "board_id": resolved[0] if resolved else None,
+                "order_dir": order.upper(),
+                "starred_first": starred_first,
+                "search_term": search or None,
+                "image_origin": origin,
+            }
+            board_ident = resolved[0] if resolved else None
+            with naming("board", board_ident, action="list images of",
+                        not_found=errors.BoardNotFoundError):
+                answer = await self._http.request("GET", f"{IMAGES}/", params=params)
+            items = [ImageDTO.model_validate(i) for i in answer.get("items", [])]
+            return offset_page(
+                items, offset=int(answer.get("offset", offset)), limit=limit,
+                total=answer.get("total"),
+            )
+
+        return Paginator(
+            fetch,
+            page_size=page_size,
+            key=lambda image: image.image_name,
+            where=(lambda image: not image.starred) if starred is False else None,
+            until=(lambda image: not image.starred) if starred is True else None,
+        )
+
+    # -- intermediates -------------------------------------------------------------------
+
+    async def intermediates_count(self) -> int:
+        """How many intermediate images the server keeps (a non-admin: their own)."""
+        return int(await self._http.request("GET", f"{IMAGES}/intermediates") or 0)
+
+    async def clear_intermediates(self) -> int:
+        """Delete every intermediate image (admin); returns how many were deleted."""
+        return int(await self._http.request("DELETE", f"{IMAGES}/intermediates") or 0)
+
+
+def _metadata_json(metadata: Mapping[str, Any]) -> str:
+    if not isinstance(metadata, Mapping):
+        raise errors.ValidationError(
+            f"metadata must be a mapping (a JSON object), got {type(metadata).__name__}",
+            input="metadata",
+            rule="JSON object",
+        )
+    try:
+        return json.dumps(dict(metadata))
+    except (TypeError, ValueError) as exc:
+        raise errors.ValidationError(
+            f"metadata must be JSON-serializable: {exc}", input="metadata", rule="JSON object"
+        ) from None
+
+
+def _resize_json(resize_to: Sequence[int]) -> str:
+    ok = (
+        isinstance(resize_to, Sequence)
+        and len(resize_to) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize_to)
+    )
+    if not ok:
+        raise errors.ValidationError(
+            f"resize_to must be (width, height) with positive integers, got {resize_to!r}",
+            input="resize_to",
+            rule="(width, height) > 0",
+        )
+    return json.dumps({"width": resize_to[0], "height": resize_to[1]})
+
+
+def _download_target(dest: Path, name: str, thumbnail: bool) -> Path:
+    """Where a download goes (runs in a worker thread); refuses paths outside ``dest``."""
+    file_name = f"{Path(name).stem}.webp" if thumbnail else name
+    if dest.is_dir():
+        folder = dest.resolve()
+        target = (folder / file_name).resolve()
+        if target.parent != folder:
+            raise errors.ValidationError(
+                f"refusing to write image {name!r} outside {str(folder)!r}",
+                input="image",
+                rule="stays inside the target folder",
+            )
+        return target
+    if not dest.parent.is_dir():
+        raise errors.ValidationError(
+            f"cannot save to {str(dest)!r}: folder {str(dest.parent)!r} does not exist",
+            input="dest",
+            rule="an existing folder or a file in one",
+        )
+    return dest.resolve()
+
+
+def _unlink_quietly(path: Path) -> None:
+    with suppress(FileNotFoundError):
+        path.unlink()
+
+
+class UploadScope:
+    """Uploads that are deleted together when the scope ends.
+
+    .. code-block:: python
+
+        async with client.images.upload_scope() as scope:
+            a = await scope.upload("a.png")
+            b = await scope.upload(pil_image, board="inputs")
+            ...                                 # both are deleted when the block ends
+
+    ``keep(image)`` exempts an image; ``adopt(image)`` adds one uploaded elsewhere. Deleting
+    is shielded from cancellation and never hides the block's own exception.
+    """
+
+    def __init__(self, images: ImageRepository) -> None:
+        self._images = images
+        self.uploaded: builtins.list[ImageDTO] = []
+        self._names: builtins.list[str] = []
+
+    async def upload(self, image: UploadSource, **options: Any) -> ImageDTO:
+        """Upload like :meth:`ImageRepository.upload`, and remember it for deletion."""
+        dto = await self._images.upload(image, **options)
+        self.uploaded.append(dto)
+        self._names.append(dto.image_name)
+        return dto
+
+    def adopt(self, image: ImageLike) -> None:
+        """Delete this image with the scope too."""
+        self._names.extend(n for n in image_names_of(image) if n not in self._names)
+
+    def keep(self, image: ImageLike) -> None:
+        """Do not delete this image when the scope ends."""
+        for name in image_names_of(image):
+            if name in self._names:
+                self._names.remove(name)
+
+    @property
+    def names(self) -> builtins.list[str]:
+        """Names the scope will delete."""
+        return builtins.list(self._names)
+
+    async def cleanup(self) -> ImagesResult:
+        """Delete everything uploaded (or adopted) so far."""
+        names, self._names = self._names, []
+        if not names:
+            return ImagesResult()
+        result = ImagesResult()
+        with anyio.CancelScope(shield=True):
+            result = await self._images.delete_many(names)
+        return result
+
+    async def __aenter__(self) -> UploadScope:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.cleanup()
+        except errors.InvokeAIError as cleanup_error:
+            if exc is None:
+                raise
+            log.warning("could not delete uploaded images: %s", cleanup_error)

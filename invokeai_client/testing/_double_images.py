@@ -1,0 +1,468 @@
+"""The double's images: ``/api/v1/images`` as InvokeAI 6.14 serves it.
+
+Images are real PNGs (Pillow) kept in ``double.images`` (shared with the queue, whose nodes
+save images there too), so sizes are real and thumbnails are real WebP files. Uploads read
+the ``invokeai_metadata`` / ``invokeai_workflow`` / ``invokeai_graph`` text chunks of a PNG
+like the server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import BodyPartReader, web
+
+from ._double_boards import (
+    json_body,
+    may_modify_image,
+    may_read_image,
+    read_board,
+)
+from .double import DoubleImage, db_timestamp, error, json_response
+
+if TYPE_CHECKING:
+    from .double import InvokeAIDouble
+
+IMAGES = "/api/v1/images"
+CATEGORIES = ("general", "mask", "control", "user", "other")
+THUMBNAIL_SIZE = 256
+MAX_BATCH = 1000
+
+
+def install(double: InvokeAIDouble) -> None:
+    """Add the image routes to ``double``."""
+    routes = _Routes(double)
+    double.route("POST", f"{IMAGES}/upload", routes.upload)
+    double.route("GET", f"{IMAGES}/", routes.list_images)
+    double.route("GET", f"{IMAGES}/names", routes.names)
+    double.route("POST", f"{IMAGES}/images_by_names", routes.by_names)
+    double.route("GET", f"{IMAGES}/intermediates", routes.intermediates_count)
+    double.route("DELETE", f"{IMAGES}/intermediates", routes.clear_intermediates)
+    double.route("DELETE", f"{IMAGES}/uncategorized", routes.delete_uncategorized)
+    double.route("POST", f"{IMAGES}/delete", routes.delete_many)
+    double.route("POST", f"{IMAGES}/star", routes.star)
+    double.route("POST", f"{IMAGES}/unstar", routes.unstar)
+    double.route("GET", f"{IMAGES}/i/{{image_name}}", routes.get)
+    double.route("PATCH", f"{IMAGES}/i/{{image_name}}", routes.update)
+    double.route("DELETE", f"{IMAGES}/i/{{image_name}}", routes.delete)
+    double.route("GET", f"{IMAGES}/i/{{image_name}}/full", routes.full)
+    double.route("HEAD", f"{IMAGES}/i/{{image_name}}/full", routes.full)
+    double.route("GET", f"{IMAGES}/i/{{image_name}}/thumbnail", routes.thumbnail)
+    double.route("GET", f"{IMAGES}/i/{{image_name}}/metadata", routes.metadata)
+    double.route("GET", f"{IMAGES}/i/{{image_name}}/workflow", routes.workflow)
+    double.route("GET", f"{IMAGES}/i/{{image_name}}/urls", routes.urls)
+
+
+def image_dto(image: DoubleImage) -> dict[str, Any]:
+    """The ImageDTO of a stored image."""
+    name = image.image_name
+    return {
+        "image_name": name,
+        "image_url": f"api/v1/images/i/{name}/full",
+        "thumbnail_url": f"api/v1/images/i/{name}/thumbnail",
+        "image_origin": image.image_origin,
+        "image_category": image.image_category,
+        "width": image.width,
+        "height": image.height,
+        "created_at": image.created_at,
+        "updated_at": image.updated_at,
+        "deleted_at": image.deleted_at,
+        "is_intermediate": image.is_intermediate,
+        "session_id": image.session_id,
+        "node_id": image.node_id,
+        "starred": image.starred,
+        "has_workflow": image.workflow is not None or image.graph is not None,
+        "image_subfolder": "",
+        "board_id": image.board_id,
+    }
+
+
+def _decode_upload(
+    data: bytes, crop_visible: bool, resize_to: dict[str, int] | None
+) -> tuple[bytes, int, int, dict[str, Any]]:
+    """PNG bytes, size and text chunks of an uploaded image (a worker thread runs this)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.load()
+        info = {k: v for k, v in opened.info.items() if isinstance(v, str)}
+        image = opened.copy()
+    if crop_visible:
+        box = image.getbbox()
+        if box:
+            image = image.crop(box)
+    if resize_to:
+        image = image.convert("RGBA").resize((resize_to["width"], resize_to["height"]))
+    out = io.BytesIO()
+    if image.mode not in ("1", "L", "LA", "I", "P", "RGB", "RGBA"):
+        image = image.convert("RGBA")
+    image.save(out, format="PNG")
+    return out.getvalue(), image.width, image.height, info
+
+
+def _thumbnail(data: bytes) -> bytes:
+    """A WebP thumbnail (at most 256 px on its longer side) of PNG bytes."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGBA")
+    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    out = io.BytesIO()
+    image.save(out, format="WEBP")
+    return out.getvalue()
+
+
+def _json_dict(text: str | None) -> dict[str, Any] | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _valid_workflow(text: str | None) -> str | None:
+    value = _json_dict(text)
+    ok = value is not None and isinstance(value.get("nodes"), list) and isinstance(
+        value.get("edges"), list
+    )
+    return text if ok else None
+
+
+def _valid_graph(text: str | None) -> str | None:
+    value = _json_dict(text)
+    ok = value is not None and isinstance(value.get("nodes"), dict) and isinstance(
+        value.get("edges"), list
+    )
+    return text if ok else None
+
+
+def _bool_query(request: web.Request, name: str, *, required: bool = False) -> bool | None:
+    raw = request.query.get(name)
+    if raw is None:
+        if required:
+            raise error(422, [{"type": "missing", "loc": ["query", name],
+                               "msg": "Field required", "input": None}])
+        return None
+    if raw.lower() in ("true", "1", "yes", "on"):
+        return True
+    if raw.lower() in ("false", "0", "no", "off"):
+        return False
+    raise error(422, [{"type": "bool_parsing", "loc": ["query", name],
+                       "msg": "Input should be a valid boolean", "input": raw}])
+
+
+class _Routes:
+    def __init__(self, double: InvokeAIDouble) -> None:
+        self.d = double
+        self._thumbs: dict[str, bytes] = {}
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _readable(self, request: web.Request, detail: str = "Not Found") -> DoubleImage:
+        user = self.d.current_user(request)
+        image = self.d.images.get(request.match_info["image_name"])
+        if image is None:
+            raise error(404, detail if user.get("is_admin") else "Image not found")
+        if not may_read_image(self.d, user, image):
+            raise error(403, "Not authorized to access this image")
+        return image
+
+    def _owned(self, request: web.Request) -> tuple[dict[str, Any], DoubleImage | None]:
+        user = self.d.current_user(request)
+        image = self.d.images.get(request.match_info["image_name"])
+        if image is not None and not may_modify_image(self.d, user, image):
+            raise error(403, "Not authorized to modify this image")
+        if image is None and not user.get("is_admin"):
+            raise error(403, "Not authorized to modify this image")
+        return user, image
+
+    async def _names_body(self, request: web.Request) -> list[str]:
+        body = await json_body(request)
+        names = body.get("image_names") if isinstance(body, dict) else None
+        if not isinstance(names, list):
+            raise error(422, [{"type": "missing", "loc": ["body", "image_names"],
+                               "msg": "Field required", "input": body}])
+        if len(names) > MAX_BATCH:
+            raise error(422, [{"type": "too_long", "loc": ["body", "image_names"],
+                               "msg": f"List should have at most {MAX_BATCH} items"}])
+        return [str(n) for n in dict.fromkeys(names)]
+
+    # -- upload --------------------------------------------------------------------------
+
+    async def upload(self, request: web.Request) -> web.Response:
+        user = self.d.current_user(request)
+        category = request.query.get("image_category")
+        if category is None:
+            raise error(422, [{"type": "missing", "loc": ["query", "image_category"],
+                               "msg": "Field required", "input": None}])
+        if category not in CATEGORIES:
+            raise error(422, [{"type": "enum", "loc": ["query", "image_category"],
+                               "msg": "Input should be 'general', 'mask', 'control', 'user' "
+                                      "or 'other'", "input": category}])
+        intermediate = bool(_bool_query(request, "is_intermediate", required=True))
+        crop_visible = bool(_bool_query(request, "crop_visible"))
+        board_id = request.query.get("board_id")
+        if board_id is not None:
+            board = self.d.boards.get(board_id)
+            if board is None:
+                raise error(404, "Board not found")
+            if not (user.get("is_admin") or board["user_id"] == user["user_id"]
+                    or board["board_visibility"] == "public"):
+                raise error(403, "Not authorized to upload to this board")
+        data = b""
+        content_type = ""
+        metadata_text: str | None = None
+        resize_text: str | None = None
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file":
+                content_type = part.headers.get("Content-Type", "")
+                data = bytes(await part.read())
+            elif part.name == "metadata":
+                metadata_text = await part.text()
+            elif part.name == "resize_to":
+                resize_text = await part.text()
+        if not content_type.startswith("image"):
+            raise error(415, "Not an image")
+        resize: dict[str, int] | None = None
+        if resize_text:
+            parsed = _json_dict(resize_text)
+            if not parsed or not all(
+                isinstance(parsed.get(k), int) and parsed[k] > 0 for k in ("width", "height")
+            ):
+                raise error(400, "Invalid resize_to format or size")
+            resize = {"width": parsed["width"], "height": parsed["height"]}
+        try:
+            png, width, height, info = await asyncio.to_thread(
+                _decode_upload, data, crop_visible, resize
+            )
+        except Exception:
+            raise error(415, "Failed to read image") from None
+        metadata_raw = metadata_text if metadata_text is not None else info.get(
+            "invokeai_metadata"
+        )
+        image = DoubleImage(
+            image_name=f"{uuid.uuid4()}.png",
+            data=png,
+            width=width,
+            height=height,
+            image_origin="external",
+            image_category=category,
+            is_intermediate=intermediate,
+            session_id=request.query.get("session_id"),
+            board_id=board_id,
+            metadata=_json_dict(metadata_raw),
+            workflow=_valid_workflow(info.get("invokeai_workflow")),
+            graph=_valid_graph(info.get("invokeai_graph")),
+            user_id=user["user_id"],
+        )
+        self.d.images[image.image_name] = image
+        location = f"api/v1/images/i/{image.image_name}/full"
+        return json_response(image_dto(image), 201, headers={"Location": location})
+
+    # -- listing -------------------------------------------------------------------------
+
+    def _filtered(self, request: web.Request, user: dict[str, Any]) -> list[DoubleImage]:
+        q = request.query
+        categories = q.getall("categories", [])
+        intermediate = _bool_query(request, "is_intermediate")
+        board_id = q.get("board_id")
+        origin = q.get("image_origin")
+        search = (q.get("search_term") or "").lower()
+        if board_id is not None and board_id != "none":
+            read_board(self.d, user, board_id)
+        own_only = not user.get("is_admin") and (board_id is None or board_id == "none")
+        order = {name: n for n, name in enumerate(self.d.images)}
+        found = [
+            i for i in self.d.images.values()
+            if (not categories or i.image_category in categories)
+            and (intermediate is None or i.is_intermediate == intermediate)
+            and (origin is None or i.image_origin == origin)
+            and (board_id is None or (i.board_id or "none") == board_id)
+            and (not own_only or i.user_id == user["user_id"])
+            and (not search or search in json.dumps(i.metadata or {}).lower()
+                 or search in i.created_at)
+        ]
+        descending = q.get("order_dir", "DESC") == "DESC"
+        # ties (same millisecond) fall back to creation order, as SQLite's rowid would
+        found.sort(key=lambda i: (i.created_at, order[i.image_name]), reverse=descending)
+        if _bool_query(request, "starred_first") is not False:
+            found.sort(key=lambda i: not i.starred)  # stable: starred first, order kept
+        return found
+
+    async def list_images(self, request: web.Request) -> web.Response:
+        user = self.d.current_user(request)
+        offset = int(request.query.get("offset", 0))
+        limit = int(request.query.get("limit", 10))
+        if limit > MAX_BATCH or limit < 0 or offset < 0:
+            raise error(422, [{"type": "less_than_equal", "loc": ["query", "limit"],
+                               "msg": f"Input should be less than or equal to {MAX_BATCH}"}])
+        found = self._filtered(request, user)
+        items = [image_dto(i) for i in found[offset : offset + limit]]
+        return json_response({"limit": limit, "offset": offset, "total": len(found),
+                              "items": items})
+
+    async def names(self, request: web.Request) -> web.Response:
+        user = self.d.current_user(request)
+        found = self._filtered(request, user)
+        return json_response({
+            "image_names": [i.image_name for i in found],
+            "starred_count": sum(1 for i in found if i.starred),
+            "total_count": len(found),
+        })
+
+    async def by_names(self, request: web.Request) -> web.Response:
+        user = self.d.current_user(request)
+        names = await self._names_body(request)
+        out = []
+        for name in names:
+            image = self.d.images.get(name)
+            if image is not None and may_read_image(self.d, user, image):
+                out.append(image_dto(image))
+        return json_response(out)
+
+    # -- one image -----------------------------------------------------------------------
+
+    async def get(self, request: web.Request) -> web.Response:
+        return json_response(image_dto(self._readable(request)))
+
+    async def update(self, request: web.Request) -> web.Response:
+        _, image = self._owned(request)
+        body = await json_body(request)
+        if image is None or not isinstance(body, dict):
+            raise error(400, "Failed to update image")
+        if "image_category" in body and body["image_category"] is not None:
+            if body["image_category"] not in CATEGORIES:
+                raise error(422, [{"type": "enum", "loc": ["body", "image_category"],
+                                   "msg": "Input should be a known category"}])
+            image.image_category = body["image_category"]
+        if body.get("session_id") is not None:
+            image.session_id = body["session_id"]
+        if body.get("is_intermediate") is not None:
+            image.is_intermediate = bool(body["is_intermediate"])
+        if body.get("starred") is not None:
+            image.starred = bool(body["starred"])
+        image.updated_at = db_timestamp()
+        return json_response(image_dto(image))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        _, image = self._owned(request)
+        if image is None:
+            raise error(404, "Image not found")
+        del self.d.images[image.image_name]
+        self._thumbs.pop(image.image_name, None)
+        return json_response({"affected_boards": [image.board_id or "none"],
+                              "deleted_images": [image.image_name], "failed_images": []})
+
+    async def full(self, request: web.Request) -> web.StreamResponse:
+        image = self._readable(request)
+        headers = {
+            "Cache-Control": "private, no-store" if self.d.multiuser else "max-age=31536000",
+            "Content-Disposition": f'inline; filename="{image.image_name}"',
+        }
+        if request.method == "HEAD":
+            return web.Response(content_type="image/png", headers=headers)
+        return web.Response(body=image.data, content_type="image/png", headers=headers)
+
+    async def thumbnail(self, request: web.Request) -> web.Response:
+        image = self._readable(request)
+        data = self._thumbs.get(image.image_name)
+        if data is None:
+            data = await asyncio.to_thread(_thumbnail, image.data)
+            self._thumbs[image.image_name] = data
+        return web.Response(body=data, content_type="image/webp")
+
+    async def metadata(self, request: web.Request) -> web.Response:
+        return json_response(self._readable(request).metadata)
+
+    async def workflow(self, request: web.Request) -> web.Response:
+        image = self._readable(request)
+        return json_response({"workflow": image.workflow, "graph": image.graph})
+
+    async def urls(self, request: web.Request) -> web.Response:
+        self.d.current_user(request)
+        name = request.match_info["image_name"]
+        return json_response({"image_name": name,
+                              "image_url": f"api/v1/images/i/{name}/full",
+                              "thumbnail_url": f"api/v1/images/i/{name}/thumbnail"})
+
+    # -- several images ------------------------------------------------------------------
+
+    async def _each(
+        self, request: web.Request, done_key: str, change: Any
+    ) -> web.Response:
+        user = self.d.current_user(request)
+        names = await self._names_body(request)
+        done: list[str] = []
+        boards: set[str] = set()
+        for name in names:
+            image = self.d.images.get(name)
+            if image is None or not may_modify_image(self.d, user, image):
+                continue
+            change(image)
+            done.append(name)
+            boards.add(image.board_id or "none")
+        return json_response({"affected_boards": sorted(boards), done_key: done,
+                              "failed_images": []})
+
+    async def delete_many(self, request: web.Request) -> web.Response:
+        def remove(image: DoubleImage) -> None:
+            self.d.images.pop(image.image_name, None)
+            self._thumbs.pop(image.image_name, None)
+
+        return await self._each(request, "deleted_images", remove)
+
+    async def star(self, request: web.Request) -> web.Response:
+        def star(image: DoubleImage) -> None:
+            image.starred = True
+            image.updated_at = db_timestamp()
+
+        return await self._each(request, "starred_images", star)
+
+    async def unstar(self, request: web.Request) -> web.Response:
+        def unstar(image: DoubleImage) -> None:
+            image.starred = False
+            image.updated_at = db_timestamp()
+
+        return await self._each(request, "unstarred_images", unstar)
+
+    async def delete_uncategorized(self, request: web.Request) -> web.Response:
+        user = self.d.current_user(request)
+        deleted = []
+        for image in list(self.d.images.values()):
+            mine = user.get("is_admin") or image.user_id == user["user_id"]
+            if image.board_id is None and mine:
+                del self.d.images[image.image_name]
+                deleted.append(image.image_name)
+        return json_response({"affected_boards": ["none"] if deleted else [],
+                              "deleted_images": deleted, "failed_images": []})
+
+    # -- intermediates -------------------------------------------------------------------
+
+    async def intermediates_count(self, request: web.Request) -> web.Response:
+        user = self.d.current_user(request)
+        count = sum(
+            1 for i in self.d.images.values()
+            if i.is_intermediate and (user.get("is_admin") or i.user_id == user["user_id"])
+        )
+        return json_response(count)
+
+    async def clear_intermediates(self, request: web.Request) -> web.Response:
+        user = self.d.current_user(request)
+        if not user.get("is_admin"):
+            raise error(403, "Only admins can clear all intermediates")
+        doomed = [n for n, i in self.d.images.items() if i.is_intermediate]
+        for name in doomed:
+            del self.d.images[name]
+        return json_response(len(doomed))
