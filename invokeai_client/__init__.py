@@ -42,9 +42,18 @@ from .models.app import ServerInfo, User
 from .models.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
 from .models.images import EmbeddedWorkflow, ImageDTO, ImagesResult
 from .models.model_configs import FoundModel, ModelConfig, ModelInstallJob
+from .models.queue import (
+    BatchStatus,
+    EnqueueBatchResult,
+    InvocationCacheStatus,
+    QueueAndProcessorStatus,
+    SessionQueueItem,
+    SessionQueueItemSummary,
+)
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
+from .repositories.queue import QueueRepository
 from .runs import (
     BatchRun,
     ImageRef,
@@ -72,6 +81,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchRun",
+    "BatchStatus",
     "Board",
     "BoardError",
     "BoardNotFoundError",
@@ -82,12 +92,14 @@ __all__ = [
     "DeleteBoardResult",
     "EmbeddedWorkflow",
     "EndpointNotAvailableError",
+    "EnqueueBatchResult",
     "FoundModel",
     "ImageDTO",
     "ImageRef",
     "ImageRepository",
     "ImagesResult",
     "InternalServerError",
+    "InvocationCacheStatus",
     "InvocationSchemas",
     "InvokeAIError",
     "IvkField",
@@ -105,6 +117,8 @@ __all__ = [
     "NodeStarted",
     "NotFoundError",
     "PermissionDeniedError",
+    "QueueAndProcessorStatus",
+    "QueueRepository",
     "RateLimitError",
     "RunCanceledError",
     "RunDetachedError",
@@ -115,6 +129,8 @@ __all__ = [
     "RunManager",
     "RunTimeoutError",
     "ServerInfo",
+    "SessionQueueItem",
+    "SessionQueueItemSummary",
     "StatusChanged",
     "TimeoutError",
     "UnprocessableEntityError",

@@ -13,9 +13,10 @@ import asyncio
 import email.utils
 import json as jsonlib
 import logging
+import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -54,18 +55,16 @@ class _RetryWait:
 
     def __init__(self) -> None:
         self.retry_after: float | None = None
+        self.attempt = 0  # shared by every generator made from this object
 
     def __call__(self) -> Generator[float, None, None]:
-        import random
-
-        attempt = 0
         while True:
-            delay = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * (2**attempt))
+            delay = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * (2**self.attempt))
             delay = random.uniform(delay / 2, delay)
             if self.retry_after is not None:
                 delay = max(delay, self.retry_after)
                 self.retry_after = None
-            attempt += 1
+            self.attempt += 1
             yield delay
 
 
@@ -238,7 +237,42 @@ class HttpTransport:
         method = method.upper()
         may_retry = (method in IDEMPOTENT_METHODS) if retry is None else retry
         tries = 1 + (self.max_retries if may_retry else 0)
+
+        async def attempt_once() -> Any:
+            return await self._send_once(
+                method,
+                path,
+                params=params,
+                json=json,
+                data=data() if callable(data) else data,
+                expect=expect,
+                timeout=timeout,
+                headers=headers,
+            )
+
+        # Most requests succeed at once: the retry machinery is entered only after a failure.
+        try:
+            return await attempt_once()
+        except _Retryable as exc:
+            if tries == 1:
+                raise exc.error from exc.__cause__
+            first_failure = exc
+        return await self._retry(method, path, attempt_once, first_failure, tries - 1)
+
+    async def _retry(
+        self,
+        method: str,
+        path: str,
+        attempt_once: Callable[[], Awaitable[Any]],
+        first_failure: _Retryable,
+        tries: int,
+    ) -> Any:
+        """Try again up to ``tries`` times with backoff, after ``first_failure``."""
         wait = _RetryWait()
+        wait.retry_after = first_failure.retry_after
+        delay = next(wait())
+        log.info("retrying %s %s in %.2fs after %s", method, path, delay, first_failure)
+        await asyncio.sleep(delay)
 
         def remember_retry_after(exc: BaseException) -> bool:
             if isinstance(exc, _Retryable):
@@ -246,10 +280,9 @@ class HttpTransport:
             return False
 
         def log_retry(details: Any) -> None:
-            exc = details.get("exception")
             log.info(
-                "retrying %s %s after %s (attempt %d of %d)",
-                method, path, exc, details["tries"] + 1, tries,
+                "retrying %s %s in %.2fs after %s",
+                method, path, details.get("wait", 0.0), details.get("exception"),
             )
 
         try:
@@ -263,16 +296,7 @@ class HttpTransport:
                 logger=None,
             ):
                 with attempt:
-                    return await self._send_once(
-                        method,
-                        path,
-                        params=params,
-                        json=json,
-                        data=data() if callable(data) else data,
-                        expect=expect,
-                        timeout=timeout,
-                        headers=headers,
-                    )
+                    return await attempt_once()
         except _Retryable as exc:
             raise exc.error from exc.__cause__
         raise AssertionError("unreachable")  # pragma: no cover

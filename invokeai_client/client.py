@@ -15,6 +15,7 @@ from .models.app import AuthStatus, ServerInfo, User
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository
 from .repositories.models import ModelRepository
+from .repositories.queue import QueueRepository
 from .repositories.workflows import WorkflowRepository
 from .runs import RunManager
 
@@ -82,6 +83,7 @@ class AsyncClient:
         self.boards = BoardRepository(self)
         self.images = ImageRepository(self)
         self.models = ModelRepository(self)
+        self.queue = QueueRepository(self)
         self._opened = False
         self.workflows = WorkflowRepository(self)
 

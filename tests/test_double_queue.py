@@ -575,3 +575,376 @@ async def test_wrong_typed_batch_data_stalls_the_queue_until_canceled(peer: Peer
             await client._request("PUT", f"{q}/cancel_by_batch_ids",
                                   json={"batch_ids": [bad_batch]})
             await client._request("PUT", f"{q}/prune")
+
+
+# -- more queue routes -------------------------------------------------------------------
+
+
+async def test_listing_routes_agree_on_a_batch(client: AsyncClient) -> None:
+    q = f"/api/v1/queue/{client.queue_id}"
+    destination = f"dest-{uuid.uuid4()}"
+    result = await enqueue(client, {"graph": add_graph(), "runs": 2, "destination": destination})
+    ids = sorted(result["item_ids"])
+    await wait_items(client, ids)
+
+    listed = await client._request("GET", f"{q}/item_ids")
+    assert set(ids) <= set(listed["item_ids"])
+    assert listed["total_count"] == len(listed["item_ids"])
+    ascending = await client._request("GET", f"{q}/item_ids", params={"order_dir": "ASC"})
+    assert ascending["item_ids"].index(ids[0]) < ascending["item_ids"].index(ids[1])
+
+    items = await client._request("POST", f"{q}/items_by_ids",
+                                  json={"item_ids": [ids[1], 999_999_999, ids[0]]})
+    assert [i["item_id"] for i in items] == [ids[1], ids[0]]  # request order, missing skipped
+    assert items[0]["error_type"] is None  # nulls are sent on this route
+    summaries = await client._request("POST", f"{q}/item_summaries_by_ids",
+                                      json={"item_ids": ids})
+    assert [s["item_id"] for s in summaries] == ids
+    assert "session" not in summaries[0]
+    assert summaries[0]["destination"] == destination
+
+    everything = await client._request("GET", f"{q}/list_all",
+                                       params={"destination": destination})
+    assert [i["item_id"] for i in everything] == ids
+    counts = await client._request("GET", f"{q}/counts_by_destination",
+                                   params={"destination": destination})
+    assert (counts["completed"], counts["total"]) == (2, 2)
+    with pytest.raises(UnprocessableEntityError):
+        await client._request("GET", f"{q}/counts_by_destination")
+
+
+async def test_pause_holds_items_and_cancel_by_destination_clears_them(
+    client: AsyncClient,
+) -> None:
+    q = f"/api/v1/queue/{client.queue_id}"
+    destination = f"dest-{uuid.uuid4()}"
+    paused = await client._request("PUT", f"{q}/processor/pause")
+    assert paused == {"is_started": False, "is_processing": False}
+    try:
+        result = await enqueue(client, {"graph": add_graph(), "runs": 2,
+                                        "destination": destination})
+        status = await client._request("GET", f"{q}/status")
+        assert status["processor"]["is_started"] is False
+        assert status["queue"]["pending"] >= 2
+        nxt = await client._request("GET", f"{q}/next")
+        assert nxt is not None
+        assert nxt["status"] == "pending"
+        answer = await client._request("PUT", f"{q}/cancel_by_destination",
+                                       params={"destination": destination})
+        assert answer == {"canceled": 2}
+        for item_id in result["item_ids"]:
+            assert (await get_item(client, item_id))["status"] == "canceled"
+    finally:
+        resumed = await client._request("PUT", f"{q}/processor/resume")
+    assert resumed["is_started"] is True
+
+
+async def test_delete_prune_and_clear(client: AsyncClient) -> None:
+    from invokeai_client import NotFoundError
+
+    q = f"/api/v1/queue/{client.queue_id}"
+    first = await enqueue(client, {"graph": add_graph()})
+    (item_id,) = first["item_ids"]
+    await wait_items(client, [item_id])
+    assert await client._request("DELETE", f"{q}/i/{item_id}") is None
+    with pytest.raises(NotFoundError):
+        await get_item(client, item_id)
+
+    second = await enqueue(client, {"graph": add_graph()})
+    await wait_items(client, second["item_ids"])
+    pruned = await client._request("PUT", f"{q}/prune")
+    assert pruned["deleted"] >= 1
+    with pytest.raises(NotFoundError):
+        await get_item(client, second["item_ids"][0])
+
+    await client._request("PUT", f"{q}/processor/pause")
+    try:
+        third = await enqueue(client, {"graph": add_graph(), "runs": 2})
+        cleared = await client._request("PUT", f"{q}/clear")
+        assert cleared["deleted"] >= 2
+        status = await client._request("GET", f"{q}/status")
+        assert status["queue"]["total"] == 0
+        with pytest.raises(NotFoundError):
+            await get_item(client, third["item_ids"][0])
+    finally:
+        await client._request("PUT", f"{q}/processor/resume")
+
+
+async def test_cancel_all_except_current_keeps_the_running_item(
+    peer: Peer, client: AsyncClient
+) -> None:
+    if peer.double is not None:
+        peer.double.queue.faults.node_delay = 0.1
+    q = f"/api/v1/queue/{client.queue_id}"
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    result = await enqueue(client, {"batch_id": batch_id, "graph": slow_graph(2), "runs": 3})
+    first, *rest = sorted(result["item_ids"])
+    await events_until(sub, lambda evs: any(
+        isinstance(e, InvocationStartedEvent) and e.item_id == first for e in evs))
+    current = await client._request("GET", f"{q}/current")
+    assert current["item_id"] == first
+    answer = await client._request("PUT", f"{q}/cancel_all_except_current")
+    assert answer["canceled"] >= 2
+    items = await wait_items(client, [first, *rest], timeout=120)
+    sub.close()
+    assert items[first]["status"] == "completed"
+    assert [items[i]["status"] for i in rest] == ["canceled", "canceled"]
+
+
+# -- multi-user --------------------------------------------------------------------------
+
+
+async def test_other_users_see_redacted_items_and_cannot_cancel_them(
+    multiuser_peer: Peer,
+) -> None:
+    from invokeai_client import PermissionDeniedError
+
+    from .conftest import ADMIN, USER
+
+    async with multiuser_peer.client(email=ADMIN[0], password=ADMIN[1]) as admin, \
+            multiuser_peer.client(email=USER[0], password=USER[1]) as user:
+        q = f"/api/v1/queue/{admin.queue_id}"
+        await admin._request("PUT", f"{q}/processor/pause")
+        try:
+            batch_id = str(uuid.uuid4())
+            seen_by_user = Watch(user, "redacted")
+            (item_id,) = (await enqueue(admin, {"batch_id": batch_id,
+                                                "graph": add_graph()}))["item_ids"]
+            as_user = await get_item(user, item_id)
+            assert as_user["batch_id"] == "redacted"
+            assert as_user["user_id"] == "redacted"
+            assert "field_values" not in as_user
+            assert (await get_item(admin, item_id))["batch_id"] == batch_id
+            with pytest.raises(PermissionDeniedError):
+                await user._request("PUT", f"{q}/i/{item_id}/cancel")
+            with pytest.raises(PermissionDeniedError):
+                await user._request("PUT", f"{q}/processor/resume")
+            await admin._request("PUT", f"{q}/processor/resume")
+            await wait_items(admin, [item_id])
+            companions = await events_until(seen_by_user, lambda evs: any(
+                isinstance(e, QueueItemStatusChangedEvent) and e.status == "completed"
+                for e in evs))
+            seen_by_user.close()
+            assert all(e.user_id == "redacted" for e in companions if hasattr(e, "user_id"))
+            assert not any(isinstance(e, InvocationEvent) for e in companions)
+        finally:
+            await admin._request("PUT", f"{q}/processor/resume")
+
+
+# -- fault switches (the double only) ----------------------------------------------------
+
+
+async def test_duplicated_events_arrive_twice_each(double: Peer) -> None:
+    assert double.double is not None
+    double.double.queue.faults.duplicate_events = True
+    async with double.client() as client:
+        batch_id = str(uuid.uuid4())
+        sub = Watch(client, batch_id)
+        (item_id,) = (await enqueue(client, {"batch_id": batch_id,
+                                             "graph": add_graph()}))["item_ids"]
+        events = await events_until(sub, lambda evs: sum(
+            isinstance(e, QueueItemStatusChangedEvent) and e.status == "completed"
+            for e in evs) == 2)
+        sub.close()
+    steps = trace(events, item_id)
+    assert steps[::2] == steps[1::2]  # every event right after its twin
+    assert len(steps) == 16
+
+
+async def test_silent_events_leave_only_rest(double: Peer) -> None:
+    assert double.double is not None
+    double.double.queue.faults.silent_events = True
+    async with double.client() as client:
+        batch_id = str(uuid.uuid4())
+        sub = Watch(client, batch_id)
+        (item_id,) = (await enqueue(client, {"batch_id": batch_id,
+                                             "graph": add_graph()}))["item_ids"]
+        item = (await wait_items(client, [item_id]))[item_id]
+        assert output(item, "sum")[0]["value"] == 7
+        assert sub.queue.empty()
+        sub.close()
+
+
+async def test_late_events_keep_their_order(double: Peer) -> None:
+    assert double.double is not None
+    queue = double.double.queue
+    queue.faults.event_delay = 3600
+    async with double.client() as client:
+        batch_id = str(uuid.uuid4())
+        sub = Watch(client, batch_id)
+        (item_id,) = (await enqueue(client, {"batch_id": batch_id,
+                                             "graph": add_graph()}))["item_ids"]
+        await wait_items(client, [item_id])
+        assert sub.queue.empty()  # done on the server, nothing heard yet
+        assert await queue.flush_late_events() == 9
+        events = await events_until(sub, finished(1))
+        sub.close()
+    assert isinstance(events[0], BatchEnqueuedEvent)
+    assert trace(events, item_id)[-1] == ("queue_item_status_changed", "completed")
+
+
+async def test_shuffled_events_are_the_same_events_out_of_order(double: Peer) -> None:
+    assert double.double is not None
+    faults = double.double.queue.faults
+    async with double.client() as client:
+        in_order = await _run_and_trace(client)
+        faults.shuffle_item_events = True
+        faults.seed = 7
+        shuffled = await _run_and_trace(client, lambda evs: len(evs) == 9)  # + batch_enqueued
+    assert sorted(shuffled, key=str) == sorted(in_order, key=str)
+    assert shuffled != in_order
+
+
+async def _run_and_trace(
+    client: AsyncClient, stop: Callable[[list[ServerEvent]], bool] | None = None
+) -> list[tuple[str, str | None]]:
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": add_graph()}))["item_ids"]
+    events = await events_until(sub, stop or finished(1))
+    sub.close()
+    return trace(events, item_id)
+
+
+async def test_sockets_dropped_after_n_events_reconnect(double: Peer) -> None:
+    assert double.double is not None
+    double.double.queue.faults.drop_sockets_after_events = 5
+    async with double.client() as client:
+        result = await enqueue(client, {"graph": add_graph(), "runs": 3})
+        items = await wait_items(client, result["item_ids"])
+        assert all(item["status"] == "completed" for item in items.values())
+        await asyncio.wait_for(_reconnected(client, 2), 30)
+    assert len(double.double.subscribe_log) >= 2
+
+
+async def test_sockets_dropped_every_interval_reconnect(double: Peer) -> None:
+    assert double.double is not None
+    async with double.client() as client:
+        double.double.queue.faults.drop_sockets_every = 0.2
+        await asyncio.wait_for(_reconnected(client, 3), 30)
+        double.double.queue.faults.drop_sockets_every = None
+
+
+async def _reconnected(client: AsyncClient, times: int) -> None:
+    while not (client._events.connect_count >= times and client.is_connected):
+        await asyncio.sleep(0.02)
+
+
+async def test_lost_enqueue_answer_still_enqueued(double: Peer) -> None:
+    from invokeai_client import ConnectionError as ClientConnectionError
+
+    assert double.double is not None
+    faults = double.double.queue.faults
+    async with double.client(max_retries=0) as client:
+        q = f"/api/v1/queue/{client.queue_id}"
+        for status, error_class in ((502, InternalServerError), (None, ClientConnectionError)):
+            faults.lose_enqueue_responses = 1
+            faults.lost_enqueue_status = status
+            batch_id = str(uuid.uuid4())
+            with pytest.raises(error_class):
+                await enqueue(client, {"batch_id": batch_id, "graph": add_graph(), "runs": 2})
+            assert double.double.count("POST", "/api/v1/queue/*/enqueue_batch") == (
+                1 if status else 2)  # never retried
+            status_of_batch = await client._request("GET", f"{q}/b/{batch_id}/status")
+            assert status_of_batch["total"] == 2  # the server has the batch all the same
+
+
+async def test_events_can_overtake_the_enqueue_answer(double: Peer) -> None:
+    assert double.double is not None
+    double.double.queue.faults.enqueue_response_delay = 1.0
+    async with double.client() as client:
+        batch_id = str(uuid.uuid4())
+        sub = Watch(client, batch_id)
+        await enqueue(client, {"batch_id": batch_id, "graph": add_graph()})
+        heard = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+        sub.close()
+    assert finished(1)(heard)
+
+
+async def test_a_stalled_processor_looks_started_but_runs_nothing(double: Peer) -> None:
+    assert double.double is not None
+    queue = double.double.queue
+    queue.faults.stall_processor = True
+    async with double.client() as client:
+        q = f"/api/v1/queue/{client.queue_id}"
+        (item_id,) = (await enqueue(client, {"graph": add_graph()}))["item_ids"]
+        await asyncio.sleep(0.2)
+        status = await client._request("GET", f"{q}/status")
+        assert status["processor"] == {"is_started": True, "is_processing": False}
+        assert (await get_item(client, item_id))["status"] == "pending"
+        queue.faults.stall_processor = False
+        queue.wake()
+        assert (await wait_items(client, [item_id]))[item_id]["status"] == "completed"
+
+
+async def test_canceled_node_completes_unless_it_reports_progress(double: Peer) -> None:
+    assert double.double is not None
+    faults = double.double.queue.faults
+    faults.node_delays = {"add": 0.3}
+    async with double.client() as client:
+        q = f"/api/v1/queue/{client.queue_id}"
+        for steps, completes in ((0, True), (5, False)):
+            faults.progress_steps = steps
+            batch_id = str(uuid.uuid4())
+            sub = Watch(client, batch_id)
+            (item_id,) = (await enqueue(client, {"batch_id": batch_id,
+                                                 "graph": add_graph()}))["item_ids"]
+            before = await events_until(sub, lambda evs: any(
+                isinstance(e, InvocationStartedEvent) and e.node_id == "sum" for e in evs))
+            await client._request("PUT", f"{q}/i/{item_id}/cancel")
+            if completes:
+                events = await events_until(sub, lambda evs: any(
+                    isinstance(e, InvocationCompleteEvent) and e.node_id == "sum" for e in evs))
+                assert trace(events, item_id)[-2:] == [
+                    ("queue_item_status_changed", "canceled"), ("invocation_complete", "sum")]
+            else:
+                events = await events_until(sub, finished(1))
+                await wait_until_processor_idle(double)
+                events += [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+                assert trace(events, item_id)[-1] == ("queue_item_status_changed", "canceled")
+                assert not any(isinstance(e, InvocationCompleteEvent) and e.node_id == "sum"
+                               for e in events)
+                progress = [e for e in before if isinstance(e, InvocationProgressEvent)]
+                assert [p.percentage for p in progress if p.node_id == "a"] == [
+                    0.2, 0.4, 0.6, 0.8, 1.0]
+            sub.close()
+
+
+async def wait_until_processor_idle(double: Peer) -> None:
+    assert double.double is not None
+    while double.double.queue._running is not None:
+        await asyncio.sleep(0.02)
+
+
+async def test_a_full_queue_cuts_the_batch(double: Peer) -> None:
+    assert double.double is not None
+    double.double.queue.max_queue_size = 5
+    double.double.queue.paused = True
+    async with double.client() as client:
+        result = await enqueue(client, {"graph": add_graph(), "runs": 8})
+    assert (result["requested"], result["enqueued"], len(result["item_ids"])) == (8, 5, 5)
+
+
+async def test_saved_images_are_real_pngs_in_the_shared_store(double: Peer) -> None:
+    assert double.double is not None
+    graph = {
+        "nodes": {
+            "blank": {"id": "blank", "type": "blank_image", "width": 20, "height": 10,
+                      "color": {"r": 255, "g": 0, "b": 0, "a": 255}, "is_intermediate": True},
+            "save": {"id": "save", "type": "save_image", "board": {"board_id": "b1"}},
+        },
+        "edges": [edge("blank", "image", "save", "image")],
+    }
+    async with double.client() as client:
+        (item_id,) = (await enqueue(client, {"graph": graph}))["item_ids"]
+        item = (await wait_items(client, [item_id]))[item_id]
+    name = output(item, "save")[0]["image"]["image_name"]
+    record = double.double.images[name]
+    assert record.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (record.width, record.height, record.is_intermediate) == (20, 10, False)
+    assert record.board_id == "b1"
+    assert record.session_id == item["session_id"]
+    assert record.node_id == item["session"]["source_prepared_mapping"]["save"][0]
+    blank = double.double.images[output(item, "blank")[0]["image"]["image_name"]]
+    assert blank.is_intermediate is True

@@ -181,6 +181,10 @@ class RunManager:
         exactly one item (use :meth:`submit_batch` for more).
         """
         body = _body(graph, data, 1, prepend, origin, destination, workflow, batch_id)
+        return await self.submit_body(body, detach=detach)
+
+    async def submit_body(self, body: Mapping[str, Any], *, detach: bool = False) -> WorkflowRun:
+        """Submit an ``enqueue_batch`` body that makes exactly one queue item; its run."""
         batch = await self.enqueue(body, detach=detach, _single=True)
         return batch.runs[0]
 

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio.to_thread
 from aiohttp import web
+from engineio.packet import MESSAGE as _EIO_MESSAGE
+from engineio.packet import Packet as _EioPacket
 from pydantic import VERSION as PYDANTIC_VERSION
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -704,8 +706,8 @@ class _Session:
         "bindings",
         "children",
         "ctx",
+        "cursor",
         "errors",
-        "exec_edges",
         "exec_graph_id",
         "exec_nodes",
         "executed",
@@ -714,6 +716,7 @@ class _Session:
         "id",
         "indegree",
         "nodes",
+        "paths",
         "plan",
         "prepared_source",
         "queues",
@@ -728,10 +731,11 @@ class _Session:
         self.nodes = nodes
         self.exec_graph_id = str(uuid.uuid4())
         self.exec_nodes: dict[str, dict[str, Any]] = {}
-        self.exec_edges: list[dict[str, Any]] = []
         self.prepared_source: dict[str, str] = {}
         self.source_prepared: dict[str, list[str]] = {}
         self.ctx: dict[str, tuple[tuple[str, int], ...]] = {}
+        self.paths: dict[str, tuple[int, ...]] = {}
+        self.cursor = 0
         self.bindings: dict[str, list[tuple[str, str, str]]] = {}
         self.children: dict[str, list[str]] = {}
         self.indegree: dict[str, int] = {}
@@ -756,7 +760,11 @@ class _Session:
         return all(ancestor in self.executed for ancestor in self.plan.iter_ancestors[key])
 
     def prepare_one(self) -> bool:
-        for key in self.plan.order:
+        order = self.plan.order
+        while self.cursor < len(order) and order[self.cursor] in self.source_prepared:
+            self.cursor += 1  # everything before the cursor is prepared already
+        for index in range(self.cursor, len(order)):
+            key = order[index]
             if self._preparable(key):
                 self._prepare(key)
                 return True
@@ -823,17 +831,12 @@ class _Session:
         self.source_prepared[key].append(exec_id)
         self.remaining[key] += 1
         self.ctx[exec_id] = ctx
+        self.paths[exec_id] = tuple(index for _, index in ctx) if ctx else ()
         self.bindings[exec_id] = binds
         self.children[exec_id] = []
         waiting = 0
-        for parent_exec, source_field, field_name in binds:
+        for parent_exec, _, _ in binds:
             self.children[parent_exec].append(exec_id)
-            self.exec_edges.append(
-                {
-                    "source": {"node_id": parent_exec, "field": source_field},
-                    "destination": {"node_id": exec_id, "field": field_name},
-                }
-            )
             if parent_exec not in self.executed:
                 waiting += 1
         self.indegree[exec_id] = waiting
@@ -841,12 +844,16 @@ class _Session:
             self._ready(exec_id)
 
     def path(self, exec_id: str) -> tuple[int, ...]:
-        return tuple(index for _, index in self.ctx[exec_id])
+        """The iteration indices of an exec node, outer to inner (``()`` outside iterate)."""
+        return self.paths[exec_id]
 
     def _ready(self, exec_id: str) -> None:
-        queue = self.queues.setdefault(self.plan.classes[self.prepared_source[exec_id]], deque())
-        path = self.path(exec_id)
-        if not queue or self.path(queue[-1]) <= path:
+        name = self.plan.classes[self.prepared_source[exec_id]]
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = deque()
+        path = self.paths[exec_id]
+        if not queue or self.paths[queue[-1]] <= path:
             queue.append(exec_id)
             return
         for position, queued in enumerate(queue):
@@ -926,15 +933,29 @@ class _Session:
             if self.indegree[child] == 0 and child not in self.executed:
                 self._ready(child)
 
+    def finish(self) -> None:
+        """Drop what only running needs; a finished item keeps just what GET /i/ shows."""
+        self.queues = {}
+        self.ctx = {}
+        self.children = {}
+        self.remaining = {}
+        self.executed = set()  # executed_order has it all
+        self.active = None
+
     def to_dict(self) -> dict[str, Any]:
+        edges = [
+            {
+                "source": {"node_id": parent_exec, "field": source_field},
+                "destination": {"node_id": exec_id, "field": field_name},
+            }
+            for exec_id in self.exec_nodes
+            for parent_exec, source_field, field_name in self.bindings[exec_id]
+        ]
         return {
             "id": self.id,
             "graph": self.plan.graph(self.nodes),
-            "execution_graph": {
-                "id": self.exec_graph_id,
-                "nodes": self.exec_nodes,
-                "edges": self.exec_edges,
-            },
+            "execution_graph": {"id": self.exec_graph_id, "nodes": self.exec_nodes,
+                                "edges": edges},
             "executed": list(self.executed_order),
             "executed_history": list(self.executed_history),
             "results": self.results,
@@ -1040,15 +1061,32 @@ class SessionQueue:
         """Make the processor look for work now (after changing a fault switch)."""
         self._wake.set()
 
+    async def flush_late_events(self) -> int:
+        """Send every event held back by :attr:`QueueFaults.event_delay` now; returns how
+        many (so a test can release late events exactly when it wants)."""
+        count = 0
+        while self._delayed:
+            _, event, payload, room, skip = self._delayed.popleft()
+            await self._send(event, payload, room, skip)
+            if self.faults.duplicate_events:
+                await self._send(event, payload, room, skip)
+            count += 1
+        return count
+
     # -- counting ----------------------------------------------------------------------
 
     def _count(self, item: _Item, status: str, delta: int) -> None:
-        self._queue_counts.setdefault(item.queue_id, _new_counts())[status] += delta
-        self._batch_counts.setdefault(item.batch_key, _new_counts())[status] += delta
-        user_key = (item.queue_id, item.user_id)
-        self._user_counts.setdefault(user_key, _new_counts())[status] += delta
-        dest_key = (item.queue_id, item.plan.destination)
-        self._dest_counts.setdefault(dest_key, _new_counts())[status] += delta
+        tables: tuple[tuple[dict[Any, dict[str, int]], Any], ...] = (
+            (self._queue_counts, item.queue_id),
+            (self._batch_counts, item.batch_key),
+            (self._user_counts, (item.queue_id, item.user_id)),
+            (self._dest_counts, (item.queue_id, item.plan.destination)),
+        )
+        for counts, key in tables:
+            found = counts.get(key)
+            if found is None:
+                found = counts[key] = _new_counts()
+            found[status] += delta
         if status == "pending":
             priorities = self._pending_priorities.setdefault(item.queue_id, Counter())
             priorities[item.priority] += delta
@@ -1127,20 +1165,22 @@ class SessionQueue:
 
     async def _send(self, event: str, payload: dict[str, Any], room: Any,
                     skip: tuple[str, ...] = ()) -> None:
-        """Hand one event to every socket in ``room`` (encoded once, order kept)."""
+        """Hand one event to every socket in ``room``: encoded once, queued in order."""
         sio = self.double.sio
         try:
-            from engineio.packet import MESSAGE, Packet
-            from socketio.packet import EVENT
-
-            encoded = sio.packet_class(EVENT, namespace="/", data=[event, payload]).encode()
-            packet = Packet(MESSAGE, encoded)
-            recipients = list(sio.manager.get_participants("/", room))
-        except (AttributeError, ImportError):  # another python-socketio: the slow, sure way
+            recipients = [
+                eio_sid for sid, eio_sid in sio.manager.get_participants("/", room)
+                if sid not in skip
+            ]
+        except AttributeError:  # another python-socketio: the slow, sure way
             await sio.emit(event, payload, room=room, skip_sid=list(skip) or None)
-            return
-        for sid, eio_sid in recipients:
-            if sid not in skip:
+            recipients = []
+        if recipients:
+            # A Socket.IO EVENT packet of namespace "/" is "2" + the JSON array: what
+            # socketio.packet.Packet.encode makes, minus its costly walk looking for bytes.
+            packet = _EioPacket(_EIO_MESSAGE, "2" + json.dumps([event, payload],
+                                                               separators=(",", ":")))
+            for eio_sid in recipients:
                 await sio.eio.send_packet(eio_sid, packet)
         self.events_sent += 1
         limit = self.faults.drop_sockets_after_events
@@ -1438,6 +1478,8 @@ class SessionQueue:
             if completed and self._transition(item, "completed"):
                 await self._emit_status(item)
         finally:
+            if item.session is not None:
+                item.session.finish()
             await self._release_held(item)
 
     def _invocation_payload(self, item: _Item, session: _Session, exec_id: str) -> dict[str, Any]:

@@ -22,7 +22,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import socketio
@@ -96,9 +95,17 @@ class Faults:
         return None
 
 
+_SECOND: list[Any] = [-1, ""]
+
+
 def db_timestamp() -> str:
     """Now, as InvokeAI's SQLite records write it: ``"YYYY-MM-DD HH:MM:SS.mmm"`` in UTC."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    now = time.time()
+    second = int(now)
+    if second != _SECOND[0]:  # formatting a date is slow; do it once a second
+        _SECOND[0] = second
+        _SECOND[1] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+    return f"{_SECOND[1]}.{int((now - second) * 1000):03d}"
 
 
 @dataclass

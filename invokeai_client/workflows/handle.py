@@ -35,6 +35,7 @@ from .definition import ExposedField, WorkflowDefinition, WorkflowNode
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
+    from ..runs import BatchRun, WorkflowRun
     from .sync import ModelSyncReport
 
 log = logging.getLogger("invokeai_client")
@@ -804,6 +805,122 @@ class WorkflowHandle:
 
     # -- server-backed steps ---------------------------------------------------------------
 
+    async def submit(
+        self,
+        *,
+        board: str | None = None,
+        prepend: bool = False,
+        origin: str | None = DEFAULT_ORIGIN,
+        destination: str | None = None,
+        detach: bool = False,
+    ) -> WorkflowRun:
+        """Enqueue this workflow once with the current values; returns its run as soon as
+        the server has it (``await run`` for the result, ``run.events()`` for progress).
+
+        Local image values are uploaded first. ``board`` is the auto-add board for image
+        outputs; ``prepend`` puts the item at the front of the queue. A workflow whose batch
+        nodes make several items needs :meth:`submit_batch`. Cancelling a task that awaits
+        the run cancels the item on the server unless ``detach`` is true.
+        """
+        client = self._require_client("submit")
+        await self.upload_images()
+        body = self.build_batch(
+            board=board, prepend=prepend, origin=origin, destination=destination
+        )
+        return await client.runs.submit_body(body, detach=detach)
+
+    async def submit_batch(
+        self,
+        sweep: Mapping[InputKey, Iterable[Any]] | None = None,
+        *,
+        zip: bool | Sequence[Sequence[InputKey]] = False,
+        data: Sequence[Sequence[Mapping[str, Any]]] | None = None,
+        runs: int = 1,
+        board: str | None = None,
+        prepend: bool = False,
+        origin: str | None = DEFAULT_ORIGIN,
+        destination: str | None = None,
+        detach: bool = False,
+    ) -> BatchRun:
+        """Enqueue every combination of ``sweep`` values in ONE request; returns the batch.
+
+        ``sweep`` maps input keys (index, label or ``"node_id.field_name"``) to the values to
+        try. Inputs vary independently (a cartesian product, the first key outermost) unless
+        zipped: ``zip=True`` zips all of them (equal lengths), ``zip=[["Seed", "Prompt"]]``
+        zips the inputs of each listed group. ``data`` adds raw ``Batch.data`` groups;
+        ``runs`` repeats everything. Every value is checked against its input's type before
+        anything is sent.
+        """
+        client = self._require_client("submit a batch")
+        groups = self._sweep_groups(sweep or {}, zip)
+        if data is not None:
+            groups.extend([dict(datum) for datum in group] for group in data)
+        await self.upload_images()
+        body = self.build_batch(
+            data=groups, runs=runs, board=board, prepend=prepend, origin=origin,
+            destination=destination,
+        )
+        return await client.runs.enqueue(body, detach=detach)
+
+    def _sweep_groups(
+        self, sweep: Mapping[InputKey, Iterable[Any]], zip: bool | Sequence[Sequence[InputKey]]
+    ) -> list[list[dict[str, Any]]]:
+        if not isinstance(sweep, Mapping):
+            raise ValidationError(
+                f"sweep must map input keys to lists of values, got {type(sweep).__name__}",
+                input="sweep",
+                rule="mapping of key to values",
+            )
+        keys = {self._full_key(key): key for key in sweep}
+        if len(keys) != len(sweep):
+            raise ValidationError(
+                "sweep names one input twice (under two keys)", input="sweep",
+                rule="each input once",
+            )
+        if zip is True:
+            zipped = [list(keys)] if keys else []
+        elif zip is False:
+            zipped = []
+        else:
+            zipped = []
+            for group in zip:
+                if isinstance(group, (str, bytes, int)) or not isinstance(group, Sequence):
+                    raise ValidationError(
+                        "zip must be True or a list of groups of sweep keys, e.g. "
+                        "[['Seed', 'Prompt']]",
+                        input="zip",
+                        rule="list of key groups",
+                    )
+                resolved = []
+                for key in group:
+                    full = self._full_key(key)
+                    if full not in keys:
+                        raise ValidationError(
+                            f"zip names {key!r}, which is not a key of sweep",
+                            input=str(key),
+                            rule="zip keys come from sweep",
+                        )
+                    resolved.append(full)
+                zipped.append(resolved)
+        in_zip = {full for group in zipped for full in group}
+        if len(in_zip) != sum(len(group) for group in zipped):
+            raise ValidationError("zip lists one input twice", input="zip", rule="each key once")
+        groups: list[list[dict[str, Any]]] = []
+        done: builtins.set[str] = builtins.set()
+        for full in keys:
+            if full in done:
+                continue
+            members = next((group for group in zipped if full in group), [full])
+            groups.append([{"input": keys[m], "items": _as_items(sweep[keys[m]], m)}
+                           for m in members])
+            done.update(members)
+        return groups
+
+    def _full_key(self, key: InputKey | IvkWorkflowInput) -> str:
+        # The "node_id.field_name" an input key names.
+        field = self.field(key)
+        return f"{field.node_id}.{field.name}"
+
     async def sync_models(self) -> ModelSyncReport:
         """Point every model input at a model installed on the server (key, then hash, then
         name + base + type). Values you set on this handle are never replaced; the definition
@@ -889,6 +1006,16 @@ def _apply_form_settings(field: IvkField[Any], settings: Mapping[str, Any] | Non
             field.ge = low if field.ge is None else max(field.ge, low)
         if isinstance(high, (int, float)) and not isinstance(high, bool):
             field.le = high if field.le is None else min(field.le, high)
+
+
+def _as_items(values: Any, key: str) -> list[Any]:
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ValidationError(
+            f"sweep values for {key} must be a list of values, got {type(values).__name__}",
+            input=key,
+            rule="list of values",
+        )
+    return list(values)
 
 
 def _check_groups(groups: list[list[dict[str, Any]]]) -> None:

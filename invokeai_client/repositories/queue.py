@@ -1,0 +1,358 @@
+"""QueueRepository: manage the session queue (status, items, cancel, retry, prune, processor).
+
+Submitting work is :mod:`invokeai_client.runs` (``client.runs`` / workflow handles); this
+repository is for looking at and steering what is queued.
+
+Listing follows the 6.8+ API: one ``item_ids`` snapshot, then items hydrated in chunks with
+``item_summaries_by_ids`` (6.14.1+; older servers fall back to ``items_by_ids``), so a listing
+yields every item that existed when it started exactly once, even while the queue moves.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+from .. import errors
+from .._paging import Page, Paginator, list_page
+from ..models.queue import (
+    BatchStatus,
+    InvocationCacheStatus,
+    ProcessorStatus,
+    QueueAndProcessorStatus,
+    QueueCountsByDestination,
+    RetryItemsResult,
+    SessionQueueItem,
+    SessionQueueItemSummary,
+)
+from ._base import Repository, naming
+
+if TYPE_CHECKING:
+    from ..client import AsyncClient
+
+__all__ = ["QueueRepository"]
+
+BULK_CHUNK = 1000
+CACHE = "/api/v1/app/invocation_cache"
+
+
+def _item_id(value: object, *, input: str = "item_id") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        item_id = getattr(value, "item_id", None)
+        if isinstance(item_id, int) and not isinstance(item_id, bool):
+            return item_id
+        raise errors.ValidationError(
+            f"{input} must be a queue item id (int) or a queue item, got {value!r}",
+            input=input,
+            rule="integer item id",
+        )
+    return value
+
+
+def _item_ids(values: int | object | Iterable[Any], *, input: str = "item_ids") -> list[int]:
+    if isinstance(values, Iterable) and not isinstance(values, (str, bytes)):
+        return [_item_id(v, input=input) for v in values]
+    return [_item_id(values, input=input)]
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise errors.ValidationError(
+            f"{name} must be a non-empty string, got {value!r}", input=name, rule="non-empty text"
+        )
+    if any(c in value for c in "/\\?#%") or value in (".", ".."):
+        raise errors.ValidationError(
+            f"{name} {value!r} cannot be used in a URL path", input=name, rule="plain identifier"
+        )
+    return value
+
+
+class QueueRepository(Repository):
+    """The session queue of this client's ``queue_id`` (``client.queue``).
+
+    Admin-only on multi-user servers: pausing/resuming the processor and the invocation
+    cache. Other users' items appear redacted to non-admins (see ``is_redacted``).
+    """
+
+    def __init__(self, client: AsyncClient, queue_id: str | None = None) -> None:
+        super().__init__(client)
+        self._queue_id = queue_id
+        self._summaries_supported: bool | None = None
+
+    @property
+    def queue_id(self) -> str:
+        return self._queue_id or self._client.queue_id
+
+    @property
+    def _prefix(self) -> str:
+        return f"/api/v1/queue/{self.queue_id}"
+
+    # -- status --------------------------------------------------------------------------
+
+    async def status(self) -> QueueAndProcessorStatus:
+        """Counts by status, the item being processed, and whether the processor runs."""
+        answer = await self._http.request("GET", f"{self._prefix}/status")
+        return QueueAndProcessorStatus.model_validate(answer)
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """Counts by status of one batch (an unknown batch has all counts at 0)."""
+        _text(batch_id, "batch_id")
+        answer = await self._http.request("GET", f"{self._prefix}/b/{batch_id}/status")
+        return BatchStatus.model_validate(answer)
+
+    async def counts_by_destination(self, destination: str) -> QueueCountsByDestination:
+        """Counts by status of the items sent to ``destination``."""
+        _text(destination, "destination")
+        answer = await self._http.request(
+            "GET", f"{self._prefix}/counts_by_destination", params={"destination": destination}
+        )
+        return QueueCountsByDestination.model_validate(answer)
+
+    # -- items ---------------------------------------------------------------------------
+
+    async def get(self, item_id: int) -> SessionQueueItem:
+        """One queue item with its session; :class:`~errors.NotFoundError` naming it."""
+        item_id = _item_id(item_id)
+        with naming("queue item", item_id, action="read"):
+            answer = await self._http.request("GET", f"{self._prefix}/i/{item_id}")
+        return SessionQueueItem.model_validate(answer)
+
+    async def current(self) -> SessionQueueItem | None:
+        """The item being processed now, or None when idle."""
+        answer = await self._http.request("GET", f"{self._prefix}/current")
+        return SessionQueueItem.model_validate(answer) if answer else None
+
+    async def next(self) -> SessionQueueItem | None:
+        """The item that will be processed next, or None."""
+        answer = await self._http.request("GET", f"{self._prefix}/next")
+        return SessionQueueItem.model_validate(answer) if answer else None
+
+    async def item_ids(self, *, order: Literal["desc", "asc"] = "desc") -> builtins.list[int]:
+        """Every item id of the queue, newest first (``order="asc"``: oldest first).
+
+        The server orders by creation time only, so the items of one batch (same time) come
+        in any order; ids grow with creation, so they are sorted here to make it definite.
+        """
+        if order not in ("desc", "asc"):
+            raise errors.ValidationError(
+                f"order must be 'desc' or 'asc', got {order!r}", input="order", rule="desc|asc"
+            )
+        answer = await self._http.request(
+            "GET", f"{self._prefix}/item_ids", params={"order_dir": order.upper()}
+        )
+        ids = [int(i) for i in (answer or {}).get("item_ids", [])]
+        return sorted(ids, reverse=order == "desc")
+
+    async def get_many(self, item_ids: Iterable[int]) -> builtins.list[SessionQueueItem]:
+        """Full items (with sessions) in the given order; unknown ids are left out."""
+        ids = _item_ids(item_ids)
+        out: builtins.list[SessionQueueItem] = []
+        for start in range(0, len(ids), BULK_CHUNK):
+            answer = await self._http.request(
+                "POST",
+                f"{self._prefix}/items_by_ids",
+                json={"item_ids": ids[start : start + BULK_CHUNK]},
+                retry=True,
+            )
+            out.extend(SessionQueueItem.model_validate(i) for i in answer or [])
+        return out
+
+    async def get_summaries(
+        self, item_ids: Iterable[int]
+    ) -> builtins.list[SessionQueueItemSummary]:
+        """Item summaries (no session: light) in the given order; unknown ids left out.
+
+        Uses ``item_summaries_by_ids`` (InvokeAI 6.14.1+) and falls back to full items on
+        servers without it.
+        """
+        ids = _item_ids(item_ids)
+        out: builtins.list[SessionQueueItemSummary] = []
+        for start in range(0, len(ids), BULK_CHUNK):
+            chunk = ids[start : start + BULK_CHUNK]
+            answer: Any = None
+            if self._summaries_supported is not False:
+                try:
+                    answer = await self._http.request(
+                        "POST",
+                        f"{self._prefix}/item_summaries_by_ids",
+                        json={"item_ids": chunk},
+                        retry=True,
+                    )
+                    self._summaries_supported = True
+                except (errors.EndpointNotAvailableError, errors.NotFoundError):
+                    self._summaries_supported = False  # before 6.14.1
+                except errors.APIError as exc:
+                    if exc.status != 405:
+                        raise
+                    self._summaries_supported = False
+            if self._summaries_supported is False:
+                full = await self.get_many(chunk)
+                answer = [i.model_dump(exclude={"session", "workflow"}) for i in full]
+            out.extend(SessionQueueItemSummary.model_validate(i) for i in answer or [])
+        return out
+
+    def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        batch_id: str | None = None,
+        destination: str | None = None,
+        order: Literal["desc", "asc"] = "desc",
+        page_size: int = 100,
+    ) -> Paginator[SessionQueueItemSummary]:
+        """Queue items as summaries, newest first: ``await`` for the first page,
+        ``async for`` for all. Filters by status(es), batch and destination.
+
+        The ids are read once when iteration starts (a snapshot): items enqueued later are
+        not included, and items deleted meanwhile are skipped.
+        """
+        return self._paginate(self.get_summaries, status, batch_id, destination, order, page_size)
+
+    def list_full(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        batch_id: str | None = None,
+        destination: str | None = None,
+        order: Literal["desc", "asc"] = "desc",
+        page_size: int = 100,
+    ) -> Paginator[SessionQueueItem]:
+        """Like :meth:`list`, but full items with their sessions (heavier)."""
+        return self._paginate(self.get_many, status, batch_id, destination, order, page_size)
+
+    def _paginate(
+        self,
+        hydrate: Any,
+        status: str | Iterable[str] | None,
+        batch_id: str | None,
+        destination: str | None,
+        order: Literal["desc", "asc"],
+        page_size: int,
+    ) -> Paginator[Any]:
+        statuses = {status} if isinstance(status, str) else set(status) if status else None
+        snapshot: builtins.list[builtins.list[int]] = []
+
+        async def fetch(offset: int, limit: int) -> Page[Any]:
+            if offset == 0 or not snapshot:
+                snapshot[:] = [await self.item_ids(order=order)]
+            ids = snapshot[0]
+            window = list_page(ids, offset, limit)
+            items = await hydrate(window.items) if window.items else []
+            return Page(items, offset=offset, limit=limit, total=len(ids),
+                        has_more=window.has_more)
+
+        def keep(item: Any) -> bool:
+            return (
+                (statuses is None or item.status in statuses)
+                and (batch_id is None or item.batch_id == batch_id)
+                and (destination is None or item.destination == destination)
+            )
+
+        filtered = statuses is not None or batch_id is not None or destination is not None
+        return Paginator[Any](
+            fetch, page_size=page_size, key=lambda item: item.item_id,
+            where=keep if filtered else None,
+        )
+
+    # -- cancel, retry, delete -----------------------------------------------------------
+
+    async def cancel(self, item_id: int) -> SessionQueueItem:
+        """Cancel one item (pending or running); a finished item is left as it is."""
+        item_id = _item_id(item_id)
+        with naming("queue item", item_id, action="cancel"):
+            answer = await self._http.request("PUT", f"{self._prefix}/i/{item_id}/cancel")
+        return SessionQueueItem.model_validate(answer)
+
+    async def cancel_batch(self, batch_ids: str | Iterable[str]) -> int:
+        """Cancel every unfinished item of one or more batches; returns how many."""
+        ids = [batch_ids] if isinstance(batch_ids, str) else builtins.list(batch_ids)
+        for batch_id in ids:
+            _text(batch_id, "batch_id")
+        answer = await self._http.request(
+            "PUT", f"{self._prefix}/cancel_by_batch_ids", json={"batch_ids": ids}
+        )
+        return int((answer or {}).get("canceled", 0))
+
+    async def cancel_destination(self, destination: str) -> int:
+        """Cancel every unfinished item sent to ``destination``; returns how many."""
+        _text(destination, "destination")
+        answer = await self._http.request(
+            "PUT", f"{self._prefix}/cancel_by_destination", params={"destination": destination}
+        )
+        return int((answer or {}).get("canceled", 0))
+
+    async def cancel_all_except_current(self) -> int:
+        """Cancel every pending item (the running one goes on); returns how many."""
+        answer = await self._http.request("PUT", f"{self._prefix}/cancel_all_except_current")
+        return int((answer or {}).get("canceled", 0))
+
+    async def retry(self, item_ids: int | Iterable[int]) -> RetryItemsResult:
+        """Enqueue failed or canceled items again, as NEW items of the same batch.
+
+        The result lists the original ids; the new items carry ``retried_from_item_id``.
+        """
+        ids = _item_ids(item_ids)
+        answer = await self._http.request(
+            "PUT", f"{self._prefix}/retry_items_by_id", json=ids, retry=False
+        )
+        return RetryItemsResult.model_validate(answer)
+
+    async def delete(self, item_id: int) -> None:
+        """Delete one item (canceling it first if it is running)."""
+        item_id = _item_id(item_id)
+        with naming("queue item", item_id, action="delete"):
+            await self._http.request("DELETE", f"{self._prefix}/i/{item_id}")
+
+    async def delete_destination(self, destination: str) -> int:
+        """Delete every item sent to ``destination``; returns how many."""
+        _text(destination, "destination")
+        answer = await self._http.request("DELETE", f"{self._prefix}/d/{destination}")
+        return int((answer or {}).get("deleted", 0))
+
+    async def delete_all_except_current(self) -> int:
+        """Delete every pending item (the running one goes on); returns how many."""
+        answer = await self._http.request("PUT", f"{self._prefix}/delete_all_except_current")
+        return int((answer or {}).get("deleted", 0))
+
+    async def prune(self) -> int:
+        """Remove finished items (completed, failed, canceled); returns how many."""
+        answer = await self._http.request("PUT", f"{self._prefix}/prune")
+        return int((answer or {}).get("deleted", 0))
+
+    async def clear(self) -> int:
+        """Delete every item, canceling the running one (a non-admin: their own items)."""
+        answer = await self._http.request("PUT", f"{self._prefix}/clear")
+        return int((answer or {}).get("deleted", 0))
+
+    # -- processor -----------------------------------------------------------------------
+
+    async def pause(self) -> ProcessorStatus:
+        """Stop taking new items (the running one finishes); admin on multi-user servers."""
+        answer = await self._http.request("PUT", f"{self._prefix}/processor/pause")
+        return ProcessorStatus.model_validate(answer)
+
+    async def resume(self) -> ProcessorStatus:
+        """Start taking items again."""
+        answer = await self._http.request("PUT", f"{self._prefix}/processor/resume")
+        return ProcessorStatus.model_validate(answer)
+
+    # -- invocation cache ----------------------------------------------------------------
+
+    async def cache_status(self) -> InvocationCacheStatus:
+        """The invocation cache: size, hits, misses, enabled (admin)."""
+        return InvocationCacheStatus.model_validate(
+            await self._http.request("GET", f"{CACHE}/status")
+        )
+
+    async def enable_cache(self) -> None:
+        """Turn the invocation cache on (identical nodes reuse earlier outputs)."""
+        await self._http.request("PUT", f"{CACHE}/enable", expect="none")
+
+    async def disable_cache(self) -> None:
+        """Turn the invocation cache off (every node runs every time)."""
+        await self._http.request("PUT", f"{CACHE}/disable", expect="none")
+
+    async def clear_cache(self) -> None:
+        """Empty the invocation cache."""
+        await self._http.request("DELETE", CACHE, expect="none")

@@ -1,0 +1,120 @@
+"""WorkflowHandle.submit / submit_batch: GUI-made workflows as runs, on both peers."""
+
+from __future__ import annotations
+
+import pytest
+
+from invokeai_client import RunFailedError, ValidationError, WorkflowResult
+from invokeai_client.workflows import WorkflowHandle, examples
+
+from .conftest import Peer
+from .test_runs import needs_queue
+
+pytestmark = pytest.mark.anyio
+
+
+def node_of(handle: WorkflowHandle, node_type: str) -> str:
+    return next(n.id for n in handle.definition.nodes.values() if n.type == node_type)
+
+
+async def test_submit_runs_the_workflow_with_its_values(peer: Peer) -> None:
+    needs_queue(peer)
+    async with peer.client() as client:
+        wf = await client.workflows.load(examples.path("arithmetic-form"))
+        math, scaled = node_of(wf, "integer_math"), node_of(wf, "float_math")
+        first = await (await wf.submit())
+        wf.update({"A": 3, "B": 4, "Operation": "ADD", "Factor": 0.5, "Multiplier": 3})
+        run = await wf.submit(destination="tests")
+        second = await run
+    assert first[math] == 42
+    assert first[scaled] == 2.5
+    assert second[math] == 7
+    assert second[scaled] == 1.5
+    assert second.field_values == {}
+    assert run.batch.destination == "tests"
+
+
+async def test_a_100_item_sweep_is_one_request_with_100_results(peer: Peer) -> None:
+    needs_queue(peer)
+    async with peer.client() as client:
+        wf = await client.workflows.load(examples.path("arithmetic-form"))
+        math = node_of(wf, "integer_math")
+        a, b = wf.input("A").key, wf.input("B").key
+        batch = await wf.submit_batch({"A": range(10), "B": range(10, 20)})
+        results: list[WorkflowResult] = [r async for r in batch.as_completed()]
+        if peer.double is not None:
+            assert peer.double.count("POST", "/api/v1/queue/*/enqueue_batch") == 1
+    assert len(results) == 100
+    assert len({r.item_id for r in results}) == 100
+    pairs = set()
+    for result in results:
+        values = result.field_values
+        assert result[math] == values[a] * values[b]
+        pairs.add((values[a], values[b]))
+    assert len(pairs) == 100
+
+
+async def test_zipped_and_crossed_inputs_follow_invokeai_batch_rules(peer: Peer) -> None:
+    needs_queue(peer)
+    async with peer.client() as client:
+        wf = await client.workflows.load(examples.path("arithmetic-form"))
+        math, scaled = node_of(wf, "integer_math"), node_of(wf, "float_math")
+        zipped = await (await wf.submit_batch({"A": [1, 2, 3], "B": [10, 20, 30]}, zip=True))
+        mixed = await wf.submit_batch(
+            {"A": [1, 2], "Factor": [1.0, 2.0, 4.0], "B": [5, 6]}, zip=[["A", "B"]], runs=2
+        )
+        mixed_results = await mixed
+    assert [r[math] for r in zipped] == [10, 40, 90]
+    assert len(mixed_results) == 2 * 2 * 3
+    # (A, B) pairs zipped, Factor crossed with them; runs outermost.
+    assert [(r[math], r[scaled]) for r in mixed_results[:6]] == [
+        (5, 1.25), (5, 2.5), (5, 5.0), (12, 1.25), (12, 2.5), (12, 5.0),
+    ]
+    assert [r.field_values for r in mixed_results[6:]] == [
+        r.field_values for r in mixed_results[:6]
+    ]
+
+
+async def test_bad_sweeps_fail_before_any_request(double: Peer) -> None:
+    assert double.double is not None
+    async with double.client() as client:
+        wf = await client.workflows.load(examples.path("arithmetic-form"))
+        sent = double.double.count("POST", "/api/v1/queue/*/enqueue_batch")
+        with pytest.raises(ValidationError) as caught:
+            await wf.submit_batch({"A": [1, "two", 3]})
+        assert "A" in str(caught.value)
+        with pytest.raises(ValidationError):
+            await wf.submit_batch({"A": [1, 2], "B": [1, 2, 3]}, zip=True)
+        with pytest.raises(ValidationError, match="not a key of sweep"):
+            await wf.submit_batch({"A": [1, 2]}, zip=[["A", "B"]])
+        with pytest.raises(ValidationError):
+            await wf.submit_batch({"Nope": [1]})
+        with pytest.raises(ValidationError):
+            await wf.submit_batch({"A": 5})  # type: ignore[dict-item]
+        assert double.double.count("POST", "/api/v1/queue/*/enqueue_batch") == sent
+
+
+async def test_submit_refuses_a_workflow_that_makes_several_items(peer: Peer) -> None:
+    needs_queue(peer)
+    async with peer.client() as client:
+        wf = await client.workflows.load(examples.path("batch-generator"))
+        with pytest.raises(ValidationError, match="submit_batch"):
+            await wf.submit()
+        batch = await wf.submit_batch()
+        results = await batch
+    assert len(results) > 1
+    assert all(r.ok for r in results)
+
+
+async def test_a_failing_workflow_raises_with_its_node(peer: Peer) -> None:
+    needs_queue(peer)
+    async with peer.client() as client:
+        wf = await client.workflows.load(examples.path("arithmetic-form"))
+        wf.update({"Operation": "DIV", "B": 0})
+        run = await wf.submit()
+        with pytest.raises(RunFailedError) as caught:
+            await run
+    assert caught.value.item_id == run.item_id
+    assert caught.value.node_id == node_of(wf, "integer_math")
+    assert caught.value.error_type
+    assert caught.value.error_message
