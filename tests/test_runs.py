@@ -385,6 +385,16 @@ async def test_bad_batches_are_refused_before_any_request(double: Peer) -> None:
         assert len(double.double.requests) == sent
 
 
+async def test_a_client_without_events_polls_rest(peer: Peer) -> None:
+    needs_queue(peer)
+    async with peer.client(events=False) as client:
+        client.runs.poll_interval = 0.1
+        results = await asyncio.gather(
+            *[(await client.runs.submit(add_graph(i, 1))).result(timeout=60) for i in range(3)]
+        )
+    assert [r["sum"] for r in results] == [1, 2, 3]
+
+
 def _ours(task: asyncio.Task[Any]) -> bool:
     code = getattr(task.get_coro(), "cr_code", None)
     filename = code.co_filename if code is not None else ""

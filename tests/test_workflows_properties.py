@@ -7,6 +7,7 @@ import contextlib
 import copy
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,11 @@ SOURCES: list[dict[str, Any]] = [json.loads(examples.path(n).read_text()) for n 
 if SEED_WORKFLOWS.is_dir():
     SOURCES += [json.loads(p.read_text()) for p in sorted(SEED_WORKFLOWS.glob("*.json"))]
 
+# More examples for a deeper search: IVK_PROPERTY_EXAMPLES=2000 pytest -k properties
 PROPERTY_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=int(os.environ.get("IVK_PROPERTY_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 json_scalars = (

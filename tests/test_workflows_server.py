@@ -28,12 +28,6 @@ TERMINAL = {"completed", "failed", "canceled"}
 
 
 @pytest.fixture
-async def real(real_server: Peer) -> AsyncIterator[AsyncClient]:
-    async with real_server.client(events=False) as client:
-        yield client
-
-
-@pytest.fixture
 async def both(peer: Peer) -> AsyncIterator[AsyncClient]:
     """The real server, then the double (whose queue runs model-free nodes too)."""
     async with peer.client(events=False) as client:
@@ -106,7 +100,7 @@ async def test_load_types_inputs_from_the_servers_schemas(peer: Peer) -> None:
         assert offline.schemas is None
 
 
-# -- the examples on the real server -------------------------------------------------------
+# -- the examples on both peers ------------------------------------------------------------
 
 
 async def test_form_workflow_runs_with_defaults_and_new_values(both: AsyncClient) -> None:
@@ -164,30 +158,26 @@ async def test_batch_generator_workflow_makes_one_item_per_value(both: AsyncClie
     assert sorted(output(i, plus)["value"] for i in user) == [1001, 1002, 1003, 2001, 2002, 2003]
 
 
-async def test_image_pipeline_saves_the_expected_image_on_a_board(real: AsyncClient) -> None:
-    board = await real._request(
-        "POST", "/api/v1/boards/", params={"board_name": f"wf-{uuid.uuid4().hex[:8]}"}
-    )
+async def test_image_pipeline_saves_the_expected_image_on_a_board(both: AsyncClient) -> None:
+    board = await both.boards.create(f"wf-{uuid.uuid4().hex[:8]}")
     items: list[dict[str, Any]] = []
     try:
-        h = await real.workflows.load(examples.path("image-pipeline"))
+        h = await both.workflows.load(examples.path("image-pipeline"))
         h.set("Output width", 40).set("Output height", 20)
-        items = await run(real, h.build_batch(board=board["board_id"]))
+        items = await run(both, h.build_batch(board=board))
         saved = output(items[0], node_id(h, "save_image"))
         assert (saved["width"], saved["height"]) == (40, 20)
-        dto = await real._request("GET", f"/api/v1/images/i/{saved['image']['image_name']}")
-        assert dto["board_id"] == board["board_id"]
+        dto = await both._request("GET", f"/api/v1/images/i/{saved['image']['image_name']}")
+        assert dto["board_id"] == board.board_id
         assert dto["is_intermediate"] is False
         blank = output(items[0], node_id(h, "blank_image"))
         assert (blank["width"], blank["height"]) == (64, 48)
     finally:
-        await delete_images(real, items)
-        await real._request(
-            "DELETE", f"/api/v1/boards/{board['board_id']}", params={"include_images": True}
-        )
+        await delete_images(both, items)
+        await both.boards.delete(board, delete_images=True)
 
 
-async def test_local_images_are_uploaded_and_cleaned_up(real: AsyncClient, tmp_path: Path) -> None:
+async def test_local_images_are_uploaded_and_cleaned_up(both: AsyncClient, tmp_path: Path) -> None:
     pil = pytest.importorskip("PIL.Image")
     picture = pil.new("RGB", (40, 30), (10, 200, 30))
     buffer = io.BytesIO()
@@ -195,7 +185,7 @@ async def test_local_images_are_uploaded_and_cleaned_up(real: AsyncClient, tmp_p
     file = tmp_path / "input.png"
     file.write_bytes(buffer.getvalue())
     items: list[dict[str, Any]] = []
-    h = await real.workflows.load(examples.path("image-input"))
+    h = await both.workflows.load(examples.path("image-input"))
     uploaded: list[str] = []
     try:
         for source in (picture, buffer.getvalue(), file):
@@ -208,24 +198,24 @@ async def test_local_images_are_uploaded_and_cleaned_up(real: AsyncClient, tmp_p
                 assert run_handle.uploads == names
                 assert await run_handle.upload_images() == []  # uploaded once per handle
                 uploaded.extend(names)
-                items += await run(real, run_handle.build_batch())
+                items += await run(both, run_handle.build_batch())
                 saved = output(items[-1], node_id(h, "save_image"))
                 assert (saved["width"], saved["height"]) == (20, 15)
         for name in uploaded:  # leaving `async with` deleted each handle's uploads
             with pytest.raises(NotFoundError):
-                await real._request("GET", f"/api/v1/images/i/{name}")
+                await both._request("GET", f"/api/v1/images/i/{name}")
     finally:
-        await delete_images(real, items)
+        await delete_images(both, items)
 
 
-async def test_bad_local_image_fails_before_any_request(real: AsyncClient, tmp_path: Path) -> None:
-    h = await real.workflows.load(examples.path("image-input"))
+async def test_bad_local_image_fails_before_any_request(both: AsyncClient, tmp_path: Path) -> None:
+    h = await both.workflows.load(examples.path("image-input"))
     text_file = tmp_path / "notes.png"
     text_file.write_text("not an image")
     h.set("Image", text_file)
     with pytest.raises(ValidationError, match="not an image"):
         await h.upload_images()
     h.set("Image", tmp_path / "missing.png")
-    with pytest.raises(ValidationError, match="cannot read"):
+    with pytest.raises(ValidationError, match="does not exist"):
         await h.upload_images()
     assert h.uploads == []

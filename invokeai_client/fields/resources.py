@@ -2,53 +2,27 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
+from .._uploads import is_pil_image, sniff_image
 from ._base import FieldRuleError, ImageResolver, IvkField, json_compatible
 
 # -- local images ------------------------------------------------------------------------
-
-_IMAGE_MAGIC: tuple[tuple[bytes, str, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
-    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
-    (b"GIF87a", "image/gif", ".gif"),
-    (b"GIF89a", "image/gif", ".gif"),
-    (b"BM", "image/bmp", ".bmp"),
-)
-
-
-def sniff_image(data: bytes) -> tuple[str, str] | None:
-    """``(content_type, extension)`` of image bytes by their magic number, or None."""
-    for magic, content_type, ext in _IMAGE_MAGIC:
-        if data.startswith(magic):
-            return content_type, ext
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp", ".webp"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "image/tiff", ".tiff"
-    return None
-
-
-def _is_pil_image(value: Any) -> bool:
-    module = type(value).__module__ or ""
-    return module.startswith("PIL.") and hasattr(value, "save") and hasattr(value, "size")
 
 
 @dataclass(eq=False)
 class LocalImage:
     """An image that lives on this machine (a file, bytes or a PIL image), uploaded to the
-    server when the workflow is submitted. Compared by identity: the same object is uploaded
-    once per handle."""
+    server when the workflow is submitted. Compared by identity: each handle uploads the same
+    object once."""
 
     source: Path | bytes | Any
-    filename: str = field(default="")
 
     @property
     def kind(self) -> str:
@@ -58,52 +32,8 @@ class LocalImage:
             return "bytes"
         return "pil"
 
-    async def read(self) -> tuple[bytes, str, str]:
-        """``(data, filename, content_type)``, read off the event loop."""
-        import anyio
-
-        if isinstance(self.source, Path):
-            try:
-                data = await anyio.Path(self.source).read_bytes()
-            except OSError as exc:
-                from ..errors import ValidationError
-
-                raise ValidationError(
-                    f"cannot read image file {str(self.source)!r}: {exc.strerror or exc}",
-                    input=str(self.source),
-                    rule="readable image file",
-                ) from None
-            name = self.filename or self.source.name
-        elif isinstance(self.source, bytes):
-            data = self.source
-            name = self.filename
-        else:
-            image = self.source
-
-            def encode() -> bytes:
-                buffer = io.BytesIO()
-                image.save(buffer, format="PNG")
-                return buffer.getvalue()
-
-            data = await anyio.to_thread.run_sync(encode)
-            name = self.filename
-        sniffed = sniff_image(data)
-        if sniffed is None:
-            from ..errors import ValidationError
-
-            what = repr(str(self.source)) if isinstance(self.source, Path) else "the given bytes"
-            raise ValidationError(
-                f"{what} is not an image (PNG, JPEG, WebP, GIF, BMP or TIFF expected)",
-                input=name or "image",
-                rule="image data",
-            )
-        content_type, ext = sniffed
-        if not name:
-            name = f"upload{ext}"
-        return data, name, content_type
-
     def __deepcopy__(self, memo: dict[int, Any]) -> LocalImage:
-        return self  # the data is never changed; copies of a handle share the same upload
+        return self  # the data never changes; each handle still uploads it once for itself
 
     def __repr__(self) -> str:
         if isinstance(self.source, Path):
@@ -135,10 +65,10 @@ class ImageField(IvkField[Any]):
             if not value.strip():
                 raise FieldRuleError("image name", "an image name cannot be empty")
             if _looks_like_path(value):
-                return LocalImage(Path(value).expanduser())
+                return LocalImage(Path(value))
             return {"image_name": value}
         if isinstance(value, os.PathLike):
-            return LocalImage(Path(os.fspath(value)).expanduser())
+            return LocalImage(Path(os.fspath(value)))
         if isinstance(value, (bytes, bytearray, memoryview)):
             data = bytes(value)
             if sniff_image(data) is None:
@@ -146,7 +76,7 @@ class ImageField(IvkField[Any]):
                     "image data", "the bytes are not an image (PNG, JPEG, WebP, GIF, BMP, TIFF)"
                 )
             return LocalImage(data)
-        if _is_pil_image(value):
+        if is_pil_image(value):
             return LocalImage(value)
         if isinstance(value, dict):
             name = value.get("image_name")

@@ -244,9 +244,9 @@ async def load_definition(source: WorkflowSource) -> WorkflowDefinition:
     if isinstance(source, str) and source.lstrip().startswith(("{", "[")):
         return WorkflowDefinition.from_json(source)
     if isinstance(source, (str, os.PathLike)):
-        path = anyio.Path(os.fspath(source))
         try:
-            path = await path.expanduser()
+            # os.path.expanduser leaves "~unknown-user" alone (pathlib would raise)
+            path = anyio.Path(await anyio.to_thread.run_sync(os.path.expanduser, os.fspath(source)))
             text = await path.read_bytes()
         except OSError as exc:
             raise errors.WorkflowError(

@@ -48,14 +48,10 @@ T = TypeVar("T")
 
 __all__ = ["RunManager"]
 
-POLL_TICK = 5.0
-"""Seconds between checks for quiet runs while the socket is up."""
-POLL_TICK_OFFLINE = 1.0
-"""... and while it is down (or the client runs without events)."""
 QUIET_AFTER = 30.0
-"""A run that heard nothing for this long is checked over REST (socket up)."""
-QUIET_AFTER_OFFLINE = 1.0
-"""... socket down: every run is checked about every second."""
+"""A run that heard nothing for this long is read over REST (socket up)."""
+POLL_INTERVAL = 1.0
+"""Seconds between REST reads of every run while the socket is down (or off)."""
 CANCEL_TIMEOUT = 10.0
 """Seconds a cancel request may take when a run is abandoned or the client closes."""
 CLOSE_TIMEOUT = 10.0
@@ -137,6 +133,10 @@ class RunManager:
         self._limiter = _Limiter(max_concurrency) if max_concurrency else None
         self._summaries = True
         self._closed = False
+        self.quiet_after = QUIET_AFTER
+        """Seconds without news after which a run's item is read over REST."""
+        self.poll_interval = POLL_INTERVAL
+        """Seconds between REST reads of the runs in flight while there is no socket."""
         self.rest_checks = 0
         self.router.on_wake(self._on_disconnect)
         self.router.on_queue_cleared(self._on_queue_cleared)
@@ -216,6 +216,7 @@ class RunManager:
         """
         self._check_open()
         request, expected, groups, iterated = prepare_body(body)
+        node_count = len(request["batch"]["graph"]["nodes"])
         if _single and expected != 1:
             raise errors.ValidationError(
                 f"submit() makes exactly one queue item, but this batch makes {expected}; "
@@ -230,6 +231,7 @@ class RunManager:
             expected=expected,
             groups=groups,
             iterated=iterated,
+            node_count=node_count,
             origin=batch_json.get("origin"),
             destination=batch_json.get("destination"),
             detached=detach,
@@ -286,6 +288,7 @@ class RunManager:
             expected=1,
             groups=groups or None,
             iterated=iterated_nodes(item.session.get("graph")),
+            node_count=len((item.session.get("graph") or {}).get("nodes") or {}),
             origin=item.origin,
             destination=item.destination,
             detached=detach,
@@ -523,8 +526,9 @@ class RunManager:
         backoff = 0.0
         while not self._closed:
             connected = self.client.is_connected
+            tick = min(self.quiet_after / 4, 5.0) if connected else self.poll_interval
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), POLL_TICK if connected else POLL_TICK_OFFLINE)
+                await asyncio.wait_for(wake.wait(), tick)
             wake.clear()
             if backoff:
                 await asyncio.sleep(backoff)
@@ -546,7 +550,7 @@ class RunManager:
     def _due(self, connected: bool) -> set[WorkflowRun]:
         due = {run for run in self._dirty if run._result is None}
         self._dirty.clear()
-        quiet = QUIET_AFTER if connected else QUIET_AFTER_OFFLINE
+        quiet = self.quiet_after if connected else self.poll_interval
         horizon = _now() - quiet
         for batch in self._batches.values():
             if not batch.confirmed:
@@ -559,8 +563,10 @@ class RunManager:
     async def _reconcile(self, runs: Iterable[WorkflowRun]) -> None:
         """Read the given runs' items over REST and settle or update them."""
         by_id = {run.item_id: run for run in runs if run._result is None}
-        ids = sorted(by_id)
-        finished: list[WorkflowRun] = []
+        # Runs the socket already saw end only need their full item; the rest get a cheap
+        # status check first.
+        finished = [run for run in by_id.values() if run.status in TERMINAL]
+        ids = sorted(item_id for item_id, run in by_id.items() if run.status not in TERMINAL)
         for start in range(0, len(ids), SUMMARY_CHUNK):
             chunk = ids[start : start + SUMMARY_CHUNK]
             statuses = await self._statuses(chunk)

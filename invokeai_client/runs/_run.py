@@ -292,55 +292,52 @@ class WorkflowRun(ItemRoute):
             return
         if status == "failed":
             known = self._error or (None, None, None, None)
-            node_id = known[0] or self._current
             self._error = (
-                node_id, error_type or known[1], error_message or known[2],
+                known[0] or self._current, error_type or known[1], error_message or known[2],
                 error_traceback or known[3],
             )
-            if node_id is None:
-                # The node's name comes with invocation_error, just after; or from REST.
-                self.batch.manager.check_soon(self)
-        elif status == "completed" and self.batch.needs_order and self._has_repeats():
-            # Iterated nodes ran several times: REST knows their iteration order.
-            self.batch.manager.check_soon(self)
-            return
         self._try_finish()
 
-    def _has_repeats(self) -> bool:
-        iterated = self.batch.iterated
-        return any(
-            node_id in iterated and len(value) > 1
-            for node_id, value in (self._outputs or {}).items()
-        )
+    def _events_complete(self) -> bool:
+        """Whether the socket told the whole story of this completed item: an output of
+        every graph node, and no iterated node whose several outputs need ordering."""
+        outputs = self._outputs or {}
+        if len(outputs) < self.batch.node_count:
+            return False  # an event was missed or is still on its way (order not guaranteed)
+        if self.batch.needs_order:
+            iterated = self.batch.iterated
+            return not any(
+                node_id in iterated and len(value) > 1 for node_id, value in outputs.items()
+            )
+        return True
 
     def _try_finish(self) -> None:
-        """Settle from what the socket told us, when everything needed is known."""
+        """Settle from the socket's story when it is complete; else ask REST, the truth.
+
+        Completed items settle from events when every node's output arrived; canceled ones
+        at once. Failed items, items whose events may have a gap (the socket dropped) and
+        anything incomplete are read over REST (``session.results``), so both paths give
+        the same result.
+        """
         if self._result is not None or self.status not in TERMINAL:
             return
         if not self.batch.confirmed:
             return  # finished by BatchRun.confirm()
-        if self._gap:
+        status = self.status
+        if self._gap or status == "failed" or (
+            status == "completed" and not self._events_complete()
+        ):
             self.batch.manager.check_soon(self)
             return
-        error = self._error
-        if self.status == "failed" and (error is None or error[0] is None):
-            return  # waiting for invocation_error or REST
-        if self.status == "completed" and self.batch.needs_order and self._has_repeats():
-            return  # waiting for REST
-        node_id, error_type, error_message, error_traceback = error or (None, None, None, None)
         self._settle(
             WorkflowResult(
-                status=self.status,
+                status=status,
                 item_id=self.item_id,
                 batch_id=self.batch_id,
                 session_id=self.session_id,
                 outputs=self._outputs or {},
                 images=tuple(self._images or ()),
                 field_values=self.batch.field_values(self.index),
-                error_node_id=node_id if self.status == "failed" else None,
-                error_type=error_type,
-                error_message=error_message,
-                error_traceback=error_traceback,
             )
         )
 
@@ -575,6 +572,7 @@ class BatchRun:
         "key",
         "manager",
         "needs_order",
+        "node_count",
         "origin",
         "per_run",
         "priority",
@@ -588,6 +586,7 @@ class BatchRun:
         expected: int,
         groups: list[list[dict[str, Any]]] | None = None,
         iterated: frozenset[str] = frozenset(),
+        node_count: int = 0,
         origin: str | None = None,
         destination: str | None = None,
         detached: bool = False,
@@ -601,6 +600,7 @@ class BatchRun:
         for group in groups or ():
             self.per_run *= len(group[0]["items"])
         self.iterated = iterated
+        self.node_count = node_count
         self.needs_order = False
         self.origin = origin
         self.destination = destination

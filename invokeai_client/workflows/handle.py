@@ -13,9 +13,11 @@ import contextlib
 import copy
 import difflib
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -736,37 +738,34 @@ class WorkflowHandle:
         return list(self._uploaded)
 
     async def upload_images(
-        self, *, board: str | None = None, intermediate: bool = True
-    ) -> list[str]:
-        """Upload every local image value once (file reads and PIL encoding off the loop).
+        self, *, board: Any = None, intermediate: bool = True
+    ) -> builtins.list[str]:
+        """Upload every local image value once, through ``client.images.upload`` (file reads
+        and PIL encoding off the event loop; anything that is not an image is refused before
+        it is sent).
 
         Cleanup policy: the handle owns these uploads. They are reused by later builds and
         submits of this handle, and deleted by :meth:`delete_uploads` or when an
         ``async with handle:`` block ends; nothing else deletes them. They are uploaded as
-        ``user`` images, intermediate (hidden from the gallery) unless ``intermediate=False``.
-        Returns the new image names.
+        ``user`` images, intermediate (hidden from the gallery) unless ``intermediate=False``,
+        on ``board`` (an id, a Board or a name) if given. Returns the new image names.
         """
-        from .._uploads import upload_image
+        import anyio
 
         client = self._require_client("upload images")
         names = []
         for _field, image in self.local_images():
             if image in self._uploads:
                 continue
-            data, filename, content_type = await image.read()
-            dto = await upload_image(
-                client._http,
-                data,
-                filename=filename,
-                content_type=content_type,
-                image_category="user",
-                is_intermediate=intermediate,
-                board_id=_board_id(board),
+            source = image.source
+            if isinstance(source, Path):
+                source = await anyio.to_thread.run_sync(os.path.expanduser, source)
+            dto = await client.images.upload(
+                source, category="user", board=board, intermediate=intermediate
             )
-            name = str(dto["image_name"])
-            self._uploads[image] = name
-            self._uploaded.append(name)
-            names.append(name)
+            self._uploads[image] = dto.image_name
+            self._uploaded.append(dto.image_name)
+            names.append(dto.image_name)
         return names
 
     async def delete_uploads(self) -> None:
@@ -779,9 +778,9 @@ class WorkflowHandle:
         while self._uploaded:
             name = self._uploaded[-1]
             with contextlib.suppress(NotFoundError):
-                await client._http.request("DELETE", f"/api/v1/images/i/{name}")
+                await client.images.delete(name)
             self._uploaded.pop()
-            for image, uploaded in list(self._uploads.items()):
+            for image, uploaded in builtins.list(self._uploads.items()):
                 if uploaded == name:
                     del self._uploads[image]
 
