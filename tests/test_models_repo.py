@@ -58,6 +58,8 @@ async def test_a_file_that_is_no_model_is_refused_with_the_servers_reason(
     assert caught.value.error_type == "ValueError"
     assert str(notes) in str(caught.value)
     assert await client.models.list() == []
+    await client.models.prune_install_jobs()
+    assert install.id not in {j.id for j in await client.models.install_jobs()}
 
 
 async def test_a_source_that_does_not_exist_is_refused(client: AsyncClient) -> None:

@@ -62,8 +62,11 @@ async def finished(client: AsyncClient, batch_id: str) -> BatchStatus:
 
 
 @pytest.fixture
-def destination() -> str:
-    return f"sdk-queue-{uuid.uuid4().hex[:8]}"
+async def destination(client: AsyncClient) -> AsyncIterator[str]:
+    """A destination of this test's own; its items are deleted afterwards."""
+    name = f"sdk-queue-{uuid.uuid4().hex[:8]}"
+    yield name
+    await client.queue.delete_destination(name)
 
 
 @pytest.fixture
@@ -222,7 +225,8 @@ async def test_unknown_items_and_bad_input(client: AsyncClient) -> None:
     assert client._http.request_count == sent
 
 
-async def test_invocation_cache_control(real_server: Peer, destination: str) -> None:
+async def test_invocation_cache_control(real_server: Peer) -> None:
+    destination = f"sdk-cache-{uuid.uuid4().hex[:8]}"
     async with real_server.client() as client:
         await client.queue.clear_cache()
         status = await client.queue.cache_status()
@@ -238,6 +242,7 @@ async def test_invocation_cache_control(real_server: Peer, destination: str) -> 
         await finished(client, result.batch_id)
         after = await client.queue.cache_status()
         assert after.hits + after.misses >= before.hits + before.misses + 2
+        assert await client.queue.delete_destination(destination) == 2
 
 
 async def test_only_admins_pause_the_processor(multiuser_peer: Peer) -> None:

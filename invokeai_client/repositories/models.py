@@ -245,6 +245,10 @@ class ModelRepository(Repository):
             answer = await self._http.request("GET", f"{MODELS}/install/{int(job_id)}")
         return ModelInstallJob.model_validate(answer)
 
+    async def prune_install_jobs(self) -> None:
+        """Forget finished install jobs (completed, failed, cancelled) on the server."""
+        await self._http.request("DELETE", f"{MODELS}/install", expect="none", headers=NO_GZIP)
+
     async def cancel_install(self, job_id: int) -> None:
         """Cancel an install job (a no-op for a job that already finished)."""
         try:
