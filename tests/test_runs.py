@@ -226,11 +226,15 @@ async def test_images_download_and_save_under_a_safe_name(peer: Peer, tmp_path: 
         image = result.images[0]
         data = await image.download()
         path = await image.save(tmp_path / "out")
+        hostile = await image.save(tmp_path / "out", name="../../.evil/..\\x.png")
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.parent == tmp_path / "out"
     assert path.name == image.image_name
     assert path.read_bytes() == data
     assert (image.width, image.height) == (40, 30)
+    assert hostile.parent == tmp_path / "out"
+    assert hostile.name == "x.png"
+    assert hostile.read_bytes() == data
 
 
 async def test_a_runtime_failure_raises_with_item_node_type_and_message(peer: Peer) -> None:

@@ -31,10 +31,8 @@ from .._constants import DEFAULT_ORIGIN
 from .._router import EventRouter
 from ..models.events import ServerEvent
 from ..models.queue import (
-    BatchStatus,
     EnqueueBatchResult,
     SessionQueueItem,
-    SessionQueueItemSummary,
     is_batch_item,
 )
 from ._run import TERMINAL, BatchRun, WorkflowRun, _now
@@ -132,7 +130,6 @@ class RunManager:
         self._supervisor: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._limiter = _Limiter(max_concurrency) if max_concurrency else None
-        self._summaries = True
         self._closed = False
         self.quiet_after = QUIET_AFTER
         """Seconds without news after which a run's item is read over REST."""
@@ -278,7 +275,7 @@ class RunManager:
             run = batch._runs.get(item_id)
             if run is not None:
                 return run
-        item = await self._get_item(item_id)
+        item = await self.client.queue.get(item_id)
         groups = [
             [{"node_path": fv.node_path, "field_name": fv.field_name, "items": [fv.value]}]
             for fv in item.field_values or ()
@@ -381,10 +378,7 @@ class RunManager:
                  cause)
         while True:
             try:
-                answer = await self.client._http.request(
-                    "GET", f"{self._queue}/b/{batch.batch_id}/status"
-                )
-                status = BatchStatus.model_validate(answer)
+                status = await self.client.queue.batch_status(batch.batch_id)
                 checks += 1
                 if first_check is None:
                     first_check = loop.time()
@@ -422,10 +416,7 @@ class RunManager:
         """The item ids of a batch: from events already routed, else by scanning the queue."""
         if len(batch._runs) >= total:
             return sorted(batch._runs)
-        answer = await self.client._http.request(
-            "GET", f"{self._queue}/item_ids", params={"order_dir": "DESC"}
-        )
-        all_ids = [int(i) for i in (answer or {}).get("item_ids", [])]
+        all_ids = await self.client.queue.item_ids(order="desc")
         found: list[int] = []
         for start in range(0, len(all_ids), SUMMARY_CHUNK):
             chunk = all_ids[start : start + SUMMARY_CHUNK]
@@ -448,39 +439,16 @@ class RunManager:
         if not batch.detached:
             await self._cancel_batch_quietly(batch)
 
-    # -- REST reads ----------------------------------------------------------------------
-
-    async def _get_item(self, item_id: int) -> SessionQueueItem:
-        return SessionQueueItem.model_validate(
-            await self.client._http.request("GET", f"{self._queue}/i/{item_id}")
-        )
+    # -- REST reads (through client.queue) ------------------------------------------------
 
     async def _items(self, ids: list[int]) -> list[SessionQueueItem]:
-        answer = await self.client._http.request(
-            "POST", f"{self._queue}/items_by_ids", json={"item_ids": ids}, retry=True
-        )
-        return [SessionQueueItem.model_validate(raw) for raw in answer or ()]
+        return await self.client.queue.get_many(ids)
 
     async def _statuses(self, ids: list[int]) -> dict[int, tuple[str, str]]:
         """``{item_id: (status, batch_id)}`` for the ids the server still has."""
         self.rest_checks += 1
-        if self._summaries:
-            try:
-                answer = await self.client._http.request(
-                    "POST", f"{self._queue}/item_summaries_by_ids", json={"item_ids": ids},
-                    retry=True,
-                )
-            except (errors.NotFoundError, errors.EndpointNotAvailableError) as exc:
-                log.debug("no item summaries on this server (%s); using full items", exc)
-                self._summaries = False
-            except errors.APIError as exc:
-                if exc.status != 405:
-                    raise
-                self._summaries = False
-            else:
-                summaries = [SessionQueueItemSummary.model_validate(raw) for raw in answer or ()]
-                return {s.item_id: (s.status, s.batch_id) for s in summaries}
-        return {item.item_id: (item.status, item.batch_id) for item in await self._items(ids)}
+        summaries = await self.client.queue.get_summaries(ids)
+        return {s.item_id: (s.status, s.batch_id) for s in summaries}
 
     # -- truth from REST -----------------------------------------------------------------
 
@@ -601,13 +569,10 @@ class RunManager:
         if run._result is not None:
             return
         try:
-            answer = await self.client._http.request(
-                "PUT", f"{self._queue}/i/{run.item_id}/cancel", timeout=CANCEL_TIMEOUT
-            )
+            item = await self.client.queue.cancel(run.item_id)
         except errors.NotFoundError:
             run.lose(f"the server no longer has queue item {run.item_id}")
             return
-        item = SessionQueueItem.model_validate(answer)
         if item.status in TERMINAL and not item.session:
             self.check_soon(run)
         else:
@@ -615,14 +580,11 @@ class RunManager:
 
     async def cancel_batch(self, batch: BatchRun) -> int:
         """Cancel every pending or running item of ``batch``; returns the server's count."""
-        answer = await self.client._http.request(
-            "PUT", f"{self._queue}/cancel_by_batch_ids", json={"batch_ids": [batch.batch_id]},
-            timeout=CANCEL_TIMEOUT,
-        )
+        canceled = await self.client.queue.cancel_batch(batch.batch_id)
         # Servers before 6.14 send no event for pending items canceled in bulk.
         for run in batch.unsettled():
             self.check_soon(run)
-        return int((answer or {}).get("canceled", 0))
+        return canceled
 
     async def cancel_run_shielded(self, run: WorkflowRun) -> None:
         """Cancel ``run``'s item even if the caller is being cancelled (bounded in time)."""
@@ -704,13 +666,7 @@ class RunManager:
         cancel_sent = False
         if to_cancel and self.client._http.is_open:
             try:
-                await asyncio.wait_for(
-                    self.client._http.request(
-                        "PUT", f"{self._queue}/cancel_by_batch_ids",
-                        json={"batch_ids": to_cancel}, retry=False, timeout=CANCEL_TIMEOUT,
-                    ),
-                    CLOSE_TIMEOUT,
-                )
+                await asyncio.wait_for(self.client.queue.cancel_batch(to_cancel), CLOSE_TIMEOUT)
                 cancel_sent = True
             except Exception as exc:
                 log.warning("could not cancel %d batches while closing: %s", len(to_cancel), exc)

@@ -18,7 +18,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
-from urllib.parse import quote
 
 import anyio
 
@@ -65,29 +64,21 @@ class ImageRef:
         return self.client
 
     async def download(self) -> bytes:
-        """The full-size image file as bytes (PNG)."""
-        client = self._require_client()
-        images = getattr(client, "images", None)
-        if images is not None and hasattr(images, "download"):
-            data = await images.download(self.image_name)
-            return bytes(data)
-        body = await client._http.request(
-            "GET", f"/api/v1/images/i/{quote(self.image_name, safe='')}/full", expect="bytes"
-        )
-        return bytes(body)
+        """The full-size image file as bytes (PNG), through ``client.images``."""
+        return await self._require_client().images.download(self.image_name)
 
     async def save(self, folder: str | Path, *, name: str | None = None) -> Path:
         """Download into ``folder`` (created if needed); returns the file's path.
 
         The file name is ``name`` or the image name, made safe (no path separators, no
-        leading dots), so a hostile name cannot escape ``folder``.
+        leading dots), so a hostile name cannot escape ``folder``. The file is streamed and
+        appears complete or not at all.
         """
-        data = await self.download()
+        client = self._require_client()
         target_dir = anyio.Path(folder)
         await target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / safe_file_name(name or self.image_name)
-        await target.write_bytes(data)
-        return Path(target)
+        target = Path(target_dir / safe_file_name(name or self.image_name))
+        return await client.images.download(self.image_name, target)
 
 
 @dataclass(frozen=True, slots=True)
