@@ -335,9 +335,10 @@ async def test_image_chain_makes_images_with_saving_progress(client: AsyncClient
     graph = {
         "nodes": {
             "blank": {"id": "blank", "type": "blank_image", "width": 64, "height": 48,
-                      "color": {"r": 255, "g": 128, "b": 0, "a": 255}, "is_intermediate": True},
+                      "color": {"r": 255, "g": 128, "b": 0, "a": 255}, "is_intermediate": True,
+                      "use_cache": False},
             "resize": {"id": "resize", "type": "img_resize", "width": 32, "height": 24,
-                       "is_intermediate": True},
+                       "is_intermediate": True, "use_cache": False},
             "save": {"id": "save", "type": "save_image", "is_intermediate": False},
         },
         "edges": [edge("blank", "image", "resize", "image"), edge("resize", "image", "save",
@@ -359,6 +360,33 @@ async def test_image_chain_makes_images_with_saving_progress(client: AsyncClient
     assert (saved["width"], saved["height"], saved["type"]) == (32, 24, "image_output")
     assert saved["image"]["image_name"].endswith(".png")
     assert output(item, "blank")[0]["image"] != saved["image"]
+
+
+async def test_the_invocation_cache_reuses_outputs_of_equal_nodes(client: AsyncClient) -> None:
+    import random
+
+    color = {"r": random.randrange(256), "g": random.randrange(256), "b": random.randrange(256),
+             "a": 255}
+    graph = {"nodes": {"blank": {"id": "blank", "type": "blank_image", "width": 24,
+                                 "height": 16, "color": color}}, "edges": []}
+    runs = []
+    for _ in range(2):
+        batch_id = str(uuid.uuid4())
+        sub = Watch(client, batch_id)
+        (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
+        events = await events_until(sub, finished(1))
+        sub.close()
+        runs.append((await get_item(client, item_id), events))
+    (first, first_events), (second, second_events) = runs
+    assert output(first, "blank") == output(second, "blank")  # the very same image
+    assert any(isinstance(e, InvocationProgressEvent) for e in first_events)
+    assert not any(isinstance(e, InvocationProgressEvent) for e in second_events)
+    assert [kind for kind, _ in trace(second_events, second["item_id"])] == [
+        "queue_item_status_changed", "invocation_started", "invocation_complete",
+        "queue_item_status_changed"]
+    status = await client._request("GET", "/api/v1/app/invocation_cache/status")
+    assert status["enabled"] is True
+    assert status["hits"] >= 1
 
 
 async def test_prepend_puts_the_batch_in_front(client: AsyncClient) -> None:
@@ -882,6 +910,7 @@ async def test_canceled_node_completes_unless_it_reports_progress(double: Peer) 
     assert double.double is not None
     faults = double.double.queue.faults
     faults.node_delays = {"add": 0.3}
+    double.double.queue.cache.enabled = False  # the second round must run its nodes again
     async with double.client() as client:
         q = f"/api/v1/queue/{client.queue_id}"
         for steps, completes in ((0, True), (5, False)):

@@ -32,8 +32,8 @@ import re
 import time
 import traceback
 import uuid
-from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -53,12 +53,12 @@ from ._double_nodes import (
     UnsupportedNodeError,
     kinds_compatible,
 )
-from .double import db_timestamp, error, json_response
+from .double import DoubleImage, db_timestamp, error, json_response
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
 
-__all__ = ["QueueFaults", "SessionQueue", "install"]
+__all__ = ["InvocationCache", "QueueFaults", "SessionQueue", "install"]
 
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 STATUSES = ("pending", "in_progress", "waiting", "completed", "failed", "canceled")
@@ -1004,6 +1004,60 @@ def _without_none(value: Any) -> Any:
 # -- the queue ---------------------------------------------------------------------------
 
 
+class InvocationCache:
+    """InvokeAI's invocation cache: a node with ``use_cache`` whose inputs (everything but
+    its id) equal an earlier node's gets that node's output without running (no progress, no
+    new image). Least recently used entries go first; outputs naming a deleted image are
+    dropped, as the server does when images are deleted."""
+
+    def __init__(self, max_size: int = 512) -> None:
+        self.max_size = max_size
+        self.enabled = True
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def lookup(self, node: dict[str, Any],
+               images: Mapping[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+        """(key to save under or None, cached output or None) for a node about to run."""
+        if not node.get("use_cache") or not self.enabled or self.max_size <= 0:
+            return None, None
+        key = json.dumps({k: v for k, v in node.items() if k != "id"}, sort_keys=True,
+                         separators=(",", ":"))
+        cached = self._entries.get(key)
+        if cached is not None:
+            image = cached.get("image")
+            if isinstance(image, dict) and image.get("image_name") not in images:
+                del self._entries[key]  # its image was deleted
+                cached = None
+        if cached is None:
+            self.misses += 1
+            return key, None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return None, cached
+
+    def save(self, key: str, output: dict[str, Any]) -> None:
+        if not self.enabled or self.max_size <= 0 or key in self._entries:
+            return
+        while len(self._entries) >= self.max_size:
+            self._entries.popitem(last=False)
+        self._entries[key] = output
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.hits = self.misses = 0
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "size": len(self._entries),
+            "hits": self.hits,
+            "misses": self.misses,
+            "enabled": self.enabled and self.max_size > 0,
+            "max_size": self.max_size,
+        }
+
+
 def _new_counts() -> dict[str, int]:
     return dict.fromkeys(STATUSES, 0)
 
@@ -1014,6 +1068,8 @@ class SessionQueue:
     def __init__(self, double: InvokeAIDouble) -> None:
         self.double = double
         self.faults = QueueFaults()
+        self.cache = InvocationCache()
+        """The invocation cache (on, 512 entries, like the server's default)."""
         self.max_queue_size = 10_000
         """Pending items a queue may hold; larger batches are cut (``enqueued < requested``)."""
         self.paused = False
@@ -1507,46 +1563,26 @@ class SessionQueue:
         await self._emit_private("invocation_started", base, item)
         faults = self.faults
         delay = faults.node_delays.get(node["type"], faults.node_delay)
+        saved: list[DoubleImage] = []
         try:
             if spec is None:
                 raise UnsupportedNodeError(node["type"])
             for field_spec in spec.fields:
                 if field_spec.required and node.get(field_spec.name) is None:
                     raise MissingInputException(spec.type, field_spec.name)
-            if faults.progress_steps > 0:
-                steps = faults.progress_steps
-                for step in range(steps):
-                    if delay:
-                        await asyncio.sleep(delay / steps)
-                    if item.status != "in_progress":
-                        return False  # canceled at a progress callback: the node stops
-                    progress = {
-                        **base,
-                        "timestamp": int(time.time()),
-                        "message": f"Step {step + 1}/{steps}",
-                        "percentage": (step + 1) / steps,
-                        "image": None,
-                        "device": None,
-                    }
-                    await self._emit_private("invocation_progress", progress, item, True)
+            key, result = self.cache.lookup(node, self.double.images)
+            if result is None:
+                result = await self._invoke(item, node, spec, base, delay, saved)
+                if result is None:
+                    return False  # canceled at a progress step
+                if key is not None:
+                    self.cache.save(key, result)
             elif delay:
                 await asyncio.sleep(delay)
-            context = NodeContext(
-                self.double.images,
-                node=node,
-                session_id=item.session_id,
-                user_id=item.user_id,
-                graph_json=item.graph_json,
-                workflow_json=item.plan.workflow_json,
-            )
-            if spec.uses_images:
-                output = await anyio.to_thread.run_sync(spec.run, node, context)
-            else:
-                output = spec.run(node, context)
         except Exception as exc:
             await self._fail(item, session, exec_id, exc)
             return False
-        for record in context.saved:
+        for record in saved:
             progress = {
                 **base,
                 "timestamp": int(time.time()),
@@ -1557,7 +1593,6 @@ class SessionQueue:
             }
             await self._emit_private("invocation_progress", progress, item, True)
             self.double.images[record.image_name] = record
-        result = {"output_meta": None, **output, "type": spec.output_type}
         session.complete(exec_id, result)
         await self._emit_private(
             "invocation_complete",
@@ -1565,6 +1600,44 @@ class SessionQueue:
             item,
         )
         return True
+
+    async def _invoke(self, item: _Item, node: dict[str, Any], spec: NodeSpec,
+                      base: dict[str, Any], delay: float,
+                      saved: list[DoubleImage]) -> dict[str, Any] | None:
+        """Run the node's code (after its delay and progress steps); None when it stopped
+        at a progress step because the item was canceled."""
+        steps = self.faults.progress_steps
+        if steps > 0:
+            for step in range(steps):
+                if delay:
+                    await asyncio.sleep(delay / steps)
+                if item.status != "in_progress":
+                    return None  # like InvokeAI's CanceledException in a step callback
+                progress = {
+                    **base,
+                    "timestamp": int(time.time()),
+                    "message": f"Step {step + 1}/{steps}",
+                    "percentage": (step + 1) / steps,
+                    "image": None,
+                    "device": None,
+                }
+                await self._emit_private("invocation_progress", progress, item, True)
+        elif delay:
+            await asyncio.sleep(delay)
+        context = NodeContext(
+            self.double.images,
+            node=node,
+            session_id=item.session_id,
+            user_id=item.user_id,
+            graph_json=item.graph_json,
+            workflow_json=item.plan.workflow_json,
+        )
+        if spec.uses_images:
+            output = await anyio.to_thread.run_sync(spec.run, node, context)
+        else:
+            output = spec.run(node, context)
+        saved.extend(context.saved)
+        return {"output_meta": None, **output, "type": spec.output_type}
 
     async def _fail(self, item: _Item, session: _Session, exec_id: str | None,
                     exc: BaseException) -> None:
@@ -1704,6 +1777,11 @@ class SessionQueue:
         route("PUT", f"{prefix}/i/{{item_id}}/cancel", self._r_cancel_item)
         route("GET", f"{prefix}/counts_by_destination", self._r_counts_by_destination)
         route("DELETE", f"{prefix}/d/{{destination}}", self._r_delete_by_destination)
+        cache = "/api/v1/app/invocation_cache"
+        route("GET", f"{cache}/status", self._r_cache_status)
+        route("DELETE", cache, self._r_cache_clear)
+        route("PUT", f"{cache}/enable", self._r_cache_enable)
+        route("PUT", f"{cache}/disable", self._r_cache_disable)
 
     def _scope(self, user: dict[str, Any]) -> str | None:
         """The user id a bulk operation is limited to (None: everyone's items)."""
@@ -2078,6 +2156,25 @@ class SessionQueue:
             await self._emit_status(item)
             self._wake.set()
         return json_response(self._item_dict(item, user))
+
+    async def _r_cache_status(self, request: web.Request) -> web.StreamResponse:
+        self._require_admin(request)
+        return json_response(self.cache.status())
+
+    async def _r_cache_clear(self, request: web.Request) -> web.StreamResponse:
+        self._require_admin(request)
+        self.cache.clear()
+        return json_response(None)
+
+    async def _r_cache_enable(self, request: web.Request) -> web.StreamResponse:
+        self._require_admin(request)
+        self.cache.enabled = True
+        return json_response(None)
+
+    async def _r_cache_disable(self, request: web.Request) -> web.StreamResponse:
+        self._require_admin(request)
+        self.cache.enabled = False
+        return json_response(None)
 
     async def _r_counts_by_destination(self, request: web.Request) -> web.StreamResponse:
         scope = self._scope(self.double.current_user(request))
