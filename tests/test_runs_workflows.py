@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from invokeai_client import RunFailedError, ValidationError, WorkflowResult
+from invokeai_client import NotFoundError, RunFailedError, ValidationError, WorkflowResult
 from invokeai_client.workflows import WorkflowHandle, examples
 
 from .conftest import Peer
@@ -118,3 +118,38 @@ async def test_a_failing_workflow_raises_with_its_node(peer: Peer) -> None:
     assert caught.value.node_id == node_of(wf, "integer_math")
     assert caught.value.error_type
     assert caught.value.error_message
+
+
+async def test_submit_takes_a_board_by_name_and_saves_there(peer: Peer) -> None:
+    needs_queue(peer)
+    async with peer.client() as client:
+        board = await client.boards.get_or_create("runs-by-board-name")
+        wf = await client.workflows.load(examples.path("image-pipeline"))
+        result = await (await wf.submit(board="runs-by-board-name"))
+        batch = await wf.submit_batch({"Output width": [16, 20]}, board=board.board_id)
+        swept = await batch
+        names = {image.image_name async for image in client.images.list(board=board)}
+        with pytest.raises(NotFoundError, match="no-such-board"):
+            await wf.submit(board="no-such-board")
+    assert result.image is not None
+    assert result.image.image_name in names
+    assert {r.image.image_name for r in swept if r.image is not None} <= names
+    assert [r.image.width for r in swept if r.image is not None] == [16, 20]
+
+
+async def test_sweeping_an_unbatchable_input_fails_before_any_request(double: Peer) -> None:
+    assert double.double is not None
+    async with double.client() as client:
+        wf = await client.workflows.load(examples.path("image-pipeline"))
+        sent = double.double.count("POST", "/api/v1/queue/*/enqueue_batch")
+        with pytest.raises(ValidationError, match="Color") as caught:
+            await wf.submit_batch({"Color": ["#ff0000", "#00ff00"]})
+        assert caught.value.rule == "batchable type"
+        graph = wf.build_graph()
+        color = wf.input("Color")
+        with pytest.raises(ValidationError, match="image or video field"):
+            await client.runs.submit_batch(graph, data=[[{
+                "node_path": color.node_id, "field_name": "color",
+                "items": [{"r": 1, "g": 2, "b": 3, "a": 255}],
+            }]])
+        assert double.double.count("POST", "/api/v1/queue/*/enqueue_batch") == sent

@@ -27,10 +27,34 @@ __all__ = [
     "RetryItemsResult",
     "SessionQueueItem",
     "SessionQueueItemSummary",
+    "is_batch_item",
 ]
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 """Queue item statuses an item never leaves."""
+
+
+def _is_scalar_batch_item(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False  # JSON true would reach the node as the number 1
+    if isinstance(value, (int, float, str)):
+        return True
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, name),) = value.items()
+        return key in ("image_name", "video_name") and isinstance(name, str)
+    return False
+
+
+def is_batch_item(value: Any) -> bool:
+    """Whether InvokeAI's ``BatchDatum.items`` can carry ``value`` (API form).
+
+    A batch item is a string, a number, an image field ``{"image_name": ...}``, a video
+    field ``{"video_name": ...}``, or a list of those. Anything else (a color, a board, a
+    model, a boolean) cannot be swept in a batch: set it per run instead.
+    """
+    if isinstance(value, list):
+        return all(_is_scalar_batch_item(item) for item in value)
+    return _is_scalar_batch_item(value)
 
 
 class NodeFieldValue(ServerModel):

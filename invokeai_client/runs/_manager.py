@@ -33,6 +33,7 @@ from ..models.events import ServerEvent
 from ..models.queue import (
     EnqueueBatchResult,
     SessionQueueItem,
+    is_batch_item,
 )
 from ._run import TERMINAL, BatchRun, WorkflowRun, _now
 from .results import iterated_nodes
@@ -830,6 +831,14 @@ def _check_data(
                 raise bad(
                     f"batch data for {where} holds {kind} values; InvokeAI batches take "
                     "numbers, strings, image/video fields or lists",
+                    where, "number, string, image field or list",
+                )
+            odd = next((item for item in items if not is_batch_item(item)), None)
+            if odd is not None:
+                raise bad(
+                    f"batch data for {where} holds {odd!r:.60}, which is not an image or "
+                    "video field; InvokeAI batches take numbers, strings, image/video fields "
+                    "or lists of them",
                     where, "number, string, image field or list",
                 )
             node = nodes[node_path]

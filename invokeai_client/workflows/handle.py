@@ -30,11 +30,13 @@ from ..fields.primitives import FloatField, IntegerField, NumberField, StringFie
 from ..fields.registry import FieldRegistry, default_registry
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
+from ..models.queue import is_batch_item
 from . import graph as _graph
 from .definition import ExposedField, WorkflowDefinition, WorkflowNode
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
+    from ..models.boards import BoardRef
     from ..runs import BatchRun, WorkflowRun
     from .sync import ModelSyncReport
 
@@ -663,9 +665,16 @@ class WorkflowHandle:
                 value = field.check(item)
                 if value is UNSET:
                     raise ValidationError("no value", input=field.display_name(), rule="value")
-                checked.append(
-                    copy.deepcopy(field.api_value(value, self._image_resolver(strict=True)))
-                )
+                api_value = field.api_value(value, self._image_resolver(strict=True))
+                if not is_batch_item(api_value):
+                    raise ValidationError(
+                        f"input {field.display_name()}: a {field.kind} cannot be varied in a "
+                        "batch (InvokeAI batches carry numbers, strings, images and videos); "
+                        "set it per run instead",
+                        input=field.display_name(),
+                        rule="batchable type",
+                    )
+                checked.append(copy.deepcopy(api_value))
             except ValidationError as exc:
                 message = str(exc).removeprefix("input ")
                 raise ValidationError(
@@ -808,7 +817,7 @@ class WorkflowHandle:
     async def submit(
         self,
         *,
-        board: str | None = None,
+        board: BoardRef | None = None,
         prepend: bool = False,
         origin: str | None = DEFAULT_ORIGIN,
         destination: str | None = None,
@@ -818,14 +827,17 @@ class WorkflowHandle:
         the server has it (``await run`` for the result, ``run.events()`` for progress).
 
         Local image values are uploaded first. ``board`` is the auto-add board for image
-        outputs; ``prepend`` puts the item at the front of the queue. A workflow whose batch
-        nodes make several items needs :meth:`submit_batch`. Cancelling a task that awaits
-        the run cancels the item on the server unless ``detach`` is true.
+        outputs (a board id, name or :class:`~invokeai_client.models.boards.Board`, resolved
+        by ``client.boards.resolve``); ``prepend`` puts the item at the front of the queue.
+        A workflow whose batch nodes make several items needs :meth:`submit_batch`.
+        Cancelling a task that awaits the run cancels the item on the server unless
+        ``detach`` is true.
         """
         client = self._require_client("submit")
+        board_id = await _resolve_board(client, board)
         await self.upload_images()
         body = self.build_batch(
-            board=board, prepend=prepend, origin=origin, destination=destination
+            board=board_id, prepend=prepend, origin=origin, destination=destination
         )
         return await client.runs.submit_body(body, detach=detach)
 
@@ -836,7 +848,7 @@ class WorkflowHandle:
         zip: bool | Sequence[Sequence[InputKey]] = False,
         data: Sequence[Sequence[Mapping[str, Any]]] | None = None,
         runs: int = 1,
-        board: str | None = None,
+        board: BoardRef | None = None,
         prepend: bool = False,
         origin: str | None = DEFAULT_ORIGIN,
         destination: str | None = None,
@@ -849,15 +861,16 @@ class WorkflowHandle:
         zipped: ``zip=True`` zips all of them (equal lengths), ``zip=[["Seed", "Prompt"]]``
         zips the inputs of each listed group. ``data`` adds raw ``Batch.data`` groups;
         ``runs`` repeats everything. Every value is checked against its input's type before
-        anything is sent.
+        anything is sent. ``board`` is the auto-add board, as for :meth:`submit`.
         """
         client = self._require_client("submit a batch")
         groups = self._sweep_groups(sweep or {}, zip)
         if data is not None:
             groups.extend([dict(datum) for datum in group] for group in data)
+        board_id = await _resolve_board(client, board)
         await self.upload_images()
         body = self.build_batch(
-            data=groups, runs=runs, board=board, prepend=prepend, origin=origin,
+            data=groups, runs=runs, board=board_id, prepend=prepend, origin=origin,
             destination=destination,
         )
         return await client.runs.enqueue(body, detach=detach)
@@ -956,6 +969,13 @@ class WorkflowHandle:
                 if isinstance(field, ModelIdentifierField):
                     found.append(field)
         return found
+
+
+async def _resolve_board(client: AsyncClient, board: BoardRef | None) -> str | None:
+    """The id of the auto-add board ``board`` (id, name or Board), or None for no board."""
+    if board is None:
+        return None
+    return await client.boards.resolve(board)
 
 
 def _board_id(board: Any) -> str | None:
