@@ -405,3 +405,26 @@ def _ours(task: asyncio.Task[Any]) -> bool:
     return ("invokeai_client" in filename and "testing" not in filename) or (
         "async_client" in filename
     )
+
+
+async def test_two_users_run_side_by_side_and_ignore_each_others_copies(
+    multiuser_peer: Peer,
+) -> None:
+    if multiuser_peer.kind == "double" and "queue" not in double_module.AREAS:
+        pytest.skip("the double has no queue engine yet")
+    from .conftest import ADMIN, USER
+
+    async with multiuser_peer.client(email=USER[0], password=USER[1]) as user, \
+            multiuser_peer.client(email=ADMIN[0], password=ADMIN[1]) as admin:
+
+        async def both(i: int) -> tuple[WorkflowResult, WorkflowResult]:
+            mine = await user.runs.submit(add_graph(i, 1))
+            theirs = await admin.runs.submit(add_graph(i, 500))
+            return await mine, await theirs
+
+        pairs = await asyncio.gather(*(both(i) for i in range(5)))
+        ignored = user._router.stats()["ignored"]
+    for i, (mine, theirs) in enumerate(pairs):
+        assert mine["sum"] == i + 1
+        assert theirs["sum"] == i + 500
+    assert ignored > 0  # the admin's items reached the user only as redacted copies

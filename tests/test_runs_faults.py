@@ -200,3 +200,17 @@ async def test_a_slow_reader_holds_up_nobody_and_loses_no_terminal_event(double:
     assert {e.node_id for e in rest if isinstance(e, NodeCompleted)} == {
         "blank", "blur", "save", "n"
     }
+
+
+async def test_runs_that_end_while_the_socket_is_down_settle_without_waiting(
+    double: Peer,
+) -> None:
+    queue = engine(double)
+    assert double.double is not None
+    queue.faults.enqueue_response_delay = 1.5  # the socket is back before the answer
+    async with double.client() as client:
+        await double.double.drop_sockets()
+        run = await client.runs.submit(add_graph(20, 22))  # runs and ends unheard
+        assert client.is_connected
+        result = await run.result(timeout=10)  # far less than the 30 s quiet period
+    assert result["sum"] == 42

@@ -127,6 +127,7 @@ class RunManager:
         self._batches: dict[str, BatchRun] = {}
         self._dirty: set[WorkflowRun] = set()
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._posts: set[asyncio.Future[Any]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._limiter = _Limiter(max_concurrency) if max_concurrency else None
@@ -246,6 +247,8 @@ class RunManager:
         self.router.add_batch(batch.batch_id, batch)
         self._ensure_supervisor()
         post = self._spawn(self._post_enqueue(batch, request))
+        self._posts.add(post)
+        post.add_done_callback(self._posts.discard)
         try:
             answer = await asyncio.shield(post)
         except asyncio.CancelledError:
@@ -255,6 +258,12 @@ class RunManager:
         except BaseException:
             self._drop(batch)
             raise
+        if self._closed:
+            self._drop(batch)
+            raise errors.InvokeAIError(
+                f"the client closed while batch {batch.batch_id} was being submitted; it was "
+                + ("left on the server" if detach else "canceled on the server")
+            )
         if answer.enqueued == 0 and not answer.item_ids:
             self._drop(batch)
             raise errors.InvokeAIError(
@@ -465,6 +474,8 @@ class RunManager:
         # Events sent while the socket is down are lost for good: whatever runs now may
         # only settle from REST.
         for batch in self._batches.values():
+            if not batch.confirmed:
+                batch.gap = True
             for run in batch._runs.values():
                 run._gap = True
         self._poke()
@@ -580,6 +591,12 @@ class RunManager:
 
     async def cancel_batch(self, batch: BatchRun) -> int:
         """Cancel every pending or running item of ``batch``; returns the server's count."""
+        if batch.key != batch.batch_id:
+            # An attached item: its batch's other items are not ours to cancel.
+            runs = batch.unsettled()
+            for run in runs:
+                await self.cancel_run(run)
+            return sum(1 for run in runs if run.status == "canceled")
         canceled = await self.client.queue.cancel_batch(batch.batch_id)
         # Servers before 6.14 send no event for pending items canceled in bulk.
         for run in batch.unsettled():
@@ -661,8 +678,21 @@ class RunManager:
         if supervisor is not None:
             supervisor.cancel()
             await asyncio.gather(supervisor, return_exceptions=True)
+        if self._posts:
+            # Let enqueues in flight land first, so that the cancel below can reach them.
+            await asyncio.wait(list(self._posts), timeout=CLOSE_TIMEOUT)
         batches = list(self._batches.values())
-        to_cancel = [b.batch_id for b in batches if b.confirmed and not b.detached and not b.done]
+        to_cancel = [
+            b.batch_id for b in batches if not b.detached and not b.done and b.key == b.batch_id
+        ]
+        attached = [
+            run for b in batches if not b.detached and b.key != b.batch_id for run in b.unsettled()
+        ]
+        if attached and self.client._http.is_open:
+            await asyncio.wait(
+                [self._spawn(self._cancel_run_quietly(run)) for run in attached],
+                timeout=CLOSE_TIMEOUT,
+            )
         cancel_sent = False
         if to_cancel and self.client._http.is_open:
             try:

@@ -101,7 +101,7 @@ class WorkflowRun(ItemRoute):
         self._heard = _now()
         # Events may have been missed (socket down at some point of this run's life): the
         # final result then comes from REST, never from a partial event history.
-        self._gap = not batch.manager.client.is_connected
+        self._gap = batch.gap or not batch.manager.client.is_connected
 
     def __repr__(self) -> str:
         return (
@@ -566,6 +566,7 @@ class BatchRun:
         "destination",
         "detached",
         "expected",
+        "gap",
         "groups",
         "held",
         "iterated",
@@ -607,6 +608,7 @@ class BatchRun:
         self.detached = detached
         self.priority = 0
         self.confirmed = False
+        self.gap = not manager.client.is_connected  # events until the reconnect are lost
         self.held = 0
         self._runs: dict[int, WorkflowRun] = {}
         self._finished: list[WorkflowRun] = []
@@ -807,6 +809,9 @@ class BatchRun:
             router.add_item(item_id, run)
         self.confirmed = True
         for run in list(self._runs.values()):
+            if self.gap and run._result is None:
+                # The socket dropped while the enqueue was in flight: events may be lost.
+                self.manager.check_soon(run)
             run._try_finish()
         if self.done:
             self._all_settled()

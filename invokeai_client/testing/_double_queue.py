@@ -1914,6 +1914,7 @@ class SessionQueue:
                     self._transition(item, "canceled")
         count = sum(len(ids) for ids in by_user.values())
         if by_user:
+            self._wake.set()  # a stalled processor may be waiting behind one of them
             await self._emit_bulk("queue_items_canceled", queue_id, "canceled", by_user)
         return count, by_user
 
