@@ -9,6 +9,7 @@ the double can do on demand (fault switches, image records).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -1059,3 +1060,37 @@ def test_the_doubles_nodes_match_the_servers_schemas() -> None:
         output_schema = schemas[outputs[node_type]["$ref"].split("/")[-1]]
         assert output_schema["properties"]["type"]["default"] == spec.output_type
         assert [k for k in output_schema["properties"] if k != "type"] == list(spec.outputs)
+
+
+async def test_users_take_turns_in_multi_user_mode(multiuser_peer: Peer) -> None:
+    from .conftest import ADMIN, USER
+
+    async with multiuser_peer.client(email=ADMIN[0], password=ADMIN[1]) as admin, \
+            multiuser_peer.client(email=USER[0], password=USER[1]) as user:
+        q = f"/api/v1/queue/{admin.queue_id}"
+        await admin._request("PUT", f"{q}/processor/pause")
+        try:
+            admin_batch, user_batch = str(uuid.uuid4()), str(uuid.uuid4())
+            started: list[str] = []
+            remove = admin._router.add_listener(
+                lambda e: started.append(e.batch_id)
+                if isinstance(e, QueueItemStatusChangedEvent) and e.status == "in_progress"
+                and e.batch_id in (admin_batch, user_batch) else None
+            )
+            first = await enqueue(admin, {"batch_id": admin_batch, "graph": add_graph(),
+                                          "runs": 3})
+            second = await enqueue(user, {"batch_id": user_batch, "graph": add_graph(),
+                                          "runs": 3})
+            await admin._request("PUT", f"{q}/processor/resume")
+            await wait_items(admin, first["item_ids"] + second["item_ids"])
+            await asyncio.wait_for(_until(lambda: len(started) == 6), 30)
+            remove()
+        finally:
+            await admin._request("PUT", f"{q}/processor/resume")
+    # whoever goes first, the two users alternate
+    assert all(a != b for a, b in itertools.pairwise(started)), started
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.02)
