@@ -9,6 +9,7 @@ the double can do on demand (fault switches, image records).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -360,6 +361,51 @@ async def test_image_chain_makes_images_with_saving_progress(client: AsyncClient
     assert (saved["width"], saved["height"], saved["type"]) == (32, 24, "image_output")
     assert saved["image"]["image_name"].endswith(".png")
     assert output(item, "blank")[0]["image"] != saved["image"]
+
+
+async def test_image_nodes_make_images_of_the_right_size(client: AsyncClient) -> None:
+    def image_node(node_id: str, node_type: str, **fields: Any) -> dict[str, Any]:
+        return {"id": node_id, "type": node_type, "is_intermediate": True, "use_cache": False,
+                **fields}
+
+    nodes = [
+        image_node("base", "blank_image", width=48, height=48, mode="RGBA",
+                   color={"r": 0, "g": 0, "b": 255, "a": 255}),
+        image_node("top", "blank_image", width=16, height=16),
+        image_node("paste", "img_paste", x=8, y=8),
+        image_node("crop", "img_crop", x=4, y=4, width=32, height=32),
+        image_node("scale", "img_scale", scale_factor=2.0, resample_mode="nearest"),
+        image_node("conv", "img_conv", mode="L"),
+        image_node("chan", "img_chan", channel="R"),
+        image_node("mul", "img_mul"),
+        image_node("lerp", "img_lerp", min=10, max=200),
+        image_node("ilerp", "img_ilerp", min=10, max=200),
+        image_node("noise", "img_noise", seed=1, amount=0.2, size=2),
+        image_node("resize", "img_resize", width=20, height=10),
+        image_node("pass", "image"),
+    ]
+    edges = [
+        edge("base", "image", "paste", "base_image"), edge("top", "image", "paste", "image"),
+        edge("paste", "image", "crop", "image"), edge("crop", "image", "scale", "image"),
+        edge("scale", "image", "conv", "image"), edge("scale", "image", "chan", "image"),
+        edge("conv", "image", "mul", "image1"), edge("chan", "image", "mul", "image2"),
+        edge("mul", "image", "lerp", "image"), edge("lerp", "image", "ilerp", "image"),
+        edge("ilerp", "image", "noise", "image"), edge("noise", "image", "resize", "image"),
+        edge("resize", "image", "pass", "image"),
+    ]
+    graph = {"nodes": {n["id"]: n for n in nodes}, "edges": edges}
+    (item_id,) = (await enqueue(client, {"graph": graph}))["item_ids"]
+    item = (await wait_items(client, [item_id]))[item_id]
+    assert item["status"] == "completed", item.get("error_message")
+    sizes = {node: (output(item, node)[0]["width"], output(item, node)[0]["height"])
+             for node in graph["nodes"]}
+    assert sizes == {
+        "base": (48, 48), "top": (16, 16), "paste": (48, 48), "crop": (32, 32),
+        "scale": (64, 64), "conv": (64, 64), "chan": (64, 64), "mul": (64, 64),
+        "lerp": (64, 64), "ilerp": (64, 64), "noise": (64, 64), "resize": (20, 10),
+        "pass": (20, 10),
+    }
+    assert output(item, "pass")[0]["image"] == output(item, "resize")[0]["image"]
 
 
 async def test_the_invocation_cache_reuses_outputs_of_equal_nodes(client: AsyncClient) -> None:
@@ -977,3 +1023,74 @@ async def test_saved_images_are_real_pngs_in_the_shared_store(double: Peer) -> N
     assert record.node_id == item["session"]["source_prepared_mapping"]["save"][0]
     blank = double.double.images[output(item, "blank")[0]["image"]["image_name"]]
     assert blank.is_intermediate is True
+
+
+def test_the_doubles_nodes_match_the_servers_schemas() -> None:
+    """Every node the double runs declares what InvokeAI 6.14.2's OpenAPI says: class name,
+    field order, defaults, cache default, output type and output fields."""
+    import json
+
+    from invokeai_client.testing._double_nodes import NODE_SPECS, REAL_NODE_TYPES
+
+    from .conftest import SHARED
+
+    path = SHARED / "invokeai" / "openapi-6.14.2.json"
+    if not path.exists():
+        pytest.skip("the captured OpenAPI document is not available")
+    schemas = json.loads(path.read_text())["components"]["schemas"]
+    outputs = schemas["InvocationOutputMap"]["properties"]
+    assert set(outputs) == REAL_NODE_TYPES
+    for node_type, spec in NODE_SPECS.items():
+        schema = schemas[spec.class_name]
+        properties = schema["properties"]
+        assert properties["type"]["default"] == node_type
+        expected_order = [name for name in properties if name != "type"]
+        ours = [f.name for f in spec.mixin_fields] + ["id", "is_intermediate", "use_cache"] + [
+            f.name for f in spec.fields]
+        assert ours == expected_order, node_type
+        assert properties["use_cache"]["default"] == spec.use_cache, node_type
+        for field_spec in spec.all_fields:
+            declared = properties[field_spec.name]
+            if "default" in declared:
+                assert declared["default"] == field_spec.default, (node_type, field_spec.name)
+            if field_spec.choices:
+                assert tuple(declared["enum"]) == field_spec.choices, (node_type, field_spec.name)
+            assert declared.get("orig_required", False) == field_spec.required, (
+                node_type, field_spec.name)
+        output_schema = schemas[outputs[node_type]["$ref"].split("/")[-1]]
+        assert output_schema["properties"]["type"]["default"] == spec.output_type
+        assert [k for k in output_schema["properties"] if k != "type"] == list(spec.outputs)
+
+
+async def test_users_take_turns_in_multi_user_mode(multiuser_peer: Peer) -> None:
+    from .conftest import ADMIN, USER
+
+    async with multiuser_peer.client(email=ADMIN[0], password=ADMIN[1]) as admin, \
+            multiuser_peer.client(email=USER[0], password=USER[1]) as user:
+        q = f"/api/v1/queue/{admin.queue_id}"
+        await admin._request("PUT", f"{q}/processor/pause")
+        try:
+            admin_batch, user_batch = str(uuid.uuid4()), str(uuid.uuid4())
+            started: list[str] = []
+            remove = admin._router.add_listener(
+                lambda e: started.append(e.batch_id)
+                if isinstance(e, QueueItemStatusChangedEvent) and e.status == "in_progress"
+                and e.batch_id in (admin_batch, user_batch) else None
+            )
+            first = await enqueue(admin, {"batch_id": admin_batch, "graph": add_graph(),
+                                          "runs": 3})
+            second = await enqueue(user, {"batch_id": user_batch, "graph": add_graph(),
+                                          "runs": 3})
+            await admin._request("PUT", f"{q}/processor/resume")
+            await wait_items(admin, first["item_ids"] + second["item_ids"])
+            await asyncio.wait_for(_until(lambda: len(started) == 6), 30)
+            remove()
+        finally:
+            await admin._request("PUT", f"{q}/processor/resume")
+    # whoever goes first, the two users alternate
+    assert all(a != b for a, b in itertools.pairwise(started)), started
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.02)

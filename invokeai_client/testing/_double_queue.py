@@ -1080,7 +1080,7 @@ class SessionQueue:
         self._serve_count = itertools.count()
         self._queue_counts: dict[str, dict[str, int]] = {}
         self._batch_counts: dict[tuple[str, str], dict[str, int]] = {}
-        self._batch_items: dict[tuple[str, str], list[_Item]] = {}
+        self._batch_items: dict[tuple[str, str], dict[int, _Item]] = {}
         self._user_counts: dict[tuple[str, str], dict[str, int]] = {}
         self._dest_counts: dict[tuple[str, str | None], dict[str, int]] = {}
         self._pending_priorities: dict[str, Counter[int]] = {}
@@ -1172,16 +1172,16 @@ class SessionQueue:
         self, queue_id: str, batch_id: str, user_id: str | None = None
     ) -> dict[str, Any]:
         key = (queue_id, batch_id)
-        items = self._batch_items.get(key, [])
+        items = self._batch_items.get(key, {})
         if user_id is None:
             counts = self._counts_dict(self._batch_counts.get(key))
         else:
             own = _new_counts()
-            for item in items:
-                if not item.deleted and item.user_id == user_id:
+            for item in items.values():
+                if item.user_id == user_id:
                     own[item.status] += 1
             counts = self._counts_dict(own)
-        first = next((item for item in items if not item.deleted), None)
+        first = next(iter(items.values()), None)
         return {
             "queue_id": queue_id,
             "batch_id": batch_id,
@@ -1415,7 +1415,7 @@ class SessionQueue:
         requested = _session_count(plan)
         created_at = db_timestamp()
         key = (queue_id, plan.batch_id)
-        batch_items = self._batch_items.setdefault(key, [])
+        batch_items = self._batch_items.setdefault(key, {})
         heap = self._heaps.setdefault(user_id, [])
         new_ids: list[int] = []
         for field_values, subs, poison in itertools.islice(sessions, room):
@@ -1436,9 +1436,9 @@ class SessionQueue:
         }
 
     def _add(self, item: _Item, heap: list[tuple[int, int, _Item]],
-             batch_items: list[_Item]) -> None:
+             batch_items: dict[int, _Item]) -> None:
         self._items[item.item_id] = item
-        batch_items.append(item)
+        batch_items[item.item_id] = item
         self._count(item, "pending", 1)
         heapq.heappush(heap, (-item.priority, item.item_id, item))
 
@@ -1956,7 +1956,7 @@ class SessionQueue:
         items = [
             item
             for batch_id in dict.fromkeys(batch_ids)
-            for item in self._batch_items.get((queue_id, batch_id), [])
+            for item in self._batch_items.get((queue_id, batch_id), {}).values()
             if scope is None or item.user_id == scope
         ]
         count, _ = await self._cancel_pending(queue_id, items)
@@ -2045,7 +2045,7 @@ class SessionQueue:
             self._next_id += 1
             new.retried_from_item_id = original.retried_from_item_id or original.item_id
             self._add(new, self._heaps.setdefault(new.user_id, []),
-                      self._batch_items.setdefault(new.batch_key, []))
+                      self._batch_items.setdefault(new.batch_key, {}))
             retried.append(original.item_id)
             by_user.setdefault(original.user_id, []).append(original.item_id)
             room -= 1
@@ -2061,8 +2061,7 @@ class SessionQueue:
         self._items.pop(item.item_id, None)
         batch_items = self._batch_items.get(item.batch_key)
         if batch_items is not None:
-            with contextlib.suppress(ValueError):
-                batch_items.remove(item)
+            batch_items.pop(item.item_id, None)
             if not batch_items:
                 del self._batch_items[item.batch_key]
 
