@@ -29,7 +29,6 @@ import aiohttp
 from .. import errors
 from .._constants import DEFAULT_ORIGIN
 from .._router import EventRouter
-from ..models.events import ServerEvent
 from ..models.queue import (
     EnqueueBatchResult,
     SessionQueueItem,
@@ -487,7 +486,7 @@ class RunManager:
                 self._dirty.update(batch.unsettled())
         self._poke()
 
-    def _on_queue_cleared(self, event: ServerEvent) -> None:
+    def _on_queue_cleared(self) -> None:
         for batch in self._batches.values():
             if batch.confirmed:
                 self._dirty.update(batch.unsettled())
