@@ -138,6 +138,11 @@ class WorkflowRun(ItemRoute):
             return self._result.outputs
         return dict(self._outputs or {})
 
+    @property
+    def current_node(self) -> str | None:
+        """The graph node executing right now (as far as the socket told), or None."""
+        return self._current if self._result is None else None
+
     def result_nowait(self) -> WorkflowResult | None:
         """The result if the run is done, else None; never raises."""
         return self._result
