@@ -5,6 +5,7 @@ The command runs in a child process (``python -m invokeai_client.cli``), as a us
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -20,7 +21,10 @@ import pytest
 from PIL import Image
 
 from invokeai_client import AsyncClient
-from invokeai_client.cli import main
+from invokeai_client.cli import build_parser, main
+from invokeai_client.cli._console import Console
+from invokeai_client.cli._plan import make_plan
+from invokeai_client.cli._run import run_batch
 from invokeai_client.testing.local import free_port
 from invokeai_client.workflows import examples
 
@@ -279,3 +283,22 @@ async def test_a_local_image_is_uploaded_for_the_run_and_deleted_after(
     # Only what the runs made is new: the uploaded input ("user" category) is gone again.
     assert [i.image_category for i in new] == ["general"] * len(new)
     assert len(new) >= 2
+
+
+@pytest.mark.anyio
+async def test_on_a_terminal_one_status_line_is_redrawn_and_paths_stay_clean(
+    real_server: Peer, tmp_path: Path
+) -> None:
+    args = build_parser().parse_args(
+        ["run", "--url", real_server.url, "--out", str(tmp_path), "--sweep", "Seed=1..5"]
+    )
+    out, err = io.StringIO(), io.StringIO()
+    code = await run_batch(make_plan(args), real_server.url, {}, Console(out, err, live=True))
+    assert code == 0
+    assert out.getvalue().split() == [str(p) for p in pngs(tmp_path)]
+    assert len(pngs(tmp_path)) == 5
+    stderr = err.getvalue()
+    assert "\r\x1b[K" in stderr  # the status line is cleared and redrawn in place
+    assert "[####################]  5/5" in stderr
+    assert "[1/5]" not in stderr  # no per-item lines on a terminal
+    assert "5 items: 5 completed, 0 failed, 0 canceled" in stderr

@@ -17,7 +17,13 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from ..testing.local import INVOKEAI_VERSION, LocalInvokeAI
+from ..testing.local import (
+    INVOKEAI_VERSION,
+    LocalInvokeAI,
+    ensure_installed,
+    is_installed,
+    venv_dir,
+)
 from ._console import CliError, Console
 
 
@@ -62,6 +68,12 @@ def server_url(url: str | None, console: Console) -> Iterator[str]:
     if url:
         yield url.rstrip("/")
         return
+    if not is_installed():
+        # Quietly: pip's output would land on stdout, which carries only saved paths.
+        console.note(
+            f"installing InvokeAI {INVOKEAI_VERSION} into {venv_dir()} (a few minutes, once)..."
+        )
+        ensure_installed(quiet=True)
     console.note(f"starting a local InvokeAI {INVOKEAI_VERSION} (installed on first use)...")
     with LocalInvokeAI() as server:
         console.note(f"local InvokeAI ready at {server.url} in {server.started_in or 0:.1f}s")
