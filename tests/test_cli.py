@@ -28,7 +28,7 @@ from invokeai_client.cli._run import run_batch
 from invokeai_client.testing.local import free_port
 from invokeai_client.workflows import examples
 
-from .conftest import ADMIN, Peer
+from .conftest import ADMIN, SEED_WORKFLOWS, Peer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -302,3 +302,20 @@ async def test_on_a_terminal_one_status_line_is_redrawn_and_paths_stay_clean(
     assert "[####################]  5/5" in stderr
     assert "[1/5]" not in stderr  # no per-item lines on a terminal
     assert "5 items: 5 completed, 0 failed, 0 canceled" in stderr
+
+
+def test_gui_exports_are_checked_for_inputs_and_models(real_server: Peer) -> None:
+    if not SEED_WORKFLOWS.is_dir():
+        pytest.skip("the seed workflows are not present (../shared/fixtures/seed-workflows)")
+    missing_input = cli("run", "--url", real_server.url,
+                        "--workflow", str(SEED_WORKFLOWS / "copy-image.json"))
+    assert missing_input.returncode == 1
+    assert "needs a value or a connection for 'image'" in missing_input.stderr
+    # The real test server has no models installed: model sync names what is missing.
+    missing_model = cli("run", "--url", real_server.url,
+                        "--workflow", str(SEED_WORKFLOWS / "sdxl-text-to-image.json"))
+    assert missing_model.returncode == 1
+    errors = [line for line in missing_model.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert "match no model on the server" in errors[0]
+    assert "juggernautXL" in errors[0]

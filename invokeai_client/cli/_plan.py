@@ -145,7 +145,10 @@ def apply(handle: WorkflowHandle, plan: Plan) -> dict[int | str, list[Any]]:
     except ValidationError as exc:
         if exc.rule == "uploaded":  # local images in --set: uploaded at submit
             return sweep
-        raise CliError(f"workflow {handle.name!r} cannot run: {one_line(str(exc))}") from None
+        message = one_line(str(exc))
+        if not message.startswith("workflow"):
+            message = f"workflow {handle.name!r} cannot run: {message}"
+        raise CliError(message) from None
     items = plan.runs
     for group in body["batch"]["data"]:
         items *= len(group[0]["items"])

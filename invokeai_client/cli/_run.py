@@ -104,6 +104,11 @@ async def _run(
                 console.note(f"InvokeAI {info.version} at {client.base_url} ({mode})")
                 handle = await client.workflows.load(plan.definition)
                 sweep = apply(handle, plan)
+                if handle.model_fields():  # GUI exports name models of the machine they came from
+                    report = await handle.sync_models()
+                    for entry in report.changed:
+                        name = (entry.model or {}).get("name", "?")
+                        console.note(f"model input {entry.key}: using {name} ({entry.matched_by})")
                 board: str | None = plan.board
                 if board is not None and plan.create_board:
                     board = await client.boards.resolve(board, create=True)

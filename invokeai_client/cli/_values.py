@@ -94,7 +94,13 @@ def parse_sweep(field: IvkField[Any], text: str, option: str) -> list[Any]:
 def one_line(message: str) -> str:
     """A multi-line library message folded onto one line."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return "; ".join(lines)
+    if not lines:
+        return ""
+    text = lines[0]
+    for line in lines[1:]:
+        line = line.removeprefix("- ").strip()
+        text += (" " if text.endswith(":") else "; ") + line
+    return text
 
 
 # -- conversion ----------------------------------------------------------------------------
