@@ -257,3 +257,25 @@ async def test_multi_user_servers_take_email_and_password(
     done = await anyio.run_process([*base, "--email", ADMIN[0]], env=env, check=False)
     assert done.returncode == 0, done.stderr.decode()
     assert [size_of(p)[0] for p in pngs(tmp_path)] == [16, 24]
+
+
+@pytest.mark.anyio
+async def test_a_local_image_is_uploaded_for_the_run_and_deleted_after(
+    real_server: Peer, tmp_path: Path
+) -> None:
+    Image.new("RGB", (80, 60), (10, 200, 30)).save(tmp_path / "in.png")
+    async with AsyncClient(real_server.url) as client:
+        before = {i.image_name async for i in client.images.list(intermediate=None)}
+        done = await anyio.run_process(
+            [sys.executable, "-m", "invokeai_client.cli", "run", "--url", real_server.url,
+             "--workflow", str(examples.path("image-input")), "--set", "Image=./in.png",
+             "--sweep", "Scale Factor=0.5,0.25", "--out", "out"],
+            cwd=tmp_path, env=cli_env(), check=False,
+        )
+        new = [i async for i in client.images.list(intermediate=None)
+               if i.image_name not in before]
+    assert done.returncode == 0, done.stderr.decode()
+    assert [size_of(p) for p in pngs(tmp_path / "out")] == [(40, 30), (20, 15)]
+    # Only what the runs made is new: the uploaded input ("user" category) is gone again.
+    assert [i.image_category for i in new] == ["general"] * len(new)
+    assert len(new) >= 2

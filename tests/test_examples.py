@@ -141,3 +141,18 @@ def test_error_handling_shows_each_error_with_what_it_carries(
     assert "batch item width=-1: failed (ValueError)" in out
     assert "batch item width=32: completed" in out
     assert "ConnectionError (an InvokeAIError: True): cannot open the event stream" in out
+
+
+def test_readme_quick_start_runs_as_written(real_server: Peer, tmp_path: Path) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme[readme.index("## Quick start"):]
+    code = section[section.index("```python\n") + 10:section.index("```\n", 10)]
+    assert "http://127.0.0.1:9090" in code
+    script = tmp_path / "quick_start.py"
+    script.write_text(code.replace("http://127.0.0.1:9090", real_server.url))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    saved = sorted((tmp_path / "outputs").glob("*.png"))
+    assert len(saved) == 7  # one run, then a sweep of 3 x 2
+    assert all(size_of(p) == (96, 72) for p in saved)

@@ -121,7 +121,8 @@ async def _run(
                     f"images to {plan.out}/"
                 )
                 started = time.monotonic()
-                await _follow(batch, handle, plan, console, outcome)
+                async with handle:  # deletes the images it uploaded (local --set files)
+                    await _follow(batch, handle, plan, console, outcome)
             except asyncio.CancelledError:
                 if not interrupt.count:
                     raise
