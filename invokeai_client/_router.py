@@ -162,9 +162,6 @@ class EventRouter:
         if route is None or self._items.get(item_id) is route:
             self._items.pop(item_id, None)
 
-    def item_route(self, item_id: int) -> ItemRoute | None:
-        return self._items.get(item_id)
-
     def add_listener(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
         """Call ``listener`` synchronously with every event, parsed; returns a remover.
 

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchRun", "WorkflowRun"]
 
 TERMINAL = frozenset({"completed", "failed", "canceled", "lost"})
-ACTIVE = ("pending", "in_progress", "waiting")
 
 _now = time.monotonic
 
