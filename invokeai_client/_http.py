@@ -39,6 +39,7 @@ log = logging.getLogger("invokeai_client")
 Expect = Literal["json", "bytes", "text", "none"]
 ParamValue = str | int | float | bool | None | Sequence[str | int | float | bool]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_URL_CACHE_SIZE = 256
 
 
 class _Retryable(Exception):
@@ -142,6 +143,7 @@ class HttpTransport:
         self.server_version: str | None = None
         self.on_token_refreshed: Callable[[str], None] | None = None
         self.request_count = 0
+        self._urls: dict[str, URL] = {}
 
     def __repr__(self) -> str:
         auth = "token=<set>" if self._token else "token=None"
@@ -199,9 +201,17 @@ class HttpTransport:
 
     def url(self, path: str) -> URL:
         """Absolute URL of an API path such as ``/api/v1/app/version``."""
+        known = self._urls.get(path)
+        if known is not None:
+            return known
         if path.startswith(("http://", "https://")):
-            return URL(path)
-        return URL(str(self.base_url) + "/" + path.lstrip("/"), encoded=False)
+            url = URL(path)
+        else:
+            url = URL(str(self.base_url) + "/" + path.lstrip("/"), encoded=False)
+        if len(self._urls) >= _URL_CACHE_SIZE:
+            self._urls.clear()  # paths with ids in them: keep the cache small, not clever
+        self._urls[path] = url
+        return url
 
     @property
     def origin(self) -> str:
@@ -313,28 +323,31 @@ class HttpTransport:
         timeout: float | None,
         headers: Mapping[str, str] | None,
     ) -> Any:
-        url = self.url(path)
-        req_headers = self.auth_headers()
-        if headers:
-            req_headers.update(headers)
+        # Only what this request sets is passed on: aiohttp then uses the session's defaults
+        # (``timeout=None`` would mean *no* timeout, not the client's).
+        options: dict[str, Any] = {}
+        if params:
+            options["params"] = encode_params(params)
+        if timeout is not None:
+            options["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        if self._token or headers:
+            req_headers = self.auth_headers()
+            if headers:
+                req_headers.update(headers)
+            options["headers"] = req_headers
         started = time.perf_counter()
         self.request_count += 1
         try:
             async with self.session.request(
-                method,
-                url,
-                params=encode_params(params),
-                json=json,
-                data=data,
-                headers=req_headers,
-                timeout=aiohttp.ClientTimeout(total=timeout) if timeout is not None else None,
+                method, self.url(path), json=json, data=data, **options
             ) as response:
                 body = await response.read()
                 self._note_refreshed_token(response)
-                log.debug(
-                    "%s %s -> %d (%.1f ms)",
-                    method, path, response.status, (time.perf_counter() - started) * 1000,
-                )
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "%s %s -> %d (%.1f ms)",
+                        method, path, response.status, (time.perf_counter() - started) * 1000,
+                    )
                 if response.status >= 400:
                     raise self._error_for(method, path, response, body)
                 return self._decode(method, path, response, body, expect)
