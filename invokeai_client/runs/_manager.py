@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import uuid
@@ -257,15 +258,21 @@ class RunManager:
         self._batches[batch.batch_id] = batch
         self.router.add_batch(batch.batch_id, batch)
         self._ensure_supervisor()
-        post = self._spawn(self._post_enqueue(batch, request))
+        # The POST runs in a task of its own so that cancelling the caller never cuts a
+        # request whose fate would then be unknown; the caller waits on a plain future.
+        loop = asyncio.get_running_loop()
+        post = loop.create_task(self._post_enqueue(batch, request))
         self._posts.add(post)
-        post.add_done_callback(self._posts.discard)
+        posted = loop.create_future()
+        post.add_done_callback(functools.partial(self._posted, posted))
         try:
-            answer = await asyncio.shield(post)
+            await posted
         except asyncio.CancelledError:
             # The request may still land: finish it in the background, then cancel it.
             self._spawn(self._cancel_when_enqueued(post, batch))
             raise
+        try:
+            answer = post.result()
         except BaseException:
             self._drop(batch)
             raise
@@ -283,6 +290,11 @@ class RunManager:
             )
         batch.confirm(answer)
         return batch
+
+    def _posted(self, posted: asyncio.Future[None], post: asyncio.Task[Any]) -> None:
+        self._posts.discard(post)
+        if not posted.done():
+            posted.set_result(None)
 
     async def attach(self, item_id: int, *, detach: bool = True) -> WorkflowRun:
         """Follow an existing queue item (e.g. enqueued by another process).
@@ -326,7 +338,7 @@ class RunManager:
             "in_flight": self.in_flight,
             "batches": len(self._batches),
             "rest_checks": self.rest_checks,
-            "background_tasks": len(self._tasks),
+            "background_tasks": len(self._tasks) + len(self._posts),
             **{f"router_{k}": v for k, v in self.router.stats().items()},
         }
 
@@ -725,8 +737,8 @@ class RunManager:
                     )
             if not batch.confirmed:
                 self._drop(batch)
-        if self._tasks:
-            pending = list(self._tasks)
+        if self._tasks or self._posts:
+            pending = [*self._tasks, *self._posts]
             _, still = await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
             for task in still:
                 task.cancel()
