@@ -217,70 +217,86 @@ class WorkflowRun(ItemRoute):
 
     # -- routing (synchronous) -----------------------------------------------------------
 
-    def on_frame(self, name: str, data: dict[str, Any]) -> None:
-        """One socket frame of this item (raw payload; the router already dropped repeats)."""
+    def on_node(
+        self, name: str, data: dict[str, Any], invocation: dict[str, Any] | None
+    ) -> None:
+        """A node event of this item (raw payload; the router already dropped repeats)."""
         if self._result is not None:
             return
         self._heard = _now()
         if name == "invocation_complete":
-            self._on_complete(data)
-        elif name == "queue_item_status_changed":
-            session_id = data.get("session_id")
-            if session_id:
-                self.session_id = session_id
-            status = data.get("status")
-            if isinstance(status, str):
-                self._on_status(
-                    status, data.get("error_type"), data.get("error_message"),
-                    data.get("error_traceback"),
-                )
+            self._on_complete(data, invocation)
         elif name == "invocation_started":
             if self.session_id is None:
                 self.session_id = data.get("session_id")
             node_id = data.get("invocation_source_id")
             self._current = node_id
-            if self._listening and isinstance(node_id, str):
-                invocation = data.get("invocation") or {}
+            if (self._listeners or self.batch._listeners) and isinstance(node_id, str):
                 self._emit(
                     NodeStarted(
-                        self.item_id, self.batch_id, node_id, invocation.get("type"),
-                        invocation.get("id"),
+                        self.item_id, self.batch_id, node_id,
+                        invocation.get("type") if invocation else None,
+                        invocation.get("id") if invocation else None,
                     )
                 )
-        elif name == "invocation_progress":
-            node_id = data.get("invocation_source_id")
-            if self._listening and isinstance(node_id, str):
-                self._emit(
-                    NodeProgress(
-                        self.item_id, self.batch_id, node_id, data.get("percentage"),
-                        data.get("message") or "", _preview(data.get("image")),
-                    )
-                )
-        elif name == "invocation_error":
+        else:  # invocation_error
             self._error = (
                 data.get("invocation_source_id"), data.get("error_type"),
                 data.get("error_message"), data.get("error_traceback"),
             )
             self._try_finish()
-        elif name == "queue_items_canceled" and self.accept_status("canceled", None):
+
+    def on_status(self, status: str, data: dict[str, Any]) -> None:
+        """A new status of this item from the socket."""
+        if self._result is not None:
+            return
+        self._heard = _now()
+        session_id = data.get("session_id")
+        if session_id:
+            self.session_id = session_id
+        self._on_status(
+            status, data.get("error_type"), data.get("error_message"),
+            data.get("error_traceback"),
+        )
+
+    def on_progress(self, data: dict[str, Any]) -> None:
+        if self._result is not None:
+            return
+        self._heard = _now()
+        node_id = data.get("invocation_source_id")
+        if (self._listeners or self.batch._listeners) and isinstance(node_id, str):
+            self._emit(
+                NodeProgress(
+                    self.item_id, self.batch_id, node_id, data.get("percentage"),
+                    data.get("message") or "", _preview(data.get("image")),
+                )
+            )
+
+    def on_other(self, name: str, data: dict[str, Any]) -> None:
+        if self._result is not None:
+            return
+        self._heard = _now()
+        if name == "queue_items_canceled" and self.accept_status("canceled", None):
             self._on_status("canceled", None, None, None)
 
-    def _on_complete(self, data: dict[str, Any]) -> None:
+    def _on_complete(self, data: dict[str, Any], invocation: dict[str, Any] | None) -> None:
         node_id = data.get("invocation_source_id")
         result = data.get("result")
         if not isinstance(node_id, str) or not isinstance(result, dict):
             return
-        invocation = data.get("invocation") or {}
+        if invocation is None:
+            invocation = {}
         node_type = invocation.get("type")
-        value = map_output(result, self.batch.manager.client)
+        batch = self.batch
+        value = map_output(result, batch.manager.client)
         outputs = self._outputs
         if outputs is None:
             outputs = self._outputs = {}
-        if node_id in self.batch.iterated:
+        if node_id in batch.iterated:
             values = outputs.setdefault(node_id, [])
             values.append(value)
             if len(values) > 1:
-                self.batch.needs_order = True
+                batch.needs_order = True
         else:
             outputs[node_id] = value
         if self._current == node_id:
@@ -292,7 +308,7 @@ class WorkflowRun(ItemRoute):
             if images is None:
                 images = self._images = []
             collect_images(value, images)
-        if self._listening:
+        if self._listeners or batch._listeners:
             self._emit(
                 NodeCompleted(
                     self.item_id, self.batch_id, node_id, value, node_type, invocation.get("id")
@@ -884,6 +900,13 @@ class BatchRun:
             if run._result is not None:
                 weak[item_id] = weakref.ref(run)
                 del runs[item_id]
+
+    def _only_run(self) -> WorkflowRun:
+        """The run of a one-item batch."""
+        runs = self._runs if self._weak is None else self._run_map()
+        if len(runs) == 1:
+            return next(iter(runs.values()))
+        return self.runs[0]
 
     def _run_map(self) -> dict[int, WorkflowRun]:
         """Every run of the batch by item id (rebuilding settled ones nobody holds)."""
