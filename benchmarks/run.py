@@ -130,14 +130,14 @@ async def _in_flight(url: str, count: int) -> dict[str, Any]:
         await client._request("PUT", f"/api/v1/queue/{client.queue_id}/processor/pause")
         dispatch_times: list[float] = []
         router = client._router
-        original = router.dispatch
+        original = router.dispatch_raw
 
-        def timed_dispatch(event: Any) -> None:
+        def timed_dispatch(name: str, data: Any = None) -> None:
             started = time.perf_counter()
-            original(event)
+            original(name, data)
             dispatch_times.append(time.perf_counter() - started)
 
-        router.dispatch = timed_dispatch  # type: ignore[method-assign]
+        router.dispatch_raw = timed_dispatch  # type: ignore[method-assign]
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]

@@ -21,7 +21,6 @@ from . import errors
 from ._constants import RECONNECT_DELAY, RECONNECT_DELAY_MAX, SOCKET_CONNECT_TIMEOUT
 from ._http import HttpTransport
 from ._router import EventRouter
-from .models.events import parse_event
 
 log = logging.getLogger("invokeai_client")
 
@@ -124,7 +123,7 @@ class EventStream:
         # Synchronous on purpose: python-engineio runs each frame in its own task, and a
         # handler that awaited before routing could reorder events.
         self.events_received += 1
-        self._router.dispatch(parse_event(name, data))
+        self._router.dispatch_raw(name, data)
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
         """Wait until the socket is (re)connected; False on timeout."""

@@ -1,9 +1,11 @@
 """The event router: one socket's events, demultiplexed to many runs in O(1).
 
-Routing is synchronous and never awaits. The socket handler calls :meth:`EventRouter.dispatch`
-with a parsed event; the router looks its queue item up in a dict by ``item_id`` (falling back
-to a dict by ``batch_id`` for items it has not met yet), drops repeats and hands the event to
-that item's :class:`ItemRoute` with a plain method call.
+Routing is synchronous and never awaits. The socket handler calls
+:meth:`EventRouter.dispatch_raw` with each frame; the router looks its queue item up in a dict
+by ``item_id`` (falling back to a dict by ``batch_id`` for items it has not met yet), drops
+repeats and hands the raw payload to that item's :class:`ItemRoute` with a plain method call.
+No pydantic model is built on this path; listeners registered with
+:meth:`EventRouter.add_listener` get typed events.
 
 - Interest is registered *before* an enqueue: the client chooses the ``batch_id``, so events
   that overtake the HTTP answer (``batch_enqueued`` is emitted inside the request) find their
@@ -29,18 +31,11 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-from .models.events import (
-    BatchEnqueuedEvent,
-    InvocationEvent,
-    InvocationProgressEvent,
-    QueueClearedEvent,
-    QueueItemEvent,
-    QueueItemsCanceledEvent,
-    QueueItemStatusChangedEvent,
-    ServerEvent,
-)
+from .models.events import REDACTED, ServerEvent, UnknownEvent, parse_event
 
 log = logging.getLogger("invokeai_client")
+
+_NODE_EVENTS = frozenset({"invocation_started", "invocation_complete", "invocation_error"})
 
 ORPHAN_TTL = 30.0
 """Seconds an event for an unclaimed batch id is kept."""
@@ -54,42 +49,52 @@ T = TypeVar("T")
 
 
 class ItemRoute:
-    """Where the router delivers the events of one queue item, plus its repeat filter.
+    """Where the router delivers the frames of one queue item, plus its repeat filter.
 
-    Subclasses (a run) implement :meth:`on_event`; :meth:`accept` is the router's dedupe and
-    keeps only a few slots of state per item.
+    Subclasses (a run) implement :meth:`on_frame`; :meth:`accept` is the router's dedupe and
+    keeps only a few slots of state per item. Frames are the socket's raw payloads (dicts):
+    the hot path never builds a pydantic model.
     """
 
-    __slots__ = ("_last_progress", "_last_seq", "_last_status", "_seen")
+    __slots__ = ("_last_progress", "_last_seq", "_last_status", "_seen", "batch_id")
 
-    def __init__(self) -> None:
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
         self._last_seq: int | None = None
         self._last_status: str | None = None
         self._seen: set[Hashable] | None = None
         self._last_progress: tuple[Any, ...] | None = None
 
-    def accept(self, event: ServerEvent) -> bool:
-        """Whether ``event`` is new for this item (False for a repeat)."""
-        if isinstance(event, QueueItemStatusChangedEvent):
-            return self.accept_status(event.status, event.status_sequence)
-        if isinstance(event, InvocationProgressEvent):
-            key = (event.prepared_id, event.percentage, event.message)
+    def accept(self, name: str, data: dict[str, Any]) -> bool:
+        """Whether frame ``name`` is new for this item (False for a repeat)."""
+        if name == "queue_item_status_changed":
+            return self.accept_status(data.get("status"), data.get("status_sequence"))
+        if name == "invocation_progress":
+            invocation = data.get("invocation")
+            prepared = invocation.get("id") if isinstance(invocation, dict) else None
+            key = (prepared, data.get("percentage"), data.get("message"))
             if key == self._last_progress:
                 return False
             self._last_progress = key
             return True
-        if isinstance(event, InvocationEvent):
+        if name in _NODE_EVENTS:
+            invocation = data.get("invocation")
+            prepared = invocation.get("id") if isinstance(invocation, dict) else None
             seen = self._seen
             if seen is None:
                 seen = self._seen = set()
-            node_key = (event.event, event.prepared_id)
+            node_key = (name, prepared)
             if node_key in seen:
                 return False
             seen.add(node_key)
         return True
 
-    def accept_status(self, status: str, sequence: int | None) -> bool:
+    def accept_status(self, status: Any, sequence: Any) -> bool:
         """Whether a status report (from the socket or from REST) is news for this item."""
+        if not isinstance(status, str):
+            return False
+        if not isinstance(sequence, int):
+            sequence = None
         if sequence is not None and self._last_seq is not None:
             if sequence <= self._last_seq:
                 return False
@@ -105,11 +110,7 @@ class ItemRoute:
         self._seen = None
         self._last_progress = None
 
-    @property
-    def batch_id(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def on_event(self, event: ServerEvent) -> None:  # pragma: no cover - abstract
+    def on_frame(self, name: str, data: dict[str, Any]) -> None:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -119,21 +120,19 @@ class BatchRoute(Protocol):
     def adopt(self, item_id: int) -> ItemRoute | None:
         """An item of this batch the router has not met: its route, or None to ignore it."""
 
-    def on_batch_event(self, event: ServerEvent) -> None:
-        """``batch_enqueued`` for this batch."""
-
 
 class EventRouter:
-    """Routes parsed events to item and batch routes by id; see the module doc."""
+    """Routes socket frames to item and batch routes by id; see the module doc."""
 
     def __init__(self) -> None:
         self._items: dict[int, ItemRoute] = {}
         self._batches: dict[str, BatchRoute] = {}
-        self._orphans: OrderedDict[str, list[tuple[float, ServerEvent]]] = OrderedDict()
+        # batch id -> [(time received, event name, raw payload)]
+        self._orphans: OrderedDict[str, list[tuple[float, str, dict[str, Any]]]] = OrderedDict()
         self._orphan_count = 0
         self._listeners: list[Callable[[ServerEvent], None]] = []
         self._on_wake: list[Callable[[], None]] = []
-        self._on_cleared: list[Callable[[ServerEvent], None]] = []
+        self._on_cleared: list[Callable[[], None]] = []
         self.routed = 0
         self.repeats = 0
         self.ignored = 0
@@ -141,35 +140,33 @@ class EventRouter:
     # -- registration --------------------------------------------------------------------
 
     def add_batch(self, batch_id: str, route: BatchRoute) -> None:
-        """Route events of ``batch_id`` to ``route``; hands over any buffered early events."""
+        """Route frames of ``batch_id`` to ``route``; hands over any buffered early frames."""
         if batch_id in self._batches:
             raise ValueError(f"batch {batch_id} is already routed")
         self._batches[batch_id] = route
         early = self._orphans.pop(batch_id, None)
         if early:
             self._orphan_count -= len(early)
-            for _, event in early:
-                self._route(event)  # listeners saw these already
+            for _, name, data in early:
+                self._route(name, data)
 
     def remove_batch(self, batch_id: str, route: BatchRoute | None = None) -> None:
         if route is None or self._batches.get(batch_id) is route:
             self._batches.pop(batch_id, None)
 
     def add_item(self, item_id: int, route: ItemRoute) -> None:
-        """Route events of queue item ``item_id`` to ``route``."""
+        """Route frames of queue item ``item_id`` to ``route``."""
         self._items[item_id] = route
 
     def remove_item(self, item_id: int, route: ItemRoute | None = None) -> None:
         if route is None or self._items.get(item_id) is route:
             self._items.pop(item_id, None)
 
-    def item_route(self, item_id: int) -> ItemRoute | None:
-        return self._items.get(item_id)
-
     def add_listener(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
-        """Call ``listener`` synchronously for every event; returns a remover.
+        """Call ``listener`` synchronously with every event, parsed; returns a remover.
 
         A listener must not block; an exception it raises is logged and routing goes on.
+        While any listener is registered every frame is parsed, so keep them short-lived.
         """
         self._listeners.append(listener)
 
@@ -183,65 +180,87 @@ class EventRouter:
         """Call ``callback`` when the connection drops (waiters may want to poll REST)."""
         self._on_wake.append(callback)
 
-    def on_queue_cleared(self, callback: Callable[[ServerEvent], None]) -> None:
+    def on_queue_cleared(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` for ``queue_cleared`` (items may vanish without their own event)."""
         self._on_cleared.append(callback)
 
     # -- routing -------------------------------------------------------------------------
 
-    def dispatch(self, event: ServerEvent) -> None:
-        """Route one event: O(1), synchronous, never raises."""
-        if self._listeners:
-            for listener in self._listeners:
-                try:
-                    listener(event)
-                except Exception:  # a user's listener must not break routing
-                    log.exception("event listener failed")
-        try:
-            self._route(event)
-        except Exception:  # a bug in one run must not stop the stream
-            log.exception("routing %s failed", type(event).__name__)
+    def dispatch_raw(self, name: str, data: Any) -> None:
+        """Route one socket frame: O(1), synchronous, never raises.
 
-    def _route(self, event: ServerEvent) -> None:
-        if isinstance(event, QueueItemEvent):
-            if event.is_redacted:
-                self.ignored += 1
-                return
-            route = self._items.get(event.item_id)
-            if route is not None and route.batch_id != event.batch_id:
-                route = None  # an item id reused by a restarted server (in-memory database)
-            if route is None:
-                batch = self._batches.get(event.batch_id)
-                if batch is None:
-                    self._keep_orphan(event.batch_id, event)
-                    return
-                route = batch.adopt(event.item_id)
-                if route is None:
-                    self.ignored += 1
-                    return
-                self._items[event.item_id] = route
-            if route.accept(event):
-                self.routed += 1
-                route.on_event(event)
-            else:
-                self.repeats += 1
-        elif isinstance(event, BatchEnqueuedEvent):
-            if event.is_redacted:
-                self.ignored += 1
-                return
-            batch = self._batches.get(event.batch_id)
+        Routing reads the raw payload; only listeners (if any) get it parsed. In single-user
+        mode every socket hears every client's events: frames of batches nobody here tracks
+        cost a dict lookup and wait a short while, unparsed, in case their batch registers.
+        """
+        if self._listeners:
+            self._notify(parse_event(name, data))
+        if isinstance(data, dict):
+            try:
+                self._route(name, data)
+            except Exception:  # a bug in one run must not stop the stream
+                log.exception("routing %s failed", name)
+
+    def dispatch(self, event: ServerEvent) -> None:
+        """Route one already parsed event (tools and tests inject events this way)."""
+        self._notify(event)
+        if isinstance(event, UnknownEvent):
+            name, data = event.name, event.data
+        else:
+            name, data = event.event, event.model_dump(mode="json", by_alias=True)
+        if isinstance(data, dict):
+            try:
+                self._route(name, data)
+            except Exception:
+                log.exception("routing %s failed", name)
+
+    def _notify(self, event: ServerEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a user's listener must not break routing
+                log.exception("event listener failed")
+
+    def _route(self, name: str, data: dict[str, Any]) -> None:
+        batch_id = data.get("batch_id")
+        if batch_id is None:
+            if name == "queue_items_canceled":
+                for item_id in data.get("canceled_item_ids") or ():
+                    route = self._items.get(item_id)
+                    if route is not None:
+                        route.on_frame(name, data)
+            elif name == "queue_cleared":
+                for callback in self._on_cleared:
+                    callback()
+            return
+        if batch_id == REDACTED or data.get("user_id") == REDACTED:
+            self.ignored += 1  # another user's item, sanitized: only a hint counts changed
+            return
+        item_id = data.get("item_id")
+        if item_id is None:
+            return  # batch_enqueued: the HTTP answer carries the same and more
+        route = self._items.get(item_id)
+        if route is not None and route.batch_id != batch_id:
+            route = None  # an item id reused by a restarted server (in-memory database)
+        if route is None:
+            batch = self._batches.get(batch_id)
             if batch is None:
-                self._keep_orphan(event.batch_id, event)
-            else:
-                batch.on_batch_event(event)
-        elif isinstance(event, QueueItemsCanceledEvent):
-            for item_id in event.canceled_item_ids:
-                route = self._items.get(item_id)
-                if route is not None:
-                    route.on_event(event)
-        elif isinstance(event, QueueClearedEvent):
-            for callback in self._on_cleared:
-                callback(event)
+                if isinstance(batch_id, str):
+                    self._keep_orphan(batch_id, name, data)
+                return
+            if not isinstance(item_id, int):
+                self.ignored += 1
+                return
+            route = batch.adopt(item_id)
+            if route is None:
+                self.ignored += 1
+                return
+            self._items[item_id] = route
+        if route.accept(name, data):
+            self.routed += 1
+            route.on_frame(name, data)
+        else:
+            self.repeats += 1
 
     def wake_all(self) -> None:
         """The connection dropped: tell whoever polls REST to look now."""
@@ -251,12 +270,12 @@ class EventRouter:
             except Exception:
                 log.exception("wake callback failed")
 
-    def _keep_orphan(self, batch_id: str, event: ServerEvent) -> None:
+    def _keep_orphan(self, batch_id: str, name: str, data: dict[str, Any]) -> None:
         now = time.monotonic()
         events = self._orphans.get(batch_id)
         if events is None:
             events = self._orphans[batch_id] = []
-        events.append((now, event))
+        events.append((now, name, data))
         self._orphan_count += 1
         self._expire_orphans(now)
 

@@ -428,3 +428,20 @@ async def test_two_users_run_side_by_side_and_ignore_each_others_copies(
         assert mine["sum"] == i + 1
         assert theirs["sum"] == i + 500
     assert ignored > 0  # the admin's items reached the user only as redacted copies
+
+
+async def test_closing_fails_submits_still_waiting_for_room(double: Peer) -> None:
+    from invokeai_client import InvokeAIError
+
+    async with double.client() as watcher, paused(watcher):
+        client = double.client(max_concurrency=1)
+        await client.open()
+        first = await client.runs.submit(add_graph(1, 1))
+        waiting = asyncio.ensure_future(client.runs.submit(add_graph(2, 2)))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # no room: max_concurrency=1 and the first is pending
+        await client.aclose()
+        with pytest.raises(InvokeAIError, match="closed"):
+            await waiting
+        with pytest.raises(RunCanceledError):
+            await first

@@ -1,50 +1,135 @@
-"""The ``invokeai-client`` command line."""
+"""The ``invokeai-client`` command line.
+
+- ``invokeai-client run``: run a workflow (default: the bundled model-free demo) as ONE
+  batch with live progress, save its images into a folder and print their paths.
+- ``invokeai-client inputs``: list a workflow's inputs, their types and values.
+- ``invokeai-client info``: the server's version and mode.
+
+Without ``--url`` a local InvokeAI is started for the command (installed on first use).
+Problems are reported as one ``error: ...`` line with exit code 1; an interrupted run
+cancels its batch on the server and exits with 130. See docs/cli.md.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
-from collections.abc import Iterator
+from typing import Any
 
 from .. import AsyncClient, InvokeAIError
-from ..testing.local import LocalInvokeAI, LocalServerError
+from ..testing.local import LocalServerError
+from ._console import CliError, Console
+from ._inputs import load_inputs, show_inputs
+from ._plan import DEMO_SWEEP, make_plan, read_workflow
+from ._run import EXIT_INTERRUPTED, run_batch
+from ._server import add_server_options, client_options, server_url
+from ._values import one_line
+
+__all__ = ["main"]
+
+_RUN_EPILOG = f"""\
+examples:
+  invokeai-client run                       the demo: {" x ".join(DEMO_SWEEP)}
+  invokeai-client run --url http://127.0.0.1:9090 --sweep "Seed=1..16" --out renders
+  invokeai-client run --workflow flow.json --set "Positive Prompt=a cat" --sweep "Seed=1,2,3"
+  invokeai-client inputs --workflow flow.json
+sweep values: a,b,c | ["a, with comma", "b"] | start..stop | start..stop:step
+"""
 
 
-@contextlib.contextmanager
-def _server(url: str | None) -> Iterator[str]:
-    """The given URL, or a local InvokeAI started for the duration of the block."""
-    if url:
-        yield url
-        return
-    print("starting a local InvokeAI (installed on first use)...", file=sys.stderr)
-    with LocalInvokeAI() as server:
-        print(f"local InvokeAI ready at {server.url} in {server.started_in:.1f}s",
-              file=sys.stderr)
-        yield server.url
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="invokeai-client",
+        description="Run InvokeAI workflows from the command line.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="run a workflow as one batch and save its images",
+        description="Run a workflow (default: the bundled model-free demo) as ONE batch, "
+        "show progress and save the images into a folder.",
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_server_options(run)
+    _add_workflow_option(run)
+    run.add_argument(
+        "--sweep", action="append", metavar='"LABEL=V1,V2,..."',
+        help="vary an input over values (repeatable: every combination runs)",
+    )
+    run.add_argument(
+        "--set", action="append", metavar='"LABEL=VALUE"', help="set an input (repeatable)"
+    )
+    run.add_argument("--runs", type=int, default=1, help="repeat the whole sweep N times")
+    run.add_argument("--out", help="folder for the images (default: ./outputs/<timestamp>/)")
+    run.add_argument("--board", help="board (name or id) the images are added to")
+    run.add_argument(
+        "--create-board", action="store_true", help="create the --board if it does not exist"
+    )
+
+    inputs = sub.add_parser(
+        "inputs",
+        help="list a workflow's inputs",
+        description="List a workflow's form inputs: index, label, type and rules, value. "
+        "Offline unless --url is given.",
+    )
+    add_server_options(inputs)
+    inputs.set_defaults(url=None)
+    _add_workflow_option(inputs)
+
+    info = sub.add_parser("info", help="show the server's version and mode")
+    add_server_options(info)
+    return parser
 
 
-async def _run(url: str) -> int:
-    async with AsyncClient(url) as client:
-        info = await client.server_info()
-        mode = "multi-user" if info.multiuser else "single-user"
-        print(f"InvokeAI {info.version} at {client.base_url} ({mode})")
-    return 0
+def _add_workflow_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workflow", metavar="PATH",
+        help="a workflow exported from the InvokeAI workflow editor (default: the demo)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``invokeai-client``."""
-    parser = argparse.ArgumentParser(prog="invokeai-client")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the demo workflow against a server")
-    run.add_argument("--url", help="server URL; default: start a local InvokeAI")
-    args = parser.parse_args(argv)
+    """Entry point of ``invokeai-client``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    console = Console()
     try:
-        with _server(args.url) as url:
-            return asyncio.run(_run(url))
-    except (InvokeAIError, LocalServerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if args.command == "run":
+            plan = make_plan(args)  # everything checkable offline, before any server
+            options = client_options(args)
+            with server_url(args.url, console) as url:
+                return asyncio.run(run_batch(plan, url, options, console))
+        if args.command == "inputs":
+            definition, source = read_workflow(args.workflow)
+            options = client_options(args) if args.url else {}
+            handle = asyncio.run(load_inputs(definition, args.url, options))
+            show_inputs(handle, source, console, demo=not args.workflow)
+            return 0
+        options = client_options(args)
+        with server_url(args.url, console) as url:
+            return asyncio.run(_info(url, options, console))
+    except CliError as exc:
+        console.error(str(exc))
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except (InvokeAIError, LocalServerError) as exc:
+        console.error(one_line(str(exc)))
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.end_status()
+        console.note("interrupted")
+        return EXIT_INTERRUPTED
+
+
+async def _info(url: str, options: dict[str, Any], console: Console) -> int:
+    async with AsyncClient(url, **options) as client:
+        info = await client.server_info()
+        mode = "multi-user" if info.multiuser else "single-user"
+        console.result(f"InvokeAI {info.version} at {client.base_url} ({mode})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,7 +29,6 @@ import aiohttp
 from .. import errors
 from .._constants import DEFAULT_ORIGIN
 from .._router import EventRouter
-from ..models.events import ServerEvent
 from ..models.queue import (
     EnqueueBatchResult,
     SessionQueueItem,
@@ -88,6 +87,15 @@ class _Limiter:
                 self.release(need)  # granted just as we were cancelled: give it back
             raise
         return need
+
+    def close(self) -> None:
+        """Fail every waiter: the client is closing."""
+        waiters, self._waiters = self._waiters, []
+        for _, future in waiters:
+            if not future.done():
+                future.set_exception(
+                    errors.InvokeAIError("the client closed before this run could be submitted")
+                )
 
     def release(self, count: int) -> None:
         self.in_use -= count
@@ -243,6 +251,9 @@ class RunManager:
             )
         if self._limiter is not None:
             batch.held = await self._limiter.acquire(expected)
+            if self._closed:
+                self._limiter.release(batch.held)
+                raise errors.InvokeAIError("the client is closed; runs cannot be submitted")
         self._batches[batch.batch_id] = batch
         self.router.add_batch(batch.batch_id, batch)
         self._ensure_supervisor()
@@ -487,7 +498,7 @@ class RunManager:
                 self._dirty.update(batch.unsettled())
         self._poke()
 
-    def _on_queue_cleared(self, event: ServerEvent) -> None:
+    def _on_queue_cleared(self) -> None:
         for batch in self._batches.values():
             if batch.confirmed:
                 self._dirty.update(batch.unsettled())
@@ -674,6 +685,8 @@ class RunManager:
         """Settle every run: cancel the server items of runs that are not detached (in bulk,
         bounded in time), end every unfinished run locally, stop all background work."""
         self._closed = True
+        if self._limiter is not None:
+            self._limiter.close()
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             supervisor.cancel()

@@ -15,15 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._router import ItemRoute, Mailbox
-from ..models.events import (
-    InvocationCompleteEvent,
-    InvocationErrorEvent,
-    InvocationProgressEvent,
-    InvocationStartedEvent,
-    QueueItemsCanceledEvent,
-    QueueItemStatusChangedEvent,
-    ServerEvent,
-)
+from ..models.events import ProgressImage
 from ..models.queue import BatchStatus, EnqueueBatchResult, SessionQueueItem
 from .events import NodeCompleted, NodeFailed, NodeProgress, NodeStarted, RunEvent, StatusChanged
 from .results import (
@@ -42,13 +34,25 @@ if TYPE_CHECKING:
 __all__ = ["BatchRun", "WorkflowRun"]
 
 TERMINAL = frozenset({"completed", "failed", "canceled", "lost"})
-ACTIVE = ("pending", "in_progress", "waiting")
 
 _now = time.monotonic
 
 
+_PLAIN = (int, float, str, bool, type(None))
+"""Output values that cannot hold an image."""
+
+
 def _is_progress(event: RunEvent) -> bool:
     return isinstance(event, NodeProgress)
+
+
+def _preview(image: Any) -> ProgressImage | None:
+    if not isinstance(image, dict):
+        return None
+    try:
+        return ProgressImage.model_validate(image)
+    except ValueError:
+        return None
 
 
 class WorkflowRun(ItemRoute):
@@ -84,7 +88,7 @@ class WorkflowRun(ItemRoute):
     )
 
     def __init__(self, batch: BatchRun, item_id: int) -> None:
-        super().__init__()
+        super().__init__(batch.batch_id)
         self.batch = batch
         self.item_id = item_id
         self.index = -1
@@ -112,10 +116,6 @@ class WorkflowRun(ItemRoute):
     # -- public --------------------------------------------------------------------------
 
     @property
-    def batch_id(self) -> str:
-        return self.batch.batch_id
-
-    @property
     def done(self) -> bool:
         """Whether the run has its final result."""
         return self._result is not None
@@ -136,6 +136,11 @@ class WorkflowRun(ItemRoute):
         if self._result is not None:
             return self._result.outputs
         return dict(self._outputs or {})
+
+    @property
+    def current_node(self) -> str | None:
+        """The graph node executing right now (as far as the socket told), or None."""
+        return self._current if self._result is None else None
 
     def result_nowait(self) -> WorkflowResult | None:
         """The result if the run is done, else None; never raises."""
@@ -205,50 +210,62 @@ class WorkflowRun(ItemRoute):
 
     # -- routing (synchronous) -----------------------------------------------------------
 
-    def on_event(self, event: ServerEvent) -> None:
+    def on_frame(self, name: str, data: dict[str, Any]) -> None:
+        """One socket frame of this item (raw payload; the router already dropped repeats)."""
         if self._result is not None:
             return
         self._heard = _now()
-        if isinstance(event, QueueItemStatusChangedEvent):
-            if event.session_id:
-                self.session_id = event.session_id
-            self._on_status(
-                event.status, event.error_type, event.error_message, event.error_traceback
-            )
-        elif isinstance(event, InvocationProgressEvent):
-            if self._listening:
-                self._emit(
-                    NodeProgress(
-                        self.item_id, self.batch_id, event.invocation_source_id,
-                        event.percentage, event.message, event.image,
-                    )
+        if name == "invocation_complete":
+            self._on_complete(data)
+        elif name == "queue_item_status_changed":
+            session_id = data.get("session_id")
+            if session_id:
+                self.session_id = session_id
+            status = data.get("status")
+            if isinstance(status, str):
+                self._on_status(
+                    status, data.get("error_type"), data.get("error_message"),
+                    data.get("error_traceback"),
                 )
-        elif isinstance(event, InvocationCompleteEvent):
-            self._on_complete(event)
-        elif isinstance(event, InvocationStartedEvent):
+        elif name == "invocation_started":
             if self.session_id is None:
-                self.session_id = event.session_id
-            self._current = event.invocation_source_id
-            if self._listening:
+                self.session_id = data.get("session_id")
+            node_id = data.get("invocation_source_id")
+            self._current = node_id
+            if self._listening and isinstance(node_id, str):
+                invocation = data.get("invocation") or {}
                 self._emit(
                     NodeStarted(
-                        self.item_id, self.batch_id, event.invocation_source_id,
-                        event.node_type, event.prepared_id,
+                        self.item_id, self.batch_id, node_id, invocation.get("type"),
+                        invocation.get("id"),
                     )
                 )
-        elif isinstance(event, InvocationErrorEvent):
+        elif name == "invocation_progress":
+            node_id = data.get("invocation_source_id")
+            if self._listening and isinstance(node_id, str):
+                self._emit(
+                    NodeProgress(
+                        self.item_id, self.batch_id, node_id, data.get("percentage"),
+                        data.get("message") or "", _preview(data.get("image")),
+                    )
+                )
+        elif name == "invocation_error":
             self._error = (
-                event.invocation_source_id, event.error_type, event.error_message,
-                event.error_traceback,
+                data.get("invocation_source_id"), data.get("error_type"),
+                data.get("error_message"), data.get("error_traceback"),
             )
             self._try_finish()
-        elif isinstance(event, QueueItemsCanceledEvent) and self.accept_status("canceled", None):
+        elif name == "queue_items_canceled" and self.accept_status("canceled", None):
             self._on_status("canceled", None, None, None)
 
-    def _on_complete(self, event: InvocationCompleteEvent) -> None:
-        node_id = event.invocation_source_id
-        client = self.batch.manager.client
-        value = map_output(event.result, client)
+    def _on_complete(self, data: dict[str, Any]) -> None:
+        node_id = data.get("invocation_source_id")
+        result = data.get("result")
+        if not isinstance(node_id, str) or not isinstance(result, dict):
+            return
+        invocation = data.get("invocation") or {}
+        node_type = invocation.get("type")
+        value = map_output(result, self.batch.manager.client)
         outputs = self._outputs
         if outputs is None:
             outputs = self._outputs = {}
@@ -261,7 +278,9 @@ class WorkflowRun(ItemRoute):
             outputs[node_id] = value
         if self._current == node_id:
             self._current = None
-        if is_new_image_source(event.node_type, event.invocation.get("is_intermediate")):
+        if type(value) not in _PLAIN and is_new_image_source(
+            node_type, invocation.get("is_intermediate")
+        ):
             images = self._images
             if images is None:
                 images = self._images = []
@@ -269,8 +288,7 @@ class WorkflowRun(ItemRoute):
         if self._listening:
             self._emit(
                 NodeCompleted(
-                    self.item_id, self.batch_id, node_id, value, event.node_type,
-                    event.prepared_id,
+                    self.item_id, self.batch_id, node_id, value, node_type, invocation.get("id")
                 )
             )
 
@@ -788,9 +806,6 @@ class BatchRun:
             run = self._runs[item_id] = WorkflowRun(self, item_id)
             self._moved(None, "pending")
         return run
-
-    def on_batch_event(self, event: ServerEvent) -> None:
-        return None  # batch_enqueued: the HTTP answer carries the same and more
 
     # called by the manager
 
