@@ -133,6 +133,7 @@ class SyncWorkflowRun(Proxy[WorkflowRun]):
     session_id: Attr[str | None] = Attr()
     status: Attr[str] = Attr()
     index: Attr[int] = Attr()
+    current_node: Attr[str | None] = Attr()
     batch: Attr[SyncBatchRun] = Attr()
     done: Attr[bool] = Attr()
     detached: Attr[bool] = Attr()
