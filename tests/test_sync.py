@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
+import json
 import logging
 import signal
+import subprocess
 import sys
 import threading
 import uuid
@@ -31,6 +33,7 @@ from invokeai_client import (
     BatchRun,
     BoardRepository,
     Client,
+    ConnectionError,
     ImageRef,
     ImageRepository,
     InvokeAIError,
@@ -134,6 +137,10 @@ async def test_a_bundled_workflow_runs_to_its_value(peer: Peer) -> None:
             events = list(run.events())  # replayed after the end: the whole story
             wf.update({"A": 4}, B=6)
             again = wf.submit().wait()
+            record = client.workflows.create(wf)  # the proxy stands in for the handle
+            saved = client.workflows.get(record.workflow_id)
+            client.workflows.delete(record.workflow_id)
+            assert saved.get("A") == 4
             return {
                 "info": info, "math": math, "run": run, "result": result, "events": events,
                 "again": again, "graph_changed": graph_before != wf.build_graph(),
@@ -202,7 +209,10 @@ async def test_boards_and_images_list_as_plain_iterators(peer: Peer, tmp_path: P
         with Client(peer.url) as client:
             board = client.boards.create(board_name)
             wf = client.workflows.load(examples.path("image-pipeline"))
-            results = wf.submit_batch({"Output width": [16, 20]}, board=board_name).wait()
+            batch = wf.submit_batch({"Output width": [16, 20]}, board=board_name)
+            results = batch.wait()
+            event_images = [e.output for e in batch.events() if isinstance(e, NodeCompleted)
+                            and isinstance(e.output, SyncImageRef)]
             boards = list(client.boards.list())
             listed = list(client.images.list(board=board))
             first = client.images.list(board=board, page_size=1).first_page()
@@ -218,7 +228,7 @@ async def test_boards_and_images_list_as_plain_iterators(peer: Peer, tmp_path: P
             return {
                 "board": board, "boards": boards, "listed": listed, "first": first,
                 "pages": pages, "collected": collected, "results": results, "saved": saved,
-                "data": data, "by_repo": by_repo, "gone": gone,
+                "data": data, "by_repo": by_repo, "gone": gone, "event_images": event_images,
             }
 
     out = await in_thread(script)
@@ -236,6 +246,8 @@ async def test_boards_and_images_list_as_plain_iterators(peer: Peer, tmp_path: P
     assert out["saved"].parent == tmp_path / "out"
     assert out["saved"].read_bytes() == out["data"]
     assert out["gone"] is None
+    # Images inside events come as sync refs too (the save node's among them).
+    assert names <= {ref.image_name for ref in out["event_images"]}
 
 
 @pytest.mark.anyio
@@ -387,6 +399,47 @@ def test_a_client_opens_again_after_close(sync_peer: Peer) -> None:
             assert client.server_info(refresh=True).version.startswith("6.")
         assert not client.is_open
     client.close()  # a second close is a no-op
+
+
+def test_a_server_that_cannot_be_reached_fails_open_and_leaves_no_thread() -> None:
+    threads = set(threading.enumerate())
+    client = Client("http://127.0.0.1:9", timeout=5, max_retries=0)
+    with pytest.raises(ConnectionError):
+        client.open()
+    assert not client.is_open
+    assert set(threading.enumerate()) - threads == set()
+
+
+SCRIPT_THAT_NEVER_CLOSES = """
+import json, sys
+from invokeai_client import Client
+client = Client(sys.argv[1]).open()
+run = client.runs.submit(json.loads(sys.argv[2]))
+print(run.item_id, flush=True)
+"""
+
+
+def test_a_client_left_open_is_settled_when_python_exits(
+    sync_peer: Peer, tmp_path: Path
+) -> None:
+    script = tmp_path / "never_closes.py"
+    script.write_text(SCRIPT_THAT_NEVER_CLOSES)
+    with Client(sync_peer.url) as client:
+        client.queue.pause()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-W", "error::ResourceWarning", str(script), sync_peer.url,
+                 json.dumps(add_graph(4, 5))],
+                capture_output=True, text=True, timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+            item_id = int(done.stdout.split()[0])
+            status = client.queue.get(item_id).status
+        finally:
+            client.queue.resume()
+    assert status == "canceled"  # as leaving 'with' would have done
+    assert "nclosed" not in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_bad_arguments_fail_at_construction_without_a_thread() -> None:

@@ -15,6 +15,7 @@ calls into it. Every blocking call:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import sys
@@ -88,6 +89,9 @@ class Bridge:
         self._loop = portal.call(asyncio.get_running_loop)
         self._stack = stack
         self._portal = portal
+        # A script that never closes its client still settles it when Python exits (the
+        # portal thread is a daemon: it would otherwise vanish mid-request).
+        atexit.register(self._stop_at_exit)
 
     def enter(self, manager: AbstractAsyncContextManager[T]) -> T:
         """Enter ``manager`` in the portal; it is exited by :meth:`stop` (last in, first out)."""
@@ -107,6 +111,7 @@ class Bridge:
             return
         check_no_running_loop("close the Client")
         self._stack = None
+        atexit.unregister(self._stop_at_exit)
         loop = self._loop
         try:
             stack.__exit__(exc_type, exc, tb)
@@ -115,6 +120,10 @@ class Bridge:
             self._loop_thread = None
             self._loop = None
             _join_workers_of(loop)
+
+    def _stop_at_exit(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
 
     # -- blocking calls --------------------------------------------------------------------
 

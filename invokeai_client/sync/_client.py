@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TypeVar
@@ -116,7 +117,7 @@ class Client(Proxy[AsyncClient]):
         try:
             bridge.enter(self._target)
         except BaseException:
-            bridge.stop()
+            bridge.stop(*sys.exc_info())  # with the error: tasks still entering are cancelled
             raise
         return self
 
