@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from invokeai_client import AsyncClient, WorkflowResult
-from invokeai_client.testing import LocalInvokeAI, LocalServerError
+from invokeai_client.testing import LocalInvokeAI
 
 from .test_runs import add_graph
 
@@ -32,16 +32,7 @@ def crashable_server() -> Iterator[LocalInvokeAI]:
 
 
 async def restart(server: LocalInvokeAI) -> None:
-    # InvokeAI 6.14.2 sometimes fails its own startup when it finds pending items in its
-    # database ("cannot VACUUM - SQL statements in progress": the processor already runs
-    # them while startup cleans the database). Try again, as an operator would.
-    for attempt in range(3):
-        try:
-            await anyio.to_thread.run_sync(server.restart)
-            return
-        except LocalServerError:
-            if attempt == 2:
-                raise
+    await anyio.to_thread.run_sync(server.restart)
 
 
 async def test_server_killed_and_restarted_mid_batch_every_run_ends(
