@@ -68,6 +68,7 @@ class Bridge:
         self._stack: ExitStack | None = None
         self._loop_thread: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lifecycle = threading.Lock()  # one open or close at a time
         self.owner: Any = None
         """The sync Client this bridge belongs to (its AsyncClient maps back to it)."""
 
@@ -80,9 +81,12 @@ class Bridge:
 
     def start(self) -> None:
         """Start the portal thread (a no-op when it runs)."""
-        if self._portal is not None:
-            return
         check_no_running_loop("open the Client")
+        with self._lifecycle:
+            if self._portal is None:
+                self._start()
+
+    def _start(self) -> None:
         stack = ExitStack()
         portal = stack.enter_context(start_blocking_portal("asyncio", name=THREAD_NAME))
         self._loop_thread = portal.call(threading.get_ident)
@@ -106,12 +110,23 @@ class Bridge:
         tb: TracebackType | None = None,
     ) -> None:
         """Exit what :meth:`enter` entered, then stop the portal and join its thread."""
-        stack = self._stack
-        if stack is None:
+        if self._stack is None:
             return
         check_no_running_loop("close the Client")
-        self._stack = None
-        atexit.unregister(self._stop_at_exit)
+        with self._lifecycle:
+            stack, self._stack = self._stack, None
+            if stack is None:
+                return
+            atexit.unregister(self._stop_at_exit)
+            self._stop(stack, exc_type, exc, tb)
+
+    def _stop(
+        self,
+        stack: ExitStack,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         loop = self._loop
         try:
             stack.__exit__(exc_type, exc, tb)

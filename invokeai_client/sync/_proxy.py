@@ -15,13 +15,12 @@ member runs it as the async API would, then converts what comes back:
 - proxies passed as arguments are unwrapped again.
 
 The typed proxy classes (:mod:`._objects`) only declare their members, one line each, with
-:func:`blocking` and :class:`Attr`: static types come from the async signatures (ParamSpec),
+:func:`blocking` & co. and :class:`Attr`: static types come from the async signatures (ParamSpec),
 behaviour from here. Anything not declared still works at runtime (``__getattr__``).
 """
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -51,7 +50,6 @@ def proxies(async_type: type) -> Callable[[type[Proxy[Any]]], type[Proxy[Any]]]:
     def register(proxy: type[Proxy[Any]]) -> type[Proxy[Any]]:
         _REGISTRY[async_type] = proxy
         _LOOKUP.clear()
-        proxy._async_type = async_type
         return proxy
 
     return register
@@ -130,7 +128,6 @@ class Proxy(Generic[T]):
 
     __slots__ = ("_bridge", "_target")
 
-    _async_type: ClassVar[type] = object
     _live: ClassVar[bool] = False
     """True for objects the event loop updates (runs, repositories): their plain members
     are read in the loop thread while the client is open."""
@@ -284,11 +281,7 @@ class SyncAwaitable(Proxy[Any]):
 
     def wait(self) -> Any:
         """Block until the awaitable is done; its result."""
-
-        async def awaited() -> Any:
-            return await self._target
-
-        return wrap(self._bridge.call(awaited), self._bridge)
+        return wrap(self._bridge.call(_awaited, self._target), self._bridge)
 
 
 # -- typed declarations ------------------------------------------------------------------
@@ -455,6 +448,6 @@ class SyncPaginator(Proxy["Paginator[T]"], Generic[T]):
         """Every page as the server returned it, first to last."""
         return iterate_all(self._bridge, self._target.pages())
 
-    def collect(self, limit: int | None = None) -> builtins.list[T]:
+    def collect(self, limit: int | None = None) -> list[T]:
         """All items (or the first ``limit``) as a list."""
         return self._bridge.call(self._target.collect, limit)
