@@ -42,6 +42,7 @@ from invokeai_client import (
     NodeCompleted,
     NotFoundError,
     QueueRepository,
+    RunCanceledError,
     RunFailedError,
     RunManager,
     RunningLoopError,
@@ -399,6 +400,38 @@ def test_a_client_opens_again_after_close(sync_peer: Peer) -> None:
             assert client.server_info(refresh=True).version.startswith("6.")
         assert not client.is_open
     client.close()  # a second close is a no-op
+
+
+def test_closing_settles_a_run_another_thread_waits_on(sync_peer: Peer) -> None:
+    outcome: list[BaseException | SyncWorkflowResult] = []
+    with Client(sync_peer.url) as admin:
+        admin.queue.pause()
+        try:
+            client = Client(sync_peer.url).open()
+            run = client.runs.submit(add_graph(6, 7))
+
+            def wait() -> None:
+                try:
+                    outcome.append(run.result())
+                except BaseException as exc:
+                    outcome.append(exc)
+
+            waiter = threading.Thread(target=wait)
+            waiter.start()
+            ready = waiting_on(run)
+            for _ in range(3000):
+                if ready():
+                    break
+                threading.Event().wait(0.02)
+            client.close()
+            waiter.join(60)
+            on_server = admin.queue.get(run.item_id).status
+        finally:
+            admin.queue.resume()
+    assert not waiter.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], RunCanceledError)
+    assert on_server == "canceled"
 
 
 def test_a_server_that_cannot_be_reached_fails_open_and_leaves_no_thread() -> None:

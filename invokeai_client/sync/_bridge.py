@@ -6,10 +6,16 @@ calls into it. Every blocking call:
 
 - refuses to run inside a running event loop (it would freeze that loop), with an error that
   points to :class:`~invokeai_client.AsyncClient`;
-- runs the coroutine as its own task in the portal, so an interrupt (Ctrl-C) in the caller
-  cancels that task exactly as cancelling an awaiting task does in the async API (a run's
-  server item is canceled, shielded and bounded in time), waits for that cleanup, then lets
-  the ``KeyboardInterrupt`` go on.
+- runs the coroutine as its own asyncio task on the portal's loop (one hop there with
+  ``call_soon_threadsafe``, one back through a future: half the hops of
+  ``BlockingPortal.call``), so an interrupt (Ctrl-C) in the caller cancels that task once,
+  exactly as cancelling an awaiting task does in the async API (a run's server item is
+  canceled, shielded and bounded in time), waits for that cleanup, then lets the
+  ``KeyboardInterrupt`` go on. (The portal's own cancel scope would re-cancel the shielded
+  cleanup at every step instead.)
+
+The portal itself owns the loop's life: it starts and joins the thread and holds the
+AsyncClient's ``async with`` open in one task (``wrap_async_context_manager``).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class Bridge:
         self._loop_thread: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lifecycle = threading.Lock()  # one open or close at a time
+        self._pending: set[concurrent.futures.Future[Any]] = set()
         self.owner: Any = None
         """The sync Client this bridge belongs to (its AsyncClient maps back to it)."""
 
@@ -135,6 +142,9 @@ class Bridge:
             self._loop_thread = None
             self._loop = None
             _join_workers_of(loop)
+            for future in list(self._pending):  # scheduled as the loop closed: never ran
+                if not future.cancel() and not future.done():
+                    future.set_exception(concurrent.futures.CancelledError())
 
     def _stop_at_exit(self) -> None:
         with contextlib.suppress(Exception):
@@ -190,24 +200,38 @@ class Bridge:
         awaits: bool,
     ) -> Any:
         check_no_running_loop(f"call {getattr(fn, '__qualname__', fn)!s}")
-        portal = self._require_portal(f"call {getattr(fn, '__name__', 'this')}")
-        finished = threading.Event()
-        running: list[asyncio.Task[Any] | None] = []
+        loop = self._loop
+        if loop is None:
+            self._require_portal(f"call {getattr(fn, '__name__', 'this')}")
+        assert loop is not None
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        tasks: list[asyncio.Task[Any]] = []
 
-        async def job() -> Any:
-            running.append(asyncio.current_task())
+        def start() -> None:  # in the loop thread
+            if not future.set_running_or_notify_cancel():
+                return  # cancelled before it started
             try:
                 result = fn(*args, **kwargs)
-                if awaits:
-                    result = await result
-                return result
-            finally:
-                finished.set()
+            except BaseException as exc:
+                future.set_exception(exc)
+                return
+            if not awaits:
+                future.set_result(result)
+                return
+            task = asyncio.ensure_future(result)  # a coroutine, or an awaitable (__anext__)
+            task.add_done_callback(_settle(future))
+            tasks.append(task)
 
+        def cancel() -> None:  # in the loop thread
+            for task in tasks:
+                task.cancel()
+
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
         try:
-            future = portal.start_task_soon(job)
-        except RuntimeError:  # stopped between the check and the call
-            raise errors.InvokeAIError("the Client is closed") from None
+            loop.call_soon_threadsafe(start)
+        except RuntimeError:  # the loop closed between the check and the call
+            future.cancel()
         try:
             return _wait(future)
         except concurrent.futures.CancelledError:
@@ -215,24 +239,30 @@ class Bridge:
                 "the Client was closed while this call was in progress"
             ) from None
         except BaseException:
-            # Ctrl-C (or SystemExit from a signal handler) while the task runs: cancel it as
-            # the async API would, and give its cleanup (a shielded server cancel) time.
-            if not future.done():
-                self._cancel(future, running[0] if running else None)
-                finished.wait(CANCEL_GRACE)
+            # Ctrl-C (or SystemExit from a signal handler) while the task runs: cancel it
+            # once, exactly as cancelling an awaiting task does in the async API, and give
+            # its cleanup (e.g. a shielded server cancel) time to finish.
+            if not future.cancel():
+                with contextlib.suppress(RuntimeError):  # the loop is gone already
+                    loop.call_soon_threadsafe(cancel)
+                concurrent.futures.wait([future], timeout=CANCEL_GRACE)
             raise
 
-    def _cancel(self, future: concurrent.futures.Future[Any], task: asyncio.Task[Any] | None) -> (
-        None
-    ):
-        loop = self._loop
-        if task is None or loop is None:
-            future.cancel()  # not started yet: it never runs
+
+def _settle(future: concurrent.futures.Future[Any]) -> Callable[[asyncio.Task[Any]], None]:
+    """A done-callback that hands a task's outcome to the caller's future."""
+
+    def settle(task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            future.set_exception(concurrent.futures.CancelledError())
             return
-        # One asyncio cancel, exactly what cancelling an awaiting task does in the async API
-        # (the portal's own cancel scope would re-cancel the shielded cleanup at every step).
-        with contextlib.suppress(RuntimeError):  # the loop is gone already
-            loop.call_soon_threadsafe(task.cancel)
+        error = task.exception()
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(task.result())
+
+    return settle
 
 
 def _join_workers_of(loop: asyncio.AbstractEventLoop | None) -> None:
