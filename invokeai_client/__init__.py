@@ -31,6 +31,7 @@ from .errors import (
     RunError,
     RunFailedError,
     RunLostError,
+    RunningLoopError,
     RunTimeoutError,
     TimeoutError,
     UnprocessableEntityError,
@@ -67,6 +68,7 @@ from .runs import (
     WorkflowResult,
     WorkflowRun,
 )
+from .sync import Client
 from .workflows import (
     IvkWorkflowInput,
     ModelSyncReport,
@@ -87,6 +89,7 @@ __all__ = [
     "BoardNotFoundError",
     "BoardRef",
     "BoardRepository",
+    "Client",
     "ConflictError",
     "ConnectionError",
     "DeleteBoardResult",
@@ -128,6 +131,7 @@ __all__ = [
     "RunLostError",
     "RunManager",
     "RunTimeoutError",
+    "RunningLoopError",
     "ServerInfo",
     "SessionQueueItem",
     "SessionQueueItemSummary",

@@ -14,6 +14,7 @@ all; the subclasses say what went wrong so callers can react to the cause, not t
     ├── BoardError               a board could not be found or used
     │   └── BoardNotFoundError   (also NotFoundError) no board with that id or name
     ├── ModelInstallError        a model install job ended in error or was cancelled
+    ├── RunningLoopError         (also RuntimeError) the sync Client was used inside an event loop
     ├── RunError                 a queue item ended badly (failed or canceled)
     │   ├── RunFailedError
     │   ├── RunCanceledError
@@ -55,6 +56,7 @@ __all__ = [
     "RunFailedError",
     "RunLostError",
     "RunTimeoutError",
+    "RunningLoopError",
     "TimeoutError",
     "UnprocessableEntityError",
     "ValidationError",
@@ -125,6 +127,12 @@ class ModelInstallError(InvokeAIError):
         self.error_type = error_type
         self.error = error
         self.traceback = traceback
+
+
+class RunningLoopError(InvokeAIError, RuntimeError):
+    """A blocking call of the sync :class:`~invokeai_client.Client` was made in a thread that
+    runs an event loop, which it would freeze; use :class:`~invokeai_client.AsyncClient`
+    there (or call the sync Client from a worker thread)."""
 
 
 class RunError(InvokeAIError):

@@ -143,6 +143,21 @@ def test_error_handling_shows_each_error_with_what_it_carries(
     assert "ConnectionError (an InvokeAIError: True): cannot open the event stream" in out
 
 
+def test_sync_script_runs_a_workflow_and_a_sweep_without_async(
+    real_server: Peer, tmp_path: Path
+) -> None:
+    done = run_example("sync_script", tmp_path, real_server.url)
+    folder = tmp_path / "outputs" / "examples"
+    assert size_of(folder / "sync.png") == (128, 96)
+    assert sorted(p.name for p in folder.glob("sync-seed*.png")) == [
+        "sync-seed1.png", "sync-seed2.png", "sync-seed3.png"
+    ]
+    assert re.search(r"completed: \S*sync\.png \(128x96\)", done.stdout)
+    assert "3 of 3 completed" in done.stdout
+    assert re.search(r"^\d+ boards on the server$", done.stdout, re.M)
+    assert "RunFailedError node=d error_type=ZeroDivisionError" in done.stdout
+
+
 def test_readme_quick_start_runs_as_written(real_server: Peer, tmp_path: Path) -> None:
     readme = (EXAMPLES.parent / "README.md").read_text()
     section = readme[readme.index("## Quick start"):]

@@ -264,14 +264,28 @@ class LocalInvokeAI:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
 
-    def restart(self) -> None:
-        """Start again on the same port and root (after :meth:`kill`)."""
-        self.kill()
-        self.process = None
+    def restart(self, *, attempts: int = 3) -> None:
+        """Start again on the same port and root (after :meth:`kill`).
+
+        InvokeAI 6.14.2 sometimes fails its own startup when its on-disk database still holds
+        pending items ("cannot VACUUM - SQL statements in progress": the processor already
+        runs them while startup cleans up), so a failed start is tried again, as an operator
+        would, up to ``attempts`` times.
+        """
         own = self._own_root
         self._own_root = False
-        self.start()
-        self._own_root = own
+        try:
+            for attempt in range(1, attempts + 1):
+                self.kill()
+                self.process = None
+                try:
+                    self.start()
+                    return
+                except LocalServerError:
+                    if attempt == attempts:
+                        raise
+        finally:
+            self._own_root = own
 
     def __enter__(self) -> LocalInvokeAI:
         return self.start()
