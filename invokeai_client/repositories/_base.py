@@ -48,18 +48,9 @@ def naming(
     except errors.NotFoundError as exc:
         detail = errors.describe_detail(exc.detail)
         tail = "" if detail in ("Not Found", "no detail given") else f" ({detail})"
-        raise not_found(
-            f"{resource} {ident!r} not found{tail}",
-            status=exc.status,
-            detail=exc.detail,
-            method=exc.method,
-            path=exc.path,
-        ) from None
+        raise exc.reworded(f"{resource} {ident!r} not found{tail}", kind=not_found) from None
     except errors.PermissionDeniedError as exc:
-        raise errors.PermissionDeniedError(
+        raise exc.reworded(
             f"not allowed to {action} {resource} {ident!r}: {errors.describe_detail(exc.detail)}",
-            status=exc.status,
-            detail=exc.detail,
-            method=exc.method,
-            path=exc.path,
+            kind=errors.PermissionDeniedError,
         ) from None

@@ -194,13 +194,10 @@ class ImageRepository(Repository):
                 )
         except errors.APIError as exc:
             if exc.status == 415:
-                raise errors.APIError(
+                raise exc.reworded(
                     f"the server refused {what}: it could not read it as an image "
                     f"({errors.describe_detail(exc.detail)})",
-                    status=exc.status,
-                    detail=exc.detail,
-                    method=exc.method,
-                    path=exc.path,
+                    kind=errors.APIError,
                 ) from None
             raise
         return ImageDTO.model_validate(answer)

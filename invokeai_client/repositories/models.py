@@ -117,13 +117,11 @@ class ModelRepository(Repository):
                 )
         except errors.UnprocessableEntityError as exc:
             if _is_enum_rejection(exc, ("type", "base")):
-                raise errors.NotFoundError(
+                raise exc.reworded(
                     f"model {ident!r} not found: this server has no base {base!r} or type "
                     f"{type!r}",
+                    kind=errors.NotFoundError,
                     status=404,
-                    detail=exc.detail,
-                    method=exc.method,
-                    path=exc.path,
                 ) from None
             raise
         return ModelConfig.model_validate(answer)
@@ -159,13 +157,10 @@ class ModelRepository(Repository):
                 "GET", f"{MODELS}/scan_folder", params={"scan_path": path}
             )
         except errors.BadRequestError as exc:
-            raise errors.BadRequestError(
+            raise exc.reworded(
                 f"cannot scan {path!r} on the server: it is not a folder the server can read "
                 f"({errors.describe_detail(exc.detail)})",
-                status=exc.status,
-                detail=exc.detail,
-                method=exc.method,
-                path=exc.path,
+                kind=errors.BadRequestError,
             ) from None
         return [FoundModel.model_validate(f) for f in answer or []]
 
@@ -257,12 +252,8 @@ class ModelRepository(Repository):
             )
         except errors.APIError as exc:
             if exc.status == 415:  # InvokeAI answers an unknown job id with 415 here
-                raise errors.NotFoundError(
-                    f"model install job {job_id!r} not found",
-                    status=404,
-                    detail=exc.detail,
-                    method=exc.method,
-                    path=exc.path,
+                raise exc.reworded(
+                    f"model install job {job_id!r} not found", kind=errors.NotFoundError, status=404
                 ) from None
             raise
 
