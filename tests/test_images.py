@@ -139,6 +139,14 @@ async def test_star_update_and_delete(client: AsyncClient, board: Board) -> None
     assert await client.boards.image_names(board) == []
 
 
+async def test_more_names_than_one_request_takes_are_read_in_one_call(
+    client: AsyncClient, board: Board
+) -> None:
+    image = await client.images.upload(png(), board=board)
+    names = [f"missing-{i}.png" for i in range(1500)] + [image.image_name]
+    assert [i.image_name for i in await client.images.get_many(names)] == [image.image_name]
+
+
 async def test_list_filters(client: AsyncClient, board: Board) -> None:
     a = await client.images.upload(png(), board=board, metadata={"prompt": "A Red Fox"})
     b = await client.images.upload(png(), board=board, category="control")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 
 if TYPE_CHECKING:
     from .._http import HttpTransport
     from ..client import AsyncClient
+
+BULK_CHUNK = 1000
+"""Names or ids sent in one bulk request at most; longer lists go in several requests."""
 
 
 class Repository:
@@ -25,6 +28,15 @@ class Repository:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"
+
+    async def _post_chunks(
+        self, path: str, key: str, values: Sequence[Any], **body: Any
+    ) -> AsyncIterator[Any]:
+        """POST ``values`` as ``{key: [...], **body}`` in chunks of :data:`BULK_CHUNK` and
+        yield each answer (retried: these bulk calls are safe to repeat)."""
+        for start in range(0, len(values), BULK_CHUNK):
+            chunk = values[start : start + BULK_CHUNK]
+            yield await self._http.request("POST", path, json={**body, key: chunk}, retry=True)
 
 
 @contextmanager

@@ -27,7 +27,6 @@ __all__ = ["UNCATEGORIZED", "BoardRef", "BoardRepository"]
 BOARDS = "/api/v1/boards"
 BOARD_IMAGES = "/api/v1/board_images"
 MAX_BOARD_NAME = 300
-BULK_CHUNK = 1000
 UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
@@ -334,17 +333,11 @@ class BoardRepository(Repository):
                 raise
             return ImagesResult.from_server(answer, "added_images")
         result = ImagesResult()
-        for start in range(0, len(names), BULK_CHUNK):
-            with naming(
-                "board", board_id, action="add images to", not_found=errors.BoardNotFoundError
+        with board_errors:
+            async for answer in self._post_chunks(
+                f"{BOARD_IMAGES}/batch", "image_names", names, board_id=board_id
             ):
-                answer = await self._http.request(
-                    "POST",
-                    f"{BOARD_IMAGES}/batch",
-                    json={"board_id": board_id, "image_names": names[start : start + BULK_CHUNK]},
-                    retry=True,
-                )
-            result = result.merge(ImagesResult.from_server(answer, "added_images"))
+                result = result.merge(ImagesResult.from_server(answer, "added_images"))
         return result
 
     async def remove_images(self, images: ImagesArg) -> ImagesResult:
@@ -361,13 +354,7 @@ class BoardRepository(Repository):
                 raise
             return ImagesResult.from_server(answer, "removed_images")
         result = ImagesResult()
-        for start in range(0, len(names), BULK_CHUNK):
-            answer = await self._http.request(
-                "POST",
-                f"{BOARD_IMAGES}/batch/delete",
-                json={"image_names": names[start : start + BULK_CHUNK]},
-                retry=True,
-            )
+        async for answer in self._post_chunks(f"{BOARD_IMAGES}/batch/delete", "image_names", names):
             result = result.merge(ImagesResult.from_server(answer, "removed_images"))
         return result
 

@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 IMAGES = "/api/v1/images"
-BULK_CHUNK = 1000
 MAX_IMAGE_NAME = 255
 DOWNLOAD_CHUNK = 256 * 1024
 
@@ -227,15 +226,9 @@ class ImageRepository(Repository):
 
     async def get_many(self, images: ImagesArg) -> builtins.list[ImageDTO]:
         """Records of several images in the given order; unknown names are left out."""
-        names = image_names_of(images)
         out: builtins.list[ImageDTO] = []
-        for start in range(0, len(names), BULK_CHUNK):
-            answer = await self._http.request(
-                "POST",
-                f"{IMAGES}/images_by_names",
-                json={"image_names": names[start : start + BULK_CHUNK]},
-                retry=True,
-            )
+        names = image_names_of(images)
+        async for answer in self._post_chunks(f"{IMAGES}/images_by_names", "image_names", names):
             out.extend(ImageDTO.model_validate(i) for i in answer or [])
         return out
 
@@ -388,15 +381,9 @@ class ImageRepository(Repository):
         return ImagesResult.from_server(answer, "deleted_images")
 
     async def _bulk(self, action: str, images: ImagesArg, done_key: str) -> ImagesResult:
-        names = image_names_of(images)
         result = ImagesResult()
-        for start in range(0, len(names), BULK_CHUNK):
-            answer = await self._http.request(
-                "POST",
-                f"{IMAGES}/{action}",
-                json={"image_names": names[start : start + BULK_CHUNK]},
-                retry=True,
-            )
+        names = image_names_of(images)
+        async for answer in self._post_chunks(f"{IMAGES}/{action}", "image_names", names):
             result = result.merge(ImagesResult.from_server(answer, done_key))
         return result
 

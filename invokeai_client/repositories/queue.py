@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["QueueRepository"]
 
-BULK_CHUNK = 1000
 CACHE = "/api/v1/app/invocation_cache"
 
 
@@ -146,15 +145,10 @@ class QueueRepository(Repository):
 
     async def get_many(self, item_ids: Iterable[int]) -> builtins.list[SessionQueueItem]:
         """Full items (with sessions) in the given order; unknown ids are left out."""
-        ids = _item_ids(item_ids)
         out: builtins.list[SessionQueueItem] = []
-        for start in range(0, len(ids), BULK_CHUNK):
-            answer = await self._http.request(
-                "POST",
-                f"{self._prefix}/items_by_ids",
-                json={"item_ids": ids[start : start + BULK_CHUNK]},
-                retry=True,
-            )
+        async for answer in self._post_chunks(
+            f"{self._prefix}/items_by_ids", "item_ids", _item_ids(item_ids)
+        ):
             out.extend(SessionQueueItem.model_validate(i) for i in answer or [])
         return out
 
@@ -167,30 +161,26 @@ class QueueRepository(Repository):
         servers without it.
         """
         ids = _item_ids(item_ids)
-        out: builtins.list[SessionQueueItemSummary] = []
-        for start in range(0, len(ids), BULK_CHUNK):
-            chunk = ids[start : start + BULK_CHUNK]
-            answer: Any = None
-            if self._summaries_supported is not False:
-                try:
-                    answer = await self._http.request(
-                        "POST",
-                        f"{self._prefix}/item_summaries_by_ids",
-                        json={"item_ids": chunk},
-                        retry=True,
-                    )
+        if self._summaries_supported is not False:
+            try:
+                out: builtins.list[SessionQueueItemSummary] = []
+                async for answer in self._post_chunks(
+                    f"{self._prefix}/item_summaries_by_ids", "item_ids", ids
+                ):
                     self._summaries_supported = True
-                except (errors.EndpointNotAvailableError, errors.NotFoundError):
-                    self._summaries_supported = False  # before 6.14.1
-                except errors.APIError as exc:
-                    if exc.status != 405:
-                        raise
-                    self._summaries_supported = False
-            if self._summaries_supported is False:
-                full = await self.get_many(chunk)
-                answer = [i.model_dump(exclude={"session", "workflow"}) for i in full]
-            out.extend(SessionQueueItemSummary.model_validate(i) for i in answer or [])
-        return out
+                    out.extend(SessionQueueItemSummary.model_validate(i) for i in answer or [])
+                return out
+            except (errors.EndpointNotAvailableError, errors.NotFoundError):
+                self._summaries_supported = False  # before 6.14.1
+            except errors.APIError as exc:
+                if exc.status != 405:
+                    raise
+                self._summaries_supported = False
+        full = await self.get_many(ids)
+        return [
+            SessionQueueItemSummary.model_validate(i.model_dump(exclude={"session", "workflow"}))
+            for i in full
+        ]
 
     def list(
         self,
