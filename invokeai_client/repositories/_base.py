@@ -39,6 +39,20 @@ class Repository:
             yield await self._http.request("POST", path, json={**body, key: chunk}, retry=True)
 
 
+def check_text(name: str, value: object, *, in_path: bool = False) -> str:
+    """``value`` if it is a non-empty string (that can stand in a URL path, with ``in_path``),
+    else a :class:`~errors.ValidationError` naming ``name``."""
+    if not isinstance(value, str) or not value.strip():
+        raise errors.ValidationError(
+            f"{name} must be a non-empty string, got {value!r}", input=name, rule="non-empty text"
+        )
+    if in_path and (any(c in value for c in "/\\?#%") or value in (".", "..")):
+        raise errors.ValidationError(
+            f"{name} {value!r} cannot be used in a URL path", input=name, rule="plain identifier"
+        )
+    return value
+
+
 @contextmanager
 def naming(
     resource: str,

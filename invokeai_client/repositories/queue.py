@@ -26,7 +26,7 @@ from ..models.queue import (
     SessionQueueItem,
     SessionQueueItemSummary,
 )
-from ._base import Repository, naming
+from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -53,18 +53,6 @@ def _item_ids(values: int | object | Iterable[Any], *, input: str = "item_ids") 
     if isinstance(values, Iterable) and not isinstance(values, (str, bytes)):
         return [_item_id(v, input=input) for v in values]
     return [_item_id(values, input=input)]
-
-
-def _text(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise errors.ValidationError(
-            f"{name} must be a non-empty string, got {value!r}", input=name, rule="non-empty text"
-        )
-    if any(c in value for c in "/\\?#%") or value in (".", ".."):
-        raise errors.ValidationError(
-            f"{name} {value!r} cannot be used in a URL path", input=name, rule="plain identifier"
-        )
-    return value
 
 
 class QueueRepository(Repository):
@@ -96,13 +84,13 @@ class QueueRepository(Repository):
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
         """Counts by status of one batch (an unknown batch has all counts at 0)."""
-        _text(batch_id, "batch_id")
+        check_text("batch_id", batch_id, in_path=True)
         answer = await self._http.request("GET", f"{self._prefix}/b/{batch_id}/status")
         return BatchStatus.model_validate(answer)
 
     async def counts_by_destination(self, destination: str) -> QueueCountsByDestination:
         """Counts by status of the items sent to ``destination``."""
-        _text(destination, "destination")
+        check_text("destination", destination, in_path=True)
         answer = await self._http.request(
             "GET", f"{self._prefix}/counts_by_destination", params={"destination": destination}
         )
@@ -258,7 +246,7 @@ class QueueRepository(Repository):
         """Cancel every unfinished item of one or more batches; returns how many."""
         ids = [batch_ids] if isinstance(batch_ids, str) else builtins.list(batch_ids)
         for batch_id in ids:
-            _text(batch_id, "batch_id")
+            check_text("batch_id", batch_id, in_path=True)
         answer = await self._http.request(
             "PUT", f"{self._prefix}/cancel_by_batch_ids", json={"batch_ids": ids}
         )
@@ -266,7 +254,7 @@ class QueueRepository(Repository):
 
     async def cancel_destination(self, destination: str) -> int:
         """Cancel every unfinished item sent to ``destination``; returns how many."""
-        _text(destination, "destination")
+        check_text("destination", destination, in_path=True)
         answer = await self._http.request(
             "PUT", f"{self._prefix}/cancel_by_destination", params={"destination": destination}
         )
@@ -296,7 +284,7 @@ class QueueRepository(Repository):
 
     async def delete_destination(self, destination: str) -> int:
         """Delete every item sent to ``destination``; returns how many."""
-        _text(destination, "destination")
+        check_text("destination", destination, in_path=True)
         answer = await self._http.request("DELETE", f"{self._prefix}/d/{destination}")
         return int((answer or {}).get("deleted", 0))
 
