@@ -235,6 +235,11 @@ class QueueRepository(Repository):
 
     # -- cancel, retry, delete -----------------------------------------------------------
 
+    async def _count(self, key: str, method: str, path: str, **options: Any) -> int:
+        """A bulk call of this queue; how many items it touched (the answer's ``key``)."""
+        answer = await self._http.request(method, f"{self._prefix}{path}", **options)
+        return int((answer or {}).get(key, 0))
+
     async def cancel(self, item_id: int) -> SessionQueueItem:
         """Cancel one item (pending or running); a finished item is left as it is."""
         item_id = _item_id(item_id)
@@ -247,23 +252,18 @@ class QueueRepository(Repository):
         ids = [batch_ids] if isinstance(batch_ids, str) else builtins.list(batch_ids)
         for batch_id in ids:
             check_text("batch_id", batch_id, in_path=True)
-        answer = await self._http.request(
-            "PUT", f"{self._prefix}/cancel_by_batch_ids", json={"batch_ids": ids}
-        )
-        return int((answer or {}).get("canceled", 0))
+        return await self._count("canceled", "PUT", "/cancel_by_batch_ids", json={"batch_ids": ids})
 
     async def cancel_destination(self, destination: str) -> int:
         """Cancel every unfinished item sent to ``destination``; returns how many."""
         check_text("destination", destination, in_path=True)
-        answer = await self._http.request(
-            "PUT", f"{self._prefix}/cancel_by_destination", params={"destination": destination}
+        return await self._count(
+            "canceled", "PUT", "/cancel_by_destination", params={"destination": destination}
         )
-        return int((answer or {}).get("canceled", 0))
 
     async def cancel_all_except_current(self) -> int:
         """Cancel every pending item (the running one goes on); returns how many."""
-        answer = await self._http.request("PUT", f"{self._prefix}/cancel_all_except_current")
-        return int((answer or {}).get("canceled", 0))
+        return await self._count("canceled", "PUT", "/cancel_all_except_current")
 
     async def retry(self, item_ids: int | Iterable[int]) -> RetryItemsResult:
         """Enqueue failed or canceled items again, as NEW items of the same batch.
@@ -285,23 +285,19 @@ class QueueRepository(Repository):
     async def delete_destination(self, destination: str) -> int:
         """Delete every item sent to ``destination``; returns how many."""
         check_text("destination", destination, in_path=True)
-        answer = await self._http.request("DELETE", f"{self._prefix}/d/{destination}")
-        return int((answer or {}).get("deleted", 0))
+        return await self._count("deleted", "DELETE", f"/d/{destination}")
 
     async def delete_all_except_current(self) -> int:
         """Delete every pending item (the running one goes on); returns how many."""
-        answer = await self._http.request("PUT", f"{self._prefix}/delete_all_except_current")
-        return int((answer or {}).get("deleted", 0))
+        return await self._count("deleted", "PUT", "/delete_all_except_current")
 
     async def prune(self) -> int:
         """Remove finished items (completed, failed, canceled); returns how many."""
-        answer = await self._http.request("PUT", f"{self._prefix}/prune")
-        return int((answer or {}).get("deleted", 0))
+        return await self._count("deleted", "PUT", "/prune")
 
     async def clear(self) -> int:
         """Delete every item, canceling the running one (a non-admin: their own items)."""
-        answer = await self._http.request("PUT", f"{self._prefix}/clear")
-        return int((answer or {}).get("deleted", 0))
+        return await self._count("deleted", "PUT", "/clear")
 
     # -- processor -----------------------------------------------------------------------
 
