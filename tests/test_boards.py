@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import uuid
 from collections.abc import AsyncIterator
 
@@ -21,16 +20,9 @@ from invokeai_client import (
 )
 
 from .conftest import ADMIN, USER, Peer
+from .helpers import png
 
 pytestmark = pytest.mark.anyio
-
-
-def png(width: int = 8, height: int = 6) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (10, 120, 200)).save(out, format="PNG")
-    return out.getvalue()
 
 
 def unique(prefix: str = "sdk-test") -> str:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from invokeai_client import (
     UNCATEGORIZED,
@@ -23,17 +23,9 @@ from invokeai_client import (
 )
 
 from .conftest import Peer
+from .helpers import png
 
 pytestmark = pytest.mark.anyio
-
-
-def png(width: int = 16, height: int = 12, *, text: dict[str, str] | None = None) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
-        info.add_text(key, value)
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 40, 90)).save(out, format="PNG", pnginfo=info)
-    return out.getvalue()
 
 
 def decode(data: bytes) -> Image.Image:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 
 from invokeai_client import NotFoundError, RunFailedError, ValidationError, WorkflowResult
-from invokeai_client.workflows import WorkflowHandle, examples
+from invokeai_client.workflows import examples
 
 from .conftest import Peer
+from .helpers import node_of
 from .test_runs import needs_queue
 
 pytestmark = pytest.mark.anyio
-
-
-def node_of(handle: WorkflowHandle, node_type: str) -> str:
-    return next(n.id for n in handle.definition.nodes.values() if n.type == node_type)
 
 
 async def test_submit_runs_the_workflow_with_its_values(peer: Peer) -> None:

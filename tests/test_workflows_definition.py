@@ -10,22 +10,13 @@ from typing import Any
 import pytest
 
 from invokeai_client import ValidationError, WorkflowError
-from invokeai_client.fields import InvocationSchemas
 from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
 
 from .conftest import SEED_WORKFLOWS
+from .helpers import BUNDLED, example, handle
 
 SEED_FILES = sorted(SEED_WORKFLOWS.glob("*.json")) if SEED_WORKFLOWS.is_dir() else []
 needs_seed = pytest.mark.skipif(not SEED_FILES, reason="../shared/fixtures is not available")
-BUNDLED = InvocationSchemas.bundled()
-
-
-def example(name: str) -> dict[str, Any]:
-    return json.loads(examples.path(name).read_text())
-
-
-def handle(data: dict[str, Any], typed: bool = True) -> WorkflowHandle:
-    return WorkflowHandle(WorkflowDefinition.from_dict(data), schemas=BUNDLED if typed else None)
 
 
 def form_order(workflow: dict[str, Any]) -> list[tuple[str, str]]:

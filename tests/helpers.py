@@ -1,0 +1,64 @@
+"""Plain helpers shared by the test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+
+from invokeai_client import AsyncClient
+from invokeai_client.fields import InvocationSchemas
+from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
+
+BUNDLED = InvocationSchemas.bundled()
+"""The 6.14.2 invocation schemas shipped with the SDK (typed handles without a server)."""
+
+
+def png(width: int = 16, height: int = 12, *, text: dict[str, str] | None = None) -> bytes:
+    """A small PNG, optionally with text chunks (e.g. an embedded workflow)."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 40, 90)).save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def edge(source: str, field: str, target: str, target_field: str) -> dict[str, Any]:
+    """A graph edge from ``source.field`` to ``target.target_field`` (API form)."""
+    return {
+        "source": {"node_id": source, "field": field},
+        "destination": {"node_id": target, "field": target_field},
+    }
+
+
+def example(name: str) -> dict[str, Any]:
+    """A bundled example workflow's JSON."""
+    data: dict[str, Any] = json.loads(examples.path(name).read_text())
+    return data
+
+
+def handle(data: dict[str, Any], typed: bool = True) -> WorkflowHandle:
+    """An offline handle of workflow JSON, typed by the bundled schemas unless ``typed=False``."""
+    return WorkflowHandle(WorkflowDefinition.from_dict(data), schemas=BUNDLED if typed else None)
+
+
+def node_of(workflow: Any, node_type: str) -> str:
+    """The id of the first node of ``node_type`` in a (sync or async) workflow handle."""
+    return next(n.id for n in workflow.definition.nodes.values() if n.type == node_type)
+
+
+def outputs(item: dict[str, Any], node_id: str) -> list[dict[str, Any]]:
+    """What the prepared copies of graph node ``node_id`` returned in a queue item (REST)."""
+    session = item["session"]
+    return [session["results"][p] for p in session["source_prepared_mapping"].get(node_id, [])]
+
+
+async def queue_item(client: AsyncClient, item_id: int) -> dict[str, Any]:
+    """A queue item as the server's REST API gives it (the source of truth)."""
+    item: dict[str, Any] = await client._request(
+        "GET", f"/api/v1/queue/{client.queue_id}/i/{item_id}"
+    )
+    return item
