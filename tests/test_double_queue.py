@@ -305,6 +305,44 @@ async def test_division_by_zero_fails_the_item_status_first(client: AsyncClient)
     assert list(item["session"]["errors"].values()) == ["ZeroDivisionError: division by zero"]
 
 
+async def test_an_edge_input_the_node_refuses_fails_it_before_it_starts(
+    client: AsyncClient,
+) -> None:
+    # integer_math checks b != 0 for DIV itself: a literal 0 is refused at enqueue (422), a 0
+    # arriving over an edge fails the node as it is prepared (NodeInputError), never run.
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    graph = {
+        "nodes": {
+            "zero": {"id": "zero", "type": "integer", "value": 0},
+            "m": {"id": "m", "type": "integer_math", "operation": "DIV", "a": 6, "b": 1},
+        },
+        "edges": [edge("zero", "value", "m", "b")],
+    }
+    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
+    events = await events_until(
+        sub, lambda evs: any(isinstance(e, InvocationErrorEvent) for e in evs)
+    )
+    sub.close()
+    assert trace(events, item_id) == [
+        ("queue_item_status_changed", "in_progress"),
+        ("invocation_started", "zero"),
+        ("invocation_complete", "zero"),
+        ("queue_item_status_changed", "failed"),
+        ("invocation_error", "m"),
+    ]
+    item = await queue_item(client, item_id)
+    (prepared,) = item["session"]["source_prepared_mapping"]["m"]
+    message = f"Node {prepared} has invalid incoming input for b"
+    assert (item["status"], item["error_type"], item["error_message"]) == (
+        "failed", "NodeInputError", message
+    )
+    assert "NodeInputError" in item["error_traceback"]
+    assert item["session"]["errors"] == {prepared: f"NodeInputError: {message}"}
+    error = next(e for e in events if isinstance(e, InvocationErrorEvent))
+    assert (error.error_type, error.error_message) == ("NodeInputError", message)
+
+
 async def test_missing_required_input_fails_at_run_time(client: AsyncClient) -> None:
     graph = {"nodes": {"bl": {"id": "bl", "type": "img_blur", "radius": 1.0}}, "edges": []}
     (item_id,) = (await enqueue(client, {"graph": graph}))["item_ids"]

@@ -113,8 +113,8 @@ async def test_a_failing_workflow_raises_with_its_node(peer: Peer) -> None:
             await run
     assert caught.value.item_id == run.item_id
     assert caught.value.node_id == node_of(wf, "integer_math")
-    assert caught.value.error_type
-    assert caught.value.error_message
+    assert caught.value.error_type == "NodeInputError"  # B reaches the node over an edge
+    assert caught.value.error_message.endswith("has invalid incoming input for b")
 
 
 async def test_submit_takes_a_board_by_name_and_saves_there(peer: Peer) -> None:

@@ -297,7 +297,7 @@ async def test_failures_raise_synchronously_with_their_fields(peer: Peer) -> Non
     assert raw.error_message == "division by zero"
     assert "ZeroDivisionError" in raw.traceback
     assert out["flow"].node_id == out["node"]
-    assert out["flow"].error_type  # NodeInputError on InvokeAI 6.14.2 (it checks b != 0)
+    assert out["flow"].error_type == "NodeInputError"  # integer_math checks b != 0 itself
     assert out["flow"].error_message
     assert out["flow_result"] is not None
     assert out["flow_result"].status == "failed"

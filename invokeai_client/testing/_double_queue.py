@@ -49,6 +49,7 @@ from ._double_nodes import (
     REAL_NODE_TYPES,
     MissingInputException,
     NodeContext,
+    NodeInputError,
     NodeSpec,
     UnsupportedNodeError,
     kinds_compatible,
@@ -914,6 +915,13 @@ class _Session:
             node[field_name] = (
                 copy.deepcopy(value) if isinstance(value, (dict, list)) else value
             )
+        spec = self.plan.specs[self.prepared_source[exec_id]]
+        refused = dict(spec.check(node)) if spec is not None and spec.check else {}
+        for _, _, field_name in binds:  # like InvokeAI: the first refused edge input
+            if field_name in refused:
+                raise NodeInputError(exec_id, field_name) from ValueError(
+                    f"Value error, {refused[field_name]}"
+                )
 
     def complete(self, exec_id: str, output: dict[str, Any]) -> None:
         self.results[exec_id] = output
@@ -1523,6 +1531,9 @@ class SessionQueue:
             while item.status == "in_progress":
                 try:
                     exec_id = session.next()
+                except NodeInputError as exc:  # an edge brought a value the node refuses
+                    await self._fail(item, session, exc.exec_id, exc)
+                    break
                 except Exception as exc:  # an input that does not fit its field
                     await self._fail(item, session, None, exc)
                     break
