@@ -23,8 +23,9 @@ asyncio.run(main())
 
 
 @contextlib.contextmanager
-def double_process() -> Iterator[str]:
-    """The in-process double, hosted in a child process (instant node execution)."""
+def double_process() -> Iterator[tuple[str, int]]:
+    """The in-process double, hosted in a child process (instant node execution): its URL
+    and process id."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _DOUBLE_MAIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         text=True,
@@ -34,7 +35,7 @@ def double_process() -> Iterator[str]:
         url = proc.stdout.readline().strip()
         if not url.startswith("http"):
             raise RuntimeError("the double did not start")
-        yield url
+        yield url, proc.pid
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
@@ -46,7 +47,8 @@ def double_process() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def real_process(*, fast_gc: bool = True) -> Iterator[str]:
-    """A real InvokeAI 6.14.2 (the gc.freeze launcher unless fast_gc=False)."""
+def real_process(*, fast_gc: bool = True) -> Iterator[tuple[str, int | None]]:
+    """A real InvokeAI 6.14.2 (the gc.freeze launcher unless fast_gc=False): its URL and
+    process id."""
     with LocalInvokeAI(fast_gc=fast_gc) as server:
-        yield server.url
+        yield server.url, server.process.pid if server.process is not None else None

@@ -40,7 +40,6 @@ class EventStream:
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self.connect_count = 0
         self.disconnect_count = 0
-        self.events_received = 0
 
     @property
     def connected(self) -> bool:
@@ -63,7 +62,10 @@ class EventStream:
         )
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
-        sio.on("*", self._on_event)
+        # The router's dispatch is the handler itself: synchronous on purpose, since
+        # python-engineio runs each frame in its own task and a handler that awaited before
+        # routing could reorder events.
+        sio.on("*", self._router.dispatch_raw)
         self._sio = sio
         try:
             await sio.connect(
@@ -119,11 +121,10 @@ class EventStream:
         # Wake every waiter so it can decide to poll REST while the socket is down.
         self._router.wake_all()
 
-    def _on_event(self, name: str, data: Any = None) -> None:
-        # Synchronous on purpose: python-engineio runs each frame in its own task, and a
-        # handler that awaited before routing could reorder events.
-        self.events_received += 1
-        self._router.dispatch_raw(name, data)
+    @property
+    def events_received(self) -> int:
+        """Frames received over the socket since the client was created."""
+        return self._router.received
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
         """Wait until the socket is (re)connected; False on timeout."""

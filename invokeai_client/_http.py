@@ -39,6 +39,7 @@ log = logging.getLogger("invokeai_client")
 Expect = Literal["json", "bytes", "text", "none"]
 ParamValue = str | int | float | bool | None | Sequence[str | int | float | bool]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_URL_CACHE_SIZE = 256
 
 
 class _Retryable(Exception):
@@ -142,6 +143,7 @@ class HttpTransport:
         self.server_version: str | None = None
         self.on_token_refreshed: Callable[[str], None] | None = None
         self.request_count = 0
+        self._urls: dict[str, URL] = {}
 
     def __repr__(self) -> str:
         auth = "token=<set>" if self._token else "token=None"
@@ -199,9 +201,17 @@ class HttpTransport:
 
     def url(self, path: str) -> URL:
         """Absolute URL of an API path such as ``/api/v1/app/version``."""
+        known = self._urls.get(path)
+        if known is not None:
+            return known
         if path.startswith(("http://", "https://")):
-            return URL(path)
-        return URL(str(self.base_url) + "/" + path.lstrip("/"), encoded=False)
+            url = URL(path)
+        else:
+            url = URL(str(self.base_url) + "/" + path.lstrip("/"), encoded=False)
+        if len(self._urls) >= _URL_CACHE_SIZE:
+            self._urls.clear()  # paths with ids in them: keep the cache small, not clever
+        self._urls[path] = url
+        return url
 
     @property
     def origin(self) -> str:
@@ -235,8 +245,23 @@ class HttpTransport:
         (multipart bodies cannot be sent twice).
         """
         method = method.upper()
-        may_retry = (method in IDEMPOTENT_METHODS) if retry is None else retry
-        tries = 1 + (self.max_retries if may_retry else 0)
+        # Most requests succeed at once: the retry machinery is built only after a failure.
+        try:
+            return await self._send_once(
+                method,
+                path,
+                params=params,
+                json=json,
+                data=data() if callable(data) else data,
+                expect=expect,
+                timeout=timeout,
+                headers=headers,
+            )
+        except _Retryable as exc:
+            may_retry = (method in IDEMPOTENT_METHODS) if retry is None else retry
+            if not may_retry or self.max_retries == 0:
+                raise exc.error from exc.__cause__
+            first_failure = exc
 
         async def attempt_once() -> Any:
             return await self._send_once(
@@ -250,14 +275,7 @@ class HttpTransport:
                 headers=headers,
             )
 
-        # Most requests succeed at once: the retry machinery is entered only after a failure.
-        try:
-            return await attempt_once()
-        except _Retryable as exc:
-            if tries == 1:
-                raise exc.error from exc.__cause__
-            first_failure = exc
-        return await self._retry(method, path, attempt_once, first_failure, tries - 1)
+        return await self._retry(method, path, attempt_once, first_failure, self.max_retries)
 
     async def _retry(
         self,
@@ -313,28 +331,31 @@ class HttpTransport:
         timeout: float | None,
         headers: Mapping[str, str] | None,
     ) -> Any:
-        url = self.url(path)
-        req_headers = self.auth_headers()
-        if headers:
-            req_headers.update(headers)
+        # Only what this request sets is passed on: aiohttp then uses the session's defaults
+        # (``timeout=None`` would mean *no* timeout, not the client's).
+        options: dict[str, Any] = {}
+        if params:
+            options["params"] = encode_params(params)
+        if timeout is not None:
+            options["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        if self._token or headers:
+            req_headers = self.auth_headers()
+            if headers:
+                req_headers.update(headers)
+            options["headers"] = req_headers
         started = time.perf_counter()
         self.request_count += 1
         try:
             async with self.session.request(
-                method,
-                url,
-                params=encode_params(params),
-                json=json,
-                data=data,
-                headers=req_headers,
-                timeout=aiohttp.ClientTimeout(total=timeout) if timeout is not None else None,
+                method, self.url(path), json=json, data=data, **options
             ) as response:
                 body = await response.read()
                 self._note_refreshed_token(response)
-                log.debug(
-                    "%s %s -> %d (%.1f ms)",
-                    method, path, response.status, (time.perf_counter() - started) * 1000,
-                )
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "%s %s -> %d (%.1f ms)",
+                        method, path, response.status, (time.perf_counter() - started) * 1000,
+                    )
                 if response.status >= 400:
                     raise self._error_for(method, path, response, body)
                 return self._decode(method, path, response, body, expect)

@@ -51,9 +51,9 @@ T = TypeVar("T")
 class ItemRoute:
     """Where the router delivers the frames of one queue item, plus its repeat filter.
 
-    Subclasses (a run) implement :meth:`on_frame`; :meth:`accept` is the router's dedupe and
-    keeps only a few slots of state per item. Frames are the socket's raw payloads (dicts):
-    the hot path never builds a pydantic model.
+    :meth:`receive` drops repeats (keeping only a few slots of state per item) and hands each
+    new frame to one ``on_*`` hook, which subclasses (a run) implement. Frames are the
+    socket's raw payloads (dicts): the hot path never builds a pydantic model.
     """
 
     __slots__ = ("_last_progress", "_last_seq", "_last_status", "_seen", "batch_id")
@@ -65,28 +65,42 @@ class ItemRoute:
         self._seen: set[Hashable] | None = None
         self._last_progress: tuple[Any, ...] | None = None
 
-    def accept(self, name: str, data: dict[str, Any]) -> bool:
-        """Whether frame ``name`` is new for this item (False for a repeat)."""
+    def receive(self, name: str, data: dict[str, Any]) -> bool:
+        """Deliver frame ``name`` unless it repeats one already delivered (then False).
+
+        Node events repeat on ``(event, invocation id)``, status changes on
+        ``status_sequence`` (or the status itself), progress when it equals the last one.
+        """
+        if name in _NODE_EVENTS:
+            invocation = data.get("invocation")
+            if not isinstance(invocation, dict):
+                invocation = None
+            key = (name, invocation.get("id") if invocation is not None else None)
+            seen = self._seen
+            if seen is None:
+                self._seen = {key}
+            elif key in seen:
+                return False
+            else:
+                seen.add(key)
+            self.on_node(name, data, invocation)
+            return True
         if name == "queue_item_status_changed":
-            return self.accept_status(data.get("status"), data.get("status_sequence"))
+            status: Any = data.get("status")
+            if not self.accept_status(status, data.get("status_sequence")):
+                return False
+            self.on_status(status, data)
+            return True
         if name == "invocation_progress":
             invocation = data.get("invocation")
             prepared = invocation.get("id") if isinstance(invocation, dict) else None
-            key = (prepared, data.get("percentage"), data.get("message"))
-            if key == self._last_progress:
+            progress = (prepared, data.get("percentage"), data.get("message"))
+            if progress == self._last_progress:
                 return False
-            self._last_progress = key
+            self._last_progress = progress
+            self.on_progress(data)
             return True
-        if name in _NODE_EVENTS:
-            invocation = data.get("invocation")
-            prepared = invocation.get("id") if isinstance(invocation, dict) else None
-            seen = self._seen
-            if seen is None:
-                seen = self._seen = set()
-            node_key = (name, prepared)
-            if node_key in seen:
-                return False
-            seen.add(node_key)
+        self.on_other(name, data)
         return True
 
     def accept_status(self, status: Any, sequence: Any) -> bool:
@@ -110,8 +124,21 @@ class ItemRoute:
         self._seen = None
         self._last_progress = None
 
-    def on_frame(self, name: str, data: dict[str, Any]) -> None:  # pragma: no cover
-        raise NotImplementedError
+    # Hooks for subclasses; each gets a frame that is new for this item.
+
+    def on_node(
+        self, name: str, data: dict[str, Any], invocation: dict[str, Any] | None
+    ) -> None:
+        """``invocation_started`` / ``_complete`` / ``_error`` (``invocation``: its node)."""
+
+    def on_status(self, status: str, data: dict[str, Any]) -> None:
+        """``queue_item_status_changed`` with a new ``status``."""
+
+    def on_progress(self, data: dict[str, Any]) -> None:
+        """``invocation_progress``."""
+
+    def on_other(self, name: str, data: dict[str, Any]) -> None:
+        """Any other frame of this item (e.g. ``queue_items_canceled``)."""
 
 
 class BatchRoute(Protocol):
@@ -133,6 +160,7 @@ class EventRouter:
         self._listeners: list[Callable[[ServerEvent], None]] = []
         self._on_wake: list[Callable[[], None]] = []
         self._on_cleared: list[Callable[[], None]] = []
+        self.received = 0
         self.routed = 0
         self.repeats = 0
         self.ignored = 0
@@ -186,18 +214,34 @@ class EventRouter:
 
     # -- routing -------------------------------------------------------------------------
 
-    def dispatch_raw(self, name: str, data: Any) -> None:
+    def dispatch_raw(self, name: str, data: Any = None) -> None:
         """Route one socket frame: O(1), synchronous, never raises.
 
-        Routing reads the raw payload; only listeners (if any) get it parsed. In single-user
-        mode every socket hears every client's events: frames of batches nobody here tracks
-        cost a dict lookup and wait a short while, unparsed, in case their batch registers.
+        This is the socket's event handler. Routing reads the raw payload; only listeners
+        (if any) get it parsed. In single-user mode every socket hears every client's
+        events: frames of batches nobody here tracks cost a dict lookup and wait a short
+        while, unparsed, in case their batch registers.
         """
+        self.received += 1
         if self._listeners:
             self._notify(parse_event(name, data))
         if isinstance(data, dict):
             try:
-                self._route(name, data)
+                # The common case first: a frame of an item already known by its id.
+                item_id: Any = data.get("item_id")
+                route = self._items.get(item_id)
+                if (
+                    route is not None
+                    and route.batch_id == data.get("batch_id")
+                    and route.batch_id != REDACTED
+                    and data.get("user_id") != REDACTED
+                ):
+                    if route.receive(name, data):
+                        self.routed += 1
+                    else:
+                        self.repeats += 1
+                else:
+                    self._route(name, data)
             except Exception:  # a bug in one run must not stop the stream
                 log.exception("routing %s failed", name)
 
@@ -228,7 +272,7 @@ class EventRouter:
                 for item_id in data.get("canceled_item_ids") or ():
                     route = self._items.get(item_id)
                     if route is not None:
-                        route.on_frame(name, data)
+                        route.on_other(name, data)
             elif name == "queue_cleared":
                 for callback in self._on_cleared:
                     callback()
@@ -256,9 +300,8 @@ class EventRouter:
                 self.ignored += 1
                 return
             self._items[item_id] = route
-        if route.accept(name, data):
+        if route.receive(name, data):
             self.routed += 1
-            route.on_frame(name, data)
         else:
             self.repeats += 1
 

@@ -13,6 +13,7 @@ from invokeai_client import (
     EndpointNotAvailableError,
     InternalServerError,
     ValidationError,
+    errors,
 )
 
 from .conftest import ADMIN, USER, Peer, wait_until
@@ -158,6 +159,18 @@ async def test_retry_after_is_honoured(double: Peer) -> None:
         waited = time.monotonic() - started
     assert waited >= 0.95
     assert double.double.count("GET", "/api/v1/app/version") == 2
+
+
+async def test_the_client_timeout_bounds_every_request(double: Peer) -> None:
+    # AsyncClient(timeout=...) applies to requests that set no timeout of their own: a server
+    # that never answers gives a TimeoutError, not a hang.
+    assert double.double is not None
+    double.double.faults.add("/api/v1/app/version", delay=5)
+    async with double.client(timeout=0.5, max_retries=0, events=False) as client:
+        with pytest.raises(errors.TimeoutError) as caught:
+            # The outer bound only keeps a regression from hanging the suite.
+            await asyncio.wait_for(client.server_info(), 4)
+    assert "/api/v1/app/version" in str(caught.value)
 
 
 async def test_post_enqueue_is_never_retried_blindly(double: Peer) -> None:

@@ -507,7 +507,7 @@ def interrupt_when(condition: Callable[[], bool]) -> threading.Thread:
 
 def waiting_on(run: SyncWorkflowRun | SyncBatchRun) -> Callable[[], bool]:
     target: Any = run.aio
-    return lambda: target._waiters > 0
+    return lambda: bool(target._waiters)  # a count (batch) or a list of futures (run)
 
 
 @posix_only
@@ -579,7 +579,8 @@ PAIRS: list[tuple[type, type, set[str]]] = [
     (WorkflowHandle, SyncWorkflowHandle, set()),
     (WorkflowRun, SyncWorkflowRun, {
         "accept", "accept_status", "apply_item", "apply_status", "end_locally",
-        "forget_repeats", "lose", "on_event", "on_frame",
+        "forget_repeats", "lose", "on_event", "on_frame", "receive", "on_node", "on_status",
+        "on_progress", "on_other",
     }),
     (BatchRun, SyncBatchRun, {
         "adopt", "confirm", "on_batch_event", "on_frame", "unsettled", "gap", "groups", "held",

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import math
 import uuid
@@ -188,12 +190,13 @@ class RunManager:
         exactly one item (use :meth:`submit_batch` for more).
         """
         body = _body(graph, data, 1, prepend, origin, destination, workflow, batch_id)
-        return await self.submit_body(body, detach=detach)
+        batch = await self.enqueue(body, detach=detach, _single=True)
+        return batch._only_run()
 
     async def submit_body(self, body: Mapping[str, Any], *, detach: bool = False) -> WorkflowRun:
         """Submit an ``enqueue_batch`` body that makes exactly one queue item; its run."""
         batch = await self.enqueue(body, detach=detach, _single=True)
-        return batch.runs[0]
+        return batch._only_run()
 
     async def submit_batch(
         self,
@@ -257,15 +260,21 @@ class RunManager:
         self._batches[batch.batch_id] = batch
         self.router.add_batch(batch.batch_id, batch)
         self._ensure_supervisor()
-        post = self._spawn(self._post_enqueue(batch, request))
+        # The POST runs in a task of its own so that cancelling the caller never cuts a
+        # request whose fate would then be unknown; the caller waits on a plain future.
+        loop = asyncio.get_running_loop()
+        post = loop.create_task(self._post_enqueue(batch, request))
         self._posts.add(post)
-        post.add_done_callback(self._posts.discard)
+        posted = loop.create_future()
+        post.add_done_callback(functools.partial(self._posted, posted))
         try:
-            answer = await asyncio.shield(post)
+            await posted
         except asyncio.CancelledError:
             # The request may still land: finish it in the background, then cancel it.
             self._spawn(self._cancel_when_enqueued(post, batch))
             raise
+        try:
+            answer = post.result()
         except BaseException:
             self._drop(batch)
             raise
@@ -283,6 +292,11 @@ class RunManager:
             )
         batch.confirm(answer)
         return batch
+
+    def _posted(self, posted: asyncio.Future[None], post: asyncio.Task[Any]) -> None:
+        self._posts.discard(post)
+        if not posted.done():
+            posted.set_result(None)
 
     async def attach(self, item_id: int, *, detach: bool = True) -> WorkflowRun:
         """Follow an existing queue item (e.g. enqueued by another process).
@@ -326,7 +340,7 @@ class RunManager:
             "in_flight": self.in_flight,
             "batches": len(self._batches),
             "rest_checks": self.rest_checks,
-            "background_tasks": len(self._tasks),
+            "background_tasks": len(self._tasks) + len(self._posts),
             **{f"router_{k}": v for k, v in self.router.stats().items()},
         }
 
@@ -341,10 +355,11 @@ class RunManager:
         resends = 0
         while True:
             try:
-                answer = await http.request(
-                    "POST", f"{self._queue}/enqueue_batch", json=request, retry=False
+                raw = await http.request(
+                    "POST", f"{self._queue}/enqueue_batch", json=request, retry=False,
+                    expect="bytes",
                 )
-                return EnqueueBatchResult.model_validate(answer)
+                return read_enqueue_answer(raw, batch.batch_id)
             except errors.RateLimitError as exc:
                 # Refused before any work: safe to send again after the server's hint.
                 if resends >= ENQUEUE_RESENDS:
@@ -725,14 +740,82 @@ class RunManager:
                     )
             if not batch.confirmed:
                 self._drop(batch)
-        if self._tasks:
-            pending = list(self._tasks)
+        if self._tasks or self._posts:
+            pending = [*self._tasks, *self._posts]
             _, still = await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
             for task in still:
                 task.cancel()
             if still:
                 await asyncio.gather(*still, return_exceptions=True)
         self._dirty.clear()
+
+
+# -- enqueue answers ---------------------------------------------------------------------
+
+
+def read_enqueue_answer(raw: bytes, batch_id: str) -> EnqueueBatchResult:
+    """The counts and item ids of an ``enqueue_batch`` answer.
+
+    The server echoes the whole batch (graph, workflow, data: easily hundreds of KB for a GUI
+    workflow) between the counts and the item ids, and none of it is needed: only the two
+    ends are decoded. That is exact, not a guess: InvokeAI sends ``queue_id, enqueued,
+    requested, batch, priority, item_ids`` in that order, a ``"batch"`` / ``"priority"``
+    key inside the echo cannot make both ends valid JSON with the right keys (it sits one
+    level deeper, and JSON strings cannot hold a bare quote), and any doubt (another key
+    order, an odd answer) falls back to decoding the whole answer.
+    """
+    answer = _answer_ends(raw)
+    if answer is None:
+        try:
+            answer = EnqueueBatchResult.model_validate(json.loads(raw))
+        except ValueError as exc:
+            raise errors.APIError(
+                f"POST enqueue_batch: InvokeAI sent an answer that is not an enqueue result "
+                f"({exc})",
+                status=200,
+                method="POST",
+                path="enqueue_batch",
+            ) from exc
+    answer.batch = {"batch_id": batch_id}
+    return answer
+
+
+def _answer_ends(raw: bytes) -> EnqueueBatchResult | None:
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return None
+    batch_at = text.find('"batch"')
+    priority_at = text.rfind('"priority"')
+    if batch_at < 0 or priority_at < batch_at:
+        return None
+    head = text[:batch_at].rstrip()
+    if head.endswith(","):
+        head = head[:-1]
+    try:
+        first = json.loads(head + "}")
+        last = json.loads("{" + text[priority_at:])
+    except ValueError:
+        return None
+    if not isinstance(first, dict) or not isinstance(last, dict) or len(last) != 2:
+        return None
+    enqueued, requested = first.get("enqueued"), first.get("requested")
+    priority, item_ids = last.get("priority"), last.get("item_ids")
+    if (
+        type(enqueued) is not int
+        or type(requested) is not int
+        or type(priority) is not int
+        or type(item_ids) is not list
+        or not all(type(item_id) is int for item_id in item_ids)
+    ):
+        return None
+    return EnqueueBatchResult(
+        queue_id=str(first.get("queue_id", "default")),
+        enqueued=enqueued,
+        requested=requested,
+        priority=priority,
+        item_ids=item_ids,
+    )
 
 
 # -- enqueue bodies ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -70,9 +71,9 @@ class WorkflowRun(ItemRoute):
     """
 
     __slots__ = (
+        "__weakref__",
         "_current",
         "_error",
-        "_future",
         "_gap",
         "_heard",
         "_images",
@@ -99,8 +100,8 @@ class WorkflowRun(ItemRoute):
         self._current: str | None = None
         self._error: tuple[str | None, str | None, str | None, str | None] | None = None
         self._result: WorkflowResult | None = None
-        self._future: asyncio.Future[None] | None = None
-        self._waiters = 0
+        # One future per task awaiting the run: cancelling one waiter never touches another.
+        self._waiters: list[asyncio.Future[None]] | None = None
         self._listeners: list[Mailbox[RunEvent]] | None = None
         self._heard = _now()
         # Events may have been missed (socket down at some point of this run's life): the
@@ -153,18 +154,20 @@ class WorkflowRun(ItemRoute):
         is detached or awaited elsewhere) and :class:`~invokeai_client.errors.RunTimeoutError`
         says whether it was.
         """
-        if self._result is None:
-            future = self._future
-            if future is None:
-                future = self._future = asyncio.get_running_loop().create_future()
-            self._waiters += 1
+        result = self._result
+        if result is None:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waiters = self._waiters
+            if waiters is None:
+                waiters = self._waiters = []
+            waiters.append(waiter)
             try:
                 if timeout is None:
-                    await asyncio.shield(future)
+                    await waiter
                 else:
-                    await asyncio.wait_for(asyncio.shield(future), timeout)
+                    await asyncio.wait_for(waiter, timeout)
             except asyncio.TimeoutError:
-                self._waiters -= 1
+                self._forget_waiter(waiter)
                 canceled = await self._abandon()
                 raise errors.RunTimeoutError(
                     f"queue item {self.item_id} did not finish within {timeout}s "
@@ -178,13 +181,17 @@ class WorkflowRun(ItemRoute):
                     canceled=canceled,
                 ) from None
             except asyncio.CancelledError:
-                self._waiters -= 1
+                self._forget_waiter(waiter)
                 await self._abandon()
                 raise
-            self._waiters -= 1
-        result = self._result
-        assert result is not None
+            result = self._result
+            assert result is not None
         return result.raise_for_status()
+
+    def _forget_waiter(self, waiter: asyncio.Future[None]) -> None:
+        waiters = self._waiters
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
 
     def __await__(self) -> Generator[Any, None, WorkflowResult]:
         return self.result().__await__()
@@ -210,70 +217,86 @@ class WorkflowRun(ItemRoute):
 
     # -- routing (synchronous) -----------------------------------------------------------
 
-    def on_frame(self, name: str, data: dict[str, Any]) -> None:
-        """One socket frame of this item (raw payload; the router already dropped repeats)."""
+    def on_node(
+        self, name: str, data: dict[str, Any], invocation: dict[str, Any] | None
+    ) -> None:
+        """A node event of this item (raw payload; the router already dropped repeats)."""
         if self._result is not None:
             return
         self._heard = _now()
         if name == "invocation_complete":
-            self._on_complete(data)
-        elif name == "queue_item_status_changed":
-            session_id = data.get("session_id")
-            if session_id:
-                self.session_id = session_id
-            status = data.get("status")
-            if isinstance(status, str):
-                self._on_status(
-                    status, data.get("error_type"), data.get("error_message"),
-                    data.get("error_traceback"),
-                )
+            self._on_complete(data, invocation)
         elif name == "invocation_started":
             if self.session_id is None:
                 self.session_id = data.get("session_id")
             node_id = data.get("invocation_source_id")
             self._current = node_id
-            if self._listening and isinstance(node_id, str):
-                invocation = data.get("invocation") or {}
+            if (self._listeners or self.batch._listeners) and isinstance(node_id, str):
                 self._emit(
                     NodeStarted(
-                        self.item_id, self.batch_id, node_id, invocation.get("type"),
-                        invocation.get("id"),
+                        self.item_id, self.batch_id, node_id,
+                        invocation.get("type") if invocation else None,
+                        invocation.get("id") if invocation else None,
                     )
                 )
-        elif name == "invocation_progress":
-            node_id = data.get("invocation_source_id")
-            if self._listening and isinstance(node_id, str):
-                self._emit(
-                    NodeProgress(
-                        self.item_id, self.batch_id, node_id, data.get("percentage"),
-                        data.get("message") or "", _preview(data.get("image")),
-                    )
-                )
-        elif name == "invocation_error":
+        else:  # invocation_error
             self._error = (
                 data.get("invocation_source_id"), data.get("error_type"),
                 data.get("error_message"), data.get("error_traceback"),
             )
             self._try_finish()
-        elif name == "queue_items_canceled" and self.accept_status("canceled", None):
+
+    def on_status(self, status: str, data: dict[str, Any]) -> None:
+        """A new status of this item from the socket."""
+        if self._result is not None:
+            return
+        self._heard = _now()
+        session_id = data.get("session_id")
+        if session_id:
+            self.session_id = session_id
+        self._on_status(
+            status, data.get("error_type"), data.get("error_message"),
+            data.get("error_traceback"),
+        )
+
+    def on_progress(self, data: dict[str, Any]) -> None:
+        if self._result is not None:
+            return
+        self._heard = _now()
+        node_id = data.get("invocation_source_id")
+        if (self._listeners or self.batch._listeners) and isinstance(node_id, str):
+            self._emit(
+                NodeProgress(
+                    self.item_id, self.batch_id, node_id, data.get("percentage"),
+                    data.get("message") or "", _preview(data.get("image")),
+                )
+            )
+
+    def on_other(self, name: str, data: dict[str, Any]) -> None:
+        if self._result is not None:
+            return
+        self._heard = _now()
+        if name == "queue_items_canceled" and self.accept_status("canceled", None):
             self._on_status("canceled", None, None, None)
 
-    def _on_complete(self, data: dict[str, Any]) -> None:
+    def _on_complete(self, data: dict[str, Any], invocation: dict[str, Any] | None) -> None:
         node_id = data.get("invocation_source_id")
         result = data.get("result")
         if not isinstance(node_id, str) or not isinstance(result, dict):
             return
-        invocation = data.get("invocation") or {}
+        if invocation is None:
+            invocation = {}
         node_type = invocation.get("type")
-        value = map_output(result, self.batch.manager.client)
+        batch = self.batch
+        value = map_output(result, batch.manager.client)
         outputs = self._outputs
         if outputs is None:
             outputs = self._outputs = {}
-        if node_id in self.batch.iterated:
+        if node_id in batch.iterated:
             values = outputs.setdefault(node_id, [])
             values.append(value)
             if len(values) > 1:
-                self.batch.needs_order = True
+                batch.needs_order = True
         else:
             outputs[node_id] = value
         if self._current == node_id:
@@ -285,7 +308,7 @@ class WorkflowRun(ItemRoute):
             if images is None:
                 images = self._images = []
             collect_images(value, images)
-        if self._listening:
+        if self._listeners or batch._listeners:
             self._emit(
                 NodeCompleted(
                     self.item_id, self.batch_id, node_id, value, node_type, invocation.get("id")
@@ -470,15 +493,24 @@ class WorkflowRun(ItemRoute):
             for mailbox in self._listeners:
                 mailbox.close()
             self._listeners = None
-        future = self._future
-        if future is not None and not future.done():
-            future.set_result(None)
-        self._future = None
-        self.batch._settled(self)
+        waiters = self._waiters
+        if waiters is not None:
+            self._waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        self.batch._settled(result)
+
+    def _restore(self, result: WorkflowResult, index: int) -> None:
+        """Become a settled run with ``result`` (a run rebuilt by its finished batch)."""
+        self.index = index
+        self.status = result.status
+        self.session_id = result.session_id
+        self._result = result
 
     async def _abandon(self) -> bool:
         """The last waiter gave up: cancel the server item unless detached. True if sent."""
-        if self._result is not None or self._waiters > 0 or self.batch.detached:
+        if self._result is not None or self._waiters or self.batch.detached:
             return False
         await self.batch.manager.cancel_run_shielded(self)
         return True
@@ -573,12 +605,14 @@ class BatchRun:
     """
 
     __slots__ = (
+        "__weakref__",
         "_change",
         "_counts",
         "_finished",
         "_listeners",
         "_runs",
         "_waiters",
+        "_weak",
         "batch_id",
         "confirmed",
         "destination",
@@ -629,7 +663,9 @@ class BatchRun:
         self.gap = not manager.client.is_connected  # events until the reconnect are lost
         self.held = 0
         self._runs: dict[int, WorkflowRun] = {}
-        self._finished: list[WorkflowRun] = []
+        self._weak: dict[int, weakref.ref[WorkflowRun]] | None = None
+        # Results (not runs) in the order they settled: no batch <-> run reference cycle here.
+        self._finished: list[WorkflowResult] = []
         self._counts: dict[str, int] = {}
         self._change: asyncio.Future[None] | None = None
         self._listeners: list[Mailbox[RunEvent]] = []
@@ -646,11 +682,11 @@ class BatchRun:
     @property
     def runs(self) -> list[WorkflowRun]:
         """The runs of the batch in submission order (ascending item id)."""
-        return sorted(self._runs.values(), key=lambda run: run.item_id)
+        return sorted(self._run_map().values(), key=lambda run: run.item_id)
 
     @property
     def item_ids(self) -> list[int]:
-        return sorted(self._runs)
+        return sorted(self._run_map())
 
     def __len__(self) -> int:
         return self.expected
@@ -707,9 +743,8 @@ class BatchRun:
             while True:
                 finished = self._finished
                 while index < len(finished):
-                    result = finished[index]._result
+                    result = finished[index]
                     index += 1
-                    assert result is not None
                     yield result
                 if self.done:
                     return
@@ -837,8 +872,8 @@ class BatchRun:
             counts[previous] = counts.get(previous, 0) - 1
         counts[status] = counts.get(status, 0) + 1
 
-    def _settled(self, run: WorkflowRun) -> None:
-        self._finished.append(run)
+    def _settled(self, result: WorkflowResult) -> None:
+        self._finished.append(result)
         self.manager._run_settled(self)
         change = self._change
         if change is not None and not change.done():
@@ -847,6 +882,8 @@ class BatchRun:
             self._all_settled()
 
     def _all_settled(self) -> None:
+        if self._weak is not None:
+            return  # already done (confirm() may get here twice)
         for mailbox in self._listeners:
             mailbox.close()
         self._listeners = []
@@ -854,6 +891,43 @@ class BatchRun:
         if change is not None and not change.done():
             change.set_result(None)
         self.manager._batch_done(self)
+        # Each run refers to its batch; from now on the batch refers to its settled runs
+        # weakly, so a finished batch and its runs are freed by reference counting, not by
+        # the cycle collector. A run nobody holds any more is rebuilt from its result.
+        weak = self._weak = {}
+        runs = self._runs
+        for item_id, run in list(runs.items()):
+            if run._result is not None:
+                weak[item_id] = weakref.ref(run)
+                del runs[item_id]
+
+    def _only_run(self) -> WorkflowRun:
+        """The run of a one-item batch."""
+        runs = self._runs if self._weak is None else self._run_map()
+        if len(runs) == 1:
+            return next(iter(runs.values()))
+        return self.runs[0]
+
+    def _run_map(self) -> dict[int, WorkflowRun]:
+        """Every run of the batch by item id (rebuilding settled ones nobody holds)."""
+        weak = self._weak
+        if weak is None:
+            return self._runs
+        runs = dict(self._runs)
+        rebuilt: list[WorkflowRun] = []
+        for item_id, ref in weak.items():
+            run = ref()
+            if run is None:
+                run = WorkflowRun(self, item_id)
+                rebuilt.append(run)
+                weak[item_id] = weakref.ref(run)
+            runs[item_id] = run
+        if rebuilt:
+            results = {result.item_id: result for result in self._finished}
+            order = sorted(runs)
+            for run in rebuilt:
+                run._restore(results[run.item_id], order.index(run.item_id))
+        return runs
 
     def unsettled(self) -> list[WorkflowRun]:
         return [run for run in self._runs.values() if run._result is None]

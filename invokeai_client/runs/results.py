@@ -180,6 +180,7 @@ class WorkflowResult:
 # -- output mapping ----------------------------------------------------------------------
 
 _META_KEYS = frozenset({"type", "output_meta"})
+_PLAIN_TYPES = frozenset({int, float, str, bool, type(None)})
 
 
 def _is_image_field(value: Any) -> TypeGuard[dict[str, Any]]:
@@ -200,6 +201,11 @@ def map_value(value: Any, client: AsyncClient | None) -> Any:
 def map_output(output: Mapping[str, Any], client: AsyncClient | None) -> Any:
     """A node's output (``{"type": ..., <fields>}``) as a Python value; see the module doc."""
     fields = {k: v for k, v in output.items() if k not in _META_KEYS}
+    if len(fields) == 1:
+        # One field (the common case: an integer, a string, a collection): its value. A lone
+        # image field maps to the same ImageRef as below, without a size.
+        (value,) = fields.values()
+        return value if type(value) in _PLAIN_TYPES else map_value(value, client)
     image = fields.get("image")
     if _is_image_field(image):
         ref = ImageRef(
@@ -212,8 +218,6 @@ def map_output(output: Mapping[str, Any], client: AsyncClient | None) -> Any:
         if not rest:
             return ref
         return {"image": ref, **{k: map_value(v, client) for k, v in rest.items()}}
-    if len(fields) == 1:
-        return map_value(next(iter(fields.values())), client)
     return {k: map_value(v, client) for k, v in fields.items()}
 
 
