@@ -959,26 +959,43 @@ class _Session:
             for exec_id in self.exec_nodes
             for parent_exec, source_field, field_name in self.bindings[exec_id]
         ]
-        return {
-            "id": self.id,
-            "graph": self.plan.graph(self.nodes),
-            "execution_graph": {"id": self.exec_graph_id, "nodes": self.exec_nodes,
-                                "edges": edges},
-            "executed": list(self.executed_order),
-            "executed_history": list(self.executed_history),
-            "results": self.results,
-            "errors": self.errors,
-            "workflow_call_stack": [],
-            "workflow_call_history": [],
-            "max_workflow_call_depth": MAX_WORKFLOW_CALL_DEPTH,
-            "prepared_source_mapping": self.prepared_source,
-            "source_prepared_mapping": self.source_prepared,
-            "prepared_iteration_paths": {
+        return _session_dict(
+            self.id,
+            self.plan.graph(self.nodes),
+            execution_graph={"id": self.exec_graph_id, "nodes": self.exec_nodes, "edges": edges},
+            executed=list(self.executed_order),
+            executed_history=list(self.executed_history),
+            results=self.results,
+            errors=self.errors,
+            prepared_source_mapping=self.prepared_source,
+            source_prepared_mapping=self.source_prepared,
+            prepared_iteration_paths={
                 exec_id: list(self.path(exec_id)) for exec_id in self.exec_nodes
             },
-            "ready_order": [],
-            "indegree": self.indegree,
-        }
+            indegree=self.indegree,
+        )
+
+
+def _session_dict(session_id: str, graph: dict[str, Any], **state: Any) -> dict[str, Any]:
+    """A session as InvokeAI sends it: ``state`` over the fields of one that ran nothing."""
+    return {
+        "id": session_id,
+        "graph": graph,
+        "execution_graph": {"id": str(uuid.uuid4()), "nodes": {}, "edges": []},
+        "executed": [],
+        "executed_history": [],
+        "results": {},
+        "errors": {},
+        "workflow_call_stack": [],
+        "workflow_call_history": [],
+        "max_workflow_call_depth": MAX_WORKFLOW_CALL_DEPTH,
+        "prepared_source_mapping": {},
+        "source_prepared_mapping": {},
+        "prepared_iteration_paths": {},
+        "ready_order": [],
+        "indegree": {},
+        **state,
+    }
 
 
 def _merge_ctx(
@@ -1704,7 +1721,8 @@ class SessionQueue:
             "root_item_id": None,
             "workflow_call_depth": None,
             "session": (
-                item.session.to_dict() if item.session is not None else self._idle_session(item)
+                item.session.to_dict() if item.session is not None
+                else _session_dict(item.session_id, item.plan.graph(item.nodes()))
             ),
             "workflow": plan.workflow,
         }
@@ -1714,28 +1732,11 @@ class SessionQueue:
                 batch_id="redacted", session_id="redacted", origin=None, destination=None,
                 priority=0, field_values=None, retried_from_item_id=None, workflow=None,
                 error_type=None, error_message=None, error_traceback=None,
-                session=_redacted_session(),
+                session=_session_dict(
+                    "redacted", {"id": str(uuid.uuid4()), "nodes": {}, "edges": []}
+                ),
             )
         return data
-
-    def _idle_session(self, item: _Item) -> dict[str, Any]:
-        return {
-            "id": item.session_id,
-            "graph": item.plan.graph(item.nodes()),
-            "execution_graph": {"id": str(uuid.uuid4()), "nodes": {}, "edges": []},
-            "executed": [],
-            "executed_history": [],
-            "results": {},
-            "errors": {},
-            "workflow_call_stack": [],
-            "workflow_call_history": [],
-            "max_workflow_call_depth": MAX_WORKFLOW_CALL_DEPTH,
-            "prepared_source_mapping": {},
-            "source_prepared_mapping": {},
-            "prepared_iteration_paths": {},
-            "ready_order": [],
-            "indegree": {},
-        }
 
     def _summary(self, item: _Item, viewer: dict[str, Any]) -> dict[str, Any]:
         display_name, email = self._user_display(item.user_id)
@@ -2200,26 +2201,6 @@ class SessionQueue:
                     own[item.status] += 1
             counts = self._counts_dict(own)
         return json_response({"queue_id": queue_id, "destination": destination, **counts})
-
-
-def _redacted_session() -> dict[str, Any]:
-    return {
-        "id": "redacted",
-        "graph": {"id": str(uuid.uuid4()), "nodes": {}, "edges": []},
-        "execution_graph": {"id": str(uuid.uuid4()), "nodes": {}, "edges": []},
-        "executed": [],
-        "executed_history": [],
-        "results": {},
-        "errors": {},
-        "workflow_call_stack": [],
-        "workflow_call_history": [],
-        "max_workflow_call_depth": MAX_WORKFLOW_CALL_DEPTH,
-        "prepared_source_mapping": {},
-        "source_prepared_mapping": {},
-        "prepared_iteration_paths": {},
-        "ready_order": [],
-        "indegree": {},
-    }
 
 
 # -- batch data expansion ----------------------------------------------------------------
