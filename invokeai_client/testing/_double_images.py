@@ -22,7 +22,7 @@ from ._double_boards import (
     may_read_image,
     read_board,
 )
-from .double import DoubleImage, db_timestamp, error, json_response
+from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
@@ -212,7 +212,7 @@ class _Routes:
             board = self.d.boards.get(board_id)
             if board is None:
                 raise error(404, "Board not found")
-            if not (user.get("is_admin") or board["user_id"] == user["user_id"]
+            if not (is_owner_or_admin(user, board["user_id"])
                     or board["board_visibility"] == "public"):
                 raise error(403, "Not authorized to upload to this board")
         data = b""
@@ -441,7 +441,7 @@ class _Routes:
         user = self.d.current_user(request)
         deleted = []
         for image in list(self.d.images.values()):
-            mine = user.get("is_admin") or image.user_id == user["user_id"]
+            mine = is_owner_or_admin(user, image.user_id)
             if image.board_id is None and mine:
                 del self.d.images[image.image_name]
                 deleted.append(image.image_name)
@@ -454,7 +454,7 @@ class _Routes:
         user = self.d.current_user(request)
         count = sum(
             1 for i in self.d.images.values()
-            if i.is_intermediate and (user.get("is_admin") or i.user_id == user["user_id"])
+            if i.is_intermediate and is_owner_or_admin(user, i.user_id)
         )
         return json_response(count)
 

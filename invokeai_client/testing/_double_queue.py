@@ -54,7 +54,7 @@ from ._double_nodes import (
     UnsupportedNodeError,
     kinds_compatible,
 )
-from .double import DoubleImage, db_timestamp, error, json_response
+from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
@@ -1726,7 +1726,7 @@ class SessionQueue:
             ),
             "workflow": plan.workflow,
         }
-        if viewer is not None and not viewer.get("is_admin") and viewer["user_id"] != item.user_id:
+        if viewer is not None and not is_owner_or_admin(viewer, item.user_id):
             data.update(
                 user_id="redacted", user_display_name=None, user_email=None,
                 batch_id="redacted", session_id="redacted", origin=None, destination=None,
@@ -1756,7 +1756,7 @@ class SessionQueue:
             "field_values": item.field_values,
             "parent_item_id": None,
         }
-        if not viewer.get("is_admin") and viewer["user_id"] != item.user_id:
+        if not is_owner_or_admin(viewer, item.user_id):
             data.update(user_id="redacted", user_display_name=None, user_email=None,
                         batch_id="redacted", origin=None, destination=None, field_values=None)
         return data
@@ -2038,7 +2038,7 @@ class SessionQueue:
                 continue
             if item.queue_id != queue_id:
                 raise error(404, f"Queue item with id {item_id} not found in queue {queue_id}")
-            if not user.get("is_admin") and item.user_id != user["user_id"]:
+            if not is_owner_or_admin(user, item.user_id):
                 raise error(403, f"You do not have permission to retry queue item {item_id}")
             originals.append(item)
         retried: list[int] = []
@@ -2150,7 +2150,7 @@ class SessionQueue:
         item = self._item_or_404(request)
         if item.poison is not None:
             raise self._poison_error(item, "deleting queue item")
-        if not user.get("is_admin") and item.user_id != user["user_id"]:
+        if not is_owner_or_admin(user, item.user_id):
             raise error(403, "You do not have permission to delete this queue item")
         if item.status not in TERMINAL and self._transition(item, "canceled"):
             await self._emit_status(item)
@@ -2162,7 +2162,7 @@ class SessionQueue:
         item = self._item_or_404(request)
         if item.poison is not None:
             raise self._poison_error(item, "canceling queue item")
-        if not user.get("is_admin") and item.user_id != user["user_id"]:
+        if not is_owner_or_admin(user, item.user_id):
             raise error(403, "You do not have permission to cancel this queue item")
         if self._transition(item, "canceled"):
             await self._emit_status(item)
