@@ -275,6 +275,10 @@ def test_any_node_input_is_reachable_by_node_and_field() -> None:
     # integer_math.a is fed by an edge, so a literal would be ignored: refused.
     with pytest.raises(ValidationError, match="fed by"):
         h.set(f"{math['id']}.a", 5)
+    with pytest.raises(ValidationError, match="fed by") as caught:
+        h.update({"Operation": "ADD", f"{math['id']}.a": 5})
+    assert caught.value.rule == "not connected"
+    assert h.get("Operation") != "ADD"  # nothing was changed
     float_math = next(n for n in data["nodes"] if n["data"]["type"] == "float_math")
     h.set(f"{float_math['id']}.operation", "ADD")
     assert h.build_graph()["nodes"][float_math["id"]]["operation"] == "ADD"
