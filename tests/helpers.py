@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from typing import Any
 
 from PIL import Image, PngImagePlugin
@@ -43,6 +44,60 @@ def example(name: str) -> dict[str, Any]:
 def handle(data: dict[str, Any], typed: bool = True) -> WorkflowHandle:
     """An offline handle of workflow JSON, typed by the bundled schemas unless ``typed=False``."""
     return WorkflowHandle(WorkflowDefinition.from_dict(data), schemas=BUNDLED if typed else None)
+
+
+def gui_node(node_type: str, values: dict[str, Any]) -> dict[str, Any]:
+    """An invocation node as the GUI exports it (every input of the schema listed)."""
+    schema = BUNDLED.get(node_type)
+    assert schema is not None
+    node_id = str(uuid.uuid4())
+    inputs = {}
+    for name, prop in schema.inputs.items():
+        spec: dict[str, Any] = {"name": name, "label": "", "description": ""}
+        if name in values:
+            spec["value"] = values[name]
+        elif prop.get("default") is not None and prop.get("input") != "connection":
+            spec["value"] = prop["default"]
+        inputs[name] = spec
+    return {
+        "id": node_id,
+        "type": "invocation",
+        "position": {"x": 0, "y": 0},
+        "data": {
+            "id": node_id,
+            "type": node_type,
+            "version": schema.version,
+            "nodePack": "invokeai",
+            "label": "",
+            "notes": "",
+            "isOpen": True,
+            "isIntermediate": True,
+            "useCache": True,
+            "inputs": inputs,
+        },
+    }
+
+
+def gui_workflow(
+    name: str,
+    nodes: list[dict[str, Any]],
+    edges: list[dict[str, Any]] | None = None,
+    exposed: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A workflow file as the GUI saves it (v3 meta, no form) around ``nodes`` and ``edges``."""
+    return {
+        "name": name,
+        "author": "",
+        "description": "",
+        "version": "1.0.0",
+        "contact": "",
+        "tags": "",
+        "notes": "",
+        "exposedFields": exposed or [],
+        "meta": {"version": "3.0.0", "category": "user"},
+        "nodes": nodes,
+        "edges": edges or [],
+    }
 
 
 def node_of(workflow: Any, node_type: str) -> str:
