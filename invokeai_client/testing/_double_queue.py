@@ -976,6 +976,20 @@ class _Session:
         )
 
 
+def _item_event(item: _Item) -> dict[str, Any]:
+    """What every event about one queue item starts with (InvokeAI's QueueItemEventBase)."""
+    plan = item.plan
+    return {
+        "timestamp": int(time.time()),
+        "queue_id": item.queue_id,
+        "item_id": item.item_id,
+        "batch_id": plan.batch_id,
+        "origin": plan.origin,
+        "destination": plan.destination,
+        "user_id": item.user_id,
+    }
+
+
 def _session_dict(session_id: str, graph: dict[str, Any], **state: Any) -> dict[str, Any]:
     """A session as InvokeAI sends it: ``state`` over the fields of one that ran nothing."""
     return {
@@ -1348,15 +1362,8 @@ class SessionQueue:
         await self._emit(event, payload, room, item=item)
 
     async def _emit_status(self, item: _Item) -> None:
-        plan = item.plan
         payload: dict[str, Any] = {
-            "timestamp": int(time.time()),
-            "queue_id": item.queue_id,
-            "item_id": item.item_id,
-            "batch_id": plan.batch_id,
-            "origin": plan.origin,
-            "destination": plan.destination,
-            "user_id": item.user_id,
+            **_item_event(item),
             "status": item.status,
             "status_sequence": item.status_sequence,
             "error_type": item.error_type,
@@ -1366,7 +1373,7 @@ class SessionQueue:
             "updated_at": item.updated_at,
             "started_at": item.started_at,
             "completed_at": item.completed_at,
-            "batch_status": self._batch_status(item.queue_id, plan.batch_id),
+            "batch_status": self._batch_status(item.queue_id, item.plan.batch_id),
             "queue_status": self._queue_status(
                 item.queue_id, item.user_id, acting_user_id=item.user_id
             ),
@@ -1570,15 +1577,8 @@ class SessionQueue:
         node = session.exec_nodes[exec_id]
         if node["type"] in ("iterate", "collect"):
             node = {**node, "collection": []}
-        plan = item.plan
         return {
-            "timestamp": int(time.time()),
-            "queue_id": item.queue_id,
-            "item_id": item.item_id,
-            "batch_id": plan.batch_id,
-            "origin": plan.origin,
-            "destination": plan.destination,
-            "user_id": item.user_id,
+            **_item_event(item),
             "session_id": item.session_id,
             "invocation": node,
             "invocation_source_id": session.prepared_source[exec_id],
