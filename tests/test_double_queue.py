@@ -139,6 +139,22 @@ def finished(count: int) -> Callable[[list[ServerEvent]], bool]:
     return stop
 
 
+async def run_one(
+    client: AsyncClient,
+    graph: dict[str, Any],
+    stop: Callable[[list[ServerEvent]], bool] | None = None,
+) -> tuple[int, list[ServerEvent]]:
+    """Enqueue one item of ``graph`` (its own batch) and read its events until ``stop``
+    (default: until it ends); returns its id and the events."""
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    try:
+        (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
+        return item_id, await events_until(sub, stop or finished(1))
+    finally:
+        sub.close()
+
+
 def trace(events: list[ServerEvent], item_id: int) -> list[tuple[str, str | None]]:
     """(event, node or status) of one item, in arrival order."""
     steps: list[tuple[str, str | None]] = []
@@ -259,11 +275,7 @@ async def test_iterate_and_collect_expand_per_item(client: AsyncClient) -> None:
         "edges": [edge("rng", "collection", "it", "collection"), edge("it", "item", "plus", "a"),
                   edge("plus", "value", "col", "item")],
     }
-    batch_id = str(uuid.uuid4())
-    sub = Watch(client, batch_id)
-    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
-    events = await events_until(sub, finished(1))
-    sub.close()
+    item_id, events = await run_one(client, graph)
     nodes = [node for kind, node in trace(events, item_id) if kind == "invocation_started"]
     assert nodes == ["rng", "it", "it", "it", "plus", "plus", "plus", "col"]
     item = await queue_item(client, item_id)
@@ -278,14 +290,10 @@ async def test_iterate_and_collect_expand_per_item(client: AsyncClient) -> None:
 
 
 async def test_division_by_zero_fails_the_item_status_first(client: AsyncClient) -> None:
-    batch_id = str(uuid.uuid4())
-    sub = Watch(client, batch_id)
     graph = {"nodes": {"d": {"id": "d", "type": "div", "a": 1, "b": 0}}, "edges": []}
-    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
-    events = await events_until(
-        sub, lambda evs: any(isinstance(e, InvocationErrorEvent) for e in evs)
+    item_id, events = await run_one(
+        client, graph, lambda evs: any(isinstance(e, InvocationErrorEvent) for e in evs)
     )
-    sub.close()
     assert trace(events, item_id) == [
         ("queue_item_status_changed", "in_progress"),
         ("invocation_started", "d"),
@@ -310,8 +318,6 @@ async def test_an_edge_input_the_node_refuses_fails_it_before_it_starts(
 ) -> None:
     # integer_math checks b != 0 for DIV itself: a literal 0 is refused at enqueue (422), a 0
     # arriving over an edge fails the node as it is prepared (NodeInputError), never run.
-    batch_id = str(uuid.uuid4())
-    sub = Watch(client, batch_id)
     graph = {
         "nodes": {
             "zero": {"id": "zero", "type": "integer", "value": 0},
@@ -319,11 +325,9 @@ async def test_an_edge_input_the_node_refuses_fails_it_before_it_starts(
         },
         "edges": [edge("zero", "value", "m", "b")],
     }
-    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
-    events = await events_until(
-        sub, lambda evs: any(isinstance(e, InvocationErrorEvent) for e in evs)
+    item_id, events = await run_one(
+        client, graph, lambda evs: any(isinstance(e, InvocationErrorEvent) for e in evs)
     )
-    sub.close()
     assert trace(events, item_id) == [
         ("queue_item_status_changed", "in_progress"),
         ("invocation_started", "zero"),
@@ -365,11 +369,7 @@ async def test_image_chain_makes_images_with_saving_progress(client: AsyncClient
         "edges": [edge("blank", "image", "resize", "image"), edge("resize", "image", "save",
                                                                   "image")],
     }
-    batch_id = str(uuid.uuid4())
-    sub = Watch(client, batch_id)
-    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
-    events = await events_until(sub, finished(1))
-    sub.close()
+    item_id, events = await run_one(client, graph)
     steps = trace(events, item_id)
     assert steps[1:4] == [("invocation_started", "blank"), ("invocation_progress", "blank"),
                           ("invocation_complete", "blank")]
@@ -437,11 +437,7 @@ async def test_the_invocation_cache_reuses_outputs_of_equal_nodes(client: AsyncC
                                  "height": 16, "color": color}}, "edges": []}
     runs = []
     for _ in range(2):
-        batch_id = str(uuid.uuid4())
-        sub = Watch(client, batch_id)
-        (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
-        events = await events_until(sub, finished(1))
-        sub.close()
+        item_id, events = await run_one(client, graph)
         runs.append((await queue_item(client, item_id), events))
     (first, first_events), (second, second_events) = runs
     assert outputs(first, "blank") == outputs(second, "blank")  # the very same image
@@ -893,11 +889,7 @@ async def test_shuffled_events_are_the_same_events_out_of_order(double: Peer) ->
 async def _run_and_trace(
     client: AsyncClient, stop: Callable[[list[ServerEvent]], bool] | None = None
 ) -> list[tuple[str, str | None]]:
-    batch_id = str(uuid.uuid4())
-    sub = Watch(client, batch_id)
-    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": add_graph()}))["item_ids"]
-    events = await events_until(sub, stop or finished(1))
-    sub.close()
+    item_id, events = await run_one(client, add_graph(), stop)
     return trace(events, item_id)
 
 
