@@ -13,7 +13,7 @@ A field's class is chosen, first match wins, by:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from ._base import UNSET, IvkField
@@ -446,5 +446,3 @@ def register_field(
         return apply
     return apply(cls)
 
-
-FieldFactory = Callable[..., IvkField[Any]]
