@@ -149,6 +149,16 @@ async def test_unknown_boards_are_named_in_the_error(client: AsyncClient) -> Non
         await client.images.upload(png(), board="no-board-named-this")
 
 
+async def test_moving_an_unknown_image_names_the_image(
+    client: AsyncClient, board: Board
+) -> None:
+    ghost = f"{uuid.uuid4()}.png"
+    with pytest.raises(NotFoundError, match=ghost):
+        await client.boards.add_images(board, ghost)
+    with pytest.raises(NotFoundError, match=ghost):
+        await client.boards.remove_images(ghost)
+
+
 async def test_bad_board_input_is_refused_before_any_request(peer: Peer) -> None:
     async with peer.client() as client:
         sent = client._http.request_count

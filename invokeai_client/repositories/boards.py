@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
@@ -320,17 +321,13 @@ class BoardRepository(Repository):
             "board", board_id, action="add images to", not_found=errors.BoardNotFoundError
         )
         if len(names) == 1:
-            try:
+            async with self._naming_unknown_image(names[0]):
                 with board_errors:
                     answer = await self._http.request(
                         "POST",
                         f"{BOARD_IMAGES}/",
                         json={"board_id": board_id, "image_name": names[0]},
                     )
-            except errors.InternalServerError:
-                # InvokeAI answers 500 for an image it does not know; say which one.
-                await self._client.images.get(names[0])  # raises NotFoundError naming it
-                raise
             return ImagesResult.from_server(answer, "added_images")
         result = ImagesResult()
         with board_errors:
@@ -344,17 +341,23 @@ class BoardRepository(Repository):
         """Take images off whatever board they are on (they become uncategorized)."""
         names = image_names_of(images)
         if len(names) == 1:
-            try:
+            async with self._naming_unknown_image(names[0]):
                 answer = await self._http.request(
                     "DELETE", f"{BOARD_IMAGES}/", json={"image_name": names[0]}, retry=False
                 )
-            except errors.InternalServerError:
-                # InvokeAI answers 500 for an image it does not know; say which one.
-                await self._client.images.get(names[0])  # raises NotFoundError naming it
-                raise
             return ImagesResult.from_server(answer, "removed_images")
         result = ImagesResult()
         async for answer in self._post_chunks(f"{BOARD_IMAGES}/batch/delete", "image_names", names):
             result = result.merge(ImagesResult.from_server(answer, "removed_images"))
         return result
+
+    @asynccontextmanager
+    async def _naming_unknown_image(self, name: str) -> AsyncIterator[None]:
+        """InvokeAI answers a board change of an image it does not know with a bare 500;
+        inside this block that becomes the NotFoundError naming the image."""
+        try:
+            yield
+        except errors.InternalServerError:
+            await self._client.images.get(name)  # raises NotFoundError naming it
+            raise
 
