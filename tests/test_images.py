@@ -249,6 +249,9 @@ async def test_path_traversal_names_are_refused(peer: Peer, tmp_path: Path) -> N
                 await client.images.get(evil)
         with pytest.raises(ValidationError, match="does not exist"):
             await client.images.download("fine.png", tmp_path / "no-such-folder" / "f.png")
+        for not_one in ([], ["a.png", "b.png"], 42):
+            with pytest.raises(ValidationError, match="an image name or an image"):
+                await client.images.get(not_one)  # type: ignore[arg-type]
         assert client._http.request_count == sent
     assert list(target.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads"]

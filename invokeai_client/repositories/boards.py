@@ -18,7 +18,7 @@ from .._paging import Page, Paginator, offset_page
 from ..models.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
 from ..models.images import ImagesResult
 from ._base import Repository, naming
-from .images import ImagesArg, check_categories, image_names_of
+from .images import ImagesArg, check_categories, image_name_of, image_names_of
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -250,7 +250,7 @@ class BoardRepository(Repository):
                 )
             changes["board_visibility"] = visibility
         if cover_image is not None:
-            changes["cover_image_name"] = image_names_of(cover_image)[0]
+            changes["cover_image_name"] = image_name_of(cover_image, input="cover_image")
         board_id = await self.resolve(board, verify=False)
         if board_id == UNCATEGORIZED:
             raise errors.BoardError("the uncategorized pseudo-board cannot be changed")
