@@ -30,7 +30,7 @@ from invokeai_client.models.events import (
     ServerEvent,
 )
 
-from .conftest import Peer
+from .conftest import Peer, wait_until
 from .helpers import edge, outputs, queue_item
 
 pytestmark = pytest.mark.anyio
@@ -900,7 +900,7 @@ async def test_sockets_dropped_after_n_events_reconnect(double: Peer) -> None:
         result = await enqueue(client, {"graph": add_graph(), "runs": 3})
         items = await wait_items(client, result["item_ids"])
         assert all(item["status"] == "completed" for item in items.values())
-        await asyncio.wait_for(_reconnected(client, 2), 30)
+        await wait_until(lambda: reconnected(client, 2), 30)
     assert len(double.double.subscribe_log) >= 2
 
 
@@ -908,13 +908,12 @@ async def test_sockets_dropped_every_interval_reconnect(double: Peer) -> None:
     assert double.double is not None
     async with double.client() as client:
         double.double.queue.faults.drop_sockets_every = 0.2
-        await asyncio.wait_for(_reconnected(client, 3), 30)
+        await wait_until(lambda: reconnected(client, 3), 30)
         double.double.queue.faults.drop_sockets_every = None
 
 
-async def _reconnected(client: AsyncClient, times: int) -> None:
-    while not (client._events.connect_count >= times and client.is_connected):
-        await asyncio.sleep(0.02)
+def reconnected(client: AsyncClient, times: int) -> bool:
+    return client._events.connect_count >= times and client.is_connected
 
 
 async def test_lost_enqueue_answer_still_enqueued(double: Peer) -> None:
@@ -987,7 +986,7 @@ async def test_canceled_node_completes_unless_it_reports_progress(double: Peer) 
                     ("queue_item_status_changed", "canceled"), ("invocation_complete", "sum")]
             else:
                 events = await events_until(sub, finished(1))
-                await wait_until_processor_idle(double)
+                await wait_until(lambda: idle(double), 60)
                 events += [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
                 assert trace(events, item_id)[-1] == ("queue_item_status_changed", "canceled")
                 assert not any(isinstance(e, InvocationCompleteEvent) and e.node_id == "sum"
@@ -998,10 +997,9 @@ async def test_canceled_node_completes_unless_it_reports_progress(double: Peer) 
             sub.close()
 
 
-async def wait_until_processor_idle(double: Peer) -> None:
+def idle(double: Peer) -> bool:
     assert double.double is not None
-    while double.double.queue._running is not None:
-        await asyncio.sleep(0.02)
+    return double.double.queue._running is None
 
 
 async def test_a_full_queue_cuts_the_batch(double: Peer) -> None:
@@ -1095,14 +1093,9 @@ async def test_users_take_turns_in_multi_user_mode(multiuser_peer: Peer) -> None
                                           "runs": 3})
             await admin._request("PUT", f"{q}/processor/resume")
             await wait_items(admin, first["item_ids"] + second["item_ids"])
-            await asyncio.wait_for(_until(lambda: len(started) == 6), 30)
+            await wait_until(lambda: len(started) == 6, 30)
             remove()
         finally:
             await admin._request("PUT", f"{q}/processor/resume")
     # whoever goes first, the two users alternate
     assert all(a != b for a, b in itertools.pairwise(started)), started
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.02)
