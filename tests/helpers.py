@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import uuid
@@ -11,6 +12,7 @@ from PIL import Image, PngImagePlugin
 
 from invokeai_client import AsyncClient
 from invokeai_client.fields import InvocationSchemas
+from invokeai_client.models import TERMINAL_STATUSES
 from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
 
 BUNDLED = InvocationSchemas.bundled()
@@ -117,3 +119,22 @@ async def queue_item(client: AsyncClient, item_id: int) -> dict[str, Any]:
         "GET", f"/api/v1/queue/{client.queue_id}/i/{item_id}"
     )
     return item
+
+
+async def wait_items(
+    client: AsyncClient, item_ids: list[int], timeout: float = 60
+) -> dict[int, dict[str, Any]]:
+    """Poll REST (the source of truth) until every item has finished; ``{id: item}``."""
+    done: dict[int, dict[str, Any]] = {}
+
+    async def poll() -> None:
+        while len(done) < len(item_ids):
+            for item_id in item_ids:
+                if item_id not in done:
+                    item = await queue_item(client, item_id)
+                    if item["status"] in TERMINAL_STATUSES:
+                        done[item_id] = item
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)
+    return done

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from invokeai_client import AsyncClient, InternalServerError, UnprocessableEntityError
+from invokeai_client.models import TERMINAL_STATUSES
 from invokeai_client.models.events import (
     BatchEnqueuedEvent,
     InvocationCompleteEvent,
@@ -31,11 +32,10 @@ from invokeai_client.models.events import (
 )
 
 from .conftest import Peer, wait_until
-from .helpers import edge, outputs, queue_item
+from .helpers import edge, outputs, queue_item, wait_items
 
 pytestmark = pytest.mark.anyio
 
-TERMINAL = {"completed", "failed", "canceled"}
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -74,24 +74,6 @@ async def enqueue(client: AsyncClient, batch: dict[str, Any], *, prepend: bool =
         "POST", f"/api/v1/queue/{client.queue_id}/enqueue_batch",
         json={"batch": batch, "prepend": prepend},
     )
-
-
-async def wait_items(client: AsyncClient, item_ids: list[int],
-                     timeout: float = 60) -> dict[int, dict[str, Any]]:
-    """Poll REST (the source of truth) until every item has finished."""
-    done: dict[int, dict[str, Any]] = {}
-
-    async def poll() -> None:
-        while len(done) < len(item_ids):
-            for item_id in item_ids:
-                if item_id not in done:
-                    item = await queue_item(client, item_id)
-                    if item["status"] in TERMINAL:
-                        done[item_id] = item
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(poll(), timeout)
-    return done
 
 
 class Watch:
@@ -133,7 +115,7 @@ def finished(count: int) -> Callable[[list[ServerEvent]], bool]:
     def stop(events: list[ServerEvent]) -> bool:
         ended = {
             e.item_id for e in events
-            if isinstance(e, QueueItemStatusChangedEvent) and e.status in TERMINAL
+            if isinstance(e, QueueItemStatusChangedEvent) and e.status in TERMINAL_STATUSES
         }
         return len(ended) >= count
     return stop

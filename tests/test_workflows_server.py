@@ -4,7 +4,6 @@ client types inputs from /openapi.json."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
@@ -20,12 +19,11 @@ from invokeai_client.fields import FloatField, ImageField, IntegerField
 from invokeai_client.workflows import examples
 
 from .conftest import Peer
-from .helpers import node_of, outputs
+from .helpers import node_of, outputs, wait_items
 
 pytestmark = pytest.mark.anyio
 
 QUEUE = "/api/v1/queue/default"
-TERMINAL = {"completed", "failed", "canceled"}
 
 
 @pytest.fixture
@@ -40,17 +38,10 @@ async def run(
 ) -> list[dict[str, Any]]:
     """Enqueue one batch and wait for all its items (the run API belongs to another area)."""
     answer = await client._request("POST", f"{QUEUE}/enqueue_batch", json=body)
-    items = []
-    deadline = asyncio.get_running_loop().time() + timeout
-    for item_id in answer["item_ids"]:
-        while True:
-            item = await client._request("GET", f"{QUEUE}/i/{item_id}")
-            if item["status"] in TERMINAL:
-                break
-            assert asyncio.get_running_loop().time() < deadline, f"item {item_id} did not finish"
-            await asyncio.sleep(0.05)
+    done = await wait_items(client, answer["item_ids"], timeout)
+    items = [done[item_id] for item_id in answer["item_ids"]]
+    for item in items:
         assert item["status"] == "completed", (item.get("error_type"), item.get("error_message"))
-        items.append(item)
     return items
 
 
