@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response
+from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response, missing
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
@@ -126,8 +126,7 @@ async def json_body(request: web.Request) -> Any:
 
 def _body_field(body: Any, name: str, loc: str = "body") -> Any:
     if not isinstance(body, dict) or name not in body:
-        raise error(422, [{"type": "missing", "loc": [loc, name], "msg": "Field required",
-                           "input": body}])
+        raise missing([loc, name], body)
     return body[name]
 
 
@@ -139,8 +138,7 @@ class _Routes:
         user = self.d.current_user(request)
         name = request.query.get("board_name")
         if name is None:
-            raise error(422, [{"type": "missing", "loc": ["query", "board_name"],
-                               "msg": "Field required", "input": None}])
+            raise missing(["query", "board_name"])
         if len(name) > 300:
             raise error(422, [{"type": "string_too_long", "loc": ["query", "board_name"],
                                "msg": "String should have at most 300 characters",

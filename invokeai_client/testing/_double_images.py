@@ -22,7 +22,7 @@ from ._double_boards import (
     may_read_image,
     read_board,
 )
-from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response
+from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response, missing
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
@@ -146,8 +146,7 @@ def _bool_query(request: web.Request, name: str, *, required: bool = False) -> b
     raw = request.query.get(name)
     if raw is None:
         if required:
-            raise error(422, [{"type": "missing", "loc": ["query", name],
-                               "msg": "Field required", "input": None}])
+            raise missing(["query", name])
         return None
     if raw.lower() in ("true", "1", "yes", "on"):
         return True
@@ -186,8 +185,7 @@ class _Routes:
         body = await json_body(request)
         names = body.get("image_names") if isinstance(body, dict) else None
         if not isinstance(names, list):
-            raise error(422, [{"type": "missing", "loc": ["body", "image_names"],
-                               "msg": "Field required", "input": body}])
+            raise missing(["body", "image_names"], body)
         if len(names) > MAX_BATCH:
             raise error(422, [{"type": "too_long", "loc": ["body", "image_names"],
                                "msg": f"List should have at most {MAX_BATCH} items"}])
@@ -199,8 +197,7 @@ class _Routes:
         user = self.d.current_user(request)
         category = request.query.get("image_category")
         if category is None:
-            raise error(422, [{"type": "missing", "loc": ["query", "image_category"],
-                               "msg": "Field required", "input": None}])
+            raise missing(["query", "image_category"])
         if category not in CATEGORIES:
             raise error(422, [{"type": "enum", "loc": ["query", "image_category"],
                                "msg": "Input should be 'general', 'mask', 'control', 'user' "

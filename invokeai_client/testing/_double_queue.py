@@ -54,7 +54,7 @@ from ._double_nodes import (
     UnsupportedNodeError,
     kinds_compatible,
 )
-from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response
+from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response, missing
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
@@ -1981,10 +1981,7 @@ class SessionQueue:
     def _destination(self, request: web.Request) -> str:
         destination = request.query.get("destination")
         if destination is None:
-            raise _unprocessable(
-                [{"type": "missing", "loc": ["query", "destination"], "msg": "Field required",
-                  "input": None}]
-            )
+            raise missing(["query", "destination"])
         return destination
 
     async def _r_cancel_by_destination(self, request: web.Request) -> web.StreamResponse:
