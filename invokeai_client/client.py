@@ -154,12 +154,9 @@ class AsyncClient:
                 retry=True,
             )
         except errors.AuthenticationError as exc:
-            raise errors.AuthenticationError(
+            raise exc.reworded(
                 f"login as {email!r} failed: {errors.describe_detail(exc.detail)}",
-                status=exc.status,
-                detail=exc.detail,
-                method=exc.method,
-                path=exc.path,
+                kind=errors.AuthenticationError,
             ) from None
         except errors.PermissionDeniedError as exc:
             # Single-user servers answer 403 "Multiuser mode is disabled": no login needed.

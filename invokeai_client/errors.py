@@ -211,6 +211,23 @@ class APIError(InvokeAIError):
         self.method = method
         self.path = path
 
+    def reworded(
+        self, message: str, *, kind: type[APIError] | None = None, status: int | None = None
+    ) -> APIError:
+        """This error told better: a new ``kind`` (default: the same class) with ``message``.
+
+        The server's ``detail`` and the request's ``method``/``path`` are kept (and ``status``
+        unless given), so ``raise exc.reworded("image 'x.png' not found") from None`` names
+        the resource without losing what the server said.
+        """
+        return (kind or type(self))(
+            message,
+            status=self.status if status is None else status,
+            detail=self.detail,
+            method=self.method,
+            path=self.path,
+        )
+
 
 class BadRequestError(APIError):
     """HTTP 400: the request was malformed."""

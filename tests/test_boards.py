@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import uuid
 from collections.abc import AsyncIterator
 
@@ -21,16 +20,9 @@ from invokeai_client import (
 )
 
 from .conftest import ADMIN, USER, Peer
+from .helpers import png
 
 pytestmark = pytest.mark.anyio
-
-
-def png(width: int = 8, height: int = 6) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (10, 120, 200)).save(out, format="PNG")
-    return out.getvalue()
 
 
 def unique(prefix: str = "sdk-test") -> str:
@@ -155,6 +147,16 @@ async def test_unknown_boards_are_named_in_the_error(client: AsyncClient) -> Non
         await client.boards.image_names(missing_id)
     with pytest.raises(NotFoundError, match="no-board-named-this"):
         await client.images.upload(png(), board="no-board-named-this")
+
+
+async def test_moving_an_unknown_image_names_the_image(
+    client: AsyncClient, board: Board
+) -> None:
+    ghost = f"{uuid.uuid4()}.png"
+    with pytest.raises(NotFoundError, match=ghost):
+        await client.boards.add_images(board, ghost)
+    with pytest.raises(NotFoundError, match=ghost):
+        await client.boards.remove_images(ghost)
 
 
 async def test_bad_board_input_is_refused_before_any_request(peer: Peer) -> None:

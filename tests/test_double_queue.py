@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from invokeai_client import AsyncClient, InternalServerError, UnprocessableEntityError
+from invokeai_client.models import TERMINAL_STATUSES
 from invokeai_client.models.events import (
     BatchEnqueuedEvent,
     InvocationCompleteEvent,
@@ -30,21 +31,14 @@ from invokeai_client.models.events import (
     ServerEvent,
 )
 
-from .conftest import Peer
+from .conftest import Peer, wait_until
+from .helpers import edge, outputs, queue_item, wait_items
 
 pytestmark = pytest.mark.anyio
 
-TERMINAL = {"completed", "failed", "canceled"}
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def edge(source: str, source_field: str, destination: str, destination_field: str) -> dict:
-    return {
-        "source": {"node_id": source, "field": source_field},
-        "destination": {"node_id": destination, "field": destination_field},
-    }
 
 
 def add_graph(a: int = 3, b: int = 4) -> dict[str, Any]:
@@ -80,31 +74,6 @@ async def enqueue(client: AsyncClient, batch: dict[str, Any], *, prepend: bool =
         "POST", f"/api/v1/queue/{client.queue_id}/enqueue_batch",
         json={"batch": batch, "prepend": prepend},
     )
-
-
-async def get_item(client: AsyncClient, item_id: int) -> dict[str, Any]:
-    item: dict[str, Any] = await client._request(
-        "GET", f"/api/v1/queue/{client.queue_id}/i/{item_id}"
-    )
-    return item
-
-
-async def wait_items(client: AsyncClient, item_ids: list[int],
-                     timeout: float = 60) -> dict[int, dict[str, Any]]:
-    """Poll REST (the source of truth) until every item has finished."""
-    done: dict[int, dict[str, Any]] = {}
-
-    async def poll() -> None:
-        while len(done) < len(item_ids):
-            for item_id in item_ids:
-                if item_id not in done:
-                    item = await get_item(client, item_id)
-                    if item["status"] in TERMINAL:
-                        done[item_id] = item
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(poll(), timeout)
-    return done
 
 
 class Watch:
@@ -146,15 +115,26 @@ def finished(count: int) -> Callable[[list[ServerEvent]], bool]:
     def stop(events: list[ServerEvent]) -> bool:
         ended = {
             e.item_id for e in events
-            if isinstance(e, QueueItemStatusChangedEvent) and e.status in TERMINAL
+            if isinstance(e, QueueItemStatusChangedEvent) and e.status in TERMINAL_STATUSES
         }
         return len(ended) >= count
     return stop
 
 
-def output(item: dict[str, Any], node_id: str) -> list[dict[str, Any]]:
-    session = item["session"]
-    return [session["results"][p] for p in session["source_prepared_mapping"].get(node_id, [])]
+async def run_one(
+    client: AsyncClient,
+    graph: dict[str, Any],
+    stop: Callable[[list[ServerEvent]], bool] | None = None,
+) -> tuple[int, list[ServerEvent]]:
+    """Enqueue one item of ``graph`` (its own batch) and read its events until ``stop``
+    (default: until it ends); returns its id and the events."""
+    batch_id = str(uuid.uuid4())
+    sub = Watch(client, batch_id)
+    try:
+        (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
+        return item_id, await events_until(sub, stop or finished(1))
+    finally:
+        sub.close()
 
 
 def trace(events: list[ServerEvent], item_id: int) -> list[tuple[str, str | None]]:
@@ -203,11 +183,11 @@ async def test_add_graph_runs_with_the_server_event_order(client: AsyncClient) -
     assert complete[-1].result == {"output_meta": None, "value": 7, "type": "integer_output"}
     assert complete[-1].invocation["a"] == 3  # the prepared node carries its inputs
 
-    item = await get_item(client, item_id)
+    item = await queue_item(client, item_id)
     assert item["status"] == "completed"
     assert "error_type" not in item  # nulls are omitted on this route
     assert item["field_values"] == []
-    assert output(item, "sum") == [{"value": 7, "type": "integer_output"}]
+    assert outputs(item, "sum") == [{"value": 7, "type": "integer_output"}]
     prepared = item["session"]["source_prepared_mapping"]["sum"][0]
     assert item["session"]["prepared_source_mapping"][prepared] == "sum"
     assert complete[-1].prepared_id == prepared
@@ -260,7 +240,7 @@ async def test_batch_data_expands_like_invokeai(
         item = items[item_id]
         values = {fv["node_path"]: fv["value"] for fv in item["field_values"]}
         seen.append((values["a"], values["b"]))
-        assert output(item, "sum")[0]["value"] == values["a"] + values["b"]
+        assert outputs(item, "sum")[0]["value"] == values["a"] + values["b"]
         assert item["session"]["graph"]["nodes"]["a"]["value"] == values["a"]
     assert seen == expected
     assert len({items[i]["session_id"] for i in ids}) == len(ids)
@@ -277,33 +257,25 @@ async def test_iterate_and_collect_expand_per_item(client: AsyncClient) -> None:
         "edges": [edge("rng", "collection", "it", "collection"), edge("it", "item", "plus", "a"),
                   edge("plus", "value", "col", "item")],
     }
-    batch_id = str(uuid.uuid4())
-    sub = Watch(client, batch_id)
-    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
-    events = await events_until(sub, finished(1))
-    sub.close()
+    item_id, events = await run_one(client, graph)
     nodes = [node for kind, node in trace(events, item_id) if kind == "invocation_started"]
     assert nodes == ["rng", "it", "it", "it", "plus", "plus", "plus", "col"]
-    item = await get_item(client, item_id)
+    item = await queue_item(client, item_id)
     mapping = item["session"]["source_prepared_mapping"]
     assert len(mapping["it"]) == len(mapping["plus"]) == 3
     assert len(set(mapping["it"]) | set(mapping["plus"])) == 6  # fresh ids per iteration
-    assert output(item, "col") == [{"collection": [100, 101, 102], "type": "collect_output"}]
-    iterations = sorted((r["index"], r["item"], r["total"]) for r in output(item, "it"))
+    assert outputs(item, "col") == [{"collection": [100, 101, 102], "type": "collect_output"}]
+    iterations = sorted((r["index"], r["item"], r["total"]) for r in outputs(item, "it"))
     assert iterations == [(0, 0, 3), (1, 1, 3), (2, 2, 3)]
     started = [e for e in events if isinstance(e, InvocationStartedEvent) and e.node_id == "it"]
     assert all(e.invocation["collection"] == [] for e in started)
 
 
 async def test_division_by_zero_fails_the_item_status_first(client: AsyncClient) -> None:
-    batch_id = str(uuid.uuid4())
-    sub = Watch(client, batch_id)
     graph = {"nodes": {"d": {"id": "d", "type": "div", "a": 1, "b": 0}}, "edges": []}
-    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
-    events = await events_until(
-        sub, lambda evs: any(isinstance(e, InvocationErrorEvent) for e in evs)
+    item_id, events = await run_one(
+        client, graph, lambda evs: any(isinstance(e, InvocationErrorEvent) for e in evs)
     )
-    sub.close()
     assert trace(events, item_id) == [
         ("queue_item_status_changed", "in_progress"),
         ("invocation_started", "d"),
@@ -317,10 +289,44 @@ async def test_division_by_zero_fails_the_item_status_first(client: AsyncClient)
     assert "ZeroDivisionError" in (failed.error_traceback or "")
     error = next(e for e in events if isinstance(e, InvocationErrorEvent))
     assert (error.error_type, error.node_id) == ("ZeroDivisionError", "d")
-    item = await get_item(client, item_id)
+    item = await queue_item(client, item_id)
     assert item["status"] == "failed"
     assert item["error_type"] == "ZeroDivisionError"
     assert list(item["session"]["errors"].values()) == ["ZeroDivisionError: division by zero"]
+
+
+async def test_an_edge_input_the_node_refuses_fails_it_before_it_starts(
+    client: AsyncClient,
+) -> None:
+    # integer_math checks b != 0 for DIV itself: a literal 0 is refused at enqueue (422), a 0
+    # arriving over an edge fails the node as it is prepared (NodeInputError), never run.
+    graph = {
+        "nodes": {
+            "zero": {"id": "zero", "type": "integer", "value": 0},
+            "m": {"id": "m", "type": "integer_math", "operation": "DIV", "a": 6, "b": 1},
+        },
+        "edges": [edge("zero", "value", "m", "b")],
+    }
+    item_id, events = await run_one(
+        client, graph, lambda evs: any(isinstance(e, InvocationErrorEvent) for e in evs)
+    )
+    assert trace(events, item_id) == [
+        ("queue_item_status_changed", "in_progress"),
+        ("invocation_started", "zero"),
+        ("invocation_complete", "zero"),
+        ("queue_item_status_changed", "failed"),
+        ("invocation_error", "m"),
+    ]
+    item = await queue_item(client, item_id)
+    (prepared,) = item["session"]["source_prepared_mapping"]["m"]
+    message = f"Node {prepared} has invalid incoming input for b"
+    assert (item["status"], item["error_type"], item["error_message"]) == (
+        "failed", "NodeInputError", message
+    )
+    assert "NodeInputError" in item["error_traceback"]
+    assert item["session"]["errors"] == {prepared: f"NodeInputError: {message}"}
+    error = next(e for e in events if isinstance(e, InvocationErrorEvent))
+    assert (error.error_type, error.error_message) == ("NodeInputError", message)
 
 
 async def test_missing_required_input_fails_at_run_time(client: AsyncClient) -> None:
@@ -345,22 +351,18 @@ async def test_image_chain_makes_images_with_saving_progress(client: AsyncClient
         "edges": [edge("blank", "image", "resize", "image"), edge("resize", "image", "save",
                                                                   "image")],
     }
-    batch_id = str(uuid.uuid4())
-    sub = Watch(client, batch_id)
-    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
-    events = await events_until(sub, finished(1))
-    sub.close()
+    item_id, events = await run_one(client, graph)
     steps = trace(events, item_id)
     assert steps[1:4] == [("invocation_started", "blank"), ("invocation_progress", "blank"),
                           ("invocation_complete", "blank")]
     progress = [e for e in events if isinstance(e, InvocationProgressEvent)]
     assert [p.message for p in progress] == ["Saving image"] * 3
     assert all(p.percentage is None for p in progress)
-    item = await get_item(client, item_id)
-    (saved,) = output(item, "save")
+    item = await queue_item(client, item_id)
+    (saved,) = outputs(item, "save")
     assert (saved["width"], saved["height"], saved["type"]) == (32, 24, "image_output")
     assert saved["image"]["image_name"].endswith(".png")
-    assert output(item, "blank")[0]["image"] != saved["image"]
+    assert outputs(item, "blank")[0]["image"] != saved["image"]
 
 
 async def test_image_nodes_make_images_of_the_right_size(client: AsyncClient) -> None:
@@ -397,7 +399,7 @@ async def test_image_nodes_make_images_of_the_right_size(client: AsyncClient) ->
     (item_id,) = (await enqueue(client, {"graph": graph}))["item_ids"]
     item = (await wait_items(client, [item_id]))[item_id]
     assert item["status"] == "completed", item.get("error_message")
-    sizes = {node: (output(item, node)[0]["width"], output(item, node)[0]["height"])
+    sizes = {node: (outputs(item, node)[0]["width"], outputs(item, node)[0]["height"])
              for node in graph["nodes"]}
     assert sizes == {
         "base": (48, 48), "top": (16, 16), "paste": (48, 48), "crop": (32, 32),
@@ -405,7 +407,7 @@ async def test_image_nodes_make_images_of_the_right_size(client: AsyncClient) ->
         "lerp": (64, 64), "ilerp": (64, 64), "noise": (64, 64), "resize": (20, 10),
         "pass": (20, 10),
     }
-    assert output(item, "pass")[0]["image"] == output(item, "resize")[0]["image"]
+    assert outputs(item, "pass")[0]["image"] == outputs(item, "resize")[0]["image"]
 
 
 async def test_the_invocation_cache_reuses_outputs_of_equal_nodes(client: AsyncClient) -> None:
@@ -417,14 +419,10 @@ async def test_the_invocation_cache_reuses_outputs_of_equal_nodes(client: AsyncC
                                  "height": 16, "color": color}}, "edges": []}
     runs = []
     for _ in range(2):
-        batch_id = str(uuid.uuid4())
-        sub = Watch(client, batch_id)
-        (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": graph}))["item_ids"]
-        events = await events_until(sub, finished(1))
-        sub.close()
-        runs.append((await get_item(client, item_id), events))
+        item_id, events = await run_one(client, graph)
+        runs.append((await queue_item(client, item_id), events))
     (first, first_events), (second, second_events) = runs
-    assert output(first, "blank") == output(second, "blank")  # the very same image
+    assert outputs(first, "blank") == outputs(second, "blank")  # the very same image
     assert any(isinstance(e, InvocationProgressEvent) for e in first_events)
     assert not any(isinstance(e, InvocationProgressEvent) for e in second_events)
     assert [kind for kind, _ in trace(second_events, second["item_id"])] == [
@@ -521,10 +519,10 @@ async def test_retry_makes_a_new_item_of_the_same_batch(client: AsyncClient) -> 
     assert not any(isinstance(e, BatchEnqueuedEvent) for e in events)
     new = next(e.item_id for e in events if isinstance(e, QueueItemStatusChangedEvent))
     assert new > old
-    item = await get_item(client, new)
+    item = await queue_item(client, new)
     assert item["batch_id"] == batch_id
     assert item["retried_from_item_id"] == old
-    assert (await get_item(client, old))["status"] == "failed"  # the original stays as it was
+    assert (await queue_item(client, old))["status"] == "failed"  # the original stays as it was
 
 
 # -- refused requests --------------------------------------------------------------------
@@ -617,7 +615,7 @@ async def test_unknown_item_is_404_with_the_server_message(client: AsyncClient) 
     from invokeai_client import NotFoundError
 
     with pytest.raises(NotFoundError) as caught:
-        await get_item(client, 999_999_999)
+        await queue_item(client, 999_999_999)
     assert caught.value.detail == (
         f"Queue item with id 999999999 not found in queue {client.queue_id}"
     )
@@ -638,9 +636,9 @@ async def test_wrong_typed_batch_data_stalls_the_queue_until_canceled(peer: Peer
             await asyncio.sleep(1.0)  # give the processor the chance it would need
             status = await client._request("GET", f"{q}/status")
             assert status["processor"]["is_processing"] is False
-            assert (await get_item(client, healthy))["status"] == "pending"
+            assert (await queue_item(client, healthy))["status"] == "pending"
             with pytest.raises(InternalServerError) as caught:
-                await get_item(client, bad)
+                await queue_item(client, bad)
             assert "validation error for GraphExecutionState" in str(caught.value.detail)
             await client._request("PUT", f"{q}/cancel_by_batch_ids",
                                   json={"batch_ids": [bad_batch]})
@@ -707,7 +705,7 @@ async def test_pause_holds_items_and_cancel_by_destination_clears_them(
                                        params={"destination": destination})
         assert answer == {"canceled": 2}
         for item_id in result["item_ids"]:
-            assert (await get_item(client, item_id))["status"] == "canceled"
+            assert (await queue_item(client, item_id))["status"] == "canceled"
     finally:
         resumed = await client._request("PUT", f"{q}/processor/resume")
     assert resumed["is_started"] is True
@@ -722,14 +720,14 @@ async def test_delete_prune_and_clear(client: AsyncClient) -> None:
     await wait_items(client, [item_id])
     assert await client._request("DELETE", f"{q}/i/{item_id}") is None
     with pytest.raises(NotFoundError):
-        await get_item(client, item_id)
+        await queue_item(client, item_id)
 
     second = await enqueue(client, {"graph": add_graph()})
     await wait_items(client, second["item_ids"])
     pruned = await client._request("PUT", f"{q}/prune")
     assert pruned["deleted"] >= 1
     with pytest.raises(NotFoundError):
-        await get_item(client, second["item_ids"][0])
+        await queue_item(client, second["item_ids"][0])
 
     await client._request("PUT", f"{q}/processor/pause")
     try:
@@ -739,7 +737,7 @@ async def test_delete_prune_and_clear(client: AsyncClient) -> None:
         status = await client._request("GET", f"{q}/status")
         assert status["queue"]["total"] == 0
         with pytest.raises(NotFoundError):
-            await get_item(client, third["item_ids"][0])
+            await queue_item(client, third["item_ids"][0])
     finally:
         await client._request("PUT", f"{q}/processor/resume")
 
@@ -785,11 +783,11 @@ async def test_other_users_see_redacted_items_and_cannot_cancel_them(
             seen_by_user = Watch(user, "redacted")
             (item_id,) = (await enqueue(admin, {"batch_id": batch_id,
                                                 "graph": add_graph()}))["item_ids"]
-            as_user = await get_item(user, item_id)
+            as_user = await queue_item(user, item_id)
             assert as_user["batch_id"] == "redacted"
             assert as_user["user_id"] == "redacted"
             assert "field_values" not in as_user
-            assert (await get_item(admin, item_id))["batch_id"] == batch_id
+            assert (await queue_item(admin, item_id))["batch_id"] == batch_id
             with pytest.raises(PermissionDeniedError):
                 await user._request("PUT", f"{q}/i/{item_id}/cancel")
             with pytest.raises(PermissionDeniedError):
@@ -835,7 +833,7 @@ async def test_silent_events_leave_only_rest(double: Peer) -> None:
         (item_id,) = (await enqueue(client, {"batch_id": batch_id,
                                              "graph": add_graph()}))["item_ids"]
         item = (await wait_items(client, [item_id]))[item_id]
-        assert output(item, "sum")[0]["value"] == 7
+        assert outputs(item, "sum")[0]["value"] == 7
         assert sub.queue.empty()
         sub.close()
 
@@ -873,11 +871,7 @@ async def test_shuffled_events_are_the_same_events_out_of_order(double: Peer) ->
 async def _run_and_trace(
     client: AsyncClient, stop: Callable[[list[ServerEvent]], bool] | None = None
 ) -> list[tuple[str, str | None]]:
-    batch_id = str(uuid.uuid4())
-    sub = Watch(client, batch_id)
-    (item_id,) = (await enqueue(client, {"batch_id": batch_id, "graph": add_graph()}))["item_ids"]
-    events = await events_until(sub, stop or finished(1))
-    sub.close()
+    item_id, events = await run_one(client, add_graph(), stop)
     return trace(events, item_id)
 
 
@@ -888,7 +882,7 @@ async def test_sockets_dropped_after_n_events_reconnect(double: Peer) -> None:
         result = await enqueue(client, {"graph": add_graph(), "runs": 3})
         items = await wait_items(client, result["item_ids"])
         assert all(item["status"] == "completed" for item in items.values())
-        await asyncio.wait_for(_reconnected(client, 2), 30)
+        await wait_until(lambda: reconnected(client, 2), 30)
     assert len(double.double.subscribe_log) >= 2
 
 
@@ -896,13 +890,12 @@ async def test_sockets_dropped_every_interval_reconnect(double: Peer) -> None:
     assert double.double is not None
     async with double.client() as client:
         double.double.queue.faults.drop_sockets_every = 0.2
-        await asyncio.wait_for(_reconnected(client, 3), 30)
+        await wait_until(lambda: reconnected(client, 3), 30)
         double.double.queue.faults.drop_sockets_every = None
 
 
-async def _reconnected(client: AsyncClient, times: int) -> None:
-    while not (client._events.connect_count >= times and client.is_connected):
-        await asyncio.sleep(0.02)
+def reconnected(client: AsyncClient, times: int) -> bool:
+    return client._events.connect_count >= times and client.is_connected
 
 
 async def test_lost_enqueue_answer_still_enqueued(double: Peer) -> None:
@@ -946,7 +939,7 @@ async def test_a_stalled_processor_looks_started_but_runs_nothing(double: Peer) 
         await asyncio.sleep(0.2)
         status = await client._request("GET", f"{q}/status")
         assert status["processor"] == {"is_started": True, "is_processing": False}
-        assert (await get_item(client, item_id))["status"] == "pending"
+        assert (await queue_item(client, item_id))["status"] == "pending"
         queue.faults.stall_processor = False
         queue.wake()
         assert (await wait_items(client, [item_id]))[item_id]["status"] == "completed"
@@ -975,7 +968,7 @@ async def test_canceled_node_completes_unless_it_reports_progress(double: Peer) 
                     ("queue_item_status_changed", "canceled"), ("invocation_complete", "sum")]
             else:
                 events = await events_until(sub, finished(1))
-                await wait_until_processor_idle(double)
+                await wait_until(lambda: idle(double), 60)
                 events += [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
                 assert trace(events, item_id)[-1] == ("queue_item_status_changed", "canceled")
                 assert not any(isinstance(e, InvocationCompleteEvent) and e.node_id == "sum"
@@ -986,10 +979,9 @@ async def test_canceled_node_completes_unless_it_reports_progress(double: Peer) 
             sub.close()
 
 
-async def wait_until_processor_idle(double: Peer) -> None:
+def idle(double: Peer) -> bool:
     assert double.double is not None
-    while double.double.queue._running is not None:
-        await asyncio.sleep(0.02)
+    return double.double.queue._running is None
 
 
 async def test_a_full_queue_cuts_the_batch(double: Peer) -> None:
@@ -1014,14 +1006,14 @@ async def test_saved_images_are_real_pngs_in_the_shared_store(double: Peer) -> N
     async with double.client() as client:
         (item_id,) = (await enqueue(client, {"graph": graph}))["item_ids"]
         item = (await wait_items(client, [item_id]))[item_id]
-    name = output(item, "save")[0]["image"]["image_name"]
+    name = outputs(item, "save")[0]["image"]["image_name"]
     record = double.double.images[name]
     assert record.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert (record.width, record.height, record.is_intermediate) == (20, 10, False)
     assert record.board_id == "b1"
     assert record.session_id == item["session_id"]
     assert record.node_id == item["session"]["source_prepared_mapping"]["save"][0]
-    blank = double.double.images[output(item, "blank")[0]["image"]["image_name"]]
+    blank = double.double.images[outputs(item, "blank")[0]["image"]["image_name"]]
     assert blank.is_intermediate is True
 
 
@@ -1083,14 +1075,9 @@ async def test_users_take_turns_in_multi_user_mode(multiuser_peer: Peer) -> None
                                           "runs": 3})
             await admin._request("PUT", f"{q}/processor/resume")
             await wait_items(admin, first["item_ids"] + second["item_ids"])
-            await asyncio.wait_for(_until(lambda: len(started) == 6), 30)
+            await wait_until(lambda: len(started) == 6, 30)
             remove()
         finally:
             await admin._request("PUT", f"{q}/processor/resume")
     # whoever goes first, the two users alternate
     assert all(a != b for a, b in itertools.pairwise(started)), started
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.02)

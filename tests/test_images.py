@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from invokeai_client import (
     UNCATEGORIZED,
@@ -23,17 +23,9 @@ from invokeai_client import (
 )
 
 from .conftest import Peer
+from .helpers import png
 
 pytestmark = pytest.mark.anyio
-
-
-def png(width: int = 16, height: int = 12, *, text: dict[str, str] | None = None) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
-        info.add_text(key, value)
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 40, 90)).save(out, format="PNG", pnginfo=info)
-    return out.getvalue()
 
 
 def decode(data: bytes) -> Image.Image:
@@ -137,6 +129,14 @@ async def test_star_update_and_delete(client: AsyncClient, board: Board) -> None
     for image in images[:3]:
         assert not await client.images.exists(image)
     assert await client.boards.image_names(board) == []
+
+
+async def test_more_names_than_one_request_takes_are_read_in_one_call(
+    client: AsyncClient, board: Board
+) -> None:
+    image = await client.images.upload(png(), board=board)
+    names = [f"missing-{i}.png" for i in range(1500)] + [image.image_name]
+    assert [i.image_name for i in await client.images.get_many(names)] == [image.image_name]
 
 
 async def test_list_filters(client: AsyncClient, board: Board) -> None:
@@ -249,6 +249,9 @@ async def test_path_traversal_names_are_refused(peer: Peer, tmp_path: Path) -> N
                 await client.images.get(evil)
         with pytest.raises(ValidationError, match="does not exist"):
             await client.images.download("fine.png", tmp_path / "no-such-folder" / "f.png")
+        for not_one in ([], ["a.png", "b.png"], 42):
+            with pytest.raises(ValidationError, match="an image name or an image"):
+                await client.images.get(not_one)  # type: ignore[arg-type]
         assert client._http.request_count == sent
     assert list(target.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads"]

@@ -24,6 +24,7 @@ from invokeai_client import (
 from invokeai_client.testing import double as double_module
 
 from .conftest import Peer, wait_until
+from .helpers import edge, queue_item
 
 pytestmark = pytest.mark.anyio
 
@@ -35,13 +36,6 @@ def needs_queue(peer: Peer) -> None:
 
 
 # -- graphs of model-free nodes ---------------------------------------------------------
-
-
-def edge(source: str, field: str, target: str, target_field: str) -> dict[str, Any]:
-    return {
-        "source": {"node_id": source, "field": field},
-        "destination": {"node_id": target, "field": target_field},
-    }
 
 
 def add_graph(a: int, b: int) -> dict[str, Any]:
@@ -106,13 +100,6 @@ async def paused(client: AsyncClient) -> AsyncIterator[None]:
         await client._request("PUT", f"{queue}/processor/resume")
 
 
-async def rest_item(client: AsyncClient, item_id: int) -> dict[str, Any]:
-    item: dict[str, Any] = await client._request(
-        "GET", f"/api/v1/queue/{client.queue_id}/i/{item_id}"
-    )
-    return item
-
-
 # -- the must-shows -----------------------------------------------------------------------
 
 
@@ -148,7 +135,7 @@ async def test_a_sweep_of_100_yields_each_result_exactly_once(peer: Peer) -> Non
         assert batch.counts.completed == 100
         assert batch.counts.pending == 0
         in_order = await batch.results()
-        sample = await rest_item(client, in_order[37].item_id)
+        sample = await queue_item(client, in_order[37].item_id)
     assert len(seen) == 100
     assert len({r.item_id for r in seen}) == 100
     for result in seen:
@@ -170,7 +157,7 @@ async def test_events_arrive_in_order_and_outputs_equal_the_rest_item(peer: Peer
         run = await client.runs.submit(image_graph())
         events = [event async for event in run.events()]
         result = await run
-        item = await rest_item(client, run.item_id)
+        item = await queue_item(client, run.item_id)
         again = await client.runs.attach(run.item_id)
         from_rest = await again
     kinds = [type(e).__name__ for e in events]
@@ -286,8 +273,8 @@ async def test_cancelling_one_runs_task_cancels_its_item_and_no_other(peer: Peer
             tasks[1].cancel()
             with pytest.raises(asyncio.CancelledError):
                 await tasks[1]
-            middle = await rest_item(client, runs[1].item_id)
-            others = [await rest_item(client, runs[i].item_id) for i in (0, 2)]
+            middle = await queue_item(client, runs[1].item_id)
+            others = [await queue_item(client, runs[i].item_id) for i in (0, 2)]
             assert middle["status"] == "canceled"
             assert [o["status"] for o in others] == ["pending", "pending"]
         done = await asyncio.gather(tasks[0], tasks[2])
@@ -326,8 +313,8 @@ async def test_leaving_the_client_settles_every_run_and_leaves_no_task(peer: Pee
                 await kept
             with pytest.raises(Exception, match="left"):
                 await left
-            assert (await rest_item(watcher, kept.item_id))["status"] == "canceled"
-            assert (await rest_item(watcher, left.item_id))["status"] == "pending"
+            assert (await queue_item(watcher, kept.item_id))["status"] == "canceled"
+            assert (await queue_item(watcher, left.item_id))["status"] == "pending"
         assert (await (await watcher.runs.attach(left.item_id)))["sum"] == 4
     await asyncio.sleep(0)
     leftover = [t for t in asyncio.all_tasks() - before if not t.done() and _ours(t)]
@@ -345,7 +332,7 @@ async def test_a_result_deadline_cancels_the_item(peer: Peer) -> None:
         assert caught.value.canceled
         assert caught.value.item_id == run.item_id
         await wait_until(lambda: run.done)
-        assert (await rest_item(client, run.item_id))["status"] == "canceled"
+        assert (await queue_item(client, run.item_id))["status"] == "canceled"
 
 
 async def test_max_concurrency_caps_items_in_flight(peer: Peer) -> None:

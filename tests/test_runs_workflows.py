@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 
 from invokeai_client import NotFoundError, RunFailedError, ValidationError, WorkflowResult
-from invokeai_client.workflows import WorkflowHandle, examples
+from invokeai_client.workflows import examples
 
 from .conftest import Peer
+from .helpers import node_of
 from .test_runs import needs_queue
 
 pytestmark = pytest.mark.anyio
-
-
-def node_of(handle: WorkflowHandle, node_type: str) -> str:
-    return next(n.id for n in handle.definition.nodes.values() if n.type == node_type)
 
 
 async def test_submit_runs_the_workflow_with_its_values(peer: Peer) -> None:
@@ -116,8 +113,8 @@ async def test_a_failing_workflow_raises_with_its_node(peer: Peer) -> None:
             await run
     assert caught.value.item_id == run.item_id
     assert caught.value.node_id == node_of(wf, "integer_math")
-    assert caught.value.error_type
-    assert caught.value.error_message
+    assert caught.value.error_type == "NodeInputError"  # B reaches the node over an edge
+    assert caught.value.error_message.endswith("has invalid incoming input for b")
 
 
 async def test_submit_takes_a_board_by_name_and_saves_there(peer: Peer) -> None:

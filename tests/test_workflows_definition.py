@@ -10,22 +10,13 @@ from typing import Any
 import pytest
 
 from invokeai_client import ValidationError, WorkflowError
-from invokeai_client.fields import InvocationSchemas
 from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
 
 from .conftest import SEED_WORKFLOWS
+from .helpers import BUNDLED, example, handle
 
 SEED_FILES = sorted(SEED_WORKFLOWS.glob("*.json")) if SEED_WORKFLOWS.is_dir() else []
 needs_seed = pytest.mark.skipif(not SEED_FILES, reason="../shared/fixtures is not available")
-BUNDLED = InvocationSchemas.bundled()
-
-
-def example(name: str) -> dict[str, Any]:
-    return json.loads(examples.path(name).read_text())
-
-
-def handle(data: dict[str, Any], typed: bool = True) -> WorkflowHandle:
-    return WorkflowHandle(WorkflowDefinition.from_dict(data), schemas=BUNDLED if typed else None)
 
 
 def form_order(workflow: dict[str, Any]) -> list[tuple[str, str]]:
@@ -284,6 +275,10 @@ def test_any_node_input_is_reachable_by_node_and_field() -> None:
     # integer_math.a is fed by an edge, so a literal would be ignored: refused.
     with pytest.raises(ValidationError, match="fed by"):
         h.set(f"{math['id']}.a", 5)
+    with pytest.raises(ValidationError, match="fed by") as caught:
+        h.update({"Operation": "ADD", f"{math['id']}.a": 5})
+    assert caught.value.rule == "not connected"
+    assert h.get("Operation") != "ADD"  # nothing was changed
     float_math = next(n for n in data["nodes"] if n["data"]["type"] == "float_math")
     h.set(f"{float_math['id']}.operation", "ADD")
     assert h.build_graph()["nodes"][float_math["id"]]["operation"] == "ADD"

@@ -11,49 +11,38 @@ import pytest
 from invokeai_client import ValidationError
 
 from .conftest import Peer
-from .test_workflows_sync import node
+from .helpers import gui_node, gui_workflow
 
 pytestmark = pytest.mark.anyio
 
 
 def batch_workflow(kind: str, generator: dict[str, Any]) -> dict[str, Any]:
     """``<kind>_generator -> <kind>_batch -> target``, as the GUI saves it."""
-    gen = node(f"{kind}_generator", {"generator": generator})
-    batch = node(f"{kind}_batch", {"batch_group_id": "None"})
+    gen = gui_node(f"{kind}_generator", {"generator": generator})
+    batch = gui_node(f"{kind}_batch", {"batch_group_id": "None"})
     collection = "images" if kind == "image" else "strings"
     batch["data"]["inputs"][collection].pop("value", None)
-    target = node("save_image" if kind == "image" else "string_join", {})
+    target = gui_node("save_image" if kind == "image" else "string_join", {})
     target_field = "image" if kind == "image" else "string_left"
-    return {
-        "name": f"{kind} generator",
-        "author": "",
-        "description": "",
-        "version": "1.0.0",
-        "contact": "",
-        "tags": "",
-        "notes": "",
-        "exposedFields": [],
-        "meta": {"version": "3.0.0", "category": "user"},
-        "nodes": [gen, batch, target],
-        "edges": [
-            {
-                "id": "e1",
-                "type": "default",
-                "source": gen["id"],
-                "sourceHandle": collection,
-                "target": batch["id"],
-                "targetHandle": collection,
-            },
-            {
-                "id": "e2",
-                "type": "default",
-                "source": batch["id"],
-                "sourceHandle": "image" if kind == "image" else "value",
-                "target": target["id"],
-                "targetHandle": target_field,
-            },
-        ],
-    }
+    edges = [
+        {
+            "id": "e1",
+            "type": "default",
+            "source": gen["id"],
+            "sourceHandle": collection,
+            "target": batch["id"],
+            "targetHandle": collection,
+        },
+        {
+            "id": "e2",
+            "type": "default",
+            "source": batch["id"],
+            "sourceHandle": "image" if kind == "image" else "value",
+            "target": target["id"],
+            "targetHandle": target_field,
+        },
+    ]
+    return gui_workflow(f"{kind} generator", [gen, batch, target], edges)
 
 
 async def test_dynamic_prompt_generator_is_resolved_by_the_server(real_server: Peer) -> None:

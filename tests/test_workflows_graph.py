@@ -12,13 +12,11 @@ from typing import Any
 import pytest
 
 from invokeai_client import ValidationError, WorkflowError
-from invokeai_client.fields import InvocationSchemas
-from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
 from invokeai_client.workflows.generators import MersenneTwister, generator_values
 
 from .conftest import SEED_WORKFLOWS
+from .helpers import BUNDLED, example, handle
 
-BUNDLED = InvocationSchemas.bundled()
 CAPTURES = (
     sorted((SEED_WORKFLOWS / "api-calls").glob("call-wf-*.json")) if SEED_WORKFLOWS.is_dir() else []
 )
@@ -28,14 +26,6 @@ needs_captures = pytest.mark.skipif(not CAPTURES, reason="../shared/fixtures is 
 # README names prompts, denoising_start and board ids. Those fields are not compared when the
 # graph is built from the file (they are when built from the workflow embedded in the capture).
 REVISION_FIELDS = {"prompt", "denoising_start", "board", "value"}
-
-
-def example(name: str) -> dict[str, Any]:
-    return json.loads(examples.path(name).read_text())
-
-
-def handle(data: dict[str, Any], typed: bool = True) -> WorkflowHandle:
-    return WorkflowHandle(WorkflowDefinition.from_dict(data), schemas=BUNDLED if typed else None)
 
 
 def edge_set(graph: dict[str, Any]) -> set[tuple[str, str, str, str]]:

@@ -4,7 +4,6 @@ client types inputs from /openapi.json."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
@@ -17,14 +16,14 @@ import pytest
 
 from invokeai_client import AsyncClient, NotFoundError, ValidationError
 from invokeai_client.fields import FloatField, ImageField, IntegerField
-from invokeai_client.workflows import WorkflowHandle, examples
+from invokeai_client.workflows import examples
 
 from .conftest import Peer
+from .helpers import node_of, outputs, wait_items
 
 pytestmark = pytest.mark.anyio
 
 QUEUE = "/api/v1/queue/default"
-TERMINAL = {"completed", "failed", "canceled"}
 
 
 @pytest.fixture
@@ -39,33 +38,17 @@ async def run(
 ) -> list[dict[str, Any]]:
     """Enqueue one batch and wait for all its items (the run API belongs to another area)."""
     answer = await client._request("POST", f"{QUEUE}/enqueue_batch", json=body)
-    items = []
-    deadline = asyncio.get_running_loop().time() + timeout
-    for item_id in answer["item_ids"]:
-        while True:
-            item = await client._request("GET", f"{QUEUE}/i/{item_id}")
-            if item["status"] in TERMINAL:
-                break
-            assert asyncio.get_running_loop().time() < deadline, f"item {item_id} did not finish"
-            await asyncio.sleep(0.05)
+    done = await wait_items(client, answer["item_ids"], timeout)
+    items = [done[item_id] for item_id in answer["item_ids"]]
+    for item in items:
         assert item["status"] == "completed", (item.get("error_type"), item.get("error_message"))
-        items.append(item)
     return items
-
-
-def outputs(item: dict[str, Any], node_id: str) -> list[dict[str, Any]]:
-    session = item["session"]
-    return [session["results"][p] for p in session["source_prepared_mapping"][node_id]]
 
 
 def output(item: dict[str, Any], node_id: str) -> dict[str, Any]:
     found = outputs(item, node_id)
     assert len(found) == 1
     return found[0]
-
-
-def node_id(handle: WorkflowHandle, node_type: str) -> str:
-    return next(n.id for n in handle.definition.nodes.values() if n.type == node_type)
 
 
 async def delete_images(client: AsyncClient, items: list[dict[str, Any]]) -> None:
@@ -106,53 +89,53 @@ async def test_load_types_inputs_from_the_servers_schemas(peer: Peer) -> None:
 async def test_form_workflow_runs_with_defaults_and_new_values(both: AsyncClient) -> None:
     h = await both.workflows.load(examples.path("arithmetic-form"))
     (item,) = await run(both, h.build_batch())
-    assert output(item, node_id(h, "integer_math"))["value"] == 42
-    assert output(item, node_id(h, "float_math"))["value"] == 2.5
+    assert output(item, node_of(h, "integer_math"))["value"] == 42
+    assert output(item, node_of(h, "float_math"))["value"] == 2.5
     h.update({"A": 3, "B": 4, "Operation": "ADD", "Factor": 0.5, "Multiplier": 3})
     (item,) = await run(both, h.build_batch())
-    assert output(item, node_id(h, "integer_math"))["value"] == 7
-    assert output(item, node_id(h, "float_math"))["value"] == 1.5
+    assert output(item, node_of(h, "integer_math"))["value"] == 7
+    assert output(item, node_of(h, "float_math"))["value"] == 1.5
     assert item["workflow"]  # the GUI-style workflow was attached and kept
 
 
 async def test_legacy_exposed_fields_workflow_runs(both: AsyncClient) -> None:
     h = await both.workflows.load(examples.path("legacy-exposed-fields"))
     (item,) = await run(both, h.build_batch())
-    assert output(item, node_id(h, "string_join"))["value"] == "hello world"
+    assert output(item, node_of(h, "string_join"))["value"] == "hello world"
     h.set("Left", "bye").set("Right", "!")
     (item,) = await run(both, h.build_batch())
-    assert output(item, node_id(h, "string_join"))["value"] == "bye!"
+    assert output(item, node_of(h, "string_join"))["value"] == "bye!"
 
 
 async def test_notes_and_collapsed_edge_workflow_runs(both: AsyncClient) -> None:
     h = await both.workflows.load(examples.path("notes-collapsed"))
     (item,) = await run(both, h.build_batch())
-    assert output(item, node_id(h, "mul"))["value"] == 20
+    assert output(item, node_of(h, "mul"))["value"] == 20
     assert set(item["session"]["graph"]["nodes"]) == set(h.build_graph()["nodes"])
 
 
 async def test_iterate_collect_workflow_runs(both: AsyncClient) -> None:
     h = await both.workflows.load(examples.path("iterate-collect"))
     (item,) = await run(both, h.build_batch())
-    assert output(item, node_id(h, "collect"))["collection"] == [10, 11, 12]
+    assert output(item, node_of(h, "collect"))["collection"] == [10, 11, 12]
     h.update({"Stop": 5, "Add": 1})
     (item,) = await run(both, h.build_batch())
-    assert output(item, node_id(h, "collect"))["collection"] == [1, 2, 3, 4, 5]
-    assert len(outputs(item, node_id(h, "add"))) == 5
+    assert output(item, node_of(h, "collect"))["collection"] == [1, 2, 3, 4, 5]
+    assert len(outputs(item, node_of(h, "add"))) == 5
 
 
 async def test_connector_workflow_runs(both: AsyncClient) -> None:
     h = await both.workflows.load(examples.path("connectors-v4"))
     h.set("Source", 10)
     (item,) = await run(both, h.build_batch())
-    assert output(item, node_id(h, "add"))["value"] == 11
-    assert output(item, node_id(h, "mul"))["value"] == 30
+    assert output(item, node_of(h, "add"))["value"] == 11
+    assert output(item, node_of(h, "mul"))["value"] == 30
 
 
 async def test_batch_generator_workflow_makes_one_item_per_value(both: AsyncClient) -> None:
     h = await both.workflows.load(examples.path("batch-generator"))
     items = await run(both, h.build_batch())
-    plus = node_id(h, "add")
+    plus = node_of(h, "add")
     assert sorted(output(i, plus)["value"] for i in items) == [101, 102, 103]
     user = await run(both, h.build_batch(data=[[h.batch_datum("Add", [1000, 2000])]], runs=1))
     assert sorted(output(i, plus)["value"] for i in user) == [1001, 1002, 1003, 2001, 2002, 2003]
@@ -165,12 +148,12 @@ async def test_image_pipeline_saves_the_expected_image_on_a_board(both: AsyncCli
         h = await both.workflows.load(examples.path("image-pipeline"))
         h.set("Output width", 40).set("Output height", 20)
         items = await run(both, h.build_batch(board=board))
-        saved = output(items[0], node_id(h, "save_image"))
+        saved = output(items[0], node_of(h, "save_image"))
         assert (saved["width"], saved["height"]) == (40, 20)
         dto = await both._request("GET", f"/api/v1/images/i/{saved['image']['image_name']}")
         assert dto["board_id"] == board.board_id
         assert dto["is_intermediate"] is False
-        blank = output(items[0], node_id(h, "blank_image"))
+        blank = output(items[0], node_of(h, "blank_image"))
         assert (blank["width"], blank["height"]) == (64, 48)
     finally:
         await delete_images(both, items)
@@ -199,7 +182,7 @@ async def test_local_images_are_uploaded_and_cleaned_up(both: AsyncClient, tmp_p
                 assert await run_handle.upload_images() == []  # uploaded once per handle
                 uploaded.extend(names)
                 items += await run(both, run_handle.build_batch())
-                saved = output(items[-1], node_id(h, "save_image"))
+                saved = output(items[-1], node_of(h, "save_image"))
                 assert (saved["width"], saved["height"]) == (20, 15)
         for name in uploaded:  # leaving `async with` deleted each handle's uploads
             with pytest.raises(NotFoundError):

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
 from invokeai_client import ModelNotFoundError, WorkflowError
-from invokeai_client.fields import InvocationSchemas
 from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle
 
 from .conftest import Peer
+from .helpers import gui_node, gui_workflow
 
 pytestmark = pytest.mark.anyio
-
-BUNDLED = InvocationSchemas.bundled()
 
 MAIN = {
     "key": "k-main",
@@ -42,60 +39,17 @@ SDXL = {
 }
 
 
-def node(node_type: str, values: dict[str, Any]) -> dict[str, Any]:
-    """An invocation node as the GUI exports it (every input of the schema listed)."""
-    schema = BUNDLED.get(node_type)
-    assert schema is not None
-    node_id = str(uuid.uuid4())
-    inputs = {}
-    for name, prop in schema.inputs.items():
-        spec: dict[str, Any] = {"name": name, "label": "", "description": ""}
-        if name in values:
-            spec["value"] = values[name]
-        elif prop.get("default") is not None and prop.get("input") != "connection":
-            spec["value"] = prop["default"]
-        inputs[name] = spec
-    return {
-        "id": node_id,
-        "type": "invocation",
-        "position": {"x": 0, "y": 0},
-        "data": {
-            "id": node_id,
-            "type": node_type,
-            "version": schema.version,
-            "nodePack": "invokeai",
-            "label": "",
-            "notes": "",
-            "isOpen": True,
-            "isIntermediate": True,
-            "useCache": True,
-            "inputs": inputs,
-        },
-    }
-
-
 def model_workflow() -> dict[str, Any]:
-    flux = node(
+    flux = gui_node(
         "flux_model_loader",
         {"model": MAIN, "t5_encoder_model": T5, "clip_embed_model": CLIP, "vae_model": VAE},
     )
-    sdxl = node("sdxl_model_loader", {"model": SDXL})
-    return {
-        "name": "models",
-        "author": "",
-        "description": "",
-        "version": "1.0.0",
-        "contact": "",
-        "tags": "",
-        "notes": "",
-        "meta": {"version": "3.0.0", "category": "user"},
-        "exposedFields": [
-            {"nodeId": flux["id"], "fieldName": "model"},
-            {"nodeId": sdxl["id"], "fieldName": "model"},
-        ],
-        "nodes": [flux, sdxl],
-        "edges": [],
-    }
+    sdxl = gui_node("sdxl_model_loader", {"model": SDXL})
+    exposed = [
+        {"nodeId": flux["id"], "fieldName": "model"},
+        {"nodeId": sdxl["id"], "fieldName": "model"},
+    ]
+    return gui_workflow("models", [flux, sdxl], exposed=exposed)
 
 
 async def test_sync_matches_by_key_then_hash_then_name(double: Peer) -> None:

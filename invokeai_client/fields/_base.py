@@ -214,12 +214,6 @@ class IvkField(BaseModel, Generic[T]):
     def __str__(self) -> str:
         return repr(self)
 
-    # -- helpers for subclasses ------------------------------------------------------------
-
-    @staticmethod
-    def _type_name(value: Any) -> str:
-        return type(value).__name__
-
 
 def finite_number(value: Any, *, kind: str) -> float | int:
     """``value`` as an int or float (booleans refused), or :class:`FieldRuleError`.

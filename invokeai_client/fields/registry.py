@@ -13,7 +13,7 @@ A field's class is chosen, first match wins, by:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from ._base import UNSET, IvkField
@@ -381,28 +381,13 @@ default_registry = FieldRegistry()
 """The registry the SDK uses. Built-in mappings are registered below; add yours with
 :func:`register_field`."""
 
-for _schema, _cls in {
-    "ImageField": ImageField,
-    "BoardField": BoardField,
-    "ColorField": ColorField,
-    "VideoField": VideoField,
-    "LatentsField": LatentsField,
-    "TensorField": TensorField,
-    "DenoiseMaskField": DenoiseMaskField,
-    "ConditioningField": ConditioningField,
-    "MetadataField": MetadataField,
-    "ModelIdentifierField": ModelIdentifierField,
-    "UNetField": UNetField,
-    "CLIPField": CLIPField,
-    "VAEField": VAEField,
-    "TransformerField": TransformerField,
-    "T5EncoderField": T5EncoderField,
-    "LoRAField": LoRAField,
-    "ControlField": ControlField,
-    "IPAdapterField": IPAdapterField,
-    "T2IAdapterField": T2IAdapterField,
-}.items():
-    default_registry.register(_cls, schema=_schema)
+# The built-in classes are named after the server component schemas they stand for.
+for _cls in (
+    ImageField, BoardField, ColorField, VideoField, LatentsField, TensorField, DenoiseMaskField,
+    ConditioningField, MetadataField, ModelIdentifierField, UNetField, CLIPField, VAEField,
+    TransformerField, T5EncoderField, LoRAField, ControlField, IPAdapterField, T2IAdapterField,
+):
+    default_registry.register(_cls, schema=_cls.__name__)
 for _name in (
     "FluxConditioningField",
     "SD3ConditioningField",
@@ -446,5 +431,3 @@ def register_field(
         return apply
     return apply(cls)
 
-
-FieldFactory = Callable[..., IvkField[Any]]

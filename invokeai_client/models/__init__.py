@@ -1,42 +1,10 @@
 """Pydantic models of what the InvokeAI server sends (DTOs and events)."""
 
+from . import queue
 from ._base import ServerModel
 from ._time import Timestamp, parse_timestamp
 from .app import AuthStatus, ServerInfo, User
-from .queue import (
-    TERMINAL_STATUSES,
-    BatchStatus,
-    EnqueueBatchResult,
-    InvocationCacheStatus,
-    NodeFieldValue,
-    ProcessorStatus,
-    QueueAndProcessorStatus,
-    QueueCounts,
-    QueueCountsByDestination,
-    QueueStatus,
-    RetryItemsResult,
-    SessionQueueItem,
-    SessionQueueItemSummary,
-)
+from .queue import *  # noqa: F403 (queue.__all__ is the one list of the queue's DTO names)
 
-__all__ = [
-    "TERMINAL_STATUSES",
-    "AuthStatus",
-    "BatchStatus",
-    "EnqueueBatchResult",
-    "InvocationCacheStatus",
-    "NodeFieldValue",
-    "ProcessorStatus",
-    "QueueAndProcessorStatus",
-    "QueueCounts",
-    "QueueCountsByDestination",
-    "QueueStatus",
-    "RetryItemsResult",
-    "ServerInfo",
-    "ServerModel",
-    "SessionQueueItem",
-    "SessionQueueItemSummary",
-    "Timestamp",
-    "User",
-    "parse_timestamp",
-]
+__all__ = ["AuthStatus", "ServerInfo", "ServerModel", "Timestamp", "User", "parse_timestamp"]
+__all__ += queue.__all__

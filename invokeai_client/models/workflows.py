@@ -18,14 +18,11 @@ class CallCompatibility(ServerModel):
     message: str | None = None
 
 
-class WorkflowSummary(ServerModel):
-    """A workflow as the library lists it (no graph): id, name, owner, category, tags."""
+class _LibraryWorkflow(ServerModel):
+    """What every library answer says about a workflow: id, name, owner, times, thumbnail."""
 
     workflow_id: str
     name: str = ""
-    description: str = ""
-    category: str = "user"
-    tags: str = ""
     user_id: str | None = None
     is_public: bool = False
     created_at: Timestamp = None
@@ -33,25 +30,24 @@ class WorkflowSummary(ServerModel):
     opened_at: Timestamp = None
     thumbnail_url: str | None = None
     call_saved_workflow_compatibility: CallCompatibility | None = None
+
+
+class WorkflowSummary(_LibraryWorkflow):
+    """A workflow as the library lists it (no graph): id, name, owner, category, tags."""
+
+    description: str = ""
+    category: str = "user"
+    tags: str = ""
 
     @property
     def tag_list(self) -> list[str]:
         return [t.strip() for t in self.tags.split(",") if t.strip()]
 
 
-class WorkflowRecord(ServerModel):
+class WorkflowRecord(_LibraryWorkflow):
     """A library workflow with its JSON (``workflow``)."""
 
-    workflow_id: str
-    name: str = ""
-    user_id: str | None = None
-    is_public: bool = False
-    created_at: Timestamp = None
-    updated_at: Timestamp = None
-    opened_at: Timestamp = None
-    thumbnail_url: str | None = None
     workflow: dict[str, Any] = Field(default_factory=dict)
-    call_saved_workflow_compatibility: CallCompatibility | None = None
 
     @property
     def category(self) -> str:

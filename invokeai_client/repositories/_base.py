@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 
 if TYPE_CHECKING:
     from .._http import HttpTransport
     from ..client import AsyncClient
+
+BULK_CHUNK = 1000
+"""Names or ids sent in one bulk request at most; longer lists go in several requests."""
 
 
 class Repository:
@@ -25,6 +28,29 @@ class Repository:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"
+
+    async def _post_chunks(
+        self, path: str, key: str, values: Sequence[Any], **body: Any
+    ) -> AsyncIterator[Any]:
+        """POST ``values`` as ``{key: [...], **body}`` in chunks of :data:`BULK_CHUNK` and
+        yield each answer (retried: these bulk calls are safe to repeat)."""
+        for start in range(0, len(values), BULK_CHUNK):
+            chunk = values[start : start + BULK_CHUNK]
+            yield await self._http.request("POST", path, json={**body, key: chunk}, retry=True)
+
+
+def check_text(name: str, value: object, *, in_path: bool = False) -> str:
+    """``value`` if it is a non-empty string (that can stand in a URL path, with ``in_path``),
+    else a :class:`~errors.ValidationError` naming ``name``."""
+    if not isinstance(value, str) or not value.strip():
+        raise errors.ValidationError(
+            f"{name} must be a non-empty string, got {value!r}", input=name, rule="non-empty text"
+        )
+    if in_path and (any(c in value for c in "/\\?#%") or value in (".", "..")):
+        raise errors.ValidationError(
+            f"{name} {value!r} cannot be used in a URL path", input=name, rule="plain identifier"
+        )
+    return value
 
 
 @contextmanager
@@ -48,18 +74,9 @@ def naming(
     except errors.NotFoundError as exc:
         detail = errors.describe_detail(exc.detail)
         tail = "" if detail in ("Not Found", "no detail given") else f" ({detail})"
-        raise not_found(
-            f"{resource} {ident!r} not found{tail}",
-            status=exc.status,
-            detail=exc.detail,
-            method=exc.method,
-            path=exc.path,
-        ) from None
+        raise exc.reworded(f"{resource} {ident!r} not found{tail}", kind=not_found) from None
     except errors.PermissionDeniedError as exc:
-        raise errors.PermissionDeniedError(
+        raise exc.reworded(
             f"not allowed to {action} {resource} {ident!r}: {errors.describe_detail(exc.detail)}",
-            status=exc.status,
-            detail=exc.detail,
-            method=exc.method,
-            path=exc.path,
+            kind=errors.PermissionDeniedError,
         ) from None

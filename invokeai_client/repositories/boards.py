@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
@@ -17,7 +18,7 @@ from .._paging import Page, Paginator, offset_page
 from ..models.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
 from ..models.images import ImagesResult
 from ._base import Repository, naming
-from .images import ImagesArg, check_categories, image_names_of
+from .images import ImagesArg, check_categories, image_name_of, image_names_of
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -27,7 +28,6 @@ __all__ = ["UNCATEGORIZED", "BoardRef", "BoardRepository"]
 BOARDS = "/api/v1/boards"
 BOARD_IMAGES = "/api/v1/board_images"
 MAX_BOARD_NAME = 300
-BULK_CHUNK = 1000
 UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
@@ -250,7 +250,7 @@ class BoardRepository(Repository):
                 )
             changes["board_visibility"] = visibility
         if cover_image is not None:
-            changes["cover_image_name"] = image_names_of(cover_image)[0]
+            changes["cover_image_name"] = image_name_of(cover_image, input="cover_image")
         board_id = await self.resolve(board, verify=False)
         if board_id == UNCATEGORIZED:
             raise errors.BoardError("the uncategorized pseudo-board cannot be changed")
@@ -321,53 +321,43 @@ class BoardRepository(Repository):
             "board", board_id, action="add images to", not_found=errors.BoardNotFoundError
         )
         if len(names) == 1:
-            try:
+            async with self._naming_unknown_image(names[0]):
                 with board_errors:
                     answer = await self._http.request(
                         "POST",
                         f"{BOARD_IMAGES}/",
                         json={"board_id": board_id, "image_name": names[0]},
                     )
-            except errors.InternalServerError:
-                # InvokeAI answers 500 for an image it does not know; say which one.
-                await self._client.images.get(names[0])  # raises NotFoundError naming it
-                raise
             return ImagesResult.from_server(answer, "added_images")
         result = ImagesResult()
-        for start in range(0, len(names), BULK_CHUNK):
-            with naming(
-                "board", board_id, action="add images to", not_found=errors.BoardNotFoundError
+        with board_errors:
+            async for answer in self._post_chunks(
+                f"{BOARD_IMAGES}/batch", "image_names", names, board_id=board_id
             ):
-                answer = await self._http.request(
-                    "POST",
-                    f"{BOARD_IMAGES}/batch",
-                    json={"board_id": board_id, "image_names": names[start : start + BULK_CHUNK]},
-                    retry=True,
-                )
-            result = result.merge(ImagesResult.from_server(answer, "added_images"))
+                result = result.merge(ImagesResult.from_server(answer, "added_images"))
         return result
 
     async def remove_images(self, images: ImagesArg) -> ImagesResult:
         """Take images off whatever board they are on (they become uncategorized)."""
         names = image_names_of(images)
         if len(names) == 1:
-            try:
+            async with self._naming_unknown_image(names[0]):
                 answer = await self._http.request(
                     "DELETE", f"{BOARD_IMAGES}/", json={"image_name": names[0]}, retry=False
                 )
-            except errors.InternalServerError:
-                # InvokeAI answers 500 for an image it does not know; say which one.
-                await self._client.images.get(names[0])  # raises NotFoundError naming it
-                raise
             return ImagesResult.from_server(answer, "removed_images")
         result = ImagesResult()
-        for start in range(0, len(names), BULK_CHUNK):
-            answer = await self._http.request(
-                "POST",
-                f"{BOARD_IMAGES}/batch/delete",
-                json={"image_names": names[start : start + BULK_CHUNK]},
-                retry=True,
-            )
+        async for answer in self._post_chunks(f"{BOARD_IMAGES}/batch/delete", "image_names", names):
             result = result.merge(ImagesResult.from_server(answer, "removed_images"))
         return result
+
+    @asynccontextmanager
+    async def _naming_unknown_image(self, name: str) -> AsyncIterator[None]:
+        """InvokeAI answers a board change of an image it does not know with a bare 500;
+        inside this block that becomes the NotFoundError naming the image."""
+        try:
+            yield
+        except errors.InternalServerError:
+            await self._client.images.get(name)  # raises NotFoundError naming it
+            raise
 

@@ -41,11 +41,11 @@ __all__ = [
     "UploadScope",
     "check_categories",
     "check_image_name",
+    "image_name_of",
     "image_names_of",
 ]
 
 IMAGES = "/api/v1/images"
-BULK_CHUNK = 1000
 MAX_IMAGE_NAME = 255
 DOWNLOAD_CHUNK = 256 * 1024
 
@@ -97,6 +97,20 @@ def check_image_name(name: object, *, input: str = "image") -> str:
             rule="plain file name",
         )
     return name
+
+
+def image_name_of(image: ImageLike, *, input: str = "image") -> str:
+    """The name of ONE image (a name, or anything with ``image_name``), checked with
+    :func:`check_image_name`."""
+    if isinstance(image, str):
+        return check_image_name(image, input=input)
+    if isinstance(image, HasImageName):
+        return check_image_name(image.image_name, input=input)
+    raise errors.ValidationError(
+        f"{input} must be an image name or an image, got {image!r}",
+        input=input,
+        rule="one image",
+    )
 
 
 def image_names_of(images: ImagesArg, *, input: str = "images") -> builtins.list[str]:
@@ -194,13 +208,10 @@ class ImageRepository(Repository):
                 )
         except errors.APIError as exc:
             if exc.status == 415:
-                raise errors.APIError(
+                raise exc.reworded(
                     f"the server refused {what}: it could not read it as an image "
                     f"({errors.describe_detail(exc.detail)})",
-                    status=exc.status,
-                    detail=exc.detail,
-                    method=exc.method,
-                    path=exc.path,
+                    kind=errors.APIError,
                 ) from None
             raise
         return ImageDTO.model_validate(answer)
@@ -223,22 +234,16 @@ class ImageRepository(Repository):
 
     async def get(self, image: ImageLike) -> ImageDTO:
         """An image's record; :class:`~errors.NotFoundError` naming it if there is none."""
-        name = image_names_of(image, input="image")[0]
+        name = image_name_of(image)
         with naming("image", name, action="read"):
             answer = await self._http.request("GET", f"{IMAGES}/i/{name}")
         return ImageDTO.model_validate(answer)
 
     async def get_many(self, images: ImagesArg) -> builtins.list[ImageDTO]:
         """Records of several images in the given order; unknown names are left out."""
-        names = image_names_of(images)
         out: builtins.list[ImageDTO] = []
-        for start in range(0, len(names), BULK_CHUNK):
-            answer = await self._http.request(
-                "POST",
-                f"{IMAGES}/images_by_names",
-                json={"image_names": names[start : start + BULK_CHUNK]},
-                retry=True,
-            )
+        names = image_names_of(images)
+        async for answer in self._post_chunks(f"{IMAGES}/images_by_names", "image_names", names):
             out.extend(ImageDTO.model_validate(i) for i in answer or [])
         return out
 
@@ -252,21 +257,21 @@ class ImageRepository(Repository):
 
     async def metadata(self, image: ImageLike) -> dict[str, Any] | None:
         """The metadata stored with an image (None when it has none)."""
-        name = image_names_of(image, input="image")[0]
+        name = image_name_of(image)
         with naming("image", name, action="read"):
             answer = await self._http.request("GET", f"{IMAGES}/i/{name}/metadata")
         return answer if isinstance(answer, dict) else None
 
     async def workflow(self, image: ImageLike) -> EmbeddedWorkflow:
         """The workflow and graph saved in an image, parsed (both None when absent)."""
-        name = image_names_of(image, input="image")[0]
+        name = image_name_of(image)
         with naming("image", name, action="read"):
             answer = await self._http.request("GET", f"{IMAGES}/i/{name}/workflow")
         return EmbeddedWorkflow.from_server(answer)
 
     def url(self, image: ImageLike, *, thumbnail: bool = False) -> str:
         """The absolute URL of an image (or its thumbnail) on this server."""
-        name = image_names_of(image, input="image")[0]
+        name = image_name_of(image)
         kind = "thumbnail" if thumbnail else "full"
         return str(self._http.url(f"{IMAGES}/i/{name}/{kind}"))
 
@@ -293,7 +298,7 @@ class ImageRepository(Repository):
         ``.webp``) or a file path. The file appears complete or not at all. Full images are
         PNG, thumbnails WebP.
         """
-        name = image_names_of(image, input="image")[0]
+        name = image_name_of(image)
         kind = "thumbnail" if thumbnail else "full"
         path = f"{IMAGES}/i/{name}/{kind}"
         if dest is None:
@@ -343,7 +348,7 @@ class ImageRepository(Repository):
         session_id: str | None = None,
     ) -> ImageDTO:
         """Change an image's category, intermediate flag, star or session id."""
-        name = image_names_of(image, input="image")[0]
+        name = image_name_of(image)
         changes: dict[str, Any] = {}
         if category is not None:
             check_categories(category)
@@ -376,7 +381,7 @@ class ImageRepository(Repository):
 
     async def delete(self, image: ImageLike) -> ImagesResult:
         """Delete one image; :class:`~errors.NotFoundError` naming it if there is none."""
-        name = image_names_of(image, input="image")[0]
+        name = image_name_of(image)
         with naming("image", name, action="delete"):
             answer = await self._http.request("DELETE", f"{IMAGES}/i/{name}")
         return ImagesResult.from_server(answer, "deleted_images")
@@ -391,15 +396,9 @@ class ImageRepository(Repository):
         return ImagesResult.from_server(answer, "deleted_images")
 
     async def _bulk(self, action: str, images: ImagesArg, done_key: str) -> ImagesResult:
-        names = image_names_of(images)
         result = ImagesResult()
-        for start in range(0, len(names), BULK_CHUNK):
-            answer = await self._http.request(
-                "POST",
-                f"{IMAGES}/{action}",
-                json={"image_names": names[start : start + BULK_CHUNK]},
-                retry=True,
-            )
+        names = image_names_of(images)
+        async for answer in self._post_chunks(f"{IMAGES}/{action}", "image_names", names):
             result = result.merge(ImagesResult.from_server(answer, done_key))
         return result
 

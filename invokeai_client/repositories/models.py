@@ -19,7 +19,7 @@ from ..models.events import (
     ServerEvent,
 )
 from ..models.model_configs import FoundModel, ModelConfig, ModelInstallJob
-from ._base import Repository, naming
+from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -99,14 +99,14 @@ class ModelRepository(Repository):
 
     async def get(self, key: str) -> ModelConfig:
         """The model with this key; :class:`~errors.NotFoundError` naming it if none."""
-        _check_text("key", key)
+        check_text("key", key)
         with naming("model", key):
             answer = await self._http.request("GET", f"{MODELS}/i/{key}")
         return ModelConfig.model_validate(answer)
 
     async def get_by_name(self, name: str, *, base: str, type: str) -> ModelConfig:
         """The model named ``name`` of this base and type (the old name+base+type identity)."""
-        _check_text("name", name)
+        check_text("name", name)
         ident = f"{name} (base {base}, type {type})"
         try:
             with naming("model", ident):
@@ -117,20 +117,18 @@ class ModelRepository(Repository):
                 )
         except errors.UnprocessableEntityError as exc:
             if _is_enum_rejection(exc, ("type", "base")):
-                raise errors.NotFoundError(
+                raise exc.reworded(
                     f"model {ident!r} not found: this server has no base {base!r} or type "
                     f"{type!r}",
+                    kind=errors.NotFoundError,
                     status=404,
-                    detail=exc.detail,
-                    method=exc.method,
-                    path=exc.path,
                 ) from None
             raise
         return ModelConfig.model_validate(answer)
 
     async def get_by_hash(self, hash: str) -> ModelConfig:
         """The model whose weights have this hash (``"blake3:..."``); survives reinstalls."""
-        _check_text("hash", hash)
+        check_text("hash", hash)
         with naming("model with hash", hash):
             answer = await self._http.request(
                 "GET", f"{MODELS}/get_by_hash", params={"hash": hash}
@@ -145,7 +143,7 @@ class ModelRepository(Repository):
 
     async def delete(self, key: str) -> None:
         """Remove the model's record (and its files if they live in the models folder)."""
-        _check_text("key", key)
+        check_text("key", key)
         with naming("model", key, action="delete"):
             await self._http.request(
                 "DELETE", f"{MODELS}/i/{key}", expect="none", headers=NO_GZIP
@@ -153,19 +151,16 @@ class ModelRepository(Repository):
 
     async def scan_folder(self, path: str) -> builtins.list[FoundModel]:
         """Model files and folders under ``path`` on the SERVER's disk (admin)."""
-        _check_text("path", path)
+        check_text("path", path)
         try:
             answer = await self._http.request(
                 "GET", f"{MODELS}/scan_folder", params={"scan_path": path}
             )
         except errors.BadRequestError as exc:
-            raise errors.BadRequestError(
+            raise exc.reworded(
                 f"cannot scan {path!r} on the server: it is not a folder the server can read "
                 f"({errors.describe_detail(exc.detail)})",
-                status=exc.status,
-                detail=exc.detail,
-                method=exc.method,
-                path=exc.path,
+                kind=errors.BadRequestError,
             ) from None
         return [FoundModel.model_validate(f) for f in answer or []]
 
@@ -193,7 +188,7 @@ class ModelRepository(Repository):
         ``allow_unidentified`` is set, that install raises :class:`~errors.ModelInstallError`
         and the useless record is removed again.
         """
-        _check_text("source", source)
+        check_text("source", source)
         body: dict[str, Any] = dict(config or {})
         if name is not None:
             body["name"] = name
@@ -257,21 +252,10 @@ class ModelRepository(Repository):
             )
         except errors.APIError as exc:
             if exc.status == 415:  # InvokeAI answers an unknown job id with 415 here
-                raise errors.NotFoundError(
-                    f"model install job {job_id!r} not found",
-                    status=404,
-                    detail=exc.detail,
-                    method=exc.method,
-                    path=exc.path,
+                raise exc.reworded(
+                    f"model install job {job_id!r} not found", kind=errors.NotFoundError, status=404
                 ) from None
             raise
-
-
-def _check_text(name: str, value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise errors.ValidationError(
-            f"{name} must be a non-empty string, got {value!r}", input=name, rule="non-empty text"
-        )
 
 
 class _InstallWatcher:

@@ -26,14 +26,13 @@ from ..models.queue import (
     SessionQueueItem,
     SessionQueueItemSummary,
 )
-from ._base import Repository, naming
+from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
 
 __all__ = ["QueueRepository"]
 
-BULK_CHUNK = 1000
 CACHE = "/api/v1/app/invocation_cache"
 
 
@@ -54,18 +53,6 @@ def _item_ids(values: int | object | Iterable[Any], *, input: str = "item_ids") 
     if isinstance(values, Iterable) and not isinstance(values, (str, bytes)):
         return [_item_id(v, input=input) for v in values]
     return [_item_id(values, input=input)]
-
-
-def _text(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise errors.ValidationError(
-            f"{name} must be a non-empty string, got {value!r}", input=name, rule="non-empty text"
-        )
-    if any(c in value for c in "/\\?#%") or value in (".", ".."):
-        raise errors.ValidationError(
-            f"{name} {value!r} cannot be used in a URL path", input=name, rule="plain identifier"
-        )
-    return value
 
 
 class QueueRepository(Repository):
@@ -97,13 +84,13 @@ class QueueRepository(Repository):
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
         """Counts by status of one batch (an unknown batch has all counts at 0)."""
-        _text(batch_id, "batch_id")
+        check_text("batch_id", batch_id, in_path=True)
         answer = await self._http.request("GET", f"{self._prefix}/b/{batch_id}/status")
         return BatchStatus.model_validate(answer)
 
     async def counts_by_destination(self, destination: str) -> QueueCountsByDestination:
         """Counts by status of the items sent to ``destination``."""
-        _text(destination, "destination")
+        check_text("destination", destination, in_path=True)
         answer = await self._http.request(
             "GET", f"{self._prefix}/counts_by_destination", params={"destination": destination}
         )
@@ -146,15 +133,10 @@ class QueueRepository(Repository):
 
     async def get_many(self, item_ids: Iterable[int]) -> builtins.list[SessionQueueItem]:
         """Full items (with sessions) in the given order; unknown ids are left out."""
-        ids = _item_ids(item_ids)
         out: builtins.list[SessionQueueItem] = []
-        for start in range(0, len(ids), BULK_CHUNK):
-            answer = await self._http.request(
-                "POST",
-                f"{self._prefix}/items_by_ids",
-                json={"item_ids": ids[start : start + BULK_CHUNK]},
-                retry=True,
-            )
+        async for answer in self._post_chunks(
+            f"{self._prefix}/items_by_ids", "item_ids", _item_ids(item_ids)
+        ):
             out.extend(SessionQueueItem.model_validate(i) for i in answer or [])
         return out
 
@@ -167,30 +149,26 @@ class QueueRepository(Repository):
         servers without it.
         """
         ids = _item_ids(item_ids)
-        out: builtins.list[SessionQueueItemSummary] = []
-        for start in range(0, len(ids), BULK_CHUNK):
-            chunk = ids[start : start + BULK_CHUNK]
-            answer: Any = None
-            if self._summaries_supported is not False:
-                try:
-                    answer = await self._http.request(
-                        "POST",
-                        f"{self._prefix}/item_summaries_by_ids",
-                        json={"item_ids": chunk},
-                        retry=True,
-                    )
+        if self._summaries_supported is not False:
+            try:
+                out: builtins.list[SessionQueueItemSummary] = []
+                async for answer in self._post_chunks(
+                    f"{self._prefix}/item_summaries_by_ids", "item_ids", ids
+                ):
                     self._summaries_supported = True
-                except (errors.EndpointNotAvailableError, errors.NotFoundError):
-                    self._summaries_supported = False  # before 6.14.1
-                except errors.APIError as exc:
-                    if exc.status != 405:
-                        raise
-                    self._summaries_supported = False
-            if self._summaries_supported is False:
-                full = await self.get_many(chunk)
-                answer = [i.model_dump(exclude={"session", "workflow"}) for i in full]
-            out.extend(SessionQueueItemSummary.model_validate(i) for i in answer or [])
-        return out
+                    out.extend(SessionQueueItemSummary.model_validate(i) for i in answer or [])
+                return out
+            except (errors.EndpointNotAvailableError, errors.NotFoundError):
+                self._summaries_supported = False  # before 6.14.1
+            except errors.APIError as exc:
+                if exc.status != 405:
+                    raise
+                self._summaries_supported = False
+        full = await self.get_many(ids)
+        return [
+            SessionQueueItemSummary.model_validate(i.model_dump(exclude={"session", "workflow"}))
+            for i in full
+        ]
 
     def list(
         self,
@@ -257,6 +235,11 @@ class QueueRepository(Repository):
 
     # -- cancel, retry, delete -----------------------------------------------------------
 
+    async def _count(self, key: str, method: str, path: str, **options: Any) -> int:
+        """A bulk call of this queue; how many items it touched (the answer's ``key``)."""
+        answer = await self._http.request(method, f"{self._prefix}{path}", **options)
+        return int((answer or {}).get(key, 0))
+
     async def cancel(self, item_id: int) -> SessionQueueItem:
         """Cancel one item (pending or running); a finished item is left as it is."""
         item_id = _item_id(item_id)
@@ -268,24 +251,19 @@ class QueueRepository(Repository):
         """Cancel every unfinished item of one or more batches; returns how many."""
         ids = [batch_ids] if isinstance(batch_ids, str) else builtins.list(batch_ids)
         for batch_id in ids:
-            _text(batch_id, "batch_id")
-        answer = await self._http.request(
-            "PUT", f"{self._prefix}/cancel_by_batch_ids", json={"batch_ids": ids}
-        )
-        return int((answer or {}).get("canceled", 0))
+            check_text("batch_id", batch_id, in_path=True)
+        return await self._count("canceled", "PUT", "/cancel_by_batch_ids", json={"batch_ids": ids})
 
     async def cancel_destination(self, destination: str) -> int:
         """Cancel every unfinished item sent to ``destination``; returns how many."""
-        _text(destination, "destination")
-        answer = await self._http.request(
-            "PUT", f"{self._prefix}/cancel_by_destination", params={"destination": destination}
+        check_text("destination", destination, in_path=True)
+        return await self._count(
+            "canceled", "PUT", "/cancel_by_destination", params={"destination": destination}
         )
-        return int((answer or {}).get("canceled", 0))
 
     async def cancel_all_except_current(self) -> int:
         """Cancel every pending item (the running one goes on); returns how many."""
-        answer = await self._http.request("PUT", f"{self._prefix}/cancel_all_except_current")
-        return int((answer or {}).get("canceled", 0))
+        return await self._count("canceled", "PUT", "/cancel_all_except_current")
 
     async def retry(self, item_ids: int | Iterable[int]) -> RetryItemsResult:
         """Enqueue failed or canceled items again, as NEW items of the same batch.
@@ -306,24 +284,20 @@ class QueueRepository(Repository):
 
     async def delete_destination(self, destination: str) -> int:
         """Delete every item sent to ``destination``; returns how many."""
-        _text(destination, "destination")
-        answer = await self._http.request("DELETE", f"{self._prefix}/d/{destination}")
-        return int((answer or {}).get("deleted", 0))
+        check_text("destination", destination, in_path=True)
+        return await self._count("deleted", "DELETE", f"/d/{destination}")
 
     async def delete_all_except_current(self) -> int:
         """Delete every pending item (the running one goes on); returns how many."""
-        answer = await self._http.request("PUT", f"{self._prefix}/delete_all_except_current")
-        return int((answer or {}).get("deleted", 0))
+        return await self._count("deleted", "PUT", "/delete_all_except_current")
 
     async def prune(self) -> int:
         """Remove finished items (completed, failed, canceled); returns how many."""
-        answer = await self._http.request("PUT", f"{self._prefix}/prune")
-        return int((answer or {}).get("deleted", 0))
+        return await self._count("deleted", "PUT", "/prune")
 
     async def clear(self) -> int:
         """Delete every item, canceling the running one (a non-admin: their own items)."""
-        answer = await self._http.request("PUT", f"{self._prefix}/clear")
-        return int((answer or {}).get("deleted", 0))
+        return await self._count("deleted", "PUT", "/clear")
 
     # -- processor -----------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .double import DoubleImage, db_timestamp, error, json_response
+from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response, missing
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
@@ -81,15 +81,11 @@ def board_dto(double: InvokeAIDouble, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def may_read_board(user: dict[str, Any], record: dict[str, Any]) -> bool:
-    return bool(
-        user.get("is_admin")
-        or record["user_id"] == user["user_id"]
-        or record["board_visibility"] in ("shared", "public")
-    )
+    return may_write_board(user, record) or record["board_visibility"] in ("shared", "public")
 
 
 def may_write_board(user: dict[str, Any], record: dict[str, Any]) -> bool:
-    return bool(user.get("is_admin") or record["user_id"] == user["user_id"])
+    return is_owner_or_admin(user, record["user_id"])
 
 
 def read_board(double: InvokeAIDouble, user: dict[str, Any], board_id: str) -> dict[str, Any]:
@@ -104,7 +100,7 @@ def read_board(double: InvokeAIDouble, user: dict[str, Any], board_id: str) -> d
 
 def may_modify_image(double: InvokeAIDouble, user: dict[str, Any], image: DoubleImage) -> bool:
     """Owner, board owner, public board, or admin: the rules of InvokeAI's image mutations."""
-    if user.get("is_admin") or image.user_id == user["user_id"]:
+    if is_owner_or_admin(user, image.user_id):
         return True
     board = double.boards.get(image.board_id or "")
     return board is not None and (
@@ -113,7 +109,7 @@ def may_modify_image(double: InvokeAIDouble, user: dict[str, Any], image: Double
 
 
 def may_read_image(double: InvokeAIDouble, user: dict[str, Any], image: DoubleImage) -> bool:
-    if user.get("is_admin") or image.user_id == user["user_id"]:
+    if is_owner_or_admin(user, image.user_id):
         return True
     board = double.boards.get(image.board_id or "")
     return board is not None and board["board_visibility"] in ("shared", "public")
@@ -130,8 +126,7 @@ async def json_body(request: web.Request) -> Any:
 
 def _body_field(body: Any, name: str, loc: str = "body") -> Any:
     if not isinstance(body, dict) or name not in body:
-        raise error(422, [{"type": "missing", "loc": [loc, name], "msg": "Field required",
-                           "input": body}])
+        raise missing([loc, name], body)
     return body[name]
 
 
@@ -143,8 +138,7 @@ class _Routes:
         user = self.d.current_user(request)
         name = request.query.get("board_name")
         if name is None:
-            raise error(422, [{"type": "missing", "loc": ["query", "board_name"],
-                               "msg": "Field required", "input": None}])
+            raise missing(["query", "board_name"])
         if len(name) > 300:
             raise error(422, [{"type": "string_too_long", "loc": ["query", "board_name"],
                                "msg": "String should have at most 300 characters",
@@ -220,7 +214,7 @@ class _Routes:
         }
         if request.query.get("include_images") == "true":
             for image in on_board:
-                if user.get("is_admin") or image.user_id == user["user_id"]:
+                if is_owner_or_admin(user, image.user_id):
                     del self.d.images[image.image_name]
                     result["deleted_images"].append(image.image_name)
                 else:
@@ -245,7 +239,7 @@ class _Routes:
             if (i.board_id or "none") == board_id
             and (not categories or i.image_category in categories)
             and (intermediate is None or i.is_intermediate == (intermediate == "true"))
-            and (board_id != "none" or user.get("is_admin") or i.user_id == user["user_id"])
+            and (board_id != "none" or is_owner_or_admin(user, i.user_id))
         ]
         return json_response(names)
 
@@ -264,7 +258,7 @@ class _Routes:
         image = self.d.images.get(name)
         if image is None:
             return None
-        if not (user.get("is_admin") or image.user_id == user["user_id"]):
+        if not is_owner_or_admin(user, image.user_id):
             return None
         old = image.board_id or "none"
         image.board_id = board_id
@@ -277,7 +271,7 @@ class _Routes:
         name = _body_field(body, "image_name")
         self._writable_board(user, board_id)
         image = self.d.images.get(name)
-        if image is not None and not (user.get("is_admin") or image.user_id == user["user_id"]):
+        if image is not None and not is_owner_or_admin(user, image.user_id):
             raise error(403, "Not authorized to move this image")
         old = self._move(user, name, board_id)
         if old is None:

@@ -22,7 +22,7 @@ from ._double_boards import (
     may_read_image,
     read_board,
 )
-from .double import DoubleImage, db_timestamp, error, json_response
+from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response, missing
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
@@ -146,8 +146,7 @@ def _bool_query(request: web.Request, name: str, *, required: bool = False) -> b
     raw = request.query.get(name)
     if raw is None:
         if required:
-            raise error(422, [{"type": "missing", "loc": ["query", name],
-                               "msg": "Field required", "input": None}])
+            raise missing(["query", name])
         return None
     if raw.lower() in ("true", "1", "yes", "on"):
         return True
@@ -186,8 +185,7 @@ class _Routes:
         body = await json_body(request)
         names = body.get("image_names") if isinstance(body, dict) else None
         if not isinstance(names, list):
-            raise error(422, [{"type": "missing", "loc": ["body", "image_names"],
-                               "msg": "Field required", "input": body}])
+            raise missing(["body", "image_names"], body)
         if len(names) > MAX_BATCH:
             raise error(422, [{"type": "too_long", "loc": ["body", "image_names"],
                                "msg": f"List should have at most {MAX_BATCH} items"}])
@@ -199,8 +197,7 @@ class _Routes:
         user = self.d.current_user(request)
         category = request.query.get("image_category")
         if category is None:
-            raise error(422, [{"type": "missing", "loc": ["query", "image_category"],
-                               "msg": "Field required", "input": None}])
+            raise missing(["query", "image_category"])
         if category not in CATEGORIES:
             raise error(422, [{"type": "enum", "loc": ["query", "image_category"],
                                "msg": "Input should be 'general', 'mask', 'control', 'user' "
@@ -212,7 +209,7 @@ class _Routes:
             board = self.d.boards.get(board_id)
             if board is None:
                 raise error(404, "Board not found")
-            if not (user.get("is_admin") or board["user_id"] == user["user_id"]
+            if not (is_owner_or_admin(user, board["user_id"])
                     or board["board_visibility"] == "public"):
                 raise error(403, "Not authorized to upload to this board")
         data = b""
@@ -441,7 +438,7 @@ class _Routes:
         user = self.d.current_user(request)
         deleted = []
         for image in list(self.d.images.values()):
-            mine = user.get("is_admin") or image.user_id == user["user_id"]
+            mine = is_owner_or_admin(user, image.user_id)
             if image.board_id is None and mine:
                 del self.d.images[image.image_name]
                 deleted.append(image.image_name)
@@ -454,7 +451,7 @@ class _Routes:
         user = self.d.current_user(request)
         count = sum(
             1 for i in self.d.images.values()
-            if i.is_intermediate and (user.get("is_admin") or i.user_id == user["user_id"])
+            if i.is_intermediate and is_owner_or_admin(user, i.user_id)
         )
         return json_response(count)
 

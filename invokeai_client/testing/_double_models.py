@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from ..models.model_configs import KNOWN_BASES, KNOWN_FORMATS, KNOWN_TYPES
-from .double import error, json_response
+from .double import error, json_response, missing
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
@@ -109,10 +109,6 @@ def _enum_error(loc: list[Any], value: str, allowed: tuple[str, ...]) -> web.HTT
     )
 
 
-def _missing(loc: list[Any]) -> web.HTTPException:
-    return error(422, [{"type": "missing", "loc": loc, "msg": "Field required", "input": None}])
-
-
 class _Routes:
     def __init__(self, double: InvokeAIDouble) -> None:
         self.d = double
@@ -161,7 +157,7 @@ class _Routes:
         q = request.query
         for field in ("name", "type", "base"):
             if field not in q:
-                raise _missing(["query", field])
+                raise missing(["query", field])
         if q["type"] not in KNOWN_TYPES:
             raise _enum_error(["query", "type"], q["type"], KNOWN_TYPES)
         if q["base"] not in KNOWN_BASES:
@@ -174,7 +170,7 @@ class _Routes:
     async def get_by_hash(self, request: web.Request) -> web.Response:
         self.d.current_user(request)
         if "hash" not in request.query:
-            raise _missing(["query", "hash"])
+            raise missing(["query", "hash"])
         for m in self.d.models.values():
             if m["hash"] == request.query["hash"]:
                 return json_response(m)
@@ -225,7 +221,7 @@ class _Routes:
         self._admin(request)
         source_text = request.query.get("source")
         if source_text is None:
-            raise _missing(["query", "source"])
+            raise missing(["query", "source"])
         try:
             config_in = await request.json() if request.can_read_body else {}
         except ValueError:

@@ -38,6 +38,7 @@ __all__ = [
     "ImageRecordNotFoundException",
     "MissingInputException",
     "NodeContext",
+    "NodeInputError",
     "NodeSpec",
     "UnsupportedNodeError",
     "kinds_compatible",
@@ -130,6 +131,15 @@ class ImageRecordNotFoundException(Exception):
 
     def __init__(self) -> None:
         super().__init__("Image record not found")
+
+
+class NodeInputError(ValueError):
+    """A value that arrived over an edge broke the node's own validation (InvokeAI's name):
+    the node fails as it is prepared, before it starts (e.g. ``integer_math`` DIV, b=0)."""
+
+    def __init__(self, exec_id: str, field_name: str) -> None:
+        super().__init__(f"Node {exec_id} has invalid incoming input for {field_name}")
+        self.exec_id = exec_id
 
 
 class UnsupportedNodeError(Exception):

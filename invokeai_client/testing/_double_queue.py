@@ -49,11 +49,12 @@ from ._double_nodes import (
     REAL_NODE_TYPES,
     MissingInputException,
     NodeContext,
+    NodeInputError,
     NodeSpec,
     UnsupportedNodeError,
     kinds_compatible,
 )
-from .double import DoubleImage, db_timestamp, error, json_response
+from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response, missing
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
@@ -914,6 +915,13 @@ class _Session:
             node[field_name] = (
                 copy.deepcopy(value) if isinstance(value, (dict, list)) else value
             )
+        spec = self.plan.specs[self.prepared_source[exec_id]]
+        refused = dict(spec.check(node)) if spec is not None and spec.check else {}
+        for _, _, field_name in binds:  # like InvokeAI: the first refused edge input
+            if field_name in refused:
+                raise NodeInputError(exec_id, field_name) from ValueError(
+                    f"Value error, {refused[field_name]}"
+                )
 
     def complete(self, exec_id: str, output: dict[str, Any]) -> None:
         self.results[exec_id] = output
@@ -951,26 +959,57 @@ class _Session:
             for exec_id in self.exec_nodes
             for parent_exec, source_field, field_name in self.bindings[exec_id]
         ]
-        return {
-            "id": self.id,
-            "graph": self.plan.graph(self.nodes),
-            "execution_graph": {"id": self.exec_graph_id, "nodes": self.exec_nodes,
-                                "edges": edges},
-            "executed": list(self.executed_order),
-            "executed_history": list(self.executed_history),
-            "results": self.results,
-            "errors": self.errors,
-            "workflow_call_stack": [],
-            "workflow_call_history": [],
-            "max_workflow_call_depth": MAX_WORKFLOW_CALL_DEPTH,
-            "prepared_source_mapping": self.prepared_source,
-            "source_prepared_mapping": self.source_prepared,
-            "prepared_iteration_paths": {
+        return _session_dict(
+            self.id,
+            self.plan.graph(self.nodes),
+            execution_graph={"id": self.exec_graph_id, "nodes": self.exec_nodes, "edges": edges},
+            executed=list(self.executed_order),
+            executed_history=list(self.executed_history),
+            results=self.results,
+            errors=self.errors,
+            prepared_source_mapping=self.prepared_source,
+            source_prepared_mapping=self.source_prepared,
+            prepared_iteration_paths={
                 exec_id: list(self.path(exec_id)) for exec_id in self.exec_nodes
             },
-            "ready_order": [],
-            "indegree": self.indegree,
-        }
+            indegree=self.indegree,
+        )
+
+
+def _item_event(item: _Item) -> dict[str, Any]:
+    """What every event about one queue item starts with (InvokeAI's QueueItemEventBase)."""
+    plan = item.plan
+    return {
+        "timestamp": int(time.time()),
+        "queue_id": item.queue_id,
+        "item_id": item.item_id,
+        "batch_id": plan.batch_id,
+        "origin": plan.origin,
+        "destination": plan.destination,
+        "user_id": item.user_id,
+    }
+
+
+def _session_dict(session_id: str, graph: dict[str, Any], **state: Any) -> dict[str, Any]:
+    """A session as InvokeAI sends it: ``state`` over the fields of one that ran nothing."""
+    return {
+        "id": session_id,
+        "graph": graph,
+        "execution_graph": {"id": str(uuid.uuid4()), "nodes": {}, "edges": []},
+        "executed": [],
+        "executed_history": [],
+        "results": {},
+        "errors": {},
+        "workflow_call_stack": [],
+        "workflow_call_history": [],
+        "max_workflow_call_depth": MAX_WORKFLOW_CALL_DEPTH,
+        "prepared_source_mapping": {},
+        "source_prepared_mapping": {},
+        "prepared_iteration_paths": {},
+        "ready_order": [],
+        "indegree": {},
+        **state,
+    }
 
 
 def _merge_ctx(
@@ -1323,15 +1362,8 @@ class SessionQueue:
         await self._emit(event, payload, room, item=item)
 
     async def _emit_status(self, item: _Item) -> None:
-        plan = item.plan
         payload: dict[str, Any] = {
-            "timestamp": int(time.time()),
-            "queue_id": item.queue_id,
-            "item_id": item.item_id,
-            "batch_id": plan.batch_id,
-            "origin": plan.origin,
-            "destination": plan.destination,
-            "user_id": item.user_id,
+            **_item_event(item),
             "status": item.status,
             "status_sequence": item.status_sequence,
             "error_type": item.error_type,
@@ -1341,7 +1373,7 @@ class SessionQueue:
             "updated_at": item.updated_at,
             "started_at": item.started_at,
             "completed_at": item.completed_at,
-            "batch_status": self._batch_status(item.queue_id, plan.batch_id),
+            "batch_status": self._batch_status(item.queue_id, item.plan.batch_id),
             "queue_status": self._queue_status(
                 item.queue_id, item.user_id, acting_user_id=item.user_id
             ),
@@ -1523,6 +1555,9 @@ class SessionQueue:
             while item.status == "in_progress":
                 try:
                     exec_id = session.next()
+                except NodeInputError as exc:  # an edge brought a value the node refuses
+                    await self._fail(item, session, exc.exec_id, exc)
+                    break
                 except Exception as exc:  # an input that does not fit its field
                     await self._fail(item, session, None, exc)
                     break
@@ -1542,15 +1577,8 @@ class SessionQueue:
         node = session.exec_nodes[exec_id]
         if node["type"] in ("iterate", "collect"):
             node = {**node, "collection": []}
-        plan = item.plan
         return {
-            "timestamp": int(time.time()),
-            "queue_id": item.queue_id,
-            "item_id": item.item_id,
-            "batch_id": plan.batch_id,
-            "origin": plan.origin,
-            "destination": plan.destination,
-            "user_id": item.user_id,
+            **_item_event(item),
             "session_id": item.session_id,
             "invocation": node,
             "invocation_source_id": session.prepared_source[exec_id],
@@ -1693,38 +1721,22 @@ class SessionQueue:
             "root_item_id": None,
             "workflow_call_depth": None,
             "session": (
-                item.session.to_dict() if item.session is not None else self._idle_session(item)
+                item.session.to_dict() if item.session is not None
+                else _session_dict(item.session_id, item.plan.graph(item.nodes()))
             ),
             "workflow": plan.workflow,
         }
-        if viewer is not None and not viewer.get("is_admin") and viewer["user_id"] != item.user_id:
+        if viewer is not None and not is_owner_or_admin(viewer, item.user_id):
             data.update(
                 user_id="redacted", user_display_name=None, user_email=None,
                 batch_id="redacted", session_id="redacted", origin=None, destination=None,
                 priority=0, field_values=None, retried_from_item_id=None, workflow=None,
                 error_type=None, error_message=None, error_traceback=None,
-                session=_redacted_session(),
+                session=_session_dict(
+                    "redacted", {"id": str(uuid.uuid4()), "nodes": {}, "edges": []}
+                ),
             )
         return data
-
-    def _idle_session(self, item: _Item) -> dict[str, Any]:
-        return {
-            "id": item.session_id,
-            "graph": item.plan.graph(item.nodes()),
-            "execution_graph": {"id": str(uuid.uuid4()), "nodes": {}, "edges": []},
-            "executed": [],
-            "executed_history": [],
-            "results": {},
-            "errors": {},
-            "workflow_call_stack": [],
-            "workflow_call_history": [],
-            "max_workflow_call_depth": MAX_WORKFLOW_CALL_DEPTH,
-            "prepared_source_mapping": {},
-            "source_prepared_mapping": {},
-            "prepared_iteration_paths": {},
-            "ready_order": [],
-            "indegree": {},
-        }
 
     def _summary(self, item: _Item, viewer: dict[str, Any]) -> dict[str, Any]:
         display_name, email = self._user_display(item.user_id)
@@ -1744,7 +1756,7 @@ class SessionQueue:
             "field_values": item.field_values,
             "parent_item_id": None,
         }
-        if not viewer.get("is_admin") and viewer["user_id"] != item.user_id:
+        if not is_owner_or_admin(viewer, item.user_id):
             data.update(user_id="redacted", user_display_name=None, user_email=None,
                         batch_id="redacted", origin=None, destination=None, field_values=None)
         return data
@@ -1969,10 +1981,7 @@ class SessionQueue:
     def _destination(self, request: web.Request) -> str:
         destination = request.query.get("destination")
         if destination is None:
-            raise _unprocessable(
-                [{"type": "missing", "loc": ["query", "destination"], "msg": "Field required",
-                  "input": None}]
-            )
+            raise missing(["query", "destination"])
         return destination
 
     async def _r_cancel_by_destination(self, request: web.Request) -> web.StreamResponse:
@@ -2026,7 +2035,7 @@ class SessionQueue:
                 continue
             if item.queue_id != queue_id:
                 raise error(404, f"Queue item with id {item_id} not found in queue {queue_id}")
-            if not user.get("is_admin") and item.user_id != user["user_id"]:
+            if not is_owner_or_admin(user, item.user_id):
                 raise error(403, f"You do not have permission to retry queue item {item_id}")
             originals.append(item)
         retried: list[int] = []
@@ -2138,7 +2147,7 @@ class SessionQueue:
         item = self._item_or_404(request)
         if item.poison is not None:
             raise self._poison_error(item, "deleting queue item")
-        if not user.get("is_admin") and item.user_id != user["user_id"]:
+        if not is_owner_or_admin(user, item.user_id):
             raise error(403, "You do not have permission to delete this queue item")
         if item.status not in TERMINAL and self._transition(item, "canceled"):
             await self._emit_status(item)
@@ -2150,7 +2159,7 @@ class SessionQueue:
         item = self._item_or_404(request)
         if item.poison is not None:
             raise self._poison_error(item, "canceling queue item")
-        if not user.get("is_admin") and item.user_id != user["user_id"]:
+        if not is_owner_or_admin(user, item.user_id):
             raise error(403, "You do not have permission to cancel this queue item")
         if self._transition(item, "canceled"):
             await self._emit_status(item)
@@ -2189,26 +2198,6 @@ class SessionQueue:
                     own[item.status] += 1
             counts = self._counts_dict(own)
         return json_response({"queue_id": queue_id, "destination": destination, **counts})
-
-
-def _redacted_session() -> dict[str, Any]:
-    return {
-        "id": "redacted",
-        "graph": {"id": str(uuid.uuid4()), "nodes": {}, "edges": []},
-        "execution_graph": {"id": str(uuid.uuid4()), "nodes": {}, "edges": []},
-        "executed": [],
-        "executed_history": [],
-        "results": {},
-        "errors": {},
-        "workflow_call_stack": [],
-        "workflow_call_history": [],
-        "max_workflow_call_depth": MAX_WORKFLOW_CALL_DEPTH,
-        "prepared_source_mapping": {},
-        "source_prepared_mapping": {},
-        "prepared_iteration_paths": {},
-        "ready_order": [],
-        "indegree": {},
-    }
 
 
 # -- batch data expansion ----------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from aiohttp import web
 
-from .double import db_timestamp, error, json_response
+from .double import db_timestamp, error, json_response, missing
 
 if TYPE_CHECKING:
     from .double import InvokeAIDouble
@@ -94,7 +94,7 @@ def _validation_error(loc: list[Any], msg: str, kind: str = "value_error") -> we
 
 def _check_workflow(body: Any, *, with_id: bool) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("workflow"), dict):
-        raise _validation_error(["body", "workflow"], "Field required", "missing")
+        raise missing(["body", "workflow"])
     workflow: dict[str, Any] = body["workflow"]
     for key in REQUIRED_STRINGS:
         if not isinstance(workflow.get(key), str):
@@ -115,7 +115,7 @@ def _check_workflow(body: Any, *, with_id: bool) -> dict[str, Any]:
         raise _validation_error(["body", "workflow", "form"], "Input should be a valid dictionary",
                                 "dict_type")
     if with_id and not isinstance(workflow.get("id"), str):
-        raise _validation_error(["body", "workflow", "id"], "Field required", "missing")
+        raise missing(["body", "workflow", "id"])
     return workflow
 
 

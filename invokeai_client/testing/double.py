@@ -152,6 +152,17 @@ def error(status: int, detail: Any) -> web.HTTPException:
     return exc
 
 
+def missing(loc: list[Any], input: Any = None) -> web.HTTPException:
+    """FastAPI's 422 for a required parameter or body field that was not sent."""
+    return error(422, [{"type": "missing", "loc": loc, "msg": "Field required", "input": input}])
+
+
+def is_owner_or_admin(user: dict[str, Any], owner_id: str | None) -> bool:
+    """Whether ``user`` (from :meth:`InvokeAIDouble.current_user`) may act on what
+    ``owner_id`` owns: InvokeAI's rule of the owner or an admin."""
+    return bool(user.get("is_admin")) or owner_id == user["user_id"]
+
+
 class InvokeAIDouble:
     """A fake InvokeAI server on 127.0.0.1 for tests (see the module docstring)."""
 

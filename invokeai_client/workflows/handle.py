@@ -341,19 +341,9 @@ class WorkflowHandle:
 
     def set(self, key: InputKey | IvkWorkflowInput, value: Any) -> WorkflowHandle:
         """Set an input's value (checked now; returns the handle for chaining)."""
-        found = self._find(key)
-        field = found.field if isinstance(found, IvkWorkflowInput) else found
-        where = (field.node_id, field.name)
-        feeder = self._fed.get(where)
-        if feeder is not None:
-            raise ValidationError(
-                f"input {field.display_name()} is fed by {feeder}; a value set here would be "
-                "ignored",
-                input=field.display_name(),
-                rule="not connected",
-            )
+        field = self._settable(key)
         field.set(value)
-        self._explicit.add(where)
+        self._explicit.add((field.node_id, field.name))
         return self
 
     def update(
@@ -364,21 +354,25 @@ class WorkflowHandle:
         pairs.extend(by_key.items())
         checked: list[tuple[IvkField[Any], Any]] = []
         for key, value in pairs:
-            found = self._find(key)
-            field = found.field if isinstance(found, IvkWorkflowInput) else found
-            feeder = self._fed.get((field.node_id, field.name))
-            if feeder is not None:
-                raise ValidationError(
-                    f"input {field.display_name()} is fed by {feeder}; a value set here would "
-                    "be ignored",
-                    input=field.display_name(),
-                    rule="not connected",
-                )
+            field = self._settable(key)
             checked.append((field, field.check(value)))
         for field, value in checked:
             field._load(value)
             self._explicit.add((field.node_id, field.name))
         return self
+
+    def _settable(self, key: InputKey | IvkWorkflowInput) -> IvkField[Any]:
+        """The field of an input that takes a value: not one fed by an edge."""
+        field = self.field(key)
+        feeder = self._fed.get((field.node_id, field.name))
+        if feeder is not None:
+            raise ValidationError(
+                f"input {field.display_name()} is fed by {feeder}; a value set here would be "
+                "ignored",
+                input=field.display_name(),
+                rule="not connected",
+            )
+        return field
 
     def get(self, key: InputKey | IvkWorkflowInput) -> Any:
         """The current value of an input (``UNSET`` when it has none)."""
