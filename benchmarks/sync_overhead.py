@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
-    with double_process() as url:
+    with double_process() as (url, _):
         rows = [
             ("server_info", *_best(
                 args.rounds,
