@@ -181,6 +181,7 @@ async def _compare(
         "sdk_cpu_ms_per_run": round(_median([r.cpu_ms for r in sdk]), 3),
         "baseline_cpu_ms_per_run": round(_median([r.cpu_ms for r in base]), 3),
         "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "pair_ratios": [round(r, 3) for r in pairs],
     }
     server = [r.server_cpu_ms for r in sdk + base if r.server_cpu_ms is not None]
     if server:
@@ -194,20 +195,29 @@ def _check(row: dict[str, Any], target: float) -> dict[str, Any]:
     return row
 
 
-def bench_a(rounds: int) -> list[dict[str, Any]]:
+def _levels(default: tuple[tuple[int, int], ...], only: list[int] | None, runs: int | None
+            ) -> list[tuple[int, int]]:
+    chosen = [(c, t) for c, t in default if not only or c in only]
+    chosen += [(c, 2000) for c in only or () if c not in {level for level, _ in default}]
+    return [(c, runs or t) for c, t in chosen]
+
+
+def bench_a(rounds: int, levels: list[int] | None = None, runs: int | None = None
+            ) -> list[dict[str, Any]]:
     rows = []
     with double_process() as (url, pid):
-        for concurrency, total in SCENARIO_A:
+        for concurrency, total in _levels(SCENARIO_A, levels, runs):
             row = asyncio.run(_compare(url, concurrency, total, rounds, pid))
             rows.append(_check({"scenario": "a: double", **row}, TARGETS["a"]))
             _print_row(rows[-1])
     return rows
 
 
-def bench_c(rounds: int) -> list[dict[str, Any]]:
+def bench_c(rounds: int, levels: list[int] | None = None, runs: int | None = None
+            ) -> list[dict[str, Any]]:
     rows = []
     with real_process(fast_gc=True) as (url, pid):
-        for concurrency, total in SCENARIO_C:
+        for concurrency, total in _levels(SCENARIO_C, levels, runs):
             row = asyncio.run(_compare(url, concurrency, total, rounds, pid))
             rows.append(_check({"scenario": "c: real InvokeAI", **row}, TARGETS["c"]))
             _print_row(rows[-1])
@@ -315,17 +325,20 @@ def main() -> int:
     parser.add_argument("--only", choices=["a", "b", "c"], action="append")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per side and level")
     parser.add_argument("--in-flight", type=int, default=10_000)
+    parser.add_argument("--levels", type=int, action="append",
+                        help="concurrency levels of a and c to run (default: all)")
+    parser.add_argument("--runs", type=int, help="runs per round (default: per level)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
     chosen = args.only or ["a", "b", "c"]
     rows: list[dict[str, Any]] = []
     started = time.time()
     if "a" in chosen:
-        rows += bench_a(args.rounds)
+        rows += bench_a(args.rounds, args.levels, args.runs)
     if "b" in chosen:
         rows += bench_b(args.in_flight)
     if "c" in chosen:
-        rows += bench_c(args.rounds)
+        rows += bench_c(args.rounds, args.levels, args.runs)
     print()
     print(_table(rows))
     report = {

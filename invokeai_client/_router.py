@@ -160,7 +160,6 @@ class EventRouter:
         self._listeners: list[Callable[[ServerEvent], None]] = []
         self._on_wake: list[Callable[[], None]] = []
         self._on_cleared: list[Callable[[], None]] = []
-        self.received = 0
         self.routed = 0
         self.repeats = 0
         self.ignored = 0
@@ -222,7 +221,6 @@ class EventRouter:
         events: frames of batches nobody here tracks cost a dict lookup and wait a short
         while, unparsed, in case their batch registers.
         """
-        self.received += 1
         if self._listeners:
             self._notify(parse_event(name, data))
         if isinstance(data, dict):

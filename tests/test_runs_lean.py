@@ -112,3 +112,32 @@ def test_an_enqueue_answer_in_another_key_order_is_decoded_whole() -> None:
     answer = _answer_ends(json.dumps(usual, separators=(",", ":")).encode())
     assert answer is not None
     assert (answer.item_ids, answer.priority) == ([5], 0)
+
+
+async def test_event_frames_are_routed_as_read_across_reconnects(double: Peer) -> None:
+    # Socket.IO event frames skip python-engineio's task per message (with the installed
+    # python-engineio; an upgrade that changes its shape fails here, not silently), and
+    # runs still get every event in order after the socket was dropped and came back.
+    d = double.double
+    assert d is not None
+    async with double.client() as client:
+        stream = client._events
+        assert stream.inline_events
+        sio = stream._sio
+        assert sio is not None
+        handled = sio.eio._receive_packet
+        before = await client.runs.submit(add_graph(1, 2))
+        assert (await before)["sum"] == 3
+        assert await d.drop_sockets() == 1
+        for _ in range(500):
+            if stream.connect_count == 2 and client.is_connected:
+                break
+            await asyncio.sleep(0.02)
+        assert sio.eio._receive_packet is handled  # the same engine.io object reconnected
+        runs = [await client.runs.submit(add_graph(i, 1)) for i in range(20)]
+        results = [await run for run in runs]
+        assert [r["sum"] for r in results] == [i + 1 for i in range(20)]
+        events = [type(e).__name__ async for e in runs[-1].events()]
+        assert events[0] == "StatusChanged"
+        assert events[-1] == "StatusChanged"
+        assert client.runs.rest_checks == 0  # the socket told the whole story

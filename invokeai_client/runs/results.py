@@ -200,10 +200,14 @@ def map_value(value: Any, client: AsyncClient | None) -> Any:
 
 def map_output(output: Mapping[str, Any], client: AsyncClient | None) -> Any:
     """A node's output (``{"type": ..., <fields>}``) as a Python value; see the module doc."""
-    fields = {k: v for k, v in output.items() if k not in _META_KEYS}
-    if len(fields) == 1:
+    if len(output) == 2 and "type" in output:
         # One field (the common case: an integer, a string, a collection): its value. A lone
         # image field maps to the same ImageRef as below, without a size.
+        for key, value in output.items():
+            if key != "type" and key not in _META_KEYS:
+                return value if type(value) in _PLAIN_TYPES else map_value(value, client)
+    fields = {k: v for k, v in output.items() if k not in _META_KEYS}
+    if len(fields) == 1:
         (value,) = fields.values()
         return value if type(value) in _PLAIN_TYPES else map_value(value, client)
     image = fields.get("image")
