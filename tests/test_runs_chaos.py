@@ -28,6 +28,7 @@ from invokeai_client import (
     NodeProgress,
     NodeStarted,
     RunCanceledError,
+    RunError,
     RunFailedError,
     RunTimeoutError,
     StatusChanged,
@@ -73,6 +74,8 @@ class Chaos:
     cancels: list[str]
     mid_run_cancel: bool
     late_readers: bool
+    rest_faults: int
+    left_on_close: int
     rng: random.Random = field(repr=False)
 
     @classmethod
@@ -100,10 +103,17 @@ class Chaos:
             ),
             mid_run_cancel=rng.random() < 0.4,
             late_readers=rng.random() < 0.5,
+            rest_faults=rng.choice([0, 0, 1, 3]),
+            left_on_close=rng.choice([0, 0, 1, 3]),
             rng=rng,
         )
 
-    def apply(self, faults: Any) -> None:
+    def apply(self, double: Any) -> None:
+        faults = double.queue.faults
+        if self.rest_faults:  # REST catch-up reads answer 503 a few times
+            for route in ("items_by_ids", "item_summaries_by_ids"):
+                double.faults.add(f"/api/v1/queue/*/{route}", status=503, times=self.rest_faults,
+                                  retry_after=0.05)
         faults.duplicate_events = self.duplicate_events
         faults.event_delay = self.event_delay
         faults.shuffle_item_events = self.shuffle_item_events
@@ -188,10 +198,14 @@ async def read(run: WorkflowRun | BatchRun, out: list[RunEvent], delay: float) -
         out.append(event)
 
 
-async def outcome(run: WorkflowRun) -> WorkflowResult | BaseException:
+async def outcome(
+    run: WorkflowRun, expected: type[Exception] | tuple[type[Exception], ...] = (
+        RunCanceledError, RunFailedError)
+) -> WorkflowResult | BaseException:
+    """The run's result, or the error it ended with (any other error is a bug)."""
     try:
         return await run
-    except (RunCanceledError, RunFailedError) as exc:
+    except expected as exc:
         return exc
 
 
@@ -203,7 +217,7 @@ async def test_chaos(double: Peer, seed: int) -> None:
     chaos = Chaos.from_seed(seed)
     where = str(chaos)
     queue = engine(double)
-    chaos.apply(queue.faults)
+    chaos.apply(double.double)
     rng = chaos.rng
     base = 1000 * (seed + 1)
     before = set(asyncio.all_tasks())
@@ -328,6 +342,24 @@ async def test_chaos(double: Peer, seed: int) -> None:
             await asyncio.gather(*awaited.values(), *seconds.values(), *draining, *consumers)
             server = {item.item_id: item for item in await client.queue.get_many(
                 [exp.run.item_id for exp in expected])}
+
+            # Runs still pending when the client closes end canceled (detached: left alone).
+            queue.paused = True
+            left = [await client.runs.submit(add_graph(i, -5), detach=i == 1)
+                    for i in range(chaos.left_on_close)]
+            left_waits = [asyncio.ensure_future(outcome(run, RunError)) for run in left]
+    with anyio.fail_after(WAIT):
+        for run, waiting in zip(left, left_waits, strict=True):
+            got = await waiting
+            assert isinstance(got, BaseException), f"{where}: {got!r}"
+            result = run.result_nowait()
+            assert result is not None, where
+            assert result.status == ("detached" if run.detached else "canceled"), where
+        async with double.client() as watcher:
+            for item in await watcher.queue.get_many([run.item_id for run in left]):
+                want = "pending" if item.item_id in {r.item_id for r in left if r.detached} \
+                    else "canceled"
+                assert item.status == want, f"{where}: {item.item_id} {item.status}"
 
     # Every item ended once, as the server says, with the server's value.
     for exp in expected:
