@@ -327,3 +327,11 @@ def test_update_checks_everything_before_changing_anything() -> None:
     assert h.get("A") == 6
     h.update({"A": 10}, B=11)
     assert (h.get("A"), h.get("B")) == (10, 11)
+
+
+def test_null_edges_load_as_no_edges_and_round_trip() -> None:
+    data = example("arithmetic-form")
+    data["edges"] = None
+    h = WorkflowHandle(WorkflowDefinition.from_dict(data), schemas=BUNDLED)
+    assert h.to_workflow_dict()["edges"] == []
+    assert h.build_graph(validate=False)["edges"] == []
