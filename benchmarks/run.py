@@ -323,7 +323,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["a", "b", "c"], action="append")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per side and level")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per side and level")
     parser.add_argument("--in-flight", type=int, default=10_000)
     parser.add_argument("--levels", type=int, action="append",
                         help="concurrency levels of a and c to run (default: all)")

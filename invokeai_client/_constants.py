@@ -29,7 +29,9 @@ DEFAULT_CONNECTION_LIMIT = 100
 
 SOCKET_CONNECT_TIMEOUT = 20.0
 RECONNECT_DELAY = 0.5
-RECONNECT_DELAY_MAX = 5.0
+RECONNECT_DELAY_MAX = 2.0
+"""Cap of the socket's reconnect back-off: one cheap connect attempt every ~2 s while the
+server is down, so events flow again within seconds of it coming back."""
 
 DEFAULT_QUEUE_ID = "default"
 DEFAULT_ORIGIN = "invokeai-client"

@@ -52,7 +52,8 @@ class _Retryable(Exception):
 
 
 class _RetryWait:
-    """Exponential backoff with full jitter that never waits less than a ``Retry-After``."""
+    """Exponential backoff, jittered between half and all of each step, never shorter than a
+    ``Retry-After``."""
 
     def __init__(self) -> None:
         self.retry_after: float | None = None

@@ -14,6 +14,7 @@ all; the subclasses say what went wrong so callers can react to the cause, not t
     ├── BoardError               a board could not be found or used
     │   └── BoardNotFoundError   (also NotFoundError) no board with that id or name
     ├── ModelInstallError        a model install job ended in error or was cancelled
+    ├── BulkDownloadError        the server could not build a zip of images
     ├── RunningLoopError         (also RuntimeError) the sync Client was used inside an event loop
     ├── RunError                 a queue item ended badly (failed or canceled)
     │   ├── RunFailedError
@@ -40,6 +41,7 @@ __all__ = [
     "BadRequestError",
     "BoardError",
     "BoardNotFoundError",
+    "BulkDownloadError",
     "ConflictError",
     "ConnectionError",
     "EndpointNotAvailableError",
@@ -127,6 +129,16 @@ class ModelInstallError(InvokeAIError):
         self.error_type = error_type
         self.error = error
         self.traceback = traceback
+
+
+class BulkDownloadError(InvokeAIError):
+    """The server could not build a bulk download archive (``item_name``); ``error`` is its
+    reason (for example an image or board that does not exist)."""
+
+    def __init__(self, message: str, *, item_name: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.item_name = item_name
+        self.error = error
 
 
 class RunningLoopError(InvokeAIError, RuntimeError):

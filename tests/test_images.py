@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from invokeai_client import (
     APIError,
     AsyncClient,
     Board,
+    BulkDownloadError,
     ImageDTO,
     NotFoundError,
     ValidationError,
@@ -302,3 +304,45 @@ async def test_intermediates_count_and_clear(client: AsyncClient) -> None:
     assert await client.images.clear_intermediates() >= 1
     assert await client.images.intermediates_count() == 0
     assert not await client.images.exists(image)
+
+
+async def test_a_zip_of_images_or_of_a_board_holds_each_image_once(
+    client: AsyncClient, board: Board, tmp_path: Path
+) -> None:
+    sizes = {(20, 10), (8, 6), (33, 17)}
+    dtos = [await client.images.upload(png(w, h), board=board) for w, h in sorted(sizes)]
+    outside = await client.images.upload(png(5, 5))
+    try:
+        picked = await client.images.download_zip(dtos[:2])
+        saved = await client.images.download_zip(board=board.board_name, dest=tmp_path)
+    finally:
+        await client.images.delete(outside)
+    with zipfile.ZipFile(io.BytesIO(picked)) as archive:
+        assert sorted(archive.namelist()) == sorted(
+            f"{dto.image_category}/{dto.image_name}" for dto in dtos[:2]
+        )
+    assert saved.parent == tmp_path.resolve()
+    assert saved.suffix == ".zip"
+    assert saved.name.startswith(board.board_name)  # InvokeAI names a board's zip after it
+    assert [p.name for p in tmp_path.iterdir()] == [saved.name]  # no partial file left
+    with zipfile.ZipFile(saved) as archive:
+        names = archive.namelist()
+        found = {decode(archive.read(name)).size for name in names}
+    assert len(names) == 3  # the board's images, each once, not the one outside it
+    assert {name.rsplit("/", 1)[1] for name in names} == {dto.image_name for dto in dtos}
+    assert found == sizes
+
+
+async def test_a_zip_of_a_missing_image_names_it(client: AsyncClient, board: Board) -> None:
+    real = await client.images.upload(png(4, 4), board=board)
+    missing = f"{uuid.uuid4()}.png"
+    with pytest.raises(BulkDownloadError, match=missing) as caught:
+        await client.images.download_zip([real, missing])
+    assert caught.value.item_name.endswith(".zip")
+    assert real.image_name not in str(caught.value)
+    with pytest.raises(ValidationError, match="either images or board"):
+        await client.images.download_zip()
+    with pytest.raises(ValidationError, match="either images or board"):
+        await client.images.download_zip([real], board=board)
+    with pytest.raises(ValidationError, match="1 to 1000 images"):
+        await client.images.download_zip([])

@@ -4,6 +4,7 @@ shuffled or missing events, lost enqueue answers, a slow reader."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections import Counter
 from typing import Any
 
@@ -214,3 +215,29 @@ async def test_runs_that_end_while_the_socket_is_down_settle_without_waiting(
         assert client.is_connected
         result = await run.result(timeout=10)  # far less than the 30 s quiet period
     assert result["sum"] == 42
+
+
+async def test_progress_carries_preview_images_in_step_order(double: Peer) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    queue = engine(double)
+    queue.faults.progress_steps = 4
+    queue.faults.progress_preview = (24, 16)
+    async with double.client() as client:
+        run = await client.runs.submit(add_graph(1, 2))
+        events = [event async for event in run.events()]
+        result = await run
+    progress = [e for e in events if isinstance(e, NodeProgress) and e.node_id == "sum"]
+    assert [e.percentage for e in progress] == [0.25, 0.5, 0.75, 1.0]
+    brightness = []
+    for event in progress:
+        data = event.preview_bytes()
+        assert data is not None
+        assert data[:3] == b"\xff\xd8\xff"
+        assert event.image is not None
+        assert (event.image.width, event.image.height) == (24, 16)
+        picture = pil.open(io.BytesIO(data))
+        assert picture.size == (24, 16)
+        brightness.append(picture.convert("L").getpixel((0, 0)))
+    assert brightness == sorted(brightness)
+    assert brightness[0] < brightness[-1]
+    assert result["sum"] == 3

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 import pytest
 
 from invokeai_client import NotFoundError, RunFailedError, ValidationError, WorkflowResult
 from invokeai_client.workflows import examples
 
 from .conftest import Peer
-from .helpers import node_of
+from .helpers import node_of, png
 from .test_runs import needs_queue
 
 pytestmark = pytest.mark.anyio
@@ -150,3 +153,45 @@ async def test_sweeping_an_unbatchable_input_fails_before_any_request(double: Pe
                 "items": [{"r": 1, "g": 2, "b": 3, "a": 255}],
             }]])
         assert double.double.count("POST", "/api/v1/queue/*/enqueue_batch") == sent
+
+
+async def test_a_board_input_set_by_name_saves_to_that_board(peer: Peer) -> None:
+    needs_queue(peer)
+    async with peer.client() as client:
+        board = await client.boards.create(f"board-input-{uuid.uuid4().hex[:8]}")
+        try:
+            wf = await client.workflows.load(examples.path("image-pipeline"))
+            save = node_of(wf, "save_image")
+            wf.set(f"{save}.board", board.board_name)
+            result = await (await wf.submit())
+            assert wf.get(f"{save}.board") == {"board_id": board.board_id}
+            names = {image.image_name async for image in client.images.list(board=board)}
+            wf.set(f"{save}.board", "no-such-board-input")
+            before = (await client.queue.status()).queue.total
+            with pytest.raises(NotFoundError, match="no-such-board-input"):
+                await wf.submit()
+            assert (await client.queue.status()).queue.total == before  # nothing enqueued
+        finally:
+            await client.boards.delete(board, delete_images=True)
+    assert result.image is not None
+    assert result.image.image_name in names
+
+
+async def test_sweeping_local_image_files_uploads_each_and_cleans_up(
+    peer: Peer, tmp_path: Path
+) -> None:
+    needs_queue(peer)
+    files = [tmp_path / "small.png", tmp_path / "wide.png"]
+    files[0].write_bytes(png(40, 30))
+    files[1].write_bytes(png(64, 16))
+    async with peer.client() as client:
+        async with await client.workflows.load(examples.path("image-input")) as wf:
+            batch = await wf.submit_batch({"Image": [files[0], str(files[1])]})
+            results = await batch.results()
+            uploads = wf.uploads
+            assert len(uploads) == 2
+        sizes = [(r.image.width, r.image.height) for r in results if r.image is not None]
+        for name in uploads:  # leaving `async with wf` deleted the uploads
+            with pytest.raises(NotFoundError, match=name):
+                await client.images.get(name)
+    assert sizes == [(20, 15), (32, 8)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import json
 import logging
 import signal
@@ -18,6 +19,7 @@ import sys
 import threading
 import uuid
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -212,12 +214,14 @@ async def test_boards_and_images_list_as_plain_iterators(peer: Peer, tmp_path: P
             saved = image.save(tmp_path / "out")
             data = image.download()
             by_repo = client.images.download(image)  # a proxy is accepted as an image
+            zipped = client.images.download_zip(board=board)
             client.boards.delete(board, delete_images=True)
             gone = client.boards.find(board_name)
             return {
                 "board": board, "boards": boards, "listed": listed, "first": first,
                 "pages": pages, "collected": collected, "results": results, "saved": saved,
                 "data": data, "by_repo": by_repo, "gone": gone, "event_images": event_images,
+                "zipped": zipped,
             }
 
     out = await in_thread(script)
@@ -235,6 +239,9 @@ async def test_boards_and_images_list_as_plain_iterators(peer: Peer, tmp_path: P
     assert out["saved"].parent == tmp_path / "out"
     assert out["saved"].read_bytes() == out["data"]
     assert out["gone"] is None
+    with zipfile.ZipFile(io.BytesIO(out["zipped"])) as archive:
+        # Every image on the board: the gallery's two and the pipeline's intermediates.
+        assert names < {name.rsplit("/", 1)[1] for name in archive.namelist()}
     # Images inside events come as sync refs too (the save node's among them).
     assert names <= {ref.image_name for ref in out["event_images"]}
 

@@ -13,7 +13,7 @@ from invokeai_client import ValidationError, WorkflowError
 from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
 
 from .conftest import SEED_WORKFLOWS
-from .helpers import BUNDLED, example, handle
+from .helpers import BUNDLED, example, gui_node, gui_workflow, handle
 
 SEED_FILES = sorted(SEED_WORKFLOWS.glob("*.json")) if SEED_WORKFLOWS.is_dir() else []
 needs_seed = pytest.mark.skipif(not SEED_FILES, reason="../shared/fixtures is not available")
@@ -327,3 +327,25 @@ def test_update_checks_everything_before_changing_anything() -> None:
     assert h.get("A") == 6
     h.update({"A": 10}, B=11)
     assert (h.get("A"), h.get("B")) == (10, 11)
+
+
+def test_null_edges_load_as_no_edges_and_round_trip() -> None:
+    data = example("arithmetic-form")
+    data["edges"] = None
+    h = WorkflowHandle(WorkflowDefinition.from_dict(data), schemas=BUNDLED)
+    assert h.to_workflow_dict()["edges"] == []
+    assert h.build_graph(validate=False)["edges"] == []
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_a_file_value_of_the_wrong_shape_is_a_problem_not_a_crash(typed: bool) -> None:
+    node = gui_node("integer_collection", {"collection": [1, 2]})
+    node["data"]["inputs"]["collection"]["value"] = 5  # a hand-edited file
+    exposed = [{"nodeId": node["id"], "fieldName": "collection"}]
+    data = gui_workflow("bad collection", [node], exposed=exposed)
+    h = WorkflowHandle(WorkflowDefinition.from_dict(data), schemas=BUNDLED if typed else None)
+    assert h.build_graph(validate=False)["nodes"][node["id"]]["collection"] == 5
+    if typed:
+        assert any("collection" in problem for problem in h.validate())
+        with pytest.raises(ValidationError, match="collection"):
+            h.build_graph()

@@ -89,3 +89,15 @@ async def test_board_image_generator_lists_the_boards_images(peer: Peer) -> None
             assert sorted(i["image_name"] for i in group[0]["items"]) == sorted(names)
         finally:
             await client.boards.delete(board, delete_images=True)
+
+
+@pytest.mark.parametrize("kind", ["string", "image"])
+async def test_a_generator_whose_type_is_not_a_string_is_refused_by_name(
+    kind: str, double: Peer
+) -> None:
+    data = batch_workflow(kind, {"type": ["not", "a", "string"], "input": "x"})
+    async with double.client(events=False) as client:
+        h = await client.workflows.load(data)
+        await h.resolve_generators()  # nothing for the server to compute
+        with pytest.raises(ValidationError, match="'type' must be a string"):
+            h.build_batch()

@@ -27,9 +27,14 @@ SOURCES: list[dict[str, Any]] = [json.loads(examples.path(n).read_text()) for n 
 if SEED_WORKFLOWS.is_dir():
     SOURCES += [json.loads(p.read_text()) for p in sorted(SEED_WORKFLOWS.glob("*.json"))]
 
-# More examples for a deeper search: IVK_PROPERTY_EXAMPLES=2000 pytest -k properties
+# The suite explores the same examples on every run, so a red test is a change, not luck.
+# Hunt for new failures with random, deeper searches (then keep each find as a plain test):
+#   IVK_PROPERTY_RANDOM=1 IVK_PROPERTY_EXAMPLES=5000 pytest tests/test_workflows_properties.py
+RANDOM = bool(os.environ.get("IVK_PROPERTY_RANDOM"))
 PROPERTY_SETTINGS = settings(
     max_examples=int(os.environ.get("IVK_PROPERTY_EXAMPLES", "150")),
+    derandomize=not RANDOM,
+    database=settings.default.database if RANDOM else None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -54,6 +54,8 @@ class CollectionField(IvkField[list[Any]]):
         return checked
 
     def _to_api(self, value: Any, images: ImageResolver | None) -> Any:
+        if not isinstance(value, list):
+            return value  # a file's value kept as it is (validation reports it as a problem)
         return [self.item.api_value(item, images) for item in value]
 
     def describe(self) -> str:

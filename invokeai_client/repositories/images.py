@@ -11,6 +11,7 @@ import builtins
 import json
 import logging
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext, suppress
@@ -25,6 +26,12 @@ from .. import errors
 from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
 from .._uploads import read_image_source, upload_image
 from ..models.boards import UNCATEGORIZED, BoardRef
+from ..models.events import (
+    BulkDownloadCompleteEvent,
+    BulkDownloadErrorEvent,
+    BulkDownloadEvent,
+    ServerEvent,
+)
 from ..models.images import IMAGE_CATEGORIES, EmbeddedWorkflow, ImageDTO, ImagesResult
 from ._base import Repository, naming
 
@@ -48,6 +55,10 @@ __all__ = [
 IMAGES = "/api/v1/images"
 MAX_IMAGE_NAME = 255
 DOWNLOAD_CHUNK = 256 * 1024
+MAX_BULK_DOWNLOAD = 1000
+"""Images one bulk download may name (InvokeAI's MAX_IMAGE_BATCH_SIZE)."""
+BULK_DOWNLOAD_TIMEOUT = 300.0
+_SAFE_ITEM = re.compile(r"^[\w -]+\.zip$")  # "<clean board name>_<uuid>.zip" or "<uuid>.zip"
 
 
 @runtime_checkable
@@ -301,26 +312,130 @@ class ImageRepository(Repository):
         name = image_name_of(image)
         kind = "thumbnail" if thumbnail else "full"
         path = f"{IMAGES}/i/{name}/{kind}"
+        file_name = f"{Path(name).stem}.webp" if thumbnail else name
+        with naming("image", name, action="download"):
+            return await self._fetch_file(path, file_name, dest)
+
+    async def _fetch_file(
+        self, path: str, file_name: str, dest: str | os.PathLike[str] | None
+    ) -> bytes | Path:
+        """GET ``path`` as bytes, or stream it into ``dest`` (a folder gets ``file_name``);
+        the file appears complete or not at all."""
         if dest is None:
-            with naming("image", name, action="download"):
-                data: bytes = await self._http.request("GET", path, expect="bytes")
+            data: bytes = await self._http.request("GET", path, expect="bytes")
             return data
-        target = await anyio.to_thread.run_sync(_download_target, Path(dest), name, thumbnail)
+        target = await anyio.to_thread.run_sync(_download_target, Path(dest), file_name)
         part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
         try:
-            with naming("image", name, action="download"):
-                async with (
-                    self._http.stream("GET", path) as response,
-                    await anyio.open_file(part, "wb") as out,
-                ):
-                    async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
-                        await out.write(chunk)
+            async with (
+                self._http.stream("GET", path) as response,
+                await anyio.open_file(part, "wb") as out,
+            ):
+                async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
+                    await out.write(chunk)
             await anyio.to_thread.run_sync(os.replace, part, target)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_unlink_quietly, part)
             raise
         return target
+
+    @overload
+    async def download_zip(
+        self,
+        images: ImagesArg | None = None,
+        *,
+        board: BoardRef | None = None,
+        dest: None = None,
+        timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+    ) -> bytes: ...
+
+    @overload
+    async def download_zip(
+        self,
+        images: ImagesArg | None = None,
+        *,
+        board: BoardRef | None = None,
+        dest: str | os.PathLike[str],
+        timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+    ) -> Path: ...
+
+    async def download_zip(
+        self,
+        images: ImagesArg | None = None,
+        *,
+        board: BoardRef | None = None,
+        dest: str | os.PathLike[str] | None = None,
+        timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+    ) -> bytes | Path:
+        """Several images as one zip archive that the server builds (InvokeAI's bulk download):
+        the given ``images`` (at most 1,000), or every image on ``board`` (intermediates too;
+        a board id, name, :class:`Board` or ``UNCATEGORIZED``). Entries are named
+        ``<category>/<image_name>``.
+
+        Returns the archive's bytes, or streams it into ``dest`` (a folder gets the server's
+        file name) and returns the path. The server announces the finished archive only on
+        the event stream, so this needs a client with ``events=True``. Raises
+        :class:`~errors.BulkDownloadError` with the server's reason when it cannot build the
+        archive, :class:`~errors.TimeoutError` after ``timeout`` seconds.
+        """
+        body: dict[str, Any]
+        if (images is None) == (board is None):
+            raise errors.ValidationError(
+                "download_zip takes either images or board (exactly one of them)",
+                input="images" if images is not None else "board",
+                rule="images or board",
+            )
+        if images is not None:
+            names = image_names_of(images)
+            if not names or len(names) > MAX_BULK_DOWNLOAD:
+                raise errors.ValidationError(
+                    f"download_zip takes 1 to {MAX_BULK_DOWNLOAD} images, got {len(names)}",
+                    input="images",
+                    rule=f"1..{MAX_BULK_DOWNLOAD} images",
+                )
+            body = {"image_names": names}
+        else:
+            assert board is not None
+            body = {"board_id": await self._client.boards.resolve(board)}
+        if not self._client._use_events:
+            raise errors.InvokeAIError(
+                "download_zip needs the event stream (the server announces the archive only "
+                "there): use a client with events=True"
+            )
+        watcher = _BulkDownloadWatcher(self._client)
+        try:
+            answer = await self._http.request("POST", f"{IMAGES}/download", json=body)
+            item = answer.get("bulk_download_item_name") if isinstance(answer, dict) else None
+            if not isinstance(item, str) or not _SAFE_ITEM.match(item):
+                raise errors.InvokeAIError(
+                    f"the server answered the bulk download with no usable archive name: "
+                    f"{answer!r:.200}"
+                )
+            try:
+                with anyio.fail_after(timeout):
+                    event = await watcher.wait(item)
+            except builtins.TimeoutError:
+                raise errors.TimeoutError(
+                    f"bulk download {item} was not ready within {timeout} s"
+                ) from None
+        finally:
+            watcher.close()
+        if isinstance(event, BulkDownloadErrorEvent):
+            reason = event.error or "no reason given"
+            if images is not None:  # the server does not say which image it missed
+                known = {dto.image_name for dto in await self.get_many(body["image_names"])}
+                absent = [name for name in body["image_names"] if name not in known]
+                if absent:
+                    more = f" and {len(absent) - 5} more" if len(absent) > 5 else ""
+                    reason += f" (no such image: {', '.join(absent[:5])}{more})"
+            raise errors.BulkDownloadError(
+                f"the server could not build bulk download {item}: {reason}",
+                item_name=item,
+                error=event.error,
+            )
+        with naming("bulk download", item, action="download"):
+            return await self._fetch_file(f"{IMAGES}/download/{item}", item, dest)
 
     @overload
     async def thumbnail(self, image: ImageLike, dest: None = None) -> bytes: ...
@@ -506,9 +621,35 @@ def _resize_json(resize_to: Sequence[int]) -> str:
     return json.dumps({"width": resize_to[0], "height": resize_to[1]})
 
 
-def _download_target(dest: Path, name: str, thumbnail: bool) -> Path:
+class _BulkDownloadWatcher:
+    """Keeps the client's bulk download events from before the POST is answered (the server
+    may finish a small archive first), until the one for our archive arrives."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._done: dict[str, BulkDownloadEvent] = {}
+        self._changed = anyio.Event()
+        self._remove = client._router.add_listener(self._on_event)
+
+    def _on_event(self, event: ServerEvent) -> None:
+        if isinstance(event, (BulkDownloadCompleteEvent, BulkDownloadErrorEvent)):
+            name = event.bulk_download_item_name
+            if name is not None and len(self._done) < MAX_BULK_DOWNLOAD:
+                self._done[name] = event
+            self._changed.set()
+
+    async def wait(self, item: str) -> BulkDownloadEvent:
+        while item not in self._done:
+            await self._changed.wait()
+            self._changed = anyio.Event()
+        return self._done[item]
+
+    def close(self) -> None:
+        self._remove()
+
+
+def _download_target(dest: Path, file_name: str) -> Path:
     """Where a download goes (runs in a worker thread); refuses paths outside ``dest``."""
-    file_name = f"{Path(name).stem}.webp" if thumbnail else name
+    name = file_name
     if dest.is_dir():
         folder = dest.resolve()
         target = (folder / file_name).resolve()

@@ -529,19 +529,8 @@ class WorkflowRun(ItemRoute):
         self._open = None
         self.forget_repeats()
         if self._listening:
-            if result.status == "failed":
-                self._emit(
-                    NodeFailed(
-                        self.item_id, self.batch_id, result.error_node_id, result.error_type,
-                        result.error_message, result.error_traceback,
-                    )
-                )
-            self._emit(
-                StatusChanged(
-                    self.item_id, self.batch_id, result.status,
-                    error_type=result.error_type, error_message=result.error_message,
-                )
-            )
+            for event in _terminal_events(result):
+                self._emit(event)
         if self._listeners:
             for mailbox in self._listeners:
                 mailbox.close()
@@ -601,19 +590,23 @@ class WorkflowRun(ItemRoute):
             for node_id, prepared in self._open or ():
                 into.put(NodeStarted(self.item_id, self.batch_id, node_id, prepared_id=prepared))
             return
-        if result.status == "failed":
-            into.put(
-                NodeFailed(
-                    self.item_id, self.batch_id, result.error_node_id, result.error_type,
-                    result.error_message, result.error_traceback,
-                )
-            )
-        into.put(
-            StatusChanged(
-                self.item_id, self.batch_id, result.status,
-                error_type=result.error_type, error_message=result.error_message,
-            )
-        )
+        for event in _terminal_events(result):
+            into.put(event)
+
+
+def _terminal_events(result: WorkflowResult) -> list[RunEvent]:
+    """The events that end a run with ``result``: its failure (if any), then its status."""
+    status = StatusChanged(
+        result.item_id, result.batch_id, result.status,
+        error_type=result.error_type, error_message=result.error_message,
+    )
+    if result.status != "failed":
+        return [status]
+    failed = NodeFailed(
+        result.item_id, result.batch_id, result.error_node_id, result.error_type,
+        result.error_message, result.error_traceback,
+    )
+    return [failed, status]
 
 
 async def _read_events(runs: Sequence[WorkflowRun], batch: BatchRun | None = None) -> (

@@ -17,9 +17,17 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
+from ..models.boards import BoardRef
 from ..models.images import ImageDTO
 from ..repositories.boards import BoardRepository
-from ..repositories.images import ImageLike, ImageRepository, UploadScope, UploadSource
+from ..repositories.images import (
+    BULK_DOWNLOAD_TIMEOUT,
+    ImageLike,
+    ImageRepository,
+    ImagesArg,
+    UploadScope,
+    UploadSource,
+)
 from ..repositories.models import ModelInstall, ModelRepository
 from ..repositories.queue import QueueRepository
 from ..repositories.workflows import WorkflowRepository, WorkflowSource
@@ -409,6 +417,29 @@ class SyncImages(Proxy[ImageRepository]):
     ):
         """The image's WebP thumbnail, as bytes or saved into ``dest``."""
         return self._invoke("thumbnail", (image, dest), {})  # type: ignore[no-any-return]
+
+    @overload
+    def download_zip(
+        self, images: ImagesArg | None = None, *, board: BoardRef | None = None,
+        dest: None = None, timeout: float | None = BULK_DOWNLOAD_TIMEOUT,
+    ) -> bytes: ...
+
+    @overload
+    def download_zip(
+        self, images: ImagesArg | None = None, *, board: BoardRef | None = None,
+        dest: str | os.PathLike[str], timeout: float | None = BULK_DOWNLOAD_TIMEOUT,
+    ) -> Path: ...
+
+    def download_zip(
+        self, images: ImagesArg | None = None, *, board: BoardRef | None = None,
+        dest: str | os.PathLike[str] | None = None,
+        timeout: float | None = BULK_DOWNLOAD_TIMEOUT,
+    ) -> bytes | Path:
+        """Several images (or a board's) as one zip the server builds: bytes, or saved into
+        ``dest`` (returns the path)."""
+        return self._invoke(  # type: ignore[no-any-return]
+            "download_zip", (images,), {"board": board, "dest": dest, "timeout": timeout}
+        )
 
 
 @proxies(ModelInstall)

@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import uuid
+import zipfile
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
@@ -55,6 +56,8 @@ def install(double: InvokeAIDouble) -> None:
     double.route("GET", f"{IMAGES}/i/{{image_name}}/metadata", routes.metadata)
     double.route("GET", f"{IMAGES}/i/{{image_name}}/workflow", routes.workflow)
     double.route("GET", f"{IMAGES}/i/{{image_name}}/urls", routes.urls)
+    double.route("POST", f"{IMAGES}/download", routes.bulk_download)
+    double.route("GET", f"{IMAGES}/download/{{item_name}}", routes.bulk_download_item)
 
 
 def image_dto(image: DoubleImage) -> dict[str, Any]:
@@ -160,6 +163,7 @@ class _Routes:
     def __init__(self, double: InvokeAIDouble) -> None:
         self.d = double
         self._thumbs: dict[str, bytes] = {}
+        self._zips: dict[str, tuple[str, bytes]] = {}  # bulk download name -> (owner, zip)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -463,3 +467,91 @@ class _Routes:
         for name in doomed:
             del self.d.images[name]
         return json_response(len(doomed))
+
+    # -- bulk download -------------------------------------------------------------------
+
+    async def bulk_download(self, request: web.Request) -> web.Response:
+        """``POST /download``: answers 202 at once and builds the zip afterwards, announcing
+        it with ``bulk_download_*`` events, as InvokeAI does."""
+        user = self.d.current_user(request)
+        body = await json_body(request)
+        body = body if isinstance(body, dict) else {}
+        names, board_id = body.get("image_names"), body.get("board_id")
+        if not names and board_id is None:
+            raise error(400, "No images or board id specified.")
+        if names is not None and (not isinstance(names, list) or len(names) > MAX_BATCH):
+            raise error(422, [{"type": "too_long", "loc": ["body", "image_names"],
+                               "msg": f"List should have at most {MAX_BATCH} items"}])
+        prefix = ""
+        if board_id:
+            if board_id == "none":
+                prefix = "Uncategorized_"
+            else:
+                board = read_board(self.d, user, str(board_id))
+                clean = "".join(c for c in board["board_name"] if c.isalnum() or c in " _-")
+                prefix = f"{clean.rstrip()}_"
+        for name in names or []:
+            image = self.d.images.get(str(name))
+            if image is not None and not may_read_image(self.d, user, image):
+                raise error(403, "Not authorized to access this image")
+        item_id = f"{prefix}{uuid.uuid4()}"
+        self.d.spawn(self._build_zip(item_id, names, board_id, user["user_id"]))
+        return json_response(
+            {"response": "Your images are preparing to be downloaded",
+             "bulk_download_item_name": f"{item_id}.zip"},
+            status=202,
+        )
+
+    async def _build_zip(
+        self, item_id: str, names: list[Any] | None, board_id: Any, user_id: str
+    ) -> None:
+        item_name = f"{item_id}.zip"
+        event = {"bulk_download_id": "default", "bulk_download_item_id": item_id,
+                 "bulk_download_item_name": item_name, "user_id": user_id}
+        await self._emit_bulk("bulk_download_started", event, user_id)
+        chosen: list[DoubleImage | None]
+        if board_id:
+            wanted = "" if board_id == "none" else board_id
+            chosen = [i for i in self.d.images.values() if (i.board_id or "") == wanted]
+        else:
+            chosen = [self.d.images.get(str(name)) for name in names or []]
+        if any(image is None for image in chosen):
+            await self._emit_bulk(
+                "bulk_download_error", {**event, "error": "Image record not found"}, user_id
+            )
+            return
+        entries = [(f"{i.image_category}/{i.image_name}", i.data) for i in chosen if i is not None]
+        self._zips[item_name] = (user_id, await asyncio.to_thread(_zip, entries))
+        await self._emit_bulk("bulk_download_complete", event, user_id)
+
+    async def _emit_bulk(self, name: str, data: dict[str, Any], user_id: str) -> None:
+        # InvokeAI's rooms: the user's own and the admins' in multi-user mode, else "default".
+        if user_id != "system":
+            await self.d.emit(name, data, room=f"user:{user_id}")
+            await self.d.emit(name, data, room="admin")
+        else:
+            await self.d.emit(name, data, room="default")
+
+    async def bulk_download_item(self, request: web.Request) -> web.Response:
+        """``GET /download/{name}``: the zip, for its owner or an admin, once."""
+        user = self.d.current_user(request)
+        item_name = request.match_info["item_name"]
+        found = self._zips.get(item_name)
+        if found is None:
+            raise error(404, "Not Found")
+        owner, data = found
+        if owner != user["user_id"] and not user.get("is_admin"):
+            raise error(403, "Not authorized to access this download")
+        del self._zips[item_name]  # InvokeAI deletes the file after the first download
+        return web.Response(
+            body=data, content_type="application/zip",
+            headers={"Content-Disposition": f'inline; filename="{item_name}"'},
+        )
+
+
+def _zip(entries: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for arcname, data in entries:
+            archive.writestr(arcname, data)
+    return buffer.getvalue()

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import copy
 import heapq
+import io
 import itertools
 import json
 import random
@@ -86,6 +87,9 @@ class QueueFaults:
     progress_steps: int = 0
     """Progress events per node (``percentage`` 0..1), like a denoising node; the node's delay
     is spread over them and a cancel stops the node at the next step (no complete event)."""
+    progress_preview: tuple[int, int] | None = None
+    """With :attr:`progress_steps`: send a ``(width, height)`` JPEG preview with each step,
+    as InvokeAI does while denoising (needs Pillow)."""
     duplicate_events: bool = False
     """Send every queue and invocation event twice (InvokeAI 6.13 in single-user mode)."""
     event_delay: float = 0.0
@@ -1636,6 +1640,7 @@ class SessionQueue:
         at a progress step because the item was canceled."""
         steps = self.faults.progress_steps
         if steps > 0:
+            size = self.faults.progress_preview
             for step in range(steps):
                 if delay:
                     await asyncio.sleep(delay / steps)
@@ -1646,7 +1651,7 @@ class SessionQueue:
                     "timestamp": int(time.time()),
                     "message": f"Step {step + 1}/{steps}",
                     "percentage": (step + 1) / steps,
-                    "image": None,
+                    "image": _preview(size, (step + 1) / steps) if size else None,
                     "device": None,
                 }
                 await self._emit_private("invocation_progress", progress, item, True)
@@ -2283,3 +2288,17 @@ def install(double: InvokeAIDouble) -> None:
     queue.install_routes()
     double.app.on_startup.append(queue._start)
     double.app.on_cleanup.append(queue._stop)
+
+
+def _preview(size: tuple[int, int], done: float) -> dict[str, Any]:
+    """A progress preview as InvokeAI sends it: a JPEG data URL, brighter as ``done`` grows."""
+    import base64
+
+    from PIL import Image
+
+    width, height = size
+    level = round(255 * done)
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (level, level, level)).save(buffer, format="JPEG")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"width": width, "height": height, "dataURL": f"data:image/jpeg;base64,{data}"}

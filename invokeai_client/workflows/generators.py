@@ -152,6 +152,12 @@ def generator_values(kind: str, spec: Any, where: str) -> list[Any]:
             rule="generator object",
         )
     gen = spec.get("type")
+    if not isinstance(gen, str):
+        raise ValidationError(
+            f"{where}: the generator's 'type' must be a string, got {gen!r:.60}",
+            input=where,
+            rule="generator type",
+        )
     if gen in SERVER_GENERATORS:
         raise ValidationError(
             f"{where}: generator {gen!r} needs the server; call "

@@ -353,7 +353,7 @@ def gui_workflow(handle: WorkflowHandle) -> dict[str, Any]:
     workflow: dict[str, Any] = {key: source[key] for key in keys if key in source}
     workflow["nodes"] = []
     workflow["edges"] = []
-    for raw in source.get("nodes", []):
+    for raw in source.get("nodes") or []:
         if not isinstance(raw, dict) or raw.get("type") not in ("invocation", "connector", "notes"):
             continue
         node = {
@@ -365,7 +365,7 @@ def gui_workflow(handle: WorkflowHandle) -> dict[str, Any]:
         if raw["type"] == "invocation":
             _apply_values(handle, node)
         workflow["nodes"].append(node)
-    for raw in source.get("edges", []):
+    for raw in source.get("edges") or []:
         if not isinstance(raw, dict):
             continue
         if raw.get("type", "default") == "default":

@@ -112,6 +112,7 @@ class WorkflowHandle:
         self._node_options: dict[str, dict[str, bool]] = {}
         self._uploads: dict[LocalImage, str] = {}
         self._uploaded: list[str] = []
+        self._board_ids: dict[str, str] = {}  # board input value (name or id) -> checked id
         self._generated: dict[str, list[Any]] = {}
         self._fed = self._fed_inputs()
         self._inputs = tuple(
@@ -170,6 +171,7 @@ class WorkflowHandle:
         other._node_options = {k: dict(v) for k, v in self._node_options.items()}
         other._uploads = {}
         other._uploaded = []
+        other._board_ids = dict(self._board_ids)
         other._generated = {k: list(v) for k, v in self._generated.items()}
         other._fed = self._fed
         other._inputs = tuple(
@@ -753,23 +755,82 @@ class WorkflowHandle:
         ``user`` images, intermediate (hidden from the gallery) unless ``intermediate=False``,
         on ``board`` (an id, a Board or a name) if given. Returns the new image names.
         """
+        names = []
+        for _field, image in self.local_images():
+            if image not in self._uploads:
+                names.append(await self._upload(image, board=board, intermediate=intermediate))
+        return names
+
+    async def _upload(
+        self, image: LocalImage, *, board: Any = None, intermediate: bool = True
+    ) -> str:
+        # The one upload path of a handle: records the name for reuse and for cleanup.
         import anyio
 
         client = self._require_client("upload images")
-        names = []
-        for _field, image in self.local_images():
-            if image in self._uploads:
+        source = image.source
+        if isinstance(source, Path):
+            source = await anyio.to_thread.run_sync(os.path.expanduser, source)
+        dto = await client.images.upload(
+            source, category="user", board=board, intermediate=intermediate
+        )
+        self._uploads[image] = dto.image_name
+        self._uploaded.append(dto.image_name)
+        return dto.image_name
+
+    async def _upload_batch_items(
+        self, groups: builtins.list[builtins.list[dict[str, Any]]]
+    ) -> None:
+        """Upload the local images among batch items and put their names in their place
+        (under the handle's cleanup policy, like the uploads of input values)."""
+        for group in groups:
+            for datum in group:
+                if "input" in datum:
+                    field: IvkField[Any] | None = self.field(datum["input"])
+                else:
+                    node_path, field_name = datum.get("node_path"), datum.get("field_name")
+                    if not isinstance(node_path, str) or not isinstance(field_name, str):
+                        continue  # build_batch names the problem
+                    field = self._field_at(node_path, field_name)
+                if not isinstance(field, ImageField):
+                    continue
+                items = datum.get("items")
+                if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+                    continue
+                items = builtins.list(items)
+                try:
+                    checked = [field.check(item) for item in items]
+                except ValidationError:
+                    continue  # build_batch names the item and the rule
+                if not any(isinstance(value, LocalImage) for value in checked):
+                    continue
+                datum["items"] = [
+                    {"image_name": await self._upload(value)}
+                    if isinstance(value, LocalImage) else item
+                    for item, value in builtins.zip(items, checked, strict=True)
+                ]
+
+    async def _resolve_board_inputs(self, client: AsyncClient) -> None:
+        """Turn board inputs set to a board *name* into that board's id (one lookup per
+        name and handle), so ``set("Board", "My board")`` saves where the user meant."""
+        for field in self._fields.values():
+            if not isinstance(field, BoardField) or not isinstance(field.value, dict):
                 continue
-            source = image.source
-            if isinstance(source, Path):
-                source = await anyio.to_thread.run_sync(os.path.expanduser, source)
-            dto = await client.images.upload(
-                source, category="user", board=board, intermediate=intermediate
-            )
-            self._uploads[image] = dto.image_name
-            self._uploaded.append(dto.image_name)
-            names.append(dto.image_name)
-        return names
+            ref = field.value.get("board_id")
+            if not isinstance(ref, str) or ref in self._board_ids.values():
+                continue
+            board_id = self._board_ids.get(ref)
+            if board_id is None:
+                try:
+                    board_id = await client.boards.resolve(ref)
+                except ValidationError as exc:
+                    raise ValidationError(
+                        f"input {field.display_name()}: {exc}",
+                        input=field.display_name(), rule=exc.rule,
+                    ) from None
+                self._board_ids[ref] = board_id
+            if board_id != ref:
+                field.set({"board_id": board_id})
 
     async def delete_uploads(self) -> None:
         """Delete the images this handle uploaded (already-deleted ones are skipped)."""
@@ -829,6 +890,7 @@ class WorkflowHandle:
         """
         client = self._require_client("submit")
         board_id = await _resolve_board(client, board)
+        await self._resolve_board_inputs(client)
         await self.upload_images()
         body = self.build_batch(
             board=board_id, prepend=prepend, origin=origin, destination=destination
@@ -862,7 +924,9 @@ class WorkflowHandle:
         if data is not None:
             groups.extend([dict(datum) for datum in group] for group in data)
         board_id = await _resolve_board(client, board)
+        await self._resolve_board_inputs(client)
         await self.upload_images()
+        await self._upload_batch_items(groups)
         body = self.build_batch(
             data=groups, runs=runs, board=board_id, prepend=prepend, origin=origin,
             destination=destination,

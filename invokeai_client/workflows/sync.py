@@ -168,10 +168,10 @@ async def resolve_generators(handle: WorkflowHandle, client: AsyncClient) -> Non
         if node.type not in ("image_generator", "string_generator"):
             continue
         spec = handle._api_value(node, "generator")
-        if not isinstance(spec, Mapping) or spec.get("type") not in SERVER_GENERATORS:
-            continue
+        kind = spec.get("type") if isinstance(spec, Mapping) else None
+        if not isinstance(kind, str) or kind not in SERVER_GENERATORS:
+            continue  # computed locally, or refused with its reason when the batch is built
         where = f"generator node {node.title!r} ({node.id})"
-        kind = spec["type"]
         if kind == "image_generator_images_from_board":
             board_id = spec.get("board_id")
             if not isinstance(board_id, str) or not board_id:
