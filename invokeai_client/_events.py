@@ -60,7 +60,7 @@ class EventStream:
 
     async def connect(self) -> None:
         """Open the connection and wait until the queue room is joined."""
-        sio = socketio.AsyncClient(
+        sio = _SocketClient(
             reconnection=True,
             reconnection_attempts=0,
             reconnection_delay=RECONNECT_DELAY,
@@ -149,6 +149,16 @@ class EventStream:
         if self._hook_tasks:
             await asyncio.gather(*self._hook_tasks, return_exceptions=True)
         self._connected.clear()
+
+
+class _SocketClient(socketio.AsyncClient):  # type: ignore[misc]
+    """python-socketio's client, except that its own reconnect attempts wait as long as our
+    first connect for the server to accept the namespace (stock: 1 s, which a busy server
+    can miss attempt after attempt)."""
+
+    async def connect(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("wait_timeout", SOCKET_CONNECT_TIMEOUT)
+        await super().connect(*args, **kwargs)
 
 
 def _handle_events_inline(sio: socketio.AsyncClient) -> bool:

@@ -17,6 +17,7 @@ from invokeai_client import (
 )
 
 from .conftest import ADMIN, USER, Peer, wait_until
+from .test_runs import add_graph
 
 pytestmark = pytest.mark.anyio
 
@@ -171,6 +172,20 @@ async def test_the_client_timeout_bounds_every_request(double: Peer) -> None:
             # The outer bound only keeps a regression from hanging the suite.
             await asyncio.wait_for(client.server_info(), 4)
     assert "/api/v1/app/version" in str(caught.value)
+
+
+async def test_a_server_slow_to_accept_the_socket_is_still_reconnected_to(
+    double: Peer,
+) -> None:
+    d = double.double
+    assert d is not None
+    async with double.client() as client:
+        await wait_until(lambda: len(d.subscribe_log) == 1)
+        d.socket_connect_delay = 1.5  # longer than python-socketio's own 1 s reconnect wait
+        assert await d.drop_sockets() == 1
+        await wait_until(lambda: client.is_connected and len(d.subscribe_log) == 2, 20)
+        run = await client.runs.submit(add_graph(2, 3))
+        assert (await run.result(timeout=10))["sum"] == 5
 
 
 async def test_post_enqueue_is_never_retried_blindly(double: Peer) -> None:

@@ -191,6 +191,8 @@ class InvokeAIDouble:
         self.model_install_delay = 0.01
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refresh_tokens = True
+        self.socket_connect_delay = 0.0
+        """Seconds before a socket is accepted into its namespace (a busy server)."""
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self._register_socket_handlers()
@@ -366,6 +368,8 @@ class InvokeAIDouble:
 
         @sio.event  # type: ignore[untyped-decorator]
         async def connect(sid: str, environ: Any, auth: Any = None) -> bool:
+            if self.socket_connect_delay:
+                await asyncio.sleep(self.socket_connect_delay)
             token = auth.get("token") if isinstance(auth, dict) else None
             user = self.user_for_token(token)
             if self.multiuser and user is None:

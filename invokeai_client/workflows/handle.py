@@ -36,7 +36,7 @@ from .definition import ExposedField, WorkflowDefinition, WorkflowNode
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
-    from ..models.boards import BoardRef
+    from ..models.boards import Board, BoardRef
     from ..runs import BatchRun, WorkflowRun
     from .sync import ModelSyncReport
 
@@ -479,12 +479,16 @@ class WorkflowHandle:
 
     # -- graph and batch -------------------------------------------------------------------
 
-    def build_graph(self, *, board: str | None = None, validate: bool = True) -> dict[str, Any]:
+    def build_graph(
+        self, *, board: str | Board | None = None, validate: bool = True
+    ) -> dict[str, Any]:
         """The API graph InvokeAI's GUI would enqueue for this workflow and these values.
 
-        ``board`` is the auto-add board: board inputs left on ``"auto"`` save there (else
-        nowhere, like the GUI with "Auto-add: none"). With ``validate`` the build fails with a
-        :class:`ValidationError` listing every missing required input or bad value.
+        ``board`` is the auto-add board, a board id or :class:`Board` (no server is asked
+        here, so names are resolved only by :meth:`submit`): board inputs left on ``"auto"``
+        save there (else nowhere, like the GUI with "Auto-add: none"). With ``validate`` the
+        build fails with a :class:`ValidationError` listing every missing required input or
+        bad value.
         """
         return _graph.build_graph(
             self, board=_board_id(board), batch_targets=builtins.set(), validate=validate
@@ -499,7 +503,7 @@ class WorkflowHandle:
         origin: str | None = DEFAULT_ORIGIN,
         destination: str | None = None,
         prepend: bool = False,
-        board: str | None = None,
+        board: str | Board | None = None,
         validate: bool = True,
         attach_workflow: bool = True,
     ) -> dict[str, Any]:
