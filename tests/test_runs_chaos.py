@@ -488,3 +488,29 @@ async def test_a_node_started_on_the_socket_and_completed_over_rest_is_started_o
     assert result["sum"] == 5
     assert client.runs.rest_checks > 0
     check_story(events, Expected(run, 5), result, "started on the socket, done over REST")
+
+
+async def test_a_late_reader_of_a_run_canceled_while_pending_hears_it_never_ran(
+    double: Peer,
+) -> None:
+    # A reader that came after the end was told "in_progress" before "canceled" although
+    # the item never left the queue (a reader from the start heard only "canceled").
+    queue = engine(double)
+    async with double.client() as client:
+        queue.paused = True
+        waiting = await client.runs.submit(add_graph(1, 2))
+        early = asyncio.ensure_future(_story(waiting))
+        await waiting.cancel()
+        with anyio.fail_after(WAIT):
+            told_early = await early
+        assert waiting.status == "canceled"
+        told_late = await _story(waiting)
+        queue.paused = False
+        queue.wake()
+        ran = await client.runs.submit(add_graph(3, 4))
+        with anyio.fail_after(WAIT):
+            await ran
+        told_after_running = await _story(ran)
+    statuses = [[e.status for e in told if isinstance(e, StatusChanged)]
+                for told in (told_early, told_late, told_after_running)]
+    assert statuses == [["canceled"], ["canceled"], ["in_progress", "completed"]]

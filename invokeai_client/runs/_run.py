@@ -79,6 +79,7 @@ class WorkflowRun(ItemRoute):
         "_listeners",
         "_open",
         "_outputs",
+        "_ran",
         "_result",
         "_waiters",
         "batch",
@@ -99,6 +100,7 @@ class WorkflowRun(ItemRoute):
         self._images: list[ImageRef] | None = None
         # Nodes told as started and not yet completed: (graph node id, prepared id).
         self._open: list[tuple[str, Any]] | None = None
+        self._ran = False  # the item executed (was in progress), as far as we know
         self._error: tuple[str | None, str | None, str | None, str | None] | None = None
         self._result: WorkflowResult | None = None
         # One future per task awaiting the run: cancelling one waiter never touches another.
@@ -290,6 +292,7 @@ class WorkflowRun(ItemRoute):
     def _running(self) -> None:
         """The item is executing (a node event or a finished result says so): a pending run
         is told as ``in_progress`` first, whatever order the events came in."""
+        self._ran = True
         if self.status == "pending":
             self.status = "in_progress"
             self.batch._moved("pending", "in_progress")
@@ -376,6 +379,8 @@ class WorkflowRun(ItemRoute):
             previous = self.status
         self.status = status
         self.batch._moved(previous, status)
+        if status == "in_progress":
+            self._ran = True
         if status not in TERMINAL:
             if self._listening:
                 self._emit(StatusChanged(self.item_id, self.batch_id, status))
@@ -450,7 +455,7 @@ class WorkflowRun(ItemRoute):
         self.accept_status(status, item.status_sequence)
         client = self.batch.manager.client
         outputs, images = outputs_from_session(item.session, client)
-        if status != "canceled" or outputs:
+        if status != "canceled" or outputs or item.started_at is not None:
             self._running()
         if self._listening:
             known = self._outputs or {}
@@ -549,6 +554,7 @@ class WorkflowRun(ItemRoute):
         self.status = result.status
         self.session_id = result.session_id
         self._result = result
+        self._ran = result.status != "canceled" or bool(result.outputs)
 
     async def _abandon(self) -> bool:
         """The last waiter gave up: cancel the server item unless detached. True if sent."""
@@ -579,7 +585,7 @@ class WorkflowRun(ItemRoute):
         if result is not None or started in TERMINAL:
             # The terminal status is told once, at the end (when the run settles): until
             # then a run that ended but waits for REST is told as running, if it ran.
-            ran = result is not None or outputs or self._open or self._error
+            ran = self._ran or outputs or self._open or self._error
             started = "in_progress" if ran else "pending"
         if started != "pending":
             into.put(StatusChanged(self.item_id, self.batch_id, started))
