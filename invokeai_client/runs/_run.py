@@ -73,12 +73,12 @@ class WorkflowRun(ItemRoute):
 
     __slots__ = (
         "__weakref__",
-        "_current",
         "_error",
         "_gap",
         "_heard",
         "_images",
         "_listeners",
+        "_open",
         "_outputs",
         "_result",
         "_waiters",
@@ -98,7 +98,8 @@ class WorkflowRun(ItemRoute):
         self.status = "pending"
         self._outputs: dict[str, Any] | None = None
         self._images: list[ImageRef] | None = None
-        self._current: str | None = None
+        # Nodes told as started and not yet completed: (graph node id, prepared id).
+        self._open: list[tuple[str, Any]] | None = None
         self._error: tuple[str | None, str | None, str | None, str | None] | None = None
         self._result: WorkflowResult | None = None
         # One future per task awaiting the run: cancelling one waiter never touches another.
@@ -142,7 +143,11 @@ class WorkflowRun(ItemRoute):
     @property
     def current_node(self) -> str | None:
         """The graph node executing right now (as far as the socket told), or None."""
-        return self._current if self._result is None else None
+        return self._last_open() if self._result is None else None
+
+    def _last_open(self) -> str | None:
+        opened = self._open
+        return opened[-1][0] if opened else None
 
     def result_nowait(self) -> WorkflowResult | None:
         """The result if the run is done, else None; never raises."""
@@ -226,21 +231,15 @@ class WorkflowRun(ItemRoute):
         if self._result is not None:
             return
         self._heard = _now()
+        self._running()
         if name == "invocation_complete":
             self._on_complete(data, invocation)
         elif name == "invocation_started":
             if self.session_id is None:
                 self.session_id = data.get("session_id")
             node_id = data.get("invocation_source_id")
-            self._current = node_id
-            if (self._listeners or self.batch._listeners) and isinstance(node_id, str):
-                self._emit(
-                    NodeStarted(
-                        self.item_id, self.batch_id, node_id,
-                        invocation.get("type") if invocation else None,
-                        invocation.get("id") if invocation else None,
-                    )
-                )
+            if isinstance(node_id, str) and not self._ended(invocation):
+                self._start(node_id, invocation)
         else:  # invocation_error
             self._error = (
                 data.get("invocation_source_id"), data.get("error_type"),
@@ -266,7 +265,16 @@ class WorkflowRun(ItemRoute):
             return
         self._heard = _now()
         node_id = data.get("invocation_source_id")
-        if (self._listeners or self.batch._listeners) and isinstance(node_id, str):
+        if not isinstance(node_id, str):
+            return
+        invocation = data.get("invocation")
+        if not isinstance(invocation, dict):
+            invocation = None
+        if self._ended(invocation):
+            return  # progress of a node already told as completed (events out of order)
+        self._running()
+        self._start(node_id, invocation)
+        if self._listeners or self.batch._listeners:
             self._emit(
                 NodeProgress(
                     self.item_id, self.batch_id, node_id, data.get("percentage"),
@@ -281,11 +289,51 @@ class WorkflowRun(ItemRoute):
         if name == "queue_items_canceled" and self.accept_status("canceled", None):
             self._on_status("canceled", None, None, None)
 
+    def _running(self) -> None:
+        """The item is executing (a node event or a finished result says so): a pending run
+        is told as ``in_progress`` first, whatever order the events came in."""
+        if self.status == "pending":
+            self.status = "in_progress"
+            self.batch._moved("pending", "in_progress")
+            if self._listening:
+                self._emit(StatusChanged(self.item_id, self.batch_id, "in_progress"))
+
+    def _ended(self, invocation: dict[str, Any] | None) -> bool:
+        """Whether this prepared node's complete or error event was already routed (its
+        start or progress then arrives late, out of order)."""
+        seen = self._seen
+        if seen is None or invocation is None:
+            return False
+        prepared = invocation.get("id")
+        return ("invocation_complete", prepared) in seen or (
+            "invocation_error", prepared) in seen
+
+    def _start(self, node_id: str, invocation: dict[str, Any] | None) -> tuple[str, Any]:
+        """Tell ``NodeStarted`` once per prepared node; returns its key in ``_open``."""
+        key = (node_id, invocation.get("id") if invocation else None)
+        opened = self._open
+        if opened is None:
+            opened = self._open = []
+        elif key in opened:
+            return key
+        opened.append(key)
+        if self._listeners or self.batch._listeners:
+            self._emit(
+                NodeStarted(
+                    self.item_id, self.batch_id, node_id,
+                    invocation.get("type") if invocation else None, key[1],
+                )
+            )
+        return key
+
     def _on_complete(self, data: dict[str, Any], invocation: dict[str, Any] | None) -> None:
         node_id = data.get("invocation_source_id")
         result = data.get("result")
         if not isinstance(node_id, str) or not isinstance(result, dict):
             return
+        key = self._start(node_id, invocation)  # a start that comes later is ignored
+        assert self._open is not None
+        self._open.remove(key)
         if invocation is None:
             invocation = {}
         node_type = invocation.get("type")
@@ -301,8 +349,6 @@ class WorkflowRun(ItemRoute):
                 batch.needs_order = True
         else:
             outputs[node_id] = value
-        if self._current == node_id:
-            self._current = None
         if type(value) not in _PLAIN and is_new_image_source(
             node_type, invocation.get("is_intermediate")
         ):
@@ -327,6 +373,9 @@ class WorkflowRun(ItemRoute):
         previous = self.status
         if previous in TERMINAL or status == previous:
             return
+        if previous == "pending" and status in ("completed", "failed"):
+            self._running()  # its in_progress event is late or was missed
+            previous = self.status
         self.status = status
         self.batch._moved(previous, status)
         if status not in TERMINAL:
@@ -336,7 +385,7 @@ class WorkflowRun(ItemRoute):
         if status == "failed":
             known = self._error or (None, None, None, None)
             self._error = (
-                known[0] or self._current, error_type or known[1], error_message or known[2],
+                known[0] or self._last_open(), error_type or known[1], error_message or known[2],
                 error_traceback or known[3],
             )
         self._try_finish()
@@ -403,18 +452,22 @@ class WorkflowRun(ItemRoute):
         self.accept_status(status, item.status_sequence)
         client = self.batch.manager.client
         outputs, images = outputs_from_session(item.session, client)
+        if status != "canceled" or outputs:
+            self._running()
         if self._listening:
             known = self._outputs or {}
+            opened = {node_id for node_id, _ in self._open or ()}
             for done_id, value in outputs.items():
                 if done_id not in known:
-                    self._emit(NodeStarted(self.item_id, self.batch_id, done_id))
+                    if done_id not in opened:
+                        self._emit(NodeStarted(self.item_id, self.batch_id, done_id))
                     self._emit(NodeCompleted(self.item_id, self.batch_id, done_id, value))
         node_id: str | None = None
         if status == "failed":
             node_id = (
                 failed_node_from_session(item.session)
                 or (self._error[0] if self._error else None)
-                or self._current
+                or self._last_open()
             )
         previous = self.status
         if previous != status:
@@ -475,7 +528,7 @@ class WorkflowRun(ItemRoute):
         self._result = result
         self._outputs = None
         self._images = None
-        self._current = None
+        self._open = None
         self.forget_repeats()
         if self._listening:
             for event in _terminal_events(result):
@@ -524,16 +577,20 @@ class WorkflowRun(ItemRoute):
         """Put what already happened into a new reader's mailbox."""
         result = self._result
         outputs = result.outputs if result is not None else (self._outputs or {})
-        if outputs or self.status not in ("pending",):
-            started = "in_progress" if result is not None else self.status
-            if started != "pending":
-                into.put(StatusChanged(self.item_id, self.batch_id, started))
+        started = self.status
+        if result is not None or started in TERMINAL:
+            # The terminal status is told once, at the end (when the run settles): until
+            # then a run that ended but waits for REST is told as running, if it ran.
+            ran = result is not None or outputs or self._open or self._error
+            started = "in_progress" if ran else "pending"
+        if started != "pending":
+            into.put(StatusChanged(self.item_id, self.batch_id, started))
         for node_id, value in outputs.items():
             into.put(NodeStarted(self.item_id, self.batch_id, node_id))
             into.put(NodeCompleted(self.item_id, self.batch_id, node_id, value))
         if result is None:
-            if self._current is not None:
-                into.put(NodeStarted(self.item_id, self.batch_id, self._current))
+            for node_id, prepared in self._open or ():
+                into.put(NodeStarted(self.item_id, self.batch_id, node_id, prepared_id=prepared))
             return
         for event in _terminal_events(result):
             into.put(event)
@@ -542,7 +599,8 @@ class WorkflowRun(ItemRoute):
 def _terminal_events(result: WorkflowResult) -> list[RunEvent]:
     """The events that end a run with ``result``: its failure (if any), then its status."""
     status = StatusChanged(
-        result.item_id, result.batch_id, result.status, result.error_type, result.error_message
+        result.item_id, result.batch_id, result.status,
+        error_type=result.error_type, error_message=result.error_message,
     )
     if result.status != "failed":
         return [status]

@@ -1,0 +1,491 @@
+"""A seeded chaos test of the execution engine against the double.
+
+Each seed picks a reproducible mix of the double's faults (doubled, late, shuffled or missing
+events, sockets cut every few events, slow nodes, progress steps, enqueue answers that arrive
+after their items ended or never) and a workload (single submits and sweeps, cancels by every
+route the SDK offers, several consumers per run) and checks what a user cares about: every item
+ends exactly once, with the value the server computed, the status the server reports, events in
+order, no wait that hangs and no task left behind.
+
+Run more seeds with ``CHAOS_SEEDS=200`` (seeds 0..199) or one with ``CHAOS_SEED=17``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import pytest
+
+from invokeai_client import (
+    NodeCompleted,
+    NodeFailed,
+    NodeProgress,
+    NodeStarted,
+    RunCanceledError,
+    RunError,
+    RunFailedError,
+    RunTimeoutError,
+    StatusChanged,
+    WorkflowResult,
+)
+from invokeai_client.runs import BatchRun, RunEvent, WorkflowRun
+
+from .conftest import Peer
+from .test_runs import _ours, add_graph, div_graph
+from .test_runs_faults import engine
+
+pytestmark = [pytest.mark.anyio, pytest.mark.double]
+
+WAIT = 60.0
+"""Bound of every wait: generous, since a hang is a bug, not slowness."""
+
+
+def _seeds() -> list[int]:
+    one = os.environ.get("CHAOS_SEED")
+    if one:
+        return [int(one)]
+    return list(range(int(os.environ.get("CHAOS_SEEDS", "8"))))
+
+
+@dataclass
+class Chaos:
+    """One seed's faults and workload, reproducible from the seed alone."""
+
+    seed: int
+    duplicate_events: bool
+    event_delay: float
+    shuffle_item_events: bool
+    silent_events: bool
+    drop_sockets_after_events: int | None
+    node_delay: float
+    node_delays: dict[str, float]
+    progress_steps: int
+    enqueue_response_delay: float
+    lose_enqueue_responses: int
+    lost_enqueue_status: int | None
+    singles: int
+    sweeps: list[int]
+    cancels: list[str]
+    mid_run_cancel: bool
+    late_readers: bool
+    rest_faults: int
+    left_on_close: int
+    rng: random.Random = field(repr=False)
+
+    @classmethod
+    def from_seed(cls, seed: int) -> Chaos:
+        rng = random.Random(seed)
+        silent = rng.random() < 0.15
+        return cls(
+            seed=seed,
+            duplicate_events=rng.random() < 0.5,
+            event_delay=rng.choice([0.0, 0.0, 0.005, 0.03]),
+            shuffle_item_events=rng.random() < 0.35,
+            silent_events=silent,
+            drop_sockets_after_events=rng.choice([None, None, 5, 11, 23, 41]),
+            node_delay=rng.choice([0.0, 0.001, 0.004]),
+            node_delays=rng.choice([{}, {"add": 0.01}, {"integer": 0.003}]),
+            progress_steps=rng.choice([0, 0, 2, 4]),
+            enqueue_response_delay=rng.choice([0.0, 0.0, 0.05, 0.2]),
+            lose_enqueue_responses=rng.choice([0, 0, 1, 2]),
+            lost_enqueue_status=rng.choice([502, 500, None]),
+            singles=rng.randint(3, 8),
+            sweeps=[rng.randint(1, 6) for _ in range(rng.randint(1, 3))],
+            cancels=rng.sample(
+                ["run.cancel", "task", "timeout", "batch.cancel", "batch-task"],
+                rng.randint(0, 3),
+            ),
+            mid_run_cancel=rng.random() < 0.4,
+            late_readers=rng.random() < 0.5,
+            rest_faults=rng.choice([0, 0, 1, 3]),
+            left_on_close=rng.choice([0, 0, 1, 3]),
+            rng=rng,
+        )
+
+    def apply(self, double: Any) -> None:
+        faults = double.queue.faults
+        if self.rest_faults:  # REST catch-up reads answer 503 a few times
+            for route in ("items_by_ids", "item_summaries_by_ids"):
+                double.faults.add(f"/api/v1/queue/*/{route}", status=503, times=self.rest_faults,
+                                  retry_after=0.05)
+        faults.duplicate_events = self.duplicate_events
+        faults.event_delay = self.event_delay
+        faults.shuffle_item_events = self.shuffle_item_events
+        faults.seed = self.seed
+        faults.silent_events = self.silent_events
+        faults.drop_sockets_after_events = self.drop_sockets_after_events
+        faults.node_delay = self.node_delay
+        faults.node_delays = dict(self.node_delays)
+        faults.progress_steps = self.progress_steps
+        faults.enqueue_response_delay = self.enqueue_response_delay
+        faults.lose_enqueue_responses = self.lose_enqueue_responses
+        faults.lost_enqueue_status = self.lost_enqueue_status
+
+    def __str__(self) -> str:
+        shown = {k: v for k, v in vars(self).items() if k not in ("seed", "rng")}
+        return f"seed={self.seed} (CHAOS_SEED={self.seed}) {shown}"
+
+
+@dataclass
+class Expected:
+    """What one run must end as: ``status`` None means whatever the server says."""
+
+    run: WorkflowRun
+    value: int | None
+    status: str | None = "completed"
+    node: str = "sum"
+    nodes: frozenset[str] = frozenset({"a", "b", "sum"})
+
+
+# -- checks --------------------------------------------------------------------------------
+
+
+def check_story(events: list[RunEvent], expected: Expected, result: WorkflowResult | None,
+                where: str) -> None:
+    """One run's events: in order, nothing twice, ending with exactly one terminal status
+    that agrees with the result."""
+    run = expected.run
+    mine = [e for e in events if e.item_id == run.item_id]
+    assert all(e.batch_id == run.batch_id for e in mine), where
+    terminal = [i for i, e in enumerate(mine) if isinstance(e, StatusChanged) and e.terminal]
+    assert len(terminal) == 1, f"{where}: terminal statuses {mine}"
+    assert terminal[0] == len(mine) - 1, f"{where}: events after the terminal status {mine}"
+    final = mine[-1]
+    assert isinstance(final, StatusChanged)
+    if result is not None:
+        assert final.status == result.status, f"{where}: {final} vs {result.status}"
+    started: set[str] = set()
+    completed: dict[str, Any] = {}
+    seen_status: list[str] = []
+    for index, event in enumerate(mine):
+        if isinstance(event, StatusChanged):
+            assert event.status not in seen_status, f"{where}: status twice {mine}"
+            if event.status == "in_progress":
+                assert not started, f"{where}: in_progress late {mine}"
+                assert not completed, f"{where}: in_progress late {mine}"
+            seen_status.append(event.status)
+        elif isinstance(event, NodeStarted):
+            assert event.node_id not in started, f"{where}: {event.node_id} started twice {mine}"
+            started.add(event.node_id)
+        elif isinstance(event, NodeProgress):
+            assert event.node_id in started, f"{where}: progress before start {mine}"
+            assert event.node_id not in completed, f"{where}: progress after complete {mine}"
+        elif isinstance(event, NodeCompleted):
+            assert event.node_id in started, f"{where}: completed before started {mine}"
+            assert event.node_id not in completed, f"{where}: completed twice {mine}"
+            completed[event.node_id] = event.output
+        elif isinstance(event, NodeFailed):
+            assert index == len(mine) - 2, f"{where}: NodeFailed not right before the end {mine}"
+    if result is not None and result.status in ("completed", "failed"):
+        assert seen_status[0] == "in_progress", f"{where}: {mine}"
+    if result is not None and result.status == "completed":
+        assert completed == dict(result.outputs), f"{where}: events {completed} vs {result}"
+        assert set(completed) == set(expected.nodes), f"{where}: {mine}"
+    if result is not None and result.status == "failed":
+        assert isinstance(mine[-2], NodeFailed), f"{where}: {mine}"
+
+
+async def read(run: WorkflowRun | BatchRun, out: list[RunEvent], delay: float) -> None:
+    if delay:
+        await asyncio.sleep(delay)
+    async for event in run.events():
+        out.append(event)
+
+
+async def outcome(
+    run: WorkflowRun, expected: type[Exception] | tuple[type[Exception], ...] = (
+        RunCanceledError, RunFailedError)
+) -> WorkflowResult | BaseException:
+    """The run's result, or the error it ended with (any other error is a bug)."""
+    try:
+        return await run
+    except expected as exc:
+        return exc
+
+
+# -- the test ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", _seeds())
+async def test_chaos(double: Peer, seed: int) -> None:
+    chaos = Chaos.from_seed(seed)
+    where = str(chaos)
+    queue = engine(double)
+    chaos.apply(double.double)
+    rng = chaos.rng
+    base = 1000 * (seed + 1)
+    before = set(asyncio.all_tasks())
+    expected: list[Expected] = []
+    batches: list[tuple[BatchRun, str | None]] = []
+    drained: dict[str, Counter[int]] = defaultdict(Counter)
+    stories: list[tuple[list[RunEvent], list[Expected]]] = []
+    consumers: list[asyncio.Task[Any]] = []
+
+    def delay() -> float:
+        return rng.choice([0.0, 0.0, 0.01, 0.05]) if chaos.late_readers else 0.0
+
+    def watch(run: WorkflowRun, exp: Expected) -> None:
+        events: list[RunEvent] = []
+        stories.append((events, [exp]))
+        consumers.append(asyncio.ensure_future(read(run, events, delay())))
+
+    async def as_completed(batch: BatchRun, key: str) -> list[WorkflowResult]:
+        got = []
+        async for result in batch.as_completed():
+            drained[key][result.item_id] += 1
+            got.append(result)
+        return got
+
+    async with double.client() as client:
+        client.runs.quiet_after = 0.5  # silent events: find out over REST soon, not in 30 s
+        with anyio.fail_after(WAIT):
+            # Phase 1: the processor holds, so each cancel route meets a pending item.
+            queue.paused = True
+            for how in chaos.cancels:
+                if how.startswith("batch"):
+                    size = rng.randint(1, 3)
+                    data = [[{"node_path": "a", "field_name": "value",
+                              "items": list(range(size))}]]
+                    batch = await client.runs.submit_batch(add_graph(0, -1), data=data)
+                    for run in batch.runs:
+                        expected.append(Expected(run, None, "canceled"))
+                    if how == "batch.cancel":
+                        await batch.cancel()
+                    else:
+                        waiter = asyncio.ensure_future(batch.results())
+                        await asyncio.sleep(0.01)
+                        waiter.cancel()
+                        with pytest.raises(asyncio.CancelledError):
+                            await waiter
+                    batches.append((batch, None))
+                    continue
+                run = await client.runs.submit(add_graph(-1, -1))
+                exp = Expected(run, None, "canceled")
+                expected.append(exp)
+                watch(run, exp)
+                if how == "run.cancel":
+                    assert await run.cancel() == "canceled", where
+                elif how == "timeout":
+                    with pytest.raises(RunTimeoutError) as caught:
+                        await run.result(timeout=0.01)
+                    assert caught.value.canceled, where
+                else:
+                    waiter = asyncio.ensure_future(run.result())
+                    await asyncio.sleep(0.01)
+                    waiter.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await waiter
+            queue.paused = False
+            queue.wake()
+
+            # Phase 2: singles (concurrent) and sweeps while the processor runs.
+            pairs = [(i, base + i) for i in range(chaos.singles)]
+            singles = await asyncio.gather(*(client.runs.submit(add_graph(a, b))
+                                             for a, b in pairs))
+            for (a, b), run in zip(pairs, singles, strict=True):
+                exp = Expected(run, a + b)
+                expected.append(exp)
+                if rng.random() < 0.6:
+                    watch(run, exp)
+            failing = await client.runs.submit(div_graph(seed, 0))
+            fail_exp = Expected(failing, None, "failed", node="d", nodes=frozenset({"d"}))
+            expected.append(fail_exp)
+            watch(failing, fail_exp)
+            for n, size in enumerate(chaos.sweeps):
+                offset = base * 10 + n * 100
+                runs = rng.choice([1, 1, 2])
+                data = [[{"node_path": "a", "field_name": "value",
+                          "items": list(range(size))}]]
+                batch = await client.runs.submit_batch(add_graph(0, offset), data=data,
+                                                       runs=runs)
+                assert len(batch.runs) == size * runs, where
+                batch_exp = []
+                for run in batch.runs:
+                    value = batch.field_values(run.index)["a.value"] + offset
+                    batch_exp.append(Expected(run, value))
+                expected.extend(batch_exp)
+                batches.append((batch, "sweep"))
+                events: list[RunEvent] = []
+                stories.append((events, batch_exp))
+                consumers.append(asyncio.ensure_future(read(batch, events, delay())))
+            mid: Expected | None = None
+            if chaos.mid_run_cancel:
+                run = await client.runs.submit(add_graph(7, 7))
+                mid = Expected(run, 14, None)
+                expected.append(mid)
+                watch(run, mid)
+
+            # Consumers: await each run (some twice), drain each batch twice.
+            awaited = {
+                id(exp): asyncio.ensure_future(outcome(exp.run))
+                for exp in expected if exp.status != "canceled" or rng.random() < 0.5
+            }
+            seconds = {
+                id(exp): asyncio.ensure_future(outcome(exp.run))
+                for exp in expected if rng.random() < 0.3
+            }
+            draining = [
+                asyncio.ensure_future(as_completed(batch, f"{batch.batch_id}/{k}"))
+                for batch, _ in batches for k in range(2)
+            ]
+            if mid is not None:
+                while mid.run.status == "pending" and not mid.run.done:
+                    await asyncio.sleep(0.005)
+                await mid.run.cancel()
+
+            await asyncio.gather(*awaited.values(), *seconds.values(), *draining, *consumers)
+            server = {item.item_id: item for item in await client.queue.get_many(
+                [exp.run.item_id for exp in expected])}
+
+            # Runs still pending when the client closes end canceled (detached: left alone).
+            queue.paused = True
+            left = [await client.runs.submit(add_graph(i, -5), detach=i == 1)
+                    for i in range(chaos.left_on_close)]
+            left_waits = [asyncio.ensure_future(outcome(run, RunError)) for run in left]
+    with anyio.fail_after(WAIT):
+        for run, waiting in zip(left, left_waits, strict=True):
+            got = await waiting
+            assert isinstance(got, BaseException), f"{where}: {got!r}"
+            result = run.result_nowait()
+            assert result is not None, where
+            assert result.status == ("detached" if run.detached else "canceled"), where
+        async with double.client() as watcher:
+            for item in await watcher.queue.get_many([run.item_id for run in left]):
+                want = "pending" if item.item_id in {r.item_id for r in left if r.detached} \
+                    else "canceled"
+                assert item.status == want, f"{where}: {item.item_id} {item.status}"
+
+    # Every item ended once, as the server says, with the server's value.
+    for exp in expected:
+        run = exp.run
+        result = run.result_nowait()
+        label = f"{where}: item {run.item_id}"
+        assert result is not None, label
+        assert result.status == server[run.item_id].status, f"{label}: {result} vs server"
+        if exp.status is not None:
+            assert result.status == exp.status, f"{label}: {result}"
+        if result.status == "completed":
+            assert result[exp.node] == exp.value, f"{label}: {result}"
+        if result.status == "failed":
+            assert result.error_node_id == exp.node, f"{label}: {result}"
+            assert result.error_type == "ZeroDivisionError", f"{label}: {result}"
+        for task in (awaited.get(id(exp)), seconds.get(id(exp))):
+            if task is None:
+                continue
+            got = task.result()
+            if result.status == "completed":
+                assert got is result, f"{label}: awaited {got!r}"
+            else:
+                assert isinstance(got, RunCanceledError | RunFailedError), f"{label}: {got!r}"
+                assert got.item_id == run.item_id, label
+                assert got.status == result.status, label
+    # as_completed yields each item of its batch exactly once, each consumer.
+    for batch, _ in batches:
+        ids = set(batch.item_ids)
+        for k in range(2):
+            counts = drained[f"{batch.batch_id}/{k}"]
+            assert set(counts) == ids, f"{where}: {counts}"
+            assert set(counts.values()) == {1}, f"{where}: {counts}"
+    # Each reader's story is in order and agrees with the result.
+    for events, exps in stories:
+        for exp in exps:
+            check_story(events, exp, exp.run.result_nowait(), f"{where}: item {exp.run.item_id}")
+    # Leaving the client left nothing running.
+    await asyncio.sleep(0)
+    leftover = [t for t in asyncio.all_tasks() - before if not t.done() and _ours(t)]
+    assert leftover == [], f"{where}: {leftover}"
+
+
+# -- regressions the chaos found, each staged deterministically ------------------------------
+
+
+async def _story(run: WorkflowRun) -> list[RunEvent]:
+    events: list[RunEvent] = []
+    with anyio.fail_after(WAIT):
+        await read(run, events, 0)
+    return events
+
+
+async def test_a_failed_runs_terminal_status_carries_the_error_in_its_fields(
+    double: Peer,
+) -> None:
+    # StatusChanged(status, previous, error_type, ...) was built positionally as if
+    # `previous` were not there: the error type landed in `previous`.
+    async with double.client() as client:
+        run = await client.runs.submit(div_graph(1, 0))
+        events = await _story(run)
+    final = events[-1]
+    assert isinstance(final, StatusChanged)
+    assert final.status == "failed"
+    assert final.error_type == "ZeroDivisionError"
+    assert final.error_message == "division by zero"
+    assert final.previous != "ZeroDivisionError"
+
+
+async def test_a_reader_of_a_run_that_ended_but_waits_for_rest_gets_one_terminal_status(
+    double: Peer,
+) -> None:
+    # A failed item settles from REST. A reader that came in between (its events all arrived
+    # before the enqueue answer) was replayed the failed status as if it were news, then got
+    # the terminal status again when the run settled.
+    queue = engine(double)
+    queue.faults.enqueue_response_delay = 0.3  # the whole item runs before the answer
+    async with double.client() as client:
+        run = await client.runs.submit(div_graph(1, 0))
+        assert run.status == "failed"
+        assert not run.done  # waiting for the REST read: the case under test
+        events = await _story(run)
+    assert [e.status for e in events if isinstance(e, StatusChanged)] == ["in_progress", "failed"]
+    check_story(events, Expected(run, None, "failed", node="d", nodes=frozenset({"d"})),
+                run.result_nowait(), "replay of an unsettled failed run")
+
+
+async def test_events_that_arrive_shuffled_are_told_in_order(double: Peer) -> None:
+    # With an item's events out of order, a node's complete (or progress) came before its
+    # start, the start was told after the completion, and in_progress after the nodes.
+    queue = engine(double)
+    queue.faults.shuffle_item_events = True
+    queue.faults.progress_steps = 2
+    async with double.client() as client:
+        queue.paused = True
+        runs = []
+        for seed in range(6):
+            queue.faults.seed = seed
+            run = await client.runs.submit(add_graph(seed, 10))
+            runs.append((run, asyncio.ensure_future(_story(run))))
+        queue.paused = False
+        queue.wake()
+        for seed, (run, story) in enumerate(runs):
+            with anyio.fail_after(WAIT):
+                result = await run
+            assert result["sum"] == seed + 10
+            check_story(await story, Expected(run, seed + 10), result, f"shuffle seed {seed}")
+
+
+async def test_a_node_started_on_the_socket_and_completed_over_rest_is_started_once(
+    double: Peer,
+) -> None:
+    # The socket told `sum` started, then went silent; the REST catch-up told every node
+    # the socket had not completed as started + completed, so `sum` started twice.
+    queue = engine(double)
+    queue.faults.node_delays = {"add": 0.3}
+    async with double.client() as client:
+        client.runs.quiet_after = 0.2
+        run = await client.runs.submit(add_graph(2, 3))
+        events: list[RunEvent] = []
+        with anyio.fail_after(WAIT):
+            async for event in run.events():
+                events.append(event)
+                if isinstance(event, NodeStarted) and event.node_id == "sum":
+                    queue.faults.silent_events = True
+        result = run.result_nowait()
+    assert result is not None
+    assert result["sum"] == 5
+    assert client.runs.rest_checks > 0
+    check_story(events, Expected(run, 5), result, "started on the socket, done over REST")
