@@ -302,6 +302,46 @@ def test_generators_compute_like_the_gui() -> None:
         generator_values("float_generator", {"type": "nope"}, "g")
 
 
+
+# Expected values follow the 6.14 GUI's own generator code (its formulas, JavaScript's
+# parseFloat/parseInt/Math.round, the mersenne-twister package's random()).
+@pytest.mark.parametrize(
+    ("kind", "spec", "expected"),
+    [
+        ("float", {"type": "float_generator_arithmetic_sequence", "start": 0.5, "step": 0.25,
+                   "count": 3}, [0.5, 0.75, 1.0]),
+        ("float", {"type": "float_generator_arithmetic_sequence", "start": 2, "step": 0,
+                   "count": 5}, [2]),
+        ("float", {"type": "float_generator_random_distribution_uniform", "min": 0, "max": 1,
+                   "count": 1, "seed": 5489}, [3499211612 / 2**32]),
+        ("float", {"type": "float_generator_parse_string", "input": "1.5, x, 2e1, .5abc",
+                   "splitOn": ","}, [1.5, 20.0, 0.5]),
+        ("float", {"type": "float_generator_parse_string"},
+         [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]),
+        ("float", {"type": "float_generator_arithmetic_sequence", "values": [9.5]}, [9.5]),
+        ("integer", {"type": "integer_generator_arithmetic_sequence", "start": 3, "step": -2,
+                     "count": 3}, [3, 1, -1]),
+        ("integer", {"type": "integer_generator_linear_distribution", "start": 0, "end": 10,
+                     "count": 4}, [0, 3, 7, 10]),
+        ("integer", {"type": "integer_generator_linear_distribution", "start": 0, "end": 1,
+                     "count": 3}, [0, 1, 1]),  # Math.round(0.5) is 1
+        ("integer", {"type": "integer_generator_random_distribution_uniform", "min": 0,
+                     "max": 10, "count": 1, "seed": 5489}, [8]),
+        ("integer", {"type": "integer_generator_parse_string", "input": "7, 08, -3x, +4, 1.9"},
+         [7, 8, -3, 4, 1]),
+        ("integer", {"type": "integer_generator_parse_string"}, list(range(1, 11))),
+        # 6.14 reads stored "values" only for float generators.
+        ("integer", {"type": "integer_generator_arithmetic_sequence", "start": 1, "step": 1,
+                     "count": 2, "values": [99]}, [1, 2]),
+        ("string", {"type": "string_generator_parse_string", "input": "a,,b", "splitOn": ""},
+         ["a,,b"]),
+    ],
+)
+def test_each_generator_gives_the_guis_values(
+    kind: str, spec: dict[str, Any], expected: list[Any]
+) -> None:
+    assert generator_values(f"{kind}_generator", spec, "g") == pytest.approx(expected)
+
 # -- the enqueue body ----------------------------------------------------------------------
 
 

@@ -45,7 +45,6 @@ class StatusChanged(RunEvent):
     """The item's status changed; ``terminal`` when it will not change again."""
 
     status: str
-    previous: str | None = None
     error_type: str | None = None
     error_message: str | None = None
 

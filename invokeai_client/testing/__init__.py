@@ -6,9 +6,24 @@
 - :class:`LocalInvokeAI`: a real InvokeAI 6.14.2 started on a free loopback port.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._double_queue import InvocationCache, QueueFaults, SessionQueue
 from .double import DoubleImage, FaultRule, Faults, InvokeAIDouble
-from .local import LocalInvokeAI, LocalServerError
+
+if TYPE_CHECKING:
+    from .local import LocalInvokeAI, LocalServerError
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use, so that ``python -m invokeai_client.testing.local`` runs that
+    # module once (importing it here first makes runpy warn).
+    if name in ("LocalInvokeAI", "LocalServerError"):
+        from . import local
+
+        return getattr(local, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DoubleImage",

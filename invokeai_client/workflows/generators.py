@@ -27,6 +27,11 @@ SERVER_GENERATORS = frozenset(
 )
 
 
+# The GUI's (6.14) defaults for a parse-string generator saved without its input.
+FLOAT_PARSE_DEFAULT = "0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1"
+INTEGER_PARSE_DEFAULT = "1,2,3,4,5,6,7,8,9,10"
+
+
 class MersenneTwister:
     """MT19937 seeded like the ``mersenne-twister`` JavaScript package the GUI uses
     (``init_genrand(seed)``); :meth:`random` is ``genrand_int32() / 2**32``."""
@@ -184,10 +189,9 @@ def generator_values(kind: str, spec: Any, where: str) -> list[Any]:
             rng = _rng(spec.get("seed"))
             return [rng() * (high - low) + low for _ in range(count)]
         if gen == "float_generator_parse_string":
-            parsed = (
-                _parse_float(s.strip()) for s in _split(spec, "0, 0.1, 0.2", where) if s.strip()
-            )
-            return [v for v in parsed if v is not None]
+            texts = _split(spec, FLOAT_PARSE_DEFAULT, where)
+            floats = (_parse_float(s.strip()) for s in texts if s.strip())
+            return [v for v in floats if v is not None]
     elif kind == "integer_generator":
         if gen == "integer_generator_arithmetic_sequence":
             start, step = (
@@ -208,8 +212,9 @@ def generator_values(kind: str, spec: Any, where: str) -> list[Any]:
             rng = _rng(spec.get("seed"))
             return [math.floor(rng() * (high - low + 1)) + low for _ in range(count)]
         if gen == "integer_generator_parse_string":
-            parsed = (_parse_int(s) for s in _split(spec, "1,2,3", where) if s.strip())
-            return [v for v in parsed if v is not None]
+            texts = _split(spec, INTEGER_PARSE_DEFAULT, where)
+            ints = (_parse_int(s) for s in texts if s.strip())
+            return [v for v in ints if v is not None]
     elif kind == "string_generator" and gen == "string_generator_parse_string":
         return [s for s in _split(spec, "foo,bar,baz,qux", where) if s]
     raise ValidationError(
