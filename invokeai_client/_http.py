@@ -25,6 +25,7 @@ import backoff
 from yarl import URL
 
 from . import errors
+from ._checks import check_bool, check_int, check_seconds
 from ._constants import (
     DEFAULT_CONNECTION_LIMIT,
     INITIAL_RETRY_DELAY,
@@ -117,8 +118,22 @@ class HttpTransport:
         max_retries: int = 2,
         verify_ssl: bool = True,
     ) -> None:
-        url = URL(base_url.rstrip("/"))
-        if not url.scheme or not url.host:
+        if not isinstance(base_url, str):
+            raise errors.ValidationError(
+                f"base_url must be a string such as 'http://127.0.0.1:9090', got {base_url!r}",
+                input="base_url",
+                rule="absolute http(s) URL",
+            )
+        try:
+            url = URL(base_url.rstrip("/"))
+            url.port  # noqa: B018 (yarl checks the port only when it is read)
+        except ValueError as exc:
+            raise errors.ValidationError(
+                f"base_url {base_url!r} is not a valid URL: {exc}",
+                input="base_url",
+                rule="absolute http(s) URL",
+            ) from None
+        if not url.scheme or not url.host or any(c.isspace() for c in url.host):
             raise errors.ValidationError(
                 f"base_url {base_url!r} must be an absolute http(s) URL such as "
                 "'http://127.0.0.1:9090'",
@@ -131,9 +146,14 @@ class HttpTransport:
                 input="base_url",
                 rule="http or https scheme",
             )
-        if max_retries < 0:
+        check_int("max_retries", max_retries, minimum=0)
+        check_seconds("timeout", timeout, positive=True)
+        check_bool("verify_ssl", verify_ssl)
+        if token is not None and (not isinstance(token, str) or not token.strip()):
             raise errors.ValidationError(
-                f"max_retries must be >= 0, got {max_retries}", input="max_retries", rule=">= 0"
+                "token must be a non-empty string (or None to send no token)",
+                input="token",
+                rule="non-empty text",
             )
         self.base_url = url
         self.timeout = timeout

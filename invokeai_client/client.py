@@ -7,11 +7,13 @@ from types import TracebackType
 from typing import Any
 
 from . import errors
+from ._checks import check_bool
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
 from ._events import EventStream
 from ._http import HttpTransport
 from ._router import EventRouter
 from .models.app import AuthStatus, ServerInfo, User
+from .repositories._base import check_text
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository
 from .repositories.models import ModelRepository
@@ -65,10 +67,17 @@ class AsyncClient:
                 input="token",
                 rule="one way to authenticate",
             )
-        if not queue_id:
+        if not isinstance(queue_id, str) or not queue_id:
             raise errors.ValidationError(
                 "queue_id must be a non-empty string", input="queue_id", rule="non-empty"
             )
+        check_text("queue_id", queue_id, in_path=True)
+        for name, value in (("email", email), ("password", password)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise errors.ValidationError(
+                    f"{name} must be a non-empty string", input=name, rule="non-empty text"
+                )
+        check_bool("events", events)
         self._http = HttpTransport(
             base_url, token=token, timeout=timeout, max_retries=max_retries, verify_ssl=verify_ssl
         )

@@ -14,6 +14,7 @@ from ._base import ServerModel
 from ._time import Timestamp
 
 __all__ = [
+    "QUEUE_STATUSES",
     "TERMINAL_STATUSES",
     "BatchStatus",
     "EnqueueBatchResult",
@@ -32,6 +33,8 @@ __all__ = [
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 """Queue item statuses an item never leaves."""
+QUEUE_STATUSES = ("pending", "in_progress", "completed", "failed", "canceled")
+"""Every status a queue item can have (InvokeAI 6.14)."""
 
 
 def _is_scalar_batch_item(value: Any) -> bool:

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
+from .._checks import check_bool, check_choice
 from .._paging import Page, Paginator, offset_page
 from ..models.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
 from ..models.images import ImagesResult
@@ -60,6 +61,12 @@ def _check_board_id(board_id: str) -> str:
             f"{board_id!r} is not a usable board id", input="board", rule="a plain board id"
         )
     return board_id
+
+
+def _check_listing(include_archived: object, order_by: object, direction: object) -> None:
+    check_bool("include_archived", include_archived)
+    check_choice("order_by", order_by, ("created_at", "board_name"))
+    check_choice("direction", direction, ("ASC", "DESC"))
 
 
 class BoardRepository(Repository):
@@ -158,6 +165,7 @@ class BoardRepository(Repository):
         direction: Direction = "DESC",
     ) -> builtins.list[Board]:
         """Every board visible to this user, in one request."""
+        _check_listing(include_archived, order_by, direction)
         answer = await self._http.request(
             "GET",
             f"{BOARDS}/",
@@ -179,6 +187,7 @@ class BoardRepository(Repository):
         page_size: int = 100,
     ) -> Paginator[Board]:
         """Boards page by page: ``await`` it for the first page, ``async for`` for all."""
+        _check_listing(include_archived, order_by, direction)
 
         async def fetch(offset: int, limit: int) -> Page[Board]:
             answer = await self._http.request(
@@ -240,7 +249,7 @@ class BoardRepository(Repository):
         if name is not None:
             changes["board_name"] = check_board_name(name)
         if archived is not None:
-            changes["archived"] = bool(archived)
+            changes["archived"] = check_bool("archived", archived)
         if visibility is not None:
             if visibility not in VISIBILITIES:
                 raise errors.ValidationError(
@@ -276,6 +285,7 @@ class BoardRepository(Repository):
 
     async def delete(self, board: BoardRef, *, delete_images: bool = False) -> DeleteBoardResult:
         """Delete a board. Its images are kept (uncategorized) unless ``delete_images``."""
+        check_bool("delete_images", delete_images)
         board_id = await self.resolve(board, verify=False)
         if board_id == UNCATEGORIZED:
             raise errors.BoardError(
@@ -301,8 +311,10 @@ class BoardRepository(Repository):
         intermediate: bool | None = None,
     ) -> builtins.list[str]:
         """Names of the images on a board (``UNCATEGORIZED``: images on no board)."""
-        board_id = await self.resolve(board, verify=False)
         cats = check_categories(categories)
+        if intermediate is not None:
+            check_bool("intermediate", intermediate)
+        board_id = await self.resolve(board, verify=False)
         with naming("board", board_id, action="access", not_found=errors.BoardNotFoundError):
             answer = await self._http.request(
                 "GET",
@@ -313,10 +325,10 @@ class BoardRepository(Repository):
 
     async def add_images(self, board: BoardRef, images: ImagesArg) -> ImagesResult:
         """Put images on a board (moving them off their old board)."""
+        names = image_names_of(images)  # checked before the board is looked up
         board_id = await self.resolve(board, verify=False)
         if board_id == UNCATEGORIZED:
-            return await self.remove_images(images)
-        names = image_names_of(images)
+            return await self.remove_images(names)
         board_errors = naming(
             "board", board_id, action="add images to", not_found=errors.BoardNotFoundError
         )

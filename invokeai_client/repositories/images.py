@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 
 from .. import errors
+from .._checks import check_bool, check_choice, check_seconds
 from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
 from .._uploads import read_image_source, upload_image
 from ..models.boards import UNCATEGORIZED, BoardRef
@@ -33,7 +34,7 @@ from ..models.events import (
     ServerEvent,
 )
 from ..models.images import IMAGE_CATEGORIES, EmbeddedWorkflow, ImageDTO, ImagesResult
-from ._base import Repository, naming
+from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -187,6 +188,12 @@ class ImageRepository(Repository):
         server resize it. Anything that is not an image is refused before it is sent.
         """
         check_categories(category)
+        check_bool("intermediate", intermediate)
+        check_bool("crop_visible", crop_visible)
+        if session_id is not None:
+            check_text("session_id", session_id)
+        if filename is not None:
+            check_text("filename", filename)
         if metadata is not None:
             _metadata_json(metadata)
         if resize_to is not None:
@@ -380,6 +387,7 @@ class ImageRepository(Repository):
         archive, :class:`~errors.TimeoutError` after ``timeout`` seconds.
         """
         body: dict[str, Any]
+        check_seconds("timeout", timeout, positive=True)
         if (images is None) == (board is None):
             raise errors.ValidationError(
                 "download_zip takes either images or board (exactly one of them)",
@@ -469,11 +477,11 @@ class ImageRepository(Repository):
             check_categories(category)
             changes["image_category"] = category
         if intermediate is not None:
-            changes["is_intermediate"] = bool(intermediate)
+            changes["is_intermediate"] = check_bool("intermediate", intermediate)
         if starred is not None:
-            changes["starred"] = bool(starred)
+            changes["starred"] = check_bool("starred", starred)
         if session_id is not None:
-            changes["session_id"] = session_id
+            changes["session_id"] = check_text("session_id", session_id)
         if not changes:
             return await self.get(name)
         try:
@@ -544,6 +552,11 @@ class ImageRepository(Repository):
             raise errors.ValidationError(
                 f"order must be 'desc' or 'asc', got {order!r}", input="order", rule="desc|asc"
             )
+        if origin is not None:
+            check_choice("origin", origin, ("internal", "external"))
+        for flag, value in (("starred", starred), ("intermediate", intermediate)):
+            if value is not None:
+                check_bool(flag, value)
         if starred is True:
             starred_first = True  # starred images come first: stop at the first unstarred
         resolved: builtins.list[str] = []

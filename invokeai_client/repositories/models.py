@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .._checks import check_bool, check_seconds
 from ..models.events import (
     DownloadEvent,
     ModelInstallCancelledEvent,
@@ -45,7 +46,29 @@ def _as_list(value: str | Iterable[str] | None) -> list[str] | None:
         return None
     if isinstance(value, str):
         return [value]
-    return [str(v) for v in value]
+    items = list(value) if isinstance(value, Iterable) else [value]
+    if not items or not all(isinstance(v, str) and v for v in items):
+        raise errors.ValidationError(
+            f"base must be a base model name or a list of them, got {value!r}",
+            input="base",
+            rule="string or strings",
+        )
+    return items
+
+
+def _optional_text(name: str, value: object) -> None:
+    if value is not None:
+        check_text(name, value)
+
+
+def _job_id(job_id: object) -> int:
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 0:
+        raise errors.ValidationError(
+            f"job_id must be a model install job id (an int >= 0), got {job_id!r}",
+            input="job_id",
+            rule="integer job id",
+        )
+    return job_id
 
 
 def _is_enum_rejection(exc: errors.UnprocessableEntityError, params: Iterable[str]) -> bool:
@@ -83,6 +106,8 @@ class ModelRepository(Repository):
         A filter value the server does not know (a base from a newer InvokeAI) matches
         nothing: the answer is an empty list, not an error.
         """
+        for label, value in (("type", type), ("name", name), ("format", format)):
+            _optional_text(label, value)
         params: dict[str, Any] = {
             "base_models": _as_list(base),
             "model_type": type,
@@ -99,7 +124,7 @@ class ModelRepository(Repository):
 
     async def get(self, key: str) -> ModelConfig:
         """The model with this key; :class:`~errors.NotFoundError` naming it if none."""
-        check_text("key", key)
+        check_text("key", key, in_path=True)
         with naming("model", key):
             answer = await self._http.request("GET", f"{MODELS}/i/{key}")
         return ModelConfig.model_validate(answer)
@@ -107,6 +132,8 @@ class ModelRepository(Repository):
     async def get_by_name(self, name: str, *, base: str, type: str) -> ModelConfig:
         """The model named ``name`` of this base and type (the old name+base+type identity)."""
         check_text("name", name)
+        check_text("base", base)
+        check_text("type", type)
         ident = f"{name} (base {base}, type {type})"
         try:
             with naming("model", ident):
@@ -143,7 +170,7 @@ class ModelRepository(Repository):
 
     async def delete(self, key: str) -> None:
         """Remove the model's record (and its files if they live in the models folder)."""
-        check_text("key", key)
+        check_text("key", key, in_path=True)
         with naming("model", key, action="delete"):
             await self._http.request(
                 "DELETE", f"{MODELS}/i/{key}", expect="none", headers=NO_GZIP
@@ -189,6 +216,22 @@ class ModelRepository(Repository):
         and the useless record is removed again.
         """
         check_text("source", source)
+        if config is not None and not isinstance(config, Mapping):
+            raise errors.ValidationError(
+                f"config must be a mapping of model settings, got {type(config).__name__}",
+                input="config",
+                rule="mapping",
+            )
+        _optional_text("name", name)
+        if description is not None and not isinstance(description, str):
+            raise errors.ValidationError(
+                f"description must be a string, got {description!r}",
+                input="description",
+                rule="string",
+            )
+        _optional_text("access_token", access_token)
+        check_bool("inplace", inplace)
+        check_bool("allow_unidentified", allow_unidentified)
         body: dict[str, Any] = dict(config or {})
         if name is not None:
             body["name"] = name
@@ -236,8 +279,9 @@ class ModelRepository(Repository):
 
     async def install_job(self, job_id: int) -> ModelInstallJob:
         """One install job by id; :class:`~errors.NotFoundError` naming it if unknown."""
+        job_id = _job_id(job_id)
         with naming("model install job", job_id):
-            answer = await self._http.request("GET", f"{MODELS}/install/{int(job_id)}")
+            answer = await self._http.request("GET", f"{MODELS}/install/{job_id}")
         return ModelInstallJob.model_validate(answer)
 
     async def prune_install_jobs(self) -> None:
@@ -246,9 +290,10 @@ class ModelRepository(Repository):
 
     async def cancel_install(self, job_id: int) -> None:
         """Cancel an install job (a no-op for a job that already finished)."""
+        job_id = _job_id(job_id)
         try:
             await self._http.request(
-                "DELETE", f"{MODELS}/install/{int(job_id)}", expect="none", headers=NO_GZIP
+                "DELETE", f"{MODELS}/install/{job_id}", expect="none", headers=NO_GZIP
             )
         except errors.APIError as exc:
             if exc.status == 415:  # InvokeAI answers an unknown job id with 415 here
@@ -365,6 +410,7 @@ class ModelInstall:
         InstallEvent
     ]:
         """This job's events as they arrive, ending when the job ends."""
+        check_seconds("poll_interval", poll_interval, positive=True)
         while True:
             for event in self._next_events():
                 self._absorb(event)

@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
+from .._checks import check_choice
 from .._paging import Page, Paginator, list_page
 from ..models.queue import (
+    QUEUE_STATUSES,
     BatchStatus,
     InvocationCacheStatus,
     ProcessorStatus,
@@ -43,6 +45,12 @@ def _item_id(value: object, *, input: str = "item_id") -> int:
             return item_id
         raise errors.ValidationError(
             f"{input} must be a queue item id (int) or a queue item, got {value!r}",
+            input=input,
+            rule="integer item id",
+        )
+    if value < 1:
+        raise errors.ValidationError(
+            f"{input} must be a queue item id (an int >= 1), got {value!r}",
             input=input,
             rule="integer item id",
         )
@@ -209,6 +217,16 @@ class QueueRepository(Repository):
         page_size: int,
     ) -> Paginator[Any]:
         statuses = {status} if isinstance(status, str) else set(status) if status else None
+        for value in statuses or ():
+            check_choice("status", value, QUEUE_STATUSES)
+        if batch_id is not None:
+            check_text("batch_id", batch_id)
+        if destination is not None:
+            check_text("destination", destination)
+        if order not in ("desc", "asc"):
+            raise errors.ValidationError(
+                f"order must be 'desc' or 'asc', got {order!r}", input="order", rule="desc|asc"
+            )
         snapshot: builtins.list[builtins.list[int]] = []
 
         async def fetch(offset: int, limit: int) -> Page[Any]:
@@ -249,9 +267,20 @@ class QueueRepository(Repository):
 
     async def cancel_batch(self, batch_ids: str | Iterable[str]) -> int:
         """Cancel every unfinished item of one or more batches; returns how many."""
-        ids = [batch_ids] if isinstance(batch_ids, str) else builtins.list(batch_ids)
+        if isinstance(batch_ids, str):
+            ids = [batch_ids]
+        elif isinstance(batch_ids, Iterable):
+            ids = builtins.list(batch_ids)
+        else:
+            raise errors.ValidationError(
+                f"batch_ids must be a batch id or a list of them, got {batch_ids!r}",
+                input="batch_ids",
+                rule="string or strings",
+            )
         for batch_id in ids:
             check_text("batch_id", batch_id, in_path=True)
+        if not ids:
+            return 0
         return await self._count("canceled", "PUT", "/cancel_by_batch_ids", json={"batch_ids": ids})
 
     async def cancel_destination(self, destination: str) -> int:
@@ -271,6 +300,8 @@ class QueueRepository(Repository):
         The result lists the original ids; the new items carry ``retried_from_item_id``.
         """
         ids = _item_ids(item_ids)
+        if not ids:
+            return RetryItemsResult(queue_id=self.queue_id)
         answer = await self._http.request(
             "PUT", f"{self._prefix}/retry_items_by_id", json=ids, retry=False
         )

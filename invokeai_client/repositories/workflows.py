@@ -99,14 +99,7 @@ class WorkflowRepository(Repository):
         ``query`` matches name, description and tags; ``tags`` keeps workflows having any of
         them; ``is_public`` filters shared workflows (InvokeAI 6.13+).
         """
-        categories = _strings("category", category)
-        for value in categories or []:
-            if value not in CATEGORIES:
-                raise errors.ValidationError(
-                    f"category must be one of {CATEGORIES}, got {value!r}",
-                    input="category",
-                    rule="user or default",
-                )
+        categories = _categories("category", category)
         if order_by not in ORDER_BY:
             raise errors.ValidationError(
                 f"order_by must be one of {ORDER_BY}, got {order_by!r}",
@@ -217,7 +210,7 @@ class WorkflowRepository(Repository):
     async def tags(self, *, category: str | Iterable[str] | None = None) -> builtins.list[str]:
         """Every tag used by saved workflows (InvokeAI 6.12+)."""
         answer = await self._http.request(
-            "GET", f"{WORKFLOWS}/tags", params={"categories": _strings("category", category)}
+            "GET", f"{WORKFLOWS}/tags", params={"categories": _categories("category", category)}
         )
         return [str(t) for t in answer or []]
 
@@ -226,7 +219,7 @@ class WorkflowRepository(Repository):
         answer = await self._http.request(
             "GET",
             f"{WORKFLOWS}/counts_by_category",
-            params={"categories": _strings("categories", categories)},
+            params={"categories": _categories("categories", categories)},
         )
         return {str(k): int(v) for k, v in (answer or {}).items()}
 
@@ -305,9 +298,21 @@ def _strings(name: str, value: str | Iterable[str] | None) -> builtins.list[str]
         return None
     if isinstance(value, str):
         return [value]
-    items = builtins.list(value)
+    items = builtins.list(value) if isinstance(value, Iterable) else [value]
     if not all(isinstance(v, str) for v in items):
         raise errors.ValidationError(
             f"{name} must be a string or strings, got {value!r}", input=name, rule="strings"
         )
     return items
+
+
+def _categories(name: str, value: str | Iterable[str] | None) -> builtins.list[str] | None:
+    categories = _strings(name, value)
+    for category in categories or []:
+        if category not in CATEGORIES:
+            raise errors.ValidationError(
+                f"category must be one of {CATEGORIES}, got {category!r}",
+                input=name,
+                rule="user or default",
+            )
+    return categories

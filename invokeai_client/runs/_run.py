@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequenc
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .._checks import check_seconds
 from .._router import ItemRoute, Mailbox
 from ..models.events import ProgressImage
 from ..models.queue import BatchStatus, EnqueueBatchResult, SessionQueueItem
@@ -161,6 +162,7 @@ class WorkflowRun(ItemRoute):
         is detached or awaited elsewhere) and :class:`~invokeai_client.errors.RunTimeoutError`
         says whether it was.
         """
+        check_seconds("timeout", timeout)  # a bad timeout must not cancel the item
         result = self._result
         if result is None:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -821,6 +823,7 @@ class BatchRun:
         ``result.raise_for_status()`` to turn one into its error. ``timeout`` bounds the
         wait like :meth:`WorkflowRun.result`.
         """
+        check_seconds("timeout", timeout)  # a bad timeout must not cancel the batch
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         self._waiters += 1

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._checks import check_bool
 from .._constants import DEFAULT_ORIGIN
 from ..errors import ValidationError, WorkflowError
 from ..fields._base import UNSET, ImageResolver, IvkField
@@ -90,6 +91,8 @@ class WorkflowHandle:
     one offline: ``WorkflowHandle(WorkflowDefinition.from_file(path))`` (types inferred from
     the workflow's values; pass ``schemas=InvocationSchemas.bundled()`` for 6.14.2 types).
     """
+
+    _preflighting = False  # True while submit checks a throw-away build (local images pass)
 
     def __init__(
         self,
@@ -451,6 +454,8 @@ class WorkflowHandle:
                 continue
             problems.extend(field.problems())
             pending = field.local_images() if isinstance(field, ImageField) else []
+            if self._preflighting:
+                pending = []  # submit uploads them after the checks
             if pending and any(image not in self._uploads for image in pending):
                 problems.append(
                     f"input {field.display_name()}: holds local image data that is uploaded "
@@ -706,6 +711,8 @@ class WorkflowHandle:
     def _image_resolver(self, *, strict: bool) -> ImageResolver:
         def resolve(image: Any) -> Any:
             name = self._uploads.get(image)
+            if name is None and self._preflighting:
+                return {"image_name": "not-uploaded-yet.png"}  # a throw-away build
             if name is None:
                 if not strict:
                     return UNSET
@@ -893,6 +900,8 @@ class WorkflowHandle:
         ``detach`` is true.
         """
         client = self._require_client("submit")
+        check_bool("detach", detach)
+        self._preflight(prepend=prepend, origin=origin, destination=destination)
         board_id = await _resolve_board(client, board)
         await self._resolve_board_inputs(client)
         await self.upload_images()
@@ -924,9 +933,13 @@ class WorkflowHandle:
         anything is sent. ``board`` is the auto-add board, as for :meth:`submit`.
         """
         client = self._require_client("submit a batch")
+        check_bool("detach", detach)
         groups = self._sweep_groups(sweep or {}, zip)
         if data is not None:
-            groups.extend([dict(datum) for datum in group] for group in data)
+            groups.extend([dict(datum) for datum in group] for group in self._user_data(data))
+        self._preflight(
+            data=groups, runs=runs, prepend=prepend, origin=origin, destination=destination
+        )
         board_id = await _resolve_board(client, board)
         await self._resolve_board_inputs(client)
         await self.upload_images()
@@ -936,6 +949,15 @@ class WorkflowHandle:
             destination=destination,
         )
         return await client.runs.enqueue(body, detach=detach)
+
+    def _preflight(self, **options: Any) -> None:
+        """Build the batch once and throw it away, so that everything knowable locally fails
+        before any request (board lookups, uploads); local images pass as if uploaded."""
+        self._preflighting = True
+        try:
+            self.build_batch(**options)
+        finally:
+            self._preflighting = False
 
     def _sweep_groups(
         self, sweep: Mapping[InputKey, Iterable[Any]], zip: bool | Sequence[Sequence[InputKey]]
@@ -956,6 +978,12 @@ class WorkflowHandle:
             zipped = [list(keys)] if keys else []
         elif zip is False:
             zipped = []
+        elif isinstance(zip, (str, bytes, Mapping)) or not isinstance(zip, Sequence):
+            raise ValidationError(
+                "zip must be True or a list of groups of sweep keys, e.g. [['Seed', 'Prompt']]",
+                input="zip",
+                rule="list of key groups",
+            )
         else:
             zipped = []
             for group in zip:
