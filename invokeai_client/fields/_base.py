@@ -231,7 +231,8 @@ def finite_number(value: Any, *, kind: str) -> float | int:
     else:
         raise FieldRuleError("type", f"expected {kind}, got {type(value).__name__} {value!r:.60}")
     if isinstance(number, float) and not math.isfinite(number):
-        raise FieldRuleError("finite", f"expected a finite {kind}, got {number}")
+        noun = kind.removeprefix("an ").removeprefix("a ")
+        raise FieldRuleError("finite", f"expected a finite {noun}, got {number}")
     return number
 
 
