@@ -42,7 +42,11 @@ class RunEvent:
 
 @dataclass(frozen=True, slots=True)
 class StatusChanged(RunEvent):
-    """The item's status changed; ``terminal`` when it will not change again."""
+    """The item's status changed; ``terminal`` when it will not change again.
+
+    ``lost`` (the server no longer has the item) and ``detached`` (the client closed and
+    left it) end a run too, so they are terminal like the server's final statuses.
+    """
 
     status: str
     error_type: str | None = None
@@ -50,7 +54,7 @@ class StatusChanged(RunEvent):
 
     @property
     def terminal(self) -> bool:
-        return self.status in ("completed", "failed", "canceled")
+        return self.status in ("completed", "failed", "canceled", "lost", "detached")
 
 
 @dataclass(frozen=True, slots=True)
