@@ -717,7 +717,8 @@ async def test_chaos_queue_operations_users_and_outputs(seed: int) -> None:
             for login in logins
         ]
         for client in clients:
-            client.runs.quiet_after = 0.5
+            client.runs.quiet_after = 0.5  # silent events: find out over REST soon
+            client.runs.poll_interval = 0.2  # sockets cut often: poll REST often meanwhile
         mix.apply(double)
 
         def unstall() -> None:
@@ -805,6 +806,14 @@ async def test_chaos_queue_operations_users_and_outputs(seed: int) -> None:
                 counts = drained[f"{batch.batch_id}/{k}"]
                 assert set(counts) == ids_, f"{where}: {counts} (a retry is not in the batch)"
                 assert set(counts.values()) == {1}, f"{where}: {counts}"
+            # The batch's live counts agree with its results (lost counts as failed).
+            ended = Counter(getattr(run.result_nowait(), "status", None) for run in batch.runs)
+            counts_ = batch.counts
+            assert (counts_.total, counts_.pending, counts_.in_progress) == (len(batch), 0, 0), \
+                f"{where}: {counts_} vs {ended}"
+            assert (counts_.completed, counts_.failed, counts_.canceled) == (
+                ended["completed"], ended["failed"] + ended["lost"], ended["canceled"]
+            ), f"{where}: {counts_} vs {ended}"
     for events, exps in stories:
         for exp in exps:
             check_story(events, exp, exp.run.result_nowait(), f"{where}: item {exp.run.item_id}")
