@@ -447,6 +447,14 @@ async def _(ctx: Ctx) -> None:
         assert all(r.ok for r in await batch.results())  # nothing was canceled
 
 
+@case("batch.field_values(99)", ValidationError, r"index must be an item position 0\.\.1", "index")
+async def _(ctx: Ctx) -> None:
+    batch = await ctx.handle().submit_batch({"A": [1, 2]})
+    assert batch.field_values(1)  # the last item has its values
+    ctx.reset()
+    batch.field_values(99)
+
+
 # -- client.boards -------------------------------------------------------------------------
 
 

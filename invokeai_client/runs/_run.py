@@ -434,7 +434,7 @@ class WorkflowRun(ItemRoute):
                 session_id=self.session_id,
                 outputs=self._outputs or {},
                 images=tuple(self._images or ()),
-                field_values=self.batch.field_values(self.index),
+                field_values=self.batch._values_at(self.index),
             )
         )
 
@@ -486,7 +486,7 @@ class WorkflowRun(ItemRoute):
                 session_id=self.session_id,
                 outputs=outputs,
                 images=images,
-                field_values=self.batch.field_values(self.index),
+                field_values=self.batch._values_at(self.index),
                 error_node_id=node_id,
                 error_type=item.error_type,
                 error_message=item.error_message,
@@ -522,7 +522,7 @@ class WorkflowRun(ItemRoute):
                 session_id=self.session_id,
                 outputs=self._outputs or {},
                 images=tuple(self._images or ()),
-                field_values=self.batch.field_values(self.index),
+                field_values=self.batch._values_at(self.index),
                 error_message=why,
             )
         )
@@ -873,6 +873,17 @@ class BatchRun:
 
     def field_values(self, index: int) -> dict[str, Any]:
         """The batch values substituted into the item at ``index`` (submission order)."""
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.expected:
+            raise errors.ValidationError(
+                f"index must be an item position 0..{self.expected - 1} of this batch, "
+                f"got {index!r}",
+                input="index",
+                rule=f"0 <= index < {self.expected}",
+            )
+        return self._values_at(index)
+
+    def _values_at(self, index: int) -> dict[str, Any]:
+        # Lenient: a run not placed in its batch yet (index -1) has no values.
         groups = self.groups
         if not groups or index < 0:
             return {}
