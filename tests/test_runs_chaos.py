@@ -7,6 +7,12 @@ route the SDK offers, several consumers per run) and checks what a user cares ab
 ends exactly once, with the value the server computed, the status the server reports, events in
 order, no wait that hangs and no task left behind.
 
+A second draw per seed (:class:`Mix`) covers the rest: sockets cut on a timer, a stalled
+processor, the queue cleared, pruned, deleted or canceled by destination while runs are in
+flight, failed items retried (a new item in the same batch), two users of a multi-user
+server side by side, image graphs (sizes and new images checked against the server's
+``session.results``), iterate/collect graphs and ``max_concurrency``.
+
 Run more seeds with ``CHAOS_SEEDS=200`` (seeds 0..199) or one with ``CHAOS_SEED=17``.
 """
 
