@@ -19,6 +19,7 @@ Run more seeds with ``CHAOS_SEEDS=200`` (seeds 0..199) or one with ``CHAOS_SEED=
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 from collections import Counter, defaultdict
@@ -475,6 +476,7 @@ class Mix:
     op_by: int
     op_delay: float
     op_after_retry: bool
+    abandon: list[float]
     rng: random.Random = field(repr=False)
 
     @classmethod
@@ -503,6 +505,7 @@ class Mix:
             op_by=rng.randint(0, 1),
             op_delay=rng.choice([0.0, 0.01, 0.05, 0.2]),
             op_after_retry=rng.random() < 0.5,
+            abandon=[rng.choice([0.0, 0.001, 0.01, 0.05]) for _ in range(rng.choice([0, 0, 1, 3]))],
             rng=rng,
         )
 
@@ -741,8 +744,22 @@ async def test_chaos_queue_operations_users_and_outputs(seed: int) -> None:
                 drained[key][result.item_id] += 1
 
         with anyio.fail_after(WAIT):
+            # Submits whose caller gives up (waiting for room under max_concurrency, or
+            # during the POST): the item must not be left pending or running.
+            quitter = clients[-1]
+            abandoned = {
+                f"abandoned-{seed}-{n}": asyncio.ensure_future(quitter.runs.submit(
+                    add_graph(n, -7), batch_id=f"abandoned-{seed}-{n}"))
+                for n in range(len(mix.abandon))
+            }
+            for after, task in zip(mix.abandon, abandoned.values(), strict=True):
+                loop.call_later(after, task.cancel)
             loads = list(await asyncio.gather(
                 *(_submit_load(client, mix, k) for k, client in enumerate(clients))))
+            for n, task in enumerate(abandoned.values()):
+                with contextlib.suppress(asyncio.CancelledError):
+                    run = await task  # too late to give up: the run goes on as any other
+                    loads[-1].expected.append(Expected(run, n - 7, None))
             everything = [exp for load in loads for exp in load.expected]
             for exp in everything:
                 if rng.random() < 0.5:
@@ -774,6 +791,15 @@ async def test_chaos_queue_operations_users_and_outputs(seed: int) -> None:
                 stalled.cancel()
             for client in clients:
                 assert client.runs.in_flight == 0, f"{where}: {client.runs.stats()}"
+            for batch_id in abandoned:
+                # Given up on: canceled once the enqueue lands (in the background), or it
+                # ran first; never left waiting in the queue.
+                while True:
+                    status = await quitter.queue.batch_status(batch_id)
+                    if status.pending == status.in_progress == 0:
+                        break
+                    await asyncio.sleep(0.02)
+                assert status.total == status.canceled + status.completed, f"{where}: {status}"
             # The server's word, read by an admin (who sees every user's items unredacted).
             ids = [exp.run.item_id for exp in everything] + [e.run.item_id for _, e in retried]
             server = {item.item_id: item for item in await clients[0].queue.get_many(ids)}
