@@ -901,7 +901,8 @@ class WorkflowHandle:
         """
         client = self._require_client("submit")
         check_bool("detach", detach)
-        self._preflight(prepend=prepend, origin=origin, destination=destination)
+        if self._requests_before_enqueue(board):
+            self._preflight(prepend=prepend, origin=origin, destination=destination)
         board_id = await _resolve_board(client, board)
         await self._resolve_board_inputs(client)
         await self.upload_images()
@@ -937,9 +938,10 @@ class WorkflowHandle:
         groups = self._sweep_groups(sweep or {}, zip)
         if data is not None:
             groups.extend([dict(datum) for datum in group] for group in self._user_data(data))
-        self._preflight(
-            data=groups, runs=runs, prepend=prepend, origin=origin, destination=destination
-        )
+        if self._requests_before_enqueue(board, groups):
+            self._preflight(
+                data=groups, runs=runs, prepend=prepend, origin=origin, destination=destination
+            )
         board_id = await _resolve_board(client, board)
         await self._resolve_board_inputs(client)
         await self.upload_images()
@@ -949,6 +951,30 @@ class WorkflowHandle:
             destination=destination,
         )
         return await client.runs.enqueue(body, detach=detach)
+
+    def _requests_before_enqueue(
+        self, board: Any, groups: Sequence[Sequence[Mapping[str, Any]]] = ()
+    ) -> bool:
+        """Whether submit will ask the server anything before it enqueues (a board lookup,
+        board inputs to resolve, uploads); only then is a throw-away build worth its cost."""
+        if board is not None or self.local_images():
+            return True
+        for field in self._fields.values():
+            if (
+                isinstance(field, BoardField)
+                and isinstance(field.value, dict)
+                and field.value.get("board_id") not in self._board_ids.values()
+            ):
+                return True
+        for group in groups:
+            for datum in group:
+                key = datum.get("input")
+                target = self.field(key) if key is not None else self._field_at(
+                    str(datum.get("node_path")), str(datum.get("field_name")), create=False
+                )
+                if isinstance(target, ImageField):
+                    return True  # its items may be local files to upload
+        return False
 
     def _preflight(self, **options: Any) -> None:
         """Build the batch once and throw it away, so that everything knowable locally fails
