@@ -432,3 +432,40 @@ async def test_closing_fails_submits_still_waiting_for_room(double: Peer) -> Non
             await waiting
         with pytest.raises(RunCanceledError):
             await first
+
+
+async def test_a_failed_or_canceled_run_is_retried_as_a_new_item_of_its_batch(
+    peer: Peer,
+) -> None:
+    needs_queue(peer)
+    async with peer.client() as client:
+        failing = await client.runs.submit(div_graph(1, 0))
+        with pytest.raises(RunFailedError):
+            await failing
+        again = await failing.retry()
+        with pytest.raises(RunFailedError) as caught:
+            await again
+        once_more = await client.runs.retry(again.item_id)  # by id, a retry of a retry
+        with pytest.raises(RunFailedError):
+            await once_more
+        await client.queue.pause()
+        try:
+            held = await client.runs.submit(add_graph(20, 22))
+            await held.cancel()
+        finally:
+            await client.queue.resume()
+        resumed = await (await held.retry()).result(timeout=60)
+        done = await client.runs.submit(add_graph(1, 1))
+        await done
+        with pytest.raises(ValidationError, match="is completed: only failed or canceled"):
+            await done.retry()  # known locally: nothing is sent
+        with pytest.raises(ValidationError, match="is completed: only failed or canceled"):
+            await client.runs.retry(done.item_id)  # the server says so
+    ids = [failing.item_id, again.item_id, once_more.item_id]
+    assert len(set(ids)) == 3
+    assert ids == sorted(ids)
+    assert {failing.batch_id, again.batch_id, once_more.batch_id} == {failing.batch_id}
+    assert caught.value.error_type == "ZeroDivisionError"
+    assert resumed["sum"] == 42
+    assert resumed.item_id != held.item_id
+    assert resumed.batch_id == held.batch_id

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 
 from .. import errors
+from .._checks import check_int
 from .._constants import DEFAULT_ORIGIN
 from .._router import EventRouter
 from ..models.queue import (
@@ -110,6 +111,9 @@ class _Limiter:
                 self.in_use += need
                 future.set_result(None)
 
+
+RETRY_SEARCH = 20
+"""Newest queue items searched for the new item of a retry (the server does not name it)."""
 
 class RunManager:
     """Runs of one client: ``client.runs``. Submit graphs or enqueue bodies, attach to items.
@@ -333,6 +337,52 @@ class RunManager:
         if run._result is None:
             self._ensure_supervisor()
         return run
+
+    async def retry(self, run: WorkflowRun | int, *, detach: bool = False) -> WorkflowRun:
+        """Run a failed or canceled queue item again and follow the new item.
+
+        InvokeAI's retry enqueues a NEW item (same batch, graph and values) and does not
+        say which; it is found as the newest retried item of that batch. ``run``
+        is a :class:`WorkflowRun` or an item id. A completed (or still running) item is
+        refused with :class:`~errors.ValidationError`.
+        """
+        self._check_open()
+        if isinstance(run, WorkflowRun):
+            item_id = run.item_id
+            known = run.result_nowait()
+            if known is not None and known.status not in ("failed", "canceled"):
+                raise errors.ValidationError(
+                    f"queue item {item_id} is {known.status}: only failed or canceled items "
+                    "can be retried",
+                    input="run",
+                    rule="failed or canceled",
+                )
+        else:
+            item_id = check_int("run", run, minimum=1)
+        answer = await self.client.queue.retry(item_id)
+        if not answer.retried_item_ids:
+            item = await self.client.queue.get(item_id)
+            raise errors.ValidationError(
+                f"queue item {item_id} is {item.status}: only failed or canceled items can be "
+                "retried (or the queue is full)",
+                input="run",
+                rule="failed or canceled",
+            )
+        # The new item names the first item of its retry chain, not this one; it is the
+        # newest retried item of this batch.
+        batch_id = (await self.client.queue.get(answer.retried_item_ids[0])).batch_id
+        newer = [i for i in await self.client.queue.item_ids(order="desc") if i > item_id]
+        retried = [
+            item.item_id
+            for item in await self.client.queue.get_many(newer[:RETRY_SEARCH])
+            if item.batch_id == batch_id and item.retried_from_item_id is not None
+        ]
+        if not retried:
+            raise errors.InvokeAIError(
+                f"the server retried queue item {item_id} but its new item was not found among "
+                f"the {RETRY_SEARCH} newest"
+            )
+        return await self.attach(max(retried), detach=detach)
 
     def stats(self) -> dict[str, Any]:
         """Counters for debugging: runs in flight, REST checks, router counters."""

@@ -214,6 +214,11 @@ class WorkflowRun(ItemRoute):
         await self.batch.manager.cancel_run(self)
         return self.status
 
+    async def retry(self, *, detach: bool = False) -> WorkflowRun:
+        """Run this failed or canceled item again (a new item in the same batch); returns
+        the new item's run. See :meth:`RunManager.retry`."""
+        return await self.batch.manager.retry(self, detach=detach)
+
     def events(self) -> AsyncIterator[RunEvent]:
         """Typed events of this run, ending after its terminal status.
 

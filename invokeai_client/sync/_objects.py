@@ -152,6 +152,10 @@ class SyncWorkflowRun(Proxy[WorkflowRun]):
     cancel = blocking(WorkflowRun.cancel)
     events = iterating(WorkflowRun.events)
 
+    def retry(self, *, detach: bool = False) -> SyncWorkflowRun:
+        """Run this failed or canceled item again; returns the new item's run."""
+        return self._invoke("retry", (), {"detach": detach})  # type: ignore[no-any-return]
+
     def result_nowait(self) -> SyncWorkflowResult | None:
         """The result if the run is done, else None; never raises."""
         return self._invoke("result_nowait", (), {})  # type: ignore[no-any-return]
@@ -215,6 +219,7 @@ class SyncRuns(Proxy[RunManager]):
     submit_batch = blocking(RunManager.submit_batch, returns=SyncBatchRun)
     enqueue = blocking(RunManager.enqueue, returns=SyncBatchRun)
     attach = blocking(RunManager.attach, returns=SyncWorkflowRun)
+    retry = blocking(RunManager.retry, returns=SyncWorkflowRun)
     stats = plain(RunManager.stats)
 
 
