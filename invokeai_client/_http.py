@@ -266,23 +266,6 @@ class HttpTransport:
         (multipart bodies cannot be sent twice).
         """
         method = method.upper()
-        # Most requests succeed at once: the retry machinery is built only after a failure.
-        try:
-            return await self._send_once(
-                method,
-                path,
-                params=params,
-                json=json,
-                data=data() if callable(data) else data,
-                expect=expect,
-                timeout=timeout,
-                headers=headers,
-            )
-        except _Retryable as exc:
-            may_retry = (method in IDEMPOTENT_METHODS) if retry is None else retry
-            if not may_retry or self.max_retries == 0:
-                raise exc.error from exc.__cause__
-            first_failure = exc
 
         async def attempt_once() -> Any:
             return await self._send_once(
@@ -296,6 +279,14 @@ class HttpTransport:
                 headers=headers,
             )
 
+        # Most requests succeed at once: the retry machinery is built only after a failure.
+        try:
+            return await attempt_once()
+        except _Retryable as exc:
+            may_retry = (method in IDEMPOTENT_METHODS) if retry is None else retry
+            if not may_retry or self.max_retries == 0:
+                raise exc.error from exc.__cause__
+            first_failure = exc
         return await self._retry(method, path, attempt_once, first_failure, self.max_retries)
 
     async def _retry(
