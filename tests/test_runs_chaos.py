@@ -998,3 +998,25 @@ async def test_runs_that_end_lost_or_detached_end_with_a_terminal_status(double:
     ends = [[(e.status, e.terminal) for e in story.result() if isinstance(e, StatusChanged)]
             for story in (told_cleared, told_left)]
     assert ends == [[("lost", True)], [("detached", True)]]
+
+
+async def test_a_failure_told_on_the_socket_survives_a_prune_before_the_rest_read(
+    double: Peer,
+) -> None:
+    # A failed item is read over REST before it settles; pruned first, it ended as "lost",
+    # although the socket had told its failure, node and error.
+    assert double.double is not None
+    for route in ("items_by_ids", "item_summaries_by_ids", "i/*"):
+        double.double.faults.add(f"/api/v1/queue/*/{route}", delay=0.5, times=None)
+    async with double.client() as client:
+        run = await client.runs.submit(div_graph(1, 0))
+        with anyio.fail_after(WAIT):
+            while run.status != "failed":  # the socket's word; the REST read is under way
+                await asyncio.sleep(0.01)
+        assert not run.done
+        await client.queue.prune()
+        with pytest.raises(RunFailedError) as caught, anyio.fail_after(WAIT):
+            await run
+    assert caught.value.status == "failed"
+    assert caught.value.node_id == "d"
+    assert caught.value.error_type == "ZeroDivisionError"

@@ -510,7 +510,30 @@ class WorkflowRun(ItemRoute):
             self._on_status(status, None, None, None)
 
     def lose(self, why: str) -> None:
-        """The server no longer knows this item: settle as ``lost``."""
+        """The server no longer knows this item (deleted or pruned before REST could read
+        it): settle as the socket told its end (failed or canceled, or completed with every
+        output), else as ``lost``."""
+        if self._result is None and (
+            self.status in ("failed", "canceled")
+            or (self.status == "completed" and self._events_complete())
+        ):
+            node_id, error_type, message, traceback = self._error or (None, None, None, None)
+            self._settle(
+                WorkflowResult(
+                    status=self.status,
+                    item_id=self.item_id,
+                    batch_id=self.batch_id,
+                    session_id=self.session_id,
+                    outputs=self._outputs or {},
+                    images=tuple(self._images or ()),
+                    field_values=self.batch._values_at(self.index),
+                    error_node_id=node_id,
+                    error_type=error_type,
+                    error_message=message,
+                    error_traceback=traceback,
+                )
+            )
+            return
         self.end_locally("lost", why)
 
     def end_locally(self, status: str, why: str) -> None:
