@@ -34,19 +34,26 @@ INVOKEAI_VERSION = "6.14.2"
 LOCK_FILE = Path(__file__).with_name(f"invokeai-{INVOKEAI_VERSION}.lock.txt")
 PYTHON_CANDIDATES = ("python3.11", "python3.12")
 
-# Runs the stock server after gc.freeze(): InvokeAI calls gc.collect() before every queue
-# item, which costs ~0.5 s with torch imported; freezing the import-time heap makes those
-# collections cheap. Nothing else changes.
-_FAST_GC_LAUNCHER = """
-import gc, sys
+# Runs the stock server with two changes for throwaway test servers:
+# - no VACUUM at startup: InvokeAI 6.14.2 runs it while its queue processor already works on
+#   pending items of an on-disk database, which sometimes kills the startup ("cannot VACUUM -
+#   SQL statements in progress", or a SystemError from sqlite3's commit);
+# - with INVOKEAI_CLIENT_FAST_GC=1, gc.freeze() once the app is built: InvokeAI calls
+#   gc.collect() before every queue item, which costs ~0.5 s with torch imported; freezing
+#   the import-time heap makes those collections cheap.
+_LAUNCHER = """
+import gc, os, sys
 import invokeai.app.run_app as run_app
-original = run_app.get_app
-def get_app_then_freeze():
-    app = original()
-    gc.collect()
-    gc.freeze()
-    return app
-run_app.get_app = get_app_then_freeze
+from invokeai.app.services.shared.sqlite import sqlite_database
+sqlite_database.SqliteDatabase.clean = lambda self: None
+if os.environ.get("INVOKEAI_CLIENT_FAST_GC") == "1":
+    original = run_app.get_app
+    def get_app_then_freeze():
+        app = original()
+        gc.collect()
+        gc.freeze()
+        return app
+    run_app.get_app = get_app_then_freeze
 sys.argv[0] = "invokeai-web"
 sys.exit(run_app.run_app())
 """
@@ -139,7 +146,8 @@ def _port_in_use(port: int) -> bool:
 class LocalInvokeAI:
     """A real InvokeAI server process on 127.0.0.1 (use as a context manager).
 
-    ``fast_gc`` starts it through the gc.freeze launcher (about 100 items/s instead of 2);
+    It runs the stock server without its startup VACUUM (see ``_LAUNCHER``). ``fast_gc``
+    also freezes the garbage collector's import-time heap (about 100 items/s instead of 2);
     ``memory_db`` keeps its database in memory; ``multiuser`` turns on accounts; ``env``
     adds any ``INVOKEAI_*`` setting.
     """
@@ -196,11 +204,9 @@ class LocalInvokeAI:
         if self.multiuser:
             env["INVOKEAI_MULTIUSER"] = "true"
         env.update(self.env)
-        python = str(venv / "bin" / "python")
         if self.fast_gc:
-            cmd = [python, "-c", _FAST_GC_LAUNCHER, "--root", str(self.root)]
-        else:
-            cmd = [str(venv / "bin" / "invokeai-web"), "--root", str(self.root)]
+            env["INVOKEAI_CLIENT_FAST_GC"] = "1"
+        cmd = [str(venv / "bin" / "python"), "-c", _LAUNCHER, "--root", str(self.root)]
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
@@ -267,10 +273,9 @@ class LocalInvokeAI:
     def restart(self, *, attempts: int = 3) -> None:
         """Start again on the same port and root (after :meth:`kill`).
 
-        InvokeAI 6.14.2 sometimes fails its own startup when its on-disk database still holds
-        pending items ("cannot VACUUM - SQL statements in progress": the processor already
-        runs them while startup cleans up), so a failed start is tried again, as an operator
-        would, up to ``attempts`` times.
+        The launcher skips InvokeAI's startup VACUUM, which raced the queue processor over a
+        database with pending items; any other failed start is still tried again, as an
+        operator would, up to ``attempts`` times.
         """
         own = self._own_root
         self._own_root = False
@@ -309,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="start a server and keep it running until Ctrl-C")
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--multiuser", action="store_true")
-    serve.add_argument("--slow-gc", action="store_true", help="do not use the gc.freeze launcher")
+    serve.add_argument("--slow-gc", action="store_true", help="stock gc (slower)")
     args = parser.parse_args(argv)
     if args.command == "install":
         print(ensure_installed())
