@@ -65,6 +65,25 @@ def _seeds() -> list[int]:
     return list(range(int(os.environ.get("CHAOS_SEEDS", "8"))))
 
 
+
+def add_rest_faults(double: Any, times: int) -> None:
+    """The REST catch-up reads answer 503 ``times`` times each."""
+    if times:
+        for route in ("items_by_ids", "item_summaries_by_ids"):
+            double.faults.add(f"/api/v1/queue/*/{route}", status=503, times=times,
+                              retry_after=0.05)
+
+
+def check_awaited(got: Any, result: WorkflowResult, label: str) -> None:
+    """What ``await run`` gave agrees with the run's result: the result itself, or the
+    run's error with its item and status."""
+    if result.status == "completed":
+        assert got is result, f"{label}: awaited {got!r}"
+    else:
+        assert isinstance(got, RunError), f"{label}: {got!r}"
+        assert got.item_id == result.item_id, label
+        assert got.status == result.status, label
+
 @dataclass
 class Chaos:
     """One seed's faults and workload, reproducible from the seed alone."""
@@ -122,10 +141,7 @@ class Chaos:
 
     def apply(self, double: Any) -> None:
         faults = double.queue.faults
-        if self.rest_faults:  # REST catch-up reads answer 503 a few times
-            for route in ("items_by_ids", "item_summaries_by_ids"):
-                double.faults.add(f"/api/v1/queue/*/{route}", status=503, times=self.rest_faults,
-                                  retry_after=0.05)
+        add_rest_faults(double, self.rest_faults)
         faults.duplicate_events = self.duplicate_events
         faults.event_delay = self.event_delay
         faults.shuffle_item_events = self.shuffle_item_events
@@ -521,10 +537,7 @@ class Mix:
         faults.seed = self.seed
         faults.enqueue_response_delay = self.enqueue_response_delay
         faults.stall_processor = bool(self.stall)
-        if self.rest_faults:  # REST catch-up reads answer 503 a few times
-            for route in ("items_by_ids", "item_summaries_by_ids"):
-                double.faults.add(f"/api/v1/queue/*/{route}", status=503,
-                                  times=self.rest_faults, retry_after=0.05)
+        add_rest_faults(double, self.rest_faults)
 
     def __str__(self) -> str:
         shown = {k: v for k, v in vars(self).items() if k not in ("seed", "rng")}
@@ -818,13 +831,7 @@ async def test_chaos_queue_operations_users_and_outputs(seed: int) -> None:
                 check_against_server_values(exp, result, label)
         else:
             check_against_server(exp, result, item, label)
-        got = awaited[id(exp)].result()
-        if result.status == "completed":
-            assert got is result, f"{label}: awaited {got!r}"
-        else:
-            assert isinstance(got, RunError), f"{label}: {got!r}"
-            assert got.item_id == run.item_id, label
-            assert got.status == result.status, label
+        check_awaited(awaited[id(exp)].result(), result, label)
     for original, exp in retried:
         item = server.get(exp.run.item_id)
         if item is not None:

@@ -31,6 +31,7 @@ from .test_runs import _ours, add_graph, div_graph, image_graph, iterate_graph
 from .test_runs_chaos import (
     Expected,
     check_against_server,
+    check_awaited,
     check_story,
     div_expected,
     image_expected,
@@ -175,13 +176,7 @@ async def test_a_seeded_mix_of_runs_on_one_client_ends_as_the_server_says(
         if any(exp is race for race in race_exps):
             assert result.status in ("canceled", "completed"), f"{label}: {result}"
         check_against_server(exp, result, item, label)
-        got = awaited[id(exp)].result()
-        if result.status == "completed":
-            assert got is result, f"{label}: awaited {got!r}"
-        else:
-            assert isinstance(got, RunError), f"{label}: {got!r}"
-            assert got.item_id == run.item_id, label
-            assert got.status == result.status, label
+        check_awaited(awaited[id(exp)].result(), result, label)
     for batch in batches:
         ids = set(batch.item_ids)
         for k in range(2):

@@ -431,17 +431,7 @@ class WorkflowRun(ItemRoute):
         ):
             self.batch.manager.check_soon(self)
             return
-        self._settle(
-            WorkflowResult(
-                status=status,
-                item_id=self.item_id,
-                batch_id=self.batch_id,
-                session_id=self.session_id,
-                outputs=self._outputs or {},
-                images=tuple(self._images or ()),
-                field_values=self.batch._values_at(self.index),
-            )
-        )
+        self._settle(self._story_result(status))
 
     # -- REST catch-up -------------------------------------------------------------------
 
@@ -519,18 +509,9 @@ class WorkflowRun(ItemRoute):
         ):
             node_id, error_type, message, traceback = self._error or (None, None, None, None)
             self._settle(
-                WorkflowResult(
-                    status=self.status,
-                    item_id=self.item_id,
-                    batch_id=self.batch_id,
-                    session_id=self.session_id,
-                    outputs=self._outputs or {},
-                    images=tuple(self._images or ()),
-                    field_values=self.batch._values_at(self.index),
-                    error_node_id=node_id,
-                    error_type=error_type,
-                    error_message=message,
-                    error_traceback=traceback,
+                self._story_result(
+                    self.status, error_node_id=node_id, error_type=error_type,
+                    error_message=message, error_traceback=traceback,
                 )
             )
             return
@@ -542,17 +523,19 @@ class WorkflowRun(ItemRoute):
             return
         previous, self.status = self.status, status
         self.batch._moved(previous, status)
-        self._settle(
-            WorkflowResult(
-                status=status,
-                item_id=self.item_id,
-                batch_id=self.batch_id,
-                session_id=self.session_id,
-                outputs=self._outputs or {},
-                images=tuple(self._images or ()),
-                field_values=self.batch._values_at(self.index),
-                error_message=why,
-            )
+        self._settle(self._story_result(status, error_message=why))
+
+    def _story_result(self, status: str, **error: str | None) -> WorkflowResult:
+        """A result from what the socket told (outputs and images as they arrived)."""
+        return WorkflowResult(
+            status=status,
+            item_id=self.item_id,
+            batch_id=self.batch_id,
+            session_id=self.session_id,
+            outputs=self._outputs or {},
+            images=tuple(self._images or ()),
+            field_values=self.batch._values_at(self.index),
+            **error,
         )
 
     # -- settling ------------------------------------------------------------------------
