@@ -40,18 +40,6 @@ from .errors import (
     WorkflowError,
 )
 from .fields import InvocationSchemas, IvkField, register_field
-from .models.app import ServerInfo, User
-from .models.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
-from .models.images import EmbeddedWorkflow, ImageDTO, ImagesResult
-from .models.model_configs import FoundModel, ModelConfig, ModelInstallJob
-from .models.queue import (
-    BatchStatus,
-    EnqueueBatchResult,
-    InvocationCacheStatus,
-    QueueAndProcessorStatus,
-    SessionQueueItem,
-    SessionQueueItemSummary,
-)
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
@@ -70,6 +58,18 @@ from .runs import (
     WorkflowRun,
 )
 from .sync import Client
+from .types.app import ServerInfo, User
+from .types.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
+from .types.images import EmbeddedWorkflow, ImageDTO, ImagesResult
+from .types.model_configs import FoundModel, ModelConfig, ModelInstallJob
+from .types.queue import (
+    BatchStatus,
+    EnqueueBatchResult,
+    InvocationCacheStatus,
+    QueueAndProcessorStatus,
+    SessionQueueItem,
+    SessionQueueItemSummary,
+)
 from .workflows import (
     IvkWorkflowInput,
     ModelSyncReport,

@@ -31,7 +31,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-from .models.events import REDACTED, ServerEvent, UnknownEvent, parse_event
+from .types.wire_events import REDACTED, ServerEvent, UnknownEvent, parse_event
 
 log = logging.getLogger("invokeai_client")
 

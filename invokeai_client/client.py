@@ -9,10 +9,9 @@ from typing import Any
 from . import errors
 from ._checks import check_bool
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
-from ._events import EventStream
 from ._http import HttpTransport
 from ._router import EventRouter
-from .models.app import AuthStatus, ServerInfo, User
+from ._socket import EventStream
 from .repositories._base import check_text
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository
@@ -20,6 +19,7 @@ from .repositories.models import ModelRepository
 from .repositories.queue import QueueRepository
 from .repositories.workflows import WorkflowRepository
 from .runs import RunManager
+from .types.app import AuthStatus, ServerInfo, User
 
 log = logging.getLogger("invokeai_client")
 

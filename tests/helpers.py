@@ -12,7 +12,7 @@ from PIL import Image, PngImagePlugin
 
 from invokeai_client import AsyncClient
 from invokeai_client.fields import InvocationSchemas
-from invokeai_client.models import TERMINAL_STATUSES
+from invokeai_client.types import TERMINAL_STATUSES
 from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
 
 BUNDLED = InvocationSchemas.bundled()

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from invokeai_client import AsyncClient, InternalServerError, UnprocessableEntityError
-from invokeai_client.models import TERMINAL_STATUSES
-from invokeai_client.models.events import (
+from invokeai_client.types import TERMINAL_STATUSES
+from invokeai_client.types.wire_events import (
     BatchEnqueuedEvent,
     InvocationCompleteEvent,
     InvocationErrorEvent,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from invokeai_client.models import (
+from invokeai_client.types import (
     EnqueueBatchResult,
     QueueAndProcessorStatus,
     SessionQueueItem,

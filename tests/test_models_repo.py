@@ -14,7 +14,7 @@ from invokeai_client import (
     PermissionDeniedError,
     ValidationError,
 )
-from invokeai_client.models.events import (
+from invokeai_client.types.wire_events import (
     DownloadProgressEvent,
     ModelInstallCompleteEvent,
     ModelInstallDownloadProgressEvent,

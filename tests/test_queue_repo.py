@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import pytest
 
 from invokeai_client import AsyncClient, NotFoundError, PermissionDeniedError, ValidationError
-from invokeai_client.models import BatchStatus, EnqueueBatchResult
+from invokeai_client.types import BatchStatus, EnqueueBatchResult
 
 from .conftest import ADMIN, USER, Peer
 

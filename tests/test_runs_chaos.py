@@ -44,9 +44,9 @@ from invokeai_client import (
     StatusChanged,
     WorkflowResult,
 )
-from invokeai_client.models.queue import SessionQueueItem
 from invokeai_client.runs import BatchRun, RunEvent, WorkflowRun
 from invokeai_client.testing import InvokeAIDouble
+from invokeai_client.types.queue import SessionQueueItem
 
 from .conftest import ADMIN, USER, Peer
 from .test_runs import _ours, add_graph, div_graph, image_graph, iterate_graph

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import errors
 from .._checks import check_bool, check_choice
 from .._paging import Page, Paginator, offset_page
-from ..models.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
-from ..models.images import ImagesResult
+from ..types.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
+from ..types.images import ImagesResult
 from ._base import Repository, naming
 from .images import ImagesArg, check_categories, image_name_of, image_names_of
 

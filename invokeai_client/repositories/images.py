@@ -26,14 +26,14 @@ from .. import errors
 from .._checks import check_bool, check_choice, check_seconds
 from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
 from .._uploads import read_image_source, upload_image
-from ..models.boards import UNCATEGORIZED, BoardRef
-from ..models.events import (
+from ..types.boards import UNCATEGORIZED, BoardRef
+from ..types.images import IMAGE_CATEGORIES, EmbeddedWorkflow, ImageDTO, ImagesResult
+from ..types.wire_events import (
     BulkDownloadCompleteEvent,
     BulkDownloadErrorEvent,
     BulkDownloadEvent,
     ServerEvent,
 )
-from ..models.images import IMAGE_CATEGORIES, EmbeddedWorkflow, ImageDTO, ImagesResult
 from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._checks import check_bool, check_seconds
-from ..models.events import (
+from ..types.model_configs import FoundModel, ModelConfig, ModelInstallJob
+from ..types.wire_events import (
     DownloadEvent,
     ModelInstallCancelledEvent,
     ModelInstallCompleteEvent,
@@ -19,7 +20,6 @@ from ..models.events import (
     ModelInstallEvent,
     ServerEvent,
 )
-from ..models.model_configs import FoundModel, ModelConfig, ModelInstallJob
 from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import errors
 from .._checks import check_choice
 from .._paging import Page, Paginator, list_page
-from ..models.queue import (
+from ..types.queue import (
     QUEUE_STATUSES,
     BatchStatus,
     InvocationCacheStatus,

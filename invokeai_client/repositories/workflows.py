@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 from .._paging import Page, Paginator, check_page_size, offset_page
 from ..fields.schema import InvocationSchemas
-from ..models.workflows import WorkflowRecord, WorkflowSummary
+from ..types.workflows import WorkflowRecord, WorkflowSummary
 from ..workflows.definition import WorkflowDefinition
 from ..workflows.graph import REQUIRED_WORKFLOW_STRINGS
 from ..workflows.handle import WorkflowHandle

@@ -32,7 +32,7 @@ from .. import errors
 from .._checks import check_int
 from .._constants import DEFAULT_ORIGIN
 from .._router import EventRouter
-from ..models.queue import (
+from ..types.queue import (
     EnqueueBatchResult,
     SessionQueueItem,
     is_batch_item,

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 from .._checks import check_seconds
 from .._router import ItemRoute, Mailbox
-from ..models.events import ProgressImage
-from ..models.queue import BatchStatus, EnqueueBatchResult, SessionQueueItem
+from ..types.queue import BatchStatus, EnqueueBatchResult, SessionQueueItem
+from ..types.wire_events import ProgressImage
 from .events import NodeCompleted, NodeFailed, NodeProgress, NodeStarted, RunEvent, StatusChanged
 from .results import (
     ImageRef,

@@ -20,7 +20,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from ..models.events import ProgressImage
+from ..types.wire_events import ProgressImage
 
 __all__ = [
     "NodeCompleted",

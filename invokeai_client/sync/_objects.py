@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
-from ..models.boards import BoardRef
-from ..models.images import ImageDTO
 from ..repositories.boards import BoardRepository
 from ..repositories.images import (
     BULK_DOWNLOAD_TIMEOUT,
@@ -32,6 +30,8 @@ from ..repositories.models import ModelInstall, ModelRepository
 from ..repositories.queue import QueueRepository
 from ..repositories.workflows import WorkflowRepository, WorkflowSource
 from ..runs import BatchRun, ImageRef, RunManager, WorkflowResult, WorkflowRun
+from ..types.boards import BoardRef
+from ..types.images import ImageDTO
 from ..workflows.handle import InputKey, WorkflowHandle
 from ._proxy import (
     Attr,
@@ -47,8 +47,8 @@ from ._proxy import (
 )
 
 if TYPE_CHECKING:
-    from ..models.queue import BatchStatus
-    from ..models.workflows import WorkflowRecord
+    from ..types.queue import BatchStatus
+    from ..types.workflows import WorkflowRecord
     from ..workflows.definition import WorkflowDefinition
     from ..workflows.handle import IvkWorkflowInput
 

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
-from ..models.model_configs import KNOWN_BASES, KNOWN_FORMATS, KNOWN_TYPES
+from ..types.model_configs import KNOWN_BASES, KNOWN_FORMATS, KNOWN_TYPES
 from .double import error, json_response, missing
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@
 
 from .definition import ExposedField, NodeInput, WorkflowDefinition, WorkflowEdge, WorkflowNode
 from .handle import IvkWorkflowInput, WorkflowHandle
-from .sync import ModelSyncEntry, ModelSyncReport
+from .model_sync import ModelSyncEntry, ModelSyncReport
 
 __all__ = [
     "ExposedField",

@@ -31,15 +31,15 @@ from ..fields.primitives import FloatField, IntegerField, NumberField, StringFie
 from ..fields.registry import FieldRegistry, default_registry
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
-from ..models.queue import is_batch_item
+from ..types.queue import is_batch_item
 from . import graph as _graph
 from .definition import ExposedField, WorkflowDefinition, WorkflowNode
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
-    from ..models.boards import Board, BoardRef
     from ..runs import BatchRun, WorkflowRun
-    from .sync import ModelSyncReport
+    from ..types.boards import Board, BoardRef
+    from .model_sync import ModelSyncReport
 
 log = logging.getLogger("invokeai_client")
 
@@ -893,7 +893,7 @@ class WorkflowHandle:
         the server has it (``await run`` for the result, ``run.events()`` for progress).
 
         Local image values are uploaded first. ``board`` is the auto-add board for image
-        outputs (a board id, name or :class:`~invokeai_client.models.boards.Board`, resolved
+        outputs (a board id, name or :class:`~invokeai_client.types.boards.Board`, resolved
         by ``client.boards.resolve``); ``prepend`` puts the item at the front of the queue.
         A workflow whose batch nodes make several items needs :meth:`submit_batch`.
         Cancelling a task that awaits the run cancels the item on the server unless
@@ -1055,13 +1055,13 @@ class WorkflowHandle:
         name + base + type). Values you set on this handle are never replaced; the definition
         is never changed. Raises ModelNotFoundError listing candidates when a model is missing.
         """
-        from .sync import sync_models
+        from .model_sync import sync_models
 
         return await sync_models(self, self._require_client("sync models"))
 
     async def resolve_generators(self) -> None:
         """Compute the generator nodes that need the server (board images, dynamic prompts)."""
-        from .sync import resolve_generators
+        from .model_sync import resolve_generators
 
         await resolve_generators(self, self._require_client("resolve generators"))
 
