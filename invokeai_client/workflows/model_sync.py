@@ -18,7 +18,7 @@ from ..fields.models import model_identifier
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
-    from .handle import WorkflowHandle
+    from .form import WorkflowForm
 
 MatchedBy = Literal["key", "hash", "name", "explicit", "unset"]
 
@@ -93,7 +93,9 @@ def _describe(ident: Mapping[str, Any]) -> str:
     return f"{ident.get('name')!r} ({ident.get('base')} {ident.get('type')})"
 
 
-async def sync_models(handle: WorkflowHandle, client: AsyncClient) -> ModelSyncReport:
+async def sync_models(form: WorkflowForm, client: AsyncClient) -> ModelSyncReport:
+    """Point every model input of ``form`` at a model installed on the server (key, then
+    hash, then name + base + type); see the module docstring."""
     models = await installed_models(client)
     by_key = {m.get("key"): m for m in models}
     by_hash: dict[Any, dict[str, Any]] = {}
@@ -103,12 +105,12 @@ async def sync_models(handle: WorkflowHandle, client: AsyncClient) -> ModelSyncR
     updates: list[tuple[Any, dict[str, Any]]] = []
     missing: list[str] = []
     candidates: list[dict[str, Any]] = []
-    for field in handle.model_fields():
+    for field in form.model_fields():
         where = (field.node_id, field.name)
         current = field.value
         previous = model_identifier(current) if current not in (UNSET, None) else None
         label = field.label
-        if where in handle._explicit:
+        if where in form.values.explicit:
             entries.append(
                 ModelSyncEntry(field.node_id, field.name, label, "explicit", previous, previous)
             )
@@ -150,64 +152,10 @@ async def sync_models(handle: WorkflowHandle, client: AsyncClient) -> ModelSyncR
         updates.append((field, ident))
     if missing:
         raise ModelNotFoundError(
-            f"workflow {handle.name!r}: {len(missing)} model input(s) match no model on the "
+            f"workflow {form.name!r}: {len(missing)} model input(s) match no model on the "
             f"server ({len(models)} installed):\n  - " + "\n  - ".join(missing),
             candidates=candidates,
         )
     for field, ident in updates:
         field._load(ident)
     return ModelSyncReport(tuple(entries))
-
-
-async def resolve_generators(handle: WorkflowHandle, client: AsyncClient) -> None:
-    """Compute generator nodes that need the server and keep their values on the handle."""
-    from ..errors import ValidationError
-    from .generators import SERVER_GENERATORS
-
-    for node in handle.definition.invocation_nodes():
-        if node.type not in ("image_generator", "string_generator"):
-            continue
-        spec = handle._api_value(node, "generator")
-        kind = spec.get("type") if isinstance(spec, Mapping) else None
-        if not isinstance(kind, str) or kind not in SERVER_GENERATORS:
-            continue  # computed locally, or refused with its reason when the batch is built
-        where = f"generator node {node.title!r} ({node.id})"
-        if kind == "image_generator_images_from_board":
-            board_id = spec.get("board_id")
-            if not isinstance(board_id, str) or not board_id:
-                handle._generated[node.id] = []
-                continue
-            category = spec.get("category", "images")
-            categories = (
-                ["general"] if category == "images" else ["control", "mask", "user", "other"]
-            )
-            names = await client._http.request(
-                "GET",
-                f"/api/v1/boards/{board_id}/image_names",
-                params={"categories": categories, "is_intermediate": False},
-            )
-            handle._generated[node.id] = [
-                {"image_name": n} for n in names or [] if isinstance(n, str)
-            ]
-        else:
-            prompt = spec.get("input", "")
-            count = spec.get("maxPrompts" if kind.endswith("combinatorial") else "count", 10)
-            if not isinstance(prompt, str) or isinstance(count, bool) or not isinstance(count, int):
-                raise ValidationError(
-                    f"{where}: dynamic prompt generator needs a string input and an integer count",
-                    input=where,
-                    rule="generator settings",
-                )
-            body: dict[str, Any] = {
-                "prompt": prompt,
-                "max_prompts": count,
-                "combinatorial": kind.endswith("combinatorial"),
-            }
-            seed = spec.get("seed")
-            if isinstance(seed, int) and not isinstance(seed, bool):
-                body["seed"] = seed
-            answer = await client._http.request(
-                "POST", "/api/v1/utilities/dynamicprompts", json=body, retry=True
-            )
-            prompts = answer.get("prompts") if isinstance(answer, Mapping) else None
-            handle._generated[node.id] = [p for p in prompts or [] if isinstance(p, str)]
