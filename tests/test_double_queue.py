@@ -1022,7 +1022,7 @@ def test_the_doubles_nodes_match_the_servers_schemas() -> None:
     field order, defaults, cache default, output type and output fields."""
     import json
 
-    from invokeai_client.testing._double_nodes import NODE_SPECS, REAL_NODE_TYPES
+    from invokeai_client.testing.double.nodes import NODE_SPECS, REAL_NODE_TYPES
 
     from .conftest import SHARED
 
