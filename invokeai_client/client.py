@@ -7,8 +7,15 @@ from types import TracebackType
 from typing import Any
 
 from . import errors
+from ._answers import as_object, parse, reading
 from ._checks import check_bool
-from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
+from ._constants import (
+    DEFAULT_MAX_DOWNLOAD_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE_ID,
+    DEFAULT_TIMEOUT,
+)
 from ._http import HttpTransport
 from ._router import EventRouter
 from ._socket import EventStream
@@ -19,7 +26,7 @@ from .repositories.models import ModelRepository
 from .repositories.queue import QueueRepository
 from .repositories.workflows import WorkflowRepository
 from .runs import RunManager
-from .types.app import AuthStatus, ServerInfo, User
+from .types.app import AppVersion, AuthStatus, ServerInfo, User
 
 log = logging.getLogger("invokeai_client")
 
@@ -39,6 +46,11 @@ class AsyncClient:
     ``timeout`` bounds each HTTP request; ``max_retries`` is how often an idempotent request
     is retried after a transient failure (POSTs such as enqueue are never retried blindly).
     ``max_concurrency`` caps the queue items this client has in flight (submits wait).
+
+    ``max_response_size`` (default 64 MiB) bounds any answer read into memory and
+    ``max_download_size`` (default 8 GiB) any download streamed to a file, both counted after
+    decompression: a larger (or endlessly inflating) answer raises
+    :class:`~errors.ResponseTooLargeError` instead of filling memory or disk.
     """
 
     def __init__(
@@ -54,6 +66,8 @@ class AsyncClient:
         verify_ssl: bool = True,
         events: bool = True,
         max_concurrency: int | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
     ) -> None:
         if (email is None) != (password is None):
             raise errors.ValidationError(
@@ -79,7 +93,13 @@ class AsyncClient:
                 )
         check_bool("events", events)
         self._http = HttpTransport(
-            base_url, token=token, timeout=timeout, max_retries=max_retries, verify_ssl=verify_ssl
+            base_url,
+            token=token,
+            timeout=timeout,
+            max_retries=max_retries,
+            verify_ssl=verify_ssl,
+            max_response_size=max_response_size,
+            max_download_size=max_download_size,
         )
         self._email = email
         self._password = password
@@ -171,8 +191,13 @@ class AsyncClient:
             # Single-user servers answer 403 "Multiuser mode is disabled": no login needed.
             log.info("login skipped: %s", errors.describe_detail(exc.detail))
             return User(user_id="system", is_admin=True)
-        self._http.set_token(answer["token"])
-        return User.model_validate(answer.get("user") or {"user_id": "unknown"})
+        with reading():
+            token = as_object(answer)["token"]
+            if not isinstance(token, str) or not token:
+                raise TypeError("no token in the login answer")
+            user = parse(User, answer.get("user") or {"user_id": "unknown"})
+        self._http.set_token(token)
+        return user
 
     # -- server info ---------------------------------------------------------------------
 
@@ -180,18 +205,16 @@ class AsyncClient:
         """The server's version and whether it runs in multi-user mode (cached)."""
         if self._server_info is not None and not refresh:
             return self._server_info
-        version = await self._http.request("GET", "/api/v1/app/version")
-        self._http.server_version = str(version.get("version", "unknown"))
+        version = parse(AppVersion, await self._http.request("GET", "/api/v1/app/version"))
+        self._http.server_version = version.version
         try:
-            status = AuthStatus.model_validate(
-                await self._http.request("GET", "/api/v1/auth/status")
-            )
+            status = parse(AuthStatus, await self._http.request("GET", "/api/v1/auth/status"))
         except errors.EndpointNotAvailableError:
             status = AuthStatus()  # servers before 6.12 have no auth: single-user
         user: User | None = None
         if status.multiuser_enabled and self._http.token:
             try:
-                user = User.model_validate(await self._http.request("GET", "/api/v1/auth/me"))
+                user = parse(User, await self._http.request("GET", "/api/v1/auth/me"))
             except errors.APIError as exc:
                 log.debug("could not read the current user: %s", exc)
         self._server_info = ServerInfo(
