@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from types import TracebackType
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from . import errors
 from ._answers import as_object, parse, reading
 from ._checks import check_bool
+from ._compat import ServerFeatures
 from ._constants import (
     DEFAULT_MAX_DOWNLOAD_SIZE,
     DEFAULT_MAX_RESPONSE_SIZE,
@@ -109,6 +111,7 @@ class AsyncClient:
         self._events = EventStream(self._http, self._router, queue_id=queue_id)
         self.runs = RunManager(self, max_concurrency=max_concurrency)
         self._server_info: ServerInfo | None = None
+        self._features: ServerFeatures | None = None
         self.boards = BoardRepository(self)
         self.images = ImageRepository(self)
         self.models = ModelRepository(self)
@@ -142,6 +145,7 @@ class AsyncClient:
         await self._http.open()
         try:
             if self._email is not None and self._password is not None:
+                await self._require_accounts()
                 await self.login(self._email, self._password)
             if self._use_events:
                 await self._events.connect()
@@ -202,15 +206,19 @@ class AsyncClient:
     # -- server info ---------------------------------------------------------------------
 
     async def server_info(self, *, refresh: bool = False) -> ServerInfo:
-        """The server's version and whether it runs in multi-user mode (cached)."""
+        """The server's version and whether it runs in multi-user mode (cached).
+
+        The version is read first; servers before 6.12 have no accounts and are single-user
+        (their ``/api/v1/auth/status`` does not exist and is not asked).
+        """
         if self._server_info is not None and not refresh:
             return self._server_info
-        version = parse(AppVersion, await self._http.request("GET", "/api/v1/app/version"))
-        self._http.server_version = version.version
-        try:
-            status = parse(AuthStatus, await self._http.request("GET", "/api/v1/auth/status"))
-        except errors.EndpointNotAvailableError:
-            status = AuthStatus()  # servers before 6.12 have no auth: single-user
+        features = await self.features(refresh=refresh)
+        status = AuthStatus()
+        if features.supports("multiuser"):
+            # A build without the auth router counts as single-user.
+            with contextlib.suppress(errors.EndpointNotAvailableError, errors.NotFoundError):
+                status = parse(AuthStatus, await self._http.request("GET", "/api/v1/auth/status"))
         user: User | None = None
         if status.multiuser_enabled and self._http.token:
             try:
@@ -218,12 +226,38 @@ class AsyncClient:
             except errors.APIError as exc:
                 log.debug("could not read the current user: %s", exc)
         self._server_info = ServerInfo(
-            version=self._http.server_version,
+            version=features.version_text,
             multiuser=status.multiuser_enabled,
             setup_required=status.setup_required,
             user=user,
         )
         return self._server_info
+
+    async def features(self, *, refresh: bool = False) -> ServerFeatures:
+        """What this server's InvokeAI version can do (one ``GET /api/v1/app/version``, cached).
+
+        ``(await client.features()).supports("queue_item_ids")``; the SDK's own
+        version-dependent calls use it and raise :class:`~invokeai_client.errors.
+        EndpointNotAvailableError` naming the version where a feature does not exist.
+        """
+        if self._features is None or refresh:
+            answer = await self._http.request("GET", "/api/v1/app/version")
+            text = parse(AppVersion, answer).version
+            self._http.server_version = text
+            self._features = ServerFeatures(text)
+        return self._features
+
+    async def _require_accounts(self) -> None:
+        """Refuse email=/password= before logging in to a server that has no accounts."""
+        features = await self.features()
+        try:
+            features.require("multiuser")
+        except errors.EndpointNotAvailableError as exc:
+            raise errors.EndpointNotAvailableError(
+                f"email=/password= were given, but {exc}; connect without credentials",
+                method="POST",
+                path="/api/v1/auth/login",
+            ) from None
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Low-level escape hatch: one REST call with this client's auth, retries, errors."""
