@@ -9,6 +9,7 @@
 """
 
 from ._constants import __version__
+from ._files import safe_file_name
 from .client import AsyncClient
 from .errors import (
     APIError,
@@ -27,6 +28,7 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseTooLargeError,
     RunCanceledError,
     RunDetachedError,
     RunError,
@@ -35,11 +37,13 @@ from .errors import (
     RunningLoopError,
     RunTimeoutError,
     TimeoutError,
+    UnexpectedResponseError,
     UnprocessableEntityError,
     ValidationError,
     WorkflowError,
 )
 from .fields import InvocationSchemas, IvkField, register_field
+from .pool import PoolJob, PoolResult, ServerPool
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
@@ -122,9 +126,12 @@ __all__ = [
     "NodeStarted",
     "NotFoundError",
     "PermissionDeniedError",
+    "PoolJob",
+    "PoolResult",
     "QueueAndProcessorStatus",
     "QueueRepository",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RunCanceledError",
     "RunDetachedError",
     "RunError",
@@ -135,10 +142,12 @@ __all__ = [
     "RunTimeoutError",
     "RunningLoopError",
     "ServerInfo",
+    "ServerPool",
     "SessionQueueItem",
     "SessionQueueItemSummary",
     "StatusChanged",
     "TimeoutError",
+    "UnexpectedResponseError",
     "UnprocessableEntityError",
     "UploadScope",
     "User",
@@ -150,4 +159,5 @@ __all__ = [
     "WorkflowRun",
     "__version__",
     "register_field",
+    "safe_file_name",
 ]

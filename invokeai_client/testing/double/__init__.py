@@ -3,7 +3,7 @@
 - ``server``: :class:`InvokeAIDouble`, which installs every area on the ``app``;
 - ``app``: aiohttp + python-socketio, the HTTP fault middleware (``faults``), sockets, the
   shared stores; ``auth``: accounts and tokens; ``http``: FastAPI-shaped answers;
-  ``records``: images and timestamps every area shares;
+  ``records``: images and timestamps every area shares; ``versions``: older InvokeAIs;
 - one module per area: ``boards``, ``images``, ``models``, ``workflows``, and the ``queue``
   package (shapes, validation, plan, state, session, processor, events, routes, cache,
   faults);

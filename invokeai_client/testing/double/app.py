@@ -12,10 +12,12 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from ..._compat import REFERENCE, ServerFeatures
 from .auth import Accounts
 from .faults import FaultRule, Faults
 from .http import INDEX_HTML, json_response
 from .records import DoubleImage
+from .versions import lacks_route, missing_route, trim_answer
 
 VERSION = "6.14.2"
 
@@ -28,6 +30,8 @@ class DoubleApp:
 
     def __init__(self, *, multiuser: bool = False, version: str = VERSION) -> None:
         self.version = version
+        self.features = ServerFeatures(version)
+        """What ``version`` has: the double answers as that InvokeAI (see ``versions``)."""
         self.accounts = Accounts(multiuser=multiuser)
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []
@@ -120,6 +124,8 @@ class DoubleApp:
             return await handler(request)
         self.requests.append((request.method, path))
         self.auth_log.append(request.headers.get("Authorization", "")[len("Bearer "):] or None)
+        if self.features.version != REFERENCE and lacks_route(self.features, request.method, path):
+            return missing_route(request.method)  # an older InvokeAI (``version=``)
         rule = self.faults.match(request.method, path)
         if rule is not None:
             faulty = await _apply_fault(rule, request)
@@ -134,6 +140,7 @@ class DoubleApp:
             return json_response({"detail": "Method Not Allowed"}, 405)
         except web.HTTPMethodNotAllowed:
             return json_response({"detail": "Method Not Allowed"}, 405)
+        trim_answer(self.features, request.method, path, response)
         if (
             self.multiuser
             and self.refresh_tokens
