@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from ....types.batch import MIN_RUNS, mixed_kinds, ragged, repeated
+
 MAX_IDS_PER_REQUEST = 1000
 
 
@@ -94,14 +96,15 @@ class BatchIn(BaseModel):
     data: list[list[Datum]] | None = None
     graph: GraphIn
     workflow: Workflow | None = None
-    runs: int = Field(default=1, ge=1)
+    runs: int = Field(default=1, ge=MIN_RUNS)
+
+    # The client's rules (types.batch), reported in InvokeAI's words and order.
 
     @field_validator("data")
     @classmethod
     def _zipped_lengths(cls, data: list[list[Datum]] | None) -> list[list[Datum]] | None:
         for group in data or ():
-            length = len(group[0].items) if group else 0
-            if any(len(datum.items) != length for datum in group):
+            if ragged([len(datum.items) for datum in group]) is not None:
                 raise ValueError("Zipped batch items must all have the same length")
         return data
 
@@ -110,23 +113,15 @@ class BatchIn(BaseModel):
     def _item_types(cls, data: list[list[Datum]] | None) -> list[list[Datum]] | None:
         for group in data or ():
             for datum in group:
-                if not datum.items or all(_is_number(item) for item in datum.items):
-                    continue
-                first = type(datum.items[0])
-                if any(type(item) is not first for item in datum.items):
+                if mixed_kinds(datum.items):
                     raise ValueError("All items in a batch must have the same type")
         return data
 
     @field_validator("data")
     @classmethod
     def _unique_fields(cls, data: list[list[Datum]] | None) -> list[list[Datum]] | None:
-        seen: set[tuple[str, str]] = set()
-        for group in data or ():
-            for datum in group:
-                pair = (datum.node_path, datum.field_name)
-                if pair in seen:
-                    raise ValueError("Each batch data must have unique node_id and field_name")
-                seen.add(pair)
+        if repeated((d.node_path, d.field_name) for group in data or () for d in group):
+            raise ValueError("Each batch data must have unique node_id and field_name")
         return data
 
 
@@ -144,7 +139,3 @@ class BatchIds(BaseModel):
 
 
 INT_LIST: TypeAdapter[list[int]] = TypeAdapter(list[int])
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
