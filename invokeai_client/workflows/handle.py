@@ -13,6 +13,7 @@ import contextlib
 import copy
 import difflib
 import logging
+import math
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,6 +32,7 @@ from ..fields.primitives import FloatField, IntegerField, NumberField, StringFie
 from ..fields.registry import FieldRegistry, default_registry
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
+from ..runs._room import check_room
 from ..types.queue import is_batch_item
 from . import graph as _graph
 from .definition import ExposedField, WorkflowDefinition, WorkflowNode
@@ -950,6 +952,8 @@ class WorkflowHandle:
             data=groups, runs=runs, board=board_id, prepend=prepend, origin=origin,
             destination=destination,
         )
+        items = runs * math.prod(len(g[0]["items"]) for g in body["batch"].get("data") or ())
+        await check_room(client, items)  # refused whole before sending, never cut
         return await client.runs.enqueue(body, detach=detach)
 
     def _requests_before_enqueue(
