@@ -9,6 +9,7 @@
 """
 
 from ._constants import __version__
+from ._files import safe_file_name
 from .client import AsyncClient
 from .errors import (
     APIError,
@@ -28,6 +29,7 @@ from .errors import (
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
+    ResponseTooLargeError,
     RunCanceledError,
     RunDetachedError,
     RunError,
@@ -36,6 +38,7 @@ from .errors import (
     RunningLoopError,
     RunTimeoutError,
     TimeoutError,
+    UnexpectedResponseError,
     UnprocessableEntityError,
     ValidationError,
     WorkflowError,
@@ -130,6 +133,7 @@ __all__ = [
     "QueueFullError",
     "QueueRepository",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RunCanceledError",
     "RunDetachedError",
     "RunError",
@@ -145,6 +149,7 @@ __all__ = [
     "SessionQueueItemSummary",
     "StatusChanged",
     "TimeoutError",
+    "UnexpectedResponseError",
     "UnprocessableEntityError",
     "UploadScope",
     "User",
@@ -156,4 +161,5 @@ __all__ = [
     "WorkflowRun",
     "__version__",
     "register_field",
+    "safe_file_name",
 ]
