@@ -9,9 +9,8 @@ from typing import Any
 from . import errors
 from ._checks import check_bool
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
+from ._context import ClientContext
 from ._http import HttpTransport
-from ._router import EventRouter
-from ._socket import EventStream
 from .repositories._base import check_text
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository
@@ -19,7 +18,7 @@ from .repositories.models import ModelRepository
 from .repositories.queue import QueueRepository
 from .repositories.workflows import WorkflowRepository
 from .runs import RunManager
-from .types.app import AuthStatus, ServerInfo, User
+from .types.app import ServerInfo, User
 
 log = logging.getLogger("invokeai_client")
 
@@ -85,16 +84,23 @@ class AsyncClient:
         self._password = password
         self.queue_id = queue_id
         self._use_events = events
-        self._router = EventRouter()
-        self._events = EventStream(self._http, self._router, queue_id=queue_id)
-        self.runs = RunManager(self, max_concurrency=max_concurrency)
-        self._server_info: ServerInfo | None = None
-        self.boards = BoardRepository(self)
-        self.images = ImageRepository(self)
-        self.models = ModelRepository(self)
-        self.queue = QueueRepository(self)
+        context = self.context = ClientContext(
+            self._http, queue_id=queue_id, events_enabled=events
+        )
+        """What this client's parts share (transport, event stream, router, queue id);
+        plumbing for workflow handles and extensions, not needed by most code."""
+        self._router = context.router
+        self._events = context.stream
+        # Each part gets the shared context and names the siblings it needs.
+        self.queue = QueueRepository(context)
+        self.boards = BoardRepository(context)
+        self.images = ImageRepository(context, boards=self.boards)
+        self.models = ModelRepository(context)
+        self.runs = RunManager(
+            context, queue=self.queue, images=self.images, max_concurrency=max_concurrency
+        )
+        self.workflows = WorkflowRepository(context, client=self)
         self._opened = False
-        self.workflows = WorkflowRepository(self)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
@@ -178,29 +184,7 @@ class AsyncClient:
 
     async def server_info(self, *, refresh: bool = False) -> ServerInfo:
         """The server's version and whether it runs in multi-user mode (cached)."""
-        if self._server_info is not None and not refresh:
-            return self._server_info
-        version = await self._http.request("GET", "/api/v1/app/version")
-        self._http.server_version = str(version.get("version", "unknown"))
-        try:
-            status = AuthStatus.model_validate(
-                await self._http.request("GET", "/api/v1/auth/status")
-            )
-        except errors.EndpointNotAvailableError:
-            status = AuthStatus()  # servers before 6.12 have no auth: single-user
-        user: User | None = None
-        if status.multiuser_enabled and self._http.token:
-            try:
-                user = User.model_validate(await self._http.request("GET", "/api/v1/auth/me"))
-            except errors.APIError as exc:
-                log.debug("could not read the current user: %s", exc)
-        self._server_info = ServerInfo(
-            version=self._http.server_version,
-            multiuser=status.multiuser_enabled,
-            setup_required=status.setup_required,
-            user=user,
-        )
-        return self._server_info
+        return await self.context.server_info(refresh=refresh)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Low-level escape hatch: one REST call with this client's auth, retries, errors."""

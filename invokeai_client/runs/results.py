@@ -24,7 +24,7 @@ import anyio
 from .. import errors
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from ..repositories.images import ImageRepository
 
 __all__ = ["ImageRef", "WorkflowResult", "map_output", "safe_file_name"]
 
@@ -53,9 +53,10 @@ class ImageRef:
     image_name: str
     width: int | None = None
     height: int | None = None
-    client: AsyncClient | None = field(default=None, compare=False, repr=False, hash=False)
+    client: ImageRepository | None = field(default=None, compare=False, repr=False, hash=False)
+    """The images repository (``client.images``) it downloads through, if bound."""
 
-    def _require_client(self) -> AsyncClient:
+    def _require_client(self) -> ImageRepository:
         if self.client is None:
             raise errors.InvokeAIError(
                 f"ImageRef {self.image_name!r} is not bound to a client; use "
@@ -65,7 +66,7 @@ class ImageRef:
 
     async def download(self) -> bytes:
         """The full-size image file as bytes (PNG), through ``client.images``."""
-        return await self._require_client().images.download(self.image_name)
+        return await self._require_client().download(self.image_name)
 
     async def save(self, folder: str | Path, *, name: str | None = None) -> Path:
         """Download into ``folder`` (created if needed); returns the file's path.
@@ -74,11 +75,11 @@ class ImageRef:
         leading dots), so a hostile name cannot escape ``folder``. The file is streamed and
         appears complete or not at all.
         """
-        client = self._require_client()
+        images = self._require_client()
         target_dir = anyio.Path(folder)
         await target_dir.mkdir(parents=True, exist_ok=True)
         target = Path(target_dir / safe_file_name(name or self.image_name))
-        return await client.images.download(self.image_name, target)
+        return await images.download(self.image_name, target)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +188,7 @@ def _is_image_field(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and "image_name" in value and len(value) <= 2
 
 
-def map_value(value: Any, client: AsyncClient | None) -> Any:
+def map_value(value: Any, client: ImageRepository | None) -> Any:
     """One output field's value as a Python value (image fields become ImageRefs)."""
     if isinstance(value, dict):
         if _is_image_field(value):
@@ -198,7 +199,7 @@ def map_value(value: Any, client: AsyncClient | None) -> Any:
     return value
 
 
-def map_output(output: Mapping[str, Any], client: AsyncClient | None) -> Any:
+def map_output(output: Mapping[str, Any], client: ImageRepository | None) -> Any:
     """A node's output (``{"type": ..., <fields>}``) as a Python value; see the module doc."""
     if len(output) == 2 and "type" in output:
         # One field (the common case: an integer, a string, a collection): its value. A lone
@@ -275,7 +276,7 @@ def iterated_nodes(graph: Mapping[str, Any] | None) -> frozenset[str]:
 
 
 def outputs_from_session(
-    session: Mapping[str, Any], client: AsyncClient | None
+    session: Mapping[str, Any], client: ImageRepository | None
 ) -> tuple[dict[str, Any], tuple[ImageRef, ...]]:
     """Outputs and new images of a queue item's ``session`` (the REST path).
 
