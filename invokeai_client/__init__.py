@@ -40,6 +40,7 @@ from .errors import (
     WorkflowError,
 )
 from .fields import InvocationSchemas, IvkField, register_field
+from .pool import PoolJob, PoolResult, ServerPool
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
@@ -122,6 +123,8 @@ __all__ = [
     "NodeStarted",
     "NotFoundError",
     "PermissionDeniedError",
+    "PoolJob",
+    "PoolResult",
     "QueueAndProcessorStatus",
     "QueueRepository",
     "RateLimitError",
@@ -135,6 +138,7 @@ __all__ = [
     "RunTimeoutError",
     "RunningLoopError",
     "ServerInfo",
+    "ServerPool",
     "SessionQueueItem",
     "SessionQueueItemSummary",
     "StatusChanged",

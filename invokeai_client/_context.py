@@ -9,9 +9,11 @@ constructor, so no part holds the whole client or reaches into its private attri
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from . import errors
+from ._compat import ServerFeatures
 from ._http import HttpTransport
 from ._router import EventRouter
 from ._socket import EventStream
@@ -26,11 +28,13 @@ class ClientContext:
     """HTTP transport, event stream, event router and queue id of one client.
 
     ``events_enabled`` says whether the client uses the event stream at all (``events=``);
-    :attr:`connected` whether it is connected right now. :meth:`server_info` reads the
-    server's version and mode once and caches it.
+    :attr:`connected` whether it is connected right now. :meth:`features` and
+    :meth:`server_info` read the server's version and mode once and cache them.
     """
 
-    __slots__ = ("_server_info", "events_enabled", "http", "queue_id", "router", "stream")
+    __slots__ = (
+        "_features", "_server_info", "events_enabled", "http", "queue_id", "router", "stream"
+    )
 
     def __init__(
         self,
@@ -46,6 +50,7 @@ class ClientContext:
         self.router = router if router is not None else EventRouter()
         self.stream = EventStream(http, self.router, queue_id=queue_id)
         self._server_info: ServerInfo | None = None
+        self._features: ServerFeatures | None = None
 
     def __repr__(self) -> str:
         return f"<ClientContext {str(self.http.base_url)!r} queue_id={self.queue_id!r}>"
@@ -64,17 +69,29 @@ class ClientContext:
         """The REST prefix of this client's queue (``/api/v1/queue/<queue_id>``)."""
         return f"/api/v1/queue/{self.queue_id}"
 
+    async def features(self, *, refresh: bool = False) -> ServerFeatures:
+        """What the server's InvokeAI version can do (one ``GET /api/v1/app/version``, cached)."""
+        if self._features is None or refresh:
+            answer = await self.http.request("GET", "/api/v1/app/version")
+            text = str((answer or {}).get("version", "unknown"))
+            self.http.server_version = text
+            self._features = ServerFeatures(text)
+        return self._features
+
     async def server_info(self, *, refresh: bool = False) -> ServerInfo:
-        """The server's version and whether it runs in multi-user mode (cached)."""
+        """The server's version and whether it runs in multi-user mode (cached); servers
+        before 6.12 have no accounts and are single-user (auth/status is not asked there)."""
         if self._server_info is not None and not refresh:
             return self._server_info
         http = self.http
-        version = await http.request("GET", "/api/v1/app/version")
-        http.server_version = str(version.get("version", "unknown"))
-        try:
-            status = AuthStatus.model_validate(await http.request("GET", "/api/v1/auth/status"))
-        except errors.EndpointNotAvailableError:
-            status = AuthStatus()  # servers before 6.12 have no auth: single-user
+        features = await self.features(refresh=refresh)
+        status = AuthStatus()
+        if features.supports("multiuser"):
+            # A build without the auth router counts as single-user.
+            with contextlib.suppress(errors.EndpointNotAvailableError, errors.NotFoundError):
+                status = AuthStatus.model_validate(
+                    await http.request("GET", "/api/v1/auth/status")
+                )
         user: User | None = None
         if status.multiuser_enabled and http.token:
             try:
@@ -82,7 +99,7 @@ class ClientContext:
             except errors.APIError as exc:
                 log.debug("could not read the current user: %s", exc)
         self._server_info = ServerInfo(
-            version=http.server_version,
+            version=features.version_text,
             multiuser=status.multiuser_enabled,
             setup_required=status.setup_required,
             user=user,

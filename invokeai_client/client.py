@@ -8,6 +8,7 @@ from typing import Any
 
 from . import errors
 from ._checks import check_bool
+from ._compat import ServerFeatures
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
 from ._context import ClientContext
 from ._http import HttpTransport
@@ -91,7 +92,6 @@ class AsyncClient:
         plumbing for workflow handles and extensions, not needed by most code."""
         self._router = context.router
         self._events = context.stream
-        # Each part gets the shared context and names the siblings it needs.
         self.queue = QueueRepository(context)
         self.boards = BoardRepository(context)
         self.images = ImageRepository(context, boards=self.boards)
@@ -128,6 +128,7 @@ class AsyncClient:
         await self._http.open()
         try:
             if self._email is not None and self._password is not None:
+                await self._require_accounts()
                 await self.login(self._email, self._password)
             if self._use_events:
                 await self._events.connect()
@@ -183,8 +184,33 @@ class AsyncClient:
     # -- server info ---------------------------------------------------------------------
 
     async def server_info(self, *, refresh: bool = False) -> ServerInfo:
-        """The server's version and whether it runs in multi-user mode (cached)."""
+        """The server's version and whether it runs in multi-user mode (cached).
+
+        The version is read first; servers before 6.12 have no accounts and are single-user
+        (their ``/api/v1/auth/status`` does not exist and is not asked).
+        """
         return await self.context.server_info(refresh=refresh)
+
+    async def features(self, *, refresh: bool = False) -> ServerFeatures:
+        """What this server's InvokeAI version can do (one ``GET /api/v1/app/version``, cached).
+
+        ``(await client.features()).supports("queue_item_ids")``; the SDK's own
+        version-dependent calls use it and raise :class:`~invokeai_client.errors.
+        EndpointNotAvailableError` naming the version where a feature does not exist.
+        """
+        return await self.context.features(refresh=refresh)
+
+    async def _require_accounts(self) -> None:
+        """Refuse email=/password= before logging in to a server that has no accounts."""
+        features = await self.features()
+        try:
+            features.require("multiuser")
+        except errors.EndpointNotAvailableError as exc:
+            raise errors.EndpointNotAvailableError(
+                f"email=/password= were given, but {exc}; connect without credentials",
+                method="POST",
+                path="/api/v1/auth/login",
+            ) from None
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Low-level escape hatch: one REST call with this client's auth, retries, errors."""

@@ -56,7 +56,6 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
         "repositories/images.py:ImageRepository.upload",
         "repositories/models.py:ModelRepository.install",
         "runs/_manager.py:RunManager.enqueue",
-        "runs/_manager.py:_check_data",
         "testing/_double_images.py:_Routes.upload",
         "testing/_double_models.py:_Routes._run_install",
         "workflows/definition.py:_form_fields",
