@@ -13,11 +13,12 @@ import contextlib
 import logging
 
 from . import errors
+from ._answers import parse
 from ._compat import ServerFeatures
 from ._http import HttpTransport
 from ._router import EventRouter
 from ._socket import EventStream
-from .types.app import AuthStatus, ServerInfo, User
+from .types.app import AppVersion, AuthStatus, ServerInfo, User
 
 log = logging.getLogger("invokeai_client")
 
@@ -73,7 +74,7 @@ class ClientContext:
         """What the server's InvokeAI version can do (one ``GET /api/v1/app/version``, cached)."""
         if self._features is None or refresh:
             answer = await self.http.request("GET", "/api/v1/app/version")
-            text = str((answer or {}).get("version", "unknown"))
+            text = parse(AppVersion, answer).version
             self.http.server_version = text
             self._features = ServerFeatures(text)
         return self._features
@@ -89,13 +90,11 @@ class ClientContext:
         if features.supports("multiuser"):
             # A build without the auth router counts as single-user.
             with contextlib.suppress(errors.EndpointNotAvailableError, errors.NotFoundError):
-                status = AuthStatus.model_validate(
-                    await http.request("GET", "/api/v1/auth/status")
-                )
+                status = parse(AuthStatus, await http.request("GET", "/api/v1/auth/status"))
         user: User | None = None
         if status.multiuser_enabled and http.token:
             try:
-                user = User.model_validate(await http.request("GET", "/api/v1/auth/me"))
+                user = parse(User, await http.request("GET", "/api/v1/auth/me"))
             except errors.APIError as exc:
                 log.debug("could not read the current user: %s", exc)
         self._server_info = ServerInfo(

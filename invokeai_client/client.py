@@ -7,9 +7,16 @@ from types import TracebackType
 from typing import Any
 
 from . import errors
+from ._answers import as_object, parse, reading
 from ._checks import check_bool
 from ._compat import ServerFeatures
-from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
+from ._constants import (
+    DEFAULT_MAX_DOWNLOAD_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE_ID,
+    DEFAULT_TIMEOUT,
+)
 from ._context import ClientContext
 from ._http import HttpTransport
 from .repositories._base import check_text
@@ -39,6 +46,11 @@ class AsyncClient:
     ``timeout`` bounds each HTTP request; ``max_retries`` is how often an idempotent request
     is retried after a transient failure (POSTs such as enqueue are never retried blindly).
     ``max_concurrency`` caps the queue items this client has in flight (submits wait).
+
+    ``max_response_size`` (default 64 MiB) bounds any answer read into memory and
+    ``max_download_size`` (default 8 GiB) any download streamed to a file, both counted after
+    decompression: a larger (or endlessly inflating) answer raises
+    :class:`~errors.ResponseTooLargeError` instead of filling memory or disk.
     """
 
     def __init__(
@@ -54,32 +66,18 @@ class AsyncClient:
         verify_ssl: bool = True,
         events: bool = True,
         max_concurrency: int | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
     ) -> None:
-        if (email is None) != (password is None):
-            raise errors.ValidationError(
-                "email and password must be given together to log in",
-                input="email" if email is None else "password",
-                rule="email and password together",
-            )
-        if token is not None and email is not None:
-            raise errors.ValidationError(
-                "give either token= or email=/password=, not both",
-                input="token",
-                rule="one way to authenticate",
-            )
-        if not isinstance(queue_id, str) or not queue_id:
-            raise errors.ValidationError(
-                "queue_id must be a non-empty string", input="queue_id", rule="non-empty"
-            )
-        check_text("queue_id", queue_id, in_path=True)
-        for name, value in (("email", email), ("password", password)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise errors.ValidationError(
-                    f"{name} must be a non-empty string", input=name, rule="non-empty text"
-                )
-        check_bool("events", events)
+        _check_options(token, email, password, queue_id, events)
         self._http = HttpTransport(
-            base_url, token=token, timeout=timeout, max_retries=max_retries, verify_ssl=verify_ssl
+            base_url,
+            token=token,
+            timeout=timeout,
+            max_retries=max_retries,
+            verify_ssl=verify_ssl,
+            max_response_size=max_response_size,
+            max_download_size=max_download_size,
         )
         self._email = email
         self._password = password
@@ -178,8 +176,13 @@ class AsyncClient:
             # Single-user servers answer 403 "Multiuser mode is disabled": no login needed.
             log.info("login skipped: %s", errors.describe_detail(exc.detail))
             return User(user_id="system", is_admin=True)
-        self._http.set_token(answer["token"])
-        return User.model_validate(answer.get("user") or {"user_id": "unknown"})
+        with reading():
+            token = as_object(answer)["token"]
+            if not isinstance(token, str) or not token:
+                raise TypeError("no token in the login answer")
+            user = parse(User, answer.get("user") or {"user_id": "unknown"})
+        self._http.set_token(token)
+        return user
 
     # -- server info ---------------------------------------------------------------------
 
@@ -215,3 +218,32 @@ class AsyncClient:
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Low-level escape hatch: one REST call with this client's auth, retries, errors."""
         return await self._http.request(method, path, **kwargs)
+
+
+def _check_options(
+    token: str | None, email: str | None, password: str | None, queue_id: str, events: bool
+) -> None:
+    """Refuse contradicting or malformed client options, naming the argument."""
+    if (email is None) != (password is None):
+        raise errors.ValidationError(
+            "email and password must be given together to log in",
+            input="email" if email is None else "password",
+            rule="email and password together",
+        )
+    if token is not None and email is not None:
+        raise errors.ValidationError(
+            "give either token= or email=/password=, not both",
+            input="token",
+            rule="one way to authenticate",
+        )
+    if not isinstance(queue_id, str) or not queue_id:
+        raise errors.ValidationError(
+            "queue_id must be a non-empty string", input="queue_id", rule="non-empty"
+        )
+    check_text("queue_id", queue_id, in_path=True)
+    for name, value in (("email", email), ("password", password)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise errors.ValidationError(
+                f"{name} must be a non-empty string", input=name, rule="non-empty text"
+            )
+    check_bool("events", events)

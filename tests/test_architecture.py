@@ -48,6 +48,7 @@ KNOWN_LONG_MODULES: frozenset[str] = frozenset(
 )
 KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
     {
+        "_http.py:HttpTransport.__init__",
         "_socket.py:_handle_events_inline",
         "cli/_run.py:_follow",
         "cli/_run.py:_run",
@@ -55,6 +56,7 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
         "repositories/images.py:ImageRepository.list",
         "repositories/images.py:ImageRepository.upload",
         "repositories/models.py:ModelRepository.install",
+        "repositories/workflows.py:WorkflowRepository.list",
         "runs/_manager.py:RunManager.enqueue",
         "testing/_double_images.py:_Routes.upload",
         "testing/_double_models.py:_Routes._run_install",

@@ -1,18 +1,16 @@
 """Image files: downloads streamed to disk, and the server-built zip of many images.
 
-A download goes to a hidden ``.part`` file next to its target and is renamed into place when
-complete, so a file appears whole or not at all; paths that would leave the target folder
-are refused. The server announces a finished bulk download (zip) only on the event stream:
+Files are written by the rules of :mod:`invokeai_client._files` (safe names, no symlinks
+followed, no overwrite unless asked, complete or not at all, content checked first). The
+server announces a finished bulk download (zip) only on the event stream:
 :class:`BulkDownloadWatcher` listens from before the request, so a fast answer is not missed.
 """
 
 from __future__ import annotations
 
 import builtins
-import os
 import re
-import secrets
-from contextlib import suppress
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +18,7 @@ import anyio
 import anyio.to_thread
 
 from .. import errors
+from .._files import AtomicFile, Content, check_content, plan_target
 from ..types.wire_events import (
     BulkDownloadCompleteEvent,
     BulkDownloadErrorEvent,
@@ -32,36 +31,50 @@ if TYPE_CHECKING:
     from .._http import HttpTransport
     from .._router import EventRouter
 
-DOWNLOAD_CHUNK = 256 * 1024
 MAX_BULK_DOWNLOAD = 1000
 """Images one bulk download may name (InvokeAI's MAX_IMAGE_BATCH_SIZE)."""
 BULK_DOWNLOAD_TIMEOUT = 300.0
 SAFE_ARCHIVE_NAME = re.compile(r"^[\w -]+\.zip$")  # "<clean board name>_<uuid>.zip" or "<uuid>.zip"
 
 
+async def fetch_bytes(http: HttpTransport, path: str, content: Content) -> bytes:
+    """GET ``path`` into memory; the body must start like ``content``."""
+    data: bytes = await http.request("GET", path, expect="bytes")
+    check_content(content, data[:16], method="GET", path=path)
+    return data
+
+
 async def fetch_file(
-    http: HttpTransport, path: str, file_name: str, dest: str | os.PathLike[str] | None
-) -> bytes | Path:
-    """GET ``path`` as bytes, or stream it into ``dest`` (a folder gets ``file_name``);
-    the file appears complete or not at all."""
-    if dest is None:
-        data: bytes = await http.request("GET", path, expect="bytes")
-        return data
-    target = await anyio.to_thread.run_sync(download_target, Path(dest), file_name)
-    part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    http: HttpTransport, path: str, file_name: str, dest: Path, content: Content, overwrite: bool
+) -> Path:
+    """Stream ``path`` into ``dest`` (a folder gets ``file_name``, made safe) by the rules
+    of :mod:`invokeai_client._files`; the body must start like ``content``."""
+    target = await anyio.to_thread.run_sync(
+        partial(plan_target, dest, file_name, overwrite=overwrite)
+    )
+    out: AtomicFile | None = None
     try:
-        async with (
-            http.stream("GET", path) as response,
-            await anyio.open_file(part, "wb") as out,
-        ):
-            async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
-                await out.write(chunk)
-        await anyio.to_thread.run_sync(os.replace, part, target)
+        async with http.stream("GET", path) as chunks:
+            head = b""
+            async for chunk in chunks:
+                if out is None:
+                    head += chunk
+                    if len(head) < 16:
+                        continue
+                    check_content(content, head, method="GET", path=path)
+                    out = await anyio.to_thread.run_sync(AtomicFile, target)
+                    chunk, head = head, b""
+                await anyio.to_thread.run_sync(out.write, chunk)
+            if out is None:  # a body shorter than any signature
+                check_content(content, head, method="GET", path=path)
+                out = await anyio.to_thread.run_sync(AtomicFile, target)
+                await anyio.to_thread.run_sync(out.write, head)
+        return await anyio.to_thread.run_sync(partial(out.commit, overwrite=overwrite))
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(unlink_quietly, part)
+        if out is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(out.discard)
         raise
-    return target
 
 
 class BulkDownloadWatcher:
@@ -88,33 +101,6 @@ class BulkDownloadWatcher:
 
     def close(self) -> None:
         self._remove()
-
-
-def download_target(dest: Path, file_name: str) -> Path:
-    """Where a download goes (runs in a worker thread); refuses paths outside ``dest``."""
-    name = file_name
-    if dest.is_dir():
-        folder = dest.resolve()
-        target = (folder / file_name).resolve()
-        if target.parent != folder:
-            raise errors.ValidationError(
-                f"refusing to write image {name!r} outside {str(folder)!r}",
-                input="image",
-                rule="stays inside the target folder",
-            )
-        return target
-    if not dest.parent.is_dir():
-        raise errors.ValidationError(
-            f"cannot save to {str(dest)!r}: folder {str(dest.parent)!r} does not exist",
-            input="dest",
-            rule="an existing folder or a file in one",
-        )
-    return dest.resolve()
-
-
-def unlink_quietly(path: Path) -> None:
-    with suppress(FileNotFoundError):
-        path.unlink()
 
 
 async def request_bulk_download(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, Union, overload
 import anyio
 
 from .. import errors
+from .._answers import page_offset, page_total, parse, parse_list
 from .._checks import check_bool, check_choice, check_seconds
 from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
 from .._uploads import metadata_json, read_image_source, resize_json, upload_image
@@ -29,6 +30,7 @@ from ._base import Repository, check_text, naming
 from ._image_files import (
     BULK_DOWNLOAD_TIMEOUT,
     MAX_BULK_DOWNLOAD,
+    fetch_bytes,
     fetch_file,
     request_bulk_download,
 )
@@ -152,7 +154,7 @@ class ImageRepository(Repository):
                     kind=errors.APIError,
                 ) from None
             raise
-        return ImageDTO.model_validate(answer)
+        return parse(ImageDTO, answer)
 
     @asynccontextmanager
     async def uploading(self, image: UploadSource, **options: Any) -> AsyncIterator[ImageDTO]:
@@ -172,14 +174,14 @@ class ImageRepository(Repository):
 
     async def get(self, image: ImageLike) -> ImageDTO:
         """An image's record; :class:`~errors.NotFoundError` naming it if there is none."""
-        return ImageDTO.model_validate(await read_image_record(self._http, image))
+        return parse(ImageDTO, await read_image_record(self._http, image))
 
     async def get_many(self, images: ImagesArg) -> builtins.list[ImageDTO]:
         """Records of several images in the given order; unknown names are left out."""
         out: builtins.list[ImageDTO] = []
         names = image_names_of(images)
         async for answer in self._post_chunks(f"{IMAGES}/images_by_names", "image_names", names):
-            out.extend(ImageDTO.model_validate(i) for i in answer or [])
+            out.extend(parse_list(ImageDTO, answer, missing_ok=True))
         return out
 
     async def exists(self, image: ImageLike) -> bool:
@@ -212,12 +214,14 @@ class ImageRepository(Repository):
 
     @overload
     async def download(
-        self, image: ImageLike, dest: None = None, *, thumbnail: bool = False
+        self, image: ImageLike, dest: None = None, *, thumbnail: bool = False,
+        overwrite: bool = False,
     ) -> bytes: ...
 
     @overload
     async def download(
-        self, image: ImageLike, dest: str | os.PathLike[str], *, thumbnail: bool = False
+        self, image: ImageLike, dest: str | os.PathLike[str], *, thumbnail: bool = False,
+        overwrite: bool = False,
     ) -> Path: ...
 
     async def download(
@@ -226,19 +230,25 @@ class ImageRepository(Repository):
         dest: str | os.PathLike[str] | None = None,
         *,
         thumbnail: bool = False,
+        overwrite: bool = False,
     ) -> bytes | Path:
         """The image file: as bytes (no ``dest``), or streamed into ``dest`` (returns the path).
 
-        ``dest`` may be a folder (the file keeps the image's name; thumbnails end in
-        ``.webp``) or a file path. The file appears complete or not at all. Full images are
-        PNG, thumbnails WebP.
+        ``dest`` may be a folder (the file is named after the image, made safe as
+        :func:`~invokeai_client.safe_file_name` says; thumbnails end in ``.webp``) or a file
+        path in an existing folder. An existing file is refused unless ``overwrite=True``; a
+        symlink in the folder is never followed; the file appears complete or not at all, and
+        only once the bytes are known to be an image. Full images are PNG, thumbnails WebP.
         """
         name = image_name_of(image)
+        check_bool("overwrite", overwrite)
         kind = "thumbnail" if thumbnail else "full"
         path = f"{IMAGES}/i/{name}/{kind}"
         file_name = f"{Path(name).stem}.webp" if thumbnail else name
         with naming("image", name, action="download"):
-            return await fetch_file(self._http, path, file_name, dest)
+            if dest is None:
+                return await fetch_bytes(self._http, path, "image")
+            return await fetch_file(self._http, path, file_name, Path(dest), "image", overwrite)
 
     @overload
     async def download_zip(
@@ -248,6 +258,7 @@ class ImageRepository(Repository):
         board: BoardRef | None = None,
         dest: None = None,
         timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+        overwrite: bool = False,
     ) -> bytes: ...
 
     @overload
@@ -258,6 +269,7 @@ class ImageRepository(Repository):
         board: BoardRef | None = None,
         dest: str | os.PathLike[str],
         timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+        overwrite: bool = False,
     ) -> Path: ...
 
     async def download_zip(
@@ -267,6 +279,7 @@ class ImageRepository(Repository):
         board: BoardRef | None = None,
         dest: str | os.PathLike[str] | None = None,
         timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+        overwrite: bool = False,
     ) -> bytes | Path:
         """Several images as one zip archive that the server builds (InvokeAI's bulk download):
         the given ``images`` (at most 1,000), or every image on ``board`` (intermediates too;
@@ -274,7 +287,8 @@ class ImageRepository(Repository):
         ``<category>/<image_name>``.
 
         Returns the archive's bytes, or streams it into ``dest`` (a folder gets the server's
-        file name) and returns the path. The server announces the finished archive only on
+        file name; an existing file is refused unless ``overwrite=True``) and returns the
+        path. The server announces the finished archive only on
         the event stream, so this needs a client with ``events=True``. Raises
         :class:`~errors.BulkDownloadError` with the server's reason when it cannot build the
         archive, :class:`~errors.TimeoutError` after ``timeout`` seconds.
@@ -321,21 +335,27 @@ class ImageRepository(Repository):
                 error=event.error,
             )
         with naming("bulk download", item, action="download"):
-            return await fetch_file(self._http, f"{IMAGES}/download/{item}", item, dest)
+            zip_path = f"{IMAGES}/download/{item}"
+            if dest is None:
+                return await fetch_bytes(self._http, zip_path, "zip")
+            return await fetch_file(self._http, zip_path, item, Path(dest), "zip", overwrite)
 
     @overload
     async def thumbnail(self, image: ImageLike, dest: None = None) -> bytes: ...
 
     @overload
-    async def thumbnail(self, image: ImageLike, dest: str | os.PathLike[str]) -> Path: ...
+    async def thumbnail(
+        self, image: ImageLike, dest: str | os.PathLike[str], *, overwrite: bool = False
+    ) -> Path: ...
 
     async def thumbnail(
-        self, image: ImageLike, dest: str | os.PathLike[str] | None = None
+        self, image: ImageLike, dest: str | os.PathLike[str] | None = None, *,
+        overwrite: bool = False,
     ) -> bytes | Path:
         """The image's WebP thumbnail, as bytes or saved into ``dest`` (see :meth:`download`)."""
         if dest is None:
             return await self.download(image, thumbnail=True)
-        return await self.download(image, dest, thumbnail=True)
+        return await self.download(image, dest, thumbnail=True, overwrite=overwrite)
 
     # -- changing ------------------------------------------------------------------------
 
@@ -370,7 +390,7 @@ class ImageRepository(Repository):
         except errors.BadRequestError:
             await self.get(name)  # InvokeAI answers 400 for an unknown image: name it
             raise
-        return ImageDTO.model_validate(answer)
+        return parse(ImageDTO, answer)
 
     async def star(self, images: ImagesArg) -> ImagesResult:
         """Star images (starred images list first)."""
@@ -457,10 +477,10 @@ class ImageRepository(Repository):
             with naming("board", board_ident, action="list images of",
                         not_found=errors.BoardNotFoundError):
                 answer = await self._http.request("GET", f"{IMAGES}/", params=params)
-            items = [ImageDTO.model_validate(i) for i in answer.get("items", [])]
+            items = parse_list(ImageDTO, answer, key="items", missing_ok=True)
             return offset_page(
-                items, offset=int(answer.get("offset", offset)), limit=limit,
-                total=answer.get("total"),
+                items, offset=page_offset(answer, offset), limit=limit,
+                total=page_total(answer),
             )
 
         return Paginator(

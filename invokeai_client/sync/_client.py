@@ -9,7 +9,13 @@ from typing import TypeVar
 
 from typing_extensions import ParamSpec
 
-from .._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
+from .._constants import (
+    DEFAULT_MAX_DOWNLOAD_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE_ID,
+    DEFAULT_TIMEOUT,
+)
 from ..client import AsyncClient
 from ._bridge import Bridge
 from ._objects import (
@@ -72,6 +78,8 @@ class Client(Proxy[AsyncClient]):
         verify_ssl: bool = True,
         events: bool = True,
         max_concurrency: int | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
     ) -> None:
         client = AsyncClient(
             base_url,
@@ -84,6 +92,8 @@ class Client(Proxy[AsyncClient]):
             verify_ssl=verify_ssl,
             events=events,
             max_concurrency=max_concurrency,
+            max_response_size=max_response_size,
+            max_download_size=max_download_size,
         )
         bridge = Bridge()
         bridge.owner = self
