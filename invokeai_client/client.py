@@ -95,7 +95,7 @@ class AsyncClient:
         self.images = ImageRepository(context, boards=self.boards)
         self.models = ModelRepository(context)
         self.runs = RunManager(
-            context, queue=self.queue, images=self.images, max_concurrency=max_concurrency
+            context, queue=self.queue, image_host=self, max_concurrency=max_concurrency
         )
         self.workflows = WorkflowRepository(context, client=self)
         self._opened = False

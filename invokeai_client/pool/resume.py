@@ -75,12 +75,12 @@ async def resume_job(
 
 def _stored(row: Row, fields: Any, members: dict[str, Member]) -> PoolResult:
     member = members.get(row.server or "")
-    images = member.client.images if member is not None else None
+    client = member.client if member is not None else None
     inputs = {f"{node}.{name}": value for (node, name), value in zip(fields, row.values,
                                                                      strict=True)}
     result = WorkflowResult(
         status=row.status, item_id=row.item_id or 0, batch_id=row.batch_id or "",
-        field_values=inputs, images=tuple(ImageRef(name, client=images) for name in row.images),
+        field_values=inputs, images=tuple(ImageRef(name, client=client) for name in row.images),
     )
     attempts = tuple(Attempt(**a) for a in row.attempts)
     return PoolResult(row.index, inputs, row.server or "", result, attempts, row.saved)

@@ -33,11 +33,10 @@ from .._router import EventRouter
 from ..types.batch import EnqueueBody
 from ..types.queue import EnqueueBatchResult, SessionQueueItem
 from ._run import TERMINAL, BatchRun, WorkflowRun, _now
-from .results import iterated_nodes
+from .results import ImageHost, iterated_nodes
 
 if TYPE_CHECKING:
     from .._context import ClientContext
-    from ..repositories.images import ImageRepository
     from ..repositories.queue import QueueRepository
 
 log = logging.getLogger("invokeai_client")
@@ -128,7 +127,7 @@ class RunManager:
         context: ClientContext,
         *,
         queue: QueueRepository,
-        images: ImageRepository | None = None,
+        image_host: ImageHost | None = None,
         max_concurrency: int | None = None,
     ) -> None:
         if max_concurrency is not None and (
@@ -142,7 +141,7 @@ class RunManager:
             )
         self.context = context
         self._queue = queue
-        self.images = images  # output images are bound to it (ImageRef.download)
+        self.image_host = image_host  # output ImageRefs download through it
         self.router: EventRouter = context.router
         self._batches: dict[str, BatchRun] = {}
         self._dirty: set[WorkflowRun] = set()

@@ -346,7 +346,7 @@ class WorkflowRun(ItemRoute):
             invocation = {}
         node_type = invocation.get("type")
         batch = self.batch
-        value = map_output(result, batch.manager.images)
+        value = map_output(result, batch.manager.image_host)
         outputs = self._outputs
         if outputs is None:
             outputs = self._outputs = {}
@@ -450,7 +450,7 @@ class WorkflowRun(ItemRoute):
             self.apply_status(status, item.status_sequence)
             return
         self.accept_status(status, item.status_sequence)
-        outputs, images = outputs_from_session(item.session, self.batch.manager.images)
+        outputs, images = outputs_from_session(item.session, self.batch.manager.image_host)
         if status != "canceled" or outputs or item.started_at is not None:
             self._running()
         if self._listening:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import anyio
 
@@ -31,6 +31,13 @@ __all__ = ["ImageRef", "WorkflowResult", "map_output", "safe_file_name"]
 PASSTHROUGH_NODE_TYPES = frozenset({"image", "load_image", "video"})
 """Node types that only pass an existing image on; their outputs are not new images."""
 
+class ImageHost(Protocol):
+    """What an :class:`ImageRef` downloads through: a client (its ``images`` repository)."""
+
+    @property
+    def images(self) -> ImageRepository: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ImageRef:
     """An image the server holds, as a run output: its name and size.
@@ -43,10 +50,9 @@ class ImageRef:
     image_name: str
     width: int | None = None
     height: int | None = None
-    client: ImageRepository | None = field(default=None, compare=False, repr=False, hash=False)
-    """The images repository (``client.images``) it downloads through, if bound."""
+    client: ImageHost | None = field(default=None, compare=False, repr=False, hash=False)
 
-    def _require_client(self) -> ImageRepository:
+    def _require_client(self) -> ImageHost:
         if self.client is None:
             raise errors.InvokeAIError(
                 f"ImageRef {self.image_name!r} is not bound to a client; use "
@@ -56,7 +62,7 @@ class ImageRef:
 
     async def download(self) -> bytes:
         """The full-size image file as bytes (PNG), through ``client.images``."""
-        return await self._require_client().download(self.image_name)
+        return await self._require_client().images.download(self.image_name)
 
     async def save(
         self, folder: str | Path, *, name: str | None = None, overwrite: bool = False
@@ -70,7 +76,7 @@ class ImageRef:
         refused unless ``overwrite=True``; a symlink in the folder is never followed; the file
         appears complete or not at all, and only if the server sent an image.
         """
-        images = self._require_client()
+        images = self._require_client().images
         target_dir = anyio.Path(folder)
         await target_dir.mkdir(parents=True, exist_ok=True)
         return await images.download(
@@ -185,7 +191,7 @@ def _is_image_field(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and "image_name" in value and len(value) <= 2
 
 
-def map_value(value: Any, client: ImageRepository | None) -> Any:
+def map_value(value: Any, client: ImageHost | None) -> Any:
     """One output field's value as a Python value (image fields become ImageRefs)."""
     if isinstance(value, dict):
         if _is_image_field(value):
@@ -196,7 +202,7 @@ def map_value(value: Any, client: ImageRepository | None) -> Any:
     return value
 
 
-def map_output(output: Mapping[str, Any], client: ImageRepository | None) -> Any:
+def map_output(output: Mapping[str, Any], client: ImageHost | None) -> Any:
     """A node's output (``{"type": ..., <fields>}``) as a Python value; see the module doc."""
     if len(output) == 2 and "type" in output:
         # One field (the common case: an integer, a string, a collection): its value. A lone
@@ -273,7 +279,7 @@ def iterated_nodes(graph: Mapping[str, Any] | None) -> frozenset[str]:
 
 
 def outputs_from_session(
-    session: Mapping[str, Any], client: ImageRepository | None
+    session: Mapping[str, Any], client: ImageHost | None
 ) -> tuple[dict[str, Any], tuple[ImageRef, ...]]:
     """Outputs and new images of a queue item's ``session`` (the REST path).
 
