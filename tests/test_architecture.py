@@ -27,16 +27,6 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
         frozenset({"runs._manager", "runs._run"}),
         # the compile stage (arch-w) removes this
         frozenset({"workflows.graph", "workflows.handle", "workflows.model_sync"}),
-        # the double as a package (arch-d) removes this
-        frozenset(
-            {
-                "testing._double_models",
-                "testing._double_nodes",
-                "testing._double_queue",
-                "testing._double_workflows",
-                "testing.double",
-            }
-        ),
     }
 )
 KNOWN_LONG_MODULES: frozenset[str] = frozenset(
@@ -58,8 +48,8 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
         "repositories/models.py:ModelRepository.install",
         "repositories/workflows.py:WorkflowRepository.list",
         "runs/_manager.py:RunManager.enqueue",
-        "testing/_double_images.py:_Routes.upload",
-        "testing/_double_models.py:_Routes._run_install",
+        "testing/double/images.py:_Routes.upload",
+        "testing/double/models.py:_Routes._run_install",
         "workflows/definition.py:_form_fields",
         "workflows/definition.py:_parse_nodes",
         "workflows/generators.py:generator_values",
