@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, NoReturn
 
 import pydantic
@@ -28,7 +28,46 @@ from .. import errors
 from .._limits import json_limit_problem, short_repr
 from .queue import is_batch_item
 
-__all__ = ["Batch", "BatchDatum", "EnqueueBody", "json_kind"]
+__all__ = [
+    "MIN_RUNS",
+    "Batch",
+    "BatchDatum",
+    "EnqueueBody",
+    "json_kind",
+    "mixed_kinds",
+    "ragged",
+    "repeated",
+]
+
+# -- the rules InvokeAI enforces too (the in-process double answers them with its 422s) ------
+
+MIN_RUNS = 1
+"""``Batch.runs`` is at least this."""
+
+
+def mixed_kinds(items: Iterable[Any]) -> list[str]:
+    """The JSON kinds of ``items`` when they are more than one (the rule: one kind per field;
+    ints and floats are both numbers), else ``[]``."""
+    kinds = {json_kind(item) for item in items}
+    return sorted(kinds) if len(kinds) > 1 else []
+
+
+def ragged(lengths: Sequence[int]) -> int | None:
+    """The index of the first length that differs from the first (the rule: the item lists
+    of one data group are zipped, so have one length), else None."""
+    return next((i for i, length in enumerate(lengths) if length != lengths[0]), None)
+
+
+def repeated(pairs: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first ``(node_path, field_name)`` named again (the rule: each input varied once
+    across all data groups), else None."""
+    seen: set[tuple[str, str]] = set()
+    for pair in pairs:
+        if pair in seen:
+            return pair
+        seen.add(pair)
+    return None
+
 
 
 def _bad(message: str, where: str, rule: str) -> NoReturn:
@@ -131,14 +170,14 @@ class BatchDatum(_BodyModel):
 
 
 def _check_items(items: Sequence[Any], where: str) -> None:
-    kinds = {json_kind(item) for item in items}
-    if len(kinds) != 1:
+    mixed = mixed_kinds(items)
+    if mixed:
         _bad(
-            f"batch data for {where} mixes value types ({', '.join(sorted(kinds))}); "
+            f"batch data for {where} mixes value types ({', '.join(mixed)}); "
             "all items of one field must share a type",
             where, "one type per field",
         )
-    kind = next(iter(kinds))
+    kind = json_kind(items[0])
     if kind not in ("number", "string", "object", "array"):
         _bad(
             f"batch data for {where} holds {kind} values; InvokeAI batches take "
@@ -175,7 +214,7 @@ class Batch(_BodyModel):
         batch = dict(raw)
         nodes = _check_graph(batch.get("graph"))
         runs = batch.get("runs", 1)
-        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
             _bad(f"runs must be an int >= 1, got {short_repr(runs)}", "runs", "int >= 1")
         batch_id = batch.get("batch_id") or str(uuid.uuid4())
         if not isinstance(batch_id, str) or batch_id == "redacted":
@@ -242,16 +281,19 @@ def _check_data(data: Any, nodes: Mapping[str, Any]) -> list[list[BatchDatum]]:
         _bad("batch.data must be a list of groups (lists of batch data)", "data",
              "list of lists")
     groups: list[list[BatchDatum]] = []
-    seen: set[tuple[str, str]] = set()
     for g, group in enumerate(data):
         if not isinstance(group, (list, tuple)) or not group:
             _bad(f"batch.data[{g}] must be a non-empty list of batch data", "data",
                  "non-empty groups")
         checked = [BatchDatum.parse(datum) for datum in group]
+        twice = repeated((d.node_path, d.field_name) for grp in (*groups, checked) for d in grp)
+        if twice is not None:
+            _bad(f"batch data sets {'.'.join(twice)} twice", ".".join(twice), "each field once")
         for datum in checked:
-            _check_datum_in_graph(datum, nodes, seen)
-        odd = next((d for d in checked if len(d.items) != len(checked[0].items)), None)
-        if odd is not None:
+            _check_datum_in_graph(datum, nodes)
+        index = ragged([len(d.items) for d in checked])
+        if index is not None:
+            odd = checked[index]
             _bad(
                 f"batch data group {g} zips lists of different lengths: {odd.key} has "
                 f"{len(odd.items)} items, the group's first {len(checked[0].items)}; the "
@@ -262,17 +304,12 @@ def _check_data(data: Any, nodes: Mapping[str, Any]) -> list[list[BatchDatum]]:
     return groups
 
 
-def _check_datum_in_graph(
-    datum: BatchDatum, nodes: Mapping[str, Any], seen: set[tuple[str, str]]
-) -> None:
+def _check_datum_in_graph(datum: BatchDatum, nodes: Mapping[str, Any]) -> None:
     where = datum.key
     if datum.node_path not in nodes:
         _bad(f"batch data names node {short_repr(datum.node_path)}, which is not in the graph",
              where,
              "node in the graph")
-    if (datum.node_path, datum.field_name) in seen:
-        _bad(f"batch data sets {where} twice", where, "each field once")
-    seen.add((datum.node_path, datum.field_name))
     literal = nodes[datum.node_path].get(datum.field_name)
     kind = json_kind(datum.items[0])
     if literal is not None and json_kind(literal) != kind:
