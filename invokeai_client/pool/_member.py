@@ -91,7 +91,7 @@ class Member:
         if not self.opened:
             await self.client.open()
             self.opened = True
-        self.max_queue_size = await queue_limit(self.client)
+        self.max_queue_size = await queue_limit(self.client.context)
 
     def needs_probe(self, now: float, interval: float) -> bool:
         """Whether to ask the server now: always unless it is visibly alive (socket up and

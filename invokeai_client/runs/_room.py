@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 from .. import errors
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
+    from .._http import HttpTransport
 
 log = logging.getLogger("invokeai_client")
 
-_LIMITS: weakref.WeakKeyDictionary[AsyncClient, int | None] = weakref.WeakKeyDictionary()
+_LIMITS: weakref.WeakKeyDictionary[HttpTransport, int | None] = weakref.WeakKeyDictionary()
 
 ADVICE = (
     "run it through ServerPool([url]) (or `invokeai-client batch`), which enqueues in parts "
@@ -34,31 +35,35 @@ ADVICE = (
 )
 
 
-async def queue_limit(client: AsyncClient) -> int | None:
+async def queue_limit(context: ClientContext) -> int | None:
     """The server's ``max_queue_size`` (None when it does not tell, e.g. to a non-admin user
     of a multi-user server); read once per client."""
-    if client in _LIMITS:
-        return _LIMITS[client]
+    if context.http in _LIMITS:
+        return _LIMITS[context.http]
     try:
-        answer = await client._request("GET", "/api/v1/app/runtime_config")
+        answer = await context.http.request("GET", "/api/v1/app/runtime_config")
     except errors.InvokeAIError as exc:
-        log.debug("%s: queue limit unknown (%s)", client.base_url, exc)
+        log.debug("%s: queue limit unknown (%s)", context.base_url, exc)
         answer = None
     config = answer.get("config") if isinstance(answer, dict) else None
     value = config.get("max_queue_size") if isinstance(config, dict) else None
     limit = value if isinstance(value, int) and value > 0 else None
-    _LIMITS[client] = limit
+    _LIMITS[context.http] = limit
     return limit
 
 
-async def check_room(client: AsyncClient, items: int) -> None:
+async def check_room(context: ClientContext, items: int) -> None:
     """Raise :class:`QueueFullError` when ``items`` new items do not fit the queue now."""
     if items <= 1:
         return  # a single item the server refuses is reported as such by enqueue
-    limit = await queue_limit(client)
+    limit = await queue_limit(context)
     if limit is None:
         return
-    pending = (await client.queue.status()).queue.pending
+    status = await context.http.request("GET", f"{context.queue_path}/status")
+    counts = status.get("queue") if isinstance(status, dict) else None
+    pending = counts.get("pending") if isinstance(counts, dict) else None
+    if not isinstance(pending, int):
+        return  # an odd answer: the enqueue answer still tells a cut
     room = max(limit - pending, 0)
     if items > room:
         raise errors.QueueFullError(
