@@ -8,6 +8,7 @@
         info = await client.server_info()
 """
 
+from ._config import Timeout
 from ._constants import __version__
 from .client import AsyncClient
 from .errors import (
@@ -46,6 +47,7 @@ from .repositories.models import ModelInstall, ModelRepository
 from .repositories.queue import QueueRepository
 from .runs import (
     BatchRun,
+    FieldValues,
     ImageRef,
     NodeCompleted,
     NodeFailed,
@@ -98,6 +100,7 @@ __all__ = [
     "EmbeddedWorkflow",
     "EndpointNotAvailableError",
     "EnqueueBatchResult",
+    "FieldValues",
     "FoundModel",
     "ImageDTO",
     "ImageRef",
@@ -138,6 +141,7 @@ __all__ = [
     "SessionQueueItem",
     "SessionQueueItemSummary",
     "StatusChanged",
+    "Timeout",
     "TimeoutError",
     "UnprocessableEntityError",
     "UploadScope",

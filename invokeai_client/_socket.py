@@ -82,6 +82,7 @@ class EventStream:
                 self._http.origin,
                 socketio_path=self._http.socketio_path,
                 transports=["websocket"],
+                headers=dict(self._http.options.headers),
                 auth=self._auth,
                 wait_timeout=SOCKET_CONNECT_TIMEOUT,
             )

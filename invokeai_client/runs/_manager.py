@@ -221,12 +221,18 @@ class RunManager:
         return await self.enqueue(body, detach=detach)
 
     async def enqueue(
-        self, body: Mapping[str, Any], *, detach: bool = False, _single: bool = False
+        self,
+        body: Mapping[str, Any],
+        *,
+        detach: bool = False,
+        names: Mapping[str, str] | None = None,
+        _single: bool = False,
     ) -> BatchRun:
         """Submit an ``enqueue_batch`` body (``{"batch": {...}, "prepend": bool}``).
 
         The batch id is the body's (or a new uuid4, written into the request). Returns
-        once the server has the items; their runs are ``batch.runs``.
+        once the server has the items; their runs are ``batch.runs``. ``names`` maps a
+        batch input's ``"node_id.field_name"`` to the name its ``field_values`` use.
         """
         self._check_open()
         request, expected, groups, iterated = prepare_body(body)
@@ -250,6 +256,8 @@ class RunManager:
             destination=batch_json.get("destination"),
             detached=detach,
         )
+        if names:
+            batch.names = dict(names)
         if batch.batch_id in self._batches:
             raise errors.ValidationError(
                 f"batch_id {batch.batch_id!r} is already in flight on this client",
