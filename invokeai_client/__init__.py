@@ -10,6 +10,7 @@
 
 from ._config import Timeout
 from ._constants import __version__
+from ._files import safe_file_name
 from .client import AsyncClient
 from .errors import (
     APIError,
@@ -28,6 +29,7 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseTooLargeError,
     RunCanceledError,
     RunDetachedError,
     RunError,
@@ -36,11 +38,13 @@ from .errors import (
     RunningLoopError,
     RunTimeoutError,
     TimeoutError,
+    UnexpectedResponseError,
     UnprocessableEntityError,
     ValidationError,
     WorkflowError,
 )
 from .fields import InvocationSchemas, IvkField, register_field
+from .pool import PoolJob, PoolResult, ServerPool
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
@@ -125,9 +129,12 @@ __all__ = [
     "NodeStarted",
     "NotFoundError",
     "PermissionDeniedError",
+    "PoolJob",
+    "PoolResult",
     "QueueAndProcessorStatus",
     "QueueRepository",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RunCanceledError",
     "RunDetachedError",
     "RunError",
@@ -138,11 +145,13 @@ __all__ = [
     "RunTimeoutError",
     "RunningLoopError",
     "ServerInfo",
+    "ServerPool",
     "SessionQueueItem",
     "SessionQueueItemSummary",
     "StatusChanged",
     "Timeout",
     "TimeoutError",
+    "UnexpectedResponseError",
     "UnprocessableEntityError",
     "UploadScope",
     "User",
@@ -154,4 +163,5 @@ __all__ = [
     "WorkflowRun",
     "__version__",
     "register_field",
+    "safe_file_name",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from collections.abc import Mapping
@@ -11,9 +12,17 @@ from typing import Any
 import aiohttp
 
 from . import errors
+from ._answers import as_object, parse, reading
 from ._checks import check_bool
+from ._compat import ServerFeatures
 from ._config import Timeout, resolve_connection, session_options
-from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
+from ._constants import (
+    DEFAULT_MAX_DOWNLOAD_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE_ID,
+    DEFAULT_TIMEOUT,
+)
 from ._http import HttpTransport
 from ._router import EventRouter
 from ._socket import EventStream
@@ -24,7 +33,7 @@ from .repositories.models import ModelRepository
 from .repositories.queue import QueueRepository
 from .repositories.workflows import WorkflowRepository
 from .runs import RunManager
-from .types.app import AuthStatus, ServerInfo, User
+from .types.app import AppVersion, AuthStatus, ServerInfo, User
 
 log = logging.getLogger("invokeai_client")
 
@@ -51,6 +60,11 @@ class AsyncClient:
     from ``HTTP(S)_PROXY``/``NO_PROXY``; ``ssl_context`` checks TLS your way (private CA,
     client certificates). ``http_session`` is an aiohttp session your application owns: the
     client uses it, adds its timeout and headers per request, and does not close it.
+
+    ``max_response_size`` (default 64 MiB) bounds any answer read into memory and
+    ``max_download_size`` (default 8 GiB) any download streamed to a file, both counted after
+    decompression: a larger (or endlessly inflating) answer raises
+    :class:`~errors.ResponseTooLargeError` instead of filling memory or disk.
     """
 
     def __init__(
@@ -66,6 +80,8 @@ class AsyncClient:
         verify_ssl: bool = True,
         events: bool = True,
         max_concurrency: int | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
         headers: Mapping[str, str] | None = None,
         trust_env: bool = False,
         ssl_context: ssl.SSLContext | None = None,
@@ -103,7 +119,14 @@ class AsyncClient:
             ssl_context=ssl_context,
             http_session=http_session,
         )
-        self._http = HttpTransport(base_url, token=token, max_retries=max_retries, options=options)
+        self._http = HttpTransport(
+            base_url,
+            token=token,
+            max_retries=max_retries,
+            options=options,
+            max_response_size=max_response_size,
+            max_download_size=max_download_size,
+        )
         self._email = email
         self._password = password
         self.queue_id = queue_id
@@ -112,6 +135,7 @@ class AsyncClient:
         self._events = EventStream(self._http, self._router, queue_id=queue_id)
         self.runs = RunManager(self, max_concurrency=max_concurrency)
         self._server_info: ServerInfo | None = None
+        self._features: ServerFeatures | None = None
         self.boards = BoardRepository(self)
         self.images = ImageRepository(self)
         self.models = ModelRepository(self)
@@ -145,6 +169,7 @@ class AsyncClient:
         await self._http.open()
         try:
             if self._email is not None and self._password is not None:
+                await self._require_accounts()
                 await self.login(self._email, self._password)
             if self._use_events:
                 await self._events.connect()
@@ -194,36 +219,69 @@ class AsyncClient:
             # Single-user servers answer 403 "Multiuser mode is disabled": no login needed.
             log.info("login skipped: %s", errors.describe_detail(exc.detail))
             return User(user_id="system", is_admin=True)
-        self._http.set_token(answer["token"])
-        return User.model_validate(answer.get("user") or {"user_id": "unknown"})
+        with reading():
+            token = as_object(answer)["token"]
+            if not isinstance(token, str) or not token:
+                raise TypeError("no token in the login answer")
+            user = parse(User, answer.get("user") or {"user_id": "unknown"})
+        self._http.set_token(token)
+        return user
 
     # -- server info ---------------------------------------------------------------------
 
     async def server_info(self, *, refresh: bool = False) -> ServerInfo:
-        """The server's version and whether it runs in multi-user mode (cached)."""
+        """The server's version and whether it runs in multi-user mode (cached).
+
+        The version is read first; servers before 6.12 have no accounts and are single-user
+        (their ``/api/v1/auth/status`` does not exist and is not asked).
+        """
         if self._server_info is not None and not refresh:
             return self._server_info
-        version = await self._http.request("GET", "/api/v1/app/version")
-        self._http.server_version = str(version.get("version", "unknown"))
-        try:
-            status = AuthStatus.model_validate(
-                await self._http.request("GET", "/api/v1/auth/status")
-            )
-        except errors.EndpointNotAvailableError:
-            status = AuthStatus()  # servers before 6.12 have no auth: single-user
+        features = await self.features(refresh=refresh)
+        status = AuthStatus()
+        if features.supports("multiuser"):
+            # A build without the auth router counts as single-user.
+            with contextlib.suppress(errors.EndpointNotAvailableError, errors.NotFoundError):
+                status = parse(AuthStatus, await self._http.request("GET", "/api/v1/auth/status"))
         user: User | None = None
         if status.multiuser_enabled and self._http.token:
             try:
-                user = User.model_validate(await self._http.request("GET", "/api/v1/auth/me"))
+                user = parse(User, await self._http.request("GET", "/api/v1/auth/me"))
             except errors.APIError as exc:
                 log.debug("could not read the current user: %s", exc)
         self._server_info = ServerInfo(
-            version=self._http.server_version,
+            version=features.version_text,
             multiuser=status.multiuser_enabled,
             setup_required=status.setup_required,
             user=user,
         )
         return self._server_info
+
+    async def features(self, *, refresh: bool = False) -> ServerFeatures:
+        """What this server's InvokeAI version can do (one ``GET /api/v1/app/version``, cached).
+
+        ``(await client.features()).supports("queue_item_ids")``; the SDK's own
+        version-dependent calls use it and raise :class:`~invokeai_client.errors.
+        EndpointNotAvailableError` naming the version where a feature does not exist.
+        """
+        if self._features is None or refresh:
+            answer = await self._http.request("GET", "/api/v1/app/version")
+            text = parse(AppVersion, answer).version
+            self._http.server_version = text
+            self._features = ServerFeatures(text)
+        return self._features
+
+    async def _require_accounts(self) -> None:
+        """Refuse email=/password= before logging in to a server that has no accounts."""
+        features = await self.features()
+        try:
+            features.require("multiuser")
+        except errors.EndpointNotAvailableError as exc:
+            raise errors.EndpointNotAvailableError(
+                f"email=/password= were given, but {exc}; connect without credentials",
+                method="POST",
+                path="/api/v1/auth/login",
+            ) from None
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Low-level escape hatch: one REST call with this client's auth, retries, errors."""

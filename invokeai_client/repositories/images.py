@@ -12,9 +12,9 @@ import json
 import logging
 import os
 import re
-import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager, nullcontext, suppress
+from contextlib import asynccontextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Union, overload, runtime_checkable
@@ -23,7 +23,9 @@ import anyio
 import anyio.to_thread
 
 from .. import errors
+from .._answers import page_offset, page_total, parse, parse_list
 from .._checks import check_bool, check_choice, check_seconds
+from .._files import AtomicFile, Content, check_content, plan_target
 from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
 from .._uploads import read_image_source, upload_image
 from ..types.boards import UNCATEGORIZED, BoardRef
@@ -55,7 +57,6 @@ __all__ = [
 
 IMAGES = "/api/v1/images"
 MAX_IMAGE_NAME = 255
-DOWNLOAD_CHUNK = 256 * 1024
 MAX_BULK_DOWNLOAD = 1000
 """Images one bulk download may name (InvokeAI's MAX_IMAGE_BATCH_SIZE)."""
 BULK_DOWNLOAD_TIMEOUT = 300.0
@@ -232,7 +233,7 @@ class ImageRepository(Repository):
                     kind=errors.APIError,
                 ) from None
             raise
-        return ImageDTO.model_validate(answer)
+        return parse(ImageDTO, answer)
 
     @asynccontextmanager
     async def uploading(self, image: UploadSource, **options: Any) -> AsyncIterator[ImageDTO]:
@@ -255,14 +256,14 @@ class ImageRepository(Repository):
         name = image_name_of(image)
         with naming("image", name, action="read"):
             answer = await self._http.request("GET", f"{IMAGES}/i/{name}")
-        return ImageDTO.model_validate(answer)
+        return parse(ImageDTO, answer)
 
     async def get_many(self, images: ImagesArg) -> builtins.list[ImageDTO]:
         """Records of several images in the given order; unknown names are left out."""
         out: builtins.list[ImageDTO] = []
         names = image_names_of(images)
         async for answer in self._post_chunks(f"{IMAGES}/images_by_names", "image_names", names):
-            out.extend(ImageDTO.model_validate(i) for i in answer or [])
+            out.extend(parse_list(ImageDTO, answer, missing_ok=True))
         return out
 
     async def exists(self, image: ImageLike) -> bool:
@@ -295,12 +296,14 @@ class ImageRepository(Repository):
 
     @overload
     async def download(
-        self, image: ImageLike, dest: None = None, *, thumbnail: bool = False
+        self, image: ImageLike, dest: None = None, *, thumbnail: bool = False,
+        overwrite: bool = False,
     ) -> bytes: ...
 
     @overload
     async def download(
-        self, image: ImageLike, dest: str | os.PathLike[str], *, thumbnail: bool = False
+        self, image: ImageLike, dest: str | os.PathLike[str], *, thumbnail: bool = False,
+        overwrite: bool = False,
     ) -> Path: ...
 
     async def download(
@@ -309,43 +312,59 @@ class ImageRepository(Repository):
         dest: str | os.PathLike[str] | None = None,
         *,
         thumbnail: bool = False,
+        overwrite: bool = False,
     ) -> bytes | Path:
         """The image file: as bytes (no ``dest``), or streamed into ``dest`` (returns the path).
 
-        ``dest`` may be a folder (the file keeps the image's name; thumbnails end in
-        ``.webp``) or a file path. The file appears complete or not at all. Full images are
-        PNG, thumbnails WebP.
+        ``dest`` may be a folder (the file is named after the image, made safe as
+        :func:`~invokeai_client.safe_file_name` says; thumbnails end in ``.webp``) or a file
+        path in an existing folder. An existing file is refused unless ``overwrite=True``; a
+        symlink in the folder is never followed; the file appears complete or not at all, and
+        only once the bytes are known to be an image. Full images are PNG, thumbnails WebP.
         """
         name = image_name_of(image)
+        check_bool("overwrite", overwrite)
         kind = "thumbnail" if thumbnail else "full"
         path = f"{IMAGES}/i/{name}/{kind}"
         file_name = f"{Path(name).stem}.webp" if thumbnail else name
         with naming("image", name, action="download"):
-            return await self._fetch_file(path, file_name, dest)
+            if dest is None:
+                data: bytes = await self._http.request("GET", path, expect="bytes")
+                check_content("image", data[:16], method="GET", path=path)
+                return data
+            return await self._fetch_file(path, file_name, Path(dest), "image", overwrite)
 
     async def _fetch_file(
-        self, path: str, file_name: str, dest: str | os.PathLike[str] | None
-    ) -> bytes | Path:
-        """GET ``path`` as bytes, or stream it into ``dest`` (a folder gets ``file_name``);
-        the file appears complete or not at all."""
-        if dest is None:
-            data: bytes = await self._http.request("GET", path, expect="bytes")
-            return data
-        target = await anyio.to_thread.run_sync(_download_target, Path(dest), file_name)
-        part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        self, path: str, file_name: str, dest: Path, content: Content, overwrite: bool
+    ) -> Path:
+        """Stream ``path`` into ``dest`` (a folder gets ``file_name``, made safe) by the rules
+        of :mod:`invokeai_client._files`; the body must start like ``content``."""
+        target = await anyio.to_thread.run_sync(
+            partial(plan_target, dest, file_name, overwrite=overwrite)
+        )
+        out: AtomicFile | None = None
         try:
-            async with (
-                self._http.stream("GET", path) as response,
-                await anyio.open_file(part, "wb") as out,
-            ):
-                async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
-                    await out.write(chunk)
-            await anyio.to_thread.run_sync(os.replace, part, target)
+            async with self._http.stream("GET", path) as chunks:
+                head = b""
+                async for chunk in chunks:
+                    if out is None:
+                        head += chunk
+                        if len(head) < 16:
+                            continue
+                        check_content(content, head, method="GET", path=path)
+                        out = await anyio.to_thread.run_sync(AtomicFile, target)
+                        chunk, head = head, b""
+                    await anyio.to_thread.run_sync(out.write, chunk)
+                if out is None:  # a body shorter than any signature
+                    check_content(content, head, method="GET", path=path)
+                    out = await anyio.to_thread.run_sync(AtomicFile, target)
+                    await anyio.to_thread.run_sync(out.write, head)
+            return await anyio.to_thread.run_sync(partial(out.commit, overwrite=overwrite))
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_unlink_quietly, part)
+            if out is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(out.discard)
             raise
-        return target
 
     @overload
     async def download_zip(
@@ -355,6 +374,7 @@ class ImageRepository(Repository):
         board: BoardRef | None = None,
         dest: None = None,
         timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+        overwrite: bool = False,
     ) -> bytes: ...
 
     @overload
@@ -365,6 +385,7 @@ class ImageRepository(Repository):
         board: BoardRef | None = None,
         dest: str | os.PathLike[str],
         timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+        overwrite: bool = False,
     ) -> Path: ...
 
     async def download_zip(
@@ -374,6 +395,7 @@ class ImageRepository(Repository):
         board: BoardRef | None = None,
         dest: str | os.PathLike[str] | None = None,
         timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+        overwrite: bool = False,
     ) -> bytes | Path:
         """Several images as one zip archive that the server builds (InvokeAI's bulk download):
         the given ``images`` (at most 1,000), or every image on ``board`` (intermediates too;
@@ -381,7 +403,8 @@ class ImageRepository(Repository):
         ``<category>/<image_name>``.
 
         Returns the archive's bytes, or streams it into ``dest`` (a folder gets the server's
-        file name) and returns the path. The server announces the finished archive only on
+        file name; an existing file is refused unless ``overwrite=True``) and returns the
+        path. The server announces the finished archive only on
         the event stream, so this needs a client with ``events=True``. Raises
         :class:`~errors.BulkDownloadError` with the server's reason when it cannot build the
         archive, :class:`~errors.TimeoutError` after ``timeout`` seconds.
@@ -443,21 +466,29 @@ class ImageRepository(Repository):
                 error=event.error,
             )
         with naming("bulk download", item, action="download"):
-            return await self._fetch_file(f"{IMAGES}/download/{item}", item, dest)
+            zip_path = f"{IMAGES}/download/{item}"
+            if dest is None:
+                data: bytes = await self._http.request("GET", zip_path, expect="bytes")
+                check_content("zip", data[:16], method="GET", path=zip_path)
+                return data
+            return await self._fetch_file(zip_path, item, Path(dest), "zip", overwrite)
 
     @overload
     async def thumbnail(self, image: ImageLike, dest: None = None) -> bytes: ...
 
     @overload
-    async def thumbnail(self, image: ImageLike, dest: str | os.PathLike[str]) -> Path: ...
+    async def thumbnail(
+        self, image: ImageLike, dest: str | os.PathLike[str], *, overwrite: bool = False
+    ) -> Path: ...
 
     async def thumbnail(
-        self, image: ImageLike, dest: str | os.PathLike[str] | None = None
+        self, image: ImageLike, dest: str | os.PathLike[str] | None = None, *,
+        overwrite: bool = False,
     ) -> bytes | Path:
         """The image's WebP thumbnail, as bytes or saved into ``dest`` (see :meth:`download`)."""
         if dest is None:
             return await self.download(image, thumbnail=True)
-        return await self.download(image, dest, thumbnail=True)
+        return await self.download(image, dest, thumbnail=True, overwrite=overwrite)
 
     # -- changing ------------------------------------------------------------------------
 
@@ -492,7 +523,7 @@ class ImageRepository(Repository):
         except errors.BadRequestError:
             await self.get(name)  # InvokeAI answers 400 for an unknown image: name it
             raise
-        return ImageDTO.model_validate(answer)
+        return parse(ImageDTO, answer)
 
     async def star(self, images: ImagesArg) -> ImagesResult:
         """Star images (starred images list first)."""
@@ -579,10 +610,10 @@ class ImageRepository(Repository):
             with naming("board", board_ident, action="list images of",
                         not_found=errors.BoardNotFoundError):
                 answer = await self._http.request("GET", f"{IMAGES}/", params=params)
-            items = [ImageDTO.model_validate(i) for i in answer.get("items", [])]
+            items = parse_list(ImageDTO, answer, key="items", missing_ok=True)
             return offset_page(
-                items, offset=int(answer.get("offset", offset)), limit=limit,
-                total=answer.get("total"),
+                items, offset=page_offset(answer, offset), limit=limit,
+                total=page_total(answer),
             )
 
         return Paginator(
@@ -658,33 +689,6 @@ class _BulkDownloadWatcher:
 
     def close(self) -> None:
         self._remove()
-
-
-def _download_target(dest: Path, file_name: str) -> Path:
-    """Where a download goes (runs in a worker thread); refuses paths outside ``dest``."""
-    name = file_name
-    if dest.is_dir():
-        folder = dest.resolve()
-        target = (folder / file_name).resolve()
-        if target.parent != folder:
-            raise errors.ValidationError(
-                f"refusing to write image {name!r} outside {str(folder)!r}",
-                input="image",
-                rule="stays inside the target folder",
-            )
-        return target
-    if not dest.parent.is_dir():
-        raise errors.ValidationError(
-            f"cannot save to {str(dest)!r}: folder {str(dest.parent)!r} does not exist",
-            input="dest",
-            rule="an existing folder or a file in one",
-        )
-    return dest.resolve()
-
-
-def _unlink_quietly(path: Path) -> None:
-    with suppress(FileNotFoundError):
-        path.unlink()
 
 
 class UploadScope:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .._answers import as_object, integer, page_total, parse, parse_list, reading, strings
 from .._paging import Page, Paginator, check_page_size, offset_page
 from ..fields.schema import InvocationSchemas
 from ..types.workflows import WorkflowRecord, WorkflowSummary
@@ -129,9 +130,10 @@ class WorkflowRepository(Repository):
                 f"{WORKFLOWS}/",
                 params={**params, "page": offset // limit, "per_page": limit},
             )
-            items = [WorkflowSummary.model_validate(i) for i in (answer or {}).get("items", [])]
-            total = (answer or {}).get("total")
-            page = (answer or {}).get("page", offset // limit)
+            items = parse_list(WorkflowSummary, answer, key="items", missing_ok=True)
+            total = page_total(answer)
+            with reading():
+                page = integer(as_object(answer).get("page", offset // limit))
             return offset_page(
                 items,
                 offset=int(page) * limit,
@@ -146,7 +148,7 @@ class WorkflowRepository(Repository):
         _check_id(workflow_id)
         with naming("workflow", workflow_id, action="read"):
             answer = await self._http.request("GET", f"{WORKFLOWS}/i/{workflow_id}")
-        return WorkflowRecord.model_validate(answer)
+        return parse(WorkflowRecord, answer)
 
     async def get(self, workflow_id: str, *, typed: bool = True) -> WorkflowHandle:
         """A saved workflow as a handle, like :meth:`load` (NotFoundError naming the id)."""
@@ -160,7 +162,7 @@ class WorkflowRepository(Repository):
         data.pop("id", None)
         _check_savable(data)
         answer = await self._http.request("POST", f"{WORKFLOWS}/", json={"workflow": data})
-        return WorkflowRecord.model_validate(answer)
+        return parse(WorkflowRecord, answer)
 
     async def update(
         self, workflow: WorkflowSource | WorkflowHandle, *, workflow_id: str | None = None
@@ -181,7 +183,7 @@ class WorkflowRepository(Repository):
             answer = await self._http.request(
                 "PATCH", f"{WORKFLOWS}/i/{target}", json={"workflow": data}, retry=True
             )
-        return WorkflowRecord.model_validate(answer)
+        return parse(WorkflowRecord, answer)
 
     async def delete(self, workflow_id: str) -> None:
         """Delete a saved workflow (NotFoundError naming the id if there is none)."""
@@ -205,14 +207,14 @@ class WorkflowRepository(Repository):
                 json={"is_public": is_public},
                 retry=True,
             )
-        return WorkflowRecord.model_validate(answer)
+        return parse(WorkflowRecord, answer)
 
     async def tags(self, *, category: str | Iterable[str] | None = None) -> builtins.list[str]:
         """Every tag used by saved workflows (InvokeAI 6.12+)."""
         answer = await self._http.request(
             "GET", f"{WORKFLOWS}/tags", params={"categories": _categories("category", category)}
         )
-        return [str(t) for t in answer or []]
+        return strings(answer)
 
     async def counts_by_category(self, categories: Iterable[str] = CATEGORIES) -> dict[str, int]:
         """How many saved workflows each category has."""
@@ -221,7 +223,8 @@ class WorkflowRepository(Repository):
             f"{WORKFLOWS}/counts_by_category",
             params={"categories": _categories("categories", categories)},
         )
-        return {str(k): int(v) for k, v in (answer or {}).items()}
+        with reading():
+            return {str(k): integer(v) for k, v in (answer or {}).items()}
 
 
 async def load_definition(source: WorkflowSource) -> WorkflowDefinition:

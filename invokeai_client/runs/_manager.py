@@ -21,8 +21,6 @@ import contextlib
 import functools
 import json
 import logging
-import math
-import uuid
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,11 +30,8 @@ from .. import errors
 from .._checks import check_int
 from .._constants import DEFAULT_ORIGIN
 from .._router import EventRouter
-from ..types.queue import (
-    EnqueueBatchResult,
-    SessionQueueItem,
-    is_batch_item,
-)
+from ..types.batch import EnqueueBody
+from ..types.queue import EnqueueBatchResult, SessionQueueItem
 from ._run import TERMINAL, BatchRun, WorkflowRun, _now
 from .results import iterated_nodes
 
@@ -197,7 +192,9 @@ class RunManager:
         batch = await self.enqueue(body, detach=detach, _single=True)
         return batch._only_run()
 
-    async def submit_body(self, body: Mapping[str, Any], *, detach: bool = False) -> WorkflowRun:
+    async def submit_body(
+        self, body: EnqueueBody | Mapping[str, Any], *, detach: bool = False
+    ) -> WorkflowRun:
         """Submit an ``enqueue_batch`` body that makes exactly one queue item; its run."""
         batch = await self.enqueue(body, detach=detach, _single=True)
         return batch._only_run()
@@ -222,21 +219,24 @@ class RunManager:
 
     async def enqueue(
         self,
-        body: Mapping[str, Any],
+        body: EnqueueBody | Mapping[str, Any],
         *,
         detach: bool = False,
         names: Mapping[str, str] | None = None,
         _single: bool = False,
     ) -> BatchRun:
-        """Submit an ``enqueue_batch`` body (``{"batch": {...}, "prepend": bool}``).
+        """Submit an ``enqueue_batch`` body: an :class:`~invokeai_client.types.batch.EnqueueBody`
+        (e.g. from the workflow compile stage) or its dict form
+        (``{"batch": {...}, "prepend": bool}``, parsed with the same rules).
 
         The batch id is the body's (or a new uuid4, written into the request). Returns
         once the server has the items; their runs are ``batch.runs``. ``names`` maps a
         batch input's ``"node_id.field_name"`` to the name its ``field_values`` use.
         """
         self._check_open()
-        request, expected, groups, iterated = prepare_body(body)
-        node_count = len(request["batch"]["graph"]["nodes"])
+        parsed, request, groups, iterated = prepare_body(body)
+        expected = parsed.item_count
+        node_count = len(parsed.batch.graph["nodes"])
         if _single and expected != 1:
             raise errors.ValidationError(
                 f"submit() makes exactly one queue item, but this batch makes {expected}; "
@@ -903,146 +903,19 @@ def _body(
     return {"batch": batch, "prepend": prepend}
 
 
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return type(value).__name__
-
-
 def prepare_body(
-    body: Mapping[str, Any],
-) -> tuple[dict[str, Any], int, list[list[dict[str, Any]]] | None, frozenset[str]]:
-    """Check an enqueue body locally and fill in ``batch_id`` and ``origin``.
+    body: EnqueueBody | Mapping[str, Any],
+) -> tuple[EnqueueBody, dict[str, Any], list[list[dict[str, Any]]] | None, frozenset[str]]:
+    """Parse an enqueue body with every rule checked (see :mod:`invokeai_client.types.batch`)
+    and fill in ``origin``.
 
-    Returns the request to send, how many items it makes, its batch data groups and the
-    graph's iterated nodes. Raises :class:`~invokeai_client.errors.ValidationError` naming
-    the bad part before anything is sent: InvokeAI accepts some broken batches and then
-    stalls its whole queue on them.
+    Returns the body, the request to send, its batch data groups and the graph's iterated
+    nodes. Raises :class:`~invokeai_client.errors.ValidationError` naming the bad part before
+    anything is sent: InvokeAI accepts some broken batches and then stalls its whole queue on
+    them.
     """
-
-    def bad(message: str, where: str, rule: str) -> errors.ValidationError:
-        return errors.ValidationError(message, input=where, rule=rule)
-
-    if not isinstance(body, Mapping) or not isinstance(body.get("batch"), Mapping):
-        raise bad(
-            "an enqueue body is {'batch': {'graph': ...}, 'prepend': false}",
-            "body", "has a 'batch' object",
-        )
-    batch = dict(body["batch"])
-    graph = batch.get("graph")
-    if not isinstance(graph, Mapping) or not isinstance(graph.get("nodes"), Mapping):
-        raise bad("batch.graph must be a graph object with a 'nodes' object", "graph",
-                  "graph with nodes")
-    nodes: Mapping[str, Any] = graph["nodes"]
-    if not nodes:
-        raise bad("batch.graph has no nodes: there is nothing to run", "graph",
-                  "at least one node")
-    runs = batch.get("runs", 1)
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise bad(f"runs must be an int >= 1, got {runs!r}", "runs", "int >= 1")
-    batch_id = batch.get("batch_id") or str(uuid.uuid4())
-    if not isinstance(batch_id, str) or batch_id == "redacted":
-        raise bad(f"batch_id must be a string, got {batch_id!r}", "batch_id", "string")
-    batch["batch_id"] = batch_id
-    if batch.get("origin") is None:
-        batch["origin"] = DEFAULT_ORIGIN
-    prepend = body.get("prepend", False)
-    if not isinstance(prepend, bool):
-        raise bad(f"prepend must be True or False, got {prepend!r}", "prepend", "bool")
-
-    groups = _check_data(batch.get("data"), nodes, bad)
-    if groups is not None:
-        batch["data"] = groups
-    per_run = math.prod(len(group[0]["items"]) for group in groups) if groups else 1
-    request = {**body, "batch": batch, "prepend": prepend}
-    return request, runs * per_run, groups, iterated_nodes(graph)
-
-
-def _check_data(
-    data: Any, nodes: Mapping[str, Any], bad: Any
-) -> list[list[dict[str, Any]]] | None:
-    if data is None:
-        return None
-    if not isinstance(data, (list, tuple)):
-        raise bad("batch.data must be a list of groups (lists of batch data)", "data",
-                  "list of lists")
-    groups: list[list[dict[str, Any]]] = []
-    seen: set[tuple[str, str]] = set()
-    for g, group in enumerate(data):
-        if not isinstance(group, (list, tuple)) or not group:
-            raise bad(f"batch.data[{g}] must be a non-empty list of batch data", "data",
-                      "non-empty groups")
-        length: int | None = None
-        checked: list[dict[str, Any]] = []
-        for datum in group:
-            if not isinstance(datum, Mapping):
-                raise bad(f"batch.data[{g}] holds {datum!r}, not a batch datum", "data",
-                          "{node_path, field_name, items}")
-            node_path, field_name = datum.get("node_path"), datum.get("field_name")
-            items = datum.get("items")
-            where = f"{node_path}.{field_name}"
-            if not isinstance(node_path, str) or node_path not in nodes:
-                raise bad(f"batch data names node {node_path!r}, which is not in the graph",
-                          where, "node in the graph")
-            if not isinstance(field_name, str) or not field_name:
-                raise bad(f"batch data for node {node_path!r} has no field_name", where,
-                          "field_name")
-            if (node_path, field_name) in seen:
-                raise bad(f"batch data sets {where} twice", where, "each field once")
-            seen.add((node_path, field_name))
-            if not isinstance(items, (list, tuple)) or not items:
-                raise bad(f"batch data for {where} needs a non-empty list of items", where,
-                          "non-empty items")
-            kinds = {_json_kind(item) for item in items}
-            if len(kinds) != 1:
-                raise bad(
-                    f"batch data for {where} mixes value types ({', '.join(sorted(kinds))}); "
-                    "all items of one field must share a type",
-                    where, "one type per field",
-                )
-            kind = next(iter(kinds))
-            if kind not in ("number", "string", "object", "array"):
-                raise bad(
-                    f"batch data for {where} holds {kind} values; InvokeAI batches take "
-                    "numbers, strings, image/video fields or lists",
-                    where, "number, string, image field or list",
-                )
-            odd = next((item for item in items if not is_batch_item(item)), None)
-            if odd is not None:
-                raise bad(
-                    f"batch data for {where} holds {odd!r:.60}, which is not an image or "
-                    "video field; InvokeAI batches take numbers, strings, image/video fields "
-                    "or lists of them",
-                    where, "number, string, image field or list",
-                )
-            node = nodes[node_path]
-            literal = node.get(field_name) if isinstance(node, Mapping) else None
-            if literal is not None and _json_kind(literal) != kind:
-                raise bad(
-                    f"batch data for {where} holds {kind} values but the field holds a "
-                    f"{_json_kind(literal)} ({literal!r}); a wrongly typed batch value stalls "
-                    "the server's whole queue",
-                    where, f"{_json_kind(literal)} values",
-                )
-            if length is None:
-                length = len(items)
-            elif len(items) != length:
-                raise bad(
-                    f"zipped batch data in group {g} must have equal lengths; {where} has "
-                    f"{len(items)}, the group's first has {length}",
-                    where, "equal lengths within a group",
-                )
-            checked.append({"node_path": node_path, "field_name": field_name,
-                            "items": list(items)})
-        groups.append(checked)
-    return groups
+    parsed: EnqueueBody = EnqueueBody.parse(body)
+    if parsed.batch.origin is None:
+        parsed = parsed.with_origin(DEFAULT_ORIGIN)
+    request = parsed.to_dict()
+    return parsed, request, request["batch"].get("data"), iterated_nodes(parsed.batch.graph)

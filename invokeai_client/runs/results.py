@@ -13,7 +13,6 @@ give equal results.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import anyio
 
 from .. import errors
+from .._files import safe_file_name
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -30,16 +30,6 @@ __all__ = ["FieldValues", "ImageRef", "WorkflowResult", "map_output", "safe_file
 
 PASSTHROUGH_NODE_TYPES = frozenset({"image", "load_image", "video"})
 """Node types that only pass an existing image on; their outputs are not new images."""
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_file_name(name: str, *, default: str = "image.png") -> str:
-    """A file name that stays inside its folder: no separators, no leading dots, no oddities."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE.sub("_", base).lstrip(".")
-    return base[:200] or default
-
 
 @dataclass(frozen=True, slots=True)
 class ImageRef:
@@ -67,18 +57,25 @@ class ImageRef:
         """The full-size image file as bytes (PNG), through ``client.images``."""
         return await self._require_client().images.download(self.image_name)
 
-    async def save(self, folder: str | Path, *, name: str | None = None) -> Path:
+    async def save(
+        self, folder: str | Path, *, name: str | None = None, overwrite: bool = False
+    ) -> Path:
         """Download into ``folder`` (created if needed); returns the file's path.
 
-        The file name is ``name`` or the image name, made safe (no path separators, no
-        leading dots), so a hostile name cannot escape ``folder``. The file is streamed and
-        appears complete or not at all.
+        The file name is ``name`` or the image name, made safe by
+        :func:`~invokeai_client.safe_file_name` (the same rules as ``images.download``:
+        plain names verbatim, others cleaned and told apart by a short hash), so a hostile
+        name cannot escape ``folder`` and two names never share a file. An existing file is
+        refused unless ``overwrite=True``; a symlink in the folder is never followed; the file
+        appears complete or not at all, and only if the server sent an image.
         """
         client = self._require_client()
         target_dir = anyio.Path(folder)
         await target_dir.mkdir(parents=True, exist_ok=True)
-        target = Path(target_dir / safe_file_name(name or self.image_name))
-        return await client.images.download(self.image_name, target)
+        return await client.images.download(
+            self.image_name, Path(target_dir / safe_file_name(name or self.image_name)),
+            overwrite=overwrite,
+        )
 
 
 class FieldValues(Mapping[str, Any]):

@@ -11,7 +11,13 @@ from typing import TypeVar
 from typing_extensions import ParamSpec
 
 from .._config import Timeout
-from .._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
+from .._constants import (
+    DEFAULT_MAX_DOWNLOAD_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE_ID,
+    DEFAULT_TIMEOUT,
+)
 from ..client import AsyncClient
 from ._bridge import Bridge
 from ._objects import (
@@ -74,6 +80,8 @@ class Client(Proxy[AsyncClient]):
         verify_ssl: bool = True,
         events: bool = True,
         max_concurrency: int | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
         headers: Mapping[str, str] | None = None,
         trust_env: bool = False,
         ssl_context: ssl.SSLContext | None = None,
@@ -89,6 +97,8 @@ class Client(Proxy[AsyncClient]):
             verify_ssl=verify_ssl,
             events=events,
             max_concurrency=max_concurrency,
+            max_response_size=max_response_size,
+            max_download_size=max_download_size,
             headers=headers,
             trust_env=trust_env,
             ssl_context=ssl_context,

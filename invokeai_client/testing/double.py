@@ -27,6 +27,10 @@ from typing import TYPE_CHECKING, Any
 import socketio
 from aiohttp import web
 
+from invokeai_client._compat import REFERENCE, ServerFeatures
+
+from ._double_versions import lacks_route, missing_route, trim_answer
+
 if TYPE_CHECKING:
     from ._double_queue import SessionQueue
 
@@ -171,6 +175,8 @@ class InvokeAIDouble:
 
     def __init__(self, *, multiuser: bool = False, version: str = VERSION) -> None:
         self.version = version
+        self.features = ServerFeatures(version)
+        """What ``version`` has: the double answers as that InvokeAI (see _double_versions)."""
         self.multiuser = multiuser
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []
@@ -315,6 +321,8 @@ class InvokeAIDouble:
             return await handler(request)
         self.requests.append((request.method, path))
         self.auth_log.append(request.headers.get("Authorization", "")[len("Bearer "):] or None)
+        if self.features.version != REFERENCE and lacks_route(self.features, request.method, path):
+            return missing_route(request.method)  # an older InvokeAI (``version=``)
         rule = self.faults.match(request.method, path)
         if rule is not None:
             if rule.delay:
@@ -342,6 +350,7 @@ class InvokeAIDouble:
             return json_response({"detail": "Method Not Allowed"}, 405)
         except web.HTTPMethodNotAllowed:
             return json_response({"detail": "Method Not Allowed"}, 405)
+        trim_answer(self.features, request.method, path, response)
         if (
             self.multiuser
             and self.refresh_tokens

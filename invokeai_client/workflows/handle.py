@@ -16,7 +16,7 @@ import logging
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +32,7 @@ from ..fields.primitives import FloatField, IntegerField, NumberField, StringFie
 from ..fields.registry import FieldRegistry, default_registry
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
+from ..types.batch import Batch, EnqueueBody
 from ..types.queue import is_batch_item
 from . import graph as _graph
 from .definition import ExposedField, WorkflowDefinition, WorkflowNode
@@ -545,6 +546,16 @@ class WorkflowHandle:
                     f"{name} must be a string, got {text!r}", input=name, rule="string"
                 )
         user_groups = self._user_data(data)
+        for index, group in enumerate(user_groups):
+            sizes = {len(d["items"]) for d in group if isinstance(d["items"], Sized)}
+            if len(sizes) > 1:
+                raise ValidationError(
+                    f"batch data group {index} zips lists of different lengths "
+                    f"{sorted(sizes)}; the datums of one group must have the same number of "
+                    "items",
+                    input=f"data[{index}]",
+                    rule="same length in a group",
+                )
         targets = {(d["node_path"], d["field_name"]) for group in user_groups for d in group}
         graph = _graph.build_graph(
             self, board=_board_id(board), batch_targets=targets, validate=validate
@@ -558,7 +569,6 @@ class WorkflowHandle:
             ]
             for group in user_groups
         ]
-        _check_groups(groups)
         batch: dict[str, Any] = {"batch_id": batch_id, "graph": graph, "runs": runs, "data": groups}
         if origin is not None:
             batch["origin"] = origin
@@ -566,7 +576,7 @@ class WorkflowHandle:
             batch["destination"] = destination
         if attach_workflow:
             batch["workflow"] = _graph.workflow_for_batch(self)
-        return {"batch": batch, "prepend": prepend}
+        return EnqueueBody(batch=Batch(**batch), prepend=prepend).to_dict()
 
     def batch_datum(self, key: InputKey | IvkWorkflowInput, items: Iterable[Any]) -> dict[str, Any]:
         """A checked ``Batch.data`` datum that varies one input over ``items``."""
@@ -1171,25 +1181,3 @@ def _as_items(values: Any, key: str) -> list[Any]:
             rule="list of values",
         )
     return list(values)
-
-
-def _check_groups(groups: list[list[dict[str, Any]]]) -> None:
-    seen: set[tuple[str, str]] = set()
-    for index, group in enumerate(groups):
-        sizes = {len(d["items"]) for d in group}
-        if len(sizes) > 1:
-            raise ValidationError(
-                f"batch data group {index} zips lists of different lengths {sorted(sizes)}; the "
-                "datums of one group must have the same number of items",
-                input=f"data[{index}]",
-                rule="same length in a group",
-            )
-        for datum in group:
-            key = (datum["node_path"], datum["field_name"])
-            if key in seen:
-                raise ValidationError(
-                    f"batch data varies {key[0]}.{key[1]} twice; each input may appear once",
-                    input=f"{key[0]}.{key[1]}",
-                    rule="unique node and field",
-                )
-            seen.add(key)
