@@ -17,16 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
-from ._double_boards import (
-    json_body,
+from .auth import is_owner_or_admin
+from .boards import (
     may_modify_image,
     may_read_image,
     read_board,
 )
-from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response, missing
+from .http import error, json_body, json_response, missing
+from .records import DoubleImage, db_timestamp
 
 if TYPE_CHECKING:
-    from .double import InvokeAIDouble
+    from .app import DoubleApp
 
 IMAGES = "/api/v1/images"
 CATEGORIES = ("general", "mask", "control", "user", "other")
@@ -34,7 +35,7 @@ THUMBNAIL_SIZE = 256
 MAX_BATCH = 1000
 
 
-def install(double: InvokeAIDouble) -> None:
+def install(double: DoubleApp) -> None:
     """Add the image routes to ``double``."""
     routes = _Routes(double)
     double.route("POST", f"{IMAGES}/upload", routes.upload)
@@ -160,7 +161,7 @@ def _bool_query(request: web.Request, name: str, *, required: bool = False) -> b
 
 
 class _Routes:
-    def __init__(self, double: InvokeAIDouble) -> None:
+    def __init__(self, double: DoubleApp) -> None:
         self.d = double
         self._thumbs: dict[str, bytes] = {}
         self._zips: dict[str, tuple[str, bytes]] = {}  # bulk download name -> (owner, zip)

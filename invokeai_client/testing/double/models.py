@@ -27,11 +27,11 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
-from ..types.model_configs import KNOWN_BASES, KNOWN_FORMATS, KNOWN_TYPES
-from .double import error, json_response, missing
+from ...types.model_configs import KNOWN_BASES, KNOWN_FORMATS, KNOWN_TYPES
+from .http import error, json_response, missing
 
 if TYPE_CHECKING:
-    from .double import InvokeAIDouble
+    from .app import DoubleApp
 
 MODEL_EXTENSIONS = (".bin", ".ckpt", ".gguf", ".onnx", ".pt", ".pth", ".safetensors")
 HF_REPO = re.compile(r"^([^/:]+/[^/:]+)(?::([^:]*)(?::/?([^:]+))?)?$")
@@ -39,7 +39,7 @@ DOWNLOAD_SIZE = 4 * 1024 * 1024
 DOWNLOAD_STEPS = 4
 
 
-def install(double: InvokeAIDouble) -> None:
+def install(double: DoubleApp) -> None:
     """Add the model routes to ``double``."""
     routes = _Routes(double)
     base = "/api/v2/models"
@@ -57,7 +57,7 @@ def install(double: InvokeAIDouble) -> None:
 
 
 def add_model(
-    double: InvokeAIDouble,
+    double: DoubleApp,
     name: str,
     *,
     base: str = "sd-1",
@@ -110,7 +110,7 @@ def _enum_error(loc: list[Any], value: str, allowed: tuple[str, ...]) -> web.HTT
 
 
 class _Routes:
-    def __init__(self, double: InvokeAIDouble) -> None:
+    def __init__(self, double: DoubleApp) -> None:
         self.d = double
         self.next_job_id = 0
 
