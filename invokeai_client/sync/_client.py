@@ -158,6 +158,7 @@ class Client(Proxy[AsyncClient]):
     is_connected: Attr[bool] = Attr()
     queue_id: Attr[str] = Attr()
     server_info = blocking(AsyncClient.server_info)
+    features = blocking(AsyncClient.features)
     login = blocking(AsyncClient.login)
 
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
