@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import anyio
 
@@ -24,12 +24,19 @@ from .. import errors
 from .._files import safe_file_name
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from ..repositories.images import ImageRepository
 
 __all__ = ["FieldValues", "ImageRef", "WorkflowResult", "map_output", "safe_file_name"]
 
 PASSTHROUGH_NODE_TYPES = frozenset({"image", "load_image", "video"})
 """Node types that only pass an existing image on; their outputs are not new images."""
+
+class ImageHost(Protocol):
+    """What an :class:`ImageRef` downloads through: a client (its ``images`` repository)."""
+
+    @property
+    def images(self) -> ImageRepository: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ImageRef:
@@ -43,9 +50,9 @@ class ImageRef:
     image_name: str
     width: int | None = None
     height: int | None = None
-    client: AsyncClient | None = field(default=None, compare=False, repr=False, hash=False)
+    client: ImageHost | None = field(default=None, compare=False, repr=False, hash=False)
 
-    def _require_client(self) -> AsyncClient:
+    def _require_client(self) -> ImageHost:
         if self.client is None:
             raise errors.InvokeAIError(
                 f"ImageRef {self.image_name!r} is not bound to a client; use "
@@ -69,10 +76,10 @@ class ImageRef:
         refused unless ``overwrite=True``; a symlink in the folder is never followed; the file
         appears complete or not at all, and only if the server sent an image.
         """
-        client = self._require_client()
+        images = self._require_client().images
         target_dir = anyio.Path(folder)
         await target_dir.mkdir(parents=True, exist_ok=True)
-        return await client.images.download(
+        return await images.download(
             self.image_name, Path(target_dir / safe_file_name(name or self.image_name)),
             overwrite=overwrite,
         )
@@ -243,7 +250,7 @@ def _is_image_field(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and "image_name" in value and len(value) <= 2
 
 
-def map_value(value: Any, client: AsyncClient | None) -> Any:
+def map_value(value: Any, client: ImageHost | None) -> Any:
     """One output field's value as a Python value (image fields become ImageRefs)."""
     if isinstance(value, dict):
         if _is_image_field(value):
@@ -254,7 +261,7 @@ def map_value(value: Any, client: AsyncClient | None) -> Any:
     return value
 
 
-def map_output(output: Mapping[str, Any], client: AsyncClient | None) -> Any:
+def map_output(output: Mapping[str, Any], client: ImageHost | None) -> Any:
     """A node's output (``{"type": ..., <fields>}``) as a Python value; see the module doc."""
     if len(output) == 2 and "type" in output:
         # One field (the common case: an integer, a string, a collection): its value. A lone
@@ -331,7 +338,7 @@ def iterated_nodes(graph: Mapping[str, Any] | None) -> frozenset[str]:
 
 
 def outputs_from_session(
-    session: Mapping[str, Any], client: AsyncClient | None
+    session: Mapping[str, Any], client: ImageHost | None
 ) -> tuple[dict[str, Any], tuple[ImageRef, ...]]:
     """Outputs and new images of a queue item's ``session`` (the REST path).
 

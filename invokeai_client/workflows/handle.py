@@ -39,9 +39,9 @@ from . import graph as _graph
 from .definition import ExposedField, WorkflowDefinition, WorkflowNode
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
     from ..runs import BatchRun, WorkflowRun
     from ..types.boards import Board, BoardRef
+    from ._client import WorkflowClient
     from .model_sync import ModelSyncReport
 
 log = logging.getLogger("invokeai_client")
@@ -102,7 +102,7 @@ class WorkflowHandle:
         definition: WorkflowDefinition,
         *,
         schemas: InvocationSchemas | None = None,
-        client: AsyncClient | None = None,
+        client: WorkflowClient | None = None,
         registry: FieldRegistry | None = None,
     ) -> None:
         if not isinstance(definition, WorkflowDefinition):
@@ -139,7 +139,7 @@ class WorkflowHandle:
         return self._schemas
 
     @property
-    def client(self) -> AsyncClient | None:
+    def client(self) -> WorkflowClient | None:
         return self._client
 
     @property
@@ -835,7 +835,7 @@ class WorkflowHandle:
                     for item, value in builtins.zip(items, checked, strict=True)
                 ]
 
-    async def _resolve_board_inputs(self, client: AsyncClient) -> None:
+    async def _resolve_board_inputs(self, client: WorkflowClient) -> None:
         """Turn board inputs set to a board *name* into that board's id (one lookup per
         name and handle), so ``set("Board", "My board")`` saves where the user meant."""
         for field in self._fields.values():
@@ -884,7 +884,7 @@ class WorkflowHandle:
     ) -> None:
         await self.delete_uploads()
 
-    def _require_client(self, action: str) -> AsyncClient:
+    def _require_client(self, action: str) -> WorkflowClient:
         if self._client is None:
             raise WorkflowError(
                 f"cannot {action}: this handle has no client (load it with "
@@ -1119,7 +1119,7 @@ class WorkflowHandle:
         return found
 
 
-async def _resolve_board(client: AsyncClient, board: BoardRef | None) -> str | None:
+async def _resolve_board(client: WorkflowClient, board: BoardRef | None) -> str | None:
     """The id of the auto-add board ``board`` (id, name or Board), or None for no board."""
     if board is None:
         return None
