@@ -48,8 +48,6 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
         "repositories/models.py:ModelRepository.install",
         "repositories/workflows.py:WorkflowRepository.list",
         "runs/_manager.py:RunManager.enqueue",
-        "testing/double/images.py:_Routes.upload",
-        "testing/double/models.py:_Routes._run_install",
         "workflows/definition.py:_form_fields",
         "workflows/definition.py:_parse_nodes",
         "workflows/generators.py:generator_values",

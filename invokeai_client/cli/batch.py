@@ -23,7 +23,8 @@ from typing import Any
 from ..errors import InvokeAIError, ValidationError
 from ..pool import PoolJob, Progress, ServerPool
 from ..workflows import WorkflowHandle
-from ._console import CliError, Console
+from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
+from ._progress import ProgressDisplay
 from ._server import client_options
 from ._values import find_input, one_line, parse_sweep, parse_value, split_assignment
 
@@ -93,7 +94,7 @@ async def _batch(args: argparse.Namespace, out: Path, manifest: Path, options: d
             console.note(f"left out {url}: {one_line(why)}")
         await _follow(job, console)
     _summary(job, console, time.monotonic() - started)
-    return 0 if all(r.ok for r in job.results.values()) else 1
+    return EXIT_OK if all(r.ok for r in job.results.values()) else EXIT_ITEMS_FAILED
 
 
 async def _submit(pool: ServerPool, args: argparse.Namespace, out: Path,
@@ -161,21 +162,36 @@ def _columns(wf: WorkflowHandle, rows: list[tuple[int, Any]], source: str, *,
 
 
 async def _follow(job: PoolJob, console: Console) -> None:
-    last_line = 0.0
-    while not await job.settled(REFRESH):
-        line = status_line(job.progress())
-        if console.live:
-            console.status(line)
-        elif time.monotonic() - last_line >= LOG_EVERY:
-            console.note(line)
-            last_line = time.monotonic()
-    console.end_status()
+    """The live display (rich on a terminal: bar, rate, ETA, and per server its items/s and
+    queue depth), else a status line every LOG_EVERY seconds."""
+    last_line = time.monotonic()
+    with ProgressDisplay(console, total=job.total, title="batch") as display:
+        while not await job.settled(REFRESH):
+            progress = job.progress()
+            display.update(
+                done=progress.done, running=progress.counts.get("sent", 0),
+                failed=progress.counts.get("failed", 0),
+                canceled=progress.counts.get("canceled", 0),
+                activity=servers_line(progress),
+            )
+            if not console.live and time.monotonic() - last_line >= LOG_EVERY:
+                console.note(status_line(progress))
+                last_line = time.monotonic()
+        display.update(done=job.progress().done)
     await job.wait()
 
 
 def status_line(progress: Progress) -> str:
     """One line: done/total, per server items/s and queue depth, ETA."""
-    parts = [f"{progress.done}/{progress.total}"]
+    line = f"{progress.done}/{progress.total}  {servers_line(progress)}"
+    if progress.eta is not None:
+        line += f"  ETA {progress.eta:.0f}s"
+    return line
+
+
+def servers_line(progress: Progress) -> str:
+    """Per server: its items/s and how many items it holds (or its state)."""
+    parts = []
     for server in progress.servers:
         name = server.url.split("//")[-1]
         if server.state != "up":
@@ -183,8 +199,6 @@ def status_line(progress: Progress) -> str:
             continue
         rate = f"{server.rate:.1f}/s" if server.rate else "-/s"
         parts.append(f"{name} {rate} q{server.in_flight}")
-    if progress.eta is not None:
-        parts.append(f"ETA {progress.eta:.0f}s")
     return "  ".join(parts)
 
 

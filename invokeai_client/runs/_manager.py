@@ -234,6 +234,7 @@ class RunManager:
         *,
         detach: bool = False,
         partial: bool = False,
+        names: Mapping[str, str] | None = None,
         _single: bool = False,
     ) -> BatchRun:
         """Submit an ``enqueue_batch`` body: an :class:`~invokeai_client.types.batch.EnqueueBody`
@@ -241,10 +242,11 @@ class RunManager:
         (``{"batch": {...}, "prepend": bool}``, parsed with the same rules).
 
         The batch id is the body's (or a new uuid4, written into the request). Returns
-        once the server has the items; their runs are ``batch.runs``. A batch the server's
-        queue cuts (``max_queue_size``) raises :class:`~errors.QueueFullError` after its
-        items were canceled, unless ``partial``: then the batch holds the items that were
-        made (the first ones, in order) and the caller sends the rest later.
+        once the server has the items; their runs are ``batch.runs``. ``names`` maps a
+        batch input's ``"node_id.field_name"`` to the name its ``field_values`` use. A batch
+        the server's queue cuts (``max_queue_size``) raises :class:`~errors.QueueFullError`
+        after its items were canceled, unless ``partial``: then the batch holds the items
+        that were made (the first ones, in order) and the caller sends the rest later.
         """
         self._check_open()
         parsed, request, groups, iterated = prepare_body(body)
@@ -269,6 +271,8 @@ class RunManager:
             destination=batch_json.get("destination"),
             detached=detach,
         )
+        if names:
+            batch.names = dict(names)
         if batch.batch_id in self._batches:
             raise errors.ValidationError(
                 f"batch_id {batch.batch_id!r} is already in flight on this client",
