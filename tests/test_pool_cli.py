@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from invokeai_client import AsyncClient
+from invokeai_client.cli._console import EXIT_INPUT
 from invokeai_client.pool import Manifest
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
@@ -103,5 +104,5 @@ async def test_csv_and_jsonl_give_one_variation_per_row(tmp_path: Path) -> None:
             [*base, "--jsonl", str(tmp_path / "v.jsonl"), "--out", str(tmp_path / "b")],
             env=cli_env(), check=False,
         )
-        assert refused.returncode == 1
+        assert refused.returncode == EXIT_INPUT
         assert "--resume" in refused.stderr.decode()
