@@ -9,6 +9,7 @@
 """
 
 from ._constants import __version__
+from ._files import safe_file_name
 from .client import AsyncClient
 from .errors import (
     APIError,
@@ -27,6 +28,7 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseTooLargeError,
     RunCanceledError,
     RunDetachedError,
     RunError,
@@ -35,6 +37,7 @@ from .errors import (
     RunningLoopError,
     RunTimeoutError,
     TimeoutError,
+    UnexpectedResponseError,
     UnprocessableEntityError,
     ValidationError,
     WorkflowError,
@@ -128,6 +131,7 @@ __all__ = [
     "QueueAndProcessorStatus",
     "QueueRepository",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RunCanceledError",
     "RunDetachedError",
     "RunError",
@@ -143,6 +147,7 @@ __all__ = [
     "SessionQueueItemSummary",
     "StatusChanged",
     "TimeoutError",
+    "UnexpectedResponseError",
     "UnprocessableEntityError",
     "UploadScope",
     "User",
@@ -154,4 +159,5 @@ __all__ = [
     "WorkflowRun",
     "__version__",
     "register_field",
+    "safe_file_name",
 ]

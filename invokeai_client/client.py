@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from types import TracebackType
 from typing import Any
 
 from . import errors
+from ._answers import as_object, parse, reading
 from ._checks import check_bool
 from ._compat import ServerFeatures
-from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
+from ._constants import (
+    DEFAULT_MAX_DOWNLOAD_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE_ID,
+    DEFAULT_TIMEOUT,
+)
+from ._context import ClientContext
 from ._http import HttpTransport
-from ._router import EventRouter
-from ._socket import EventStream
 from .repositories._base import check_text
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository
@@ -21,7 +26,7 @@ from .repositories.models import ModelRepository
 from .repositories.queue import QueueRepository
 from .repositories.workflows import WorkflowRepository
 from .runs import RunManager
-from .types.app import AuthStatus, ServerInfo, User
+from .types.app import ServerInfo, User
 
 log = logging.getLogger("invokeai_client")
 
@@ -41,6 +46,11 @@ class AsyncClient:
     ``timeout`` bounds each HTTP request; ``max_retries`` is how often an idempotent request
     is retried after a transient failure (POSTs such as enqueue are never retried blindly).
     ``max_concurrency`` caps the queue items this client has in flight (submits wait).
+
+    ``max_response_size`` (default 64 MiB) bounds any answer read into memory and
+    ``max_download_size`` (default 8 GiB) any download streamed to a file, both counted after
+    decompression: a larger (or endlessly inflating) answer raises
+    :class:`~errors.ResponseTooLargeError` instead of filling memory or disk.
     """
 
     def __init__(
@@ -56,48 +66,39 @@ class AsyncClient:
         verify_ssl: bool = True,
         events: bool = True,
         max_concurrency: int | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
     ) -> None:
-        if (email is None) != (password is None):
-            raise errors.ValidationError(
-                "email and password must be given together to log in",
-                input="email" if email is None else "password",
-                rule="email and password together",
-            )
-        if token is not None and email is not None:
-            raise errors.ValidationError(
-                "give either token= or email=/password=, not both",
-                input="token",
-                rule="one way to authenticate",
-            )
-        if not isinstance(queue_id, str) or not queue_id:
-            raise errors.ValidationError(
-                "queue_id must be a non-empty string", input="queue_id", rule="non-empty"
-            )
-        check_text("queue_id", queue_id, in_path=True)
-        for name, value in (("email", email), ("password", password)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise errors.ValidationError(
-                    f"{name} must be a non-empty string", input=name, rule="non-empty text"
-                )
-        check_bool("events", events)
+        _check_options(token, email, password, queue_id, events)
         self._http = HttpTransport(
-            base_url, token=token, timeout=timeout, max_retries=max_retries, verify_ssl=verify_ssl
+            base_url,
+            token=token,
+            timeout=timeout,
+            max_retries=max_retries,
+            verify_ssl=verify_ssl,
+            max_response_size=max_response_size,
+            max_download_size=max_download_size,
         )
         self._email = email
         self._password = password
         self.queue_id = queue_id
         self._use_events = events
-        self._router = EventRouter()
-        self._events = EventStream(self._http, self._router, queue_id=queue_id)
-        self.runs = RunManager(self, max_concurrency=max_concurrency)
-        self._server_info: ServerInfo | None = None
-        self._features: ServerFeatures | None = None
-        self.boards = BoardRepository(self)
-        self.images = ImageRepository(self)
-        self.models = ModelRepository(self)
-        self.queue = QueueRepository(self)
+        context = self.context = ClientContext(
+            self._http, queue_id=queue_id, events_enabled=events
+        )
+        """What this client's parts share (transport, event stream, router, queue id);
+        plumbing for workflow handles and extensions, not needed by most code."""
+        self._router = context.router
+        self._events = context.stream
+        self.queue = QueueRepository(context)
+        self.boards = BoardRepository(context)
+        self.images = ImageRepository(context, boards=self.boards)
+        self.models = ModelRepository(context)
+        self.runs = RunManager(
+            context, queue=self.queue, image_host=self, max_concurrency=max_concurrency
+        )
+        self.workflows = WorkflowRepository(context, client=self)
         self._opened = False
-        self.workflows = WorkflowRepository(self)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
@@ -175,8 +176,13 @@ class AsyncClient:
             # Single-user servers answer 403 "Multiuser mode is disabled": no login needed.
             log.info("login skipped: %s", errors.describe_detail(exc.detail))
             return User(user_id="system", is_admin=True)
-        self._http.set_token(answer["token"])
-        return User.model_validate(answer.get("user") or {"user_id": "unknown"})
+        with reading():
+            token = as_object(answer)["token"]
+            if not isinstance(token, str) or not token:
+                raise TypeError("no token in the login answer")
+            user = parse(User, answer.get("user") or {"user_id": "unknown"})
+        self._http.set_token(token)
+        return user
 
     # -- server info ---------------------------------------------------------------------
 
@@ -186,29 +192,7 @@ class AsyncClient:
         The version is read first; servers before 6.12 have no accounts and are single-user
         (their ``/api/v1/auth/status`` does not exist and is not asked).
         """
-        if self._server_info is not None and not refresh:
-            return self._server_info
-        features = await self.features(refresh=refresh)
-        status = AuthStatus()
-        if features.supports("multiuser"):
-            # A build without the auth router counts as single-user.
-            with contextlib.suppress(errors.EndpointNotAvailableError, errors.NotFoundError):
-                status = AuthStatus.model_validate(
-                    await self._http.request("GET", "/api/v1/auth/status")
-                )
-        user: User | None = None
-        if status.multiuser_enabled and self._http.token:
-            try:
-                user = User.model_validate(await self._http.request("GET", "/api/v1/auth/me"))
-            except errors.APIError as exc:
-                log.debug("could not read the current user: %s", exc)
-        self._server_info = ServerInfo(
-            version=features.version_text,
-            multiuser=status.multiuser_enabled,
-            setup_required=status.setup_required,
-            user=user,
-        )
-        return self._server_info
+        return await self.context.server_info(refresh=refresh)
 
     async def features(self, *, refresh: bool = False) -> ServerFeatures:
         """What this server's InvokeAI version can do (one ``GET /api/v1/app/version``, cached).
@@ -217,12 +201,7 @@ class AsyncClient:
         version-dependent calls use it and raise :class:`~invokeai_client.errors.
         EndpointNotAvailableError` naming the version where a feature does not exist.
         """
-        if self._features is None or refresh:
-            answer = await self._http.request("GET", "/api/v1/app/version")
-            text = str((answer or {}).get("version", "unknown"))
-            self._http.server_version = text
-            self._features = ServerFeatures(text)
-        return self._features
+        return await self.context.features(refresh=refresh)
 
     async def _require_accounts(self) -> None:
         """Refuse email=/password= before logging in to a server that has no accounts."""
@@ -239,3 +218,32 @@ class AsyncClient:
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Low-level escape hatch: one REST call with this client's auth, retries, errors."""
         return await self._http.request(method, path, **kwargs)
+
+
+def _check_options(
+    token: str | None, email: str | None, password: str | None, queue_id: str, events: bool
+) -> None:
+    """Refuse contradicting or malformed client options, naming the argument."""
+    if (email is None) != (password is None):
+        raise errors.ValidationError(
+            "email and password must be given together to log in",
+            input="email" if email is None else "password",
+            rule="email and password together",
+        )
+    if token is not None and email is not None:
+        raise errors.ValidationError(
+            "give either token= or email=/password=, not both",
+            input="token",
+            rule="one way to authenticate",
+        )
+    if not isinstance(queue_id, str) or not queue_id:
+        raise errors.ValidationError(
+            "queue_id must be a non-empty string", input="queue_id", rule="non-empty"
+        )
+    check_text("queue_id", queue_id, in_path=True)
+    for name, value in (("email", email), ("password", password)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise errors.ValidationError(
+                f"{name} must be a non-empty string", input=name, rule="non-empty text"
+            )
+    check_bool("events", events)

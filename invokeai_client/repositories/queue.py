@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
+from .._answers import as_object, integer, parse, parse_list, reading
 from .._checks import check_choice
 from .._paging import Page, Paginator, list_page
 from ..types.queue import (
@@ -33,7 +34,7 @@ from . import _queue_legacy
 from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
 
 __all__ = ["QueueRepository"]
 
@@ -72,14 +73,14 @@ class QueueRepository(Repository):
     cache. Other users' items appear redacted to non-admins (see ``is_redacted``).
     """
 
-    def __init__(self, client: AsyncClient, queue_id: str | None = None) -> None:
-        super().__init__(client)
+    def __init__(self, context: ClientContext, queue_id: str | None = None) -> None:
+        super().__init__(context)
         self._queue_id = queue_id
         self._summaries_supported: bool | None = None
 
     @property
     def queue_id(self) -> str:
-        return self._queue_id or self._client.queue_id
+        return self._queue_id or self._context.queue_id
 
     @property
     def _prefix(self) -> str:
@@ -90,13 +91,13 @@ class QueueRepository(Repository):
     async def status(self) -> QueueAndProcessorStatus:
         """Counts by status, the item being processed, and whether the processor runs."""
         answer = await self._http.request("GET", f"{self._prefix}/status")
-        return QueueAndProcessorStatus.model_validate(answer)
+        return parse(QueueAndProcessorStatus, answer)
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
         """Counts by status of one batch (an unknown batch has all counts at 0)."""
         check_text("batch_id", batch_id, in_path=True)
         answer = await self._http.request("GET", f"{self._prefix}/b/{batch_id}/status")
-        return BatchStatus.model_validate(answer)
+        return parse(BatchStatus, answer)
 
     async def counts_by_destination(self, destination: str) -> QueueCountsByDestination:
         """Counts by status of the items sent to ``destination``."""
@@ -104,7 +105,7 @@ class QueueRepository(Repository):
         answer = await self._http.request(
             "GET", f"{self._prefix}/counts_by_destination", params={"destination": destination}
         )
-        return QueueCountsByDestination.model_validate(answer)
+        return parse(QueueCountsByDestination, answer)
 
     # -- items ---------------------------------------------------------------------------
 
@@ -113,17 +114,17 @@ class QueueRepository(Repository):
         item_id = _item_id(item_id)
         with naming("queue item", item_id, action="read"):
             answer = await self._http.request("GET", f"{self._prefix}/i/{item_id}")
-        return SessionQueueItem.model_validate(answer)
+        return parse(SessionQueueItem, answer)
 
     async def current(self) -> SessionQueueItem | None:
         """The item being processed now, or None when idle."""
         answer = await self._http.request("GET", f"{self._prefix}/current")
-        return SessionQueueItem.model_validate(answer) if answer else None
+        return parse(SessionQueueItem, answer) if answer else None
 
     async def next(self) -> SessionQueueItem | None:
         """The item that will be processed next, or None."""
         answer = await self._http.request("GET", f"{self._prefix}/next")
-        return SessionQueueItem.model_validate(answer) if answer else None
+        return parse(SessionQueueItem, answer) if answer else None
 
     async def item_ids(self, *, order: Literal["desc", "asc"] = "desc") -> builtins.list[int]:
         """Every item id of the queue, newest first (``order="asc"``: oldest first).
@@ -137,32 +138,34 @@ class QueueRepository(Repository):
             )
         if await self._legacy():
             listed = await _queue_legacy.list_items(self._http, self._prefix)
-            ids = [int(i["item_id"]) for i in listed]
+            with reading():
+                ids = [integer(i.get("item_id")) for i in listed]
         else:
             answer = await self._http.request(
                 "GET", f"{self._prefix}/item_ids", params={"order_dir": order.upper()}
             )
-            ids = [int(i) for i in (answer or {}).get("item_ids", [])]
+            with reading():
+                ids = [integer(i) for i in as_object(answer).get("item_ids") or []]
         return sorted(ids, reverse=order == "desc")
 
     async def _require(self, feature: str) -> None:
         """EndpointNotAvailableError naming the server's version if it lacks ``feature``."""
-        (await self._client.features()).require(feature)
+        (await self._context.features()).require(feature)
 
     async def _legacy(self) -> bool:
         """Whether this server predates ``item_ids`` (InvokeAI before 6.7)."""
-        return not (await self._client.features()).supports("queue_item_ids")
+        return not (await self._context.features()).supports("queue_item_ids")
 
     async def get_many(self, item_ids: Iterable[int]) -> builtins.list[SessionQueueItem]:
         """Full items (with sessions) in the given order; unknown ids are left out."""
         out: builtins.list[SessionQueueItem] = []
         if await self._legacy():
             found = await _queue_legacy.read_items(self._http, self._prefix, _item_ids(item_ids))
-            return [SessionQueueItem.model_validate(i) for i in found]
+            return parse_list(SessionQueueItem, found)
         async for answer in self._post_chunks(
             f"{self._prefix}/items_by_ids", "item_ids", _item_ids(item_ids)
         ):
-            out.extend(SessionQueueItem.model_validate(i) for i in answer or [])
+            out.extend(parse_list(SessionQueueItem, answer, missing_ok=True))
         return out
 
     async def get_summaries(
@@ -175,13 +178,9 @@ class QueueRepository(Repository):
         """
         ids = _item_ids(item_ids)
         if await self._legacy():
-            by_id = {
-                int(i["item_id"]): i
-                for i in await _queue_legacy.list_items(self._http, self._prefix)
-            }
-            return [
-                SessionQueueItemSummary.model_validate(by_id[i]) for i in ids if i in by_id
-            ]
+            listed = await _queue_legacy.list_items(self._http, self._prefix)
+            by_id = {i.get("item_id"): i for i in listed}
+            return parse_list(SessionQueueItemSummary, [by_id[i] for i in ids if i in by_id])
         if self._summaries_supported is not False:
             try:
                 out: builtins.list[SessionQueueItemSummary] = []
@@ -189,7 +188,7 @@ class QueueRepository(Repository):
                     f"{self._prefix}/item_summaries_by_ids", "item_ids", ids
                 ):
                     self._summaries_supported = True
-                    out.extend(SessionQueueItemSummary.model_validate(i) for i in answer or [])
+                    out.extend(parse_list(SessionQueueItemSummary, answer, missing_ok=True))
                 return out
             except (errors.EndpointNotAvailableError, errors.NotFoundError):
                 self._summaries_supported = False  # before 6.14.1
@@ -281,14 +280,15 @@ class QueueRepository(Repository):
     async def _count(self, key: str, method: str, path: str, **options: Any) -> int:
         """A bulk call of this queue; how many items it touched (the answer's ``key``)."""
         answer = await self._http.request(method, f"{self._prefix}{path}", **options)
-        return int((answer or {}).get(key, 0))
+        with reading():
+            return integer((answer or {}).get(key, 0))
 
     async def cancel(self, item_id: int) -> SessionQueueItem:
         """Cancel one item (pending or running); a finished item is left as it is."""
         item_id = _item_id(item_id)
         with naming("queue item", item_id, action="cancel"):
             answer = await self._http.request("PUT", f"{self._prefix}/i/{item_id}/cancel")
-        return SessionQueueItem.model_validate(answer)
+        return parse(SessionQueueItem, answer)
 
     async def cancel_batch(self, batch_ids: str | Iterable[str]) -> int:
         """Cancel every unfinished item of one or more batches; returns how many."""
@@ -332,7 +332,7 @@ class QueueRepository(Repository):
         answer = await self._http.request(
             "PUT", f"{self._prefix}/retry_items_by_id", json=ids, retry=False
         )
-        return RetryItemsResult.model_validate(answer)
+        return parse(RetryItemsResult, answer)
 
     async def delete(self, item_id: int) -> None:
         """Delete one item (canceling it first if it is running; 6.0+)."""
@@ -365,20 +365,18 @@ class QueueRepository(Repository):
     async def pause(self) -> ProcessorStatus:
         """Stop taking new items (the running one finishes); admin on multi-user servers."""
         answer = await self._http.request("PUT", f"{self._prefix}/processor/pause")
-        return ProcessorStatus.model_validate(answer)
+        return parse(ProcessorStatus, answer)
 
     async def resume(self) -> ProcessorStatus:
         """Start taking items again."""
         answer = await self._http.request("PUT", f"{self._prefix}/processor/resume")
-        return ProcessorStatus.model_validate(answer)
+        return parse(ProcessorStatus, answer)
 
     # -- invocation cache ----------------------------------------------------------------
 
     async def cache_status(self) -> InvocationCacheStatus:
         """The invocation cache: size, hits, misses, enabled (admin)."""
-        return InvocationCacheStatus.model_validate(
-            await self._http.request("GET", f"{CACHE}/status")
-        )
+        return parse(InvocationCacheStatus, await self._http.request("GET", f"{CACHE}/status"))
 
     async def enable_cache(self) -> None:
         """Turn the invocation cache on (identical nodes reuse earlier outputs)."""

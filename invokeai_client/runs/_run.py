@@ -110,7 +110,7 @@ class WorkflowRun(ItemRoute):
         self._heard = _now()
         # Events may have been missed (socket down at some point of this run's life): the
         # final result then comes from REST, never from a partial event history.
-        self._gap = batch.gap or not batch.manager.client.is_connected
+        self._gap = batch.gap or not batch.manager.context.connected
 
     def __repr__(self) -> str:
         return (
@@ -346,7 +346,7 @@ class WorkflowRun(ItemRoute):
             invocation = {}
         node_type = invocation.get("type")
         batch = self.batch
-        value = map_output(result, batch.manager.client)
+        value = map_output(result, batch.manager.image_host)
         outputs = self._outputs
         if outputs is None:
             outputs = self._outputs = {}
@@ -450,8 +450,7 @@ class WorkflowRun(ItemRoute):
             self.apply_status(status, item.status_sequence)
             return
         self.accept_status(status, item.status_sequence)
-        client = self.batch.manager.client
-        outputs, images = outputs_from_session(item.session, client)
+        outputs, images = outputs_from_session(item.session, self.batch.manager.image_host)
         if status != "canceled" or outputs or item.started_at is not None:
             self._running()
         if self._listening:
@@ -729,7 +728,7 @@ class BatchRun:
         self.detached = detached
         self.priority = 0
         self.confirmed = False
-        self.gap = not manager.client.is_connected  # events until the reconnect are lost
+        self.gap = not manager.context.connected  # events until the reconnect are lost
         self.held = 0
         self._runs: dict[int, WorkflowRun] = {}
         self._weak: dict[int, weakref.ref[WorkflowRun]] | None = None

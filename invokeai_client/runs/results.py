@@ -13,32 +13,29 @@ give equal results.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import anyio
 
 from .. import errors
+from .._files import safe_file_name
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from ..repositories.images import ImageRepository
 
 __all__ = ["ImageRef", "WorkflowResult", "map_output", "safe_file_name"]
 
 PASSTHROUGH_NODE_TYPES = frozenset({"image", "load_image", "video"})
 """Node types that only pass an existing image on; their outputs are not new images."""
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+class ImageHost(Protocol):
+    """What an :class:`ImageRef` downloads through: a client (its ``images`` repository)."""
 
-
-def safe_file_name(name: str, *, default: str = "image.png") -> str:
-    """A file name that stays inside its folder: no separators, no leading dots, no oddities."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE.sub("_", base).lstrip(".")
-    return base[:200] or default
+    @property
+    def images(self) -> ImageRepository: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +50,9 @@ class ImageRef:
     image_name: str
     width: int | None = None
     height: int | None = None
-    client: AsyncClient | None = field(default=None, compare=False, repr=False, hash=False)
+    client: ImageHost | None = field(default=None, compare=False, repr=False, hash=False)
 
-    def _require_client(self) -> AsyncClient:
+    def _require_client(self) -> ImageHost:
         if self.client is None:
             raise errors.InvokeAIError(
                 f"ImageRef {self.image_name!r} is not bound to a client; use "
@@ -67,18 +64,25 @@ class ImageRef:
         """The full-size image file as bytes (PNG), through ``client.images``."""
         return await self._require_client().images.download(self.image_name)
 
-    async def save(self, folder: str | Path, *, name: str | None = None) -> Path:
+    async def save(
+        self, folder: str | Path, *, name: str | None = None, overwrite: bool = False
+    ) -> Path:
         """Download into ``folder`` (created if needed); returns the file's path.
 
-        The file name is ``name`` or the image name, made safe (no path separators, no
-        leading dots), so a hostile name cannot escape ``folder``. The file is streamed and
-        appears complete or not at all.
+        The file name is ``name`` or the image name, made safe by
+        :func:`~invokeai_client.safe_file_name` (the same rules as ``images.download``:
+        plain names verbatim, others cleaned and told apart by a short hash), so a hostile
+        name cannot escape ``folder`` and two names never share a file. An existing file is
+        refused unless ``overwrite=True``; a symlink in the folder is never followed; the file
+        appears complete or not at all, and only if the server sent an image.
         """
-        client = self._require_client()
+        images = self._require_client().images
         target_dir = anyio.Path(folder)
         await target_dir.mkdir(parents=True, exist_ok=True)
-        target = Path(target_dir / safe_file_name(name or self.image_name))
-        return await client.images.download(self.image_name, target)
+        return await images.download(
+            self.image_name, Path(target_dir / safe_file_name(name or self.image_name)),
+            overwrite=overwrite,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +191,7 @@ def _is_image_field(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and "image_name" in value and len(value) <= 2
 
 
-def map_value(value: Any, client: AsyncClient | None) -> Any:
+def map_value(value: Any, client: ImageHost | None) -> Any:
     """One output field's value as a Python value (image fields become ImageRefs)."""
     if isinstance(value, dict):
         if _is_image_field(value):
@@ -198,7 +202,7 @@ def map_value(value: Any, client: AsyncClient | None) -> Any:
     return value
 
 
-def map_output(output: Mapping[str, Any], client: AsyncClient | None) -> Any:
+def map_output(output: Mapping[str, Any], client: ImageHost | None) -> Any:
     """A node's output (``{"type": ..., <fields>}``) as a Python value; see the module doc."""
     if len(output) == 2 and "type" in output:
         # One field (the common case: an integer, a string, a collection): its value. A lone
@@ -275,7 +279,7 @@ def iterated_nodes(graph: Mapping[str, Any] | None) -> frozenset[str]:
 
 
 def outputs_from_session(
-    session: Mapping[str, Any], client: AsyncClient | None
+    session: Mapping[str, Any], client: ImageHost | None
 ) -> tuple[dict[str, Any], tuple[ImageRef, ...]]:
     """Outputs and new images of a queue item's ``session`` (the REST path).
 

@@ -9,7 +9,13 @@ from typing import TypeVar
 
 from typing_extensions import ParamSpec
 
-from .._constants import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_ID, DEFAULT_TIMEOUT
+from .._constants import (
+    DEFAULT_MAX_DOWNLOAD_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE_ID,
+    DEFAULT_TIMEOUT,
+)
 from ..client import AsyncClient
 from ._bridge import Bridge
 from ._objects import (
@@ -72,6 +78,8 @@ class Client(Proxy[AsyncClient]):
         verify_ssl: bool = True,
         events: bool = True,
         max_concurrency: int | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
     ) -> None:
         client = AsyncClient(
             base_url,
@@ -84,6 +92,8 @@ class Client(Proxy[AsyncClient]):
             verify_ssl=verify_ssl,
             events=events,
             max_concurrency=max_concurrency,
+            max_response_size=max_response_size,
+            max_download_size=max_download_size,
         )
         bridge = Bridge()
         bridge.owner = self
@@ -148,6 +158,7 @@ class Client(Proxy[AsyncClient]):
     is_connected: Attr[bool] = Attr()
     queue_id: Attr[str] = Attr()
     server_info = blocking(AsyncClient.server_info)
+    features = blocking(AsyncClient.features)
     login = blocking(AsyncClient.login)
 
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._checks import check_bool
 from .._constants import DEFAULT_ORIGIN
+from .._limits import short_repr
 from ..errors import ValidationError, WorkflowError
 from ..fields._base import UNSET, ImageResolver, IvkField
 from ..fields.collections import CollectionField
@@ -37,9 +38,9 @@ from . import graph as _graph
 from .definition import ExposedField, WorkflowDefinition, WorkflowNode
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
     from ..runs import BatchRun, WorkflowRun
     from ..types.boards import Board, BoardRef
+    from ._client import WorkflowClient
     from .model_sync import ModelSyncReport
 
 log = logging.getLogger("invokeai_client")
@@ -100,7 +101,7 @@ class WorkflowHandle:
         definition: WorkflowDefinition,
         *,
         schemas: InvocationSchemas | None = None,
-        client: AsyncClient | None = None,
+        client: WorkflowClient | None = None,
         registry: FieldRegistry | None = None,
     ) -> None:
         if not isinstance(definition, WorkflowDefinition):
@@ -137,7 +138,7 @@ class WorkflowHandle:
         return self._schemas
 
     @property
-    def client(self) -> AsyncClient | None:
+    def client(self) -> WorkflowClient | None:
         return self._client
 
     @property
@@ -292,17 +293,17 @@ class WorkflowHandle:
         if isinstance(key, bool) or not isinstance(key, (int, str)):
             raise ValidationError(
                 f"an input key is an index, a label or 'node_id.field_name', got "
-                f"{type(key).__name__} {key!r:.60}",
-                input=repr(key)[:60],
+                f"{type(key).__name__} {short_repr(key)}",
+                input=short_repr(key),
                 rule="input key",
             )
         if isinstance(key, int):
             if 0 <= key < len(self._inputs):
                 return self._inputs[key]
             raise ValidationError(
-                f"input index {key} is out of range: workflow {self.name!r} has "
+                f"input index {short_repr(key)} is out of range: workflow {self.name!r} has "
                 f"{len(self._inputs)} inputs (0..{len(self._inputs) - 1})\n{self._listing()}",
-                input=str(key),
+                input=short_repr(key),
                 rule="known input",
             )
         by_key = [i for i in self._inputs if i.key == key]
@@ -525,24 +526,26 @@ class WorkflowHandle:
         """
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
             raise ValidationError(
-                f"runs must be an integer >= 1, got {runs!r}", input="runs", rule=">= 1"
+                f"runs must be an integer >= 1, got {short_repr(runs)}", input="runs", rule=">= 1"
             )
         if batch_id is None:
             batch_id = str(uuid.uuid4())
         if not isinstance(batch_id, str) or not batch_id.strip():
             raise ValidationError(
-                f"batch_id must be a non-empty string, got {batch_id!r}",
+                f"batch_id must be a non-empty string, got {short_repr(batch_id)}",
                 input="batch_id",
                 rule="non-empty",
             )
         if not isinstance(prepend, bool):
             raise ValidationError(
-                f"prepend must be True or False, got {prepend!r}", input="prepend", rule="boolean"
+                f"prepend must be True or False, got {short_repr(prepend)}",
+                input="prepend",
+                rule="boolean",
             )
         for name, text in (("origin", origin), ("destination", destination)):
             if text is not None and not isinstance(text, str):
                 raise ValidationError(
-                    f"{name} must be a string, got {text!r}", input=name, rule="string"
+                    f"{name} must be a string, got {short_repr(text)}", input=name, rule="string"
                 )
         user_groups = self._user_data(data)
         for index, group in enumerate(user_groups):
@@ -831,7 +834,7 @@ class WorkflowHandle:
                     for item, value in builtins.zip(items, checked, strict=True)
                 ]
 
-    async def _resolve_board_inputs(self, client: AsyncClient) -> None:
+    async def _resolve_board_inputs(self, client: WorkflowClient) -> None:
         """Turn board inputs set to a board *name* into that board's id (one lookup per
         name and handle), so ``set("Board", "My board")`` saves where the user meant."""
         for field in self._fields.values():
@@ -880,7 +883,7 @@ class WorkflowHandle:
     ) -> None:
         await self.delete_uploads()
 
-    def _require_client(self, action: str) -> AsyncClient:
+    def _require_client(self, action: str) -> WorkflowClient:
         if self._client is None:
             raise WorkflowError(
                 f"cannot {action}: this handle has no client (load it with "
@@ -1097,7 +1100,7 @@ class WorkflowHandle:
         return found
 
 
-async def _resolve_board(client: AsyncClient, board: BoardRef | None) -> str | None:
+async def _resolve_board(client: WorkflowClient, board: BoardRef | None) -> str | None:
     """The id of the auto-add board ``board`` (id, name or Board), or None for no board."""
     if board is None:
         return None

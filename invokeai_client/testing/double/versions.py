@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from invokeai_client._compat import ServerFeatures
+from ..._compat import ServerFeatures
 
 ROUTE_FEATURES: tuple[tuple[str, str, str], ...] = (
     ("*", "/api/v1/auth/*", "multiuser"),
