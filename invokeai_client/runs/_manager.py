@@ -232,6 +232,7 @@ class RunManager:
         body: EnqueueBody | Mapping[str, Any],
         *,
         detach: bool = False,
+        names: Mapping[str, str] | None = None,
         _single: bool = False,
     ) -> BatchRun:
         """Submit an ``enqueue_batch`` body: an :class:`~invokeai_client.types.batch.EnqueueBody`
@@ -239,7 +240,8 @@ class RunManager:
         (``{"batch": {...}, "prepend": bool}``, parsed with the same rules).
 
         The batch id is the body's (or a new uuid4, written into the request). Returns
-        once the server has the items; their runs are ``batch.runs``.
+        once the server has the items; their runs are ``batch.runs``. ``names`` maps a
+        batch input's ``"node_id.field_name"`` to the name its ``field_values`` use.
         """
         self._check_open()
         parsed, request, groups, iterated = prepare_body(body)
@@ -264,6 +266,8 @@ class RunManager:
             destination=batch_json.get("destination"),
             detached=detach,
         )
+        if names:
+            batch.names = dict(names)
         if batch.batch_id in self._batches:
             raise errors.ValidationError(
                 f"batch_id {batch.batch_id!r} is already in flight on this client",
