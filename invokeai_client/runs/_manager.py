@@ -437,7 +437,11 @@ class RunManager:
                     "POST", f"{self.context.queue_path}/enqueue_batch", json=request, retry=False,
                     expect="bytes",
                 )
-                return read_enqueue_answer(raw, batch.batch_id)
+                answer = read_enqueue_answer(raw, batch.batch_id)
+                if answer.enqueued and not answer.item_ids:
+                    # InvokeAI before 6.0 does not name the new items: find them over REST.
+                    answer.item_ids = await self._find_batch_items(batch, answer.enqueued)
+                return answer
             except errors.RateLimitError as exc:
                 # Refused before any work: safe to send again after the server's hint.
                 if resends >= ENQUEUE_RESENDS:
