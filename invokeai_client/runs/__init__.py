@@ -11,6 +11,9 @@
 from ._manager import RunManager
 from ._run import BatchRun, WorkflowRun
 from .events import (
+    ModelLoad,
+    ModelLoadCompleted,
+    ModelLoadStarted,
     NodeCompleted,
     NodeFailed,
     NodeProgress,
@@ -23,6 +26,9 @@ from .results import ImageRef, WorkflowResult
 __all__ = [
     "BatchRun",
     "ImageRef",
+    "ModelLoad",
+    "ModelLoadCompleted",
+    "ModelLoadStarted",
     "NodeCompleted",
     "NodeFailed",
     "NodeProgress",

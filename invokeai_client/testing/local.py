@@ -26,9 +26,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 INVOKEAI_VERSION = "6.14.2"
 LOCK_FILE = Path(__file__).with_name(f"invokeai-{INVOKEAI_VERSION}.lock.txt")
@@ -149,7 +150,10 @@ class LocalInvokeAI:
     It runs the stock server without its startup VACUUM (see ``_LAUNCHER``). ``fast_gc``
     also freezes the garbage collector's import-time heap (about 100 items/s instead of 2);
     ``memory_db`` keeps its database in memory; ``multiuser`` turns on accounts; ``env``
-    adds any ``INVOKEAI_*`` setting.
+    adds any ``INVOKEAI_*`` setting. ``torch_threads`` caps torch's CPU threads (1 by
+    default: on a busy machine two spinning OpenMP threads made a tiny model's denoising
+    step 20x slower); None leaves torch's default. After :meth:`start`,
+    :meth:`install_tiny_models` adds the random-weight test models.
     """
 
     port: int | None = None
@@ -159,6 +163,7 @@ class LocalInvokeAI:
     multiuser: bool = False
     startup_timeout: float = 180.0
     env: Mapping[str, str] = field(default_factory=dict)
+    torch_threads: int | None = 1
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_root: bool = field(default=False, init=False, repr=False)
     started_in: float | None = field(default=None, init=False)
@@ -203,6 +208,8 @@ class LocalInvokeAI:
             env["INVOKEAI_USE_MEMORY_DB"] = "true"
         if self.multiuser:
             env["INVOKEAI_MULTIUSER"] = "true"
+        if self.torch_threads is not None:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.torch_threads)
         env.update(self.env)
         if self.fast_gc:
             env["INVOKEAI_CLIENT_FAST_GC"] = "1"
@@ -239,6 +246,16 @@ class LocalInvokeAI:
         raise LocalServerError(
             f"InvokeAI was not ready after {self.startup_timeout:.0f}s:\n" + self.log_tail()
         )
+
+    def install_tiny_models(
+        self, names: Iterable[str] | None = None, **client_options: Any
+    ) -> dict[str, Any]:
+        """Install the tiny random-weight models (see :mod:`.tiny_models`) through the SDK;
+        their configs by name. ``client_options`` (e.g. an admin's ``email``/``password``)
+        go to the client. Blocking (it runs an event loop in a worker thread)."""
+        from .tiny_models import install_tiny_models_blocking
+
+        return install_tiny_models_blocking(self.url, names, **client_options)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -315,12 +332,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--multiuser", action="store_true")
     serve.add_argument("--slow-gc", action="store_true", help="stock gc (slower)")
+    serve.add_argument("--tiny-models", action="store_true",
+                       help="install the random-weight test models (tiny-sd1, tiny-sdxl, ...)")
     args = parser.parse_args(argv)
     if args.command == "install":
         print(ensure_installed())
         return 0
     server = LocalInvokeAI(port=args.port, multiuser=args.multiuser, fast_gc=not args.slow_gc)
     with server:
+        if args.tiny_models:
+            server.install_tiny_models()
         print(f"InvokeAI {INVOKEAI_VERSION} ready at {server.url} ({server.started_in:.1f}s)",
               flush=True)
         with contextlib.suppress(KeyboardInterrupt):
