@@ -8,7 +8,9 @@
         info = await client.server_info()
 """
 
+from ._config import Timeout
 from ._constants import __version__
+from ._files import safe_file_name
 from .client import AsyncClient
 from .errors import (
     APIError,
@@ -27,7 +29,9 @@ from .errors import (
     ModelNotFoundError,
     NotFoundError,
     PermissionDeniedError,
+    QueueFullError,
     RateLimitError,
+    ResponseTooLargeError,
     RunCanceledError,
     RunDetachedError,
     RunError,
@@ -36,17 +40,20 @@ from .errors import (
     RunningLoopError,
     RunTimeoutError,
     TimeoutError,
+    UnexpectedResponseError,
     UnprocessableEntityError,
     ValidationError,
     WorkflowError,
 )
 from .fields import InvocationSchemas, IvkField, register_field
+from .pool import PoolJob, PoolResult, ServerPool
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
 from .repositories.queue import QueueRepository
 from .runs import (
     BatchRun,
+    FieldValues,
     ImageRef,
     ModelLoad,
     ModelLoadCompleted,
@@ -102,6 +109,7 @@ __all__ = [
     "EmbeddedWorkflow",
     "EndpointNotAvailableError",
     "EnqueueBatchResult",
+    "FieldValues",
     "FoundModel",
     "ImageDTO",
     "ImageRef",
@@ -130,9 +138,13 @@ __all__ = [
     "NodeStarted",
     "NotFoundError",
     "PermissionDeniedError",
+    "PoolJob",
+    "PoolResult",
     "QueueAndProcessorStatus",
+    "QueueFullError",
     "QueueRepository",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RunCanceledError",
     "RunDetachedError",
     "RunError",
@@ -143,10 +155,13 @@ __all__ = [
     "RunTimeoutError",
     "RunningLoopError",
     "ServerInfo",
+    "ServerPool",
     "SessionQueueItem",
     "SessionQueueItemSummary",
     "StatusChanged",
+    "Timeout",
     "TimeoutError",
+    "UnexpectedResponseError",
     "UnprocessableEntityError",
     "UploadScope",
     "User",
@@ -158,4 +173,5 @@ __all__ = [
     "WorkflowRun",
     "__version__",
     "register_field",
+    "safe_file_name",
 ]

@@ -11,6 +11,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 USER_AGENT = f"invokeai-client/{__version__}"
 
+DEFAULT_BASE_URL = "http://127.0.0.1:9090"
+"""The server used when neither an argument nor ``$INVOKEAI_URL`` names one."""
+
 DEFAULT_TIMEOUT = 60.0
 """Seconds one HTTP request may take, connection included."""
 
@@ -35,3 +38,13 @@ server is down, so events flow again within seconds of it coming back."""
 
 DEFAULT_QUEUE_ID = "default"
 DEFAULT_ORIGIN = "invokeai-client"
+
+DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
+"""Bytes (after decompression) of one answer the SDK reads into memory: JSON, text, the bytes
+of an image. A larger (or endlessly inflating) answer raises ResponseTooLargeError."""
+
+DEFAULT_MAX_DOWNLOAD_SIZE = 8 * 1024 * 1024 * 1024
+"""Bytes (after decompression) one download streamed to a file may have (bulk zips are big)."""
+
+MAX_REDIRECTS = 5
+"""Redirects one request follows (same origin only) before giving up."""

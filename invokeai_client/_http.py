@@ -14,7 +14,6 @@ import email.utils
 import json as jsonlib
 import logging
 import random
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -25,10 +24,15 @@ import backoff
 from yarl import URL
 
 from . import errors
-from ._checks import check_bool, check_int, check_seconds
+from ._answers import LAST_ROUTE
+from ._checks import check_int
+from ._config import SessionOptions
 from ._constants import (
     DEFAULT_CONNECTION_LIMIT,
+    DEFAULT_MAX_DOWNLOAD_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
     INITIAL_RETRY_DELAY,
+    MAX_REDIRECTS,
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
     RETRY_STATUSES,
@@ -41,6 +45,8 @@ Expect = Literal["json", "bytes", "text", "none"]
 ParamValue = str | int | float | bool | None | Sequence[str | int | float | bool]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _URL_CACHE_SIZE = 256
+READ_CHUNK = 256 * 1024
+_NON_HTTP_REDIRECT: type[Exception] = getattr(aiohttp, "NonHttpUrlClientError", aiohttp.InvalidURL)
 
 
 class _Retryable(Exception):
@@ -114,9 +120,10 @@ class HttpTransport:
         base_url: str,
         *,
         token: str | None = None,
-        timeout: float = 60.0,
         max_retries: int = 2,
-        verify_ssl: bool = True,
+        options: SessionOptions | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
     ) -> None:
         if not isinstance(base_url, str):
             raise errors.ValidationError(
@@ -147,8 +154,8 @@ class HttpTransport:
                 rule="http or https scheme",
             )
         check_int("max_retries", max_retries, minimum=0)
-        check_seconds("timeout", timeout, positive=True)
-        check_bool("verify_ssl", verify_ssl)
+        check_int("max_response_size", max_response_size, minimum=1024)
+        check_int("max_download_size", max_download_size, minimum=1024)
         if token is not None and (not isinstance(token, str) or not token.strip()):
             raise errors.ValidationError(
                 "token must be a non-empty string (or None to send no token)",
@@ -156,9 +163,16 @@ class HttpTransport:
                 rule="non-empty text",
             )
         self.base_url = url
-        self.timeout = timeout
+        self.options = options = options or SessionOptions()
+        self.timeout = options.timeout
         self.max_retries = max_retries
-        self.verify_ssl = verify_ssl
+        self.verify_ssl = options.verify
+        self.max_response_size = max_response_size
+        self.max_download_size = max_download_size
+        # With the application's own session, our timeout and headers go with each request.
+        self._own_session = options.session is None
+        self._request_headers = {} if self._own_session else dict(options.headers)
+        self._request_timeout = None if self._own_session else options.timeout.to_aiohttp()
         self._token = token
         self._session: aiohttp.ClientSession | None = None
         self.server_version: str | None = None
@@ -176,18 +190,24 @@ class HttpTransport:
         """Create the aiohttp session (idempotent)."""
         if self._session is not None:
             return
-        ssl_ctx: ssl.SSLContext | bool = bool(self.verify_ssl)
-        connector = aiohttp.TCPConnector(limit=DEFAULT_CONNECTION_LIMIT, ssl=ssl_ctx)
+        options = self.options
+        if options.session is not None:
+            if options.session.closed:
+                raise errors.InvokeAIError("the aiohttp session given as http_session is closed")
+            self._session = options.session
+            return
+        connector = aiohttp.TCPConnector(limit=DEFAULT_CONNECTION_LIMIT, ssl=options.ssl)
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-            headers={"User-Agent": USER_AGENT},
+            timeout=options.timeout.to_aiohttp(),
+            headers={"User-Agent": USER_AGENT, **options.headers},
+            trust_env=options.trust_env,
         )
 
     async def aclose(self) -> None:
-        """Close the session and its connections."""
+        """Close the session and its connections (an application's own session stays open)."""
         session, self._session = self._session, None
-        if session is not None:
+        if session is not None and self._own_session:
             await session.close()
 
     @property
@@ -350,18 +370,23 @@ class HttpTransport:
             options["params"] = encode_params(params)
         if timeout is not None:
             options["timeout"] = aiohttp.ClientTimeout(total=timeout)
-        if self._token or headers:
+        elif self._request_timeout is not None:
+            options["timeout"] = self._request_timeout
+        if self._token or headers or self._request_headers:
             req_headers = self.auth_headers()
+            req_headers.update(self._request_headers)
             if headers:
                 req_headers.update(headers)
             options["headers"] = req_headers
         started = time.perf_counter()
         self.request_count += 1
+        LAST_ROUTE.set(f"{method} {path.split('?', 1)[0]}")
         try:
             async with self.session.request(
-                method, self.url(path), json=json, data=data, **options
+                method, self.url(path), json=json, data=data, max_redirects=MAX_REDIRECTS,
+                **options,
             ) as response:
-                body = await response.read()
+                body = await self._read(method, path, response)
                 self._note_refreshed_token(response)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug(
@@ -381,28 +406,91 @@ class HttpTransport:
                 f"{method} {path}: no answer from InvokeAI at {self.base_url} within the timeout"
             )
             raise _Retryable(timeout_error) from exc
+        except aiohttp.ClientError as exc:
+            raise self._client_error(method, path, exc) from exc
 
     @asynccontextmanager
     async def stream(
         self, method: str, path: str, *, params: Mapping[str, ParamValue] | None = None
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """An open response for streaming a large body (downloads); errors are mapped."""
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The body of a large answer (downloads) as chunks, at most ``max_download_size``
+        bytes once decompressed; errors are mapped."""
         try:
             async with self.session.request(
-                method, self.url(path), params=encode_params(params), headers=self.auth_headers()
+                method,
+                self.url(path),
+                params=encode_params(params),
+                headers={**self._request_headers, **self.auth_headers()},
+                max_redirects=MAX_REDIRECTS,
             ) as response:
                 self._note_refreshed_token(response)
                 if response.status >= 400:
-                    error = self._error_for(method, path, response, await response.read())
+                    body = await self._read(method, path, response)
+                    error = self._error_for(method, path, response, body)
                     raise error.error if isinstance(error, _Retryable) else error
                 content_type = response.headers.get("Content-Type", "")
                 if content_type.startswith("text/html"):
                     raise self._html_error(method, path)
-                yield response
+                yield self._chunks(method, path, response, self.max_download_size)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise errors.ConnectionError(
                 f"{method} {path}: cannot reach InvokeAI at {self.base_url}: {exc}"
             ) from exc
+        except asyncio.TimeoutError as exc:
+            if isinstance(exc, errors.InvokeAIError):
+                raise
+            raise errors.TimeoutError(
+                f"{method} {path}: no answer from InvokeAI at {self.base_url} within the timeout"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise self._client_error(method, path, exc) from exc
+
+    async def _chunks(
+        self, method: str, path: str, response: aiohttp.ClientResponse, limit: int
+    ) -> AsyncIterator[bytes]:
+        """The body's chunks; stops with ResponseTooLargeError past ``limit`` bytes on the wire
+        (Content-Length) or once decompressed."""
+        length = response.content_length
+        if length is not None and length > limit:
+            raise self._too_large(method, path, limit)
+        total = 0
+        async for chunk in response.content.iter_chunked(READ_CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise self._too_large(method, path, limit)
+            yield chunk
+
+    async def _read(self, method: str, path: str, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, at most ``max_response_size`` bytes (see :meth:`_chunks`)."""
+        parts = [chunk async for chunk in self._chunks(method, path, response,
+                                                       self.max_response_size)]
+        return b"".join(parts)
+
+    def _too_large(self, method: str, path: str, limit: int) -> errors.ResponseTooLargeError:
+        route = path.split("?", 1)[0]
+        return errors.ResponseTooLargeError(
+            f"{method} {route}: InvokeAI's answer is larger than the client's limit of "
+            f"{limit:,} bytes (raise max_response_size / max_download_size if it is genuine)",
+            limit=limit,
+            method=method,
+            path=route,
+        )
+
+    def _client_error(self, method: str, path: str, exc: aiohttp.ClientError) -> errors.APIError:
+        """aiohttp's other errors (redirect loops, redirects to non-HTTP URLs, broken
+        headers) as an UnexpectedResponseError naming the route."""
+        route = path.split("?", 1)[0]
+        if isinstance(exc, aiohttp.TooManyRedirects):
+            why = f"more than {MAX_REDIRECTS} redirects (a redirect loop?)"
+        elif isinstance(exc, (aiohttp.InvalidURL, _NON_HTTP_REDIRECT)):
+            why = f"a redirect to a URL the client will not follow ({exc})"
+        else:
+            why = f"an answer the client cannot read ({type(exc).__name__}: {exc})"
+        return errors.UnexpectedResponseError(
+            f"{method} {route}: InvokeAI at {self.base_url} sent {why}",
+            method=method,
+            path=route,
+        )
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -444,7 +532,7 @@ class HttpTransport:
         if not body:
             return None
         if "json" not in content_type:
-            raise errors.APIError(
+            raise errors.UnexpectedResponseError(
                 f"{method} {path}: expected JSON from InvokeAI but got "
                 f"{content_type or 'no content type'}",
                 status=response.status,
@@ -453,9 +541,10 @@ class HttpTransport:
             )
         try:
             return jsonlib.loads(body)
-        except ValueError as exc:
-            raise errors.APIError(
-                f"{method} {path}: InvokeAI sent malformed JSON ({exc})",
+        except (ValueError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise errors.UnexpectedResponseError(
+                f"{method} {path}: InvokeAI sent malformed JSON ({why})",
                 status=response.status,
                 method=method,
                 path=path,
@@ -469,7 +558,7 @@ class HttpTransport:
         try:
             parsed = jsonlib.loads(body) if body else None
             detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
-        except ValueError:
+        except (ValueError, RecursionError):
             text = body.decode("utf-8", errors="replace").strip()
             detail = text[:500] if text else None
         route = path.split("?", 1)[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -77,27 +78,48 @@ class EventStream:
         sio.on("*", self._router.dispatch_raw)
         self.inline_events = _handle_events_inline(sio)
         self._sio = sio
+        # One deadline for the whole open (TCP, WebSocket upgrade, namespace, room join): a
+        # socket endpoint that never answers is a ConnectionError, not a hang.
+        deadline = min(SOCKET_CONNECT_TIMEOUT, self._http.timeout.total or math.inf)
+        try:
+            await asyncio.wait_for(self._open(sio, deadline), deadline)
+        except BaseException as exc:
+            self._sio = None
+            await _quietly_disconnect(sio)
+            if isinstance(exc, errors.InvokeAIError) or not isinstance(exc, Exception):
+                raise
+            if isinstance(exc, asyncio.TimeoutError):
+                message = f"no answer within {deadline:g} s"
+            else:
+                message = str(exc) or exc.__class__.__name__
+            raise errors.ConnectionError(
+                f"cannot open the event stream at {self._http.origin}"
+                f"{self._http.socketio_path}: {message}"
+            ) from exc
+
+    async def _open(self, sio: socketio.AsyncClient, deadline: float) -> None:
         try:
             await sio.connect(
                 self._http.origin,
                 socketio_path=self._http.socketio_path,
                 transports=["websocket"],
+                headers=dict(self._http.options.headers),
                 auth=self._auth,
-                wait_timeout=SOCKET_CONNECT_TIMEOUT,
+                wait_timeout=deadline,
             )
         except socketio.exceptions.ConnectionError as exc:
-            self._sio = None
-            await _quietly_disconnect(sio)
             message = str(exc) or exc.__class__.__name__
-            if self._http.token is None and "namespaces failed" in message:
+            if "namespaces failed" in message:  # InvokeAI refuses a socket only for its auth
+                if self._http.token is None:
+                    raise errors.AuthenticationError(
+                        "the event stream was refused: this InvokeAI server requires a login "
+                        "(pass token=... or email=/password= to AsyncClient)",
+                    ) from exc
                 raise errors.AuthenticationError(
-                    "the event stream was refused: this InvokeAI server requires a login "
-                    "(pass token=... or email=/password= to AsyncClient)",
+                    "the event stream refused the token: it is invalid or expired "
+                    "(log in again, or pass a fresh token=...)",
                 ) from exc
-            raise errors.ConnectionError(
-                f"cannot open the event stream at {self._http.origin}"
-                f"{self._http.socketio_path}: {message}"
-            ) from exc
+            raise
         await self._connected.wait()
 
     def _auth(self) -> dict[str, str] | None:

@@ -27,7 +27,9 @@ all; the subclasses say what went wrong so callers can react to the cause, not t
         ├── BadRequestError (400), AuthenticationError (401), PermissionDeniedError (403),
         ├── NotFoundError (404), ConflictError (409), UnprocessableEntityError (422),
         ├── RateLimitError (429), InternalServerError (5xx)
-        └── EndpointNotAvailableError   the route does not exist on this server version
+        ├── EndpointNotAvailableError   the route does not exist on this server version
+        └── UnexpectedResponseError     the answer is not what the route gives (wrong shape,
+            └── ResponseTooLargeError   malformed, not an image, too large, bad redirect)
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ __all__ = [
     "ModelNotFoundError",
     "NotFoundError",
     "PermissionDeniedError",
+    "QueueFullError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RunCanceledError",
     "RunDetachedError",
     "RunError",
@@ -62,6 +66,7 @@ __all__ = [
     "RunTimeoutError",
     "RunningLoopError",
     "TimeoutError",
+    "UnexpectedResponseError",
     "UnprocessableEntityError",
     "ValidationError",
     "WorkflowError",
@@ -290,8 +295,33 @@ class EndpointNotAvailableError(APIError):
     """The route does not exist on this server version (it answered with the web UI page)."""
 
 
+class UnexpectedResponseError(APIError):
+    """The server's answer is not what the route gives: JSON of the wrong shape or types,
+    malformed or absurdly nested JSON, a body that is not the image it should be, a redirect
+    loop or a redirect to another place. ``method`` and ``path`` name the route."""
+
+
+class ResponseTooLargeError(UnexpectedResponseError):
+    """An answer grew past the client's limit (``max_response_size`` in memory,
+    ``max_download_size`` for a file), compressed or once decompressed; ``limit`` is it."""
+
+    def __init__(self, message: str, *, limit: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.limit = limit
+
+
 class BoardNotFoundError(BoardError, NotFoundError):
     """No board has this id or name (for this user); caught by ``except NotFoundError`` too."""
+
+
+class QueueFullError(InvokeAIError):
+    """A batch the server's queue cannot hold (``max_queue_size``): it is refused whole,
+    never silently cut. ``requested`` items were asked for; ``room`` is how many fit."""
+
+    def __init__(self, message: str, *, requested: int, room: int) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.room = room
 
 
 _STATUS_CLASSES: Mapping[int, type[APIError]] = {

@@ -23,9 +23,10 @@ from .types.boards import UNCATEGORIZED
 from .types.model_configs import ModelConfig
 
 if TYPE_CHECKING:
-    from .client import AsyncClient
-    from .repositories.images import ImageLike
-    from .runs import BatchRun, WorkflowRun
+    from .repositories.boards import BoardRepository
+    from .repositories.images import ImageLike, ImageRepository
+    from .repositories.models import ModelRepository
+    from .runs import BatchRun, RunManager, WorkflowRun
     from .types.boards import BoardRef
     from .types.images import ImageDTO
 
@@ -283,16 +284,29 @@ def _check_text(name: str, value: object) -> str:
 
 
 class Generator:
-    """The shell around the pure builders: model lookup, board lookup, one enqueue."""
+    """The shell around the pure builders: model lookup, board lookup, one enqueue.
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    It holds the client's parts it uses, not the client (``AsyncClient`` builds one).
+    """
+
+    def __init__(
+        self,
+        *,
+        models: ModelRepository,
+        boards: BoardRepository,
+        images: ImageRepository,
+        runs: RunManager,
+    ) -> None:
+        self._models = models
+        self._boards = boards
+        self._images = images
+        self._runs = runs
 
     async def resolve_model(self, model: str | ModelConfig | None) -> ModelConfig:
         """The main model ``model`` names on this server (see :func:`choose_model`)."""
         if isinstance(model, ModelConfig):
             return choose_model([model], model)
-        return choose_model(await self._client.models.list(type="main"), model)
+        return choose_model(await self._models.list(type="main"), model)
 
     async def spec(
         self,
@@ -344,13 +358,13 @@ class Generator:
         if base == "flux":
             spec = replace(spec, extras=await self._flux_extras())
         if board is not None:
-            spec = replace(spec, board_id=await self._client.boards.resolve(board))
+            spec = replace(spec, board_id=await self._boards.resolve(board))
         return spec
 
     async def _model_of(self, kind: str, wanted: str | ModelConfig, base: str) -> ModelConfig:
         if isinstance(wanted, ModelConfig):
             return wanted
-        models = await self._client.models.list(type=kind, base=base)
+        models = await self._models.list(type=kind, base=base)
         found = [m for m in models if wanted in (m.key, m.name)] or [
             m for m in models if wanted.casefold() in m.name.casefold()
         ]
@@ -366,7 +380,7 @@ class Generator:
         """FLUX needs a T5 encoder, a CLIP-L embedder and a FLUX VAE: the first of each."""
         extras: dict[str, ModelConfig] = {}
         for kind, base in (("t5_encoder", None), ("clip_embed", None), ("vae", "flux")):
-            found = await self._client.models.list(type=kind, base=base)
+            found = await self._models.list(type=kind, base=base)
             if not found:
                 raise errors.ModelChoiceError(
                     f"a FLUX graph needs a {kind} model{' of base flux' if base else ''}; "
@@ -379,7 +393,7 @@ class Generator:
         """Enqueue one text-to-image run; see :meth:`AsyncClient.generate`."""
         check_bool("detach", detach)
         spec = await self.spec(prompt, **options)
-        return await self._client.runs.submit(
+        return await self._runs.submit(
             text_to_image_graph(spec), origin=ORIGIN, destination=DESTINATION, detach=detach
         )
 
@@ -420,7 +434,7 @@ class Generator:
             {"node_path": "positive_prompt", "field_name": "value", "items": [p for p, _ in pairs]},
             {"node_path": "seed", "field_name": "value", "items": [s for _, s in pairs]},
         ]]
-        return await self._client.runs.submit_batch(
+        return await self._runs.submit_batch(
             text_to_image_graph(spec), data=data, origin=ORIGIN, destination=DESTINATION,
             detach=detach,
         )
@@ -433,7 +447,7 @@ class Generator:
                 f"image must be an image name or an object with image_name, got {image!r}",
                 input="image", rule="image name",
             )
-        board_id = await self._client.boards.resolve(board)
+        board_id = await self._boards.resolve(board)
         node: dict[str, Any] = {
             "id": "save_image", "type": "save_image", "image": {"image_name": name},
             "is_intermediate": False, "use_cache": False,
@@ -441,6 +455,6 @@ class Generator:
         if board_id != UNCATEGORIZED:
             node["board"] = {"board_id": board_id}
         graph = {"id": "copy_image_graph", "nodes": {"save_image": node}, "edges": []}
-        run = await self._client.runs.submit(graph, origin=ORIGIN, destination=DESTINATION)
+        run = await self._runs.submit(graph, origin=ORIGIN, destination=DESTINATION)
         result = await run
-        return await self._client.images.get(result.images[0].image_name)
+        return await self._images.get(result.images[0].image_name)

@@ -577,6 +577,9 @@ async def test_unknown_node_type_is_a_tagged_union_422(client: AsyncClient) -> N
             [{"node_path": "a", "field_name": "value", "items": [2]}]]},
          ["body", "batch", "data"],
          "Value error, Each batch data must have unique node_id and field_name"),
+        ({"graph": add_graph(), "data": [[
+            {"node_path": "a", "field_name": "value", "items": [1, "2"]}]]},
+         ["body", "batch", "data"], "Value error, All items in a batch must have the same type"),
         ({"graph": {"nodes": {"m": {"id": "m", "type": "integer_math", "operation": "DIV",
                                     "a": 1, "b": 0}}}},
          ["body", "batch", "graph", "nodes", "m", "integer_math", "b"],
@@ -588,7 +591,7 @@ async def test_unknown_node_type_is_a_tagged_union_422(client: AsyncClient) -> N
          ["body", "batch", "runs"], "Input should be greater than or equal to 1"),
     ],
     ids=["id-mismatch", "edge-node", "edge-field", "edge-types", "cycle", "zip-length",
-         "node-path", "duplicate-field", "field-validator", "field-type", "runs"],
+         "node-path", "duplicate-field", "mixed-types", "field-validator", "field-type", "runs"],
 )
 async def test_invalid_batches_get_the_server_422(
     client: AsyncClient, batch: dict[str, Any], loc: list[Any], message: str
@@ -1022,7 +1025,7 @@ def test_the_doubles_nodes_match_the_servers_schemas() -> None:
     field order, defaults, cache default, output type and output fields."""
     import json
 
-    from invokeai_client.testing._double_nodes import NODE_SPECS, REAL_NODE_TYPES
+    from invokeai_client.testing.double.nodes import NODE_SPECS, REAL_NODE_TYPES
 
     from .conftest import SHARED
 

@@ -11,18 +11,22 @@ import builtins
 import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from .. import errors
+from .._answers import page_offset, parse, parse_list, strings
 from .._checks import check_bool, check_choice
 from .._paging import Page, Paginator, offset_page
 from ..types.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
 from ..types.images import ImagesResult
 from ._base import Repository, naming
-from .images import ImagesArg, check_categories, image_name_of, image_names_of
-
-if TYPE_CHECKING:
-    from ..client import AsyncClient
+from ._image_names import (
+    ImagesArg,
+    check_categories,
+    image_name_of,
+    image_names_of,
+    read_image_record,
+)
 
 __all__ = ["UNCATEGORIZED", "BoardRef", "BoardRepository"]
 
@@ -74,9 +78,6 @@ class BoardRepository(Repository):
     their images. A multi-user server shows each user their own boards plus shared and
     public ones (admins see all)."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        super().__init__(client)
-
     # -- resolving -----------------------------------------------------------------------
 
     async def resolve(
@@ -127,7 +128,7 @@ class BoardRepository(Repository):
         _check_board_id(board_id)
         with naming("board", board_id, action="access", not_found=errors.BoardNotFoundError):
             answer = await self._http.request("GET", f"{BOARDS}/{board_id}")
-        return Board.model_validate(answer)
+        return parse(Board, answer)
 
     async def _by_name(self, name: str, *, create: bool) -> Board:
         boards = await self.all(include_archived=True)
@@ -176,7 +177,7 @@ class BoardRepository(Repository):
                 "direction": direction,
             },
         )
-        return [Board.model_validate(b) for b in answer or []]
+        return parse_list(Board, answer, missing_ok=True)
 
     def list(
         self,
@@ -201,11 +202,11 @@ class BoardRepository(Repository):
                     "direction": direction,
                 },
             )
-            items = [Board.model_validate(b) for b in answer.get("items", [])]
+            items = parse_list(Board, answer, key="items", missing_ok=True)
             # InvokeAI (6.14) reports the size of this page as "total", not the number of
             # boards, so the total is unknown and a full page means there may be more.
             return offset_page(
-                items, offset=int(answer.get("offset", offset)), limit=limit, total=None
+                items, offset=page_offset(answer, offset), limit=limit, total=None
             )
 
         return Paginator(fetch, page_size=page_size, key=lambda b: b.board_id)
@@ -228,7 +229,7 @@ class BoardRepository(Repository):
         """Create a board (owned by the logged-in user) and return it."""
         check_board_name(name)
         answer = await self._http.request("POST", f"{BOARDS}/", params={"board_name": name})
-        return Board.model_validate(answer)
+        return parse(Board, answer)
 
     async def get_or_create(self, name: str) -> Board:
         """The board with this name, created if there is none."""
@@ -269,7 +270,7 @@ class BoardRepository(Repository):
             answer = await self._http.request(
                 "PATCH", f"{BOARDS}/{board_id}", json=changes, retry=True
             )
-        return Board.model_validate(answer)
+        return parse(Board, answer)
 
     async def rename(self, board: BoardRef, name: str) -> Board:
         """Give a board a new name."""
@@ -299,7 +300,7 @@ class BoardRepository(Repository):
                 params={"include_images": delete_images},
                 retry=not delete_images,
             )
-        return DeleteBoardResult.model_validate(answer)
+        return parse(DeleteBoardResult, answer)
 
     # -- images on boards ----------------------------------------------------------------
 
@@ -321,7 +322,7 @@ class BoardRepository(Repository):
                 f"{BOARDS}/{board_id}/image_names",
                 params={"categories": cats, "is_intermediate": intermediate},
             )
-        return [str(n) for n in answer or []]
+        return strings(answer)
 
     async def add_images(self, board: BoardRef, images: ImagesArg) -> ImagesResult:
         """Put images on a board (moving them off their old board)."""
@@ -370,6 +371,6 @@ class BoardRepository(Repository):
         try:
             yield
         except errors.InternalServerError:
-            await self._client.images.get(name)  # raises NotFoundError naming it
+            await read_image_record(self._http, name)  # raises NotFoundError naming it
             raise
 

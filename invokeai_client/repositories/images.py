@@ -8,162 +8,84 @@ uploaded). File reads and PIL encoding run in a worker thread, never on the even
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import os
-import re
-import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager, nullcontext, suppress
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Union, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Union, overload
 
 import anyio
-import anyio.to_thread
 
 from .. import errors
+from .._answers import page_offset, page_total, parse, parse_list
 from .._checks import check_bool, check_choice, check_seconds
 from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
-from .._uploads import read_image_source, upload_image
+from .._uploads import metadata_json, read_image_source, resize_json, upload_image
 from ..types.boards import UNCATEGORIZED, BoardRef
-from ..types.images import IMAGE_CATEGORIES, EmbeddedWorkflow, ImageDTO, ImagesResult
-from ..types.wire_events import (
-    BulkDownloadCompleteEvent,
-    BulkDownloadErrorEvent,
-    BulkDownloadEvent,
-    ServerEvent,
-)
+from ..types.images import EmbeddedWorkflow, ImageDTO, ImagesResult
+from ..types.wire_events import BulkDownloadErrorEvent
 from ._base import Repository, check_text, naming
+from ._image_files import (
+    BULK_DOWNLOAD_TIMEOUT,
+    MAX_BULK_DOWNLOAD,
+    fetch_bytes,
+    fetch_file,
+    request_bulk_download,
+)
+from ._image_names import (
+    IMAGES,
+    Category,
+    HasImageName,
+    ImageLike,
+    ImagesArg,
+    check_categories,
+    check_image_name,
+    image_name_of,
+    image_names_of,
+    read_image_record,
+)
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
 
 log = logging.getLogger("invokeai_client")
 
 __all__ = [
+    "BULK_DOWNLOAD_TIMEOUT",
+    "BoardResolver",
     "HasImageName",
     "ImageLike",
     "ImageRepository",
     "ImagesArg",
     "UploadScope",
+    "UploadSource",
     "check_categories",
     "check_image_name",
     "image_name_of",
     "image_names_of",
 ]
 
-IMAGES = "/api/v1/images"
-MAX_IMAGE_NAME = 255
-DOWNLOAD_CHUNK = 256 * 1024
-MAX_BULK_DOWNLOAD = 1000
-"""Images one bulk download may name (InvokeAI's MAX_IMAGE_BATCH_SIZE)."""
-BULK_DOWNLOAD_TIMEOUT = 300.0
-_SAFE_ITEM = re.compile(r"^[\w -]+\.zip$")  # "<clean board name>_<uuid>.zip" or "<uuid>.zip"
-
-
-@runtime_checkable
-class HasImageName(Protocol):
-    """Anything that names a server image (an :class:`ImageDTO`, a run's output image...)."""
-
-    @property
-    def image_name(self) -> str: ...
-
-
-ImageLike = str | HasImageName
-"""An image as callers may name it: its server name, or an object with ``image_name``."""
-
-ImagesArg = ImageLike | Iterable[ImageLike]
-"""One image or several."""
-
 UploadSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Any]
 """What :meth:`ImageRepository.upload` takes: a file path, encoded bytes, or a PIL image."""
 
-Category = Literal["general", "mask", "control", "user", "other"]
 
-def check_image_name(name: object, *, input: str = "image") -> str:
-    """An image name safe to put in a URL path and a file name, else ValidationError.
+class BoardResolver(Protocol):
+    """What images need of boards: turning a ``board=`` argument into a board id
+    (:meth:`~invokeai_client.repositories.boards.BoardRepository.resolve`)."""
 
-    Server image names are plain file names (``<uuid>.png``); a name with a path separator,
-    ``..``, a control character or URL syntax is refused before any request, so it can neither
-    reach another route nor write outside a download folder.
-    """
-    if not isinstance(name, str) or not name:
-        raise errors.ValidationError(
-            f"an image name must be a non-empty string, got {name!r}",
-            input=input,
-            rule="non-empty image name",
-        )
-    bad = (
-        name in (".", "..")
-        or len(name) > MAX_IMAGE_NAME
-        or any(c in name for c in "/\\?#%")
-        or any(ord(c) < 32 or ord(c) == 127 for c in name)
-        or name != name.strip()
-    )
-    if bad:
-        raise errors.ValidationError(
-            f"refusing image name {name!r}: an image name must be a plain file name (no path "
-            "separators, '..', control characters or URL syntax)",
-            input=input,
-            rule="plain file name",
-        )
-    return name
-
-
-def image_name_of(image: ImageLike, *, input: str = "image") -> str:
-    """The name of ONE image (a name, or anything with ``image_name``), checked with
-    :func:`check_image_name`."""
-    if isinstance(image, str):
-        return check_image_name(image, input=input)
-    if isinstance(image, HasImageName):
-        return check_image_name(image.image_name, input=input)
-    raise errors.ValidationError(
-        f"{input} must be an image name or an image, got {image!r}",
-        input=input,
-        rule="one image",
-    )
-
-
-def image_names_of(images: ImagesArg, *, input: str = "images") -> builtins.list[str]:
-    """The names of one image or several (each checked with :func:`check_image_name`)."""
-    if isinstance(images, str):
-        return [check_image_name(images, input=input)]
-    if isinstance(images, HasImageName):
-        return [check_image_name(images.image_name, input=input)]
-    if not isinstance(images, Iterable):
-        raise errors.ValidationError(
-            f"{input} must be an image name, an image, or a list of them, got {images!r}",
-            input=input,
-            rule="image name(s)",
-        )
-    names: builtins.list[str] = []
-    for item in images:
-        name = item.image_name if isinstance(item, HasImageName) else item
-        names.append(check_image_name(name, input=input))
-    return list(dict.fromkeys(names))
-
-
-def check_categories(categories: str | Iterable[str] | None) -> builtins.list[str] | None:
-    """Image categories as the server takes them, each checked; None means all."""
-    if categories is None:
-        return None
-    values = [categories] if isinstance(categories, str) else builtins.list(categories)
-    for value in values:
-        if value not in IMAGE_CATEGORIES:
-            raise errors.ValidationError(
-                f"image category must be one of {', '.join(IMAGE_CATEGORIES)}, got {value!r}",
-                input="category",
-                rule="a known image category",
-            )
-    return values
+    async def resolve(self, board: BoardRef, *, create: bool = False, verify: bool = True) -> str:
+        """The board id of ``board`` (an id, a Board, a name or UNCATEGORIZED)."""
+        ...
 
 
 class ImageRepository(Repository):
     """Images of the server (``client.images``)."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        super().__init__(client)
+    def __init__(self, context: ClientContext, *, boards: BoardResolver) -> None:
+        super().__init__(context)
+        self._boards = boards
 
     # -- upload --------------------------------------------------------------------------
 
@@ -195,13 +117,13 @@ class ImageRepository(Repository):
         if filename is not None:
             check_text("filename", filename)
         if metadata is not None:
-            _metadata_json(metadata)
+            metadata_json(metadata)
         if resize_to is not None:
-            _resize_json(resize_to)
+            resize_json(resize_to)
         data, default_name, content_type, what = await read_image_source(image)
         board_id: str | None = None
         if board is not None:
-            board_id = await self._client.boards.resolve(board, verify=False)
+            board_id = await self._boards.resolve(board, verify=False)
             if board_id == UNCATEGORIZED:
                 board_id = None
         board_errors = (
@@ -232,7 +154,7 @@ class ImageRepository(Repository):
                     kind=errors.APIError,
                 ) from None
             raise
-        return ImageDTO.model_validate(answer)
+        return parse(ImageDTO, answer)
 
     @asynccontextmanager
     async def uploading(self, image: UploadSource, **options: Any) -> AsyncIterator[ImageDTO]:
@@ -252,17 +174,14 @@ class ImageRepository(Repository):
 
     async def get(self, image: ImageLike) -> ImageDTO:
         """An image's record; :class:`~errors.NotFoundError` naming it if there is none."""
-        name = image_name_of(image)
-        with naming("image", name, action="read"):
-            answer = await self._http.request("GET", f"{IMAGES}/i/{name}")
-        return ImageDTO.model_validate(answer)
+        return parse(ImageDTO, await read_image_record(self._http, image))
 
     async def get_many(self, images: ImagesArg) -> builtins.list[ImageDTO]:
         """Records of several images in the given order; unknown names are left out."""
         out: builtins.list[ImageDTO] = []
         names = image_names_of(images)
         async for answer in self._post_chunks(f"{IMAGES}/images_by_names", "image_names", names):
-            out.extend(ImageDTO.model_validate(i) for i in answer or [])
+            out.extend(parse_list(ImageDTO, answer, missing_ok=True))
         return out
 
     async def exists(self, image: ImageLike) -> bool:
@@ -295,12 +214,14 @@ class ImageRepository(Repository):
 
     @overload
     async def download(
-        self, image: ImageLike, dest: None = None, *, thumbnail: bool = False
+        self, image: ImageLike, dest: None = None, *, thumbnail: bool = False,
+        overwrite: bool = False,
     ) -> bytes: ...
 
     @overload
     async def download(
-        self, image: ImageLike, dest: str | os.PathLike[str], *, thumbnail: bool = False
+        self, image: ImageLike, dest: str | os.PathLike[str], *, thumbnail: bool = False,
+        overwrite: bool = False,
     ) -> Path: ...
 
     async def download(
@@ -309,43 +230,25 @@ class ImageRepository(Repository):
         dest: str | os.PathLike[str] | None = None,
         *,
         thumbnail: bool = False,
+        overwrite: bool = False,
     ) -> bytes | Path:
         """The image file: as bytes (no ``dest``), or streamed into ``dest`` (returns the path).
 
-        ``dest`` may be a folder (the file keeps the image's name; thumbnails end in
-        ``.webp``) or a file path. The file appears complete or not at all. Full images are
-        PNG, thumbnails WebP.
+        ``dest`` may be a folder (the file is named after the image, made safe as
+        :func:`~invokeai_client.safe_file_name` says; thumbnails end in ``.webp``) or a file
+        path in an existing folder. An existing file is refused unless ``overwrite=True``; a
+        symlink in the folder is never followed; the file appears complete or not at all, and
+        only once the bytes are known to be an image. Full images are PNG, thumbnails WebP.
         """
         name = image_name_of(image)
+        check_bool("overwrite", overwrite)
         kind = "thumbnail" if thumbnail else "full"
         path = f"{IMAGES}/i/{name}/{kind}"
         file_name = f"{Path(name).stem}.webp" if thumbnail else name
         with naming("image", name, action="download"):
-            return await self._fetch_file(path, file_name, dest)
-
-    async def _fetch_file(
-        self, path: str, file_name: str, dest: str | os.PathLike[str] | None
-    ) -> bytes | Path:
-        """GET ``path`` as bytes, or stream it into ``dest`` (a folder gets ``file_name``);
-        the file appears complete or not at all."""
-        if dest is None:
-            data: bytes = await self._http.request("GET", path, expect="bytes")
-            return data
-        target = await anyio.to_thread.run_sync(_download_target, Path(dest), file_name)
-        part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-        try:
-            async with (
-                self._http.stream("GET", path) as response,
-                await anyio.open_file(part, "wb") as out,
-            ):
-                async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
-                    await out.write(chunk)
-            await anyio.to_thread.run_sync(os.replace, part, target)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_unlink_quietly, part)
-            raise
-        return target
+            if dest is None:
+                return await fetch_bytes(self._http, path, "image")
+            return await fetch_file(self._http, path, file_name, Path(dest), "image", overwrite)
 
     @overload
     async def download_zip(
@@ -355,6 +258,7 @@ class ImageRepository(Repository):
         board: BoardRef | None = None,
         dest: None = None,
         timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+        overwrite: bool = False,
     ) -> bytes: ...
 
     @overload
@@ -365,6 +269,7 @@ class ImageRepository(Repository):
         board: BoardRef | None = None,
         dest: str | os.PathLike[str],
         timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+        overwrite: bool = False,
     ) -> Path: ...
 
     async def download_zip(
@@ -374,6 +279,7 @@ class ImageRepository(Repository):
         board: BoardRef | None = None,
         dest: str | os.PathLike[str] | None = None,
         timeout: float | None = BULK_DOWNLOAD_TIMEOUT,  # noqa: ASYNC109 (like run.result)
+        overwrite: bool = False,
     ) -> bytes | Path:
         """Several images as one zip archive that the server builds (InvokeAI's bulk download):
         the given ``images`` (at most 1,000), or every image on ``board`` (intermediates too;
@@ -381,7 +287,8 @@ class ImageRepository(Repository):
         ``<category>/<image_name>``.
 
         Returns the archive's bytes, or streams it into ``dest`` (a folder gets the server's
-        file name) and returns the path. The server announces the finished archive only on
+        file name; an existing file is refused unless ``overwrite=True``) and returns the
+        path. The server announces the finished archive only on
         the event stream, so this needs a client with ``events=True``. Raises
         :class:`~errors.BulkDownloadError` with the server's reason when it cannot build the
         archive, :class:`~errors.TimeoutError` after ``timeout`` seconds.
@@ -405,30 +312,15 @@ class ImageRepository(Repository):
             body = {"image_names": names}
         else:
             assert board is not None
-            body = {"board_id": await self._client.boards.resolve(board)}
-        if not self._client._use_events:
+            body = {"board_id": await self._boards.resolve(board)}
+        if not self._context.events_enabled:
             raise errors.InvokeAIError(
                 "download_zip needs the event stream (the server announces the archive only "
                 "there): use a client with events=True"
             )
-        watcher = _BulkDownloadWatcher(self._client)
-        try:
-            answer = await self._http.request("POST", f"{IMAGES}/download", json=body)
-            item = answer.get("bulk_download_item_name") if isinstance(answer, dict) else None
-            if not isinstance(item, str) or not _SAFE_ITEM.match(item):
-                raise errors.InvokeAIError(
-                    f"the server answered the bulk download with no usable archive name: "
-                    f"{answer!r:.200}"
-                )
-            try:
-                with anyio.fail_after(timeout):
-                    event = await watcher.wait(item)
-            except builtins.TimeoutError:
-                raise errors.TimeoutError(
-                    f"bulk download {item} was not ready within {timeout} s"
-                ) from None
-        finally:
-            watcher.close()
+        item, event = await request_bulk_download(
+            self._http, self._context.router, body, timeout
+        )
         if isinstance(event, BulkDownloadErrorEvent):
             reason = event.error or "no reason given"
             if images is not None:  # the server does not say which image it missed
@@ -443,21 +335,27 @@ class ImageRepository(Repository):
                 error=event.error,
             )
         with naming("bulk download", item, action="download"):
-            return await self._fetch_file(f"{IMAGES}/download/{item}", item, dest)
+            zip_path = f"{IMAGES}/download/{item}"
+            if dest is None:
+                return await fetch_bytes(self._http, zip_path, "zip")
+            return await fetch_file(self._http, zip_path, item, Path(dest), "zip", overwrite)
 
     @overload
     async def thumbnail(self, image: ImageLike, dest: None = None) -> bytes: ...
 
     @overload
-    async def thumbnail(self, image: ImageLike, dest: str | os.PathLike[str]) -> Path: ...
+    async def thumbnail(
+        self, image: ImageLike, dest: str | os.PathLike[str], *, overwrite: bool = False
+    ) -> Path: ...
 
     async def thumbnail(
-        self, image: ImageLike, dest: str | os.PathLike[str] | None = None
+        self, image: ImageLike, dest: str | os.PathLike[str] | None = None, *,
+        overwrite: bool = False,
     ) -> bytes | Path:
         """The image's WebP thumbnail, as bytes or saved into ``dest`` (see :meth:`download`)."""
         if dest is None:
             return await self.download(image, thumbnail=True)
-        return await self.download(image, dest, thumbnail=True)
+        return await self.download(image, dest, thumbnail=True, overwrite=overwrite)
 
     # -- changing ------------------------------------------------------------------------
 
@@ -492,7 +390,7 @@ class ImageRepository(Repository):
         except errors.BadRequestError:
             await self.get(name)  # InvokeAI answers 400 for an unknown image: name it
             raise
-        return ImageDTO.model_validate(answer)
+        return parse(ImageDTO, answer)
 
     async def star(self, images: ImagesArg) -> ImagesResult:
         """Star images (starred images list first)."""
@@ -563,7 +461,7 @@ class ImageRepository(Repository):
 
         async def fetch(offset: int, limit: int) -> Page[ImageDTO]:
             if board is not None and not resolved:
-                resolved.append(await self._client.boards.resolve(board, verify=False))
+                resolved.append(await self._boards.resolve(board, verify=False))
             params: dict[str, Any] = {
                 "offset": offset,
                 "limit": min(limit, MAX_PAGE_SIZE),
@@ -579,10 +477,10 @@ class ImageRepository(Repository):
             with naming("board", board_ident, action="list images of",
                         not_found=errors.BoardNotFoundError):
                 answer = await self._http.request("GET", f"{IMAGES}/", params=params)
-            items = [ImageDTO.model_validate(i) for i in answer.get("items", [])]
+            items = parse_list(ImageDTO, answer, key="items", missing_ok=True)
             return offset_page(
-                items, offset=int(answer.get("offset", offset)), limit=limit,
-                total=answer.get("total"),
+                items, offset=page_offset(answer, offset), limit=limit,
+                total=page_total(answer),
             )
 
         return Paginator(
@@ -602,89 +500,6 @@ class ImageRepository(Repository):
     async def clear_intermediates(self) -> int:
         """Delete every intermediate image (admin); returns how many were deleted."""
         return int(await self._http.request("DELETE", f"{IMAGES}/intermediates") or 0)
-
-
-def _metadata_json(metadata: Mapping[str, Any]) -> str:
-    if not isinstance(metadata, Mapping):
-        raise errors.ValidationError(
-            f"metadata must be a mapping (a JSON object), got {type(metadata).__name__}",
-            input="metadata",
-            rule="JSON object",
-        )
-    try:
-        return json.dumps(dict(metadata))
-    except (TypeError, ValueError) as exc:
-        raise errors.ValidationError(
-            f"metadata must be JSON-serializable: {exc}", input="metadata", rule="JSON object"
-        ) from None
-
-
-def _resize_json(resize_to: Sequence[int]) -> str:
-    ok = (
-        isinstance(resize_to, Sequence)
-        and len(resize_to) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize_to)
-    )
-    if not ok:
-        raise errors.ValidationError(
-            f"resize_to must be (width, height) with positive integers, got {resize_to!r}",
-            input="resize_to",
-            rule="(width, height) > 0",
-        )
-    return json.dumps({"width": resize_to[0], "height": resize_to[1]})
-
-
-class _BulkDownloadWatcher:
-    """Keeps the client's bulk download events from before the POST is answered (the server
-    may finish a small archive first), until the one for our archive arrives."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._done: dict[str, BulkDownloadEvent] = {}
-        self._changed = anyio.Event()
-        self._remove = client._router.add_listener(self._on_event)
-
-    def _on_event(self, event: ServerEvent) -> None:
-        if isinstance(event, (BulkDownloadCompleteEvent, BulkDownloadErrorEvent)):
-            name = event.bulk_download_item_name
-            if name is not None and len(self._done) < MAX_BULK_DOWNLOAD:
-                self._done[name] = event
-            self._changed.set()
-
-    async def wait(self, item: str) -> BulkDownloadEvent:
-        while item not in self._done:
-            await self._changed.wait()
-            self._changed = anyio.Event()
-        return self._done[item]
-
-    def close(self) -> None:
-        self._remove()
-
-
-def _download_target(dest: Path, file_name: str) -> Path:
-    """Where a download goes (runs in a worker thread); refuses paths outside ``dest``."""
-    name = file_name
-    if dest.is_dir():
-        folder = dest.resolve()
-        target = (folder / file_name).resolve()
-        if target.parent != folder:
-            raise errors.ValidationError(
-                f"refusing to write image {name!r} outside {str(folder)!r}",
-                input="image",
-                rule="stays inside the target folder",
-            )
-        return target
-    if not dest.parent.is_dir():
-        raise errors.ValidationError(
-            f"cannot save to {str(dest)!r}: folder {str(dest.parent)!r} does not exist",
-            input="dest",
-            rule="an existing folder or a file in one",
-        )
-    return dest.resolve()
-
-
-def _unlink_quietly(path: Path) -> None:
-    with suppress(FileNotFoundError):
-        path.unlink()
 
 
 class UploadScope:

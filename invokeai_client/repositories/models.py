@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .._answers import parse, parse_list
 from .._checks import check_bool, check_seconds
 from ..types.model_configs import FoundModel, ModelConfig, ModelInstallJob
 from ..types.wire_events import (
@@ -23,7 +24,7 @@ from ..types.wire_events import (
 from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._router import EventRouter
 
 log = logging.getLogger("invokeai_client")
 
@@ -120,14 +121,14 @@ class ModelRepository(Repository):
             if _is_enum_rejection(exc, ("base_models", "model_type", "model_format")):
                 return []
             raise
-        return [ModelConfig.model_validate(m) for m in (answer or {}).get("models", [])]
+        return parse_list(ModelConfig, answer, key="models", missing_ok=True)
 
     async def get(self, key: str) -> ModelConfig:
         """The model with this key; :class:`~errors.NotFoundError` naming it if none."""
         check_text("key", key, in_path=True)
         with naming("model", key):
             answer = await self._http.request("GET", f"{MODELS}/i/{key}")
-        return ModelConfig.model_validate(answer)
+        return parse(ModelConfig, answer)
 
     async def get_by_name(self, name: str, *, base: str, type: str) -> ModelConfig:
         """The model named ``name`` of this base and type (the old name+base+type identity)."""
@@ -151,7 +152,7 @@ class ModelRepository(Repository):
                     status=404,
                 ) from None
             raise
-        return ModelConfig.model_validate(answer)
+        return parse(ModelConfig, answer)
 
     async def get_by_hash(self, hash: str) -> ModelConfig:
         """The model whose weights have this hash (``"blake3:..."``); survives reinstalls."""
@@ -160,7 +161,7 @@ class ModelRepository(Repository):
             answer = await self._http.request(
                 "GET", f"{MODELS}/get_by_hash", params={"hash": hash}
             )
-        return ModelConfig.model_validate(answer)
+        return parse(ModelConfig, answer)
 
     async def find(
         self, name: str, *, base: str | None = None, type: str | None = None
@@ -189,7 +190,7 @@ class ModelRepository(Repository):
                 f"({errors.describe_detail(exc.detail)})",
                 kind=errors.BadRequestError,
             ) from None
-        return [FoundModel.model_validate(f) for f in answer or []]
+        return parse_list(FoundModel, answer, missing_ok=True)
 
     # -- installs ------------------------------------------------------------------------
 
@@ -238,7 +239,7 @@ class ModelRepository(Repository):
         if description is not None:
             body["description"] = description
         # Listen before asking: a local install can finish before the HTTP answer arrives.
-        watcher = _InstallWatcher(self._client)
+        watcher = _InstallWatcher(self._context.router)
         try:
             try:
                 answer = await self._http.request(
@@ -269,20 +270,20 @@ class ModelRepository(Repository):
         except BaseException:
             watcher.close()
             raise
-        job = ModelInstallJob.model_validate(answer)
+        job = parse(ModelInstallJob, answer)
         return ModelInstall(self, job, watcher, allow_unidentified=allow_unidentified)
 
     async def install_jobs(self) -> builtins.list[ModelInstallJob]:
         """Every install job the server remembers (running and finished)."""
         answer = await self._http.request("GET", f"{MODELS}/install")
-        return [ModelInstallJob.model_validate(j) for j in answer or []]
+        return parse_list(ModelInstallJob, answer, missing_ok=True)
 
     async def install_job(self, job_id: int) -> ModelInstallJob:
         """One install job by id; :class:`~errors.NotFoundError` naming it if unknown."""
         job_id = _job_id(job_id)
         with naming("model install job", job_id):
             answer = await self._http.request("GET", f"{MODELS}/install/{job_id}")
-        return ModelInstallJob.model_validate(answer)
+        return parse(ModelInstallJob, answer)
 
     async def prune_install_jobs(self) -> None:
         """Forget finished install jobs (completed, failed, cancelled) on the server."""
@@ -306,10 +307,10 @@ class ModelRepository(Repository):
 class _InstallWatcher:
     """Collects model install and download events from the client's socket (see install)."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, router: EventRouter) -> None:
         self.events: list[InstallEvent] = []
         self.changed = asyncio.Event()
-        self._remove = client._router.add_listener(self._on_event)
+        self._remove = router.add_listener(self._on_event)
 
     def _on_event(self, event: ServerEvent) -> None:
         if isinstance(event, (ModelInstallEvent, DownloadEvent)):

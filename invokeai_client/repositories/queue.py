@@ -3,9 +3,10 @@
 Submitting work is :mod:`invokeai_client.runs` (``client.runs`` / workflow handles); this
 repository is for looking at and steering what is queued.
 
-Listing follows the 6.8+ API: one ``item_ids`` snapshot, then items hydrated in chunks with
+Listing follows the 6.7+ API: one ``item_ids`` snapshot, then items hydrated in chunks with
 ``item_summaries_by_ids`` (6.14.1+; older servers fall back to ``items_by_ids``), so a listing
 yields every item that existed when it started exactly once, even while the queue moves.
+Servers before 6.7 are read with their cursor-paged ``list`` instead (``_queue_legacy``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
+from .._answers import as_object, integer, parse, parse_list, reading
 from .._checks import check_choice
 from .._paging import Page, Paginator, list_page
 from ..types.queue import (
@@ -28,10 +30,11 @@ from ..types.queue import (
     SessionQueueItem,
     SessionQueueItemSummary,
 )
+from . import _queue_legacy
 from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
 
 __all__ = ["QueueRepository"]
 
@@ -70,14 +73,14 @@ class QueueRepository(Repository):
     cache. Other users' items appear redacted to non-admins (see ``is_redacted``).
     """
 
-    def __init__(self, client: AsyncClient, queue_id: str | None = None) -> None:
-        super().__init__(client)
+    def __init__(self, context: ClientContext, queue_id: str | None = None) -> None:
+        super().__init__(context)
         self._queue_id = queue_id
         self._summaries_supported: bool | None = None
 
     @property
     def queue_id(self) -> str:
-        return self._queue_id or self._client.queue_id
+        return self._queue_id or self._context.queue_id
 
     @property
     def _prefix(self) -> str:
@@ -88,13 +91,13 @@ class QueueRepository(Repository):
     async def status(self) -> QueueAndProcessorStatus:
         """Counts by status, the item being processed, and whether the processor runs."""
         answer = await self._http.request("GET", f"{self._prefix}/status")
-        return QueueAndProcessorStatus.model_validate(answer)
+        return parse(QueueAndProcessorStatus, answer)
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
         """Counts by status of one batch (an unknown batch has all counts at 0)."""
         check_text("batch_id", batch_id, in_path=True)
         answer = await self._http.request("GET", f"{self._prefix}/b/{batch_id}/status")
-        return BatchStatus.model_validate(answer)
+        return parse(BatchStatus, answer)
 
     async def counts_by_destination(self, destination: str) -> QueueCountsByDestination:
         """Counts by status of the items sent to ``destination``."""
@@ -102,7 +105,7 @@ class QueueRepository(Repository):
         answer = await self._http.request(
             "GET", f"{self._prefix}/counts_by_destination", params={"destination": destination}
         )
-        return QueueCountsByDestination.model_validate(answer)
+        return parse(QueueCountsByDestination, answer)
 
     # -- items ---------------------------------------------------------------------------
 
@@ -111,17 +114,17 @@ class QueueRepository(Repository):
         item_id = _item_id(item_id)
         with naming("queue item", item_id, action="read"):
             answer = await self._http.request("GET", f"{self._prefix}/i/{item_id}")
-        return SessionQueueItem.model_validate(answer)
+        return parse(SessionQueueItem, answer)
 
     async def current(self) -> SessionQueueItem | None:
         """The item being processed now, or None when idle."""
         answer = await self._http.request("GET", f"{self._prefix}/current")
-        return SessionQueueItem.model_validate(answer) if answer else None
+        return parse(SessionQueueItem, answer) if answer else None
 
     async def next(self) -> SessionQueueItem | None:
         """The item that will be processed next, or None."""
         answer = await self._http.request("GET", f"{self._prefix}/next")
-        return SessionQueueItem.model_validate(answer) if answer else None
+        return parse(SessionQueueItem, answer) if answer else None
 
     async def item_ids(self, *, order: Literal["desc", "asc"] = "desc") -> builtins.list[int]:
         """Every item id of the queue, newest first (``order="asc"``: oldest first).
@@ -133,19 +136,36 @@ class QueueRepository(Repository):
             raise errors.ValidationError(
                 f"order must be 'desc' or 'asc', got {order!r}", input="order", rule="desc|asc"
             )
-        answer = await self._http.request(
-            "GET", f"{self._prefix}/item_ids", params={"order_dir": order.upper()}
-        )
-        ids = [int(i) for i in (answer or {}).get("item_ids", [])]
+        if await self._legacy():
+            listed = await _queue_legacy.list_items(self._http, self._prefix)
+            with reading():
+                ids = [integer(i.get("item_id")) for i in listed]
+        else:
+            answer = await self._http.request(
+                "GET", f"{self._prefix}/item_ids", params={"order_dir": order.upper()}
+            )
+            with reading():
+                ids = [integer(i) for i in as_object(answer).get("item_ids") or []]
         return sorted(ids, reverse=order == "desc")
+
+    async def _require(self, feature: str) -> None:
+        """EndpointNotAvailableError naming the server's version if it lacks ``feature``."""
+        (await self._context.features()).require(feature)
+
+    async def _legacy(self) -> bool:
+        """Whether this server predates ``item_ids`` (InvokeAI before 6.7)."""
+        return not (await self._context.features()).supports("queue_item_ids")
 
     async def get_many(self, item_ids: Iterable[int]) -> builtins.list[SessionQueueItem]:
         """Full items (with sessions) in the given order; unknown ids are left out."""
         out: builtins.list[SessionQueueItem] = []
+        if await self._legacy():
+            found = await _queue_legacy.read_items(self._http, self._prefix, _item_ids(item_ids))
+            return parse_list(SessionQueueItem, found)
         async for answer in self._post_chunks(
             f"{self._prefix}/items_by_ids", "item_ids", _item_ids(item_ids)
         ):
-            out.extend(SessionQueueItem.model_validate(i) for i in answer or [])
+            out.extend(parse_list(SessionQueueItem, answer, missing_ok=True))
         return out
 
     async def get_summaries(
@@ -157,6 +177,10 @@ class QueueRepository(Repository):
         servers without it.
         """
         ids = _item_ids(item_ids)
+        if await self._legacy():
+            listed = await _queue_legacy.list_items(self._http, self._prefix)
+            by_id = {i.get("item_id"): i for i in listed}
+            return parse_list(SessionQueueItemSummary, [by_id[i] for i in ids if i in by_id])
         if self._summaries_supported is not False:
             try:
                 out: builtins.list[SessionQueueItemSummary] = []
@@ -164,7 +188,7 @@ class QueueRepository(Repository):
                     f"{self._prefix}/item_summaries_by_ids", "item_ids", ids
                 ):
                     self._summaries_supported = True
-                    out.extend(SessionQueueItemSummary.model_validate(i) for i in answer or [])
+                    out.extend(parse_list(SessionQueueItemSummary, answer, missing_ok=True))
                 return out
             except (errors.EndpointNotAvailableError, errors.NotFoundError):
                 self._summaries_supported = False  # before 6.14.1
@@ -256,14 +280,15 @@ class QueueRepository(Repository):
     async def _count(self, key: str, method: str, path: str, **options: Any) -> int:
         """A bulk call of this queue; how many items it touched (the answer's ``key``)."""
         answer = await self._http.request(method, f"{self._prefix}{path}", **options)
-        return int((answer or {}).get(key, 0))
+        with reading():
+            return integer((answer or {}).get(key, 0))
 
     async def cancel(self, item_id: int) -> SessionQueueItem:
         """Cancel one item (pending or running); a finished item is left as it is."""
         item_id = _item_id(item_id)
         with naming("queue item", item_id, action="cancel"):
             answer = await self._http.request("PUT", f"{self._prefix}/i/{item_id}/cancel")
-        return SessionQueueItem.model_validate(answer)
+        return parse(SessionQueueItem, answer)
 
     async def cancel_batch(self, batch_ids: str | Iterable[str]) -> int:
         """Cancel every unfinished item of one or more batches; returns how many."""
@@ -291,7 +316,8 @@ class QueueRepository(Repository):
         )
 
     async def cancel_all_except_current(self) -> int:
-        """Cancel every pending item (the running one goes on); returns how many."""
+        """Cancel every pending item (the running one goes on); returns how many (5.10+)."""
+        await self._require("queue_cancel_all_except_current")
         return await self._count("canceled", "PUT", "/cancel_all_except_current")
 
     async def retry(self, item_ids: int | Iterable[int]) -> RetryItemsResult:
@@ -302,24 +328,28 @@ class QueueRepository(Repository):
         ids = _item_ids(item_ids)
         if not ids:
             return RetryItemsResult(queue_id=self.queue_id)
+        await self._require("queue_retry")
         answer = await self._http.request(
             "PUT", f"{self._prefix}/retry_items_by_id", json=ids, retry=False
         )
-        return RetryItemsResult.model_validate(answer)
+        return parse(RetryItemsResult, answer)
 
     async def delete(self, item_id: int) -> None:
-        """Delete one item (canceling it first if it is running)."""
+        """Delete one item (canceling it first if it is running; 6.0+)."""
         item_id = _item_id(item_id)
+        await self._require("queue_delete_item")
         with naming("queue item", item_id, action="delete"):
             await self._http.request("DELETE", f"{self._prefix}/i/{item_id}")
 
     async def delete_destination(self, destination: str) -> int:
-        """Delete every item sent to ``destination``; returns how many."""
+        """Delete every item sent to ``destination``; returns how many (6.0+)."""
         check_text("destination", destination, in_path=True)
+        await self._require("queue_delete_destination")
         return await self._count("deleted", "DELETE", f"/d/{destination}")
 
     async def delete_all_except_current(self) -> int:
-        """Delete every pending item (the running one goes on); returns how many."""
+        """Delete every pending item (the running one goes on); returns how many (6.0+)."""
+        await self._require("queue_delete_all_except_current")
         return await self._count("deleted", "PUT", "/delete_all_except_current")
 
     async def prune(self) -> int:
@@ -335,20 +365,18 @@ class QueueRepository(Repository):
     async def pause(self) -> ProcessorStatus:
         """Stop taking new items (the running one finishes); admin on multi-user servers."""
         answer = await self._http.request("PUT", f"{self._prefix}/processor/pause")
-        return ProcessorStatus.model_validate(answer)
+        return parse(ProcessorStatus, answer)
 
     async def resume(self) -> ProcessorStatus:
         """Start taking items again."""
         answer = await self._http.request("PUT", f"{self._prefix}/processor/resume")
-        return ProcessorStatus.model_validate(answer)
+        return parse(ProcessorStatus, answer)
 
     # -- invocation cache ----------------------------------------------------------------
 
     async def cache_status(self) -> InvocationCacheStatus:
         """The invocation cache: size, hits, misses, enabled (admin)."""
-        return InvocationCacheStatus.model_validate(
-            await self._http.request("GET", f"{CACHE}/status")
-        )
+        return parse(InvocationCacheStatus, await self._http.request("GET", f"{CACHE}/status"))
 
     async def enable_cache(self) -> None:
         """Turn the invocation cache on (identical nodes reuse earlier outputs)."""

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .._answers import as_object, integer, page_total, parse, parse_list, reading, strings
 from .._paging import Page, Paginator, check_page_size, offset_page
 from ..fields.schema import InvocationSchemas
 from ..types.workflows import WorkflowRecord, WorkflowSummary
@@ -19,7 +20,8 @@ from ..workflows.handle import WorkflowHandle
 from ._base import Repository, naming
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
+    from ..workflows._client import WorkflowClient
 
 log = logging.getLogger("invokeai_client")
 
@@ -33,8 +35,9 @@ class WorkflowRepository(Repository):
     """Workflows of a client (``client.workflows``): load GUI exports as handles typed by the
     server's node schemas, and manage the server's workflow library."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        super().__init__(client)
+    def __init__(self, context: ClientContext, *, client: WorkflowClient) -> None:
+        super().__init__(context)
+        self._owner = client  # what the handles it loads submit through
         self._schemas: InvocationSchemas | None = None
         self._schemas_lock = asyncio.Lock()
 
@@ -57,9 +60,9 @@ class WorkflowRepository(Repository):
                 log.warning("the server has no /openapi.json; workflow types are inferred")
                 document = {}
             try:
-                source = f"InvokeAI {(await self._client.server_info()).version}"
+                source = f"InvokeAI {(await self._context.server_info()).version}"
             except errors.InvokeAIError:
-                source = str(self._client.base_url)
+                source = self._context.base_url
             self._schemas = InvocationSchemas.from_openapi(
                 document if isinstance(document, Mapping) else {}, source=source
             )
@@ -76,7 +79,7 @@ class WorkflowRepository(Repository):
         """
         definition = await load_definition(source)
         schemas = await self.schemas() if typed else None
-        return WorkflowHandle(definition, schemas=schemas, client=self._client)
+        return WorkflowHandle(definition, schemas=schemas, client=self._owner)
 
     # -- the library -----------------------------------------------------------------------
 
@@ -129,9 +132,10 @@ class WorkflowRepository(Repository):
                 f"{WORKFLOWS}/",
                 params={**params, "page": offset // limit, "per_page": limit},
             )
-            items = [WorkflowSummary.model_validate(i) for i in (answer or {}).get("items", [])]
-            total = (answer or {}).get("total")
-            page = (answer or {}).get("page", offset // limit)
+            items = parse_list(WorkflowSummary, answer, key="items", missing_ok=True)
+            total = page_total(answer)
+            with reading():
+                page = integer(as_object(answer).get("page", offset // limit))
             return offset_page(
                 items,
                 offset=int(page) * limit,
@@ -146,7 +150,7 @@ class WorkflowRepository(Repository):
         _check_id(workflow_id)
         with naming("workflow", workflow_id, action="read"):
             answer = await self._http.request("GET", f"{WORKFLOWS}/i/{workflow_id}")
-        return WorkflowRecord.model_validate(answer)
+        return parse(WorkflowRecord, answer)
 
     async def get(self, workflow_id: str, *, typed: bool = True) -> WorkflowHandle:
         """A saved workflow as a handle, like :meth:`load` (NotFoundError naming the id)."""
@@ -160,7 +164,7 @@ class WorkflowRepository(Repository):
         data.pop("id", None)
         _check_savable(data)
         answer = await self._http.request("POST", f"{WORKFLOWS}/", json={"workflow": data})
-        return WorkflowRecord.model_validate(answer)
+        return parse(WorkflowRecord, answer)
 
     async def update(
         self, workflow: WorkflowSource | WorkflowHandle, *, workflow_id: str | None = None
@@ -181,7 +185,7 @@ class WorkflowRepository(Repository):
             answer = await self._http.request(
                 "PATCH", f"{WORKFLOWS}/i/{target}", json={"workflow": data}, retry=True
             )
-        return WorkflowRecord.model_validate(answer)
+        return parse(WorkflowRecord, answer)
 
     async def delete(self, workflow_id: str) -> None:
         """Delete a saved workflow (NotFoundError naming the id if there is none)."""
@@ -205,14 +209,14 @@ class WorkflowRepository(Repository):
                 json={"is_public": is_public},
                 retry=True,
             )
-        return WorkflowRecord.model_validate(answer)
+        return parse(WorkflowRecord, answer)
 
     async def tags(self, *, category: str | Iterable[str] | None = None) -> builtins.list[str]:
         """Every tag used by saved workflows (InvokeAI 6.12+)."""
         answer = await self._http.request(
             "GET", f"{WORKFLOWS}/tags", params={"categories": _categories("category", category)}
         )
-        return [str(t) for t in answer or []]
+        return strings(answer)
 
     async def counts_by_category(self, categories: Iterable[str] = CATEGORIES) -> dict[str, int]:
         """How many saved workflows each category has."""
@@ -221,7 +225,8 @@ class WorkflowRepository(Repository):
             f"{WORKFLOWS}/counts_by_category",
             params={"categories": _categories("categories", categories)},
         )
-        return {str(k): int(v) for k, v in (answer or {}).items()}
+        with reading():
+            return {str(k): integer(v) for k, v in (answer or {}).items()}
 
 
 async def load_definition(source: WorkflowSource) -> WorkflowDefinition:

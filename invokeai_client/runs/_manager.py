@@ -21,8 +21,6 @@ import contextlib
 import functools
 import json
 import logging
-import math
-import uuid
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,16 +30,15 @@ from .. import errors
 from .._checks import check_int
 from .._constants import DEFAULT_ORIGIN
 from .._router import EventRouter
-from ..types.queue import (
-    EnqueueBatchResult,
-    SessionQueueItem,
-    is_batch_item,
-)
+from ..types.batch import EnqueueBody
+from ..types.queue import EnqueueBatchResult, SessionQueueItem
+from ._room import cut_error
 from ._run import TERMINAL, BatchRun, WorkflowRun, _now
-from .results import iterated_nodes
+from .results import ImageHost, iterated_nodes
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
+    from ..repositories.queue import QueueRepository
 
 log = logging.getLogger("invokeai_client")
 
@@ -126,7 +123,14 @@ class RunManager:
     exists (e.g. enqueued by an earlier process).
     """
 
-    def __init__(self, client: AsyncClient, *, max_concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        context: ClientContext,
+        *,
+        queue: QueueRepository,
+        image_host: ImageHost | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
         if max_concurrency is not None and (
             isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int)
             or max_concurrency < 1
@@ -136,8 +140,10 @@ class RunManager:
                 input="max_concurrency",
                 rule="int >= 1",
             )
-        self.client = client
-        self.router: EventRouter = client._router
+        self.context = context
+        self._queue = queue
+        self.image_host = image_host  # output ImageRefs download through it
+        self.router: EventRouter = context.router
         self._batches: dict[str, BatchRun] = {}
         self._dirty: set[WorkflowRun] = set()
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -153,10 +159,10 @@ class RunManager:
         self.rest_checks = 0
         self.router.on_wake(self._on_disconnect)
         self.router.on_queue_cleared(self._on_queue_cleared)
-        client._events.on_reconnect(self._on_reconnect)
+        context.stream.on_reconnect(self._on_reconnect)
 
     def __repr__(self) -> str:
-        return f"<RunManager of {self.client!r}: {self.in_flight} runs in flight>"
+        return f"<RunManager of {self.context.base_url!r}: {self.in_flight} runs in flight>"
 
     # -- public --------------------------------------------------------------------------
 
@@ -197,7 +203,9 @@ class RunManager:
         batch = await self.enqueue(body, detach=detach, _single=True)
         return batch._only_run()
 
-    async def submit_body(self, body: Mapping[str, Any], *, detach: bool = False) -> WorkflowRun:
+    async def submit_body(
+        self, body: EnqueueBody | Mapping[str, Any], *, detach: bool = False
+    ) -> WorkflowRun:
         """Submit an ``enqueue_batch`` body that makes exactly one queue item; its run."""
         batch = await self.enqueue(body, detach=detach, _single=True)
         return batch._only_run()
@@ -221,16 +229,29 @@ class RunManager:
         return await self.enqueue(body, detach=detach)
 
     async def enqueue(
-        self, body: Mapping[str, Any], *, detach: bool = False, _single: bool = False
+        self,
+        body: EnqueueBody | Mapping[str, Any],
+        *,
+        detach: bool = False,
+        partial: bool = False,
+        names: Mapping[str, str] | None = None,
+        _single: bool = False,
     ) -> BatchRun:
-        """Submit an ``enqueue_batch`` body (``{"batch": {...}, "prepend": bool}``).
+        """Submit an ``enqueue_batch`` body: an :class:`~invokeai_client.types.batch.EnqueueBody`
+        (e.g. from the workflow compile stage) or its dict form
+        (``{"batch": {...}, "prepend": bool}``, parsed with the same rules).
 
         The batch id is the body's (or a new uuid4, written into the request). Returns
-        once the server has the items; their runs are ``batch.runs``.
+        once the server has the items; their runs are ``batch.runs``. ``names`` maps a
+        batch input's ``"node_id.field_name"`` to the name its ``field_values`` use. A batch
+        the server's queue cuts (``max_queue_size``) raises :class:`~errors.QueueFullError`
+        after its items were canceled, unless ``partial``: then the batch holds the items
+        that were made (the first ones, in order) and the caller sends the rest later.
         """
         self._check_open()
-        request, expected, groups, iterated = prepare_body(body)
-        node_count = len(request["batch"]["graph"]["nodes"])
+        parsed, request, groups, iterated = prepare_body(body)
+        expected = parsed.item_count
+        node_count = len(parsed.batch.graph["nodes"])
         if _single and expected != 1:
             raise errors.ValidationError(
                 f"submit() makes exactly one queue item, but this batch makes {expected}; "
@@ -250,6 +271,8 @@ class RunManager:
             destination=batch_json.get("destination"),
             detached=detach,
         )
+        if names:
+            batch.names = dict(names)
         if batch.batch_id in self._batches:
             raise errors.ValidationError(
                 f"batch_id {batch.batch_id!r} is already in flight on this client",
@@ -288,14 +311,23 @@ class RunManager:
                 f"the client closed while batch {batch.batch_id} was being submitted; it was "
                 + ("left on the server" if detach else "canceled on the server")
             )
-        if answer.enqueued == 0 and not answer.item_ids:
-            self._drop(batch)
-            raise errors.InvokeAIError(
-                f"the server enqueued nothing for batch {batch.batch_id} "
-                f"(requested {answer.requested}); is its queue full?"
-            )
+        if answer.enqueued == 0 or (answer.enqueued < answer.requested and not partial):
+            raise await self._cut(batch, answer)
         batch.confirm(answer)
         return batch
+
+    async def _cut(self, batch: BatchRun, answer: EnqueueBatchResult) -> errors.QueueFullError:
+        """The server's queue cut the batch: cancel what it made, never run part silently."""
+        canceled = True
+        if answer.enqueued or answer.item_ids:
+            batch.confirm(answer)
+            try:
+                await self._queue.cancel_batch(batch.batch_id)
+            except errors.InvokeAIError as exc:
+                log.warning("could not cancel the cut batch %s: %s", batch.batch_id, exc)
+                canceled = False
+        self._drop(batch)
+        return cut_error(batch.batch_id, answer.requested, answer.enqueued, canceled)
 
     def _posted(self, posted: asyncio.Future[None], post: asyncio.Task[Any]) -> None:
         self._posts.discard(post)
@@ -313,7 +345,7 @@ class RunManager:
             run = batch._runs.get(item_id)
             if run is not None:
                 return run
-        item = await self.client.queue.get(item_id)
+        item = await self._queue.get(item_id)
         groups = [
             [{"node_path": fv.node_path, "field_name": fv.field_name, "items": [fv.value]}]
             for fv in item.field_values or ()
@@ -359,9 +391,9 @@ class RunManager:
                 )
         else:
             item_id = check_int("run", run, minimum=1)
-        answer = await self.client.queue.retry(item_id)
+        answer = await self._queue.retry(item_id)
         if not answer.retried_item_ids:
-            item = await self.client.queue.get(item_id)
+            item = await self._queue.get(item_id)
             raise errors.ValidationError(
                 f"queue item {item_id} is {item.status}: only failed or canceled items can be "
                 "retried (or the queue is full)",
@@ -370,11 +402,11 @@ class RunManager:
             )
         # The new item names the first item of its retry chain, not this one; it is the
         # newest retried item of this batch.
-        batch_id = (await self.client.queue.get(answer.retried_item_ids[0])).batch_id
-        newer = [i for i in await self.client.queue.item_ids(order="desc") if i > item_id]
+        batch_id = (await self._queue.get(answer.retried_item_ids[0])).batch_id
+        newer = [i for i in await self._queue.item_ids(order="desc") if i > item_id]
         retried = [
             item.item_id
-            for item in await self.client.queue.get_many(newer[:RETRY_SEARCH])
+            for item in await self._queue.get_many(newer[:RETRY_SEARCH])
             if item.batch_id == batch_id and item.retried_from_item_id is not None
         ]
         if not retried:
@@ -396,20 +428,20 @@ class RunManager:
 
     # -- enqueue -------------------------------------------------------------------------
 
-    @property
-    def _queue(self) -> str:
-        return f"/api/v1/queue/{self.client.queue_id}"
-
     async def _post_enqueue(self, batch: BatchRun, request: dict[str, Any]) -> EnqueueBatchResult:
-        http = self.client._http
+        http = self.context.http
         resends = 0
         while True:
             try:
                 raw = await http.request(
-                    "POST", f"{self._queue}/enqueue_batch", json=request, retry=False,
+                    "POST", f"{self.context.queue_path}/enqueue_batch", json=request, retry=False,
                     expect="bytes",
                 )
-                return read_enqueue_answer(raw, batch.batch_id)
+                answer = read_enqueue_answer(raw, batch.batch_id)
+                if answer.enqueued and not answer.item_ids:
+                    # InvokeAI before 6.0 does not name the new items: find them over REST.
+                    answer.item_ids = await self._find_batch_items(batch, answer.enqueued)
+                return answer
             except errors.RateLimitError as exc:
                 # Refused before any work: safe to send again after the server's hint.
                 if resends >= ENQUEUE_RESENDS:
@@ -463,7 +495,7 @@ class RunManager:
                  cause)
         while True:
             try:
-                status = await self.client.queue.batch_status(batch.batch_id)
+                status = await self._queue.batch_status(batch.batch_id)
                 checks += 1
                 if first_check is None:
                     first_check = loop.time()
@@ -494,14 +526,14 @@ class RunManager:
         raise errors.ConnectionError(
             f"enqueue of batch {batch.batch_id} got no answer ({cause}) and the server could "
             f"not be asked whether it has it ({last_error}); check GET "
-            f"{self._queue}/b/{batch.batch_id}/status before sending it again"
+            f"{self.context.queue_path}/b/{batch.batch_id}/status before sending it again"
         ) from cause
 
     async def _find_batch_items(self, batch: BatchRun, total: int) -> list[int]:
         """The item ids of a batch: from events already routed, else by scanning the queue."""
         if len(batch._runs) >= total:
             return sorted(batch._runs)
-        all_ids = await self.client.queue.item_ids(order="desc")
+        all_ids = await self._queue.item_ids(order="desc")
         found: list[int] = []
         for start in range(0, len(all_ids), SUMMARY_CHUNK):
             chunk = all_ids[start : start + SUMMARY_CHUNK]
@@ -527,12 +559,12 @@ class RunManager:
     # -- REST reads (through client.queue) ------------------------------------------------
 
     async def _items(self, ids: list[int]) -> list[SessionQueueItem]:
-        return await self.client.queue.get_many(ids)
+        return await self._queue.get_many(ids)
 
     async def _statuses(self, ids: list[int]) -> dict[int, tuple[str, str]]:
         """``{item_id: (status, batch_id)}`` for the ids the server still has."""
         self.rest_checks += 1
-        summaries = await self.client.queue.get_summaries(ids)
+        summaries = await self._queue.get_summaries(ids)
         return {s.item_id: (s.status, s.batch_id) for s in summaries}
 
     # -- truth from REST -----------------------------------------------------------------
@@ -581,7 +613,7 @@ class RunManager:
         assert wake is not None
         backoff = 0.0
         while not self._closed:
-            connected = self.client.is_connected
+            connected = self.context.connected
             tick = min(self.quiet_after / 4, 5.0) if connected else self.poll_interval
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), tick)
@@ -656,7 +688,7 @@ class RunManager:
         if run._result is not None:
             return
         try:
-            item = await self.client.queue.cancel(run.item_id)
+            item = await self._queue.cancel(run.item_id)
         except errors.NotFoundError:
             run.lose(f"the server no longer has queue item {run.item_id}")
             return
@@ -673,7 +705,7 @@ class RunManager:
             for run in runs:
                 await self.cancel_run(run)
             return sum(1 for run in runs if run.status == "canceled")
-        canceled = await self.client.queue.cancel_batch(batch.batch_id)
+        canceled = await self._queue.cancel_batch(batch.batch_id)
         # Servers before 6.14 send no event for pending items canceled in bulk.
         for run in batch.unsettled():
             self.check_soon(run)
@@ -736,7 +768,7 @@ class RunManager:
     def _check_open(self) -> None:
         if self._closed:
             raise errors.InvokeAIError("the client is closed; runs cannot be submitted")
-        if not self.client._http.is_open:
+        if not self.context.http.is_open:
             raise errors.InvokeAIError(
                 "the client is not open: use 'async with AsyncClient(...)' or "
                 "'await client.open()'"
@@ -766,15 +798,15 @@ class RunManager:
         attached = [
             run for b in batches if not b.detached and b.key != b.batch_id for run in b.unsettled()
         ]
-        if attached and self.client._http.is_open:
+        if attached and self.context.http.is_open:
             await asyncio.wait(
                 [self._spawn(self._cancel_run_quietly(run)) for run in attached],
                 timeout=CLOSE_TIMEOUT,
             )
         cancel_sent = False
-        if to_cancel and self.client._http.is_open:
+        if to_cancel and self.context.http.is_open:
             try:
-                await asyncio.wait_for(self.client.queue.cancel_batch(to_cancel), CLOSE_TIMEOUT)
+                await asyncio.wait_for(self._queue.cancel_batch(to_cancel), CLOSE_TIMEOUT)
                 cancel_sent = True
             except Exception as exc:
                 log.warning("could not cancel %d batches while closing: %s", len(to_cancel), exc)
@@ -895,146 +927,19 @@ def _body(
     return {"batch": batch, "prepend": prepend}
 
 
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return type(value).__name__
-
-
 def prepare_body(
-    body: Mapping[str, Any],
-) -> tuple[dict[str, Any], int, list[list[dict[str, Any]]] | None, frozenset[str]]:
-    """Check an enqueue body locally and fill in ``batch_id`` and ``origin``.
+    body: EnqueueBody | Mapping[str, Any],
+) -> tuple[EnqueueBody, dict[str, Any], list[list[dict[str, Any]]] | None, frozenset[str]]:
+    """Parse an enqueue body with every rule checked (see :mod:`invokeai_client.types.batch`)
+    and fill in ``origin``.
 
-    Returns the request to send, how many items it makes, its batch data groups and the
-    graph's iterated nodes. Raises :class:`~invokeai_client.errors.ValidationError` naming
-    the bad part before anything is sent: InvokeAI accepts some broken batches and then
-    stalls its whole queue on them.
+    Returns the body, the request to send, its batch data groups and the graph's iterated
+    nodes. Raises :class:`~invokeai_client.errors.ValidationError` naming the bad part before
+    anything is sent: InvokeAI accepts some broken batches and then stalls its whole queue on
+    them.
     """
-
-    def bad(message: str, where: str, rule: str) -> errors.ValidationError:
-        return errors.ValidationError(message, input=where, rule=rule)
-
-    if not isinstance(body, Mapping) or not isinstance(body.get("batch"), Mapping):
-        raise bad(
-            "an enqueue body is {'batch': {'graph': ...}, 'prepend': false}",
-            "body", "has a 'batch' object",
-        )
-    batch = dict(body["batch"])
-    graph = batch.get("graph")
-    if not isinstance(graph, Mapping) or not isinstance(graph.get("nodes"), Mapping):
-        raise bad("batch.graph must be a graph object with a 'nodes' object", "graph",
-                  "graph with nodes")
-    nodes: Mapping[str, Any] = graph["nodes"]
-    if not nodes:
-        raise bad("batch.graph has no nodes: there is nothing to run", "graph",
-                  "at least one node")
-    runs = batch.get("runs", 1)
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise bad(f"runs must be an int >= 1, got {runs!r}", "runs", "int >= 1")
-    batch_id = batch.get("batch_id") or str(uuid.uuid4())
-    if not isinstance(batch_id, str) or batch_id == "redacted":
-        raise bad(f"batch_id must be a string, got {batch_id!r}", "batch_id", "string")
-    batch["batch_id"] = batch_id
-    if batch.get("origin") is None:
-        batch["origin"] = DEFAULT_ORIGIN
-    prepend = body.get("prepend", False)
-    if not isinstance(prepend, bool):
-        raise bad(f"prepend must be True or False, got {prepend!r}", "prepend", "bool")
-
-    groups = _check_data(batch.get("data"), nodes, bad)
-    if groups is not None:
-        batch["data"] = groups
-    per_run = math.prod(len(group[0]["items"]) for group in groups) if groups else 1
-    request = {**body, "batch": batch, "prepend": prepend}
-    return request, runs * per_run, groups, iterated_nodes(graph)
-
-
-def _check_data(
-    data: Any, nodes: Mapping[str, Any], bad: Any
-) -> list[list[dict[str, Any]]] | None:
-    if data is None:
-        return None
-    if not isinstance(data, (list, tuple)):
-        raise bad("batch.data must be a list of groups (lists of batch data)", "data",
-                  "list of lists")
-    groups: list[list[dict[str, Any]]] = []
-    seen: set[tuple[str, str]] = set()
-    for g, group in enumerate(data):
-        if not isinstance(group, (list, tuple)) or not group:
-            raise bad(f"batch.data[{g}] must be a non-empty list of batch data", "data",
-                      "non-empty groups")
-        length: int | None = None
-        checked: list[dict[str, Any]] = []
-        for datum in group:
-            if not isinstance(datum, Mapping):
-                raise bad(f"batch.data[{g}] holds {datum!r}, not a batch datum", "data",
-                          "{node_path, field_name, items}")
-            node_path, field_name = datum.get("node_path"), datum.get("field_name")
-            items = datum.get("items")
-            where = f"{node_path}.{field_name}"
-            if not isinstance(node_path, str) or node_path not in nodes:
-                raise bad(f"batch data names node {node_path!r}, which is not in the graph",
-                          where, "node in the graph")
-            if not isinstance(field_name, str) or not field_name:
-                raise bad(f"batch data for node {node_path!r} has no field_name", where,
-                          "field_name")
-            if (node_path, field_name) in seen:
-                raise bad(f"batch data sets {where} twice", where, "each field once")
-            seen.add((node_path, field_name))
-            if not isinstance(items, (list, tuple)) or not items:
-                raise bad(f"batch data for {where} needs a non-empty list of items", where,
-                          "non-empty items")
-            kinds = {_json_kind(item) for item in items}
-            if len(kinds) != 1:
-                raise bad(
-                    f"batch data for {where} mixes value types ({', '.join(sorted(kinds))}); "
-                    "all items of one field must share a type",
-                    where, "one type per field",
-                )
-            kind = next(iter(kinds))
-            if kind not in ("number", "string", "object", "array"):
-                raise bad(
-                    f"batch data for {where} holds {kind} values; InvokeAI batches take "
-                    "numbers, strings, image/video fields or lists",
-                    where, "number, string, image field or list",
-                )
-            odd = next((item for item in items if not is_batch_item(item)), None)
-            if odd is not None:
-                raise bad(
-                    f"batch data for {where} holds {odd!r:.60}, which is not an image or "
-                    "video field; InvokeAI batches take numbers, strings, image/video fields "
-                    "or lists of them",
-                    where, "number, string, image field or list",
-                )
-            node = nodes[node_path]
-            literal = node.get(field_name) if isinstance(node, Mapping) else None
-            if literal is not None and _json_kind(literal) != kind:
-                raise bad(
-                    f"batch data for {where} holds {kind} values but the field holds a "
-                    f"{_json_kind(literal)} ({literal!r}); a wrongly typed batch value stalls "
-                    "the server's whole queue",
-                    where, f"{_json_kind(literal)} values",
-                )
-            if length is None:
-                length = len(items)
-            elif len(items) != length:
-                raise bad(
-                    f"zipped batch data in group {g} must have equal lengths; {where} has "
-                    f"{len(items)}, the group's first has {length}",
-                    where, "equal lengths within a group",
-                )
-            checked.append({"node_path": node_path, "field_name": field_name,
-                            "items": list(items)})
-        groups.append(checked)
-    return groups
+    parsed: EnqueueBody = EnqueueBody.parse(body)
+    if parsed.batch.origin is None:
+        parsed = parsed.with_origin(DEFAULT_ORIGIN)
+    request = parsed.to_dict()
+    return parsed, request, request["batch"].get("data"), iterated_nodes(parsed.batch.graph)

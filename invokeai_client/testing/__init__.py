@@ -8,8 +8,15 @@
 
 from typing import TYPE_CHECKING, Any
 
-from ._double_queue import InvocationCache, QueueFaults, SessionQueue
-from .double import DoubleImage, FaultRule, Faults, InvokeAIDouble
+from .double import (
+    DoubleImage,
+    FaultRule,
+    Faults,
+    InvocationCache,
+    InvokeAIDouble,
+    QueueFaults,
+    SessionQueue,
+)
 
 if TYPE_CHECKING:
     from .local import LocalInvokeAI, LocalServerError

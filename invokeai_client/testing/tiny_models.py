@@ -24,8 +24,9 @@ FLUX is not here: InvokeAI 6.14 builds a FLUX transformer from fixed full-size p
 
 Command line::
 
-    python -m invokeai_client.testing.tiny_models build     # print the folder
-    python -m invokeai_client.testing.tiny_models install URL
+    python -m invokeai_client.testing.tiny_models build          # print the folder
+    python -m invokeai_client.testing.tiny_models install URL    # into a server on this machine
+    python -m invokeai_client.testing.tiny_models serve          # a local InvokeAI with them
 """
 
 from __future__ import annotations
@@ -190,16 +191,36 @@ def install_tiny_models_blocking(
     return found
 
 
+def _serve(port: int | None) -> int:
+    import contextlib
+
+    from .local import LocalInvokeAI
+
+    with LocalInvokeAI(port=port) as server:
+        for name, config in install_tiny_models_blocking(server.url).items():
+            print(f"{name}: {config.base} {config.type}, key {config.key}", flush=True)
+        print(f"InvokeAI {server.version} with the tiny random-weight models ready at "
+              f"{server.url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while server.process is not None and server.process.poll() is None:
+                time.sleep(0.5)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m invokeai_client.testing.tiny_models")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the tiny models into the cache; print the folder")
     install = sub.add_parser("install", help="install them into a server on this machine")
     install.add_argument("url")
+    serve = sub.add_parser("serve", help="start a local InvokeAI with them until Ctrl-C")
+    serve.add_argument("--port", type=int, default=None)
     args = parser.parse_args(argv)
     if args.command == "build":
         print(build_tiny_models())
         return 0
+    if args.command == "serve":
+        return _serve(args.port)
 
     for name, config in install_tiny_models_blocking(args.url).items():
         print(f"{name}: key {config.key}, base {config.base}, type {config.type}")

@@ -5,6 +5,12 @@ from __future__ import annotations
 from ._base import ServerModel
 
 
+class AppVersion(ServerModel):
+    """What ``GET /api/v1/app/version`` says: the server's version string."""
+
+    version: str
+
+
 class AuthStatus(ServerModel):
     """What ``GET /api/v1/auth/status`` says about multi-user mode (6.12+)."""
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from .._answers import reading
 from ._base import ServerModel
 from ._time import Timestamp
 
@@ -79,9 +80,17 @@ def _parse_json_object(value: Any) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+def _names(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of names, got {type(value).__name__}")
+    return value
 
 
 class ImagesResult(ServerModel):
@@ -95,11 +104,12 @@ class ImagesResult(ServerModel):
     @classmethod
     def from_server(cls, data: Any, done_key: str) -> ImagesResult:
         data = data if isinstance(data, dict) else {}
-        return cls(
-            done=list(data.get(done_key) or []),
-            failed=list(data.get("failed_images") or []),
-            affected_boards=list(data.get("affected_boards") or []),
-        )
+        with reading():
+            return cls(
+                done=_names(data.get(done_key)),
+                failed=_names(data.get("failed_images")),
+                affected_boards=_names(data.get("affected_boards")),
+            )
 
     def merge(self, other: ImagesResult) -> ImagesResult:
         """Both outcomes together (for operations sent in several chunks)."""

@@ -13,9 +13,11 @@ import contextlib
 import copy
 import difflib
 import logging
+import math
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._checks import check_bool
 from .._constants import DEFAULT_ORIGIN
+from .._limits import short_repr
 from ..errors import ValidationError, WorkflowError
 from ..fields._base import UNSET, ImageResolver, IvkField
 from ..fields.collections import CollectionField
@@ -31,14 +34,16 @@ from ..fields.primitives import FloatField, IntegerField, NumberField, StringFie
 from ..fields.registry import FieldRegistry, default_registry
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
+from ..runs._room import check_room
+from ..types.batch import Batch, EnqueueBody
 from ..types.queue import is_batch_item
 from . import graph as _graph
 from .definition import ExposedField, WorkflowDefinition, WorkflowNode
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
     from ..runs import BatchRun, WorkflowRun
     from ..types.boards import Board, BoardRef
+    from ._client import WorkflowClient
     from .model_sync import ModelSyncReport
 
 log = logging.getLogger("invokeai_client")
@@ -99,7 +104,7 @@ class WorkflowHandle:
         definition: WorkflowDefinition,
         *,
         schemas: InvocationSchemas | None = None,
-        client: AsyncClient | None = None,
+        client: WorkflowClient | None = None,
         registry: FieldRegistry | None = None,
     ) -> None:
         if not isinstance(definition, WorkflowDefinition):
@@ -136,7 +141,7 @@ class WorkflowHandle:
         return self._schemas
 
     @property
-    def client(self) -> AsyncClient | None:
+    def client(self) -> WorkflowClient | None:
         return self._client
 
     @property
@@ -291,17 +296,17 @@ class WorkflowHandle:
         if isinstance(key, bool) or not isinstance(key, (int, str)):
             raise ValidationError(
                 f"an input key is an index, a label or 'node_id.field_name', got "
-                f"{type(key).__name__} {key!r:.60}",
-                input=repr(key)[:60],
+                f"{type(key).__name__} {short_repr(key)}",
+                input=short_repr(key),
                 rule="input key",
             )
         if isinstance(key, int):
             if 0 <= key < len(self._inputs):
                 return self._inputs[key]
             raise ValidationError(
-                f"input index {key} is out of range: workflow {self.name!r} has "
+                f"input index {short_repr(key)} is out of range: workflow {self.name!r} has "
                 f"{len(self._inputs)} inputs (0..{len(self._inputs) - 1})\n{self._listing()}",
-                input=str(key),
+                input=short_repr(key),
                 rule="known input",
             )
         by_key = [i for i in self._inputs if i.key == key]
@@ -524,26 +529,38 @@ class WorkflowHandle:
         """
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
             raise ValidationError(
-                f"runs must be an integer >= 1, got {runs!r}", input="runs", rule=">= 1"
+                f"runs must be an integer >= 1, got {short_repr(runs)}", input="runs", rule=">= 1"
             )
         if batch_id is None:
             batch_id = str(uuid.uuid4())
         if not isinstance(batch_id, str) or not batch_id.strip():
             raise ValidationError(
-                f"batch_id must be a non-empty string, got {batch_id!r}",
+                f"batch_id must be a non-empty string, got {short_repr(batch_id)}",
                 input="batch_id",
                 rule="non-empty",
             )
         if not isinstance(prepend, bool):
             raise ValidationError(
-                f"prepend must be True or False, got {prepend!r}", input="prepend", rule="boolean"
+                f"prepend must be True or False, got {short_repr(prepend)}",
+                input="prepend",
+                rule="boolean",
             )
         for name, text in (("origin", origin), ("destination", destination)):
             if text is not None and not isinstance(text, str):
                 raise ValidationError(
-                    f"{name} must be a string, got {text!r}", input=name, rule="string"
+                    f"{name} must be a string, got {short_repr(text)}", input=name, rule="string"
                 )
         user_groups = self._user_data(data)
+        for index, group in enumerate(user_groups):
+            sizes = {len(d["items"]) for d in group if isinstance(d["items"], Sized)}
+            if len(sizes) > 1:
+                raise ValidationError(
+                    f"batch data group {index} zips lists of different lengths "
+                    f"{sorted(sizes)}; the datums of one group must have the same number of "
+                    "items",
+                    input=f"data[{index}]",
+                    rule="same length in a group",
+                )
         targets = {(d["node_path"], d["field_name"]) for group in user_groups for d in group}
         graph = _graph.build_graph(
             self, board=_board_id(board), batch_targets=targets, validate=validate
@@ -557,7 +574,6 @@ class WorkflowHandle:
             ]
             for group in user_groups
         ]
-        _check_groups(groups)
         batch: dict[str, Any] = {"batch_id": batch_id, "graph": graph, "runs": runs, "data": groups}
         if origin is not None:
             batch["origin"] = origin
@@ -565,7 +581,7 @@ class WorkflowHandle:
             batch["destination"] = destination
         if attach_workflow:
             batch["workflow"] = _graph.workflow_for_batch(self)
-        return {"batch": batch, "prepend": prepend}
+        return EnqueueBody(batch=Batch(**batch), prepend=prepend).to_dict()
 
     def batch_datum(self, key: InputKey | IvkWorkflowInput, items: Iterable[Any]) -> dict[str, Any]:
         """A checked ``Batch.data`` datum that varies one input over ``items``."""
@@ -821,7 +837,7 @@ class WorkflowHandle:
                     for item, value in builtins.zip(items, checked, strict=True)
                 ]
 
-    async def _resolve_board_inputs(self, client: AsyncClient) -> None:
+    async def _resolve_board_inputs(self, client: WorkflowClient) -> None:
         """Turn board inputs set to a board *name* into that board's id (one lookup per
         name and handle), so ``set("Board", "My board")`` saves where the user meant."""
         for field in self._fields.values():
@@ -870,7 +886,7 @@ class WorkflowHandle:
     ) -> None:
         await self.delete_uploads()
 
-    def _require_client(self, action: str) -> AsyncClient:
+    def _require_client(self, action: str) -> WorkflowClient:
         if self._client is None:
             raise WorkflowError(
                 f"cannot {action}: this handle has no client (load it with "
@@ -936,6 +952,7 @@ class WorkflowHandle:
         client = self._require_client("submit a batch")
         check_bool("detach", detach)
         groups = self._sweep_groups(sweep or {}, zip)
+        names = self._swept_names(groups)
         if data is not None:
             groups.extend([dict(datum) for datum in group] for group in self._user_data(data))
         if self._requests_before_enqueue(board, groups):
@@ -950,7 +967,26 @@ class WorkflowHandle:
             data=groups, runs=runs, board=board_id, prepend=prepend, origin=origin,
             destination=destination,
         )
-        return await client.runs.enqueue(body, detach=detach)
+        items = runs * math.prod(len(g[0]["items"]) for g in body["batch"].get("data") or ())
+        await check_room(client.context, items)  # refused whole before sending, never cut
+        return await client.runs.enqueue(body, detach=detach, names=names)
+
+    def _swept_names(self, groups: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, str]:
+        """``"node_id.field_name"`` -> the name results use for it: the sweep's own text key
+        (a label, or the full key), else the input's label."""
+        names: dict[str, str] = {}
+        for group in groups:
+            for datum in group:
+                key = datum["input"]
+                full = self._full_key(key)
+                if isinstance(key, str):
+                    names[full] = key
+                else:
+                    found = self._find(key)
+                    label = found.label if isinstance(found, IvkWorkflowInput) else ""
+                    names[full] = label or full
+        taken = Counter(names.values())
+        return {full: name if taken[name] == 1 else full for full, name in names.items()}
 
     def _requests_before_enqueue(
         self, board: Any, groups: Sequence[Sequence[Mapping[str, Any]]] = ()
@@ -1087,7 +1123,7 @@ class WorkflowHandle:
         return found
 
 
-async def _resolve_board(client: AsyncClient, board: BoardRef | None) -> str | None:
+async def _resolve_board(client: WorkflowClient, board: BoardRef | None) -> str | None:
     """The id of the auto-add board ``board`` (id, name or Board), or None for no board."""
     if board is None:
         return None
@@ -1152,25 +1188,3 @@ def _as_items(values: Any, key: str) -> list[Any]:
             rule="list of values",
         )
     return list(values)
-
-
-def _check_groups(groups: list[list[dict[str, Any]]]) -> None:
-    seen: set[tuple[str, str]] = set()
-    for index, group in enumerate(groups):
-        sizes = {len(d["items"]) for d in group}
-        if len(sizes) > 1:
-            raise ValidationError(
-                f"batch data group {index} zips lists of different lengths {sorted(sizes)}; the "
-                "datums of one group must have the same number of items",
-                input=f"data[{index}]",
-                rule="same length in a group",
-            )
-        for datum in group:
-            key = (datum["node_path"], datum["field_name"])
-            if key in seen:
-                raise ValidationError(
-                    f"batch data varies {key[0]}.{key[1]} twice; each input may appear once",
-                    input=f"{key[0]}.{key[1]}",
-                    rule="unique node and field",
-                )
-            seen.add(key)

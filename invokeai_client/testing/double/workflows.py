@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from aiohttp import web
 
-from .double import db_timestamp, error, json_response, missing
+from .http import error, json_response, missing
+from .records import db_timestamp
 
 if TYPE_CHECKING:
-    from .double import InvokeAIDouble
+    from .app import DoubleApp
 
 BASE = "/api/v1/workflows"
 REQUIRED_STRINGS = ("name", "author", "description", "version", "contact", "tags", "notes")
@@ -37,13 +38,13 @@ DEFAULT_EXAMPLES = ("arithmetic-form", "image-pipeline")
 
 
 def _example(name: str) -> dict[str, Any]:
-    from ..workflows import examples
+    from ...workflows import examples
 
     data: dict[str, Any] = json.loads(examples.path(name).read_text(encoding="utf-8"))
     return data
 
 
-def install(double: InvokeAIDouble) -> None:
+def install(double: DoubleApp) -> None:
     """Add the workflow routes to ``double``."""
     routes = _Routes(double)
     double.route("GET", "/openapi.json", routes.openapi)
@@ -60,7 +61,7 @@ def install(double: InvokeAIDouble) -> None:
 
 
 def add_workflow(
-    double: InvokeAIDouble,
+    double: DoubleApp,
     workflow: dict[str, Any],
     *,
     category: str = "user",
@@ -164,7 +165,7 @@ def _dto(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Routes:
-    def __init__(self, double: InvokeAIDouble) -> None:
+    def __init__(self, double: DoubleApp) -> None:
         self.double = double
         self._openapi: bytes | None = None
         self._seeded = False
@@ -180,7 +181,7 @@ class _Routes:
 
     async def openapi(self, request: web.Request) -> web.Response:
         if self._openapi is None:
-            from ..fields.schema import bundled_openapi_text
+            from ...fields.schema import bundled_openapi_text
 
             text = await anyio.to_thread.run_sync(bundled_openapi_text)
             self._openapi = text.encode()

@@ -8,23 +8,24 @@ delete a board.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .double import DoubleImage, db_timestamp, error, is_owner_or_admin, json_response, missing
+from .auth import is_owner_or_admin
+from .http import error, json_body, json_response, missing
+from .records import DoubleImage, db_timestamp
 
 if TYPE_CHECKING:
-    from .double import InvokeAIDouble
+    from .app import DoubleApp
 
 ASSET_CATEGORIES = ("control", "mask", "user", "other")
 BOARD_CHANGE_FIELDS = ("board_name", "cover_image_name", "archived", "board_visibility")
 VISIBILITIES = ("private", "shared", "public")
 
 
-def install(double: InvokeAIDouble) -> None:
+def install(double: DoubleApp) -> None:
     """Add the board routes to ``double``."""
     routes = _Routes(double)
     double.route("POST", "/api/v1/boards/", routes.create)
@@ -39,7 +40,7 @@ def install(double: InvokeAIDouble) -> None:
     double.route("POST", "/api/v1/board_images/batch/delete", routes.remove_images)
 
 
-def add_board(double: InvokeAIDouble, name: str, *, user_id: str = "system") -> dict[str, Any]:
+def add_board(double: DoubleApp, name: str, *, user_id: str = "system") -> dict[str, Any]:
     """Create a board record on the double (what ``POST /boards/`` does)."""
     now = db_timestamp()
     record: dict[str, Any] = {
@@ -57,7 +58,7 @@ def add_board(double: InvokeAIDouble, name: str, *, user_id: str = "system") -> 
     return record
 
 
-def board_dto(double: InvokeAIDouble, record: dict[str, Any]) -> dict[str, Any]:
+def board_dto(double: DoubleApp, record: dict[str, Any]) -> dict[str, Any]:
     """A board record with its counts and cover, as the server sends BoardDTO."""
     on_board = [
         i for i in double.images.values()
@@ -88,7 +89,7 @@ def may_write_board(user: dict[str, Any], record: dict[str, Any]) -> bool:
     return is_owner_or_admin(user, record["user_id"])
 
 
-def read_board(double: InvokeAIDouble, user: dict[str, Any], board_id: str) -> dict[str, Any]:
+def read_board(double: DoubleApp, user: dict[str, Any], board_id: str) -> dict[str, Any]:
     """The board a user may read, or the server's 404/403."""
     record = double.boards.get(board_id)
     if record is None:
@@ -98,7 +99,7 @@ def read_board(double: InvokeAIDouble, user: dict[str, Any], board_id: str) -> d
     return record
 
 
-def may_modify_image(double: InvokeAIDouble, user: dict[str, Any], image: DoubleImage) -> bool:
+def may_modify_image(double: DoubleApp, user: dict[str, Any], image: DoubleImage) -> bool:
     """Owner, board owner, public board, or admin: the rules of InvokeAI's image mutations."""
     if is_owner_or_admin(user, image.user_id):
         return True
@@ -108,20 +109,11 @@ def may_modify_image(double: InvokeAIDouble, user: dict[str, Any], image: Double
     )
 
 
-def may_read_image(double: InvokeAIDouble, user: dict[str, Any], image: DoubleImage) -> bool:
+def may_read_image(double: DoubleApp, user: dict[str, Any], image: DoubleImage) -> bool:
     if is_owner_or_admin(user, image.user_id):
         return True
     board = double.boards.get(image.board_id or "")
     return board is not None and board["board_visibility"] in ("shared", "public")
-
-
-async def json_body(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (ValueError, json.JSONDecodeError):
-        raise error(
-            422, [{"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error"}]
-        ) from None
 
 
 def _body_field(body: Any, name: str, loc: str = "body") -> Any:
@@ -131,7 +123,7 @@ def _body_field(body: Any, name: str, loc: str = "body") -> Any:
 
 
 class _Routes:
-    def __init__(self, double: InvokeAIDouble) -> None:
+    def __init__(self, double: DoubleApp) -> None:
         self.d = double
 
     async def create(self, request: web.Request) -> web.Response:

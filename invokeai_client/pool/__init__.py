@@ -1,0 +1,26 @@
+"""Many InvokeAI servers as one: scheduling, failover and durable, resumable jobs.
+
+``async with ServerPool([url, ...]) as pool`` holds one client per server;
+``job = await pool.submit_batch(handle, sweep=...)`` spreads a sweep over them as they
+drain; ``async for result in job.as_completed()`` gives each variation's one result.
+See docs/pool.md.
+"""
+
+from .job import PoolJob
+from .manifest import Manifest
+from .pool import ServerPool
+from .results import Attempt, PoolResult, Progress, ServerProgress
+from .scheduler import Policy, ServerState, plan
+
+__all__ = [
+    "Attempt",
+    "Manifest",
+    "Policy",
+    "PoolJob",
+    "PoolResult",
+    "Progress",
+    "ServerPool",
+    "ServerProgress",
+    "ServerState",
+    "plan",
+]

@@ -1,0 +1,47 @@
+"""The one adapter between the pool and the workflow compiler.
+
+The pool needs, per server, a full enqueue body of the workflow with the handle's values (the
+graph and, unless left off, the workflow JSON) and the sweep as ``Batch.data`` groups; it
+then expands the groups itself (:func:`~invokeai_client.pool.variations.expand`). Today that
+body comes from :meth:`WorkflowHandle.build_batch`; when the pure compile stage lands, only
+this module changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    from ..workflows.handle import WorkflowHandle
+
+Groups = list[list[dict[str, Any]]]
+
+
+def sweep_groups(
+    handle: WorkflowHandle,
+    sweep: Mapping[Any, Iterable[Any]] | None,
+    zip: bool | Sequence[Sequence[Any]],
+    data: Sequence[Sequence[Mapping[str, Any]]] | None,
+) -> Groups:
+    """``Batch.data`` groups for a sweep (keys as the handle takes them) plus raw ``data``."""
+    groups = handle._sweep_groups(sweep or {}, zip)
+    if data is not None:
+        groups.extend([dict(datum) for datum in group] for group in handle._user_data(data))
+    if handle.local_images():
+        raise ValidationError(
+            "the pool sends the workflow to several servers and does not upload local image "
+            "files: upload them first (client.images.upload) and use the image names",
+            input="images",
+            rule="images already on the servers",
+        )
+    return groups
+
+
+def compile_body(
+    handle: WorkflowHandle, groups: Groups, *, board_id: str | None, attach_workflow: bool
+) -> dict[str, Any]:
+    """The enqueue body of ``handle`` with every group of ``groups`` as batch data (checked)."""
+    return handle.build_batch(data=groups, board=board_id, attach_workflow=attach_workflow)

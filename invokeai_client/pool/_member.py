@@ -1,0 +1,126 @@
+"""One server of a pool: its client, whether it answers, its measured speed and queue room."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import errors
+from ..client import AsyncClient
+from ..runs._room import queue_limit
+from .scheduler import ServerState
+
+log = logging.getLogger("invokeai_client.pool")
+
+RATE_WINDOW = 24
+"""Completions the item rate is measured over."""
+
+COUNTS_EVERY = 5.0
+"""Seconds between queue-count probes of a server whose items keep ending (it is alive)."""
+
+
+@dataclass
+class Sent:
+    """A variation on a server: the chunk's batch id and its item (None while enqueueing)."""
+
+    batch_id: str
+    item_id: int | None = None
+    run: Any = None  # the WorkflowRun, for its live status
+
+
+@dataclass
+class Member:
+    """A pool's view of one server. ``state``: ``up``, ``down`` (not answering; its items are
+    re-dispatched), ``excluded`` (cannot run the job's workflow: ``why`` says why)."""
+
+    url: str
+    client: AsyncClient
+    state: str = "down"
+    why: str | None = None
+    opened: bool = False
+    jobs: set[Any] = field(default_factory=set)
+    sending: int = 0
+    completions: deque[float] = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
+    max_queue_size: int | None = None
+    queue_pending: int | None = None
+    room_hint: int | None = None  # 0 after the server cut a batch; cleared by the next probe
+    cut_room: int | None = None  # how many a cut batch could have made (learns the limit)
+    failing_since: float | None = None
+    probed_at: float = 0.0
+    abandoned: set[str] = field(default_factory=set)
+    """Batch ids given up on here: canceled when the server answers again."""
+    given_up: list[tuple[Any, int, int | None]] = field(default_factory=list)
+    """(job, variation index, item id) of each item given up on here."""
+    completed: int = 0
+    failed: int = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Items of every running job on this server that have not ended."""
+        return sum(len(job.sent_to(self)) for job in self.jobs)
+
+    @property
+    def rate(self) -> float | None:
+        """Items per second over the last completions (None until three ended)."""
+        if len(self.completions) < 3:
+            return None
+        span = self.completions[-1] - self.completions[0]
+        return (len(self.completions) - 1) / span if span > 0 else None
+
+    def view(self, usable: bool) -> ServerState:
+        """The scheduler's input for this server."""
+        room = None
+        if self.max_queue_size is not None and self.queue_pending is not None:
+            room = max(self.max_queue_size - self.queue_pending - self.sending, 0)
+        if self.room_hint is not None:
+            room = self.room_hint if room is None else min(room, self.room_hint)
+        return ServerState(
+            self.url,
+            usable=usable and self.state == "up",
+            in_flight=self.in_flight,
+            rate=self.rate,
+            room=room,
+        )
+
+    async def open(self) -> None:
+        """Open the client and learn the queue limit; raises when the server is not there."""
+        if not self.opened:
+            await self.client.open()
+            self.opened = True
+        self.max_queue_size = await queue_limit(self.client.context)
+
+    def needs_probe(self, now: float, interval: float) -> bool:
+        """Whether to ask the server now: always unless it is visibly alive (socket up and
+        an item of ours ended within two intervals); then only every COUNTS_EVERY seconds,
+        to refresh its queue counts."""
+        alive = (
+            self.state == "up" and self.client.is_connected and bool(self.completions)
+            and now - self.completions[-1] < 2 * interval
+        )
+        return not alive or now - self.probed_at >= COUNTS_EVERY
+
+    async def probe(self, timeout: float) -> bool:
+        """Ask the server for its queue counts; False when it does not answer in time."""
+        try:
+            if not self.opened:
+                await asyncio.wait_for(self.open(), timeout)
+            status = await asyncio.wait_for(self.client.queue.status(), timeout)
+        except (errors.InvokeAIError, asyncio.TimeoutError, OSError) as exc:
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+            self.why = f"not answering: {str(exc) or type(exc).__name__}"
+            return False
+        self.failing_since = None
+        self.probed_at = time.monotonic()
+        self.queue_pending = status.queue.pending
+        if self.cut_room is not None and self.max_queue_size is None:
+            # The queue was full at the cut: the limit is at least what was pending plus
+            # what still fitted then (a safe underestimate).
+            self.max_queue_size = status.queue.pending + self.cut_room
+        self.cut_room = None
+        self.room_hint = None
+        return True

@@ -1,0 +1,376 @@
+"""A pool job: variations fed to the servers as they drain, one result each, failover.
+
+The shell around :func:`~invokeai_client.pool.scheduler.plan`: a dispatcher task asks the
+scheduler what to send whenever something changed, sends each server its share as ONE
+enqueue (a chunk of variations, see :mod:`~invokeai_client.pool.variations`), and a
+watcher per chunk turns the items' results into the variations' results. A server that
+stops answering is given up on; its unfinished variations go back to the front of the line
+(see :mod:`~invokeai_client.pool._failover`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from ..runs import WorkflowResult
+from ._member import Member, Sent
+from .results import Attempt, PoolResult, Progress, ServerProgress
+from .scheduler import Policy, plan
+from .variations import VariationSet, chunk_body
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
+
+log = logging.getLogger("invokeai_client.pool")
+
+__all__ = ["PoolJob"]
+
+RESEND = frozenset({"lost", "detached"})
+"""Item outcomes that are no result: the variation is sent again."""
+
+
+class PoolJob:
+    """The variations of one sweep on their way through a pool's servers.
+
+    ``async for r in job.as_completed()`` yields one :class:`PoolResult` per variation as it
+    ends; ``await job`` gives them all in sweep order; :meth:`progress` is readable at any
+    time; :meth:`cancel` cancels what is queued or running on every server.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        bodies: Mapping[str, Mapping[str, Any]],
+        variations: VariationSet,
+        *,
+        policy: Policy,
+        manifest: Manifest | None = None,
+        save_to: str | None = None,
+        done: Mapping[int, PoolResult] | None = None,
+        skip: frozenset[int] | set[int] = frozenset(),
+    ) -> None:
+        self.members = list(members)
+        self.bodies = dict(bodies)
+        self.variations = variations
+        self.policy = policy
+        self.manifest = manifest
+        self.save_to = save_to
+        self.total = len(variations)
+        self.results: dict[int, PoolResult] = dict(done or {})
+        self.attempts: dict[int, list[Attempt]] = {}
+        self.duplicates: list[dict[str, Any]] = []
+        self.late_results = 0
+        self.requests = 0
+        """Enqueue requests sent so far (each carries one chunk of variations)."""
+        self.excluded: dict[str, str] = {}
+        """Servers left out of this job and why (models missing, not answering)."""
+        self._pending: deque[int] = deque(
+            v.index for v in variations.variations
+            if v.index not in self.results and v.index not in skip
+        )
+        self._order: list[int] = list(self.results)
+        self._on: dict[str, dict[int, Sent]] = {m.url: {} for m in self.members}
+        """Per server: the variations sent there that have not ended, by index."""
+        self._watchers: dict[str, set[asyncio.Task[Any]]] = {}
+        for member in self.members:
+            member.jobs.add(self)
+        self._change = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._started = time.monotonic()
+        self.error: BaseException | None = None
+        if len(self.results) == self.total:
+            self._finished.set()
+
+    def __repr__(self) -> str:
+        return f"<PoolJob {len(self.results)}/{self.total} done over {len(self.members)} servers>"
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def progress(self) -> Progress:
+        """Counts per status and per server, duplicates found, and an ETA."""
+        counts: dict[str, int] = {"pending": len(self._pending)}
+        counts["sent"] = sum(len(self._on[m.url]) for m in self.members)
+        for result in self.results.values():
+            counts[result.status] = counts.get(result.status, 0) + 1
+        servers = tuple(
+            ServerProgress(
+                m.url, m.state, len(self._on[m.url]), m.completed, m.failed, m.rate,
+                m.queue_pending, m.why if m.state != "up" else None,
+            )
+            for m in self.members
+        )
+        rate = sum(m.rate or 0.0 for m in self.members if m.state == "up")
+        left = self.total - len(self.results)
+        eta = left / rate if rate > 0 else None
+        return Progress(self.total, counts, servers, len(self.duplicates), eta)
+
+    def per_server(self) -> dict[str, int]:
+        """How many variations each server delivered."""
+        split = {m.url: 0 for m in self.members}
+        for result in self.results.values():
+            split[result.server] = split.get(result.server, 0) + 1
+        return split
+
+    async def as_completed(self) -> AsyncIterator[PoolResult]:
+        """Each variation's one result as it ends (results known before are yielded first)."""
+        seen = 0
+        while True:
+            while seen < len(self._order):
+                yield self.results[self._order[seen]]
+                seen += 1
+            if self.done:
+                if self.error is not None:
+                    raise self.error
+                return
+            self._change.clear()
+            await self._change.wait()
+
+    async def settled(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the job to end; whether it has."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), timeout)
+        return self.done
+
+    async def wait(self) -> list[PoolResult]:
+        """Every result, in sweep order, once all variations ended."""
+        await self._finished.wait()
+        if self.error is not None:
+            raise self.error
+        return [self.results[v.index] for v in self.variations.variations]
+
+    def __await__(self) -> Generator[Any, None, list[PoolResult]]:
+        return self.wait().__await__()
+
+    async def cancel(self) -> int:
+        """Stop sending and cancel this job's items on every server that answers."""
+        self._stop()
+        canceled = 0
+        for member in self.members:
+            ids = {sent.batch_id for sent in self._on[member.url].values()} | member.abandoned
+            if ids and member.state == "up":
+                try:
+                    canceled += await member.client.queue.cancel_batch(sorted(ids))
+                except errors.InvokeAIError as exc:
+                    log.warning("%s: could not cancel the job's items: %s", member.url, exc)
+        return canceled
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start feeding the servers (the pool calls this)."""
+        if self._dispatcher is None and not self.done:
+            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+
+    def wake(self) -> None:
+        """Something changed (an item ended, a server came or went): plan again."""
+        self._wake.set()
+
+    async def _dispatch(self) -> None:
+        try:
+            while not self.done:
+                self._wake.clear()
+                self._send_planned()
+                await self._wake.wait()
+        except Exception as exc:  # a bug must end the job visibly, not hang it
+            log.exception("pool dispatcher failed")
+            self.error = exc
+            self._finish()
+
+    def _send_planned(self) -> None:
+        usable = [m for m in self.members if m.url in self.bodies]
+        views = [m.view(True) for m in usable]
+        decision = plan(views, len(self._pending), self.policy)
+        by_url = {m.url: m for m in usable}
+        for url, n in decision.items():
+            chunk = [self._pending.popleft() for _ in range(n)]
+            self._spawn(self._send(by_url[url], chunk))
+
+    def _spawn(self, coro: Any, member: Member | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if member is not None:
+            watchers = self._watchers.setdefault(member.url, set())
+            watchers.add(task)
+            task.add_done_callback(watchers.discard)
+
+    async def _send(self, member: Member, chunk: list[int]) -> None:
+        batch_id = str(uuid.uuid4())
+        for index in chunk:
+            self._on[member.url][index] = Sent(batch_id)
+        member.sending += len(chunk)
+        if self.manifest is not None:
+            await self.manifest.sent(chunk, member.url, batch_id)
+        self.requests += 1
+        variations = [self.variations.variations[i] for i in chunk]
+        body = chunk_body(self.bodies[member.url], self.variations.fields, variations, batch_id)
+        try:
+            batch = await member.client.runs.enqueue(body, detach=True, partial=True)
+        except errors.InvokeAIError as exc:
+            self._enqueue_failed(member, chunk, batch_id, exc)
+            return
+        finally:
+            member.sending -= len(chunk)
+        runs = batch.runs
+        if member.state != "up":  # given up on while enqueueing: failover owns these
+            member.abandoned.add(batch_id)
+            return
+        self._back(member, chunk[len(runs):], cut=True)
+        for index, run in zip(chunk, runs, strict=False):
+            self._on[member.url][index] = Sent(batch_id, run.item_id, run)
+        if self.manifest is not None:
+            await self.manifest.item_ids(zip(chunk, (run.item_id for run in runs), strict=False))
+        by_item = {run.item_id: index for index, run in zip(chunk, runs, strict=False)}
+        self._spawn(self._watch(member, batch, by_item), member)
+
+    def _enqueue_failed(
+        self, member: Member, chunk: list[int], batch_id: str, exc: errors.InvokeAIError
+    ) -> None:
+        log.info("%s: enqueue of %d variations failed: %s", member.url, len(chunk), exc)
+        if isinstance(exc, (errors.ValidationError, errors.UnprocessableEntityError)):
+            self.error = exc  # the workflow itself is refused: no server will take it
+            self._finish()
+            return
+        full = isinstance(exc, errors.QueueFullError)  # nothing of it runs there
+        if isinstance(exc, errors.QueueFullError):
+            member.cut_room = exc.room
+        else:
+            member.abandoned.add(batch_id)  # fate unknown: cancel it if the server answers
+        if member.state == "up":
+            self._back(member, chunk, cut=full)
+
+    def _back(self, member: Member, indexes: Sequence[int], *, cut: bool) -> None:
+        """Variations that did not (or will not) run on ``member`` go to the front again."""
+        for index in reversed(indexes):
+            self._on[member.url].pop(index, None)
+            self._pending.appendleft(index)
+        if indexes and cut:
+            member.room_hint = 0  # the server's queue is full: wait for the next probe
+        if indexes and self.manifest is not None:
+            self._spawn(self.manifest.back(list(indexes), self.attempts))
+        self.wake()
+
+    async def _watch(self, member: Member, batch: Any, by_item: dict[int, int]) -> None:
+        async for result in batch.as_completed():
+            index = by_item[result.item_id]
+            sent = self._on[member.url].get(index)
+            if sent is None or sent.item_id != result.item_id:
+                self.late_results += 1  # given up on earlier; failover counts it
+                continue
+            del self._on[member.url][index]
+            member.completions.append(time.monotonic())
+            if result.status in RESEND:
+                self._attempt(index, member, sent, result.status)
+                self._pending.appendleft(index)
+            else:
+                await self._deliver(index, member, result)
+            self.wake()
+
+    def _attempt(self, index: int, member: Member, sent: Sent, status: str) -> None:
+        self.attempts.setdefault(index, []).append(
+            Attempt(member.url, sent.item_id, sent.batch_id, status)
+        )
+
+    async def _deliver(self, index: int, member: Member, result: WorkflowResult) -> None:
+        if index in self.results:
+            self.late_results += 1
+            return
+        if result.ok:
+            member.completed += 1
+        else:
+            member.failed += 1
+        saved: tuple[str, ...] = ()
+        if self.save_to is not None and result.ok and result.images:
+            saved = await _save_images(result, self.save_to, index)
+        pool_result = PoolResult(
+            index,
+            self.variations.variations[index].as_dict(self.variations.fields),
+            member.url,
+            result,
+            tuple(self.attempts.get(index, ())),
+            saved,
+        )
+        self.results[index] = pool_result
+        self._order.append(index)
+        if self.manifest is not None:
+            await self.manifest.finished(pool_result)
+        self._change.set()
+        if len(self.results) == self.total:
+            self._finish()
+
+    # -- failover hooks (see _failover) ----------------------------------------------------
+
+    def give_up_on(self, member: Member) -> None:
+        """``member`` stopped answering: its unfinished variations go back to the line."""
+        for task in list(self._watchers.get(member.url, ())):
+            task.cancel()
+        for index, sent in list(self._on[member.url].items()):
+            status = getattr(sent.run, "status", None) or "unknown"
+            self._attempt(index, member, sent, status)
+            member.abandoned.add(sent.batch_id)
+            member.given_up.append((self, index, sent.item_id))
+        self._back(member, list(self._on[member.url]), cut=False)
+
+    def sent_to(self, member: Member) -> dict[int, Sent]:
+        """The variations of this job on ``member`` that have not ended."""
+        return self._on[member.url]
+
+    def adopt(self, member: Member, index: int, sent: Sent, batch: Any) -> None:
+        """Follow an item that already exists on ``member`` (a resumed job)."""
+        self._on[member.url][index] = sent
+        self._spawn(self._watch(member, batch, {sent.item_id or 0: index}), member)
+
+    def resend(self, index: int, attempt: Attempt | None, member: Member | None) -> None:
+        """Send a variation again (a resumed job lost its item); ``attempt`` is recorded
+        and its batch canceled on ``member`` once that server answers."""
+        if attempt is not None:
+            self.attempts.setdefault(index, []).append(attempt)
+            if member is not None:
+                member.abandoned.add(attempt.batch_id)
+                member.given_up.append((self, index, attempt.item_id))
+        self._pending.appendleft(index)
+        if self.manifest is not None:
+            self._spawn(self.manifest.back([index], self.attempts))
+
+    def _finish(self) -> None:
+        for member in self.members:
+            member.jobs.discard(self)
+        self._finished.set()
+        self._change.set()
+        self._wake.set()
+
+    def _stop(self) -> None:
+        self._pending.clear()
+        self._finish()
+
+    async def aclose(self) -> None:
+        """Stop the dispatcher and every watcher (server items are left as they are)."""
+        self._stop()
+        tasks = [t for t in (*self._tasks, self._dispatcher) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _save_images(result: WorkflowResult, folder: str, index: int) -> tuple[str, ...]:
+    paths = []
+    for position, image in enumerate(result.images):
+        suffix = f"-{position}" if len(result.images) > 1 else ""
+        path = await image.save(folder, name=f"{index:06d}{suffix}.png")
+        paths.append(str(path))
+    return tuple(paths)

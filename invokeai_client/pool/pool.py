@@ -1,0 +1,267 @@
+"""ServerPool: one job over many InvokeAI servers (one GPU each), with failover."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .. import errors
+from ..client import AsyncClient
+from ..workflows.handle import WorkflowHandle, _resolve_board
+from ..workflows.model_sync import sync_models
+from ._compile import compile_body, sweep_groups
+from ._failover import watch_members
+from ._member import Member
+from .job import PoolJob
+from .manifest import Manifest
+from .results import PoolResult
+from .resume import resume_job
+from .scheduler import Policy
+from .variations import expand
+
+log = logging.getLogger("invokeai_client.pool")
+
+__all__ = ["ServerPool"]
+
+
+class ServerPool:
+    """Many InvokeAI servers driven as one: ``async with ServerPool([url, ...]) as pool``.
+
+    Holds one :class:`~invokeai_client.AsyncClient` per server (``client_options`` go to
+    each). :meth:`submit_batch` spreads a sweep over the servers as they drain (a faster
+    server takes more, no queue gets deep or overflows); :meth:`submit` runs one variation
+    on the server with the least work ahead. A server that stops answering for
+    ``down_after`` seconds is taken out and its unfinished items run elsewhere; see
+    docs/pool.md for when an item may then have run twice.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        policy: Policy | None = None,
+        probe_interval: float = 1.0,
+        probe_timeout: float = 5.0,
+        down_after: float = 5.0,
+        **client_options: Any,
+    ) -> None:
+        if isinstance(urls, str) or not urls:
+            raise errors.ValidationError(
+                "ServerPool needs a list of server URLs", input="urls", rule="non-empty list"
+            )
+        if len(set(urls)) != len(urls):
+            raise errors.ValidationError(
+                "ServerPool lists a server twice", input="urls", rule="each server once"
+            )
+        self.policy = policy or Policy()
+        self.probe_interval = probe_interval
+        self.probe_timeout = probe_timeout
+        self.down_after = down_after
+        self.members = [Member(url.rstrip("/"), AsyncClient(url, **client_options)) for url in urls]
+        self._jobs: list[PoolJob] = []
+        self._watcher: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        up = sum(m.state == "up" for m in self.members)
+        return f"<ServerPool {up}/{len(self.members)} servers up>"
+
+    @property
+    def urls(self) -> list[str]:
+        return [m.url for m in self.members]
+
+    def client(self, url: str) -> AsyncClient:
+        """The client of one server of the pool."""
+        for member in self.members:
+            if member.url == url.rstrip("/"):
+                return member.client
+        raise errors.ValidationError(f"{url} is not in the pool", input="url", rule="pool server")
+
+    def states(self) -> dict[str, str]:
+        """Each server's state: ``up`` or ``down: <why>``."""
+        return {m.url: m.state if m.why is None else f"{m.state}: {m.why}" for m in self.members}
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> ServerPool:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Open every server's client; servers that do not answer are retried by the probe.
+        Raises :class:`~invokeai_client.errors.ConnectionError` when none answers."""
+        results = await asyncio.gather(
+            *(self._open_member(m) for m in self.members), return_exceptions=True
+        )
+        for member, outcome in zip(self.members, results, strict=True):
+            if isinstance(outcome, BaseException):
+                member.state, member.why = "down", f"not answering: {outcome}"
+            else:
+                member.state = "up"
+        if not any(m.state == "up" for m in self.members):
+            await self.aclose()
+            raise errors.ConnectionError(
+                "no server of the pool answers: "
+                + "; ".join(f"{m.url}: {m.why}" for m in self.members)
+            )
+        self._watcher = asyncio.get_running_loop().create_task(
+            watch_members(
+                self.members, interval=self.probe_interval, timeout=self.probe_timeout,
+                down_after=self.down_after, on_change=self._changed,
+            )
+        )
+
+    async def _open_member(self, member: Member) -> None:
+        await asyncio.wait_for(member.open(), self.probe_timeout + 10)
+
+    async def aclose(self) -> None:
+        """Stop every job's dispatch, then close every client (items on servers are left)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+        for job in self._jobs:
+            await job.aclose()
+        self._jobs.clear()
+        for member in self.members:
+            for batch in member.client.runs.batches:
+                batch.detach()
+            member.state = "closed"
+        await asyncio.gather(*(m.client.aclose() for m in self.members), return_exceptions=True)
+
+    def _changed(self, member: Member) -> None:
+        for job in self._jobs:
+            if member.state == "down":
+                job.give_up_on(member)
+            job.wake()
+
+    # -- workflows ----------------------------------------------------------------------
+
+    async def load(self, source: str | Path | Mapping[str, Any]) -> WorkflowHandle:
+        """Load a workflow (path, dict or JSON text) typed by the first server that answers;
+        the handle is compiled once per job and sent to every server."""
+        member = next((m for m in self.members if m.state == "up"), None)
+        if member is None:
+            raise errors.ConnectionError("no server of the pool answers")
+        return await member.client.workflows.load(source)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    async def submit_batch(
+        self,
+        handle: WorkflowHandle,
+        sweep: Mapping[Any, Iterable[Any]] | None = None,
+        *,
+        zip: bool | Sequence[Sequence[Any]] = False,
+        data: Sequence[Sequence[Mapping[str, Any]]] | None = None,
+        runs: int = 1,
+        board: Any = None,
+        attach_workflow: bool = True,
+        sync: bool = True,
+        manifest: str | Path | None = None,
+        save_to: str | Path | None = None,
+    ) -> PoolJob:
+        """Spread every variation of ``sweep`` (as :meth:`WorkflowHandle.submit_batch` reads
+        it) over the servers; returns the running :class:`~invokeai_client.pool.PoolJob`.
+
+        Every value is checked before anything is sent. With ``sync`` each server first
+        points the workflow's model inputs at its installed models; servers missing one are
+        left out (``job.excluded`` says why). ``attach_workflow=False`` leaves the workflow
+        JSON off the batches (less server work per item; the gallery then cannot reopen the
+        workflow from an image). ``manifest`` makes the job durable (a SQLite file: see
+        :meth:`resume`); ``save_to`` saves every image into that folder.
+        """
+        groups = sweep_groups(handle, sweep, zip, data)
+        base = compile_body(handle, groups, board_id=None, attach_workflow=attach_workflow)
+        variations = expand(base["batch"].get("data"), runs)
+        bodies, excluded = await self._bodies(handle, groups, board, attach_workflow, sync)
+        store = None
+        if manifest is not None:
+            store = await Manifest.create(
+                manifest, variations, handle.to_workflow_dict(), bodies=bodies, settings={
+                    "attach_workflow": attach_workflow, "sync": sync, "board": board,
+                    "save_to": None if save_to is None else str(save_to),
+                },
+            )
+        return self._start(bodies, excluded, variations, store, save_to, {})
+
+    async def submit(self, handle: WorkflowHandle, **options: Any) -> PoolResult:
+        """Run the handle's current values once, on the server with the least work ahead;
+        returns its one result (failed runs included: check ``result.ok``)."""
+        job = await self.submit_batch(handle, **options)
+        results: list[PoolResult] = await job
+        if len(results) != 1:
+            raise errors.ValidationError(
+                f"submit() runs one item, but this workflow makes {len(results)}; use "
+                "submit_batch()", input="data", rule="exactly one item",
+            )
+        return results[0]
+
+    async def resume(self, manifest: str | Path) -> PoolJob:
+        """Continue a job from its manifest after the client stopped (crash, Ctrl-C, kill).
+
+        Variations with a result are not sent again; items the servers still have are
+        followed; variations whose item is gone (or was never enqueued) are sent again.
+        """
+        return await resume_job(self.members, self._start, manifest)
+
+    def _start(
+        self, bodies: dict[str, dict[str, Any]], excluded: dict[str, str], variations: Any,
+        store: Manifest | None, save_to: str | Path | None, done: Mapping[int, PoolResult],
+        *, skip: set[int] | None = None,
+    ) -> PoolJob:
+        if not bodies:
+            raise errors.ModelNotFoundError(
+                "no server of the pool can run this workflow: "
+                + "; ".join(f"{url}: {why}" for url, why in excluded.items())
+            )
+        job = PoolJob(
+            [m for m in self.members if m.url in bodies], bodies, variations,
+            policy=self.policy, manifest=store,
+            save_to=None if save_to is None else str(save_to), done=done, skip=skip or set(),
+        )
+        job.excluded = excluded
+        self._jobs = [j for j in self._jobs if not j.done] + [job]
+        job.start()
+        return job
+
+    async def _bodies(
+        self, handle: WorkflowHandle, groups: Any, board: Any, attach: bool, sync: bool
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """Per server, the enqueue body; compiled once per distinct (models, board)."""
+        bodies: dict[str, dict[str, Any]] = {}
+        excluded: dict[str, str] = {}
+        compiled: dict[str, dict[str, Any]] = {}
+        for member in self.members:
+            if member.state != "up":
+                excluded[member.url] = member.why or "not answering"
+                continue
+            copy = handle.copy()
+            copy._client = member.client
+            try:
+                if sync and copy.model_fields():
+                    await sync_models(copy, member.client)
+                board_id = await _resolve_board(member.client, board)
+            except (errors.ModelNotFoundError, errors.BoardError) as exc:
+                excluded[member.url] = str(exc)
+                continue
+            except (errors.ConnectionError, errors.TimeoutError) as exc:
+                excluded[member.url] = f"not answering: {exc}"
+                continue
+            models = [field.value for field in copy.model_fields()]
+            key = json.dumps([models, board_id], sort_keys=True, default=str)
+            if key not in compiled:
+                compiled[key] = compile_body(copy, groups, board_id=board_id,
+                                             attach_workflow=attach)
+            bodies[member.url] = compiled[key]
+        return bodies, excluded

@@ -1,0 +1,378 @@
+"""The enqueue body: what ``POST /api/v1/queue/{queue_id}/enqueue_batch`` takes, typed.
+
+One home for the rules of a batch (InvokeAI's ``Batch``, ``BatchDatum`` and
+``EnqueueBatchRequest``): a graph with nodes whose ids match their keys, ``runs >= 1``, data
+groups that zip lists of the same length, each node field varied once, items InvokeAI can
+carry (numbers, strings, image or video fields, or lists of them) of one JSON type that
+matches the field's literal. The server accepts some broken batches and then stalls its whole
+queue on them, so every rule is checked here, before anything is sent.
+
+Every rule that breaks raises :class:`~invokeai_client.errors.ValidationError` naming the
+part of the body (``input``) and the rule (``rule``). The workflow compile stage builds an
+:class:`EnqueueBody`; ``client.runs.enqueue`` takes one (or a raw dict, parsed into one); the
+in-process double checks what it receives with the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, NoReturn
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from .. import errors
+from .._limits import json_limit_problem, short_repr
+from .queue import is_batch_item
+
+__all__ = [
+    "MIN_RUNS",
+    "Batch",
+    "BatchDatum",
+    "EnqueueBody",
+    "json_kind",
+    "mixed_kinds",
+    "ragged",
+    "repeated",
+]
+
+# -- the rules InvokeAI enforces too (the in-process double answers them with its 422s) ------
+
+MIN_RUNS = 1
+"""``Batch.runs`` is at least this."""
+
+
+def mixed_kinds(items: Iterable[Any]) -> list[str]:
+    """The JSON kinds of ``items`` when they are more than one (the rule: one kind per field;
+    ints and floats are both numbers), else ``[]``."""
+    kinds = {json_kind(item) for item in items}
+    return sorted(kinds) if len(kinds) > 1 else []
+
+
+def ragged(lengths: Sequence[int]) -> int | None:
+    """The index of the first length that differs from the first (the rule: the item lists
+    of one data group are zipped, so have one length), else None."""
+    return next((i for i, length in enumerate(lengths) if length != lengths[0]), None)
+
+
+def repeated(pairs: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first ``(node_path, field_name)`` named again (the rule: each input varied once
+    across all data groups), else None."""
+    seen: set[tuple[str, str]] = set()
+    for pair in pairs:
+        if pair in seen:
+            return pair
+        seen.add(pair)
+    return None
+
+
+
+def _bad(message: str, where: str, rule: str) -> NoReturn:
+    raise errors.ValidationError(message, input=where, rule=rule)
+
+
+def json_kind(value: Any) -> str:
+    """The JSON type of a value: ``null``, ``boolean``, ``number``, ``string``, ``object``,
+    ``array`` (else the Python type's name)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return type(value).__name__
+
+
+class _BodyModel(BaseModel):
+    """A part of an enqueue body: rules broken raise our ValidationError, not pydantic's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise _ours(exc) from None
+
+    @classmethod
+    def parse(cls, raw: Any) -> Any:
+        """Parse ``raw`` (a dict, or already this model) with every rule checked."""
+        if isinstance(raw, cls):
+            return raw
+        problem = json_limit_problem(raw)
+        if problem is not None:  # before pydantic (or a message) recurses into it
+            raise errors.ValidationError(f"refusing {cls.__name__} with {problem}",
+                                         input="body", rule="size limits")
+        try:
+            return cls.model_validate(raw)
+        except pydantic.ValidationError as exc:
+            raise _ours(exc) from None
+
+
+def _ours(exc: pydantic.ValidationError) -> errors.ValidationError:
+    """Our error for pydantic's: the rule's own error when a validator raised one."""
+    first = exc.errors()[0]
+    original = (first.get("ctx") or {}).get("error")
+    if isinstance(original, errors.ValidationError):
+        return original
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return errors.ValidationError(f"{where}: {first['msg']}", input=where, rule=first["type"])
+
+
+class BatchDatum(_BodyModel):
+    """One input varied over ``items``: ``node_path`` (a node id of the graph) and
+    ``field_name`` say which. Datums of one data group are zipped."""
+
+    node_path: str
+    field_name: str
+    items: list[Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check(cls, raw: Any) -> Any:
+        if isinstance(raw, BatchDatum):
+            return raw
+        if not isinstance(raw, Mapping):
+            _bad(f"batch data holds {short_repr(raw)}, not a batch datum", "data",
+                 "{node_path, field_name, items}")
+        node_path, field_name = raw.get("node_path"), raw.get("field_name")
+        where = f"{node_path}.{field_name}"
+        if not isinstance(node_path, str) or not node_path:
+            _bad(f"batch data names node {short_repr(node_path)}, which is not in the graph", where,
+                 "node in the graph")
+        if not isinstance(field_name, str) or not field_name:
+            _bad(f"batch data for node {short_repr(node_path)} has no field_name", where,
+                 "field_name")
+        items = raw.get("items")
+        if not isinstance(items, (list, tuple)) or not items:
+            _bad(f"batch data for {where} needs a non-empty list of items", where,
+                 "non-empty items")
+        _check_items(items, where)
+        return {"node_path": node_path, "field_name": field_name, "items": list(items)}
+
+    @property
+    def key(self) -> str:
+        """``"node_path.field_name"``."""
+        return f"{self.node_path}.{self.field_name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The datum as JSON (the items list is the model's own)."""
+        return {"node_path": self.node_path, "field_name": self.field_name, "items": self.items}
+
+
+def _check_items(items: Sequence[Any], where: str) -> None:
+    mixed = mixed_kinds(items)
+    if mixed:
+        _bad(
+            f"batch data for {where} mixes value types ({', '.join(mixed)}); "
+            "all items of one field must share a type",
+            where, "one type per field",
+        )
+    kind = json_kind(items[0])
+    if kind not in ("number", "string", "object", "array"):
+        _bad(
+            f"batch data for {where} holds {kind} values; InvokeAI batches take "
+            "numbers, strings, image/video fields or lists",
+            where, "number, string, image field or list",
+        )
+    odd = next((item for item in items if not is_batch_item(item)), None)
+    if odd is not None:
+        _bad(
+            f"batch data for {where} holds {short_repr(odd)}, which is not an image or "
+            "video field; InvokeAI batches take numbers, strings, image/video fields "
+            "or lists of them",
+            where, "number, string, image field or list",
+        )
+
+
+class Batch(_BodyModel):
+    """InvokeAI's ``Batch``: a graph, the data that varies it and how often it runs."""
+
+    batch_id: str
+    graph: dict[str, Any]
+    runs: int = 1
+    data: list[list[BatchDatum]] | None = None
+    origin: str | None = None
+    destination: str | None = None
+    workflow: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping):
+            _bad("an enqueue body is {'batch': {'graph': ...}, 'prepend': false}", "body",
+                 "has a 'batch' object")
+        batch = dict(raw)
+        nodes = _check_graph(batch.get("graph"))
+        runs = batch.get("runs", 1)
+        if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
+            _bad(f"runs must be an int >= 1, got {short_repr(runs)}", "runs", "int >= 1")
+        batch_id = batch.get("batch_id") or str(uuid.uuid4())
+        if not isinstance(batch_id, str) or batch_id == "redacted":
+            _bad(f"batch_id must be a string, got {short_repr(batch_id)}", "batch_id", "string")
+        batch["batch_id"] = batch_id
+        for name in ("origin", "destination"):
+            text = batch.get(name)
+            if text is not None and not isinstance(text, str):
+                _bad(f"{name} must be a string, got {short_repr(text)}", name, "string")
+        workflow = batch.get("workflow")
+        if workflow is not None and not isinstance(workflow, Mapping):
+            _bad(f"workflow must be a workflow object or None, got {type(workflow).__name__}",
+                 "workflow", "object")
+        if batch.get("data") is not None:
+            batch["data"] = _check_data(batch["data"], nodes)
+        return batch
+
+    @property
+    def items_per_run(self) -> int:
+        """Queue items one run of the batch makes (the product of its groups' lengths)."""
+        return math.prod(len(group[0].items) for group in self.data) if self.data else 1
+
+    @property
+    def item_count(self) -> int:
+        """Queue items the whole batch makes (``runs`` x items per run)."""
+        return self.runs * self.items_per_run
+
+    def to_dict(self) -> dict[str, Any]:
+        """The batch as JSON; unset optional parts are left out (the graph, the workflow and
+        the items are the model's own objects, not copies: read them, do not change them)."""
+        out: dict[str, Any] = {"batch_id": self.batch_id, "graph": self.graph, "runs": self.runs}
+        if self.data is not None:
+            out["data"] = [[datum.to_dict() for datum in group] for group in self.data]
+        if self.origin is not None:
+            out["origin"] = self.origin
+        if self.destination is not None:
+            out["destination"] = self.destination
+        if "workflow" in self.model_fields_set:
+            out["workflow"] = self.workflow
+        return out
+
+
+def _check_graph(graph: Any) -> Mapping[str, Any]:
+    if not isinstance(graph, Mapping) or not isinstance(graph.get("nodes"), Mapping):
+        _bad("batch.graph must be a graph object with a 'nodes' object", "graph",
+             "graph with nodes")
+    nodes: Mapping[str, Any] = graph["nodes"]
+    if not nodes:
+        _bad("batch.graph has no nodes: there is nothing to run", "graph", "at least one node")
+    for key, node in nodes.items():
+        if not isinstance(node, Mapping):
+            _bad(f"graph node {short_repr(key)} must be an object, got {type(node).__name__}",
+                 str(key), "node object")
+        node_id = node.get("id", key)
+        if node_id != key:
+            _bad(f"graph node {short_repr(key)} has the id {short_repr(node_id)}; a node's id "
+                 "must be its key",
+                 str(key), "node id matches its key")
+    return nodes
+
+
+def _check_data(data: Any, nodes: Mapping[str, Any]) -> list[list[BatchDatum]]:
+    if not isinstance(data, (list, tuple)):
+        _bad("batch.data must be a list of groups (lists of batch data)", "data",
+             "list of lists")
+    groups: list[list[BatchDatum]] = []
+    for g, group in enumerate(data):
+        if not isinstance(group, (list, tuple)) or not group:
+            _bad(f"batch.data[{g}] must be a non-empty list of batch data", "data",
+                 "non-empty groups")
+        checked = [BatchDatum.parse(datum) for datum in group]
+        twice = repeated((d.node_path, d.field_name) for grp in (*groups, checked) for d in grp)
+        if twice is not None:
+            _bad(f"batch data sets {'.'.join(twice)} twice", ".".join(twice), "each field once")
+        for datum in checked:
+            _check_datum_in_graph(datum, nodes)
+        index = ragged([len(d.items) for d in checked])
+        if index is not None:
+            odd = checked[index]
+            _bad(
+                f"batch data group {g} zips lists of different lengths: {odd.key} has "
+                f"{len(odd.items)} items, the group's first {len(checked[0].items)}; the "
+                "datums of one group must have the same number of items",
+                odd.key, "same length in a group",
+            )
+        groups.append(checked)
+    return groups
+
+
+def _check_datum_in_graph(datum: BatchDatum, nodes: Mapping[str, Any]) -> None:
+    where = datum.key
+    if datum.node_path not in nodes:
+        _bad(f"batch data names node {short_repr(datum.node_path)}, which is not in the graph",
+             where,
+             "node in the graph")
+    literal = nodes[datum.node_path].get(datum.field_name)
+    kind = json_kind(datum.items[0])
+    if literal is not None and json_kind(literal) != kind:
+        _bad(
+            f"batch data for {where} holds {kind} values but the field holds a "
+            f"{json_kind(literal)} ({short_repr(literal)}); a wrongly typed batch value stalls "
+            "the server's whole queue",
+            where, f"{json_kind(literal)} values",
+        )
+
+
+class EnqueueBody(_BodyModel):
+    """The body of ``enqueue_batch``: a :class:`Batch` and whether it jumps the queue.
+
+    Build one with ``EnqueueBody.parse(raw_dict)``, ``EnqueueBody(batch=..., prepend=...)``
+    or the workflow compile stage (``invokeai_client.workflows.compile``); every rule is
+    checked when it is made, so a body that exists is one InvokeAI can run. It is immutable
+    and can be sent to many servers (each enqueue registers its own ``batch_id``: use
+    :meth:`with_batch_id` for a second send to the same server).
+    """
+
+    ENDPOINT: ClassVar[str] = "enqueue_batch"
+
+    batch: Batch
+    prepend: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("batch"), (Mapping, Batch)):
+            _bad("an enqueue body is {'batch': {'graph': ...}, 'prepend': false}", "body",
+                 "has a 'batch' object")
+        prepend = raw.get("prepend", False)
+        if not isinstance(prepend, bool):
+            _bad(f"prepend must be True or False, got {short_repr(prepend)}", "prepend", "bool")
+        return raw
+
+    @property
+    def batch_id(self) -> str:
+        """The client-chosen id of the batch (the router registers it before the POST)."""
+        return self.batch.batch_id
+
+    @property
+    def item_count(self) -> int:
+        """Queue items this body makes."""
+        return self.batch.item_count
+
+    def with_batch_id(self, batch_id: str | None = None) -> EnqueueBody:
+        """The same body under another batch id (a new uuid4 by default)."""
+        if batch_id is not None and (not isinstance(batch_id, str) or batch_id == "redacted"):
+            _bad(f"batch_id must be a string, got {short_repr(batch_id)}", "batch_id", "string")
+        batch = self.batch.model_copy(update={"batch_id": batch_id or str(uuid.uuid4())})
+        return self.model_copy(update={"batch": batch})
+
+    def with_origin(self, origin: str) -> EnqueueBody:
+        """The same body with ``origin`` set (the client's default origin on enqueue)."""
+        batch = self.batch.model_copy(update={"origin": origin})
+        return self.model_copy(update={"batch": batch})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request as JSON-ready dicts (sharing the model's graph, workflow and items)."""
+        return {"batch": self.batch.to_dict(), "prepend": self.prepend}
+
+    def to_json(self) -> bytes:
+        """The request as UTF-8 JSON, what goes over the wire."""
+        return json.dumps(self.to_dict()).encode()

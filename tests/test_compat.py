@@ -1,0 +1,129 @@
+"""Compatibility with older InvokeAI servers: the version table, and opening a client on them.
+
+The table (``invokeai_client._compat``) is pure and tested by rows; the client's behaviour
+on an older server runs against the double imitating that version's routes
+(``InvokeAIDouble(version=...)``) and, in the compatibility matrix (``bash
+scripts/compat.sh``), against the real servers of each version.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from invokeai_client import AsyncClient, errors
+from invokeai_client._compat import FEATURES, ServerFeatures, parse_version
+from invokeai_client.testing import InvokeAIDouble
+
+from .conftest import ADMIN
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("6.14.2", (6, 14, 2)),
+        ("5.15.0", (5, 15, 0)),
+        ("6.14.0rc2", (6, 14, 0)),
+        ("v6.13.0.rc1", (6, 13, 0)),
+        ("6.12", (6, 12, 0)),
+        ("6.0.0a10", (6, 0, 0)),
+        ("unknown", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_versions_are_read_leniently(text: str | None, expected: tuple[int, ...] | None) -> None:
+    assert parse_version(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("version", "feature", "present"),
+    [
+        ("5.15.0", "multiuser", False),
+        ("6.11.1", "multiuser", False),
+        ("6.12.0", "multiuser", True),
+        ("6.6.0", "queue_cursor_list", True),
+        ("6.6.0", "queue_item_ids", False),
+        ("6.7.0", "queue_cursor_list", False),
+        ("6.7.0", "queue_item_ids", True),
+        ("6.14.0", "queue_item_summaries", False),
+        ("6.14.1", "queue_item_summaries", True),
+        ("5.9.1", "queue_retry", False),
+        ("5.10.0", "queue_retry", True),
+        ("5.15.0", "queue_delete_item", False),
+        ("6.0.0", "queue_delete_item", True),
+        ("5.15.0", "enqueue_item_ids", False),
+        ("6.0.2", "enqueue_item_ids", True),
+        ("6.12.0", "doubled_events", False),
+        ("6.13.0", "doubled_events", True),
+        ("6.13.8", "doubled_events", True),
+        ("6.14.0", "doubled_events", False),
+        ("6.12.0", "workflow_meta_v4", False),
+        ("6.13.0", "workflow_meta_v4", True),
+        ("6.11.1", "models_by_hash", False),
+        ("6.12.0", "models_by_hash", True),
+        ("unknown", "queue_item_summaries", True),  # unreadable: the reference version
+    ],
+)
+def test_the_feature_table(version: str, feature: str, present: bool) -> None:
+    assert ServerFeatures(version).supports(feature) is present
+
+
+def test_a_missing_feature_is_an_error_naming_both_versions() -> None:
+    with pytest.raises(errors.EndpointNotAvailableError) as caught:
+        ServerFeatures("5.15.0").require("queue_delete_item")
+    assert "5.15.0" in str(caught.value)
+    assert "6.0.0" in str(caught.value)
+    with pytest.raises(errors.EndpointNotAvailableError) as removed:
+        ServerFeatures("6.14.2").require("queue_cursor_list")
+    assert "removed in InvokeAI 6.7.0" in str(removed.value)
+
+
+def test_every_feature_names_what_it_is() -> None:
+    for name, feature in FEATURES.items():
+        assert feature.name == name
+        assert feature.what
+        assert feature.until is None or feature.until > feature.since
+
+
+# -- opening a client on an older server (the double imitating its routes) --------------
+
+
+@pytest.mark.parametrize("version", ["5.0.0", "5.15.0", "6.0.2", "6.8.1", "6.11.1"])
+async def test_a_client_opens_on_a_server_without_accounts(version: str) -> None:
+    async with InvokeAIDouble(version=version) as double, AsyncClient(double.url) as client:
+        info = await client.server_info()
+        assert (info.version, info.multiuser) == (version, False)
+        assert client.is_connected
+    # The version was read first; the auth route that version lacks was never asked.
+    assert double.count("GET", "/api/v1/auth/status") == 0
+
+
+async def test_the_double_answers_a_missing_route_as_the_old_server() -> None:
+    async with InvokeAIDouble(version="5.15.0") as double, AsyncClient(double.url) as client:
+        with pytest.raises(errors.NotFoundError):
+            await client._request("GET", "/api/v1/auth/status")
+
+
+async def test_credentials_for_a_server_without_accounts_are_a_clear_error() -> None:
+    async with InvokeAIDouble(version="6.8.1") as double:
+        client = AsyncClient(double.url, email=ADMIN[0], password=ADMIN[1])
+        with pytest.raises(errors.EndpointNotAvailableError) as caught:
+            await client.open()
+        await client.aclose()
+        assert double.count("POST", "/api/v1/auth/login") == 0
+    message = str(caught.value)
+    assert "email=/password=" in message
+    assert "6.8.1" in message
+    assert "6.12.0" in message
+
+
+async def test_a_server_with_accounts_still_reports_its_mode() -> None:
+    async with InvokeAIDouble(version="6.12.0", multiuser=True) as double:
+        double.add_user(*ADMIN, is_admin=True)
+        async with AsyncClient(double.url, email=ADMIN[0], password=ADMIN[1]) as client:
+            info = await client.server_info()
+    assert (info.version, info.multiuser, info.user and info.user.email) == (
+        "6.12.0", True, ADMIN[0]
+    )

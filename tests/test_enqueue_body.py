@@ -1,0 +1,122 @@
+"""The typed enqueue body: every rule of a batch, table-driven (no client, no server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from invokeai_client import ValidationError
+from invokeai_client.types.batch import Batch, BatchDatum, EnqueueBody
+
+
+def graph() -> dict[str, Any]:
+    """Two integer nodes into an ``add`` (API form)."""
+    return {
+        "id": "g",
+        "nodes": {
+            "a": {"id": "a", "type": "integer", "value": 1},
+            "b": {"id": "b", "type": "integer", "value": 2},
+            "sum": {"id": "sum", "type": "add"},
+        },
+        "edges": [],
+    }
+
+
+def datum(node: str, items: list[Any], field: str = "value") -> dict[str, Any]:
+    return {"node_path": node, "field_name": field, "items": items}
+
+
+def body(**batch: Any) -> dict[str, Any]:
+    prepend = batch.pop("prepend", False)
+    return {"batch": {"graph": graph(), **batch}, "prepend": prepend}
+
+
+# (case id, raw body, pattern of the message, input, rule)
+BROKEN: list[tuple[str, Any, str, str, str]] = [
+    ("not a mapping", "body", r"an enqueue body is", "body", "has a 'batch' object"),
+    ("no batch", {"graph": graph()}, r"an enqueue body is", "body", "has a 'batch' object"),
+    ("graph without nodes", {"batch": {"graph": {"edges": []}}}, r"graph object with a 'nodes'",
+     "graph", "graph with nodes"),
+    ("empty graph", {"batch": {"graph": {"nodes": {}}}}, r"nothing to run", "graph",
+     "at least one node"),
+    ("node id is not its key", {"batch": {"graph": {"nodes": {"a": {"id": "b"}}}}},
+     r"must be its key", "a", "node id matches its key"),
+    ("runs 0", body(runs=0), r"runs must be an int >= 1, got 0", "runs", "int >= 1"),
+    ("runs True", body(runs=True), r"runs must be", "runs", "int >= 1"),
+    ("batch id redacted", body(batch_id="redacted"), r"batch_id must be", "batch_id", "string"),
+    ("origin not text", body(origin=3), r"origin must be a string", "origin", "string"),
+    ("prepend text", body(prepend="yes"), r"prepend must be True or False", "prepend", "bool"),
+    ("data not a list", body(data="x"), r"list of groups", "data", "list of lists"),
+    ("empty group", body(data=[[]]), r"non-empty list", "data", "non-empty groups"),
+    ("datum not an object", body(data=[[3]]), r"not a batch datum", "data",
+     "{node_path, field_name, items}"),
+    ("unknown node", body(data=[[datum("zz", [1])]]), r"not in the graph", "zz.value",
+     "node in the graph"),
+    ("no field name", body(data=[[datum("a", [1], field="")]]), r"has no field_name", "a.",
+     "field_name"),
+    ("empty items", body(data=[[datum("a", [])]]), r"non-empty list of items", "a.value",
+     "non-empty items"),
+    ("mixed item types", body(data=[[datum("a", [1, "2"])]]), r"mixes value types", "a.value",
+     "one type per field"),
+    ("booleans", body(data=[[datum("a", [True])]]), r"holds boolean values", "a.value",
+     "number, string, image field or list"),
+    ("a color is not batchable", body(data=[[datum("a", [{"r": 1}])]]),
+     r"not an image or video", "a.value", "number, string, image field or list"),
+    ("item type differs from the literal", body(data=[[datum("a", ["x"])]]),
+     r"holds string values but the field holds a number", "a.value", "number values"),
+    ("one field twice", body(data=[[datum("a", [1])], [datum("a", [2])]]), r"twice", "a.value",
+     "each field once"),
+    ("zipped lengths differ", body(data=[[datum("a", [1, 2]), datum("b", [1])]]),
+     r"different lengths", "b.value", "same length in a group"),
+]
+
+
+@pytest.mark.parametrize(("raw", "pattern", "where", "rule"), [c[1:] for c in BROKEN],
+                         ids=[c[0] for c in BROKEN])
+def test_every_rule_names_the_input_and_the_rule(raw: Any, pattern: str, where: str,
+                                                 rule: str) -> None:
+    with pytest.raises(ValidationError, match=pattern) as caught:
+        EnqueueBody.parse(raw)
+    assert (caught.value.input, caught.value.rule) == (where, rule)
+
+
+# (case id, raw body, items made, JSON request expected beside the graph)
+GOOD: list[tuple[str, dict[str, Any], int, dict[str, Any]]] = [
+    ("one item", body(batch_id="b1"), 1, {"batch_id": "b1", "runs": 1}),
+    ("runs", body(batch_id="b1", runs=3, origin="me"), 3,
+     {"batch_id": "b1", "runs": 3, "origin": "me"}),
+    ("a product of groups", body(batch_id="b1", runs=2, data=[[datum("a", [1, 2, 3])],
+                                                               [datum("b", [4, 5])]]),
+     12, {"batch_id": "b1", "runs": 2,
+          "data": [[datum("a", [1, 2, 3])], [datum("b", [4, 5])]]}),
+    ("zipped", body(batch_id="b1", data=[[datum("a", [1, 2]), datum("b", (3, 4))]],
+                    workflow=None), 2,
+     {"batch_id": "b1", "runs": 1, "data": [[datum("a", [1, 2]), datum("b", [3, 4])]],
+      "workflow": None}),
+]
+
+
+@pytest.mark.parametrize(("raw", "count", "expected"), [c[1:] for c in GOOD],
+                         ids=[c[0] for c in GOOD])
+def test_good_bodies_parse_to_the_same_request(raw: dict[str, Any], count: int,
+                                               expected: dict[str, Any]) -> None:
+    parsed = EnqueueBody.parse(raw)
+    assert parsed.item_count == count
+    assert parsed.to_dict() == {"batch": {"graph": graph(), **expected}, "prepend": False}
+    assert EnqueueBody.parse(parsed) is parsed
+    assert EnqueueBody.parse(parsed.to_dict()) == parsed
+
+
+def test_models_are_built_with_the_same_rules() -> None:
+    made = EnqueueBody(batch=Batch(graph=graph(), data=[[BatchDatum(**datum("a", [1, 2]))]]))
+    assert made.item_count == 2
+    assert made.batch.batch_id
+    with pytest.raises(ValidationError, match="runs must be"):
+        Batch(graph=graph(), runs=0)
+    again = made.with_batch_id()
+    assert again.batch_id != made.batch_id
+    assert again.batch.graph is made.batch.graph
+    assert made.with_origin("here").batch.origin == "here"
+    with pytest.raises(ValidationError):
+        made.with_batch_id(7)  # type: ignore[arg-type]

@@ -1,0 +1,181 @@
+"""ServerPool: one sweep over several servers, exactly one result per variation, failover."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from invokeai_client import AsyncClient, ValidationError
+from invokeai_client.pool import Policy, PoolResult, ServerPool
+from invokeai_client.testing import InvokeAIDouble
+from invokeai_client.workflows import examples
+
+from .conftest import wait_until
+from .helpers import node_of
+from .test_workflows_sync import CLIP, MAIN, SDXL, T5, VAE, model_workflow
+
+pytestmark = pytest.mark.anyio
+
+FAST = {"probe_interval": 0.1, "probe_timeout": 1.0, "down_after": 0.3}
+
+
+@contextlib.asynccontextmanager
+async def doubles(*delays: float) -> AsyncIterator[list[InvokeAIDouble]]:
+    """Doubles whose nodes take ``delays`` seconds each (servers of different speeds)."""
+    async with contextlib.AsyncExitStack() as stack:
+        found = []
+        for delay in delays:
+            double = await stack.enter_async_context(InvokeAIDouble())
+            double.queue.faults.node_delay = delay
+            found.append(double)
+        yield found
+
+
+def check_products(results: list[PoolResult], math: str, a: str, b: str) -> None:
+    for r in results:
+        assert r.ok, r.result.error_message
+        assert r.result.field_values == r.inputs
+        assert r.result[math] == r.inputs[a] * r.inputs[b]
+
+
+async def completed_items(double: InvokeAIDouble) -> list[Any]:
+    async with AsyncClient(double.url) as client:
+        ids = await client.queue.item_ids()
+        return [i for i in await client.queue.get_summaries(ids) if i.status == "completed"]
+
+
+async def test_a_sweep_over_three_servers_gives_each_variation_one_result() -> None:
+    async with doubles(0.0, 0.002, 0.01) as servers:
+        urls = [d.url for d in servers]
+        async with ServerPool(urls, **FAST) as pool:
+            wf = await pool.load(examples.path("arithmetic-form"))
+            math = node_of(wf, "integer_math")
+            a, b = wf.input("A").key, wf.input("B").key
+            job = await pool.submit_batch(wf, {"A": range(30), "B": range(10)})
+            streamed = [r async for r in job.as_completed()]
+            results = await job
+            split = job.per_server()
+            progress = job.progress()
+        assert sorted(r.index for r in streamed) == list(range(300))
+        assert [r.index for r in results] == list(range(300))
+        check_products(results, math, a, b)
+        assert sum(split.values()) == 300
+        assert all(n > 0 for n in split.values()), split
+        assert progress.counts["completed"] == 300
+        # Exactly one item per variation was made and completed on the servers.
+        made = [i for d in servers for i in await completed_items(d)]
+        assert len(made) == 300
+        assert sum(d.count("POST", "/api/v1/queue/*/enqueue_batch") for d in servers) < 300
+
+
+async def test_no_server_queue_is_deeper_than_the_depth_and_limits_hold() -> None:
+    """A sweep larger than each server's queue limit completes: the pool never sends more
+    than the queue's room, and what a server cuts goes elsewhere (nothing silently lost)."""
+    async with doubles(0.001, 0.001) as servers:
+        for d in servers:
+            d.queue.max_queue_size = 7
+        policy = Policy(lead_time=100.0, max_lead=50)  # asks for deep queues: limits must hold
+        async with ServerPool([d.url for d in servers], policy=policy, **FAST) as pool:
+            wf = await pool.load(examples.path("arithmetic-form"))
+            math = node_of(wf, "integer_math")
+            job = await pool.submit_batch(wf, {"A": range(40)}, runs=2)
+            results = await job
+        assert len(results) == 80
+        assert all(r.ok for r in results)
+        assert [r.result[math] for r in results] == [a * 7 for a in range(40)] * 2
+        made = [i for d in servers for i in await completed_items(d)]
+        assert len(made) == 80
+
+
+async def test_a_server_that_stops_answering_is_replaced_and_cleaned_up_when_back() -> None:
+    async with doubles(0.01, 0.01) as (steady, flaky):
+        async with ServerPool([steady.url, flaky.url], **FAST) as pool:
+            wf = await pool.load(examples.path("arithmetic-form"))
+            job = await pool.submit_batch(wf, {"A": range(60)})
+            await wait_until(lambda: job.per_server()[flaky.url] >= 5)
+            # The flaky server freezes: nothing answers, nothing runs.
+            flaky.queue.paused = True
+            flaky.faults.add("*", drop_connection=True, times=None)
+            await flaky.drop_sockets()
+            await wait_until(lambda: pool.states()[flaky.url].startswith("down"))
+            # ... and comes back with the items it held still queued.
+            await wait_until(lambda: job.progress().counts.get("completed", 0) >= 50)
+            flaky.faults.clear()
+            flaky.queue.paused = False
+            flaky.queue.wake()
+            results = await job
+            await wait_until(lambda: pool.states()[flaky.url] == "up")
+            await wait_until(lambda: not pool.members[1].abandoned)
+        assert [r.index for r in results] == list(range(60))
+        assert all(r.ok for r in results)
+        moved = [r for r in results if r.attempts]
+        assert moved, "the frozen server held some variations"
+        assert all(r.attempts[0].server == flaky.url for r in moved)
+        # Every variation completed exactly once on the servers, plus the duplicates the
+        # pool reported (items that ran on the frozen server before it was given up on).
+        items = [i for d in (steady, flaky) for i in await completed_items(d)]
+        made = Counter(tuple(fv.value for fv in i.field_values or ()) for i in items)
+        assert len(made) == 60
+        ran_twice = [d for d in job.duplicates if d["status"] == "completed"]
+        assert sum(made.values()) - 60 == len(ran_twice)
+        assert all(d["server"] == flaky.url for d in job.duplicates)
+
+
+async def test_servers_without_the_models_are_left_out_with_the_reason() -> None:
+    async with doubles(0.0, 0.0, 0.0) as (with_models, without, other_keys):
+        for model in (MAIN, T5, CLIP, VAE, SDXL):
+            with_models.add_model(model["name"], base=model["base"], type=model["type"],
+                                  key=model["key"], hash=model["hash"])
+            # Same models under other keys (installed separately): found by hash.
+            other_keys.add_model(model["name"], base=model["base"], type=model["type"],
+                                 key="other-" + model["key"], hash=model["hash"])
+        urls = [with_models.url, without.url, other_keys.url]
+        async with ServerPool(urls, **FAST) as pool:
+            wf = await pool.load(model_workflow())
+            job = await pool.submit_batch(wf, runs=12)
+            results = await job
+        assert len(results) == 12
+        assert {r.server for r in results} <= {with_models.url, other_keys.url}
+        assert set(job.excluded) == {without.url}
+        assert "flux1-schnell" in job.excluded[without.url]
+        assert job.per_server()[other_keys.url] > 0
+        # Each server ran the workflow with ITS model keys (the double cannot execute model
+        # nodes, so these items fail after the graph was accepted: still one result each).
+        for double, prefix in ((with_models, ""), (other_keys, "other-")):
+            async with AsyncClient(double.url) as client:
+                for item in await client.queue.get_many(await client.queue.item_ids()):
+                    keys = {n["model"]["key"] for n in item.session["graph"]["nodes"].values()}
+                    assert keys == {prefix + "k-main", prefix + "k-sdxl"}
+
+
+async def test_bad_values_fail_before_any_request() -> None:
+    async with doubles(0.0) as (server,):
+        async with ServerPool([server.url], **FAST) as pool:
+            wf = await pool.load(examples.path("arithmetic-form"))
+            with pytest.raises(ValidationError):
+                await pool.submit_batch(wf, {"A": ["not a number"]})
+        assert server.count("POST", "/api/v1/queue/*/enqueue_batch") == 0
+
+
+async def test_a_durable_job_resumes_without_rerunning_completed_variations(
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "job.sqlite"
+    async with doubles(0.01) as (server,):
+        async with ServerPool([server.url], **FAST) as pool:
+            wf = await pool.load(examples.path("arithmetic-form"))
+            job = await pool.submit_batch(wf, {"A": range(40)}, manifest=manifest)
+            await wait_until(lambda: job.progress().counts.get("completed", 0) >= 10)
+        # The client went away mid-job (items stay queued on the server).
+        async with ServerPool([server.url], **FAST) as pool:
+            job = await pool.resume(manifest)
+            results = await job
+        assert [r.index for r in results] == list(range(40))
+        assert all(r.ok for r in results)
+        made = Counter(i.field_values[0].value for i in await completed_items(server))
+        assert made == Counter(range(40))
