@@ -97,6 +97,10 @@ class NodeProgress(RunEvent):
         _, _, payload = self.image.data_url.partition(",")
         return base64.b64decode(payload)
 
+    def _repr_jpeg_(self) -> bytes | None:
+        """The step preview, for Jupyter/IPython to show inline."""
+        return self.preview_bytes()
+
 
 def denoise_step(
     invocation: dict[str, Any] | None, percentage: Any, index: int, total: int | None
