@@ -8,6 +8,7 @@
         info = await client.server_info()
 """
 
+from ._config import Timeout
 from ._constants import __version__
 from ._files import safe_file_name
 from .client import AsyncClient
@@ -27,6 +28,7 @@ from .errors import (
     ModelNotFoundError,
     NotFoundError,
     PermissionDeniedError,
+    QueueFullError,
     RateLimitError,
     ResponseTooLargeError,
     RunCanceledError,
@@ -50,6 +52,7 @@ from .repositories.models import ModelInstall, ModelRepository
 from .repositories.queue import QueueRepository
 from .runs import (
     BatchRun,
+    FieldValues,
     ImageRef,
     NodeCompleted,
     NodeFailed,
@@ -102,6 +105,7 @@ __all__ = [
     "EmbeddedWorkflow",
     "EndpointNotAvailableError",
     "EnqueueBatchResult",
+    "FieldValues",
     "FoundModel",
     "ImageDTO",
     "ImageRef",
@@ -129,6 +133,7 @@ __all__ = [
     "PoolJob",
     "PoolResult",
     "QueueAndProcessorStatus",
+    "QueueFullError",
     "QueueRepository",
     "RateLimitError",
     "ResponseTooLargeError",
@@ -146,6 +151,7 @@ __all__ = [
     "SessionQueueItem",
     "SessionQueueItemSummary",
     "StatusChanged",
+    "Timeout",
     "TimeoutError",
     "UnexpectedResponseError",
     "UnprocessableEntityError",

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
+
+import aiohttp
 
 from . import errors
 from ._answers import as_object, parse, reading
 from ._checks import check_bool
 from ._compat import ServerFeatures
+from ._config import Timeout, resolve_connection, session_options
 from ._constants import (
     DEFAULT_MAX_DOWNLOAD_SIZE,
     DEFAULT_MAX_RESPONSE_SIZE,
@@ -37,15 +42,22 @@ class AsyncClient:
     Use it as ``async with AsyncClient("http://127.0.0.1:9090") as client:``. Entering opens
     one aiohttp session and one Socket.IO connection (subscribed to ``queue_id``) that every
     repository and run of this client share; leaving closes both and every background task.
+    Without ``base_url`` the client uses ``$INVOKEAI_URL`` (else ``http://127.0.0.1:9090``).
 
     Authentication (multi-user servers, InvokeAI 6.12+): pass ``token=`` or
-    ``email=``/``password=`` to log in. The token is sent as a bearer on every request and
-    on the socket, replaced whenever the server slides it, and never shown in ``repr()``,
-    logs or errors.
+    ``email=``/``password=`` to log in; without any of them ``$INVOKEAI_TOKEN`` or
+    ``$INVOKEAI_EMAIL``/``$INVOKEAI_PASSWORD`` are used when set. The token is sent as a
+    bearer on every request and on the socket, replaced whenever the server slides it, and
+    never shown in ``repr()``, logs or errors.
 
-    ``timeout`` bounds each HTTP request; ``max_retries`` is how often an idempotent request
-    is retried after a transient failure (POSTs such as enqueue are never retried blindly).
+    ``timeout`` bounds each HTTP request: seconds (the total), a :class:`Timeout` (connect /
+    read / total) or ``None``. ``max_retries`` is how often an idempotent request is retried
+    after a transient failure (POSTs such as enqueue are never retried blindly).
     ``max_concurrency`` caps the queue items this client has in flight (submits wait).
+    ``headers`` go with every request and the event stream; ``trust_env=True`` takes proxies
+    from ``HTTP(S)_PROXY``/``NO_PROXY``; ``ssl_context`` checks TLS your way (private CA,
+    client certificates). ``http_session`` is an aiohttp session your application owns: the
+    client uses it, adds its timeout and headers per request, and does not close it.
 
     ``max_response_size`` (default 64 MiB) bounds any answer read into memory and
     ``max_download_size`` (default 8 GiB) any download streamed to a file, both counted after
@@ -55,12 +67,12 @@ class AsyncClient:
 
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:9090",
+        base_url: str | None = None,
         *,
         token: str | None = None,
         email: str | None = None,
         password: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         queue_id: str = DEFAULT_QUEUE_ID,
         verify_ssl: bool = True,
@@ -68,14 +80,26 @@ class AsyncClient:
         max_concurrency: int | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
+        headers: Mapping[str, str] | None = None,
+        trust_env: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        http_session: aiohttp.ClientSession | None = None,
     ) -> None:
+        base_url, token, email, password = resolve_connection(base_url, token, email, password)
         _check_options(token, email, password, queue_id, events)
+        options = session_options(
+            timeout=timeout,
+            headers=headers,
+            trust_env=trust_env,
+            verify_ssl=verify_ssl,
+            ssl_context=ssl_context,
+            http_session=http_session,
+        )
         self._http = HttpTransport(
             base_url,
             token=token,
-            timeout=timeout,
             max_retries=max_retries,
-            verify_ssl=verify_ssl,
+            options=options,
             max_response_size=max_response_size,
             max_download_size=max_download_size,
         )

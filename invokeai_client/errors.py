@@ -53,6 +53,7 @@ __all__ = [
     "ModelNotFoundError",
     "NotFoundError",
     "PermissionDeniedError",
+    "QueueFullError",
     "RateLimitError",
     "ResponseTooLargeError",
     "RunCanceledError",
@@ -300,6 +301,16 @@ class ResponseTooLargeError(UnexpectedResponseError):
 
 class BoardNotFoundError(BoardError, NotFoundError):
     """No board has this id or name (for this user); caught by ``except NotFoundError`` too."""
+
+
+class QueueFullError(InvokeAIError):
+    """A batch the server's queue cannot hold (``max_queue_size``): it is refused whole,
+    never silently cut. ``requested`` items were asked for; ``room`` is how many fit."""
+
+    def __init__(self, message: str, *, requested: int, room: int) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.room = room
 
 
 _STATUS_CLASSES: Mapping[int, type[APIError]] = {

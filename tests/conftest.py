@@ -1,7 +1,8 @@
 """Test peers: every behaviour test runs against the real InvokeAI and the in-process double.
 
-- ``real``: a real InvokeAI 6.14.2 started once per session (``INVOKEAI_TEST_URL`` points the
-  suite at an existing server instead).
+- ``real``: a real InvokeAI started once per session: 6.14.2, or any version with a shipped
+  lock named by ``INVOKEAI_TEST_VERSION`` (``INVOKEAI_TEST_URL`` points the suite at an
+  existing server instead).
 - ``double``: :class:`invokeai_client.testing.InvokeAIDouble`, started per test.
 
 Use the ``peer`` fixture for tests that must pass on both; ``real_server`` / ``double`` for
@@ -20,10 +21,15 @@ from typing import Any
 import pytest
 
 from invokeai_client import AsyncClient
+from invokeai_client._compat import ServerFeatures
 from invokeai_client.testing import InvokeAIDouble, LocalInvokeAI
+from invokeai_client.testing.local import INVOKEAI_VERSION
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEED_WORKFLOWS = SHARED / "fixtures" / "seed-workflows"
+
+TEST_VERSION = os.environ.get("INVOKEAI_TEST_VERSION") or INVOKEAI_VERSION
+"""The InvokeAI version of the real peer (and of the double in the compatibility tests)."""
 
 ADMIN = ("admin@example.com", "admin-pass-123")
 USER = ("user@example.com", "user-pass-123")
@@ -63,7 +69,7 @@ def real_server() -> Iterator[Peer]:
     if url:
         yield Peer("real", url.rstrip("/"))
         return
-    server = LocalInvokeAI()
+    server = LocalInvokeAI(version=TEST_VERSION)
     server.start()
     try:
         yield Peer("real", server.url, server=server)
@@ -98,7 +104,9 @@ def real_multiuser_server() -> Iterator[Peer]:
     """A second real InvokeAI in multi-user mode, with an admin and a user account."""
     if os.environ.get("INVOKEAI_TEST_URL"):
         pytest.skip("multi-user tests start their own server; INVOKEAI_TEST_URL is set")
-    server = LocalInvokeAI(multiuser=True)
+    if not ServerFeatures(TEST_VERSION).supports("multiuser"):
+        pytest.skip(f"InvokeAI {TEST_VERSION} has no multi-user mode (6.12+)")
+    server = LocalInvokeAI(multiuser=True, version=TEST_VERSION)
     server.start()
     try:
         _setup_multiuser(server.url)

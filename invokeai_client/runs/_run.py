@@ -21,6 +21,7 @@ from ..types.queue import BatchStatus, EnqueueBatchResult, SessionQueueItem
 from ..types.wire_events import ProgressImage
 from .events import NodeCompleted, NodeFailed, NodeProgress, NodeStarted, RunEvent, StatusChanged
 from .results import (
+    FieldValues,
     ImageRef,
     WorkflowResult,
     collect_images,
@@ -692,6 +693,7 @@ class BatchRun:
         "iterated",
         "key",
         "manager",
+        "names",
         "needs_order",
         "node_count",
         "origin",
@@ -717,6 +719,9 @@ class BatchRun:
         self.key = batch_id
         self.expected = expected
         self.groups = groups
+        self.names: Mapping[str, str] = {}
+        """How ``field_values`` name a swept input: ``"node_id.field_name"`` -> the key the
+        sweep used (its label); inputs not listed keep their full key."""
         self.per_run = 1
         for group in groups or ():
             self.per_run *= len(group[0]["items"])
@@ -881,8 +886,9 @@ class BatchRun:
         await self.manager.cancel_batch_shielded(self)
         return True
 
-    def field_values(self, index: int) -> dict[str, Any]:
-        """The batch values substituted into the item at ``index`` (submission order)."""
+    def field_values(self, index: int) -> FieldValues:
+        """The batch values substituted into the item at ``index`` (submission order), keyed
+        as the sweep named them (see :class:`~invokeai_client.runs.FieldValues`)."""
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.expected:
             raise errors.ValidationError(
                 f"index must be an item position 0..{self.expected - 1} of this batch, "
@@ -892,11 +898,11 @@ class BatchRun:
             )
         return self._values_at(index)
 
-    def _values_at(self, index: int) -> dict[str, Any]:
+    def _values_at(self, index: int) -> FieldValues:
         # Lenient: a run not placed in its batch yet (index -1) has no values.
         groups = self.groups
         if not groups or index < 0:
-            return {}
+            return FieldValues({})
         position = index % self.per_run
         values: dict[str, Any] = {}
         picks: list[int] = []
@@ -908,7 +914,7 @@ class BatchRun:
         for group, pick in zip(groups, picks, strict=True):
             for datum in group:
                 values[f"{datum['node_path']}.{datum['field_name']}"] = datum["items"][pick]
-        return values
+        return FieldValues(values, self.names)
 
     # called by the router (synchronously)
 
