@@ -82,6 +82,10 @@ class NodeProgress(RunEvent):
         _, _, payload = self.image.data_url.partition(",")
         return base64.b64decode(payload)
 
+    def _repr_jpeg_(self) -> bytes | None:
+        """The step preview, for Jupyter/IPython to show inline."""
+        return self.preview_bytes()
+
 
 @dataclass(frozen=True, slots=True)
 class NodeCompleted(RunEvent):
