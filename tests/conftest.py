@@ -24,6 +24,7 @@ from invokeai_client import AsyncClient
 from invokeai_client._compat import ServerFeatures
 from invokeai_client.testing import InvokeAIDouble, LocalInvokeAI
 from invokeai_client.testing.local import INVOKEAI_VERSION
+from invokeai_client.types.model_configs import ModelConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEED_WORKFLOWS = SHARED / "fixtures" / "seed-workflows"
@@ -113,6 +114,32 @@ def real_multiuser_server() -> Iterator[Peer]:
         yield Peer("real", server.url, server=server)
     finally:
         server.stop()
+
+
+def _install_tiny_models(peer: Peer, **client_kwargs: Any) -> dict[str, ModelConfig]:
+    """Install the tiny random-weight models into a real server (built once, cached;
+    installed in place through the SDK)."""
+    from invokeai_client.testing.tiny_models import install_tiny_models_blocking
+
+    try:
+        return install_tiny_models_blocking(peer.url, **client_kwargs)
+    except Exception as exc:
+        if peer.server is None:  # INVOKEAI_TEST_URL: maybe a server on another machine
+            pytest.skip(f"could not install the tiny models into {peer.url}: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def real_models(real_server: Peer) -> dict[str, ModelConfig]:
+    """The tiny random-weight models (tiny-sd1, tiny-sdxl, tiny-sd1-vae, tiny-sd1-lora),
+    installed into ``real_server`` on first use; their configs by name."""
+    return _install_tiny_models(real_server)
+
+
+@pytest.fixture(scope="session")
+def real_multiuser_models(real_multiuser_server: Peer) -> dict[str, ModelConfig]:
+    """The tiny models installed into ``real_multiuser_server`` (by its admin)."""
+    return _install_tiny_models(real_multiuser_server, email=ADMIN[0], password=ADMIN[1])
 
 
 @pytest.fixture

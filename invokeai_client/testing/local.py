@@ -181,7 +181,10 @@ class LocalInvokeAI:
     also freezes the garbage collector's import-time heap (about 100 items/s instead of 2);
     ``version`` picks any version with a shipped lock (:func:`installable_versions`);
     ``memory_db`` keeps its database in memory; ``multiuser`` turns on accounts; ``env``
-    adds any ``INVOKEAI_*`` setting.
+    adds any ``INVOKEAI_*`` setting. ``torch_threads`` caps torch's CPU threads (1 by
+    default: on a busy machine two spinning OpenMP threads made a tiny model's denoising
+    step 20x slower); None leaves torch's default. :mod:`.tiny_models` installs random-weight
+    test models into it.
     """
 
     port: int | None = None
@@ -192,6 +195,7 @@ class LocalInvokeAI:
     multiuser: bool = False
     startup_timeout: float = 180.0
     env: Mapping[str, str] = field(default_factory=dict)
+    torch_threads: int | None = 1
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_root: bool = field(default=False, init=False, repr=False)
     started_in: float | None = field(default=None, init=False)
@@ -232,6 +236,8 @@ class LocalInvokeAI:
             env["INVOKEAI_USE_MEMORY_DB"] = "true"
         if self.multiuser:
             env["INVOKEAI_MULTIUSER"] = "true"
+        if self.torch_threads is not None:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.torch_threads)
         env.update(self.env)
         if self.fast_gc:
             env["INVOKEAI_CLIENT_FAST_GC"] = "1"
