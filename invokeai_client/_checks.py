@@ -12,13 +12,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import errors
+from ._limits import short_repr
 
 
 def check_bool(name: str, value: object) -> bool:
     """``value`` if it is ``True`` or ``False`` (not a truthy string such as ``"no"``)."""
     if not isinstance(value, bool):
         raise errors.ValidationError(
-            f"{name} must be True or False, got {value!r}", input=name, rule="boolean"
+            f"{name} must be True or False, got {short_repr(value)}", input=name, rule="boolean"
         )
     return value
 
@@ -27,7 +28,7 @@ def check_int(name: str, value: object, *, minimum: int) -> int:
     """``value`` if it is an int (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise errors.ValidationError(
-            f"{name} must be an integer >= {minimum}, got {value!r}",
+            f"{name} must be an integer >= {minimum}, got {short_repr(value)}",
             input=name,
             rule=f"integer >= {minimum}",
         )
@@ -48,7 +49,7 @@ def check_seconds(name: str, value: object, *, positive: bool = False) -> float 
         or (positive and value == 0)
     ):
         raise errors.ValidationError(
-            f"{name} must be None or a number of seconds {rule}, got {value!r}",
+            f"{name} must be None or a number of seconds {rule}, got {short_repr(value)}",
             input=name,
             rule=rule,
         )
@@ -60,7 +61,7 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     options = tuple(choices)
     if not isinstance(value, str) or value not in options:
         raise errors.ValidationError(
-            f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}",
+            f"{name} must be one of {', '.join(map(repr, options))}, got {short_repr(value)}",
             input=name,
             rule="one of " + ", ".join(options),
         )

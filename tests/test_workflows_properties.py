@@ -39,9 +39,25 @@ PROPERTY_SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
+def nested(depth: int, kind: str = "list") -> Any:
+    """A value nested ``depth`` deep (built without recursion)."""
+    value: Any = 0
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"a": value}
+    return value
+
+
+# Values at the limits, which the shrinking-friendly strategies below never reach by chance.
+# (built, not listed: hypothesis prints a strategy's elements, and 10**5000 cannot be printed)
+LIMITS = st.builds(pow, st.sampled_from([10, -10, 2]), st.sampled_from([400, 1024, 5000])) | \
+    st.sampled_from([1e308, -1e308]) | st.builds("x".__mul__, st.just(100_000))
+DEEP = st.builds(nested, st.sampled_from([99, 100, 101, 3000, 5000]),
+                 st.sampled_from(["list", "dict"]))
+
 json_scalars = (
     st.none()
     | st.booleans()
+    | LIMITS
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12)
@@ -69,7 +85,7 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-python_values = json_values | st.sampled_from(
+python_values = json_values | DEEP | st.sampled_from(
     [
         b"\x89PNG\r\n\x1a\n....",
         b"text",
@@ -88,6 +104,8 @@ python_values = json_values | st.sampled_from(
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     found = [prefix]
+    if len(prefix) > 20:  # inside a deep value planted by an earlier change
+        return found
     if isinstance(value, dict):
         for key, item in value.items():
             found += _paths(item, (*prefix, key))
@@ -109,7 +127,7 @@ def mutated_workflows(draw: st.DrawFn) -> dict[str, Any]:
         action = draw(st.sampled_from(["replace", "delete", "add"]))
         last = path[-1] if path else None
         if action == "replace" and path:
-            parent[last] = draw(json_values)
+            parent[last] = draw(json_values | DEEP)
         elif action == "delete" and path:
             if isinstance(parent, dict):
                 parent.pop(last, None)
@@ -150,8 +168,18 @@ def test_mutated_workflow_json_only_raises_sdk_errors(
     exercise(handle)
 
 
+DEEP_TEXT = st.builds(
+    lambda depth, opener, closer: opener * depth + closer * depth,
+    st.sampled_from([101, 3000, 5000, 100_000]),
+    st.sampled_from(["["]),
+    st.sampled_from(["]"]),
+) | st.builds(lambda depth: '{"a": ' * depth + "1" + "}" * depth,
+              st.sampled_from([101, 3000, 100_000]))
+
+
 @PROPERTY_SETTINGS
-@given(text=st.text(max_size=200) | st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
+@given(text=st.text(max_size=200) | st.binary(max_size=200).map(lambda b: b.decode("latin-1"))
+       | DEEP_TEXT | st.builds('{{"n": {}}}'.format, st.sampled_from(["9" * 5000, "1e400"])))
 def test_arbitrary_text_only_raises_workflow_error(text: str) -> None:
     with pytest.raises(WorkflowError):
         WorkflowDefinition.from_json(text)

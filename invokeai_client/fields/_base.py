@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from .._limits import json_limit_problem
 from ..errors import ValidationError
 
 T = TypeVar("T")
@@ -136,6 +137,9 @@ class IvkField(BaseModel, Generic[T]):
         if value is UNSET:
             return UNSET
         try:
+            problem = json_limit_problem(value)
+            if problem is not None:  # before anything recurses into it or prints it
+                raise FieldRuleError("size limits", f"refusing {problem} ({self.describe()})")
             if value is None:
                 if self.nullable:
                     return None

@@ -24,7 +24,7 @@ from ..types.wire_events import (
 from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._router import EventRouter
 
 log = logging.getLogger("invokeai_client")
 
@@ -157,6 +157,7 @@ class ModelRepository(Repository):
     async def get_by_hash(self, hash: str) -> ModelConfig:
         """The model whose weights have this hash (``"blake3:..."``); survives reinstalls."""
         check_text("hash", hash)
+        await self._require("models_by_hash")
         with naming("model with hash", hash):
             answer = await self._http.request(
                 "GET", f"{MODELS}/get_by_hash", params={"hash": hash}
@@ -239,7 +240,7 @@ class ModelRepository(Repository):
         if description is not None:
             body["description"] = description
         # Listen before asking: a local install can finish before the HTTP answer arrives.
-        watcher = _InstallWatcher(self._client)
+        watcher = _InstallWatcher(self._context.router)
         try:
             try:
                 answer = await self._http.request(
@@ -307,10 +308,10 @@ class ModelRepository(Repository):
 class _InstallWatcher:
     """Collects model install and download events from the client's socket (see install)."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, router: EventRouter) -> None:
         self.events: list[InstallEvent] = []
         self.changed = asyncio.Event()
-        self._remove = client._router.add_listener(self._on_event)
+        self._remove = router.add_listener(self._on_event)
 
     def _on_event(self, event: ServerEvent) -> None:
         if isinstance(event, (ModelInstallEvent, DownloadEvent)):

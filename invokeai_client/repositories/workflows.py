@@ -20,7 +20,8 @@ from ..workflows.handle import WorkflowHandle
 from ._base import Repository, naming
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
+    from ..workflows._client import WorkflowClient
 
 log = logging.getLogger("invokeai_client")
 
@@ -34,8 +35,9 @@ class WorkflowRepository(Repository):
     """Workflows of a client (``client.workflows``): load GUI exports as handles typed by the
     server's node schemas, and manage the server's workflow library."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        super().__init__(client)
+    def __init__(self, context: ClientContext, *, client: WorkflowClient) -> None:
+        super().__init__(context)
+        self._owner = client  # what the handles it loads submit through
         self._schemas: InvocationSchemas | None = None
         self._schemas_lock = asyncio.Lock()
 
@@ -58,9 +60,9 @@ class WorkflowRepository(Repository):
                 log.warning("the server has no /openapi.json; workflow types are inferred")
                 document = {}
             try:
-                source = f"InvokeAI {(await self._client.server_info()).version}"
+                source = f"InvokeAI {(await self._context.server_info()).version}"
             except errors.InvokeAIError:
-                source = str(self._client.base_url)
+                source = self._context.base_url
             self._schemas = InvocationSchemas.from_openapi(
                 document if isinstance(document, Mapping) else {}, source=source
             )
@@ -77,7 +79,7 @@ class WorkflowRepository(Repository):
         """
         definition = await load_definition(source)
         schemas = await self.schemas() if typed else None
-        return WorkflowHandle(definition, schemas=schemas, client=self._client)
+        return WorkflowHandle(definition, schemas=schemas, client=self._owner)
 
     # -- the library -----------------------------------------------------------------------
 
@@ -161,6 +163,7 @@ class WorkflowRepository(Repository):
         data = await _workflow_json(workflow)
         data.pop("id", None)
         _check_savable(data)
+        await self._fit_format(data)
         answer = await self._http.request("POST", f"{WORKFLOWS}/", json={"workflow": data})
         return parse(WorkflowRecord, answer)
 
@@ -179,11 +182,27 @@ class WorkflowRepository(Repository):
             )
         data["id"] = target
         _check_savable(data)
+        await self._fit_format(data)
         with naming("workflow", target, action="update"):
             answer = await self._http.request(
                 "PATCH", f"{WORKFLOWS}/i/{target}", json={"workflow": data}, retry=True
             )
         return parse(WorkflowRecord, answer)
+
+    async def _fit_format(self, data: dict[str, Any]) -> None:
+        """A ``meta.version`` 4 workflow saved on a server before 6.13: that version's GUI
+        reads only 3.0.0, which 4.0.0 differs from only by connector nodes. Without them it
+        is saved as 3.0.0; with them, EndpointNotAvailableError names the version."""
+        meta = data.get("meta")
+        if not isinstance(meta, dict) or not str(meta.get("version", "")).startswith("4."):
+            return
+        features = await self._context.features()
+        if features.supports("workflow_meta_v4"):
+            return
+        nodes = data.get("nodes") or []
+        if any(isinstance(node, dict) and node.get("type") == "connector" for node in nodes):
+            features.require("workflow_meta_v4")
+        data["meta"] = {**meta, "version": "3.0.0"}
 
     async def delete(self, workflow_id: str) -> None:
         """Delete a saved workflow (NotFoundError naming the id if there is none)."""
@@ -200,6 +219,7 @@ class WorkflowRepository(Repository):
                 input="is_public",
                 rule="boolean",
             )
+        await self._require("workflow_is_public")
         with naming("workflow", workflow_id, action="share"):
             answer = await self._http.request(
                 "PATCH",
@@ -210,9 +230,11 @@ class WorkflowRepository(Repository):
         return parse(WorkflowRecord, answer)
 
     async def tags(self, *, category: str | Iterable[str] | None = None) -> builtins.list[str]:
-        """Every tag used by saved workflows (InvokeAI 6.12+)."""
+        """Every tag used by saved workflows (InvokeAI 6.10+)."""
+        params = {"categories": _categories("category", category)}
+        await self._require("workflow_tags")
         answer = await self._http.request(
-            "GET", f"{WORKFLOWS}/tags", params={"categories": _categories("category", category)}
+            "GET", f"{WORKFLOWS}/tags", params=params
         )
         return strings(answer)
 

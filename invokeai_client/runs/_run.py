@@ -19,8 +19,19 @@ from .._checks import check_seconds
 from .._router import ItemRoute, Mailbox
 from ..types.queue import BatchStatus, EnqueueBatchResult, SessionQueueItem
 from ..types.wire_events import ProgressImage
-from .events import NodeCompleted, NodeFailed, NodeProgress, NodeStarted, RunEvent, StatusChanged
+from .events import (
+    ModelLoadCompleted,
+    ModelLoadStarted,
+    NodeCompleted,
+    NodeFailed,
+    NodeProgress,
+    NodeStarted,
+    RunEvent,
+    StatusChanged,
+    denoise_step,
+)
 from .results import (
+    FieldValues,
     ImageRef,
     WorkflowResult,
     collect_images,
@@ -39,6 +50,10 @@ TERMINAL = frozenset({"completed", "failed", "canceled", "lost"})
 
 _now = time.monotonic
 
+
+_MODEL_LOADS = {
+    "model_load_started": ModelLoadStarted, "model_load_complete": ModelLoadCompleted,
+}
 
 _PLAIN = (int, float, str, bool, type(None))
 """Output values that cannot hold an image."""
@@ -82,6 +97,7 @@ class WorkflowRun(ItemRoute):
         "_outputs",
         "_ran",
         "_result",
+        "_steps",
         "_waiters",
         "batch",
         "index",
@@ -107,10 +123,12 @@ class WorkflowRun(ItemRoute):
         # One future per task awaiting the run: cancelling one waiter never touches another.
         self._waiters: list[asyncio.Future[None]] | None = None
         self._listeners: list[Mailbox[RunEvent]] | None = None
+        # Denoising previews seen per prepared node: (last step, total steps if known).
+        self._steps: dict[Any, tuple[int, int | None]] | None = None
         self._heard = _now()
         # Events may have been missed (socket down at some point of this run's life): the
         # final result then comes from REST, never from a partial event history.
-        self._gap = batch.gap or not batch.manager.client.is_connected
+        self._gap = batch.gap or not batch.manager.context.connected
 
     def __repr__(self) -> str:
         return (
@@ -281,11 +299,22 @@ class WorkflowRun(ItemRoute):
             return  # progress of a node already told as completed (events out of order)
         self._running()
         self._start(node_id, invocation)
+        image = _preview(data.get("image"))
+        step = total = None
+        if image is not None:  # a denoising step: count it, even with nobody listening
+            steps = self._steps
+            if steps is None:
+                steps = self._steps = {}
+            key = invocation.get("id") if invocation else node_id
+            last, known = steps.get(key, (-1, None))
+            step, total = steps[key] = denoise_step(
+                invocation, data.get("percentage"), last + 1, known
+            )
         if self._listeners or self.batch._listeners:
             self._emit(
                 NodeProgress(
                     self.item_id, self.batch_id, node_id, data.get("percentage"),
-                    data.get("message") or "", _preview(data.get("image")),
+                    data.get("message") or "", image, step, total,
                 )
             )
 
@@ -295,6 +324,14 @@ class WorkflowRun(ItemRoute):
         self._heard = _now()
         if name == "queue_items_canceled" and self.accept_status("canceled", None):
             self._on_status("canceled", None, None, None)
+        elif name in _MODEL_LOADS and (self._listeners or self.batch._listeners):
+            config = data.get("config")
+            if not isinstance(config, dict):
+                config = {}
+            model = {k: config.get(k) for k in ("key", "hash", "name", "base", "type")}
+            self._emit(_MODEL_LOADS[name](
+                self.item_id, self.batch_id, model, data.get("submodel_type")
+            ))
 
     def _running(self) -> None:
         """The item is executing (a node event or a finished result says so): a pending run
@@ -346,7 +383,7 @@ class WorkflowRun(ItemRoute):
             invocation = {}
         node_type = invocation.get("type")
         batch = self.batch
-        value = map_output(result, batch.manager.client)
+        value = map_output(result, batch.manager.image_host)
         outputs = self._outputs
         if outputs is None:
             outputs = self._outputs = {}
@@ -450,8 +487,7 @@ class WorkflowRun(ItemRoute):
             self.apply_status(status, item.status_sequence)
             return
         self.accept_status(status, item.status_sequence)
-        client = self.batch.manager.client
-        outputs, images = outputs_from_session(item.session, client)
+        outputs, images = outputs_from_session(item.session, self.batch.manager.image_host)
         if status != "canceled" or outputs or item.started_at is not None:
             self._running()
         if self._listening:
@@ -693,6 +729,7 @@ class BatchRun:
         "iterated",
         "key",
         "manager",
+        "names",
         "needs_order",
         "node_count",
         "origin",
@@ -718,6 +755,9 @@ class BatchRun:
         self.key = batch_id
         self.expected = expected
         self.groups = groups
+        self.names: Mapping[str, str] = {}
+        """How ``field_values`` name a swept input: ``"node_id.field_name"`` -> the key the
+        sweep used (its label); inputs not listed keep their full key."""
         self.per_run = 1
         for group in groups or ():
             self.per_run *= len(group[0]["items"])
@@ -729,7 +769,7 @@ class BatchRun:
         self.detached = detached
         self.priority = 0
         self.confirmed = False
-        self.gap = not manager.client.is_connected  # events until the reconnect are lost
+        self.gap = not manager.context.connected  # events until the reconnect are lost
         self.held = 0
         self._runs: dict[int, WorkflowRun] = {}
         self._weak: dict[int, weakref.ref[WorkflowRun]] | None = None
@@ -882,8 +922,9 @@ class BatchRun:
         await self.manager.cancel_batch_shielded(self)
         return True
 
-    def field_values(self, index: int) -> dict[str, Any]:
-        """The batch values substituted into the item at ``index`` (submission order)."""
+    def field_values(self, index: int) -> FieldValues:
+        """The batch values substituted into the item at ``index`` (submission order), keyed
+        as the sweep named them (see :class:`~invokeai_client.runs.FieldValues`)."""
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.expected:
             raise errors.ValidationError(
                 f"index must be an item position 0..{self.expected - 1} of this batch, "
@@ -893,11 +934,11 @@ class BatchRun:
             )
         return self._values_at(index)
 
-    def _values_at(self, index: int) -> dict[str, Any]:
+    def _values_at(self, index: int) -> FieldValues:
         # Lenient: a run not placed in its batch yet (index -1) has no values.
         groups = self.groups
         if not groups or index < 0:
-            return {}
+            return FieldValues({})
         position = index % self.per_run
         values: dict[str, Any] = {}
         picks: list[int] = []
@@ -909,7 +950,7 @@ class BatchRun:
         for group, pick in zip(groups, picks, strict=True):
             for datum in group:
                 values[f"{datum['node_path']}.{datum['field_name']}"] = datum["items"][pick]
-        return values
+        return FieldValues(values, self.names)
 
     # called by the router (synchronously)
 

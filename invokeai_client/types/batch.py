@@ -25,6 +25,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from .. import errors
+from .._limits import json_limit_problem, short_repr
 from .queue import is_batch_item
 
 __all__ = [
@@ -107,6 +108,10 @@ class _BodyModel(BaseModel):
         """Parse ``raw`` (a dict, or already this model) with every rule checked."""
         if isinstance(raw, cls):
             return raw
+        problem = json_limit_problem(raw)
+        if problem is not None:  # before pydantic (or a message) recurses into it
+            raise errors.ValidationError(f"refusing {cls.__name__} with {problem}",
+                                         input="body", rule="size limits")
         try:
             return cls.model_validate(raw)
         except pydantic.ValidationError as exc:
@@ -137,15 +142,16 @@ class BatchDatum(_BodyModel):
         if isinstance(raw, BatchDatum):
             return raw
         if not isinstance(raw, Mapping):
-            _bad(f"batch data holds {raw!r:.60}, not a batch datum", "data",
+            _bad(f"batch data holds {short_repr(raw)}, not a batch datum", "data",
                  "{node_path, field_name, items}")
         node_path, field_name = raw.get("node_path"), raw.get("field_name")
         where = f"{node_path}.{field_name}"
         if not isinstance(node_path, str) or not node_path:
-            _bad(f"batch data names node {node_path!r}, which is not in the graph", where,
+            _bad(f"batch data names node {short_repr(node_path)}, which is not in the graph", where,
                  "node in the graph")
         if not isinstance(field_name, str) or not field_name:
-            _bad(f"batch data for node {node_path!r} has no field_name", where, "field_name")
+            _bad(f"batch data for node {short_repr(node_path)} has no field_name", where,
+                 "field_name")
         items = raw.get("items")
         if not isinstance(items, (list, tuple)) or not items:
             _bad(f"batch data for {where} needs a non-empty list of items", where,
@@ -181,7 +187,7 @@ def _check_items(items: Sequence[Any], where: str) -> None:
     odd = next((item for item in items if not is_batch_item(item)), None)
     if odd is not None:
         _bad(
-            f"batch data for {where} holds {odd!r:.60}, which is not an image or "
+            f"batch data for {where} holds {short_repr(odd)}, which is not an image or "
             "video field; InvokeAI batches take numbers, strings, image/video fields "
             "or lists of them",
             where, "number, string, image field or list",
@@ -209,15 +215,15 @@ class Batch(_BodyModel):
         nodes = _check_graph(batch.get("graph"))
         runs = batch.get("runs", 1)
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
-            _bad(f"runs must be an int >= 1, got {runs!r}", "runs", "int >= 1")
+            _bad(f"runs must be an int >= 1, got {short_repr(runs)}", "runs", "int >= 1")
         batch_id = batch.get("batch_id") or str(uuid.uuid4())
         if not isinstance(batch_id, str) or batch_id == "redacted":
-            _bad(f"batch_id must be a string, got {batch_id!r}", "batch_id", "string")
+            _bad(f"batch_id must be a string, got {short_repr(batch_id)}", "batch_id", "string")
         batch["batch_id"] = batch_id
         for name in ("origin", "destination"):
             text = batch.get(name)
             if text is not None and not isinstance(text, str):
-                _bad(f"{name} must be a string, got {text!r}", name, "string")
+                _bad(f"{name} must be a string, got {short_repr(text)}", name, "string")
         workflow = batch.get("workflow")
         if workflow is not None and not isinstance(workflow, Mapping):
             _bad(f"workflow must be a workflow object or None, got {type(workflow).__name__}",
@@ -260,11 +266,12 @@ def _check_graph(graph: Any) -> Mapping[str, Any]:
         _bad("batch.graph has no nodes: there is nothing to run", "graph", "at least one node")
     for key, node in nodes.items():
         if not isinstance(node, Mapping):
-            _bad(f"graph node {key!r} must be an object, got {type(node).__name__}",
+            _bad(f"graph node {short_repr(key)} must be an object, got {type(node).__name__}",
                  str(key), "node object")
         node_id = node.get("id", key)
         if node_id != key:
-            _bad(f"graph node {key!r} has the id {node_id!r}; a node's id must be its key",
+            _bad(f"graph node {short_repr(key)} has the id {short_repr(node_id)}; a node's id "
+                 "must be its key",
                  str(key), "node id matches its key")
     return nodes
 
@@ -300,14 +307,15 @@ def _check_data(data: Any, nodes: Mapping[str, Any]) -> list[list[BatchDatum]]:
 def _check_datum_in_graph(datum: BatchDatum, nodes: Mapping[str, Any]) -> None:
     where = datum.key
     if datum.node_path not in nodes:
-        _bad(f"batch data names node {datum.node_path!r}, which is not in the graph", where,
+        _bad(f"batch data names node {short_repr(datum.node_path)}, which is not in the graph",
+             where,
              "node in the graph")
     literal = nodes[datum.node_path].get(datum.field_name)
     kind = json_kind(datum.items[0])
     if literal is not None and json_kind(literal) != kind:
         _bad(
             f"batch data for {where} holds {kind} values but the field holds a "
-            f"{json_kind(literal)} ({literal!r}); a wrongly typed batch value stalls "
+            f"{json_kind(literal)} ({short_repr(literal)}); a wrongly typed batch value stalls "
             "the server's whole queue",
             where, f"{json_kind(literal)} values",
         )
@@ -336,7 +344,7 @@ class EnqueueBody(_BodyModel):
                  "has a 'batch' object")
         prepend = raw.get("prepend", False)
         if not isinstance(prepend, bool):
-            _bad(f"prepend must be True or False, got {prepend!r}", "prepend", "bool")
+            _bad(f"prepend must be True or False, got {short_repr(prepend)}", "prepend", "bool")
         return raw
 
     @property
@@ -352,7 +360,7 @@ class EnqueueBody(_BodyModel):
     def with_batch_id(self, batch_id: str | None = None) -> EnqueueBody:
         """The same body under another batch id (a new uuid4 by default)."""
         if batch_id is not None and (not isinstance(batch_id, str) or batch_id == "redacted"):
-            _bad(f"batch_id must be a string, got {batch_id!r}", "batch_id", "string")
+            _bad(f"batch_id must be a string, got {short_repr(batch_id)}", "batch_id", "string")
         batch = self.batch.model_copy(update={"batch_id": batch_id or str(uuid.uuid4())})
         return self.model_copy(update={"batch": batch})
 

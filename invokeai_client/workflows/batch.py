@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import Any
 
@@ -19,7 +20,7 @@ from ..errors import ValidationError
 from ..fields._base import UNSET, ImageResolver, IvkField
 from ..types.queue import is_batch_item
 from .definition import BATCH_NODE_TYPES, GENERATOR_NODE_TYPES, WorkflowDefinition, WorkflowNode
-from .form import WorkflowValues, knows_input, new_field
+from .form import IvkWorkflowInput, WorkflowForm, WorkflowValues, knows_input, new_field
 from .generators import generator_values
 from .topology import BATCH_COLLECTION_INPUT, resolve_connector_source, topology_of
 
@@ -59,6 +60,25 @@ def sweep_groups(
                        for m in members])
         done.update(members)
     return groups
+
+
+def swept_names(groups: Groups, form: WorkflowForm) -> dict[str, str]:
+    """``"node_id.field_name"`` -> the name results use for a swept input: the sweep's own
+    text key (a label, or the full key), else the input's label (full keys where names
+    repeat)."""
+    names: dict[str, str] = {}
+    for group in groups:
+        for datum in group:
+            key = datum["input"]
+            full = form.full_key(key)
+            if isinstance(key, str):
+                names[full] = key
+            else:
+                found = form.find(key)
+                label = found.label if isinstance(found, IvkWorkflowInput) else ""
+                names[full] = label or full
+    taken = Counter(names.values())
+    return {full: name if taken[name] == 1 else full for full, name in names.items()}
 
 
 def _zip_groups(
@@ -362,5 +382,6 @@ __all__ = [
     "literal_value",
     "resolve_data",
     "sweep_groups",
+    "swept_names",
     "typed_datum",
 ]

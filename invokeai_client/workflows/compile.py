@@ -29,6 +29,7 @@ from typing import Any
 
 from .._checks import check_bool, check_int
 from .._constants import DEFAULT_ORIGIN
+from .._limits import short_repr
 from ..errors import ValidationError, WorkflowError
 from ..fields._base import UNSET, ImageResolver
 from ..fields.resources import BoardField, ImageField, LocalImage
@@ -115,11 +116,11 @@ def compile(
     check_bool("prepend", prepend)
     for name, text in (("origin", origin), ("destination", destination)):
         if text is not None and not isinstance(text, str):
-            raise ValidationError(f"{name} must be a string, got {text!r}", input=name,
-                                  rule="string")
+            raise ValidationError(f"{name} must be a string, got {short_repr(text)}",
+                                  input=name, rule="string")
     if batch_id is not None and (not isinstance(batch_id, str) or not batch_id.strip()):
         raise ValidationError(
-            f"batch_id must be a non-empty string, got {batch_id!r}", input="batch_id",
+            f"batch_id must be a non-empty string, got {short_repr(batch_id)}", input="batch_id",
             rule="non-empty",
         )
     uploads = uploads if uploads is not None else {}

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .._limits import json_limit_problem
 from ..errors import WorkflowError
 from ..fields._base import UNSET
 
@@ -147,6 +148,9 @@ class WorkflowDefinition:
     def __init__(self, data: Mapping[str, Any]) -> None:
         if not isinstance(data, Mapping):
             raise WorkflowError(f"a workflow must be a JSON object, got {type(data).__name__}")
+        problem = json_limit_problem(data)
+        if problem is not None:
+            raise WorkflowError(f"refusing a workflow with {problem}")
         owned: dict[str, Any] = copy.deepcopy(dict(data))
         object.__setattr__(self, "_data", owned)
         meta = owned.get("meta")
@@ -189,7 +193,9 @@ class WorkflowDefinition:
             raise WorkflowError(
                 f"workflow JSON is malformed at line {exc.lineno} column {exc.colno}: {exc.msg}"
             ) from None
-        except (UnicodeDecodeError, TypeError) as exc:
+        except RecursionError:
+            raise WorkflowError("refusing workflow JSON nested too deeply") from None
+        except (UnicodeDecodeError, TypeError, ValueError) as exc:
             raise WorkflowError(f"workflow JSON could not be decoded: {exc}") from None
         return cls(data)
 

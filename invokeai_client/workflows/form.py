@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._limits import short_repr
 from ..errors import ValidationError
 from ..fields._base import UNSET, IvkField
 from ..fields.collections import CollectionField
@@ -235,17 +236,17 @@ class WorkflowForm:
         if isinstance(key, bool) or not isinstance(key, (int, str)):
             raise ValidationError(
                 f"an input key is an index, a label or 'node_id.field_name', got "
-                f"{type(key).__name__} {key!r:.60}",
-                input=repr(key)[:60],
+                f"{type(key).__name__} {short_repr(key)}",
+                input=short_repr(key),
                 rule="input key",
             )
         if isinstance(key, int):
             if 0 <= key < len(self.inputs):
                 return self.inputs[key]
             raise ValidationError(
-                f"input index {key} is out of range: workflow {self.name!r} has "
+                f"input index {short_repr(key)} is out of range: workflow {self.name!r} has "
                 f"{len(self.inputs)} inputs (0..{len(self.inputs) - 1})\n{self.listing()}",
-                input=str(key),
+                input=short_repr(key),
                 rule="known input",
             )
         return self._find_text(key)

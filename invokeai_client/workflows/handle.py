@@ -23,6 +23,7 @@ from ..fields.models import ModelIdentifierField
 from ..fields.registry import FieldRegistry, default_registry
 from ..fields.resources import LocalImage
 from ..fields.schema import InvocationSchemas
+from ..runs._room import check_room
 from ..types.batch import EnqueueBody
 from . import batch as _batch
 from . import compile as _compile
@@ -32,9 +33,9 @@ from .form import InputKey, IvkWorkflowInput, WorkflowForm
 from .gui_json import gui_workflow
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
     from ..runs import BatchRun, WorkflowRun
     from ..types.boards import Board, BoardRef
+    from ._client import WorkflowClient
     from .model_sync import ModelSyncReport
 
 __all__ = ["InputKey", "IvkWorkflowInput", "WorkflowHandle"]
@@ -53,7 +54,7 @@ class WorkflowHandle:
         definition: WorkflowDefinition,
         *,
         schemas: InvocationSchemas | None = None,
-        client: AsyncClient | None = None,
+        client: WorkflowClient | None = None,
         registry: FieldRegistry | None = None,
         _form: WorkflowForm | None = None,
     ) -> None:
@@ -84,7 +85,7 @@ class WorkflowHandle:
         return self._form
 
     @property
-    def client(self) -> AsyncClient | None:
+    def client(self) -> WorkflowClient | None:
         return self._client
 
     @property
@@ -316,7 +317,7 @@ class WorkflowHandle:
     ) -> None:
         await self.delete_uploads()
 
-    def _require_client(self, action: str) -> AsyncClient:
+    def _require_client(self, action: str) -> WorkflowClient:
         if self._client is None:
             raise WorkflowError(
                 f"cannot {action}: this handle has no client (load it with "
@@ -377,13 +378,17 @@ class WorkflowHandle:
         """
         client = self._require_client("submit a batch")
         check_bool("detach", detach)
-        groups = self.sweep_groups(sweep, zip=zip, data=data)
+        groups = self.sweep_groups(sweep, zip=zip)
+        names = _batch.swept_names(groups, self._form)
+        if data is not None:
+            groups.extend(self.sweep_groups(None, data=data))
         options: dict[str, Any] = {"data": groups, "runs": runs, "prepend": prepend,
                                    "origin": origin, "destination": destination}
         board_id = await self._prepare(client, board, groups, options)
         await _prepare.upload_batch_items(client.images, self._form, groups, self._uploads)
         body = self.compile(board=board_id, **options)
-        return await client.runs.enqueue(body, detach=detach)
+        await check_room(client.context, body.item_count)  # refused whole before sending
+        return await client.runs.enqueue(body, detach=detach, names=names)
 
     def sweep_groups(
         self,
@@ -403,7 +408,7 @@ class WorkflowHandle:
         return groups
 
     async def _prepare(
-        self, client: AsyncClient, board: Any, groups: list[list[dict[str, Any]]],
+        self, client: WorkflowClient, board: Any, groups: list[list[dict[str, Any]]],
         options: dict[str, Any],
     ) -> str | None:
         """What submit asks the server before it compiles: board ids, uploads. When there
@@ -434,7 +439,7 @@ class WorkflowHandle:
     async def resolve_generators(self) -> None:
         """Compute the generator nodes that need the server (board images, dynamic prompts)."""
         client = self._require_client("resolve generators")
-        await _prepare.resolve_generators(self._form, client._http)
+        await _prepare.resolve_generators(self._form, client.context.http)
 
 
 def _board_id(board: Any) -> str | None:

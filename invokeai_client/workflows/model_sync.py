@@ -17,7 +17,7 @@ from ..fields._base import UNSET
 from ..fields.models import model_identifier
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from ._client import WorkflowClient
     from .form import WorkflowForm
 
 MatchedBy = Literal["key", "hash", "name", "explicit", "unset"]
@@ -76,9 +76,30 @@ class ModelSyncReport(Sequence[ModelSyncEntry]):
         return "\n".join(lines) or "(no model inputs)"
 
 
-async def installed_models(client: AsyncClient) -> list[dict[str, Any]]:
+async def installed_models(client: WorkflowClient) -> list[dict[str, Any]]:
     """Every model installed on the server, as dicts (one ``GET /api/v2/models/``)."""
     return [model.model_dump(mode="json") for model in await client.models.list()]
+
+
+def _match(
+    previous: Mapping[str, Any],
+    models: Sequence[dict[str, Any]],
+    by_key: Mapping[Any, dict[str, Any]],
+    by_hash: Mapping[Any, dict[str, Any]],
+) -> tuple[dict[str, Any] | None, MatchedBy]:
+    """The installed model for an identifier: same key, else hash, else name+base+type."""
+    if previous.get("key") in by_key:
+        return by_key[previous["key"]], "key"
+    if previous.get("hash") and previous.get("hash") in by_hash:
+        return by_hash[previous["hash"]], "hash"
+    named = [
+        m
+        for m in models
+        if m.get("name") == previous.get("name")
+        and m.get("base") == previous.get("base")
+        and m.get("type") == previous.get("type")
+    ]
+    return (named[0], "name") if named else (None, "name")
 
 
 def _identifier(model: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -93,7 +114,7 @@ def _describe(ident: Mapping[str, Any]) -> str:
     return f"{ident.get('name')!r} ({ident.get('base')} {ident.get('type')})"
 
 
-async def sync_models(form: WorkflowForm, client: AsyncClient) -> ModelSyncReport:
+async def sync_models(form: WorkflowForm, client: WorkflowClient) -> ModelSyncReport:
     """Point every model input of ``form`` at a model installed on the server (key, then
     hash, then name + base + type); see the module docstring."""
     models = await installed_models(client)
@@ -118,22 +139,7 @@ async def sync_models(form: WorkflowForm, client: AsyncClient) -> ModelSyncRepor
         if previous is None:
             entries.append(ModelSyncEntry(field.node_id, field.name, label, "unset", None, None))
             continue
-        found: dict[str, Any] | None = None
-        how: MatchedBy = "key"
-        if previous.get("key") in by_key:
-            found = by_key[previous["key"]]
-        elif previous.get("hash") and previous.get("hash") in by_hash:
-            found, how = by_hash[previous["hash"]], "hash"
-        else:
-            named = [
-                m
-                for m in models
-                if m.get("name") == previous.get("name")
-                and m.get("base") == previous.get("base")
-                and m.get("type") == previous.get("type")
-            ]
-            if named:
-                found, how = named[0], "name"
+        found, how = _match(previous, models, by_key, by_hash)
         if found is None:
             alike = [
                 m
