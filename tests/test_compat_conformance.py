@@ -15,9 +15,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from invokeai_client import AsyncClient, RunCanceledError, errors
+from invokeai_client import AsyncClient, NodeCompleted, RunCanceledError, StatusChanged, errors
 from invokeai_client._compat import ServerFeatures
-from invokeai_client import NodeCompleted, StatusChanged
 from invokeai_client.workflows import examples
 
 from .conftest import TEST_VERSION, Peer
