@@ -85,6 +85,25 @@ async def test_every_example_workflow_runs(versioned: Peer, name: str) -> None:
     assert all(r.ok for r in results), [(r.error_type, r.error_message) for r in results]
 
 
+async def test_workflow_library_saves_and_reads_back(versioned: Peer) -> None:
+    """6.14 GUI exports (meta.version 3 and 4) go into this version's library in a format its
+    GUI reads; a connector workflow on a server before 6.13 is an error naming the version."""
+    async with versioned.client() as client:
+        plain = await client.workflows.create(examples.path("arithmetic-form"))
+        try:
+            again = await client.workflows.get_record(plain.workflow_id)
+            assert again.workflow["name"] == plain.workflow["name"]
+        finally:
+            await client.workflows.delete(plain.workflow_id)
+        if FEATURES.supports("workflow_meta_v4"):
+            v4 = await client.workflows.create(examples.path("connectors-v4"))
+            assert v4.workflow["meta"]["version"] == "4.0.0"
+            await client.workflows.delete(v4.workflow_id)
+        else:
+            with pytest.raises(errors.EndpointNotAvailableError, match=TEST_VERSION):
+                await client.workflows.create(examples.path("connectors-v4"))
+
+
 async def test_images_upload_download_and_delete(versioned: Peer) -> None:
     data = png(24, 18)
     async with versioned.client() as client:
