@@ -58,6 +58,7 @@ RECOVERY_DEADLINE = 30.0
 """Seconds spent finding out whether an enqueue whose answer was lost went through."""
 ENQUEUE_RESENDS = 2
 """How often an enqueue the server provably never recorded is sent again."""
+_JSON = {"Content-Type": "application/json"}
 SUMMARY_CHUNK = 1000
 FULL_ITEM_CHUNK = 100
 
@@ -249,7 +250,7 @@ class RunManager:
         that were made (the first ones, in order) and the caller sends the rest later.
         """
         self._check_open()
-        parsed, request, groups, iterated = prepare_body(body)
+        parsed, groups, iterated = prepare_body(body)
         expected = parsed.item_count
         node_count = len(parsed.batch.graph["nodes"])
         if _single and expected != 1:
@@ -259,16 +260,15 @@ class RunManager:
                 input="data",
                 rule="exactly one item",
             )
-        batch_json = request["batch"]
         batch = BatchRun(
             self,
-            batch_json["batch_id"],
+            parsed.batch_id,
             expected=expected,
             groups=groups,
             iterated=iterated,
             node_count=node_count,
-            origin=batch_json.get("origin"),
-            destination=batch_json.get("destination"),
+            origin=parsed.batch.origin,
+            destination=parsed.batch.destination,
             detached=detach,
         )
         if names:
@@ -290,7 +290,7 @@ class RunManager:
         # The POST runs in a task of its own so that cancelling the caller never cuts a
         # request whose fate would then be unknown; the caller waits on a plain future.
         loop = asyncio.get_running_loop()
-        post = loop.create_task(self._post_enqueue(batch, request))
+        post = loop.create_task(self._post_enqueue(batch, parsed.to_json()))
         self._posts.add(post)
         posted = loop.create_future()
         post.add_done_callback(functools.partial(self._posted, posted))
@@ -428,13 +428,14 @@ class RunManager:
 
     # -- enqueue -------------------------------------------------------------------------
 
-    async def _post_enqueue(self, batch: BatchRun, request: dict[str, Any]) -> EnqueueBatchResult:
+    async def _post_enqueue(self, batch: BatchRun, request: bytes) -> EnqueueBatchResult:
         http = self.context.http
         resends = 0
         while True:
             try:
                 raw = await http.request(
-                    "POST", f"{self.context.queue_path}/enqueue_batch", json=request, retry=False,
+                    "POST", f"{self.context.queue_path}/enqueue_batch", data=request,
+                    headers=_JSON, retry=False,
                     expect="bytes",
                 )
                 answer = read_enqueue_answer(raw, batch.batch_id)
@@ -929,17 +930,17 @@ def _body(
 
 def prepare_body(
     body: EnqueueBody | Mapping[str, Any],
-) -> tuple[EnqueueBody, dict[str, Any], list[list[dict[str, Any]]] | None, frozenset[str]]:
+) -> tuple[EnqueueBody, list[list[dict[str, Any]]] | None, frozenset[str]]:
     """Parse an enqueue body with every rule checked (see :mod:`invokeai_client.types.batch`)
     and fill in ``origin``.
 
-    Returns the body, the request to send, its batch data groups and the graph's iterated
-    nodes. Raises :class:`~invokeai_client.errors.ValidationError` naming the bad part before
-    anything is sent: InvokeAI accepts some broken batches and then stalls its whole queue on
-    them.
+    Returns the body, its batch data groups and the graph's iterated nodes. Raises
+    :class:`~invokeai_client.errors.ValidationError` naming the bad part before anything is
+    sent: InvokeAI accepts some broken batches and then stalls its whole queue on them.
     """
     parsed: EnqueueBody = EnqueueBody.parse(body)
     if parsed.batch.origin is None:
         parsed = parsed.with_origin(DEFAULT_ORIGIN)
-    request = parsed.to_dict()
-    return parsed, request, request["batch"].get("data"), iterated_nodes(parsed.batch.graph)
+    data = parsed.batch.data
+    groups = None if data is None else [[datum.to_dict() for datum in group] for group in data]
+    return parsed, groups, iterated_nodes(parsed.batch.graph)

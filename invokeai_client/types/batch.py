@@ -19,10 +19,10 @@ import json
 import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, NoReturn
+from typing import Annotated, Any, ClassVar, NoReturn
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, SkipValidation, model_validator
 
 from .. import errors
 from .._limits import json_limit_problem, short_repr
@@ -33,6 +33,7 @@ __all__ = [
     "Batch",
     "BatchDatum",
     "EnqueueBody",
+    "JSONText",
     "json_kind",
     "mixed_kinds",
     "ragged",
@@ -68,6 +69,31 @@ def repeated(pairs: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
         seen.add(pair)
     return None
 
+
+
+class JSONText:
+    """A JSON value already serialised (``json.dumps`` with its default separators), sent as
+    it is: the workflow attached to a batch is rendered once from a per-workflow template
+    instead of being copied and encoded for every enqueue."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def value(self) -> Any:
+        """The value, decoded (a fresh object)."""
+        return json.loads(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JSONText):
+            return self.text == other.text
+        return bool(self.value() == other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"JSONText({self.text[:60]!r}{'...' if len(self.text) > 60 else ''})"
 
 
 def _bad(message: str, where: str, rule: str) -> NoReturn:
@@ -198,12 +224,14 @@ class Batch(_BodyModel):
     """InvokeAI's ``Batch``: a graph, the data that varies it and how often it runs."""
 
     batch_id: str
-    graph: dict[str, Any]
+    graph: Annotated[dict[str, Any], SkipValidation]
+    """The graph (its shape is checked by the model's own rules, not copied)."""
     runs: int = 1
-    data: list[list[BatchDatum]] | None = None
+    data: Annotated[list[list[BatchDatum]] | None, SkipValidation] = None
     origin: str | None = None
     destination: str | None = None
-    workflow: dict[str, Any] | None = None
+    workflow: Annotated[dict[str, Any] | JSONText | None, SkipValidation] = None
+    """The workflow JSON images embed (a dict, or pre-rendered :class:`JSONText`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -213,6 +241,8 @@ class Batch(_BodyModel):
                  "has a 'batch' object")
         batch = dict(raw)
         nodes = _check_graph(batch.get("graph"))
+        if not isinstance(batch["graph"], dict):
+            batch["graph"] = dict(batch["graph"])
         runs = batch.get("runs", 1)
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
             _bad(f"runs must be an int >= 1, got {short_repr(runs)}", "runs", "int >= 1")
@@ -225,9 +255,11 @@ class Batch(_BodyModel):
             if text is not None and not isinstance(text, str):
                 _bad(f"{name} must be a string, got {short_repr(text)}", name, "string")
         workflow = batch.get("workflow")
-        if workflow is not None and not isinstance(workflow, Mapping):
+        if workflow is not None and not isinstance(workflow, (Mapping, JSONText)):
             _bad(f"workflow must be a workflow object or None, got {type(workflow).__name__}",
                  "workflow", "object")
+        if isinstance(workflow, Mapping) and not isinstance(workflow, dict):
+            batch["workflow"] = dict(workflow)
         if batch.get("data") is not None:
             batch["data"] = _check_data(batch["data"], nodes)
         return batch
@@ -245,6 +277,20 @@ class Batch(_BodyModel):
     def to_dict(self) -> dict[str, Any]:
         """The batch as JSON; unset optional parts are left out (the graph, the workflow and
         the items are the model's own objects, not copies: read them, do not change them)."""
+        out = self._without_workflow()
+        if "workflow" in self.model_fields_set:
+            workflow = self.workflow
+            out["workflow"] = workflow.value() if isinstance(workflow, JSONText) else workflow
+        return out
+
+    def to_json(self) -> str:
+        """The batch as JSON text (a pre-rendered workflow is spliced in as it is)."""
+        workflow = self.workflow
+        if not isinstance(workflow, JSONText):
+            return json.dumps(self.to_dict())
+        return f'{json.dumps(self._without_workflow())[:-1]}, "workflow": {workflow.text}}}'
+
+    def _without_workflow(self) -> dict[str, Any]:
         out: dict[str, Any] = {"batch_id": self.batch_id, "graph": self.graph, "runs": self.runs}
         if self.data is not None:
             out["data"] = [[datum.to_dict() for datum in group] for group in self.data]
@@ -252,8 +298,6 @@ class Batch(_BodyModel):
             out["origin"] = self.origin
         if self.destination is not None:
             out["destination"] = self.destination
-        if "workflow" in self.model_fields_set:
-            out["workflow"] = self.workflow
         return out
 
 
@@ -374,5 +418,7 @@ class EnqueueBody(_BodyModel):
         return {"batch": self.batch.to_dict(), "prepend": self.prepend}
 
     def to_json(self) -> bytes:
-        """The request as UTF-8 JSON, what goes over the wire."""
-        return json.dumps(self.to_dict()).encode()
+        """The request as UTF-8 JSON, what goes over the wire (the same text as
+        ``json.dumps(body.to_dict())``)."""
+        prepend = "true" if self.prepend else "false"
+        return f'{{"batch": {self.batch.to_json()}, "prepend": {prepend}}}'.encode()
