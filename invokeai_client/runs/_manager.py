@@ -938,6 +938,10 @@ def prepare_body(
     :class:`~invokeai_client.errors.ValidationError` naming the bad part before anything is
     sent: InvokeAI accepts some broken batches and then stalls its whole queue on them.
     """
+    if isinstance(body, Mapping):
+        raw_batch = body.get("batch")
+        if isinstance(raw_batch, Mapping) and raw_batch.get("origin") is None:
+            body = {**body, "batch": {**raw_batch, "origin": DEFAULT_ORIGIN}}
     parsed: EnqueueBody = EnqueueBody.parse(body)
     if parsed.batch.origin is None:
         parsed = parsed.with_origin(DEFAULT_ORIGIN)

@@ -138,10 +138,31 @@ class _BodyModel(BaseModel):
         if problem is not None:  # before pydantic (or a message) recurses into it
             raise errors.ValidationError(f"refusing {cls.__name__} with {problem}",
                                          input="body", rule="size limits")
-        try:
-            return cls.model_validate(raw)
-        except pydantic.ValidationError as exc:
-            raise _ours(exc) from None
+        return cls.build(raw)
+
+    @classmethod
+    def build(cls, raw: Any) -> Any:
+        """Make one from ``raw`` with every rule of the model checked, without the size
+        walk of :meth:`parse` (for parts made from values already checked, as the compile
+        stage makes them). The rules are the model's own (its ``before`` validator); the
+        fields they return are taken as they are."""
+        if isinstance(raw, cls):
+            return raw
+        checked = cls._rules(raw)
+        extra = sorted(set(checked) - set(cls.model_fields))
+        if extra:
+            _bad(f"{cls.__name__} has no field {extra[0]!r}", extra[0], "known fields")
+        return cls.model_construct(**checked)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _before(cls, raw: Any) -> Any:
+        return cls._rules(raw)  # pydantic's way in (``Model(...)``) checks the same rules
+
+    @classmethod
+    def _rules(cls, raw: Any) -> Any:
+        """The model's rules: ``raw`` checked, as the model's field values."""
+        return raw
 
 
 def _ours(exc: pydantic.ValidationError) -> errors.ValidationError:
@@ -162,9 +183,8 @@ class BatchDatum(_BodyModel):
     field_name: str
     items: list[Any]
 
-    @model_validator(mode="before")
     @classmethod
-    def _check(cls, raw: Any) -> Any:
+    def _rules(cls, raw: Any) -> Any:
         if isinstance(raw, BatchDatum):
             return raw
         if not isinstance(raw, Mapping):
@@ -233,9 +253,8 @@ class Batch(_BodyModel):
     workflow: Annotated[dict[str, Any] | JSONText | None, SkipValidation] = None
     """The workflow JSON images embed (a dict, or pre-rendered :class:`JSONText`)."""
 
-    @model_validator(mode="before")
     @classmethod
-    def _check(cls, raw: Any) -> Any:
+    def _rules(cls, raw: Any) -> Any:
         if not isinstance(raw, Mapping):
             _bad("an enqueue body is {'batch': {'graph': ...}, 'prepend': false}", "body",
                  "has a 'batch' object")
@@ -309,7 +328,7 @@ def _check_graph(graph: Any) -> Mapping[str, Any]:
     if not nodes:
         _bad("batch.graph has no nodes: there is nothing to run", "graph", "at least one node")
     for key, node in nodes.items():
-        if not isinstance(node, Mapping):
+        if type(node) is not dict and not isinstance(node, Mapping):
             _bad(f"graph node {short_repr(key)} must be an object, got {type(node).__name__}",
                  str(key), "node object")
         node_id = node.get("id", key)
@@ -329,7 +348,7 @@ def _check_data(data: Any, nodes: Mapping[str, Any]) -> list[list[BatchDatum]]:
         if not isinstance(group, (list, tuple)) or not group:
             _bad(f"batch.data[{g}] must be a non-empty list of batch data", "data",
                  "non-empty groups")
-        checked = [BatchDatum.parse(datum) for datum in group]
+        checked = [BatchDatum.build(datum) for datum in group]
         twice = repeated((d.node_path, d.field_name) for grp in (*groups, checked) for d in grp)
         if twice is not None:
             _bad(f"batch data sets {'.'.join(twice)} twice", ".".join(twice), "each field once")
@@ -380,16 +399,15 @@ class EnqueueBody(_BodyModel):
     batch: Batch
     prepend: bool = False
 
-    @model_validator(mode="before")
     @classmethod
-    def _check(cls, raw: Any) -> Any:
+    def _rules(cls, raw: Any) -> Any:
         if not isinstance(raw, Mapping) or not isinstance(raw.get("batch"), (Mapping, Batch)):
             _bad("an enqueue body is {'batch': {'graph': ...}, 'prepend': false}", "body",
                  "has a 'batch' object")
         prepend = raw.get("prepend", False)
         if not isinstance(prepend, bool):
             _bad(f"prepend must be True or False, got {short_repr(prepend)}", "prepend", "bool")
-        return raw
+        return {**raw, "batch": Batch.build(raw["batch"]), "prepend": prepend}
 
     @property
     def batch_id(self) -> str:

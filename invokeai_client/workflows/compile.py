@@ -36,7 +36,7 @@ from ..errors import ValidationError, WorkflowError
 from ..fields._base import UNSET, ImageResolver
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
-from ..types.batch import Batch, EnqueueBody
+from ..types.batch import EnqueueBody
 from . import batch as _batch
 from .definition import WorkflowDefinition, WorkflowNode
 from .form import WorkflowValues, held_local_images
@@ -150,7 +150,8 @@ def compile(
                              "destination": destination}
     if attach_workflow:
         batch["workflow"] = workflow_for_batch(definition, values, converted)
-    return EnqueueBody(batch=Batch(**batch), prepend=prepend)
+    body: EnqueueBody = EnqueueBody.build({"batch": batch, "prepend": prepend})
+    return body  # checked once, here
 
 
 def compile_graph(

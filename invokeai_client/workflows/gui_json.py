@@ -27,22 +27,28 @@ local images not uploaded are left out), converted once per compile."""
 
 
 def workflow_for_batch(definition: WorkflowDefinition, values: WorkflowValues,
-                       converted: Converted) -> JSONText | None:
+                       converted: Converted) -> JSONText | dict[str, Any] | None:
     """The workflow JSON the GUI attaches to a batch (current values, no id), or None when it
     would not pass the server's workflow validation (the GUI also sends null then).
 
     Rendered from a template made once per definition and node options: only the inputs that
-    have a field are encoded again (the same text as ``json.dumps`` of the workflow)."""
+    have a field are encoded again (the same text as ``json.dumps`` of the workflow). A
+    document JSON cannot encode as it is (a set somewhere) is attached as a dict instead."""
     options = tuple(sorted((node, tuple(sorted(o.items())))
                            for node, o in values.node_options.items() if o))
-    template = per_definition(definition, ("gui template", options),
-                              lambda: _Template.make(definition, values))
-    if not template.accepted:
-        return None
-    parts = [template.segments[0]]
-    for slot, segment in zip(template.slots, template.segments[1:], strict=True):
-        parts.append(slot.render(converted))
-        parts.append(segment)
+    try:
+        template = per_definition(definition, ("gui template", options),
+                                  lambda: _Template.make(definition, values))
+        if not template.accepted:
+            return None
+        parts = [template.segments[0]]
+        for slot, segment in zip(template.slots, template.segments[1:], strict=True):
+            parts.append(slot.render(converted))
+            parts.append(segment)
+    except (TypeError, ValueError):
+        workflow = gui_workflow(definition, values, converted)
+        workflow.pop("id", None)
+        return workflow if _server_accepts_workflow(workflow) else None
     return JSONText("".join(parts))
 
 
