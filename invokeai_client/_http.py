@@ -24,7 +24,7 @@ import aiohttp
 import backoff
 from yarl import URL
 
-from . import errors
+from . import _redact, errors
 from ._answers import LAST_ROUTE
 from ._checks import check_bool, check_int, check_seconds
 from ._constants import (
@@ -165,6 +165,7 @@ class HttpTransport:
                 input="token",
                 rule="non-empty text",
             )
+        _redact.remember_secret(token)
         self.base_url = url
         self.timeout = timeout
         self.max_retries = max_retries
@@ -223,6 +224,7 @@ class HttpTransport:
         return self._token
 
     def set_token(self, token: str | None) -> None:
+        _redact.remember_secret(token)
         self._token = token
         if token and self.on_token_refreshed is not None:
             self.on_token_refreshed(token)

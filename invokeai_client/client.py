@@ -7,7 +7,7 @@ import logging
 from types import TracebackType
 from typing import Any
 
-from . import errors
+from . import _redact, errors
 from ._answers import as_object, parse, reading
 from ._checks import check_bool
 from ._compat import ServerFeatures
@@ -103,8 +103,12 @@ class AsyncClient:
             max_response_size=max_response_size,
             max_download_size=max_download_size,
         )
+        _redact.install()
+        _redact.remember_secret(password)
         self._email = email
         self._password = password
+        """Kept only until the first login succeeds: refreshing needs the token alone (the
+        server slides it on every change), so the password is then forgotten."""
         self.queue_id = queue_id
         self._use_events = events
         self._router = EventRouter()
@@ -147,6 +151,7 @@ class AsyncClient:
             if self._email is not None and self._password is not None:
                 await self._require_accounts()
                 await self.login(self._email, self._password)
+                self._password = None
             if self._use_events:
                 await self._events.connect()
         except BaseException:
