@@ -62,7 +62,6 @@ async def render(request: web.Request) -> web.Response:
     except (ValueError, ValidationError) as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     result = await (await wf.submit())
-    assert result.image is not None
     png = await result.image.download()
     return web.Response(body=png, content_type="image/png")
 

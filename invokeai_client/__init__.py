@@ -8,6 +8,7 @@
         info = await client.server_info()
 """
 
+from ._config import Timeout
 from ._constants import __version__
 from ._files import safe_file_name
 from .client import AsyncClient
@@ -50,6 +51,7 @@ from .repositories.models import ModelInstall, ModelRepository
 from .repositories.queue import QueueRepository
 from .runs import (
     BatchRun,
+    FieldValues,
     ImageRef,
     NodeCompleted,
     NodeFailed,
@@ -102,6 +104,7 @@ __all__ = [
     "EmbeddedWorkflow",
     "EndpointNotAvailableError",
     "EnqueueBatchResult",
+    "FieldValues",
     "FoundModel",
     "ImageDTO",
     "ImageRef",
@@ -146,6 +149,7 @@ __all__ = [
     "SessionQueueItem",
     "SessionQueueItemSummary",
     "StatusChanged",
+    "Timeout",
     "TimeoutError",
     "UnexpectedResponseError",
     "UnprocessableEntityError",

@@ -11,12 +11,14 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import anyio.to_thread
+
+from . import errors
 
 if TYPE_CHECKING:
     from ._http import HttpTransport
@@ -175,3 +177,33 @@ async def read_image_source(source: Any) -> tuple[bytes, str, str, str]:
         )
     content_type, ext = sniffed
     return data, filename or f"upload{ext}", content_type, what
+
+
+def metadata_json(metadata: Mapping[str, Any]) -> str:
+    if not isinstance(metadata, Mapping):
+        raise errors.ValidationError(
+            f"metadata must be a mapping (a JSON object), got {type(metadata).__name__}",
+            input="metadata",
+            rule="JSON object",
+        )
+    try:
+        return json.dumps(dict(metadata))
+    except (TypeError, ValueError) as exc:
+        raise errors.ValidationError(
+            f"metadata must be JSON-serializable: {exc}", input="metadata", rule="JSON object"
+        ) from None
+
+
+def resize_json(resize_to: Sequence[int]) -> str:
+    ok = (
+        isinstance(resize_to, Sequence)
+        and len(resize_to) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize_to)
+    )
+    if not ok:
+        raise errors.ValidationError(
+            f"resize_to must be (width, height) with positive integers, got {resize_to!r}",
+            input="resize_to",
+            rule="(width, height) > 0",
+        )
+    return json.dumps({"width": resize_to[0], "height": resize_to[1]})

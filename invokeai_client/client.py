@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import ssl
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
+
+import aiohttp
 
 from . import _redact, errors
 from ._answers import as_object, parse, reading
 from ._checks import check_bool
 from ._compat import ServerFeatures
+from ._config import Timeout, resolve_connection, session_options
 from ._constants import (
     DEFAULT_MAX_DOWNLOAD_SIZE,
     DEFAULT_MAX_RESPONSE_SIZE,
@@ -18,9 +22,8 @@ from ._constants import (
     DEFAULT_QUEUE_ID,
     DEFAULT_TIMEOUT,
 )
+from ._context import ClientContext
 from ._http import HttpTransport
-from ._router import EventRouter
-from ._socket import EventStream
 from .repositories._base import check_text
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository
@@ -28,7 +31,7 @@ from .repositories.models import ModelRepository
 from .repositories.queue import QueueRepository
 from .repositories.workflows import WorkflowRepository
 from .runs import RunManager
-from .types.app import AppVersion, AuthStatus, ServerInfo, User
+from .types.app import ServerInfo, User
 
 log = logging.getLogger("invokeai_client")
 
@@ -39,15 +42,22 @@ class AsyncClient:
     Use it as ``async with AsyncClient("http://127.0.0.1:9090") as client:``. Entering opens
     one aiohttp session and one Socket.IO connection (subscribed to ``queue_id``) that every
     repository and run of this client share; leaving closes both and every background task.
+    Without ``base_url`` the client uses ``$INVOKEAI_URL`` (else ``http://127.0.0.1:9090``).
 
     Authentication (multi-user servers, InvokeAI 6.12+): pass ``token=`` or
-    ``email=``/``password=`` to log in. The token is sent as a bearer on every request and
-    on the socket, replaced whenever the server slides it, and never shown in ``repr()``,
-    logs or errors.
+    ``email=``/``password=`` to log in; without any of them ``$INVOKEAI_TOKEN`` or
+    ``$INVOKEAI_EMAIL``/``$INVOKEAI_PASSWORD`` are used when set. The token is sent as a
+    bearer on every request and on the socket, replaced whenever the server slides it, and
+    never shown in ``repr()``, logs or errors.
 
-    ``timeout`` bounds each HTTP request; ``max_retries`` is how often an idempotent request
-    is retried after a transient failure (POSTs such as enqueue are never retried blindly).
+    ``timeout`` bounds each HTTP request: seconds (the total), a :class:`Timeout` (connect /
+    read / total) or ``None``. ``max_retries`` is how often an idempotent request is retried
+    after a transient failure (POSTs such as enqueue are never retried blindly).
     ``max_concurrency`` caps the queue items this client has in flight (submits wait).
+    ``headers`` go with every request and the event stream; ``trust_env=True`` takes proxies
+    from ``HTTP(S)_PROXY``/``NO_PROXY``; ``ssl_context`` checks TLS your way (private CA,
+    client certificates). ``http_session`` is an aiohttp session your application owns: the
+    client uses it, adds its timeout and headers per request, and does not close it.
 
     ``max_response_size`` (default 64 MiB) bounds any answer read into memory and
     ``max_download_size`` (default 8 GiB) any download streamed to a file, both counted after
@@ -57,12 +67,12 @@ class AsyncClient:
 
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:9090",
+        base_url: str | None = None,
         *,
         token: str | None = None,
         email: str | None = None,
         password: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         queue_id: str = DEFAULT_QUEUE_ID,
         verify_ssl: bool = True,
@@ -70,36 +80,26 @@ class AsyncClient:
         max_concurrency: int | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
+        headers: Mapping[str, str] | None = None,
+        trust_env: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        http_session: aiohttp.ClientSession | None = None,
     ) -> None:
-        if (email is None) != (password is None):
-            raise errors.ValidationError(
-                "email and password must be given together to log in",
-                input="email" if email is None else "password",
-                rule="email and password together",
-            )
-        if token is not None and email is not None:
-            raise errors.ValidationError(
-                "give either token= or email=/password=, not both",
-                input="token",
-                rule="one way to authenticate",
-            )
-        if not isinstance(queue_id, str) or not queue_id:
-            raise errors.ValidationError(
-                "queue_id must be a non-empty string", input="queue_id", rule="non-empty"
-            )
-        check_text("queue_id", queue_id, in_path=True)
-        for name, value in (("email", email), ("password", password)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise errors.ValidationError(
-                    f"{name} must be a non-empty string", input=name, rule="non-empty text"
-                )
-        check_bool("events", events)
+        base_url, token, email, password = resolve_connection(base_url, token, email, password)
+        _check_options(token, email, password, queue_id, events)
+        options = session_options(
+            timeout=timeout,
+            headers=headers,
+            trust_env=trust_env,
+            verify_ssl=verify_ssl,
+            ssl_context=ssl_context,
+            http_session=http_session,
+        )
         self._http = HttpTransport(
             base_url,
             token=token,
-            timeout=timeout,
             max_retries=max_retries,
-            verify_ssl=verify_ssl,
+            options=options,
             max_response_size=max_response_size,
             max_download_size=max_download_size,
         )
@@ -111,17 +111,22 @@ class AsyncClient:
         server slides it on every change), so the password is then forgotten."""
         self.queue_id = queue_id
         self._use_events = events
-        self._router = EventRouter()
-        self._events = EventStream(self._http, self._router, queue_id=queue_id)
-        self.runs = RunManager(self, max_concurrency=max_concurrency)
-        self._server_info: ServerInfo | None = None
-        self._features: ServerFeatures | None = None
-        self.boards = BoardRepository(self)
-        self.images = ImageRepository(self)
-        self.models = ModelRepository(self)
-        self.queue = QueueRepository(self)
+        context = self.context = ClientContext(
+            self._http, queue_id=queue_id, events_enabled=events
+        )
+        """What this client's parts share (transport, event stream, router, queue id);
+        plumbing for workflow handles and extensions, not needed by most code."""
+        self._router = context.router
+        self._events = context.stream
+        self.queue = QueueRepository(context)
+        self.boards = BoardRepository(context)
+        self.images = ImageRepository(context, boards=self.boards)
+        self.models = ModelRepository(context)
+        self.runs = RunManager(
+            context, queue=self.queue, image_host=self, max_concurrency=max_concurrency
+        )
+        self.workflows = WorkflowRepository(context, client=self)
         self._opened = False
-        self.workflows = WorkflowRepository(self)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
@@ -216,27 +221,7 @@ class AsyncClient:
         The version is read first; servers before 6.12 have no accounts and are single-user
         (their ``/api/v1/auth/status`` does not exist and is not asked).
         """
-        if self._server_info is not None and not refresh:
-            return self._server_info
-        features = await self.features(refresh=refresh)
-        status = AuthStatus()
-        if features.supports("multiuser"):
-            # A build without the auth router counts as single-user.
-            with contextlib.suppress(errors.EndpointNotAvailableError, errors.NotFoundError):
-                status = parse(AuthStatus, await self._http.request("GET", "/api/v1/auth/status"))
-        user: User | None = None
-        if status.multiuser_enabled and self._http.token:
-            try:
-                user = parse(User, await self._http.request("GET", "/api/v1/auth/me"))
-            except errors.APIError as exc:
-                log.debug("could not read the current user: %s", exc)
-        self._server_info = ServerInfo(
-            version=features.version_text,
-            multiuser=status.multiuser_enabled,
-            setup_required=status.setup_required,
-            user=user,
-        )
-        return self._server_info
+        return await self.context.server_info(refresh=refresh)
 
     async def features(self, *, refresh: bool = False) -> ServerFeatures:
         """What this server's InvokeAI version can do (one ``GET /api/v1/app/version``, cached).
@@ -245,12 +230,7 @@ class AsyncClient:
         version-dependent calls use it and raise :class:`~invokeai_client.errors.
         EndpointNotAvailableError` naming the version where a feature does not exist.
         """
-        if self._features is None or refresh:
-            answer = await self._http.request("GET", "/api/v1/app/version")
-            text = parse(AppVersion, answer).version
-            self._http.server_version = text
-            self._features = ServerFeatures(text)
-        return self._features
+        return await self.context.features(refresh=refresh)
 
     async def _require_accounts(self) -> None:
         """Refuse email=/password= before logging in to a server that has no accounts."""
@@ -267,3 +247,32 @@ class AsyncClient:
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Low-level escape hatch: one REST call with this client's auth, retries, errors."""
         return await self._http.request(method, path, **kwargs)
+
+
+def _check_options(
+    token: str | None, email: str | None, password: str | None, queue_id: str, events: bool
+) -> None:
+    """Refuse contradicting or malformed client options, naming the argument."""
+    if (email is None) != (password is None):
+        raise errors.ValidationError(
+            "email and password must be given together to log in",
+            input="email" if email is None else "password",
+            rule="email and password together",
+        )
+    if token is not None and email is not None:
+        raise errors.ValidationError(
+            "give either token= or email=/password=, not both",
+            input="token",
+            rule="one way to authenticate",
+        )
+    if not isinstance(queue_id, str) or not queue_id:
+        raise errors.ValidationError(
+            "queue_id must be a non-empty string", input="queue_id", rule="non-empty"
+        )
+    check_text("queue_id", queue_id, in_path=True)
+    for name, value in (("email", email), ("password", password)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise errors.ValidationError(
+                f"{name} must be a non-empty string", input=name, rule="non-empty text"
+            )
+    check_bool("events", events)

@@ -108,7 +108,7 @@ async def queue_limit(client: AsyncClient) -> int | None:
     """The server's ``max_queue_size`` (read from its runtime config; None when the server
     does not tell, e.g. to a non-admin user: the pool then learns it from cut batches)."""
     try:
-        answer = await client._request("GET", "/api/v1/app/runtime_config")
+        answer = await client.context.http.request("GET", "/api/v1/app/runtime_config")
     except errors.InvokeAIError as exc:
         log.debug("%s: queue limit unknown (%s)", client.base_url, exc)
         return None

@@ -1,4 +1,4 @@
-"""What every repository shares: the client it belongs to, and errors that name the resource."""
+"""What every repository shares: the client's context, and errors that name the resource."""
 
 from __future__ import annotations
 
@@ -9,25 +9,23 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 
 if TYPE_CHECKING:
+    from .._context import ClientContext
     from .._http import HttpTransport
-    from ..client import AsyncClient
 
 BULK_CHUNK = 1000
 """Names or ids sent in one bulk request at most; longer lists go in several requests."""
 
 
 class Repository:
-    """A group of related server operations bound to one :class:`AsyncClient`."""
+    """A group of related server operations of one client, given the client's shared
+    :class:`~invokeai_client._context.ClientContext`."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-    @property
-    def _http(self) -> HttpTransport:
-        return self._client._http
+    def __init__(self, context: ClientContext) -> None:
+        self._context = context
+        self._http: HttpTransport = context.http
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} of {self._client!r}>"
+        return f"<{type(self).__name__} of {self._context.base_url!r}>"
 
     async def _post_chunks(
         self, path: str, key: str, values: Sequence[Any], **body: Any

@@ -11,7 +11,7 @@ import builtins
 import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from .. import errors
 from .._answers import page_offset, parse, parse_list, strings
@@ -20,10 +20,13 @@ from .._paging import Page, Paginator, offset_page
 from ..types.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
 from ..types.images import ImagesResult
 from ._base import Repository, naming
-from .images import ImagesArg, check_categories, image_name_of, image_names_of
-
-if TYPE_CHECKING:
-    from ..client import AsyncClient
+from ._image_names import (
+    ImagesArg,
+    check_categories,
+    image_name_of,
+    image_names_of,
+    read_image_record,
+)
 
 __all__ = ["UNCATEGORIZED", "BoardRef", "BoardRepository"]
 
@@ -74,9 +77,6 @@ class BoardRepository(Repository):
     """Boards of the server (``client.boards``): list, find, create, change, delete, and
     their images. A multi-user server shows each user their own boards plus shared and
     public ones (admins see all)."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        super().__init__(client)
 
     # -- resolving -----------------------------------------------------------------------
 
@@ -371,6 +371,6 @@ class BoardRepository(Repository):
         try:
             yield
         except errors.InternalServerError:
-            await self._client.images.get(name)  # raises NotFoundError naming it
+            await read_image_record(self._http, name)  # raises NotFoundError naming it
             raise
 

@@ -8,163 +8,84 @@ uploaded). File reads and PIL encoding run in a worker thread, never on the even
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import os
-import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, nullcontext
-from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Union, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Union, overload
 
 import anyio
-import anyio.to_thread
 
 from .. import errors
 from .._answers import page_offset, page_total, parse, parse_list
 from .._checks import check_bool, check_choice, check_seconds
-from .._files import AtomicFile, Content, check_content, plan_target
 from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
-from .._uploads import read_image_source, upload_image
+from .._uploads import metadata_json, read_image_source, resize_json, upload_image
 from ..types.boards import UNCATEGORIZED, BoardRef
-from ..types.images import IMAGE_CATEGORIES, EmbeddedWorkflow, ImageDTO, ImagesResult
-from ..types.wire_events import (
-    BulkDownloadCompleteEvent,
-    BulkDownloadErrorEvent,
-    BulkDownloadEvent,
-    ServerEvent,
-)
+from ..types.images import EmbeddedWorkflow, ImageDTO, ImagesResult
+from ..types.wire_events import BulkDownloadErrorEvent
 from ._base import Repository, check_text, naming
+from ._image_files import (
+    BULK_DOWNLOAD_TIMEOUT,
+    MAX_BULK_DOWNLOAD,
+    fetch_bytes,
+    fetch_file,
+    request_bulk_download,
+)
+from ._image_names import (
+    IMAGES,
+    Category,
+    HasImageName,
+    ImageLike,
+    ImagesArg,
+    check_categories,
+    check_image_name,
+    image_name_of,
+    image_names_of,
+    read_image_record,
+)
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
 
 log = logging.getLogger("invokeai_client")
 
 __all__ = [
+    "BULK_DOWNLOAD_TIMEOUT",
+    "BoardResolver",
     "HasImageName",
     "ImageLike",
     "ImageRepository",
     "ImagesArg",
     "UploadScope",
+    "UploadSource",
     "check_categories",
     "check_image_name",
     "image_name_of",
     "image_names_of",
 ]
 
-IMAGES = "/api/v1/images"
-MAX_IMAGE_NAME = 255
-MAX_BULK_DOWNLOAD = 1000
-"""Images one bulk download may name (InvokeAI's MAX_IMAGE_BATCH_SIZE)."""
-BULK_DOWNLOAD_TIMEOUT = 300.0
-_SAFE_ITEM = re.compile(r"^[\w -]+\.zip$")  # "<clean board name>_<uuid>.zip" or "<uuid>.zip"
-
-
-@runtime_checkable
-class HasImageName(Protocol):
-    """Anything that names a server image (an :class:`ImageDTO`, a run's output image...)."""
-
-    @property
-    def image_name(self) -> str: ...
-
-
-ImageLike = str | HasImageName
-"""An image as callers may name it: its server name, or an object with ``image_name``."""
-
-ImagesArg = ImageLike | Iterable[ImageLike]
-"""One image or several."""
-
 UploadSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Any]
 """What :meth:`ImageRepository.upload` takes: a file path, encoded bytes, or a PIL image."""
 
-Category = Literal["general", "mask", "control", "user", "other"]
 
-def check_image_name(name: object, *, input: str = "image") -> str:
-    """An image name safe to put in a URL path and a file name, else ValidationError.
+class BoardResolver(Protocol):
+    """What images need of boards: turning a ``board=`` argument into a board id
+    (:meth:`~invokeai_client.repositories.boards.BoardRepository.resolve`)."""
 
-    Server image names are plain file names (``<uuid>.png``); a name with a path separator,
-    ``..``, a control character or URL syntax is refused before any request, so it can neither
-    reach another route nor write outside a download folder.
-    """
-    if not isinstance(name, str) or not name:
-        raise errors.ValidationError(
-            f"an image name must be a non-empty string, got {name!r}",
-            input=input,
-            rule="non-empty image name",
-        )
-    bad = (
-        name in (".", "..")
-        or len(name) > MAX_IMAGE_NAME
-        or any(c in name for c in "/\\?#%")
-        or any(ord(c) < 32 or ord(c) == 127 for c in name)
-        or name != name.strip()
-    )
-    if bad:
-        raise errors.ValidationError(
-            f"refusing image name {name!r}: an image name must be a plain file name (no path "
-            "separators, '..', control characters or URL syntax)",
-            input=input,
-            rule="plain file name",
-        )
-    return name
-
-
-def image_name_of(image: ImageLike, *, input: str = "image") -> str:
-    """The name of ONE image (a name, or anything with ``image_name``), checked with
-    :func:`check_image_name`."""
-    if isinstance(image, str):
-        return check_image_name(image, input=input)
-    if isinstance(image, HasImageName):
-        return check_image_name(image.image_name, input=input)
-    raise errors.ValidationError(
-        f"{input} must be an image name or an image, got {image!r}",
-        input=input,
-        rule="one image",
-    )
-
-
-def image_names_of(images: ImagesArg, *, input: str = "images") -> builtins.list[str]:
-    """The names of one image or several (each checked with :func:`check_image_name`)."""
-    if isinstance(images, str):
-        return [check_image_name(images, input=input)]
-    if isinstance(images, HasImageName):
-        return [check_image_name(images.image_name, input=input)]
-    if not isinstance(images, Iterable):
-        raise errors.ValidationError(
-            f"{input} must be an image name, an image, or a list of them, got {images!r}",
-            input=input,
-            rule="image name(s)",
-        )
-    names: builtins.list[str] = []
-    for item in images:
-        name = item.image_name if isinstance(item, HasImageName) else item
-        names.append(check_image_name(name, input=input))
-    return list(dict.fromkeys(names))
-
-
-def check_categories(categories: str | Iterable[str] | None) -> builtins.list[str] | None:
-    """Image categories as the server takes them, each checked; None means all."""
-    if categories is None:
-        return None
-    values = [categories] if isinstance(categories, str) else builtins.list(categories)
-    for value in values:
-        if value not in IMAGE_CATEGORIES:
-            raise errors.ValidationError(
-                f"image category must be one of {', '.join(IMAGE_CATEGORIES)}, got {value!r}",
-                input="category",
-                rule="a known image category",
-            )
-    return values
+    async def resolve(self, board: BoardRef, *, create: bool = False, verify: bool = True) -> str:
+        """The board id of ``board`` (an id, a Board, a name or UNCATEGORIZED)."""
+        ...
 
 
 class ImageRepository(Repository):
     """Images of the server (``client.images``)."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        super().__init__(client)
+    def __init__(self, context: ClientContext, *, boards: BoardResolver) -> None:
+        super().__init__(context)
+        self._boards = boards
 
     # -- upload --------------------------------------------------------------------------
 
@@ -196,13 +117,13 @@ class ImageRepository(Repository):
         if filename is not None:
             check_text("filename", filename)
         if metadata is not None:
-            _metadata_json(metadata)
+            metadata_json(metadata)
         if resize_to is not None:
-            _resize_json(resize_to)
+            resize_json(resize_to)
         data, default_name, content_type, what = await read_image_source(image)
         board_id: str | None = None
         if board is not None:
-            board_id = await self._client.boards.resolve(board, verify=False)
+            board_id = await self._boards.resolve(board, verify=False)
             if board_id == UNCATEGORIZED:
                 board_id = None
         board_errors = (
@@ -253,10 +174,7 @@ class ImageRepository(Repository):
 
     async def get(self, image: ImageLike) -> ImageDTO:
         """An image's record; :class:`~errors.NotFoundError` naming it if there is none."""
-        name = image_name_of(image)
-        with naming("image", name, action="read"):
-            answer = await self._http.request("GET", f"{IMAGES}/i/{name}")
-        return parse(ImageDTO, answer)
+        return parse(ImageDTO, await read_image_record(self._http, image))
 
     async def get_many(self, images: ImagesArg) -> builtins.list[ImageDTO]:
         """Records of several images in the given order; unknown names are left out."""
@@ -329,42 +247,8 @@ class ImageRepository(Repository):
         file_name = f"{Path(name).stem}.webp" if thumbnail else name
         with naming("image", name, action="download"):
             if dest is None:
-                data: bytes = await self._http.request("GET", path, expect="bytes")
-                check_content("image", data[:16], method="GET", path=path)
-                return data
-            return await self._fetch_file(path, file_name, Path(dest), "image", overwrite)
-
-    async def _fetch_file(
-        self, path: str, file_name: str, dest: Path, content: Content, overwrite: bool
-    ) -> Path:
-        """Stream ``path`` into ``dest`` (a folder gets ``file_name``, made safe) by the rules
-        of :mod:`invokeai_client._files`; the body must start like ``content``."""
-        target = await anyio.to_thread.run_sync(
-            partial(plan_target, dest, file_name, overwrite=overwrite)
-        )
-        out: AtomicFile | None = None
-        try:
-            async with self._http.stream("GET", path) as chunks:
-                head = b""
-                async for chunk in chunks:
-                    if out is None:
-                        head += chunk
-                        if len(head) < 16:
-                            continue
-                        check_content(content, head, method="GET", path=path)
-                        out = await anyio.to_thread.run_sync(AtomicFile, target)
-                        chunk, head = head, b""
-                    await anyio.to_thread.run_sync(out.write, chunk)
-                if out is None:  # a body shorter than any signature
-                    check_content(content, head, method="GET", path=path)
-                    out = await anyio.to_thread.run_sync(AtomicFile, target)
-                    await anyio.to_thread.run_sync(out.write, head)
-            return await anyio.to_thread.run_sync(partial(out.commit, overwrite=overwrite))
-        except BaseException:
-            if out is not None:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(out.discard)
-            raise
+                return await fetch_bytes(self._http, path, "image")
+            return await fetch_file(self._http, path, file_name, Path(dest), "image", overwrite)
 
     @overload
     async def download_zip(
@@ -428,30 +312,15 @@ class ImageRepository(Repository):
             body = {"image_names": names}
         else:
             assert board is not None
-            body = {"board_id": await self._client.boards.resolve(board)}
-        if not self._client._use_events:
+            body = {"board_id": await self._boards.resolve(board)}
+        if not self._context.events_enabled:
             raise errors.InvokeAIError(
                 "download_zip needs the event stream (the server announces the archive only "
                 "there): use a client with events=True"
             )
-        watcher = _BulkDownloadWatcher(self._client)
-        try:
-            answer = await self._http.request("POST", f"{IMAGES}/download", json=body)
-            item = answer.get("bulk_download_item_name") if isinstance(answer, dict) else None
-            if not isinstance(item, str) or not _SAFE_ITEM.match(item):
-                raise errors.InvokeAIError(
-                    f"the server answered the bulk download with no usable archive name: "
-                    f"{answer!r:.200}"
-                )
-            try:
-                with anyio.fail_after(timeout):
-                    event = await watcher.wait(item)
-            except builtins.TimeoutError:
-                raise errors.TimeoutError(
-                    f"bulk download {item} was not ready within {timeout} s"
-                ) from None
-        finally:
-            watcher.close()
+        item, event = await request_bulk_download(
+            self._http, self._context.router, body, timeout
+        )
         if isinstance(event, BulkDownloadErrorEvent):
             reason = event.error or "no reason given"
             if images is not None:  # the server does not say which image it missed
@@ -468,10 +337,8 @@ class ImageRepository(Repository):
         with naming("bulk download", item, action="download"):
             zip_path = f"{IMAGES}/download/{item}"
             if dest is None:
-                data: bytes = await self._http.request("GET", zip_path, expect="bytes")
-                check_content("zip", data[:16], method="GET", path=zip_path)
-                return data
-            return await self._fetch_file(zip_path, item, Path(dest), "zip", overwrite)
+                return await fetch_bytes(self._http, zip_path, "zip")
+            return await fetch_file(self._http, zip_path, item, Path(dest), "zip", overwrite)
 
     @overload
     async def thumbnail(self, image: ImageLike, dest: None = None) -> bytes: ...
@@ -594,7 +461,7 @@ class ImageRepository(Repository):
 
         async def fetch(offset: int, limit: int) -> Page[ImageDTO]:
             if board is not None and not resolved:
-                resolved.append(await self._client.boards.resolve(board, verify=False))
+                resolved.append(await self._boards.resolve(board, verify=False))
             params: dict[str, Any] = {
                 "offset": offset,
                 "limit": min(limit, MAX_PAGE_SIZE),
@@ -633,62 +500,6 @@ class ImageRepository(Repository):
     async def clear_intermediates(self) -> int:
         """Delete every intermediate image (admin); returns how many were deleted."""
         return int(await self._http.request("DELETE", f"{IMAGES}/intermediates") or 0)
-
-
-def _metadata_json(metadata: Mapping[str, Any]) -> str:
-    if not isinstance(metadata, Mapping):
-        raise errors.ValidationError(
-            f"metadata must be a mapping (a JSON object), got {type(metadata).__name__}",
-            input="metadata",
-            rule="JSON object",
-        )
-    try:
-        return json.dumps(dict(metadata))
-    except (TypeError, ValueError) as exc:
-        raise errors.ValidationError(
-            f"metadata must be JSON-serializable: {exc}", input="metadata", rule="JSON object"
-        ) from None
-
-
-def _resize_json(resize_to: Sequence[int]) -> str:
-    ok = (
-        isinstance(resize_to, Sequence)
-        and len(resize_to) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize_to)
-    )
-    if not ok:
-        raise errors.ValidationError(
-            f"resize_to must be (width, height) with positive integers, got {resize_to!r}",
-            input="resize_to",
-            rule="(width, height) > 0",
-        )
-    return json.dumps({"width": resize_to[0], "height": resize_to[1]})
-
-
-class _BulkDownloadWatcher:
-    """Keeps the client's bulk download events from before the POST is answered (the server
-    may finish a small archive first), until the one for our archive arrives."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._done: dict[str, BulkDownloadEvent] = {}
-        self._changed = anyio.Event()
-        self._remove = client._router.add_listener(self._on_event)
-
-    def _on_event(self, event: ServerEvent) -> None:
-        if isinstance(event, (BulkDownloadCompleteEvent, BulkDownloadErrorEvent)):
-            name = event.bulk_download_item_name
-            if name is not None and len(self._done) < MAX_BULK_DOWNLOAD:
-                self._done[name] = event
-            self._changed.set()
-
-    async def wait(self, item: str) -> BulkDownloadEvent:
-        while item not in self._done:
-            await self._changed.wait()
-            self._changed = anyio.Event()
-        return self._done[item]
-
-    def close(self) -> None:
-        self._remove()
 
 
 class UploadScope:

@@ -24,7 +24,7 @@ from ..types.wire_events import (
 from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._router import EventRouter
 
 log = logging.getLogger("invokeai_client")
 
@@ -239,7 +239,7 @@ class ModelRepository(Repository):
         if description is not None:
             body["description"] = description
         # Listen before asking: a local install can finish before the HTTP answer arrives.
-        watcher = _InstallWatcher(self._client)
+        watcher = _InstallWatcher(self._context.router)
         try:
             try:
                 answer = await self._http.request(
@@ -307,10 +307,10 @@ class ModelRepository(Repository):
 class _InstallWatcher:
     """Collects model install and download events from the client's socket (see install)."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, router: EventRouter) -> None:
         self.events: list[InstallEvent] = []
         self.changed = asyncio.Event()
-        self._remove = client._router.add_listener(self._on_event)
+        self._remove = router.add_listener(self._on_event)
 
     def _on_event(self, event: ServerEvent) -> None:
         if isinstance(event, (ModelInstallEvent, DownloadEvent)):

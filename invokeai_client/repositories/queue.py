@@ -32,7 +32,7 @@ from ..types.queue import (
 from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
 
 __all__ = ["QueueRepository"]
 
@@ -71,14 +71,14 @@ class QueueRepository(Repository):
     cache. Other users' items appear redacted to non-admins (see ``is_redacted``).
     """
 
-    def __init__(self, client: AsyncClient, queue_id: str | None = None) -> None:
-        super().__init__(client)
+    def __init__(self, context: ClientContext, queue_id: str | None = None) -> None:
+        super().__init__(context)
         self._queue_id = queue_id
         self._summaries_supported: bool | None = None
 
     @property
     def queue_id(self) -> str:
-        return self._queue_id or self._client.queue_id
+        return self._queue_id or self._context.queue_id
 
     @property
     def _prefix(self) -> str:

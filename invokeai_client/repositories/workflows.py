@@ -20,7 +20,8 @@ from ..workflows.handle import WorkflowHandle
 from ._base import Repository, naming
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
+    from ..workflows._client import WorkflowClient
 
 log = logging.getLogger("invokeai_client")
 
@@ -34,8 +35,9 @@ class WorkflowRepository(Repository):
     """Workflows of a client (``client.workflows``): load GUI exports as handles typed by the
     server's node schemas, and manage the server's workflow library."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        super().__init__(client)
+    def __init__(self, context: ClientContext, *, client: WorkflowClient) -> None:
+        super().__init__(context)
+        self._owner = client  # what the handles it loads submit through
         self._schemas: InvocationSchemas | None = None
         self._schemas_lock = asyncio.Lock()
 
@@ -58,9 +60,9 @@ class WorkflowRepository(Repository):
                 log.warning("the server has no /openapi.json; workflow types are inferred")
                 document = {}
             try:
-                source = f"InvokeAI {(await self._client.server_info()).version}"
+                source = f"InvokeAI {(await self._context.server_info()).version}"
             except errors.InvokeAIError:
-                source = str(self._client.base_url)
+                source = self._context.base_url
             self._schemas = InvocationSchemas.from_openapi(
                 document if isinstance(document, Mapping) else {}, source=source
             )
@@ -77,7 +79,7 @@ class WorkflowRepository(Repository):
         """
         definition = await load_definition(source)
         schemas = await self.schemas() if typed else None
-        return WorkflowHandle(definition, schemas=schemas, client=self._client)
+        return WorkflowHandle(definition, schemas=schemas, client=self._owner)
 
     # -- the library -----------------------------------------------------------------------
 

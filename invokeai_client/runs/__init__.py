@@ -18,10 +18,11 @@ from .events import (
     RunEvent,
     StatusChanged,
 )
-from .results import ImageRef, WorkflowResult
+from .results import FieldValues, ImageRef, WorkflowResult
 
 __all__ = [
     "BatchRun",
+    "FieldValues",
     "ImageRef",
     "NodeCompleted",
     "NodeFailed",

@@ -33,10 +33,11 @@ from .._router import EventRouter
 from ..types.batch import EnqueueBody
 from ..types.queue import EnqueueBatchResult, SessionQueueItem
 from ._run import TERMINAL, BatchRun, WorkflowRun, _now
-from .results import iterated_nodes
+from .results import ImageHost, iterated_nodes
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from .._context import ClientContext
+    from ..repositories.queue import QueueRepository
 
 log = logging.getLogger("invokeai_client")
 
@@ -121,7 +122,14 @@ class RunManager:
     exists (e.g. enqueued by an earlier process).
     """
 
-    def __init__(self, client: AsyncClient, *, max_concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        context: ClientContext,
+        *,
+        queue: QueueRepository,
+        image_host: ImageHost | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
         if max_concurrency is not None and (
             isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int)
             or max_concurrency < 1
@@ -131,8 +139,10 @@ class RunManager:
                 input="max_concurrency",
                 rule="int >= 1",
             )
-        self.client = client
-        self.router: EventRouter = client._router
+        self.context = context
+        self._queue = queue
+        self.image_host = image_host  # output ImageRefs download through it
+        self.router: EventRouter = context.router
         self._batches: dict[str, BatchRun] = {}
         self._dirty: set[WorkflowRun] = set()
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -148,10 +158,10 @@ class RunManager:
         self.rest_checks = 0
         self.router.on_wake(self._on_disconnect)
         self.router.on_queue_cleared(self._on_queue_cleared)
-        client._events.on_reconnect(self._on_reconnect)
+        context.stream.on_reconnect(self._on_reconnect)
 
     def __repr__(self) -> str:
-        return f"<RunManager of {self.client!r}: {self.in_flight} runs in flight>"
+        return f"<RunManager of {self.context.base_url!r}: {self.in_flight} runs in flight>"
 
     # -- public --------------------------------------------------------------------------
 
@@ -222,6 +232,7 @@ class RunManager:
         body: EnqueueBody | Mapping[str, Any],
         *,
         detach: bool = False,
+        names: Mapping[str, str] | None = None,
         _single: bool = False,
     ) -> BatchRun:
         """Submit an ``enqueue_batch`` body: an :class:`~invokeai_client.types.batch.EnqueueBody`
@@ -229,7 +240,8 @@ class RunManager:
         (``{"batch": {...}, "prepend": bool}``, parsed with the same rules).
 
         The batch id is the body's (or a new uuid4, written into the request). Returns
-        once the server has the items; their runs are ``batch.runs``.
+        once the server has the items; their runs are ``batch.runs``. ``names`` maps a
+        batch input's ``"node_id.field_name"`` to the name its ``field_values`` use.
         """
         self._check_open()
         parsed, request, groups, iterated = prepare_body(body)
@@ -254,6 +266,8 @@ class RunManager:
             destination=batch_json.get("destination"),
             detached=detach,
         )
+        if names:
+            batch.names = dict(names)
         if batch.batch_id in self._batches:
             raise errors.ValidationError(
                 f"batch_id {batch.batch_id!r} is already in flight on this client",
@@ -317,7 +331,7 @@ class RunManager:
             run = batch._runs.get(item_id)
             if run is not None:
                 return run
-        item = await self.client.queue.get(item_id)
+        item = await self._queue.get(item_id)
         groups = [
             [{"node_path": fv.node_path, "field_name": fv.field_name, "items": [fv.value]}]
             for fv in item.field_values or ()
@@ -363,9 +377,9 @@ class RunManager:
                 )
         else:
             item_id = check_int("run", run, minimum=1)
-        answer = await self.client.queue.retry(item_id)
+        answer = await self._queue.retry(item_id)
         if not answer.retried_item_ids:
-            item = await self.client.queue.get(item_id)
+            item = await self._queue.get(item_id)
             raise errors.ValidationError(
                 f"queue item {item_id} is {item.status}: only failed or canceled items can be "
                 "retried (or the queue is full)",
@@ -374,11 +388,11 @@ class RunManager:
             )
         # The new item names the first item of its retry chain, not this one; it is the
         # newest retried item of this batch.
-        batch_id = (await self.client.queue.get(answer.retried_item_ids[0])).batch_id
-        newer = [i for i in await self.client.queue.item_ids(order="desc") if i > item_id]
+        batch_id = (await self._queue.get(answer.retried_item_ids[0])).batch_id
+        newer = [i for i in await self._queue.item_ids(order="desc") if i > item_id]
         retried = [
             item.item_id
-            for item in await self.client.queue.get_many(newer[:RETRY_SEARCH])
+            for item in await self._queue.get_many(newer[:RETRY_SEARCH])
             if item.batch_id == batch_id and item.retried_from_item_id is not None
         ]
         if not retried:
@@ -400,17 +414,13 @@ class RunManager:
 
     # -- enqueue -------------------------------------------------------------------------
 
-    @property
-    def _queue(self) -> str:
-        return f"/api/v1/queue/{self.client.queue_id}"
-
     async def _post_enqueue(self, batch: BatchRun, request: dict[str, Any]) -> EnqueueBatchResult:
-        http = self.client._http
+        http = self.context.http
         resends = 0
         while True:
             try:
                 raw = await http.request(
-                    "POST", f"{self._queue}/enqueue_batch", json=request, retry=False,
+                    "POST", f"{self.context.queue_path}/enqueue_batch", json=request, retry=False,
                     expect="bytes",
                 )
                 return read_enqueue_answer(raw, batch.batch_id)
@@ -467,7 +477,7 @@ class RunManager:
                  cause)
         while True:
             try:
-                status = await self.client.queue.batch_status(batch.batch_id)
+                status = await self._queue.batch_status(batch.batch_id)
                 checks += 1
                 if first_check is None:
                     first_check = loop.time()
@@ -498,14 +508,14 @@ class RunManager:
         raise errors.ConnectionError(
             f"enqueue of batch {batch.batch_id} got no answer ({cause}) and the server could "
             f"not be asked whether it has it ({last_error}); check GET "
-            f"{self._queue}/b/{batch.batch_id}/status before sending it again"
+            f"{self.context.queue_path}/b/{batch.batch_id}/status before sending it again"
         ) from cause
 
     async def _find_batch_items(self, batch: BatchRun, total: int) -> list[int]:
         """The item ids of a batch: from events already routed, else by scanning the queue."""
         if len(batch._runs) >= total:
             return sorted(batch._runs)
-        all_ids = await self.client.queue.item_ids(order="desc")
+        all_ids = await self._queue.item_ids(order="desc")
         found: list[int] = []
         for start in range(0, len(all_ids), SUMMARY_CHUNK):
             chunk = all_ids[start : start + SUMMARY_CHUNK]
@@ -531,12 +541,12 @@ class RunManager:
     # -- REST reads (through client.queue) ------------------------------------------------
 
     async def _items(self, ids: list[int]) -> list[SessionQueueItem]:
-        return await self.client.queue.get_many(ids)
+        return await self._queue.get_many(ids)
 
     async def _statuses(self, ids: list[int]) -> dict[int, tuple[str, str]]:
         """``{item_id: (status, batch_id)}`` for the ids the server still has."""
         self.rest_checks += 1
-        summaries = await self.client.queue.get_summaries(ids)
+        summaries = await self._queue.get_summaries(ids)
         return {s.item_id: (s.status, s.batch_id) for s in summaries}
 
     # -- truth from REST -----------------------------------------------------------------
@@ -585,7 +595,7 @@ class RunManager:
         assert wake is not None
         backoff = 0.0
         while not self._closed:
-            connected = self.client.is_connected
+            connected = self.context.connected
             tick = min(self.quiet_after / 4, 5.0) if connected else self.poll_interval
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), tick)
@@ -660,7 +670,7 @@ class RunManager:
         if run._result is not None:
             return
         try:
-            item = await self.client.queue.cancel(run.item_id)
+            item = await self._queue.cancel(run.item_id)
         except errors.NotFoundError:
             run.lose(f"the server no longer has queue item {run.item_id}")
             return
@@ -677,7 +687,7 @@ class RunManager:
             for run in runs:
                 await self.cancel_run(run)
             return sum(1 for run in runs if run.status == "canceled")
-        canceled = await self.client.queue.cancel_batch(batch.batch_id)
+        canceled = await self._queue.cancel_batch(batch.batch_id)
         # Servers before 6.14 send no event for pending items canceled in bulk.
         for run in batch.unsettled():
             self.check_soon(run)
@@ -740,7 +750,7 @@ class RunManager:
     def _check_open(self) -> None:
         if self._closed:
             raise errors.InvokeAIError("the client is closed; runs cannot be submitted")
-        if not self.client._http.is_open:
+        if not self.context.http.is_open:
             raise errors.InvokeAIError(
                 "the client is not open: use 'async with AsyncClient(...)' or "
                 "'await client.open()'"
@@ -770,15 +780,15 @@ class RunManager:
         attached = [
             run for b in batches if not b.detached and b.key != b.batch_id for run in b.unsettled()
         ]
-        if attached and self.client._http.is_open:
+        if attached and self.context.http.is_open:
             await asyncio.wait(
                 [self._spawn(self._cancel_run_quietly(run)) for run in attached],
                 timeout=CLOSE_TIMEOUT,
             )
         cancel_sent = False
-        if to_cancel and self.client._http.is_open:
+        if to_cancel and self.context.http.is_open:
             try:
-                await asyncio.wait_for(self.client.queue.cancel_batch(to_cancel), CLOSE_TIMEOUT)
+                await asyncio.wait_for(self._queue.cancel_batch(to_cancel), CLOSE_TIMEOUT)
                 cancel_sent = True
             except Exception as exc:
                 log.warning("could not cancel %d batches while closing: %s", len(to_cancel), exc)

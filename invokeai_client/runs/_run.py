@@ -21,6 +21,7 @@ from ..types.queue import BatchStatus, EnqueueBatchResult, SessionQueueItem
 from ..types.wire_events import ProgressImage
 from .events import NodeCompleted, NodeFailed, NodeProgress, NodeStarted, RunEvent, StatusChanged
 from .results import (
+    FieldValues,
     ImageRef,
     WorkflowResult,
     collect_images,
@@ -110,7 +111,7 @@ class WorkflowRun(ItemRoute):
         self._heard = _now()
         # Events may have been missed (socket down at some point of this run's life): the
         # final result then comes from REST, never from a partial event history.
-        self._gap = batch.gap or not batch.manager.client.is_connected
+        self._gap = batch.gap or not batch.manager.context.connected
 
     def __repr__(self) -> str:
         return (
@@ -346,7 +347,7 @@ class WorkflowRun(ItemRoute):
             invocation = {}
         node_type = invocation.get("type")
         batch = self.batch
-        value = map_output(result, batch.manager.client)
+        value = map_output(result, batch.manager.image_host)
         outputs = self._outputs
         if outputs is None:
             outputs = self._outputs = {}
@@ -450,8 +451,7 @@ class WorkflowRun(ItemRoute):
             self.apply_status(status, item.status_sequence)
             return
         self.accept_status(status, item.status_sequence)
-        client = self.batch.manager.client
-        outputs, images = outputs_from_session(item.session, client)
+        outputs, images = outputs_from_session(item.session, self.batch.manager.image_host)
         if status != "canceled" or outputs or item.started_at is not None:
             self._running()
         if self._listening:
@@ -693,6 +693,7 @@ class BatchRun:
         "iterated",
         "key",
         "manager",
+        "names",
         "needs_order",
         "node_count",
         "origin",
@@ -718,6 +719,9 @@ class BatchRun:
         self.key = batch_id
         self.expected = expected
         self.groups = groups
+        self.names: Mapping[str, str] = {}
+        """How ``field_values`` name a swept input: ``"node_id.field_name"`` -> the key the
+        sweep used (its label); inputs not listed keep their full key."""
         self.per_run = 1
         for group in groups or ():
             self.per_run *= len(group[0]["items"])
@@ -729,7 +733,7 @@ class BatchRun:
         self.detached = detached
         self.priority = 0
         self.confirmed = False
-        self.gap = not manager.client.is_connected  # events until the reconnect are lost
+        self.gap = not manager.context.connected  # events until the reconnect are lost
         self.held = 0
         self._runs: dict[int, WorkflowRun] = {}
         self._weak: dict[int, weakref.ref[WorkflowRun]] | None = None
@@ -882,8 +886,9 @@ class BatchRun:
         await self.manager.cancel_batch_shielded(self)
         return True
 
-    def field_values(self, index: int) -> dict[str, Any]:
-        """The batch values substituted into the item at ``index`` (submission order)."""
+    def field_values(self, index: int) -> FieldValues:
+        """The batch values substituted into the item at ``index`` (submission order), keyed
+        as the sweep named them (see :class:`~invokeai_client.runs.FieldValues`)."""
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.expected:
             raise errors.ValidationError(
                 f"index must be an item position 0..{self.expected - 1} of this batch, "
@@ -893,11 +898,11 @@ class BatchRun:
             )
         return self._values_at(index)
 
-    def _values_at(self, index: int) -> dict[str, Any]:
+    def _values_at(self, index: int) -> FieldValues:
         # Lenient: a run not placed in its batch yet (index -1) has no values.
         groups = self.groups
         if not groups or index < 0:
-            return {}
+            return FieldValues({})
         position = index % self.per_run
         values: dict[str, Any] = {}
         picks: list[int] = []
@@ -909,7 +914,7 @@ class BatchRun:
         for group, pick in zip(groups, picks, strict=True):
             for datum in group:
                 values[f"{datum['node_path']}.{datum['field_name']}"] = datum["items"][pick]
-        return values
+        return FieldValues(values, self.names)
 
     # called by the router (synchronously)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import anyio
 
@@ -24,12 +24,19 @@ from .. import errors
 from .._files import safe_file_name
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from ..repositories.images import ImageRepository
 
-__all__ = ["ImageRef", "WorkflowResult", "map_output", "safe_file_name"]
+__all__ = ["FieldValues", "ImageRef", "WorkflowResult", "map_output", "safe_file_name"]
 
 PASSTHROUGH_NODE_TYPES = frozenset({"image", "load_image", "video"})
 """Node types that only pass an existing image on; their outputs are not new images."""
+
+class ImageHost(Protocol):
+    """What an :class:`ImageRef` downloads through: a client (its ``images`` repository)."""
+
+    @property
+    def images(self) -> ImageRepository: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ImageRef:
@@ -43,9 +50,9 @@ class ImageRef:
     image_name: str
     width: int | None = None
     height: int | None = None
-    client: AsyncClient | None = field(default=None, compare=False, repr=False, hash=False)
+    client: ImageHost | None = field(default=None, compare=False, repr=False, hash=False)
 
-    def _require_client(self) -> AsyncClient:
+    def _require_client(self) -> ImageHost:
         if self.client is None:
             raise errors.InvokeAIError(
                 f"ImageRef {self.image_name!r} is not bound to a client; use "
@@ -69,13 +76,59 @@ class ImageRef:
         refused unless ``overwrite=True``; a symlink in the folder is never followed; the file
         appears complete or not at all, and only if the server sent an image.
         """
-        client = self._require_client()
+        images = self._require_client().images
         target_dir = anyio.Path(folder)
         await target_dir.mkdir(parents=True, exist_ok=True)
-        return await client.images.download(
+        return await images.download(
             self.image_name, Path(target_dir / safe_file_name(name or self.image_name)),
             overwrite=overwrite,
         )
+
+
+class FieldValues(Mapping[str, Any]):
+    """The batch values of one item, keyed as the sweep named its inputs.
+
+    ``wf.submit_batch({"Seed": [1, 2]})`` gives items whose ``field_values`` are
+    ``{"Seed": 1}`` and ``{"Seed": 2}``. An input swept by ``"node_id.field_name"``, and raw
+    ``data=`` groups, keep that key. Every value can also be read by its full
+    ``"node_id.field_name"`` key (``values[wf.input("Seed").key]``), whatever the sweep
+    called it; :meth:`by_node` gives them all under those keys. Compares equal to a dict
+    with the same keys and values.
+    """
+
+    __slots__ = ("_aliases", "_values")
+
+    def __init__(self, values: Mapping[str, Any], names: Mapping[str, str] | None = None):
+        # values: keyed "node_id.field_name"; names: full key -> the sweep's name for it.
+        names = names or {}
+        self._values = {names.get(key, key): value for key, value in values.items()}
+        self._aliases = {
+            key: names[key] for key in values if key in names and names[key] != key
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            alias = self._aliases.get(key)
+            if alias is not None:
+                return self._values[alias]
+        known = ", ".join(map(repr, self._values)) or "none"
+        raise KeyError(f"{key!r} is not a swept input of this item (swept: {known})")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return repr(self._values)
+
+    def by_node(self) -> dict[str, Any]:
+        """The same values keyed ``"node_id.field_name"`` (as the server records them)."""
+        full = {name: key for key, name in self._aliases.items()}
+        return {full.get(name, name): value for name, value in self._values.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +140,8 @@ class WorkflowResult:
     left the item on the server). ``outputs`` maps each
     graph node id that ran to its mapped output (see the module doc), in the order the nodes
     finished; ``images`` lists the new, non-intermediate images in that order.
-    ``field_values`` holds the batch values substituted into this item, keyed
-    ``"node_id.field_name"``. On failure ``error_node_id``, ``error_type``,
+    ``field_values`` holds the batch values substituted into this item, keyed by the names
+    the sweep used (labels; see :class:`FieldValues`). On failure ``error_node_id``, ``error_type``,
     ``error_message`` and ``error_traceback`` say what broke.
     """
 
@@ -123,9 +176,22 @@ class WorkflowResult:
         return iter(self.outputs)
 
     @property
-    def image(self) -> ImageRef | None:
-        """The first new image, or None."""
-        return self.images[0] if self.images else None
+    def image(self) -> ImageRef:
+        """The item's new image, for workflows that make one (the first of several).
+
+        Typed without ``None`` so ``await result.image.save(...)`` needs no check: an item
+        that failed raises its run error here, and one that completed without a new image
+        raises :class:`~invokeai_client.errors.InvokeAIError` naming its outputs. Use
+        ``images`` when a workflow makes none or several.
+        """
+        if self.images:
+            return self.images[0]
+        self.raise_for_status()
+        known = ", ".join(sorted(self.outputs)) or "none"
+        raise errors.InvokeAIError(
+            f"queue item {self.item_id} made no new image (outputs of nodes: {known}); "
+            "result.images is empty, result.outputs holds what it made"
+        )
 
     def error(self) -> errors.RunError | None:
         """The error this result stands for (None when it completed)."""
@@ -184,7 +250,7 @@ def _is_image_field(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and "image_name" in value and len(value) <= 2
 
 
-def map_value(value: Any, client: AsyncClient | None) -> Any:
+def map_value(value: Any, client: ImageHost | None) -> Any:
     """One output field's value as a Python value (image fields become ImageRefs)."""
     if isinstance(value, dict):
         if _is_image_field(value):
@@ -195,7 +261,7 @@ def map_value(value: Any, client: AsyncClient | None) -> Any:
     return value
 
 
-def map_output(output: Mapping[str, Any], client: AsyncClient | None) -> Any:
+def map_output(output: Mapping[str, Any], client: ImageHost | None) -> Any:
     """A node's output (``{"type": ..., <fields>}``) as a Python value; see the module doc."""
     if len(output) == 2 and "type" in output:
         # One field (the common case: an integer, a string, a collection): its value. A lone
@@ -272,7 +338,7 @@ def iterated_nodes(graph: Mapping[str, Any] | None) -> frozenset[str]:
 
 
 def outputs_from_session(
-    session: Mapping[str, Any], client: AsyncClient | None
+    session: Mapping[str, Any], client: ImageHost | None
 ) -> tuple[dict[str, Any], tuple[ImageRef, ...]]:
     """Outputs and new images of a queue item's ``session`` (the REST path).
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ssl
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TypeVar
 
 from typing_extensions import ParamSpec
 
+from .._config import Timeout
 from .._constants import (
     DEFAULT_MAX_DOWNLOAD_SIZE,
     DEFAULT_MAX_RESPONSE_SIZE,
@@ -67,12 +69,12 @@ class Client(Proxy[AsyncClient]):
 
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:9090",
+        base_url: str | None = None,
         *,
         token: str | None = None,
         email: str | None = None,
         password: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         queue_id: str = DEFAULT_QUEUE_ID,
         verify_ssl: bool = True,
@@ -80,6 +82,9 @@ class Client(Proxy[AsyncClient]):
         max_concurrency: int | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
+        headers: Mapping[str, str] | None = None,
+        trust_env: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         client = AsyncClient(
             base_url,
@@ -94,6 +99,9 @@ class Client(Proxy[AsyncClient]):
             max_concurrency=max_concurrency,
             max_response_size=max_response_size,
             max_download_size=max_download_size,
+            headers=headers,
+            trust_env=trust_env,
+            ssl_context=ssl_context,
         )
         bridge = Bridge()
         bridge.owner = self
@@ -158,6 +166,7 @@ class Client(Proxy[AsyncClient]):
     is_connected: Attr[bool] = Attr()
     queue_id: Attr[str] = Attr()
     server_info = blocking(AsyncClient.server_info)
+    features = blocking(AsyncClient.features)
     login = blocking(AsyncClient.login)
 
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:

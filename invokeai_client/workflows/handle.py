@@ -15,6 +15,7 @@ import difflib
 import logging
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +39,9 @@ from . import graph as _graph
 from .definition import ExposedField, WorkflowDefinition, WorkflowNode
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
     from ..runs import BatchRun, WorkflowRun
     from ..types.boards import Board, BoardRef
+    from ._client import WorkflowClient
     from .model_sync import ModelSyncReport
 
 log = logging.getLogger("invokeai_client")
@@ -101,7 +102,7 @@ class WorkflowHandle:
         definition: WorkflowDefinition,
         *,
         schemas: InvocationSchemas | None = None,
-        client: AsyncClient | None = None,
+        client: WorkflowClient | None = None,
         registry: FieldRegistry | None = None,
     ) -> None:
         if not isinstance(definition, WorkflowDefinition):
@@ -138,7 +139,7 @@ class WorkflowHandle:
         return self._schemas
 
     @property
-    def client(self) -> AsyncClient | None:
+    def client(self) -> WorkflowClient | None:
         return self._client
 
     @property
@@ -834,7 +835,7 @@ class WorkflowHandle:
                     for item, value in builtins.zip(items, checked, strict=True)
                 ]
 
-    async def _resolve_board_inputs(self, client: AsyncClient) -> None:
+    async def _resolve_board_inputs(self, client: WorkflowClient) -> None:
         """Turn board inputs set to a board *name* into that board's id (one lookup per
         name and handle), so ``set("Board", "My board")`` saves where the user meant."""
         for field in self._fields.values():
@@ -883,7 +884,7 @@ class WorkflowHandle:
     ) -> None:
         await self.delete_uploads()
 
-    def _require_client(self, action: str) -> AsyncClient:
+    def _require_client(self, action: str) -> WorkflowClient:
         if self._client is None:
             raise WorkflowError(
                 f"cannot {action}: this handle has no client (load it with "
@@ -949,6 +950,7 @@ class WorkflowHandle:
         client = self._require_client("submit a batch")
         check_bool("detach", detach)
         groups = self._sweep_groups(sweep or {}, zip)
+        names = self._swept_names(groups)
         if data is not None:
             groups.extend([dict(datum) for datum in group] for group in self._user_data(data))
         if self._requests_before_enqueue(board, groups):
@@ -963,7 +965,24 @@ class WorkflowHandle:
             data=groups, runs=runs, board=board_id, prepend=prepend, origin=origin,
             destination=destination,
         )
-        return await client.runs.enqueue(body, detach=detach)
+        return await client.runs.enqueue(body, detach=detach, names=names)
+
+    def _swept_names(self, groups: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, str]:
+        """``"node_id.field_name"`` -> the name results use for it: the sweep's own text key
+        (a label, or the full key), else the input's label."""
+        names: dict[str, str] = {}
+        for group in groups:
+            for datum in group:
+                key = datum["input"]
+                full = self._full_key(key)
+                if isinstance(key, str):
+                    names[full] = key
+                else:
+                    found = self._find(key)
+                    label = found.label if isinstance(found, IvkWorkflowInput) else ""
+                    names[full] = label or full
+        taken = Counter(names.values())
+        return {full: name if taken[name] == 1 else full for full, name in names.items()}
 
     def _requests_before_enqueue(
         self, board: Any, groups: Sequence[Sequence[Mapping[str, Any]]] = ()
@@ -1100,7 +1119,7 @@ class WorkflowHandle:
         return found
 
 
-async def _resolve_board(client: AsyncClient, board: BoardRef | None) -> str | None:
+async def _resolve_board(client: WorkflowClient, board: BoardRef | None) -> str | None:
     """The id of the auto-add board ``board`` (id, name or Board), or None for no board."""
     if board is None:
         return None

@@ -17,7 +17,7 @@ from ..fields._base import UNSET
 from ..fields.models import model_identifier
 
 if TYPE_CHECKING:
-    from ..client import AsyncClient
+    from ._client import WorkflowClient
     from .handle import WorkflowHandle
 
 MatchedBy = Literal["key", "hash", "name", "explicit", "unset"]
@@ -76,7 +76,7 @@ class ModelSyncReport(Sequence[ModelSyncEntry]):
         return "\n".join(lines) or "(no model inputs)"
 
 
-async def installed_models(client: AsyncClient) -> list[dict[str, Any]]:
+async def installed_models(client: WorkflowClient) -> list[dict[str, Any]]:
     """Every model installed on the server, as dicts (one ``GET /api/v2/models/``)."""
     return [model.model_dump(mode="json") for model in await client.models.list()]
 
@@ -93,7 +93,7 @@ def _describe(ident: Mapping[str, Any]) -> str:
     return f"{ident.get('name')!r} ({ident.get('base')} {ident.get('type')})"
 
 
-async def sync_models(handle: WorkflowHandle, client: AsyncClient) -> ModelSyncReport:
+async def sync_models(handle: WorkflowHandle, client: WorkflowClient) -> ModelSyncReport:
     models = await installed_models(client)
     by_key = {m.get("key"): m for m in models}
     by_hash: dict[Any, dict[str, Any]] = {}
@@ -159,7 +159,7 @@ async def sync_models(handle: WorkflowHandle, client: AsyncClient) -> ModelSyncR
     return ModelSyncReport(tuple(entries))
 
 
-async def resolve_generators(handle: WorkflowHandle, client: AsyncClient) -> None:
+async def resolve_generators(handle: WorkflowHandle, client: WorkflowClient) -> None:
     """Compute generator nodes that need the server and keep their values on the handle."""
     from ..errors import ValidationError
     from .generators import SERVER_GENERATORS
@@ -181,7 +181,7 @@ async def resolve_generators(handle: WorkflowHandle, client: AsyncClient) -> Non
             categories = (
                 ["general"] if category == "images" else ["control", "mask", "user", "other"]
             )
-            names = await client._http.request(
+            names = await client.context.http.request(
                 "GET",
                 f"/api/v1/boards/{board_id}/image_names",
                 params={"categories": categories, "is_intermediate": False},
@@ -206,7 +206,7 @@ async def resolve_generators(handle: WorkflowHandle, client: AsyncClient) -> Non
             seed = spec.get("seed")
             if isinstance(seed, int) and not isinstance(seed, bool):
                 body["seed"] = seed
-            answer = await client._http.request(
+            answer = await client.context.http.request(
                 "POST", "/api/v1/utilities/dynamicprompts", json=body, retry=True
             )
             prompts = answer.get("prompts") if isinstance(answer, Mapping) else None
