@@ -15,7 +15,7 @@ import logging
 import re
 from collections import deque
 
-__all__ = ["LOGGERS", "REDACTED", "SecretFilter", "install", "remember_secret"]
+__all__ = ["LOGGERS", "REDACTED", "SecretFilter", "install", "protect", "remember_secret"]
 
 REDACTED = "<redacted>"
 
@@ -85,6 +85,12 @@ class SecretFilter(logging.Filter):
 
 
 _FILTER = SecretFilter()
+
+
+def protect(secret: str | None) -> None:
+    """:func:`install` the filter and redact ``secret`` (a password) from now on."""
+    install()
+    remember_secret(secret)
 
 
 def install() -> None:

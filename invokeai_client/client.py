@@ -103,12 +103,9 @@ class AsyncClient:
             max_response_size=max_response_size,
             max_download_size=max_download_size,
         )
-        _redact.install()
-        _redact.remember_secret(password)
+        _redact.protect(password)
         self._email = email
-        self._password = password
-        """Kept only until the first login succeeds: refreshing needs the token alone (the
-        server slides it on every change), so the password is then forgotten."""
+        self._password = password  # until the first login: refreshing needs the token alone
         self.queue_id = queue_id
         self._use_events = events
         context = self.context = ClientContext(

@@ -40,7 +40,6 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
     {
         "_http.py:HttpTransport.__init__",
         "_socket.py:_handle_events_inline",
-        "cli/_run.py:_follow",
         "cli/_run.py:_run",
         "repositories/images.py:ImageRepository.download_zip",
         "repositories/images.py:ImageRepository.list",
