@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -24,14 +24,18 @@ from ._constants import (
 )
 from ._context import ClientContext
 from ._http import HttpTransport
+from .generate import Generator
 from .repositories._base import check_text
 from .repositories.boards import BoardRepository
-from .repositories.images import ImageRepository
+from .repositories.images import ImageLike, ImageRepository
 from .repositories.models import ModelRepository
 from .repositories.queue import QueueRepository
 from .repositories.workflows import WorkflowRepository
-from .runs import RunManager
+from .runs import BatchRun, RunManager, WorkflowRun
 from .types.app import ServerInfo, User
+from .types.boards import BoardRef
+from .types.images import ImageDTO
+from .types.model_configs import ModelConfig
 
 log = logging.getLogger("invokeai_client")
 
@@ -124,6 +128,8 @@ class AsyncClient:
         )
         self.workflows = WorkflowRepository(context, client=self)
         self._opened = False
+        self._generator = Generator(models=self.models, boards=self.boards,
+                                    images=self.images, runs=self.runs)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
@@ -240,6 +246,75 @@ class AsyncClient:
                 method="POST",
                 path="/api/v1/auth/login",
             ) from None
+
+    # -- one-call generation (invokeai_client.generate) --------------------------------------
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | ModelConfig | None = None,
+        negative: str = "",
+        width: int | None = None,
+        height: int | None = None,
+        steps: int | None = None,
+        seed: int | None = None,
+        cfg_scale: float | None = None,
+        scheduler: str | None = None,
+        vae: str | ModelConfig | None = None,
+        loras: Mapping[str | ModelConfig, float] | None = None,
+        board: BoardRef | None = None,
+        detach: bool = False,
+    ) -> WorkflowRun:
+        """Text to image in one call: enqueue the graph the GUI builds for ``model``'s base
+        (SD1.x/SD2, SDXL or FLUX) and return the run (``await run`` for the image).
+
+        ``model`` is a key, an exact name or a fragment of exactly one main model's name
+        (None: the only one installed); anything ambiguous or missing raises
+        :class:`~errors.ModelChoiceError` listing the candidates before anything is
+        enqueued. Sizes are rounded as the GUI does (down to a multiple of 8, 16 for FLUX;
+        at least 64); unset values come from the model's default settings, then the GUI's
+        defaults. ``seed`` None draws one. ``vae`` and ``loras`` (name -> weight) name
+        models as ``model`` does. ``board`` is an id, name or Board.
+        """
+        return await self._generator.generate(
+            prompt, model=model, negative=negative, width=width, height=height, steps=steps,
+            seed=seed, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras,
+            board=board, detach=detach,
+        )
+
+    async def generate_batch(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        seeds: int | Iterable[int] | None = None,
+        model: str | ModelConfig | None = None,
+        negative: str = "",
+        width: int | None = None,
+        height: int | None = None,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+        scheduler: str | None = None,
+        vae: str | ModelConfig | None = None,
+        loras: Mapping[str | ModelConfig, float] | None = None,
+        board: BoardRef | None = None,
+        detach: bool = False,
+    ) -> BatchRun:
+        """:meth:`generate` for every prompt with every seed, in ONE enqueue request.
+
+        With ``seeds`` None each prompt gets a drawn seed; the batch's items come in prompt
+        order, then seed order (``batch.as_completed()`` / ``await batch``).
+        """
+        return await self._generator.generate_batch(
+            prompts, seeds=seeds, model=model, negative=negative, width=width, height=height,
+            steps=steps, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras,
+            board=board, detach=detach,
+        )
+
+    async def copy_image_to_board(self, image: ImageLike, board: BoardRef) -> ImageDTO:
+        """Save a copy of ``image`` on ``board`` through the server's queue (a new image with
+        its own name; the original stays where it is). Returns the copy."""
+        return await self._generator.copy_image_to_board(image, board)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Low-level escape hatch: one REST call with this client's auth, retries, errors."""

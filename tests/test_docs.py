@@ -364,3 +364,20 @@ def test_the_reference_documents_every_public_name(
         html = (site / "reference" / room / "index.html").read_text(encoding="utf-8")
         missing = [path for path in paths if f'id="{path}"' not in html]
         assert missing == [], f"reference/{room}: not rendered: {missing}"
+
+
+def test_the_testing_guide_fixture_snippet_runs_as_written(tmp_path: Path) -> None:
+    """docs/testing.md's first block is a whole test module: pytest runs it, and it passes."""
+    import os
+    import subprocess
+    import sys
+
+    (block,) = [b for b in python_blocks(ROOT / "docs" / "testing.md") if "test_sum" in b.source]
+    (tmp_path / "test_sum.py").write_text(block.source)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_sum.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "1 passed" in done.stdout

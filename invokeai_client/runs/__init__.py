@@ -11,6 +11,9 @@
 from ._manager import RunManager
 from ._run import BatchRun, WorkflowRun
 from .events import (
+    ModelLoad,
+    ModelLoadCompleted,
+    ModelLoadStarted,
     NodeCompleted,
     NodeFailed,
     NodeProgress,
@@ -24,6 +27,9 @@ __all__ = [
     "BatchRun",
     "FieldValues",
     "ImageRef",
+    "ModelLoad",
+    "ModelLoadCompleted",
+    "ModelLoadStarted",
     "NodeCompleted",
     "NodeFailed",
     "NodeProgress",

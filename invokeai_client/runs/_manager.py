@@ -32,6 +32,7 @@ from .._constants import DEFAULT_ORIGIN
 from .._router import EventRouter
 from ..types.batch import EnqueueBody
 from ..types.queue import EnqueueBatchResult, SessionQueueItem
+from ._room import cut_error
 from ._run import TERMINAL, BatchRun, WorkflowRun, _now
 from .results import ImageHost, iterated_nodes
 
@@ -239,6 +240,7 @@ class RunManager:
         body: EnqueueBody | Mapping[str, Any],
         *,
         detach: bool = False,
+        partial: bool = False,
         names: Mapping[str, str] | None = None,
         _single: bool = False,
     ) -> BatchRun:
@@ -248,7 +250,10 @@ class RunManager:
 
         The batch id is the body's (or a new uuid4, written into the request). Returns
         once the server has the items; their runs are ``batch.runs``. ``names`` maps a
-        batch input's ``"node_id.field_name"`` to the name its ``field_values`` use.
+        batch input's ``"node_id.field_name"`` to the name its ``field_values`` use. A batch
+        the server's queue cuts (``max_queue_size``) raises :class:`~errors.QueueFullError`
+        after its items were canceled, unless ``partial``: then the batch holds the items
+        that were made (the first ones, in order) and the caller sends the rest later.
         """
         self._check_open()
         parsed, request, groups, iterated = prepare_body(body)
@@ -313,14 +318,23 @@ class RunManager:
                 f"the client closed while batch {batch.batch_id} was being submitted; it was "
                 + ("left on the server" if detach else "canceled on the server")
             )
-        if answer.enqueued == 0 and not answer.item_ids:
-            self._drop(batch)
-            raise errors.InvokeAIError(
-                f"the server enqueued nothing for batch {batch.batch_id} "
-                f"(requested {answer.requested}); is its queue full?"
-            )
+        if answer.enqueued == 0 or (answer.enqueued < answer.requested and not partial):
+            raise await self._cut(batch, answer)
         batch.confirm(answer)
         return batch
+
+    async def _cut(self, batch: BatchRun, answer: EnqueueBatchResult) -> errors.QueueFullError:
+        """The server's queue cut the batch: cancel what it made, never run part silently."""
+        canceled = True
+        if answer.enqueued or answer.item_ids:
+            batch.confirm(answer)
+            try:
+                await self._queue.cancel_batch(batch.batch_id)
+            except errors.InvokeAIError as exc:
+                log.warning("could not cancel the cut batch %s: %s", batch.batch_id, exc)
+                canceled = False
+        self._drop(batch)
+        return cut_error(batch.batch_id, answer.requested, answer.enqueued, canceled)
 
     def _posted(self, posted: asyncio.Future[None], post: asyncio.Task[Any]) -> None:
         self._posts.discard(post)
@@ -430,7 +444,11 @@ class RunManager:
                     "POST", f"{self.context.queue_path}/enqueue_batch", json=request, retry=False,
                     expect="bytes",
                 )
-                return read_enqueue_answer(raw, batch.batch_id)
+                answer = read_enqueue_answer(raw, batch.batch_id)
+                if answer.enqueued and not answer.item_ids:
+                    # InvokeAI before 6.0 does not name the new items: find them over REST.
+                    answer.item_ids = await self._find_batch_items(batch, answer.enqueued)
+                return answer
             except errors.RateLimitError as exc:
                 # Refused before any work: safe to send again after the server's hint.
                 if resends >= ENQUEUE_RESENDS:

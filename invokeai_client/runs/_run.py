@@ -19,7 +19,17 @@ from .._checks import check_seconds
 from .._router import ItemRoute, Mailbox
 from ..types.queue import BatchStatus, EnqueueBatchResult, SessionQueueItem
 from ..types.wire_events import ProgressImage
-from .events import NodeCompleted, NodeFailed, NodeProgress, NodeStarted, RunEvent, StatusChanged
+from .events import (
+    ModelLoadCompleted,
+    ModelLoadStarted,
+    NodeCompleted,
+    NodeFailed,
+    NodeProgress,
+    NodeStarted,
+    RunEvent,
+    StatusChanged,
+    denoise_step,
+)
 from .results import (
     FieldValues,
     ImageRef,
@@ -40,6 +50,10 @@ TERMINAL = frozenset({"completed", "failed", "canceled", "lost"})
 
 _now = time.monotonic
 
+
+_MODEL_LOADS = {
+    "model_load_started": ModelLoadStarted, "model_load_complete": ModelLoadCompleted,
+}
 
 _PLAIN = (int, float, str, bool, type(None))
 """Output values that cannot hold an image."""
@@ -83,6 +97,7 @@ class WorkflowRun(ItemRoute):
         "_outputs",
         "_ran",
         "_result",
+        "_steps",
         "_waiters",
         "batch",
         "index",
@@ -108,6 +123,8 @@ class WorkflowRun(ItemRoute):
         # One future per task awaiting the run: cancelling one waiter never touches another.
         self._waiters: list[asyncio.Future[None]] | None = None
         self._listeners: list[Mailbox[RunEvent]] | None = None
+        # Denoising previews seen per prepared node: (last step, total steps if known).
+        self._steps: dict[Any, tuple[int, int | None]] | None = None
         self._heard = _now()
         # Events may have been missed (socket down at some point of this run's life): the
         # final result then comes from REST, never from a partial event history.
@@ -282,11 +299,22 @@ class WorkflowRun(ItemRoute):
             return  # progress of a node already told as completed (events out of order)
         self._running()
         self._start(node_id, invocation)
+        image = _preview(data.get("image"))
+        step = total = None
+        if image is not None:  # a denoising step: count it, even with nobody listening
+            steps = self._steps
+            if steps is None:
+                steps = self._steps = {}
+            key = invocation.get("id") if invocation else node_id
+            last, known = steps.get(key, (-1, None))
+            step, total = steps[key] = denoise_step(
+                invocation, data.get("percentage"), last + 1, known
+            )
         if self._listeners or self.batch._listeners:
             self._emit(
                 NodeProgress(
                     self.item_id, self.batch_id, node_id, data.get("percentage"),
-                    data.get("message") or "", _preview(data.get("image")),
+                    data.get("message") or "", image, step, total,
                 )
             )
 
@@ -296,6 +324,14 @@ class WorkflowRun(ItemRoute):
         self._heard = _now()
         if name == "queue_items_canceled" and self.accept_status("canceled", None):
             self._on_status("canceled", None, None, None)
+        elif name in _MODEL_LOADS and (self._listeners or self.batch._listeners):
+            config = data.get("config")
+            if not isinstance(config, dict):
+                config = {}
+            model = {k: config.get(k) for k in ("key", "hash", "name", "base", "type")}
+            self._emit(_MODEL_LOADS[name](
+                self.item_id, self.batch_id, model, data.get("submodel_type")
+            ))
 
     def _running(self) -> None:
         """The item is executing (a node event or a finished result says so): a pending run

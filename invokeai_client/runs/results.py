@@ -64,6 +64,14 @@ class ImageRef:
         """The full-size image file as bytes (PNG), through ``client.images``."""
         return await self._require_client().images.download(self.image_name)
 
+    def _repr_png_(self) -> bytes | None:
+        """The image, for Jupyter/IPython to show inline (None when it cannot be fetched)."""
+        if self.client is None:
+            return None
+        from .._display import fetch_png
+
+        return fetch_png(self.client.images, self.image_name)
+
     async def save(
         self, folder: str | Path, *, name: str | None = None, overwrite: bool = False
     ) -> Path:

@@ -21,11 +21,13 @@ from .._constants import (
 from ..client import AsyncClient
 from ._bridge import Bridge
 from ._objects import (
+    SyncBatchRun,
     SyncBoards,
     SyncImages,
     SyncModels,
     SyncQueue,
     SyncRuns,
+    SyncWorkflowRun,
     SyncWorkflows,
 )
 from ._proxy import Attr, Proxy, blocking
@@ -168,6 +170,9 @@ class Client(Proxy[AsyncClient]):
     server_info = blocking(AsyncClient.server_info)
     features = blocking(AsyncClient.features)
     login = blocking(AsyncClient.login)
+    generate = blocking(AsyncClient.generate, returns=SyncWorkflowRun)
+    generate_batch = blocking(AsyncClient.generate_batch, returns=SyncBatchRun)
+    copy_image_to_board = blocking(AsyncClient.copy_image_to_board)
 
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``await fn(*args, **kwargs)`` in the client's event loop and return the result.

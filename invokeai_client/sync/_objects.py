@@ -88,6 +88,13 @@ class SyncImageRef(Proxy[ImageRef]):
     download = blocking(ImageRef.download)
     save = blocking(ImageRef.save)
 
+    def _repr_png_(self) -> bytes | None:
+        """The image, for Jupyter/IPython to show inline (None when it cannot be fetched)."""
+        try:
+            return self.download()
+        except Exception:  # a display hook never raises: IPython shows the repr instead
+            return None
+
 
 @proxies(WorkflowResult)
 class SyncWorkflowResult(Proxy[WorkflowResult]):

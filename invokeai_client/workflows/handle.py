@@ -13,6 +13,7 @@ import contextlib
 import copy
 import difflib
 import logging
+import math
 import os
 import uuid
 from collections import Counter
@@ -33,6 +34,7 @@ from ..fields.primitives import FloatField, IntegerField, NumberField, StringFie
 from ..fields.registry import FieldRegistry, default_registry
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
+from ..runs._room import check_room
 from ..types.batch import Batch, EnqueueBody
 from ..types.queue import is_batch_item
 from . import graph as _graph
@@ -965,6 +967,8 @@ class WorkflowHandle:
             data=groups, runs=runs, board=board_id, prepend=prepend, origin=origin,
             destination=destination,
         )
+        items = runs * math.prod(len(g[0]["items"]) for g in body["batch"].get("data") or ())
+        await check_room(client.context, items)  # refused whole before sending, never cut
         return await client.runs.enqueue(body, detach=detach, names=names)
 
     def _swept_names(self, groups: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, str]:

@@ -43,6 +43,7 @@ class QueueRoutes:
         route("GET", f"{prefix}/item_ids", self._r_item_ids)
         route("POST", f"{prefix}/items_by_ids", self._r_items_by_ids)
         route("POST", f"{prefix}/item_summaries_by_ids", self._r_summaries)
+        route("GET", f"{prefix}/list", self._r_list)  # before 6.7 (double.versions)
         route("PUT", f"{prefix}/processor/resume", self._r_resume)
         route("PUT", f"{prefix}/processor/pause", self._r_pause)
         route("PUT", f"{prefix}/cancel_all_except_current", self._r_cancel_all_except_current)
@@ -164,6 +165,24 @@ class QueueRoutes:
     async def _r_items_by_ids(self, request: web.Request) -> web.StreamResponse:
         # Items the server cannot load (its bad-batch bug) are left out.
         return await self._by_ids(request, item_dict, loadable_only=True)
+
+    async def _r_list(self, request: web.Request) -> web.StreamResponse:
+        """InvokeAI before 6.7: cursor pages ordered by priority (desc), then item id."""
+        user = self.double.current_user(request)
+        queue_id = request.match_info["queue_id"]
+        limit = int(request.query.get("limit", "50"))
+        cursor = request.query.get("cursor")
+        priority = int(request.query.get("priority", "0"))
+        items = sorted(
+            (i for i in self.state.items.values() if i.queue_id == queue_id),
+            key=lambda i: (-i.priority, i.item_id),
+        )
+        if cursor is not None:
+            items = [i for i in items if i.priority < priority
+                     or (i.priority == priority and i.item_id > int(cursor))]
+        page = [{**summary(i, self.double.users, user), "priority": i.priority,
+                 "queue_id": queue_id} for i in items[:limit]]
+        return json_response({"limit": limit, "has_more": len(items) > limit, "items": page})
 
     async def _r_summaries(self, request: web.Request) -> web.StreamResponse:
         return await self._by_ids(request, summary, loadable_only=False)
