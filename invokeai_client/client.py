@@ -112,9 +112,7 @@ class AsyncClient:
         self._password = password  # until the first login: refreshing needs the token alone
         self.queue_id = queue_id
         self._use_events = events
-        context = self.context = ClientContext(
-            self._http, queue_id=queue_id, events_enabled=events
-        )
+        context = self.context = ClientContext(self._http, queue_id=queue_id, events_enabled=events)
         """What this client's parts share (transport, event stream, router, queue id);
         plumbing for workflow handles and extensions, not needed by most code."""
         self._router = context.router
