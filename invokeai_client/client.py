@@ -260,6 +260,7 @@ class AsyncClient:
         cfg_scale: float | None = None,
         scheduler: str | None = None,
         vae: str | ModelConfig | None = None,
+        loras: Mapping[str | ModelConfig, float] | None = None,
         board: BoardRef | None = None,
         detach: bool = False,
     ) -> WorkflowRun:
@@ -271,12 +272,13 @@ class AsyncClient:
         :class:`~errors.ModelChoiceError` listing the candidates before anything is
         enqueued. Sizes are rounded as the GUI does (down to a multiple of 8, 16 for FLUX;
         at least 64); unset values come from the model's default settings, then the GUI's
-        defaults. ``seed`` None draws one. ``board`` is an id, name or Board.
+        defaults. ``seed`` None draws one. ``vae`` and ``loras`` (name -> weight) name
+        models as ``model`` does. ``board`` is an id, name or Board.
         """
         return await self._generator.generate(
             prompt, model=model, negative=negative, width=width, height=height, steps=steps,
-            seed=seed, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, board=board,
-            detach=detach,
+            seed=seed, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras,
+            board=board, detach=detach,
         )
 
     async def generate_batch(
@@ -292,6 +294,7 @@ class AsyncClient:
         cfg_scale: float | None = None,
         scheduler: str | None = None,
         vae: str | ModelConfig | None = None,
+        loras: Mapping[str | ModelConfig, float] | None = None,
         board: BoardRef | None = None,
         detach: bool = False,
     ) -> BatchRun:
@@ -302,8 +305,8 @@ class AsyncClient:
         """
         return await self._generator.generate_batch(
             prompts, seeds=seeds, model=model, negative=negative, width=width, height=height,
-            steps=steps, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, board=board,
-            detach=detach,
+            steps=steps, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras,
+            board=board, detach=detach,
         )
 
     async def copy_image_to_board(self, image: ImageLike, board: BoardRef) -> ImageDTO:
