@@ -234,6 +234,9 @@ class PoolJob:
         finally:
             member.sending -= len(chunk)
         runs = batch.runs
+        if self.done:  # canceled while this chunk was on its way
+            await batch.cancel()
+            return
         if member.state != "up":  # given up on while enqueueing: failover owns these
             member.abandoned.add(batch_id)
             return
