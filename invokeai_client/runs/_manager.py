@@ -58,6 +58,9 @@ ENQUEUE_FATE_WINDOW = 30.0
 """Seconds the server is asked (by batch id) about an enqueue whose fate is unknown (a 5xx,
 perhaps from a gateway while InvokeAI still writes the batch, a timeout, a reset) before its
 silence counts as a definite no. Items that show up within it are adopted."""
+UNREACHABLE_AFTER = 300.0
+"""Seconds the server may stay unreachable (socket down, every REST read failing) before the
+runs in flight end as ``lost`` with one clear error, so ``await run`` always ends."""
 RECOVERY_DEADLINE = 120.0
 """Seconds spent at most finding out the fate of an enqueue (the server may be unreachable)."""
 ENQUEUE_RESENDS = 2
@@ -160,6 +163,10 @@ class RunManager:
         """Seconds without news after which a run's item is read over REST."""
         self.poll_interval = POLL_INTERVAL
         """Seconds between REST reads of the runs in flight while there is no socket."""
+        self.unreachable_after = UNREACHABLE_AFTER
+        """Seconds of unreachable server after which runs in flight end as ``lost`` (see
+        :data:`UNREACHABLE_AFTER`)."""
+        self._unreachable_since: float | None = None
         self.enqueue_fate_window = ENQUEUE_FATE_WINDOW
         """Seconds an enqueue of unknown fate is looked for by batch id before it may be
         sent again (see :data:`ENQUEUE_FATE_WINDOW`)."""
@@ -313,10 +320,13 @@ class RunManager:
             self._drop(batch)
             raise
         if self._closed:
+            outcome = "it was left on the server"
+            if not detach:  # nothing else will cancel it: the close has passed its cancels
+                batch.confirm(answer)
+                _, outcome = await asyncio.shield(self._spawn(self._cancel_batch_quietly(batch)))
             self._drop(batch)
             raise errors.InvokeAIError(
-                f"the client closed while batch {batch.batch_id} was being submitted; it was "
-                + ("left on the server" if detach else "canceled on the server")
+                f"the client closed while batch {batch.batch_id} was being submitted; {outcome}"
             )
         if answer.enqueued == 0 or (answer.enqueued < answer.requested and not partial):
             raise await self._cut(batch, answer)
@@ -591,6 +601,7 @@ class RunManager:
         self._poke()
 
     async def _on_reconnect(self) -> None:
+        self._unreachable_since = None
         # Events are not replayed after a reconnect: read every run in flight over REST.
         for batch in self._batches.values():
             if batch.confirmed:
@@ -634,8 +645,34 @@ class RunManager:
                 log.info("REST catch-up of %d runs failed (%s); retrying in %.1fs",
                          len(due), exc, backoff)
                 self._dirty.update(run for run in due if run._result is None)
+                self._note_unreachable(exc)
             else:
                 backoff = 0.0
+                self._unreachable_since = None
+
+    def _note_unreachable(self, exc: Exception) -> None:
+        """Count how long the server has been out of reach; past :attr:`unreachable_after`,
+        end every run in flight as ``lost`` (logged once)."""
+        unreachable = (errors.ConnectionError, errors.TimeoutError, errors.InternalServerError)
+        if not isinstance(exc, unreachable) or self.context.connected:
+            self._unreachable_since = None
+            return
+        now = _now()
+        since = self._unreachable_since
+        if since is None:
+            self._unreachable_since = now
+            return
+        if now - since < self.unreachable_after:
+            return
+        runs = [run for b in self._batches.values() if b.confirmed for run in b.unsettled()]
+        log.error("InvokeAI at %s has been unreachable for %.0f s (%s); ending %d runs in "
+                  "flight as lost", self.context.base_url, now - since, exc, len(runs))
+        for run in runs:
+            run.end_locally("lost", (
+                f"InvokeAI at {self.context.base_url} was unreachable for {now - since:.0f} s "
+                f"(last error: {exc}); the outcome of queue item {run.item_id} is unknown"
+            ))
+        self._unreachable_since = None
 
     def _due(self, connected: bool) -> set[WorkflowRun]:
         due = {run for run in self._dirty if run._result is None}
@@ -685,19 +722,21 @@ class RunManager:
 
     # -- cancellation --------------------------------------------------------------------
 
-    async def cancel_run(self, run: WorkflowRun) -> None:
-        """Cancel one item on the server and apply what the server answers."""
+    async def cancel_run(self, run: WorkflowRun) -> str:
+        """Cancel one item on the server and apply what the server answers; the item's
+        status the server reported (``"canceled"`` when it canceled it)."""
         if run._result is not None:
-            return
+            return run._result.status
         try:
             item = await self._queue.cancel(run.item_id)
         except errors.NotFoundError:
             run.lose(f"the server no longer has queue item {run.item_id}")
-            return
+            return "lost"
         if item.status in TERMINAL and not item.session:
             self.check_soon(run)
         else:
             run.apply_item(item)
+        return item.status
 
     async def cancel_batch(self, batch: BatchRun) -> int:
         """Cancel every pending or running item of ``batch``; returns the server's count."""
@@ -713,25 +752,34 @@ class RunManager:
             self.check_soon(run)
         return canceled
 
-    async def cancel_run_shielded(self, run: WorkflowRun) -> None:
-        """Cancel ``run``'s item even if the caller is being cancelled (bounded in time)."""
-        await asyncio.shield(self._spawn(self._cancel_run_quietly(run)))
+    async def cancel_run_shielded(self, run: WorkflowRun) -> tuple[bool, str]:
+        """Cancel ``run``'s item even if the caller is being cancelled (bounded in time):
+        whether the server confirmed the cancel, and what happened in words."""
+        return await asyncio.shield(self._spawn(self._cancel_run_quietly(run)))
 
-    async def cancel_batch_shielded(self, batch: BatchRun) -> None:
-        await asyncio.shield(self._spawn(self._cancel_batch_quietly(batch)))
+    async def cancel_batch_shielded(self, batch: BatchRun) -> tuple[bool, str]:
+        return await asyncio.shield(self._spawn(self._cancel_batch_quietly(batch)))
 
-    async def _cancel_run_quietly(self, run: WorkflowRun) -> None:
+    async def _cancel_run_quietly(self, run: WorkflowRun) -> tuple[bool, str]:
         try:
-            await asyncio.wait_for(self.cancel_run(run), CANCEL_TIMEOUT)
+            status = await asyncio.wait_for(self.cancel_run(run), CANCEL_TIMEOUT)
         except Exception as exc:
             log.warning("could not cancel queue item %s: %s", run.item_id, exc)
             self.check_soon(run)
+            return False, f"canceling it failed ({exc}); it may still run on the server"
+        if status == "canceled":
+            return True, "it was canceled on the server"
+        return False, f"the server did not cancel it: it was {status} already"
 
-    async def _cancel_batch_quietly(self, batch: BatchRun) -> None:
+    async def _cancel_batch_quietly(self, batch: BatchRun) -> tuple[bool, str]:
         try:
-            await asyncio.wait_for(self.cancel_batch(batch), CANCEL_TIMEOUT)
+            count = await asyncio.wait_for(self.cancel_batch(batch), CANCEL_TIMEOUT)
         except Exception as exc:
             log.warning("could not cancel batch %s: %s", batch.batch_id, exc)
+            return False, f"canceling it failed ({exc}); its items may still run on the server"
+        if count:
+            return True, f"the server canceled {count} of its items"
+        return False, "the server had none of its items left to cancel"
 
     # -- bookkeeping ---------------------------------------------------------------------
 
