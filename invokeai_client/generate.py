@@ -128,6 +128,7 @@ class GenerateSpec:
     board_id: str | None = None
     vae: ModelConfig | None = None
     extras: Mapping[str, ModelConfig] | None = None  # FLUX: t5_encoder, clip_embed, vae
+    loras: tuple[tuple[ModelConfig, float], ...] = ()
 
 
 def _ident(model: ModelConfig) -> dict[str, Any]:
@@ -165,8 +166,11 @@ def _sd_graph(spec: GenerateSpec) -> dict[str, Any]:
         },
         "l2i": _output(spec, {"type": "l2i", "fp32": xl}),
     }
+    if not xl:
+        nodes["clip_skip"] = {"type": "clip_skip", "skipped_layers": 0}
+    unet, clip, clip2 = _add_loras(spec, nodes, xl)
     edges = [
-        _edge("model_loader", "unet", "denoise_latents", "unet"),
+        _edge(unet, "unet", "denoise_latents", "unet"),
         _edge("positive_prompt", "value", "pos_cond", "prompt"),
         _edge("negative_prompt", "value", "neg_cond", "prompt"),
         _edge("pos_cond", "conditioning", "pos_cond_collect", "item"),
@@ -177,22 +181,51 @@ def _sd_graph(spec: GenerateSpec) -> dict[str, Any]:
         _edge("noise", "noise", "denoise_latents", "noise"),
         _edge("denoise_latents", "latents", "l2i", "latents"),
     ]
-    if xl:
-        for cond_id, prompt in (("pos_cond", "positive_prompt"), ("neg_cond", "negative_prompt")):
-            edges += [_edge("model_loader", "clip", cond_id, "clip"),
-                      _edge("model_loader", "clip2", cond_id, "clip2"),
+    for cond_id, prompt in (("pos_cond", "positive_prompt"), ("neg_cond", "negative_prompt")):
+        edges.append(_edge(clip, "clip", cond_id, "clip"))
+        if xl:
+            edges += [_edge(clip2, "clip2", cond_id, "clip2"),
                       _edge(prompt, "value", cond_id, "style")]
-    else:
-        nodes["clip_skip"] = {"type": "clip_skip", "skipped_layers": 0}
-        edges += [_edge("model_loader", "clip", "clip_skip", "clip"),
-                  _edge("clip_skip", "clip", "pos_cond", "clip"),
-                  _edge("clip_skip", "clip", "neg_cond", "clip")]
+    if not xl:
+        edges.append(_edge("model_loader", "clip", "clip_skip", "clip"))
+    if spec.loras:
+        edges += _lora_edges(spec, xl)
     vae_source = "model_loader"
     if spec.vae is not None:
         nodes["vae"] = {"type": "vae_loader", "vae_model": _ident(spec.vae)}
         vae_source = "vae"
     edges.append(_edge(vae_source, "vae", "l2i", "vae"))
     return _finish(spec, nodes, edges, "sdxl_txt2img" if xl else "txt2img")
+
+
+def _add_loras(
+    spec: GenerateSpec, nodes: dict[str, dict[str, Any]], xl: bool
+) -> tuple[str, str, str]:
+    """The GUI's LoRA nodes (a selector per LoRA, a collector, the collection loader); the
+    nodes the UNet, CLIP and CLIP 2 then come from."""
+    plain_clip = "model_loader" if xl else "clip_skip"
+    if not spec.loras:
+        return "model_loader", plain_clip, "model_loader"
+    for index, (lora, weight) in enumerate(spec.loras):
+        nodes[f"lora_selector_{index}"] = {
+            "type": "lora_selector", "lora": _ident(lora), "weight": weight,
+        }
+    nodes["lora_collector"] = {"type": "collect"}
+    nodes["lora_loader"] = {
+        "type": "sdxl_lora_collection_loader" if xl else "lora_collection_loader",
+    }
+    return "lora_loader", "lora_loader", "lora_loader"
+
+
+def _lora_edges(spec: GenerateSpec, xl: bool) -> list[dict[str, Any]]:
+    edges = [_edge(f"lora_selector_{i}", "lora", "lora_collector", "item")
+             for i in range(len(spec.loras))]
+    edges += [_edge("lora_collector", "collection", "lora_loader", "loras"),
+              _edge("model_loader", "unet", "lora_loader", "unet"),
+              _edge("model_loader" if xl else "clip_skip", "clip", "lora_loader", "clip")]
+    if xl:
+        edges.append(_edge("model_loader", "clip2", "lora_loader", "clip2"))
+    return edges
 
 
 def _flux_graph(spec: GenerateSpec) -> dict[str, Any]:
@@ -244,6 +277,8 @@ def _finish(
         meta["cfg_scale"] = spec.cfg_scale
     if spec.vae is not None:
         meta["vae"] = _ident(spec.vae)
+    if spec.loras:
+        meta["loras"] = [{"model": _ident(lora), "weight": w} for lora, w in spec.loras]
     nodes["core_metadata"] = meta
     edges += [_edge("seed", "value", "core_metadata", "seed"),
               _edge("positive_prompt", "value", "core_metadata", "positive_prompt"),
@@ -281,6 +316,53 @@ def _check_text(name: str, value: object) -> str:
             f"{name} must be a string, got {value!r}", input=name, rule="string"
         )
     return value
+
+
+def _check_options(
+    prompt: object, negative: object, width: object, height: object, steps: object,
+    seed: object, cfg_scale: object, scheduler: object,
+) -> None:
+    _check_text("prompt", prompt)
+    _check_text("negative", negative)
+    for name, value in (("width", width), ("height", height), ("steps", steps)):
+        if value is not None:
+            _check_size(name, value)
+    if seed is not None:
+        _check_seed("seed", seed)
+    if cfg_scale is not None and (
+        isinstance(cfg_scale, bool) or not isinstance(cfg_scale, (int, float))
+    ):
+        raise errors.ValidationError(
+            f"cfg_scale must be a number, got {cfg_scale!r}", input="cfg_scale", rule="number"
+        )
+    if scheduler is not None:
+        _check_text("scheduler", scheduler)
+
+
+def _check_loras(
+    loras: Mapping[str | ModelConfig, float] | None,
+) -> list[tuple[str | ModelConfig, float]]:
+    if loras is None:
+        return []
+    if not isinstance(loras, Mapping):
+        raise errors.ValidationError(
+            f"loras must map LoRA names (or keys, or ModelConfigs) to weights, got {loras!r}",
+            input="loras", rule="mapping of LoRA to weight",
+        )
+    checked = []
+    for lora, weight in loras.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise errors.ValidationError(
+                f"loras: the weight of {lora!r} must be a number, got {weight!r}",
+                input="loras", rule="number",
+            )
+        if not isinstance(lora, (str, ModelConfig)) or lora == "":
+            raise errors.ValidationError(
+                f"loras: {lora!r} is no LoRA name, key or ModelConfig", input="loras",
+                rule="LoRA name, key or ModelConfig",
+            )
+        checked.append((lora, float(weight)))
+    return checked
 
 
 class Generator:
@@ -321,24 +403,13 @@ class Generator:
         cfg_scale: float | None = None,
         scheduler: str | None = None,
         vae: str | ModelConfig | None = None,
+        loras: Mapping[str | ModelConfig, float] | None = None,
         board: BoardRef | None = None,
     ) -> GenerateSpec:
-        """Check the arguments, resolve the model, VAE and board: the spec a graph needs."""
-        _check_text("prompt", prompt)
-        _check_text("negative", negative)
-        for name, value in (("width", width), ("height", height), ("steps", steps)):
-            if value is not None:
-                _check_size(name, value)
-        if seed is not None:
-            _check_seed("seed", seed)
-        if cfg_scale is not None and (
-            isinstance(cfg_scale, bool) or not isinstance(cfg_scale, (int, float))
-        ):
-            raise errors.ValidationError(
-                f"cfg_scale must be a number, got {cfg_scale!r}", input="cfg_scale", rule="number"
-            )
-        if scheduler is not None:
-            _check_text("scheduler", scheduler)
+        """Check the arguments, resolve the model, VAE, LoRAs and board: the spec a graph
+        needs."""
+        _check_options(prompt, negative, width, height, steps, seed, cfg_scale, scheduler)
+        weights = _check_loras(loras)
         chosen = await self.resolve_model(model)
         base = chosen.base
         settings = chosen.default_settings or {}
@@ -356,7 +427,15 @@ class Generator:
         if vae is not None:
             spec = replace(spec, vae=await self._model_of("vae", vae, base))
         if base == "flux":
+            if weights:
+                raise errors.ValidationError(
+                    "loras: generate() applies LoRAs to SD1.x, SD2 and SDXL models only",
+                    input="loras", rule="SD LoRAs",
+                )
             spec = replace(spec, extras=await self._flux_extras())
+        if weights:
+            found = [(await self._model_of("lora", name, base), w) for name, w in weights]
+            spec = replace(spec, loras=tuple(found))
         if board is not None:
             spec = replace(spec, board_id=await self._boards.resolve(board))
         return spec

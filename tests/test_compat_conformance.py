@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from invokeai_client import AsyncClient, RunCanceledError, errors
+from invokeai_client import AsyncClient, NodeCompleted, RunCanceledError, StatusChanged, errors
 from invokeai_client._compat import ServerFeatures
 from invokeai_client.workflows import examples
 
@@ -83,6 +83,25 @@ async def test_every_example_workflow_runs(versioned: Peer, name: str) -> None:
         results = await batch
     assert results
     assert all(r.ok for r in results), [(r.error_type, r.error_message) for r in results]
+
+
+async def test_workflow_library_saves_and_reads_back(versioned: Peer) -> None:
+    """6.14 GUI exports (meta.version 3 and 4) go into this version's library in a format its
+    GUI reads; a connector workflow on a server before 6.13 is an error naming the version."""
+    async with versioned.client() as client:
+        plain = await client.workflows.create(examples.path("arithmetic-form"))
+        try:
+            again = await client.workflows.get_record(plain.workflow_id)
+            assert again.workflow["name"] == plain.workflow["name"]
+        finally:
+            await client.workflows.delete(plain.workflow_id)
+        if FEATURES.supports("workflow_meta_v4"):
+            v4 = await client.workflows.create(examples.path("connectors-v4"))
+            assert v4.workflow["meta"]["version"] == "4.0.0"
+            await client.workflows.delete(v4.workflow_id)
+        else:
+            with pytest.raises(errors.EndpointNotAvailableError, match=TEST_VERSION):
+                await client.workflows.create(examples.path("connectors-v4"))
 
 
 async def test_images_upload_download_and_delete(versioned: Peer) -> None:
@@ -157,6 +176,21 @@ async def test_retry_is_there_or_names_the_version(versioned: Peer) -> None:
         else:
             with pytest.raises(errors.EndpointNotAvailableError, match=TEST_VERSION):
                 await client.queue.retry(failed.value.item_id)
+
+
+async def test_events_tell_each_step_once(versioned: Peer) -> None:
+    """One event per step of a run, on every version (6.13 sends each one twice)."""
+    async with versioned.client() as client:
+        wf = await client.workflows.load(examples.path("arithmetic-form"))
+        run = await wf.submit()
+        seen = [event async for event in run.events()]
+        await run
+    completed = [e.node_id for e in seen if isinstance(e, NodeCompleted)]
+    assert sorted(completed) == sorted(set(completed))
+    assert len(completed) == len(run.outputs)
+    statuses = [e.status for e in seen if isinstance(e, StatusChanged)]
+    assert statuses[-1] == "completed"
+    assert statuses.count("completed") == 1
 
 
 async def test_cancel_is_told_by_the_events_and_the_result(versioned: Peer) -> None:

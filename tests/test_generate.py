@@ -123,6 +123,27 @@ def test_graph_follows_the_models_base(
     assert graph["nodes"]["positive_prompt"]["value"] == "a cat"
 
 
+@pytest.mark.parametrize(("base", "loader"), [("sd-1", "lora_collection_loader"),
+                                              ("sdxl", "sdxl_lora_collection_loader")])
+def test_loras_are_routed_between_the_loader_and_the_prompts(base: str, loader: str) -> None:
+    spec = _spec(base, loras=((model("a-lora", base, "lora"), 0.5),
+                              (model("b-lora", base, "lora"), 1.0)))
+    graph = text_to_image_graph(spec)
+    nodes, edges = graph["nodes"], {
+        (e["source"]["node_id"], e["source"]["field"], e["destination"]["node_id"],
+         e["destination"]["field"]) for e in graph["edges"]}
+    assert nodes["lora_loader"]["type"] == loader
+    assert [nodes[f"lora_selector_{i}"]["weight"] for i in (0, 1)] == [0.5, 1.0]
+    assert ("lora_loader", "unet", "denoise_latents", "unet") in edges
+    assert ("lora_loader", "clip", "pos_cond", "clip") in edges
+    assert ("model_loader", "unet", "denoise_latents", "unet") not in edges
+    assert [m["weight"] for m in nodes["core_metadata"]["loras"]] == [0.5, 1.0]
+    for node in nodes.values():
+        schema = BUNDLED.get(node["type"])
+        assert schema is not None
+        assert set(node) - {"id", "type", "is_intermediate", "use_cache"} <= set(schema.inputs)
+
+
 def test_a_standalone_vae_is_loaded_when_given() -> None:
     graph = text_to_image_graph(_spec("sd-1", vae=model("tiny-sd1-vae", type="vae")))
     assert graph["nodes"]["vae"]["vae_model"]["name"] == "tiny-sd1-vae"

@@ -252,3 +252,35 @@ def test_the_blocking_client_generates_too(
         copy = client.copy_image_to_board(image, "none")
         assert (copy.width, copy.height) == (SIZE, SIZE)
         assert copy.image_name != image.image_name
+
+
+async def test_a_user_of_a_multi_user_server_generates_with_the_admins_models(
+    real_multiuser_server: Peer, real_multiuser_models: dict[str, ModelConfig]
+) -> None:
+    from .conftest import USER
+
+    async with real_multiuser_server.client(email=USER[0], password=USER[1]) as client:
+        run = await client.generate(uuid.uuid4().hex, model="tiny-sd1", width=SIZE,
+                                    height=SIZE, steps=2)
+        story = await _events(run)
+        result = await run
+    assert [(i.width, i.height) for i in result.images] == [(SIZE, SIZE)]
+    assert [e.step for e in story if isinstance(e, NodeProgress) and e.step is not None] == [
+        0, 1, 2]
+    assert any(isinstance(e, ModelLoadCompleted) for e in story)  # sent to the user's room
+
+
+async def test_a_tiny_lora_is_applied_by_generate(
+    real_server: Peer, real_models: dict[str, ModelConfig]
+) -> None:
+    async with real_server.client() as client:
+        run = await client.generate(uuid.uuid4().hex, model="tiny-sd1", width=SIZE,
+                                    height=SIZE, steps=2, loras={"tiny-sd1-lora": 0.8})
+        story = await _events(run)
+        result = await run
+        metadata = await client.images.metadata(result.images[0].image_name)
+    loads = {e.name for e in story if isinstance(e, ModelLoadCompleted)}
+    assert "tiny-sd1-lora" in loads
+    assert metadata is not None
+    assert [(m["model"]["name"], m["weight"]) for m in metadata["loras"]] == [
+        ("tiny-sd1-lora", 0.8)]

@@ -5,6 +5,8 @@
 - ``invokeai-client inputs``: list a workflow's inputs, their types and values.
 - ``invokeai-client info``: the server's version and mode.
 - ``invokeai-client batch``: a durable sweep over one or more servers (``--resume``).
+- ``invokeai-client generate``: text to image over a sweep of seeds with live step progress
+  (a local server gets the tiny random-weight test models).
 
 Without ``--url`` (or ``$INVOKEAI_URL``) a local InvokeAI is started for the command
 (installed on first use). Problems are reported as one ``error: ...`` line; each kind has
@@ -37,6 +39,7 @@ from ._run import run_batch
 from ._server import add_server_options, client_options, server_url
 from ._values import one_line
 from .batch import add_batch_parser, run_batch_command
+from .generate import add_generate_parser, generate_images
 
 __all__ = ["main"]
 
@@ -101,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workflow_option(inputs)
 
     add_batch_parser(sub)
+    add_generate_parser(sub)
 
     info = sub.add_parser("info", help="show the server's version and mode")
     add_server_options(info)
@@ -153,6 +157,8 @@ def _batch_command(args: argparse.Namespace, console: Console) -> int:
 def _command(args: argparse.Namespace, console: Console) -> int:
     if args.command == "batch":
         return _batch_command(args, console)
+    if args.command == "generate":
+        return _generate_command(args, console)
     if args.command == "run":
         plan = make_plan(args)  # everything checkable offline, before any server
         options = client_options(args)
@@ -168,6 +174,17 @@ def _command(args: argparse.Namespace, console: Console) -> int:
     options = client_options(args)
     with server_url(args.url, console) as url:
         return asyncio.run(_info(url, options, console, as_json=args.json))
+
+
+def _generate_command(args: argparse.Namespace, console: Console) -> int:
+    options = client_options(args)
+    with server_url(args.url, console, tiny_models=True) as url:
+        code = asyncio.run(generate_images(args, url, options, console, local=not args.url))
+        if code is not None:
+            return code
+        demo = ["run"] + (["--out", args.out] if args.out else [])
+        plan = make_plan(build_parser().parse_args(demo))
+        return asyncio.run(run_batch(plan, url, options, console))
 
 
 async def _info(url: str, options: dict[str, Any], console: Console, *, as_json: bool) -> int:

@@ -99,6 +99,12 @@ class ProgressDisplay:
             fields["activity"] = activity
         self._progress.update(self._task, completed=self.done, total=self.total, **fields)
 
+    def set_title(self, title: str) -> None:
+        """Change the title the live display shows before the bar (e.g. the current step)."""
+        self.title = title
+        if self._progress is not None:
+            self._progress.update(self._task, description=title)
+
     def finished(self, line: str, *, ok: bool = True) -> None:
         """An item ended: off a terminal a numbered line; on one, a line only if not ok."""
         self.done += 1

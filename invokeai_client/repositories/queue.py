@@ -148,10 +148,6 @@ class QueueRepository(Repository):
                 ids = [integer(i) for i in as_object(answer).get("item_ids") or []]
         return sorted(ids, reverse=order == "desc")
 
-    async def _require(self, feature: str) -> None:
-        """EndpointNotAvailableError naming the server's version if it lacks ``feature``."""
-        (await self._context.features()).require(feature)
-
     async def _legacy(self) -> bool:
         """Whether this server predates ``item_ids`` (InvokeAI before 6.7)."""
         return not (await self._context.features()).supports("queue_item_ids")

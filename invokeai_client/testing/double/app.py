@@ -4,6 +4,7 @@ the sockets and the stores every area shares. Areas add their routes with :meth:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -20,6 +21,8 @@ from .records import DoubleImage
 from .versions import lacks_route, missing_route, trim_answer
 
 VERSION = "6.14.2"
+SHUTDOWN_TIMEOUT = 0.25
+"""Seconds :meth:`DoubleApp.stop` lets requests in flight finish before cutting them."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -77,7 +80,10 @@ class DoubleApp:
         return f"http://127.0.0.1:{self.port}"
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app, handle_signals=False)
+        # Stopping cuts requests still in flight (a fault's delay, a long poll) after a
+        # moment instead of waiting up to aiohttp's default minute for them.
+        self._runner = web.AppRunner(self.app, handle_signals=False,
+                                     shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -127,6 +133,9 @@ class DoubleApp:
         if self.features.version != REFERENCE and lacks_route(self.features, request.method, path):
             return missing_route(request.method)  # an older InvokeAI (``version=``)
         rule = self.faults.match(request.method, path)
+        if rule is not None and rule.handled_after is not None:
+            await request.read()  # kept on the request for the handler that runs later
+            self.spawn(_handle_later(handler, request, rule.handled_after))
         if rule is not None:
             faulty = await _apply_fault(rule, request)
             if faulty is not None:
@@ -227,6 +236,14 @@ class DoubleApp:
                 count += 1
             self.sockets.pop(sid, None)
         return count
+
+
+async def _handle_later(handler: Handler, request: web.Request, delay: float) -> None:
+    """The server side of a gateway fault: the request is handled although its client was
+    told it failed."""
+    await asyncio.sleep(delay)
+    with contextlib.suppress(web.HTTPException):
+        await handler(request)
 
 
 async def _apply_fault(rule: FaultRule, request: web.Request) -> web.StreamResponse | None:

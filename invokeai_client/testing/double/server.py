@@ -21,6 +21,8 @@ class InvokeAIDouble(DoubleApp):
         self.queue: SessionQueue = SessionQueue.install(self)
         """The session queue and its processor; ``queue.faults`` holds its fault switches."""
         workflows.install(self)
+        # InvokeAI 6.13 sends every item event twice to a single-user socket.
+        self.queue.faults.duplicate_events = self.features.supports("doubled_events")
 
     async def start(self) -> InvokeAIDouble:
         """Listen on a free loopback port (see :attr:`url`)."""
