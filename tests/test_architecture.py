@@ -25,15 +25,12 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
     {
         # the run state machine split (arch-r) removes this
         frozenset({"runs._manager", "runs._run"}),
-        # the compile stage (arch-w) removes this
-        frozenset({"workflows.graph", "workflows.handle", "workflows.model_sync"}),
     }
 )
 KNOWN_LONG_MODULES: frozenset[str] = frozenset(
     {
         "runs/_manager.py",
         "runs/_run.py",
-        "workflows/handle.py",
     }
 )
 KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
@@ -50,10 +47,6 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
         "workflows/definition.py:_form_fields",
         "workflows/definition.py:_parse_nodes",
         "workflows/generators.py:generator_values",
-        "workflows/graph.py:build_graph",
-        "workflows/handle.py:WorkflowHandle._batch_datum",
-        "workflows/handle.py:WorkflowHandle.build_batch",
-        "workflows/model_sync.py:sync_models",
     }
 )
 

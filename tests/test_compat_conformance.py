@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from invokeai_client import AsyncClient, RunCanceledError, errors
+from invokeai_client import AsyncClient, NodeCompleted, RunCanceledError, StatusChanged, errors
 from invokeai_client._compat import ServerFeatures
 from invokeai_client.workflows import examples
 
@@ -176,6 +176,21 @@ async def test_retry_is_there_or_names_the_version(versioned: Peer) -> None:
         else:
             with pytest.raises(errors.EndpointNotAvailableError, match=TEST_VERSION):
                 await client.queue.retry(failed.value.item_id)
+
+
+async def test_events_tell_each_step_once(versioned: Peer) -> None:
+    """One event per step of a run, on every version (6.13 sends each one twice)."""
+    async with versioned.client() as client:
+        wf = await client.workflows.load(examples.path("arithmetic-form"))
+        run = await wf.submit()
+        seen = [event async for event in run.events()]
+        await run
+    completed = [e.node_id for e in seen if isinstance(e, NodeCompleted)]
+    assert sorted(completed) == sorted(set(completed))
+    assert len(completed) == len(run.outputs)
+    statuses = [e.status for e in seen if isinstance(e, StatusChanged)]
+    assert statuses[-1] == "completed"
+    assert statuses.count("completed") == 1
 
 
 async def test_cancel_is_told_by_the_events_and_the_result(versioned: Peer) -> None:

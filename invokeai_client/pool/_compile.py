@@ -27,9 +27,7 @@ def sweep_groups(
     data: Sequence[Sequence[Mapping[str, Any]]] | None,
 ) -> Groups:
     """``Batch.data`` groups for a sweep (keys as the handle takes them) plus raw ``data``."""
-    groups = handle._sweep_groups(sweep or {}, zip)
-    if data is not None:
-        groups.extend([dict(datum) for datum in group] for group in handle._user_data(data))
+    groups = handle.sweep_groups(sweep, zip=zip, data=data)
     if handle.local_images():
         raise ValidationError(
             "the pool sends the workflow to several servers and does not upload local image "

@@ -12,8 +12,9 @@ from typing import Any
 
 from .. import errors
 from ..client import AsyncClient
-from ..workflows.handle import WorkflowHandle, _resolve_board
+from ..workflows.handle import WorkflowHandle
 from ..workflows.model_sync import sync_models
+from ..workflows.prepare import resolve_board
 from ._compile import compile_body, sweep_groups
 from ._failover import watch_members
 from ._member import Member
@@ -250,8 +251,8 @@ class ServerPool:
             copy._client = member.client
             try:
                 if sync and copy.model_fields():
-                    await sync_models(copy, member.client)
-                board_id = await _resolve_board(member.client, board)
+                    await sync_models(copy.form, member.client)
+                board_id = await resolve_board(member.client.boards, board)
             except (errors.ModelNotFoundError, errors.BoardError) as exc:
                 excluded[member.url] = str(exc)
                 continue
