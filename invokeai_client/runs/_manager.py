@@ -54,8 +54,15 @@ CANCEL_TIMEOUT = 10.0
 """Seconds a cancel request may take when a run is abandoned or the client closes."""
 CLOSE_TIMEOUT = 10.0
 """Seconds closing the client waits for pending cancels and background work."""
-RECOVERY_DEADLINE = 30.0
-"""Seconds spent finding out whether an enqueue whose answer was lost went through."""
+ENQUEUE_FATE_WINDOW = 30.0
+"""Seconds the server is asked (by batch id) about an enqueue whose fate is unknown (a 5xx,
+perhaps from a gateway while InvokeAI still writes the batch, a timeout, a reset) before its
+silence counts as a definite no. Items that show up within it are adopted."""
+UNREACHABLE_AFTER = 300.0
+"""Seconds the server may stay unreachable (socket down, every REST read failing) before the
+runs in flight end as ``lost`` with one clear error, so ``await run`` always ends."""
+RECOVERY_DEADLINE = 120.0
+"""Seconds spent at most finding out the fate of an enqueue (the server may be unreachable)."""
 ENQUEUE_RESENDS = 2
 """How often an enqueue the server provably never recorded is sent again."""
 SUMMARY_CHUNK = 1000
@@ -156,6 +163,13 @@ class RunManager:
         """Seconds without news after which a run's item is read over REST."""
         self.poll_interval = POLL_INTERVAL
         """Seconds between REST reads of the runs in flight while there is no socket."""
+        self.unreachable_after = UNREACHABLE_AFTER
+        """Seconds of unreachable server after which runs in flight end as ``lost`` (see
+        :data:`UNREACHABLE_AFTER`)."""
+        self._unreachable_since: float | None = None
+        self.enqueue_fate_window = ENQUEUE_FATE_WINDOW
+        """Seconds an enqueue of unknown fate is looked for by batch id before it may be
+        sent again (see :data:`ENQUEUE_FATE_WINDOW`)."""
         self.rest_checks = 0
         self.router.on_wake(self._on_disconnect)
         self.router.on_queue_cleared(self._on_queue_cleared)
@@ -306,10 +320,13 @@ class RunManager:
             self._drop(batch)
             raise
         if self._closed:
+            outcome = "it was left on the server"
+            if not detach:  # nothing else will cancel it: the close has passed its cancels
+                batch.confirm(answer)
+                _, outcome = await asyncio.shield(self._spawn(self._cancel_batch_quietly(batch)))
             self._drop(batch)
             raise errors.InvokeAIError(
-                f"the client closed while batch {batch.batch_id} was being submitted; it was "
-                + ("left on the server" if detach else "canceled on the server")
+                f"the client closed while batch {batch.batch_id} was being submitted; {outcome}"
             )
         if answer.enqueued == 0 or (answer.enqueued < answer.requested and not partial):
             raise await self._cut(batch, answer)
@@ -448,6 +465,7 @@ class RunManager:
                     raise
                 resends += 1
                 await asyncio.sleep(exc.retry_after or 0.5 * 2**resends)
+                continue
             except errors.ConnectionError as exc:
                 if isinstance(exc.__cause__, aiohttp.ClientConnectorError):
                     # The connection was never made, so the request was never sent.
@@ -456,49 +474,48 @@ class RunManager:
                     resends += 1
                     await asyncio.sleep(0.5 * 2**resends)
                     continue
-                return await self._recover_or_raise(batch, exc)  # fate unknown: never resend
-            except errors.TimeoutError as exc:
-                return await self._recover_or_raise(batch, exc)
-            except errors.InternalServerError as exc:
-                # The server answered, so it is done with the request: if it recorded
-                # nothing, sending again cannot double the batch.
-                found = await self._recover_enqueue(batch, exc, may_resend=True)
-                if found is not None:
-                    return found
-                if resends >= ENQUEUE_RESENDS:
-                    raise
-                resends += 1
-                log.info("batch %s was not enqueued (%s); sending it again", batch.batch_id, exc)
-
-    async def _recover_or_raise(
-        self, batch: BatchRun, cause: errors.InvokeAIError
-    ) -> EnqueueBatchResult:
-        found = await self._recover_enqueue(batch, cause)
-        assert found is not None  # without may_resend it raises instead
-        return found
+                fate: errors.InvokeAIError = exc
+            except (errors.TimeoutError, errors.InternalServerError) as exc:
+                # A 5xx may come from a gateway that gave up while InvokeAI still writes the
+                # batch: like a timeout or a reset, the enqueue's fate is unknown.
+                fate = exc
+            found = await self._recover_enqueue(batch, fate)
+            if found is not None:
+                return found
+            if resends >= ENQUEUE_RESENDS:
+                raise errors.ConnectionError(
+                    f"enqueue of batch {batch.batch_id} failed ({fate}); the server has no "
+                    "record of it, and it was already sent again "
+                    f"{ENQUEUE_RESENDS} times"
+                ) from fate
+            resends += 1
+            log.warning("batch %s was not enqueued (%s; the server had no record of it for "
+                        "%.0f s); sending it again", batch.batch_id, fate,
+                        self.enqueue_fate_window)
 
     async def _recover_enqueue(
-        self, batch: BatchRun, cause: errors.InvokeAIError, *, may_resend: bool = False
+        self, batch: BatchRun, cause: errors.InvokeAIError
     ) -> EnqueueBatchResult | None:
-        """Find out over REST whether a batch whose enqueue answer was lost exists.
+        """Find out over REST, by the client-chosen batch id, whether an enqueue whose fate is
+        unknown went through.
 
-        Returns the reconstructed answer; None when it does not exist and ``may_resend``
-        (the caller may send again); otherwise raises.
+        Returns the reconstructed answer when its items are there; None only on a definite no
+        (every answer over :attr:`enqueue_fate_window` seconds, at least three, said the batch
+        has no items), after which sending again cannot double it. When the server cannot be
+        asked for long enough, raises ConnectionError: the batch is not sent again.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + RECOVERY_DEADLINE
+        started = loop.time()
+        window = self.enqueue_fate_window
+        deadline = started + max(RECOVERY_DEADLINE, 2 * window)
         delay = 0.25
         last_error: Exception | None = None
-        checks = 0
-        first_check: float | None = None
-        log.info("enqueue of batch %s lost its answer (%s); checking the server", batch.batch_id,
-                 cause)
+        noes = 0
+        log.info("enqueue of batch %s has an unknown fate (%s); asking the server for up to "
+                 "%.0f s", batch.batch_id, cause, window)
         while True:
             try:
                 status = await self._queue.batch_status(batch.batch_id)
-                checks += 1
-                if first_check is None:
-                    first_check = loop.time()
                 if status.total > 0:
                     ids = await self._find_batch_items(batch, status.total)
                     return EnqueueBatchResult(
@@ -507,26 +524,21 @@ class RunManager:
                         item_ids=ids,
                         batch={"batch_id": batch.batch_id},
                     )
-                if may_resend and checks >= 2:
-                    return None
-                if checks >= 3 and loop.time() - first_check >= 5.0:
-                    break  # several looks over seconds: it is not there
-            except (errors.ConnectionError, errors.TimeoutError, errors.InternalServerError) as exc:
+                noes += 1
+                if noes >= 3 and loop.time() - started >= window:
+                    return None  # asked long enough, and every answer was no
+            except (errors.ConnectionError, errors.TimeoutError, errors.InternalServerError,
+                    errors.UnexpectedResponseError) as exc:
                 last_error = exc
             if loop.time() + delay > deadline:
                 break
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 4.0)
-        if checks:
-            raise errors.ConnectionError(
-                f"enqueue of batch {batch.batch_id} got no answer ({cause}); the server has no "
-                f"record of it after {checks} checks, so it was not enqueued (or is still being "
-                "enqueued). It was not sent again, to avoid a double submission."
-            ) from cause
+            delay = min(delay * 2, 2.0)
         raise errors.ConnectionError(
-            f"enqueue of batch {batch.batch_id} got no answer ({cause}) and the server could "
-            f"not be asked whether it has it ({last_error}); check GET "
-            f"{self.context.queue_path}/b/{batch.batch_id}/status before sending it again"
+            f"enqueue of batch {batch.batch_id} has an unknown fate ({cause}) and the server "
+            f"could not be asked long enough whether it has it ({last_error}); it was not "
+            f"sent again. Check GET {self.context.queue_path}/b/{batch.batch_id}/status "
+            "before sending it again"
         ) from cause
 
     async def _find_batch_items(self, batch: BatchRun, total: int) -> list[int]:
@@ -589,6 +601,7 @@ class RunManager:
         self._poke()
 
     async def _on_reconnect(self) -> None:
+        self._unreachable_since = None
         # Events are not replayed after a reconnect: read every run in flight over REST.
         for batch in self._batches.values():
             if batch.confirmed:
@@ -632,8 +645,34 @@ class RunManager:
                 log.info("REST catch-up of %d runs failed (%s); retrying in %.1fs",
                          len(due), exc, backoff)
                 self._dirty.update(run for run in due if run._result is None)
+                self._note_unreachable(exc)
             else:
                 backoff = 0.0
+                self._unreachable_since = None
+
+    def _note_unreachable(self, exc: Exception) -> None:
+        """Count how long the server has been out of reach; past :attr:`unreachable_after`,
+        end every run in flight as ``lost`` (logged once)."""
+        unreachable = (errors.ConnectionError, errors.TimeoutError, errors.InternalServerError)
+        if not isinstance(exc, unreachable) or self.context.connected:
+            self._unreachable_since = None
+            return
+        now = _now()
+        since = self._unreachable_since
+        if since is None:
+            self._unreachable_since = now
+            return
+        if now - since < self.unreachable_after:
+            return
+        runs = [run for b in self._batches.values() if b.confirmed for run in b.unsettled()]
+        log.error("InvokeAI at %s has been unreachable for %.0f s (%s); ending %d runs in "
+                  "flight as lost", self.context.base_url, now - since, exc, len(runs))
+        for run in runs:
+            run.end_locally("lost", (
+                f"InvokeAI at {self.context.base_url} was unreachable for {now - since:.0f} s "
+                f"(last error: {exc}); the outcome of queue item {run.item_id} is unknown"
+            ))
+        self._unreachable_since = None
 
     def _due(self, connected: bool) -> set[WorkflowRun]:
         due = {run for run in self._dirty if run._result is None}
@@ -683,19 +722,21 @@ class RunManager:
 
     # -- cancellation --------------------------------------------------------------------
 
-    async def cancel_run(self, run: WorkflowRun) -> None:
-        """Cancel one item on the server and apply what the server answers."""
+    async def cancel_run(self, run: WorkflowRun) -> str:
+        """Cancel one item on the server and apply what the server answers; the item's
+        status the server reported (``"canceled"`` when it canceled it)."""
         if run._result is not None:
-            return
+            return run._result.status
         try:
             item = await self._queue.cancel(run.item_id)
         except errors.NotFoundError:
             run.lose(f"the server no longer has queue item {run.item_id}")
-            return
+            return "lost"
         if item.status in TERMINAL and not item.session:
             self.check_soon(run)
         else:
             run.apply_item(item)
+        return item.status
 
     async def cancel_batch(self, batch: BatchRun) -> int:
         """Cancel every pending or running item of ``batch``; returns the server's count."""
@@ -711,25 +752,34 @@ class RunManager:
             self.check_soon(run)
         return canceled
 
-    async def cancel_run_shielded(self, run: WorkflowRun) -> None:
-        """Cancel ``run``'s item even if the caller is being cancelled (bounded in time)."""
-        await asyncio.shield(self._spawn(self._cancel_run_quietly(run)))
+    async def cancel_run_shielded(self, run: WorkflowRun) -> tuple[bool, str]:
+        """Cancel ``run``'s item even if the caller is being cancelled (bounded in time):
+        whether the server confirmed the cancel, and what happened in words."""
+        return await asyncio.shield(self._spawn(self._cancel_run_quietly(run)))
 
-    async def cancel_batch_shielded(self, batch: BatchRun) -> None:
-        await asyncio.shield(self._spawn(self._cancel_batch_quietly(batch)))
+    async def cancel_batch_shielded(self, batch: BatchRun) -> tuple[bool, str]:
+        return await asyncio.shield(self._spawn(self._cancel_batch_quietly(batch)))
 
-    async def _cancel_run_quietly(self, run: WorkflowRun) -> None:
+    async def _cancel_run_quietly(self, run: WorkflowRun) -> tuple[bool, str]:
         try:
-            await asyncio.wait_for(self.cancel_run(run), CANCEL_TIMEOUT)
+            status = await asyncio.wait_for(self.cancel_run(run), CANCEL_TIMEOUT)
         except Exception as exc:
             log.warning("could not cancel queue item %s: %s", run.item_id, exc)
             self.check_soon(run)
+            return False, f"canceling it failed ({exc}); it may still run on the server"
+        if status == "canceled":
+            return True, "it was canceled on the server"
+        return False, f"the server did not cancel it: it was {status} already"
 
-    async def _cancel_batch_quietly(self, batch: BatchRun) -> None:
+    async def _cancel_batch_quietly(self, batch: BatchRun) -> tuple[bool, str]:
         try:
-            await asyncio.wait_for(self.cancel_batch(batch), CANCEL_TIMEOUT)
+            count = await asyncio.wait_for(self.cancel_batch(batch), CANCEL_TIMEOUT)
         except Exception as exc:
             log.warning("could not cancel batch %s: %s", batch.batch_id, exc)
+            return False, f"canceling it failed ({exc}); its items may still run on the server"
+        if count:
+            return True, f"the server canceled {count} of its items"
+        return False, "the server had none of its items left to cancel"
 
     # -- bookkeeping ---------------------------------------------------------------------
 

@@ -195,12 +195,10 @@ class WorkflowRun(ItemRoute):
                     await asyncio.wait_for(waiter, timeout)
             except asyncio.TimeoutError:
                 self._forget_waiter(waiter)
-                canceled = await self._abandon()
+                canceled, outcome = await self._abandon()
                 raise errors.RunTimeoutError(
                     f"queue item {self.item_id} did not finish within {timeout}s "
-                    f"(last status {self.status!r}); "
-                    + ("it was canceled on the server" if canceled else
-                       "it was left running on the server"),
+                    f"(last status {self.status!r}); {outcome}",
                     item_id=self.item_id,
                     batch_id=self.batch_id,
                     session_id=self.session_id,
@@ -605,12 +603,12 @@ class WorkflowRun(ItemRoute):
         self._result = result
         self._ran = result.status != "canceled" or bool(result.outputs)
 
-    async def _abandon(self) -> bool:
-        """The last waiter gave up: cancel the server item unless detached. True if sent."""
+    async def _abandon(self) -> tuple[bool, str]:
+        """The last waiter gave up: cancel the server item unless detached. Whether the
+        server confirmed the cancel, and what happened in words."""
         if self._result is not None or self._waiters or self.batch.detached:
-            return False
-        await self.batch.manager.cancel_run_shielded(self)
-        return True
+            return False, "it was left running on the server"
+        return await self.batch.manager.cancel_run_shielded(self)
 
     # -- event readers -------------------------------------------------------------------
 
@@ -889,12 +887,10 @@ class BatchRun:
                     await asyncio.wait_for(self._wait_change(), remaining)
         except asyncio.TimeoutError:
             self._waiters -= 1
-            canceled = await self._abandon()
+            canceled, outcome = await self._abandon()
             raise errors.RunTimeoutError(
                 f"batch {self.batch_id} did not finish within {timeout}s "
-                f"({len(self._finished)} of {self.expected} items done); "
-                + ("it was canceled on the server" if canceled else
-                   "it was left running on the server"),
+                f"({len(self._finished)} of {self.expected} items done); {outcome}",
                 batch_id=self.batch_id,
                 canceled=canceled,
             ) from None
@@ -916,11 +912,10 @@ class BatchRun:
             change = self._change = asyncio.get_running_loop().create_future()
         await asyncio.shield(change)
 
-    async def _abandon(self) -> bool:
+    async def _abandon(self) -> tuple[bool, str]:
         if self.done or self._waiters > 0 or self.detached:
-            return False
-        await self.manager.cancel_batch_shielded(self)
-        return True
+            return False, "it was left running on the server"
+        return await self.manager.cancel_batch_shielded(self)
 
     def field_values(self, index: int) -> FieldValues:
         """The batch values substituted into the item at ``index`` (submission order), keyed
@@ -960,6 +955,11 @@ class BatchRun:
             return None  # e.g. a retry of one of our items: not part of this batch run
         run = self._runs.get(item_id)
         if run is None:
+            if len(self._runs) >= self.expected:
+                # More items than the batch asked for: not all of them are ours. Keep none
+                # beyond that; the enqueue answer names the real ones, read over REST then.
+                self.gap = True
+                return None
             run = self._runs[item_id] = WorkflowRun(self, item_id)
             self._moved(None, "pending")
         return run
@@ -972,6 +972,13 @@ class BatchRun:
         ids = sorted(answer.item_ids)
         self.priority = answer.priority
         self.expected = len(ids) if ids else answer.enqueued
+        if ids:  # runs made for items the server did not confirm are phantoms: forget them
+            confirmed = set(ids)
+            for item_id, phantom in list(self._runs.items()):
+                if item_id not in confirmed:
+                    del self._runs[item_id]
+                    router.remove_item(item_id, phantom)
+                    self._counts[phantom.status] -= 1
         for index, item_id in enumerate(ids):
             run = self._runs.get(item_id)
             if run is None:
