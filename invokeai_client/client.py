@@ -175,6 +175,7 @@ class AsyncClient:
         self._opened = False
         await self.runs.aclose()
         await self._events.aclose()
+        self._router.close()
         await self._http.aclose()
 
     @property

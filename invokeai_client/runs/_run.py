@@ -955,6 +955,11 @@ class BatchRun:
             return None  # e.g. a retry of one of our items: not part of this batch run
         run = self._runs.get(item_id)
         if run is None:
+            if len(self._runs) >= self.expected:
+                # More items than the batch asked for: not all of them are ours. Keep none
+                # beyond that; the enqueue answer names the real ones, read over REST then.
+                self.gap = True
+                return None
             run = self._runs[item_id] = WorkflowRun(self, item_id)
             self._moved(None, "pending")
         return run
@@ -967,6 +972,13 @@ class BatchRun:
         ids = sorted(answer.item_ids)
         self.priority = answer.priority
         self.expected = len(ids) if ids else answer.enqueued
+        if ids:  # runs made for items the server did not confirm are phantoms: forget them
+            confirmed = set(ids)
+            for item_id, phantom in list(self._runs.items()):
+                if item_id not in confirmed:
+                    del self._runs[item_id]
+                    router.remove_item(item_id, phantom)
+                    self._counts[phantom.status] -= 1
         for index, item_id in enumerate(ids):
             run = self._runs.get(item_id)
             if run is None:
