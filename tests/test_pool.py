@@ -21,7 +21,7 @@ from .test_workflows_sync import CLIP, MAIN, SDXL, T5, VAE, model_workflow
 
 pytestmark = pytest.mark.anyio
 
-FAST = {"probe_interval": 0.1, "probe_timeout": 1.0, "down_after": 0.3}
+FAST = {"probe_interval": 0.1, "probe_timeout": 2.0, "down_after": 1.0}
 
 
 @contextlib.asynccontextmanager
