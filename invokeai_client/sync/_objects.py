@@ -214,6 +214,7 @@ class SyncRuns(Proxy[RunManager]):
     batches: Attr[builtins.list[SyncBatchRun]] = Attr()
     quiet_after: Settable[float] = Settable()
     poll_interval: Settable[float] = Settable()
+    rest_checks: Attr[int] = Attr()
     submit = blocking(RunManager.submit, returns=SyncWorkflowRun)
     submit_body = blocking(RunManager.submit_body, returns=SyncWorkflowRun)
     submit_batch = blocking(RunManager.submit_batch, returns=SyncBatchRun)
