@@ -119,7 +119,9 @@ class BatchTracker:
         self.listeners: list[EventSink] = []  # readers of the whole batch
         self.item_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self.waiters = 0  # tasks waiting on the whole batch
-        self.views: weakref.WeakValueDictionary[Any, Any] = weakref.WeakValueDictionary()
+        # The public objects showing this batch and its items, held weakly (one per key
+        # while anyone holds it): "batch" and item ids.
+        self.views: dict[Any, weakref.ref[Any]] | None = None
         self._ended = False
 
     def __repr__(self) -> str:
@@ -196,6 +198,18 @@ class BatchTracker:
 
     def unsettled(self) -> list[ItemState]:
         return [state for state in self.states.values() if state.result is None]
+
+    def view(self, key: Any) -> Any:
+        """The live view stored under ``key`` (None if there is none)."""
+        views = self.views
+        ref = views.get(key) if views is not None else None
+        return ref() if ref is not None else None
+
+    def keep_view(self, key: Any, view: Any) -> None:
+        views = self.views
+        if views is None:
+            views = self.views = {}
+        views[key] = weakref.ref(view)
 
     def values_at(self, index: int) -> dict[str, Any]:
         return self.shape.values_at(index)

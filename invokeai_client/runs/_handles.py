@@ -27,18 +27,20 @@ __all__ = ["BatchRun", "WorkflowRun", "batch_view", "run_view"]
 
 def run_view(tracker: BatchTracker, item_id: int) -> WorkflowRun:
     """The WorkflowRun of ``item_id`` in ``tracker`` (the same object while anyone holds it)."""
-    run = tracker.views.get(item_id)
+    run = tracker.view(item_id)
     if run is None:
-        run = tracker.views[item_id] = WorkflowRun(tracker, tracker.state(item_id))
+        run = WorkflowRun(tracker, tracker.state(item_id))
+        tracker.keep_view(item_id, run)
     assert isinstance(run, WorkflowRun)
     return run
 
 
 def batch_view(tracker: BatchTracker) -> BatchRun:
     """The BatchRun of ``tracker`` (the same object while anyone holds it)."""
-    batch = tracker.views.get("batch")
+    batch = tracker.view("batch")
     if batch is None:
-        batch = tracker.views["batch"] = BatchRun(tracker)
+        batch = BatchRun(tracker)
+        tracker.keep_view("batch", batch)
     assert isinstance(batch, BatchRun)
     return batch
 
