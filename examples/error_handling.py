@@ -52,7 +52,7 @@ async def main(url: str) -> None:
         # In a batch each item has its own outcome; failed ones do not stop the others.
         batch = await wf.submit_batch({"Canvas width": [64, -1, 32]})
         for result in await batch:  # in submission order
-            width = result.field_values[wf.input("Canvas width").key]
+            width = result.field_values["Canvas width"]  # keyed by the swept label
             if result.ok:
                 print(f"batch item width={width}: completed")
             else:

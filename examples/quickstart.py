@@ -29,7 +29,6 @@ async def main(url: str) -> None:
         run = await wf.submit()  # returns once the server has the queue item
         result = await run  # the WorkflowResult: status, outputs, images
         image = result.image
-        assert image is not None
         path = await image.save(OUT, name="quickstart.png")
         print(f"item {result.item_id} {result.status}: {path} ({image.width}x{image.height})")
 

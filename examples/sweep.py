@@ -32,15 +32,14 @@ async def main(url: str) -> None:
         print(f"batch {batch.batch_id}: {len(batch)} items in one request")
 
         progress = asyncio.create_task(show_progress(batch))
-        seed, radius = wf.input("Seed").key, wf.input("Blur radius").key
         async for result in batch.as_completed():
-            values = result.field_values  # the swept values of this item
-            if not result.ok or result.image is None:
+            values = result.field_values  # this item's values: {"Seed": 1, "Blur radius": 0}
+            if not result.ok or not result.images:
                 print(f"item {result.item_id} {result.status}: {result.error_message}")
                 continue
-            name = f"sweep-seed{values[seed]}-radius{values[radius]:g}.png"
-            path = await result.image.save(OUT, name=name)
-            print(f"seed={values[seed]} radius={values[radius]:g} -> {path}")
+            seed, radius = values["Seed"], values["Blur radius"]
+            path = await result.image.save(OUT, name=f"sweep-seed{seed}-radius{radius:g}.png")
+            print(f"seed={seed} radius={radius:g} -> {path}")
         await progress
 
 

@@ -22,16 +22,13 @@ def main(url: str) -> None:
         wf.set("Seed", 7).set("Output width", 128).set("Output height", 96)
         result = wf.submit().result()  # blocks until the item is done
         image = result.image
-        assert image is not None
         path = image.save(OUT, name="sync.png")
         print(f"item {result.item_id} {result.status}: {path} ({image.width}x{image.height})")
 
         # A sweep is still ONE request; its results arrive as a plain iterator.
-        seed = wf.input("Seed").key
         batch = wf.submit_batch({"Seed": [1, 2, 3]})
         for item in batch.as_completed():
-            value = item.field_values[seed]
-            assert item.image is not None
+            value = item.field_values["Seed"]  # keyed by the swept label
             saved = item.image.save(OUT, name=f"sync-seed{value}.png")
             print(f"seed={value} -> {saved}")
         print(f"{batch.counts.completed} of {len(batch)} completed")

@@ -3,29 +3,12 @@
 Runnable with aiohttp.web (already a dependency of the SDK): it serves ``GET /render?seed=N``
 on a free local port, calls itself a few times at once, saves the PNGs and stops.
 
-The same pattern in FastAPI (``pip install fastapi uvicorn``)::
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        async with AsyncClient(INVOKEAI_URL) as client:      # one session, one socket
-            app.state.client = client
-            app.state.workflow = await client.workflows.load("flow.json")
-            yield                                             # runs settle on shutdown
-
-    app = FastAPI(lifespan=lifespan)
-
-    @app.get("/render")
-    async def render(seed: int) -> Response:
-        wf = app.state.workflow.copy()                        # one handle per request
-        try:
-            wf.set("Seed", seed)
-        except ValidationError as exc:
-            raise HTTPException(400, str(exc))
-        result = await (await wf.submit())
-        return Response(await result.image.download(), media_type="image/png")
-
-If the HTTP client goes away, the framework cancels the handler's task, and cancelling a
-task that awaits a run cancels its queue item on the server.
+A client that disconnects while its render runs gets its queue item canceled on the
+server: aiohttp does not cancel a handler when its client leaves (unless the app runs with
+``handler_cancellation=True``), so the handler awaits the run with
+``invokeai_client.web.result_or_cancel(run, request)``, which watches the connection and
+cancels the item when it closes. The FastAPI version, with a live progress page, is
+``fastapi_app.py``; docs/web.md says what each framework needs.
 """
 
 from __future__ import annotations
@@ -38,8 +21,9 @@ import aiohttp
 from _server import OUT, invokeai_url
 from aiohttp import web
 
-from invokeai_client import AsyncClient, ValidationError, WorkflowHandle
+from invokeai_client import AsyncClient, RunCanceledError, ValidationError, WorkflowHandle
 from invokeai_client.testing.local import free_port
+from invokeai_client.web import result_or_cancel
 from invokeai_client.workflows import examples
 
 CLIENT = web.AppKey("client", AsyncClient)
@@ -61,8 +45,11 @@ async def render(request: web.Request) -> web.Response:
         wf.set("Seed", int(request.query.get("seed", "0")))
     except (ValueError, ValidationError) as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
-    result = await (await wf.submit())
-    assert result.image is not None
+    run = await wf.submit()
+    try:
+        result = await result_or_cancel(run, request)  # cancels the item if the client left
+    except RunCanceledError:
+        return web.Response(status=499)  # nobody reads this: the client is gone
     png = await result.image.download()
     return web.Response(body=png, content_type="image/png")
 

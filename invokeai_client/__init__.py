@@ -8,6 +8,7 @@
         info = await client.server_info()
 """
 
+from ._config import Timeout
 from ._constants import __version__
 from ._files import safe_file_name
 from .client import AsyncClient
@@ -23,10 +24,12 @@ from .errors import (
     EndpointNotAvailableError,
     InternalServerError,
     InvokeAIError,
+    ModelChoiceError,
     ModelInstallError,
     ModelNotFoundError,
     NotFoundError,
     PermissionDeniedError,
+    QueueFullError,
     RateLimitError,
     ResponseTooLargeError,
     RunCanceledError,
@@ -50,7 +53,11 @@ from .repositories.models import ModelInstall, ModelRepository
 from .repositories.queue import QueueRepository
 from .runs import (
     BatchRun,
+    FieldValues,
     ImageRef,
+    ModelLoad,
+    ModelLoadCompleted,
+    ModelLoadStarted,
     NodeCompleted,
     NodeFailed,
     NodeProgress,
@@ -102,6 +109,7 @@ __all__ = [
     "EmbeddedWorkflow",
     "EndpointNotAvailableError",
     "EnqueueBatchResult",
+    "FieldValues",
     "FoundModel",
     "ImageDTO",
     "ImageRef",
@@ -113,10 +121,14 @@ __all__ = [
     "InvokeAIError",
     "IvkField",
     "IvkWorkflowInput",
+    "ModelChoiceError",
     "ModelConfig",
     "ModelInstall",
     "ModelInstallError",
     "ModelInstallJob",
+    "ModelLoad",
+    "ModelLoadCompleted",
+    "ModelLoadStarted",
     "ModelNotFoundError",
     "ModelRepository",
     "ModelSyncReport",
@@ -129,6 +141,7 @@ __all__ = [
     "PoolJob",
     "PoolResult",
     "QueueAndProcessorStatus",
+    "QueueFullError",
     "QueueRepository",
     "RateLimitError",
     "ResponseTooLargeError",
@@ -146,6 +159,7 @@ __all__ = [
     "SessionQueueItem",
     "SessionQueueItemSummary",
     "StatusChanged",
+    "Timeout",
     "TimeoutError",
     "UnexpectedResponseError",
     "UnprocessableEntityError",

@@ -89,6 +89,7 @@ FEATURES: Mapping[str, Feature] = _table(
     Feature("image_names", "image names and images_by_names", since=(6, 0, 0)),
     Feature("images_delete_uncategorized", "deleting uncategorized images",
             since=(5, 15, 0)),
+    Feature("board_visibility", "board visibility (private, shared, public)", since=(6, 13, 0)),
     # -- workflows --------------------------------------------------------------------------
     Feature("workflow_form", "the workflow builder's form", since=(5, 10, 0)),
     Feature("workflow_meta_v4", "workflow meta.version 4.0.0 (connector nodes)",

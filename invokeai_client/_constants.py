@@ -11,6 +11,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 USER_AGENT = f"invokeai-client/{__version__}"
 
+DEFAULT_BASE_URL = "http://127.0.0.1:9090"
+"""The server used when neither an argument nor ``$INVOKEAI_URL`` names one."""
+
 DEFAULT_TIMEOUT = 60.0
 """Seconds one HTTP request may take, connection included."""
 

@@ -14,7 +14,6 @@ import email.utils
 import json as jsonlib
 import logging
 import random
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -26,7 +25,8 @@ from yarl import URL
 
 from . import errors
 from ._answers import LAST_ROUTE
-from ._checks import check_bool, check_int, check_seconds
+from ._checks import check_int
+from ._config import SessionOptions
 from ._constants import (
     DEFAULT_CONNECTION_LIMIT,
     DEFAULT_MAX_DOWNLOAD_SIZE,
@@ -120,9 +120,8 @@ class HttpTransport:
         base_url: str,
         *,
         token: str | None = None,
-        timeout: float = 60.0,
         max_retries: int = 2,
-        verify_ssl: bool = True,
+        options: SessionOptions | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
     ) -> None:
@@ -155,8 +154,6 @@ class HttpTransport:
                 rule="http or https scheme",
             )
         check_int("max_retries", max_retries, minimum=0)
-        check_seconds("timeout", timeout, positive=True)
-        check_bool("verify_ssl", verify_ssl)
         check_int("max_response_size", max_response_size, minimum=1024)
         check_int("max_download_size", max_download_size, minimum=1024)
         if token is not None and (not isinstance(token, str) or not token.strip()):
@@ -166,11 +163,16 @@ class HttpTransport:
                 rule="non-empty text",
             )
         self.base_url = url
-        self.timeout = timeout
+        self.options = options = options or SessionOptions()
+        self.timeout = options.timeout
         self.max_retries = max_retries
-        self.verify_ssl = verify_ssl
+        self.verify_ssl = options.verify
         self.max_response_size = max_response_size
         self.max_download_size = max_download_size
+        # With the application's own session, our timeout and headers go with each request.
+        self._own_session = options.session is None
+        self._request_headers = {} if self._own_session else dict(options.headers)
+        self._request_timeout = None if self._own_session else options.timeout.to_aiohttp()
         self._token = token
         self._session: aiohttp.ClientSession | None = None
         self.server_version: str | None = None
@@ -188,18 +190,24 @@ class HttpTransport:
         """Create the aiohttp session (idempotent)."""
         if self._session is not None:
             return
-        ssl_ctx: ssl.SSLContext | bool = bool(self.verify_ssl)
-        connector = aiohttp.TCPConnector(limit=DEFAULT_CONNECTION_LIMIT, ssl=ssl_ctx)
+        options = self.options
+        if options.session is not None:
+            if options.session.closed:
+                raise errors.InvokeAIError("the aiohttp session given as http_session is closed")
+            self._session = options.session
+            return
+        connector = aiohttp.TCPConnector(limit=DEFAULT_CONNECTION_LIMIT, ssl=options.ssl)
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-            headers={"User-Agent": USER_AGENT},
+            timeout=options.timeout.to_aiohttp(),
+            headers={"User-Agent": USER_AGENT, **options.headers},
+            trust_env=options.trust_env,
         )
 
     async def aclose(self) -> None:
-        """Close the session and its connections."""
+        """Close the session and its connections (an application's own session stays open)."""
         session, self._session = self._session, None
-        if session is not None:
+        if session is not None and self._own_session:
             await session.close()
 
     @property
@@ -362,8 +370,11 @@ class HttpTransport:
             options["params"] = encode_params(params)
         if timeout is not None:
             options["timeout"] = aiohttp.ClientTimeout(total=timeout)
-        if self._token or headers:
+        elif self._request_timeout is not None:
+            options["timeout"] = self._request_timeout
+        if self._token or headers or self._request_headers:
             req_headers = self.auth_headers()
+            req_headers.update(self._request_headers)
             if headers:
                 req_headers.update(headers)
             options["headers"] = req_headers
@@ -406,7 +417,10 @@ class HttpTransport:
         bytes once decompressed; errors are mapped."""
         try:
             async with self.session.request(
-                method, self.url(path), params=encode_params(params), headers=self.auth_headers(),
+                method,
+                self.url(path),
+                params=encode_params(params),
+                headers={**self._request_headers, **self.auth_headers()},
                 max_redirects=MAX_REDIRECTS,
             ) as response:
                 self._note_refreshed_token(response)

@@ -36,6 +36,8 @@ from .types.wire_events import REDACTED, ServerEvent, UnknownEvent, parse_event
 log = logging.getLogger("invokeai_client")
 
 _NODE_EVENTS = frozenset({"invocation_started", "invocation_complete", "invocation_error"})
+_MODEL_LOADS = frozenset({"model_load_started", "model_load_complete"})
+_ENDED = frozenset({"completed", "failed", "canceled"})
 
 ORPHAN_TTL = 30.0
 """Seconds an event for an unclaimed batch id is kept."""
@@ -110,6 +112,8 @@ class EventRouter:
         # batch id -> [(time received, event name, raw payload)]
         self._orphans: OrderedDict[str, list[tuple[float, str, dict[str, Any]]]] = OrderedDict()
         self._orphan_count = 0
+        # Items whose nodes are executing right now (model loads name no item: see _route).
+        self._executing: dict[Any, ItemRoute] = {}
         self._listeners: list[Callable[[ServerEvent], None]] = []
         self._on_wake: list[Callable[[], None]] = []
         self._on_cleared: list[Callable[[], None]] = []
@@ -145,6 +149,7 @@ class EventRouter:
         route = self._items.get(item_id)
         if route is not None and (target is None or route.target is target):
             del self._items[item_id]
+            self._executing.pop(item_id, None)
 
     def add_listener(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
         """Call ``listener`` synchronously with every event, parsed; returns a remover.
@@ -191,11 +196,7 @@ class EventRouter:
                     and route.batch_id != REDACTED
                     and data.get("user_id") != REDACTED
                 ):
-                    if route.accept(name, data):
-                        self.routed += 1
-                        route.target.on_frame(name, data)
-                    else:
-                        self.repeats += 1
+                    self._deliver(route, item_id, name, data)
                 else:
                     self._route(name, data)
             except Exception:  # a bug in one run must not stop the stream
@@ -232,6 +233,12 @@ class EventRouter:
             elif name == "queue_cleared":
                 for callback in self._on_cleared:
                     callback()
+            elif name in _MODEL_LOADS and len(self._executing) == 1:
+                # InvokeAI runs one item per device at a time and names no item in model
+                # events: the one item executing among ours is the one loading.
+                route = next(iter(self._executing.values()))
+                if data.get("user_id") != REDACTED:
+                    route.target.on_frame(name, data)
             return
         if batch_id == REDACTED or data.get("user_id") == REDACTED:
             self.ignored += 1  # another user's item, sanitized: only a hint counts changed
@@ -256,11 +263,18 @@ class EventRouter:
                 self.ignored += 1
                 return
             route = self._items[item_id] = ItemRoute(batch_id, target)
+        self._deliver(route, item_id, name, data)
+
+    def _deliver(self, route: ItemRoute, item_id: Any, name: str, data: dict[str, Any]) -> None:
         if route.accept(name, data):
             self.routed += 1
             route.target.on_frame(name, data)
         else:
             self.repeats += 1
+        if name == "invocation_started":
+            self._executing[item_id] = route
+        elif name == "queue_item_status_changed" and data.get("status") in _ENDED:
+            self._executing.pop(item_id, None)
 
     def wake_all(self) -> None:
         """The connection dropped: tell whoever polls REST to look now."""

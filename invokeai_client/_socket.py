@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -79,7 +80,7 @@ class EventStream:
         self._sio = sio
         # One deadline for the whole open (TCP, WebSocket upgrade, namespace, room join): a
         # socket endpoint that never answers is a ConnectionError, not a hang.
-        deadline = min(SOCKET_CONNECT_TIMEOUT, self._http.timeout)
+        deadline = min(SOCKET_CONNECT_TIMEOUT, self._http.timeout.total or math.inf)
         try:
             await asyncio.wait_for(self._open(sio, deadline), deadline)
         except BaseException as exc:
@@ -102,6 +103,7 @@ class EventStream:
                 self._http.origin,
                 socketio_path=self._http.socketio_path,
                 transports=["websocket"],
+                headers=dict(self._http.options.headers),
                 auth=self._auth,
                 wait_timeout=deadline,
             )

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
+
+import aiohttp
 
 from . import errors
 from ._answers import as_object, parse, reading
 from ._checks import check_bool
 from ._compat import ServerFeatures
+from ._config import Timeout, resolve_connection, session_options
 from ._constants import (
     DEFAULT_MAX_DOWNLOAD_SIZE,
     DEFAULT_MAX_RESPONSE_SIZE,
@@ -19,14 +24,18 @@ from ._constants import (
 )
 from ._context import ClientContext
 from ._http import HttpTransport
+from .generate import Generator
 from .repositories._base import check_text
 from .repositories.boards import BoardRepository
-from .repositories.images import ImageRepository
+from .repositories.images import ImageLike, ImageRepository
 from .repositories.models import ModelRepository
 from .repositories.queue import QueueRepository
 from .repositories.workflows import WorkflowRepository
-from .runs import RunManager
+from .runs import BatchRun, RunManager, WorkflowRun
 from .types.app import ServerInfo, User
+from .types.boards import BoardRef
+from .types.images import ImageDTO
+from .types.model_configs import ModelConfig
 
 log = logging.getLogger("invokeai_client")
 
@@ -37,15 +46,22 @@ class AsyncClient:
     Use it as ``async with AsyncClient("http://127.0.0.1:9090") as client:``. Entering opens
     one aiohttp session and one Socket.IO connection (subscribed to ``queue_id``) that every
     repository and run of this client share; leaving closes both and every background task.
+    Without ``base_url`` the client uses ``$INVOKEAI_URL`` (else ``http://127.0.0.1:9090``).
 
     Authentication (multi-user servers, InvokeAI 6.12+): pass ``token=`` or
-    ``email=``/``password=`` to log in. The token is sent as a bearer on every request and
-    on the socket, replaced whenever the server slides it, and never shown in ``repr()``,
-    logs or errors.
+    ``email=``/``password=`` to log in; without any of them ``$INVOKEAI_TOKEN`` or
+    ``$INVOKEAI_EMAIL``/``$INVOKEAI_PASSWORD`` are used when set. The token is sent as a
+    bearer on every request and on the socket, replaced whenever the server slides it, and
+    never shown in ``repr()``, logs or errors.
 
-    ``timeout`` bounds each HTTP request; ``max_retries`` is how often an idempotent request
-    is retried after a transient failure (POSTs such as enqueue are never retried blindly).
+    ``timeout`` bounds each HTTP request: seconds (the total), a :class:`Timeout` (connect /
+    read / total) or ``None``. ``max_retries`` is how often an idempotent request is retried
+    after a transient failure (POSTs such as enqueue are never retried blindly).
     ``max_concurrency`` caps the queue items this client has in flight (submits wait).
+    ``headers`` go with every request and the event stream; ``trust_env=True`` takes proxies
+    from ``HTTP(S)_PROXY``/``NO_PROXY``; ``ssl_context`` checks TLS your way (private CA,
+    client certificates). ``http_session`` is an aiohttp session your application owns: the
+    client uses it, adds its timeout and headers per request, and does not close it.
 
     ``max_response_size`` (default 64 MiB) bounds any answer read into memory and
     ``max_download_size`` (default 8 GiB) any download streamed to a file, both counted after
@@ -55,12 +71,12 @@ class AsyncClient:
 
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:9090",
+        base_url: str | None = None,
         *,
         token: str | None = None,
         email: str | None = None,
         password: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         queue_id: str = DEFAULT_QUEUE_ID,
         verify_ssl: bool = True,
@@ -68,14 +84,26 @@ class AsyncClient:
         max_concurrency: int | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
+        headers: Mapping[str, str] | None = None,
+        trust_env: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        http_session: aiohttp.ClientSession | None = None,
     ) -> None:
+        base_url, token, email, password = resolve_connection(base_url, token, email, password)
         _check_options(token, email, password, queue_id, events)
+        options = session_options(
+            timeout=timeout,
+            headers=headers,
+            trust_env=trust_env,
+            verify_ssl=verify_ssl,
+            ssl_context=ssl_context,
+            http_session=http_session,
+        )
         self._http = HttpTransport(
             base_url,
             token=token,
-            timeout=timeout,
             max_retries=max_retries,
-            verify_ssl=verify_ssl,
+            options=options,
             max_response_size=max_response_size,
             max_download_size=max_download_size,
         )
@@ -99,6 +127,8 @@ class AsyncClient:
         )
         self.workflows = WorkflowRepository(context, client=self)
         self._opened = False
+        self._generator = Generator(models=self.models, boards=self.boards,
+                                    images=self.images, runs=self.runs)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
@@ -214,6 +244,75 @@ class AsyncClient:
                 method="POST",
                 path="/api/v1/auth/login",
             ) from None
+
+    # -- one-call generation (invokeai_client.generate) --------------------------------------
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | ModelConfig | None = None,
+        negative: str = "",
+        width: int | None = None,
+        height: int | None = None,
+        steps: int | None = None,
+        seed: int | None = None,
+        cfg_scale: float | None = None,
+        scheduler: str | None = None,
+        vae: str | ModelConfig | None = None,
+        loras: Mapping[str | ModelConfig, float] | None = None,
+        board: BoardRef | None = None,
+        detach: bool = False,
+    ) -> WorkflowRun:
+        """Text to image in one call: enqueue the graph the GUI builds for ``model``'s base
+        (SD1.x/SD2, SDXL or FLUX) and return the run (``await run`` for the image).
+
+        ``model`` is a key, an exact name or a fragment of exactly one main model's name
+        (None: the only one installed); anything ambiguous or missing raises
+        :class:`~errors.ModelChoiceError` listing the candidates before anything is
+        enqueued. Sizes are rounded as the GUI does (down to a multiple of 8, 16 for FLUX;
+        at least 64); unset values come from the model's default settings, then the GUI's
+        defaults. ``seed`` None draws one. ``vae`` and ``loras`` (name -> weight) name
+        models as ``model`` does. ``board`` is an id, name or Board.
+        """
+        return await self._generator.generate(
+            prompt, model=model, negative=negative, width=width, height=height, steps=steps,
+            seed=seed, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras,
+            board=board, detach=detach,
+        )
+
+    async def generate_batch(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        seeds: int | Iterable[int] | None = None,
+        model: str | ModelConfig | None = None,
+        negative: str = "",
+        width: int | None = None,
+        height: int | None = None,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+        scheduler: str | None = None,
+        vae: str | ModelConfig | None = None,
+        loras: Mapping[str | ModelConfig, float] | None = None,
+        board: BoardRef | None = None,
+        detach: bool = False,
+    ) -> BatchRun:
+        """:meth:`generate` for every prompt with every seed, in ONE enqueue request.
+
+        With ``seeds`` None each prompt gets a drawn seed; the batch's items come in prompt
+        order, then seed order (``batch.as_completed()`` / ``await batch``).
+        """
+        return await self._generator.generate_batch(
+            prompts, seeds=seeds, model=model, negative=negative, width=width, height=height,
+            steps=steps, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras,
+            board=board, detach=detach,
+        )
+
+    async def copy_image_to_board(self, image: ImageLike, board: BoardRef) -> ImageDTO:
+        """Save a copy of ``image`` on ``board`` through the server's queue (a new image with
+        its own name; the original stays where it is). Returns the copy."""
+        return await self._generator.copy_image_to_board(image, board)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Low-level escape hatch: one REST call with this client's auth, retries, errors."""

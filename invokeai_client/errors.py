@@ -9,6 +9,7 @@ all; the subclasses say what went wrong so callers can react to the cause, not t
     ├── ConnectionError          (also builtins.ConnectionError) the server could not be reached
     ├── TimeoutError             (also builtins.TimeoutError) a deadline passed
     ├── ValidationError          (also ValueError) bad input, found before any request
+    │   └── ModelChoiceError     a model name matched no model or several (``candidates``)
     ├── WorkflowError            the workflow JSON is malformed or unsupported
     │   └── ModelNotFoundError   a model field could not be matched on the server
     ├── BoardError               a board could not be found or used
@@ -49,10 +50,12 @@ __all__ = [
     "EndpointNotAvailableError",
     "InternalServerError",
     "InvokeAIError",
+    "ModelChoiceError",
     "ModelInstallError",
     "ModelNotFoundError",
     "NotFoundError",
     "PermissionDeniedError",
+    "QueueFullError",
     "RateLimitError",
     "ResponseTooLargeError",
     "RunCanceledError",
@@ -92,6 +95,15 @@ class ValidationError(InvokeAIError, ValueError):
         super().__init__(message)
         self.input = input
         self.rule = rule
+
+
+class ModelChoiceError(ValidationError):
+    """A model named by key, name or name fragment matched no model or several; nothing was
+    sent. ``candidates`` lists the models it could have meant (``ModelConfig`` objects)."""
+
+    def __init__(self, message: str, *, candidates: Sequence[Any] = ()):
+        super().__init__(message, input="model", rule="names exactly one installed model")
+        self.candidates = list(candidates)
 
 
 class WorkflowError(InvokeAIError):
@@ -300,6 +312,16 @@ class ResponseTooLargeError(UnexpectedResponseError):
 
 class BoardNotFoundError(BoardError, NotFoundError):
     """No board has this id or name (for this user); caught by ``except NotFoundError`` too."""
+
+
+class QueueFullError(InvokeAIError):
+    """A batch the server's queue cannot hold (``max_queue_size``): it is refused whole,
+    never silently cut. ``requested`` items were asked for; ``room`` is how many fit."""
+
+    def __init__(self, message: str, *, requested: int, room: int) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.room = room
 
 
 _STATUS_CLASSES: Mapping[int, type[APIError]] = {

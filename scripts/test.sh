@@ -8,6 +8,30 @@ source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" dev
 if [[ -z "${INVOKEAI_TEST_URL:-}" ]]; then
   .venv/bin/python -m invokeai_client.testing.local install >/dev/null
 fi
-.venv/bin/ruff check invokeai_client tests benchmarks examples
+# Headless Chromium for the web example's browser test (Debian's package), once.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+    && [[ "$(id -u)" == 0 ]]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+    >/dev/null 2>&1 || echo "warning: could not install chromium; the browser test skips" >&2
+fi
+.venv/bin/ruff check invokeai_client tests benchmarks examples scripts
 .venv/bin/mypy
-.venv/bin/python -m pytest "$@"
+# The docs site: a broken reference or link fails here (tests/test_docs.py reads the build).
+site="$(mktemp -d)"
+trap 'rm -rf "$site"' EXIT
+started=$SECONDS
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet -d "$site"
+echo "mkdocs build --strict: $((SECONDS - started)) s" >&2
+INVOKEAI_DOCS_SITE="$site" .venv/bin/python -m pytest "$@"
+# The conformance subset on the oldest supported InvokeAI too (the newest ran above as the
+# main suite's server): its own venv, installed once from its lock (~7 GB, a few minutes from
+# empty), then about two minutes. Only for a full run (no pytest arguments). The whole
+# matrix is `bash scripts/compat.sh` (docs/compatibility.md).
+if [[ $# -eq 0 && -z "${INVOKEAI_TEST_URL:-}" ]]; then
+  oldest=$(.venv/bin/python -m invokeai_client.testing.local versions | head -1 | cut -d' ' -f1)
+  started=$SECONDS
+  .venv/bin/python -m invokeai_client.testing.local install --version "$oldest" >/dev/null
+  INVOKEAI_TEST_VERSION="$oldest" .venv/bin/python -m pytest -q -p no:cacheprovider -m compat \
+    tests/test_compat_conformance.py
+  echo "conformance subset on InvokeAI $oldest: $((SECONDS - started)) s" >&2
+fi

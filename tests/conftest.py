@@ -1,7 +1,8 @@
 """Test peers: every behaviour test runs against the real InvokeAI and the in-process double.
 
-- ``real``: a real InvokeAI 6.14.2 started once per session (``INVOKEAI_TEST_URL`` points the
-  suite at an existing server instead).
+- ``real``: a real InvokeAI started once per session: 6.14.2, or any version with a shipped
+  lock named by ``INVOKEAI_TEST_VERSION`` (``INVOKEAI_TEST_URL`` points the suite at an
+  existing server instead).
 - ``double``: :class:`invokeai_client.testing.InvokeAIDouble`, started per test.
 
 Use the ``peer`` fixture for tests that must pass on both; ``real_server`` / ``double`` for
@@ -20,10 +21,16 @@ from typing import Any
 import pytest
 
 from invokeai_client import AsyncClient
+from invokeai_client._compat import ServerFeatures
 from invokeai_client.testing import InvokeAIDouble, LocalInvokeAI
+from invokeai_client.testing.local import INVOKEAI_VERSION
+from invokeai_client.types.model_configs import ModelConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEED_WORKFLOWS = SHARED / "fixtures" / "seed-workflows"
+
+TEST_VERSION = os.environ.get("INVOKEAI_TEST_VERSION") or INVOKEAI_VERSION
+"""The InvokeAI version of the real peer (and of the double in the compatibility tests)."""
 
 ADMIN = ("admin@example.com", "admin-pass-123")
 USER = ("user@example.com", "user-pass-123")
@@ -63,7 +70,7 @@ def real_server() -> Iterator[Peer]:
     if url:
         yield Peer("real", url.rstrip("/"))
         return
-    server = LocalInvokeAI()
+    server = LocalInvokeAI(version=TEST_VERSION)
     server.start()
     try:
         yield Peer("real", server.url, server=server)
@@ -98,13 +105,41 @@ def real_multiuser_server() -> Iterator[Peer]:
     """A second real InvokeAI in multi-user mode, with an admin and a user account."""
     if os.environ.get("INVOKEAI_TEST_URL"):
         pytest.skip("multi-user tests start their own server; INVOKEAI_TEST_URL is set")
-    server = LocalInvokeAI(multiuser=True)
+    if not ServerFeatures(TEST_VERSION).supports("multiuser"):
+        pytest.skip(f"InvokeAI {TEST_VERSION} has no multi-user mode (6.12+)")
+    server = LocalInvokeAI(multiuser=True, version=TEST_VERSION)
     server.start()
     try:
         _setup_multiuser(server.url)
         yield Peer("real", server.url, server=server)
     finally:
         server.stop()
+
+
+def _install_tiny_models(peer: Peer, **client_kwargs: Any) -> dict[str, ModelConfig]:
+    """Install the tiny random-weight models into a real server (built once, cached;
+    installed in place through the SDK)."""
+    from invokeai_client.testing.tiny_models import install_tiny_models_blocking
+
+    try:
+        return install_tiny_models_blocking(peer.url, **client_kwargs)
+    except Exception as exc:
+        if peer.server is None:  # INVOKEAI_TEST_URL: maybe a server on another machine
+            pytest.skip(f"could not install the tiny models into {peer.url}: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def real_models(real_server: Peer) -> dict[str, ModelConfig]:
+    """The tiny random-weight models (tiny-sd1, tiny-sdxl, tiny-sd1-vae, tiny-sd1-lora),
+    installed into ``real_server`` on first use; their configs by name."""
+    return _install_tiny_models(real_server)
+
+
+@pytest.fixture(scope="session")
+def real_multiuser_models(real_multiuser_server: Peer) -> dict[str, ModelConfig]:
+    """The tiny models installed into ``real_multiuser_server`` (by its admin)."""
+    return _install_tiny_models(real_multiuser_server, email=ADMIN[0], password=ADMIN[1])
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,9 +22,17 @@ import anyio
 import pytest
 from PIL import Image
 
-from invokeai_client import AsyncClient
+from invokeai_client import AsyncClient, __version__
 from invokeai_client.cli import build_parser, main
-from invokeai_client.cli._console import Console
+from invokeai_client.cli._console import (
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_ITEMS_FAILED,
+    EXIT_PIPE_CLOSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Console,
+)
 from invokeai_client.cli._plan import make_plan
 from invokeai_client.cli._run import run_batch
 from invokeai_client.testing.local import free_port
@@ -78,7 +88,7 @@ def test_a_sweep_saves_one_png_per_item_with_the_swept_size(
     assert done.returncode == 0, done.stderr
     files = pngs(out)
     assert len(files) == 6
-    assert done.stdout.split() == [str(p) for p in files]  # stdout: the paths, one a line
+    assert sorted(done.stdout.split()) == [str(p) for p in files]  # stdout: the paths
     items = manifest(out)["items"]
     assert [(i["values"]["Seed"], i["values"]["Output width"]) for i in items] == [
         (1, 40), (1, 56), (2, 40), (2, 56), (3, 40), (3, 56),
@@ -94,6 +104,7 @@ def test_a_sweep_saves_one_png_per_item_with_the_swept_size(
     assert Image.open(first).tobytes() != Image.open(by_values[(2, 40)]["files"][0]).tobytes()
     assert "6 items: 6 completed, 0 failed, 0 canceled" in done.stderr
     assert "[6/6]" in done.stderr  # a progress line per finished item off a terminal
+    assert "\x1b[" not in done.stderr  # no terminal codes when stderr is not a terminal
 
 
 def test_the_demo_defaults_and_runs_repeat_the_sweep(real_server: Peer, tmp_path: Path) -> None:
@@ -117,7 +128,7 @@ async def test_images_go_to_the_board_named_created_when_asked(
         [sys.executable, "-m", "invokeai_client.cli", *args, "--board", name],
         env=cli_env(), check=False,
     )
-    assert refused.returncode == 1
+    assert refused.returncode == EXIT_INPUT
     assert f"board {name!r} not found" in refused.stderr.decode()
     assert "--create-board" in refused.stderr.decode()
     done = await anyio.run_process(
@@ -152,7 +163,7 @@ def test_ctrl_c_cancels_the_batch_on_the_server(real_server: Peer, tmp_path: Pat
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 130, err
+    assert process.returncode == EXIT_INTERRUPTED, err
     assert "canceling the batch on the server" in err
     data = manifest(tmp_path)
     statuses = [item["status"] for item in data["items"]]
@@ -197,7 +208,7 @@ def test_without_a_url_it_starts_and_stops_its_own_invokeai(tmp_path: Path) -> N
         urllib.request.urlopen(f"{url}/api/v1/app/version", timeout=5)
 
 
-# -- errors: one line, exit code 1 -------------------------------------------------------
+# -- errors: one line, one exit code per kind ---------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -222,7 +233,7 @@ def test_bad_input_is_one_clear_line_before_any_server_starts(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # No --url: a server would be started if the input got that far.
-    assert main(["run", *args]) == 1
+    assert main(["run", *args]) == EXIT_INPUT
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert len(err.strip().splitlines()) == 1
@@ -233,7 +244,7 @@ def test_bad_input_is_one_clear_line_before_any_server_starts(
 def test_a_bad_workflow_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "flow.json"
     path.write_text("{not json")
-    assert main(["run", "--workflow", str(path)]) == 1
+    assert main(["run", "--workflow", str(path)]) == EXIT_INPUT
     err = capsys.readouterr().err
     assert err.startswith(f"error: --workflow {path}: ")
     assert "malformed" in err
@@ -241,10 +252,36 @@ def test_a_bad_workflow_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_an_unreachable_server_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    assert main(["run", "--url", url]) == 1
+    assert main(["run", "--url", url]) == EXIT_UNREACHABLE
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot reach an InvokeAI server at {url}")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_usage_errors_exit_2_and_version_prints_the_version() -> None:
+    wrong = cli("run", "--no-such-option")
+    assert wrong.returncode == EXIT_USAGE
+    assert "unrecognized arguments: --no-such-option" in wrong.stderr
+    version = cli("--version")
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"invokeai-client {__version__}"
+
+
+def test_inputs_honours_invokeai_url(real_server: Peer) -> None:
+    env = {**cli_env(), "INVOKEAI_URL": real_server.url}
+    online = subprocess.run(
+        [sys.executable, "-m", "invokeai_client.cli", "inputs"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert online.returncode == 0, online.stderr
+    assert "types from InvokeAI 6.14.2" in online.stdout  # the server's schemas, not bundled
+    env["INVOKEAI_URL"] = f"http://127.0.0.1:{free_port()}"
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "invokeai_client.cli", "inputs"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert unreachable.returncode == EXIT_UNREACHABLE
+    assert unreachable.stderr.startswith("error: cannot reach")
 
 
 @pytest.mark.anyio
@@ -255,7 +292,7 @@ async def test_multi_user_servers_take_email_and_password(
             "--workflow", str(examples.path("image-pipeline")), "--out", str(tmp_path),
             "--sweep", "Output width=16,24"]
     anonymous = await anyio.run_process(base, env=cli_env(), check=False)
-    assert anonymous.returncode == 1
+    assert anonymous.returncode == EXIT_INPUT
     assert "--token or --email/--password" in anonymous.stderr.decode()
     env = {**cli_env(), "INVOKEAI_PASSWORD": ADMIN[1]}
     done = await anyio.run_process([*base, "--email", ADMIN[0]], env=env, check=False)
@@ -285,23 +322,80 @@ async def test_a_local_image_is_uploaded_for_the_run_and_deleted_after(
     assert len(new) >= 2
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 @pytest.mark.anyio
-async def test_on_a_terminal_one_status_line_is_redrawn_and_paths_stay_clean(
-    real_server: Peer, tmp_path: Path
+@pytest.mark.parametrize("width", [100, 34])
+async def test_on_a_terminal_rich_progress_fits_and_paths_stay_clean(
+    double: Peer, tmp_path: Path, width: int
 ) -> None:
     args = build_parser().parse_args(
-        ["run", "--url", real_server.url, "--out", str(tmp_path), "--sweep", "Seed=1..5"]
+        ["run", "--url", double.url, "--out", str(tmp_path), "--sweep", "Seed=1..5"]
     )
     out, err = io.StringIO(), io.StringIO()
-    code = await run_batch(make_plan(args), real_server.url, {}, Console(out, err, live=True))
+    console = Console(out, err, live=True, width=width)
+    code = await run_batch(make_plan(args), double.url, {}, console)
     assert code == 0
-    assert out.getvalue().split() == [str(p) for p in pngs(tmp_path)]
+    assert sorted(out.getvalue().split()) == [str(p) for p in pngs(tmp_path)]  # no codes
     assert len(pngs(tmp_path)) == 5
     stderr = err.getvalue()
-    assert "\r\x1b[K" in stderr  # the status line is cleared and redrawn in place
-    assert "[####################]  5/5" in stderr
+    assert "\x1b[" in stderr  # drawn in place by rich
+    screen = [ANSI.sub("", line) for line in re.split(r"[\r\n]", stderr)]  # each redraw
+    assert any("5/5" in line for line in screen)
+    assert any("ETA" in line for line in screen)
     assert "[1/5]" not in stderr  # no per-item lines on a terminal
     assert "5 items: 5 completed, 0 failed, 0 canceled" in stderr
+    # The live display is never wider than the terminal, so it never wraps into stale
+    # copies (notes above it are plain lines the terminal may wrap).
+    drawn = [line for line in screen if "ETA" in line]
+    assert drawn
+    rate = any("/s" in line or "/min" in line for line in drawn)
+    assert rate is (width >= 60)  # the rate column only where it fits
+    assert max(len(line) for line in drawn) <= width
+
+
+def test_json_lines_and_failed_items_exit_5(real_server: Peer, tmp_path: Path) -> None:
+    done = cli("run", "--url", real_server.url, "--out", str(tmp_path), "--json",
+               "--sweep", "Canvas width=48,-1,32", "--set", "Output width=20")
+    assert done.returncode == EXIT_ITEMS_FAILED, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    items, summary = lines[:-1], lines[-1]
+    assert [line["type"] for line in items] == ["item"] * 3
+    assert sorted(item["values"]["Canvas width"] for item in items) == [-1, 32, 48]
+    failed = [item for item in items if item["status"] == "failed"]
+    assert [item["values"]["Canvas width"] for item in failed] == [-1]
+    assert failed[0]["error"]["type"]
+    for item in items:
+        if item["status"] == "completed":
+            (path,) = item["files"]
+            assert size_of(Path(path))[0] == 20
+    assert summary["type"] == "summary"
+    assert (summary["total"], summary["completed"], summary["failed"]) == (3, 2, 1)
+    assert summary["exit_code"] == EXIT_ITEMS_FAILED
+    assert json.loads(Path(summary["results"]).read_text())["items"][0]["index"] == 0
+
+
+def test_a_closed_pipe_exits_quietly_and_still_writes_results(
+    real_server: Peer, tmp_path: Path
+) -> None:
+    command = shlex.join([
+        sys.executable, "-m", "invokeai_client.cli", "run", "--url", real_server.url,
+        "--out", str(tmp_path), "--sweep", "Seed=1..60", "--set", "Canvas width=256",
+    ])
+    script = f'set -o pipefail; {command} 2>{tmp_path}/err.txt | head -1; echo "$?"'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                          env=cli_env(), timeout=300)
+    first, code = done.stdout.splitlines()
+    assert first.endswith(".png")
+    assert int(code) == EXIT_PIPE_CLOSED
+    err = (tmp_path / "err.txt").read_text()
+    assert "Traceback" not in err
+    assert "BrokenPipeError" not in err
+    assert "stdout was closed" in err
+    items = manifest(tmp_path)["items"]
+    assert len(items) == 60
+    assert {item["status"] for item in items} <= {"completed", "canceled"}
 
 
 def test_gui_exports_are_checked_for_inputs_and_models(real_server: Peer) -> None:
@@ -309,12 +403,12 @@ def test_gui_exports_are_checked_for_inputs_and_models(real_server: Peer) -> Non
         pytest.skip("the seed workflows are not present (../shared/fixtures/seed-workflows)")
     missing_input = cli("run", "--url", real_server.url,
                         "--workflow", str(SEED_WORKFLOWS / "copy-image.json"))
-    assert missing_input.returncode == 1
+    assert missing_input.returncode == EXIT_INPUT
     assert "needs a value or a connection for 'image'" in missing_input.stderr
     # The real test server has no models installed: model sync names what is missing.
     missing_model = cli("run", "--url", real_server.url,
                         "--workflow", str(SEED_WORKFLOWS / "sdxl-text-to-image.json"))
-    assert missing_model.returncode == 1
+    assert missing_model.returncode == EXIT_INPUT
     errors = [line for line in missing_model.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert "match no model on the server" in errors[0]

@@ -13,6 +13,13 @@ import pytest
 from invokeai_client import AsyncClient, errors
 from invokeai_client._compat import FEATURES, ServerFeatures, parse_version
 from invokeai_client.testing import InvokeAIDouble
+from invokeai_client.testing.double.versions import ROUTE_FEATURES
+from invokeai_client.testing.local import (
+    INVOKEAI_VERSION,
+    LocalServerError,
+    installable_versions,
+    lock_file,
+)
 
 from .conftest import ADMIN
 
@@ -127,3 +134,28 @@ async def test_a_server_with_accounts_still_reports_its_mode() -> None:
     assert (info.version, info.multiuser, info.user and info.user.email) == (
         "6.12.0", True, ADMIN[0]
     )
+
+
+# -- the harness: one pinned lock per version --------------------------------------------
+
+
+def test_every_supported_release_line_has_a_lock_oldest_first() -> None:
+    versions = installable_versions()
+    assert versions == sorted(versions, key=parse_version)
+    assert versions[0].startswith("5.")
+    assert versions[-1] == INVOKEAI_VERSION
+    for version in versions:
+        text = lock_file(version).read_text()
+        assert f"invokeai=={version}" in text.lower()
+
+
+def test_an_unknown_version_is_refused_naming_the_installable_ones() -> None:
+    with pytest.raises(LocalServerError) as caught:
+        lock_file("4.2.9")
+    assert "4.2.9" in str(caught.value)
+    assert INVOKEAI_VERSION in str(caught.value)
+
+
+def test_the_doubles_route_table_names_real_features() -> None:
+    for _method, _path, feature in ROUTE_FEATURES:
+        assert feature in FEATURES

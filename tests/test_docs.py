@@ -321,3 +321,63 @@ def test_the_checker_catches_a_renamed_method_and_keyword() -> None:
         "README.md:8: client.runs.submit() has no parameter 'board'",  # the async twin's
         "README.md:9: client.queue.nope does not exist on Client",
     ]
+
+
+# -- the docs site: mkdocs build --strict and a reference of every public name -------------
+
+
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built site: ``$INVOKEAI_DOCS_SITE`` (scripts/test.sh builds it) or a fresh build."""
+    import os
+    import subprocess
+    import sys
+
+    given = os.environ.get("INVOKEAI_DOCS_SITE")
+    if given:
+        return Path(given)
+    site = tmp_path_factory.mktemp("site")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(site)],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return site
+
+
+def test_the_reference_documents_every_public_name(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from mkdocs_hooks import reference
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    pages = reference()
+    documented = {path.rsplit(".", 1)[-1] for paths in pages.values() for path in paths}
+    public = {name for name in invokeai_client.__all__ if not name.startswith("__")}
+    assert public <= documented
+    site = built_site(tmp_path_factory)
+    for room, paths in pages.items():
+        html = (site / "reference" / room / "index.html").read_text(encoding="utf-8")
+        missing = [path for path in paths if f'id="{path}"' not in html]
+        assert missing == [], f"reference/{room}: not rendered: {missing}"
+
+
+def test_the_testing_guide_fixture_snippet_runs_as_written(tmp_path: Path) -> None:
+    """docs/testing.md's first block is a whole test module: pytest runs it, and it passes."""
+    import os
+    import subprocess
+    import sys
+
+    (block,) = [b for b in python_blocks(ROOT / "docs" / "testing.md") if "test_sum" in b.source]
+    (tmp_path / "test_sum.py").write_text(block.source)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_sum.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "1 passed" in done.stdout

@@ -6,6 +6,7 @@ output and the images it saved are checked, so an example that rots fails here.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -122,6 +123,45 @@ def test_web_service_renders_on_request_and_refuses_bad_input(
     assert "-1 is below the minimum 0" in done.stdout
     assert "GET /render?seed=abc -> 400" in done.stdout
     assert not (folder / "web-seed-1.png").exists()
+
+
+def test_fastapi_app_streams_a_run_and_serves_its_image(real_server: Peer) -> None:
+    """examples/fastapi_app.py under uvicorn: POST /generate, the SSE stream to the result,
+    the image it names; a bad seed is a 422 (the browser test is tests/test_web.py)."""
+    import asyncio
+    import json
+
+    import aiohttp
+
+    from .webapp import fastapi_app
+
+    async def scenario() -> tuple[list[str], dict[str, object], bytes, int]:
+        async with fastapi_app(real_server.url) as base, aiohttp.ClientSession(base) as http:
+            async with http.post("/generate", json={"seed": 9, "width": 64}) as answer:
+                run = await answer.json()
+            kinds, result = [], {}
+            async with http.get(run["events"]) as stream:
+                kind = ""
+                async for raw in stream.content:
+                    line = raw.decode().strip()
+                    if line.startswith("event: "):
+                        kind = line[len("event: "):]
+                        kinds.append(kind)
+                    elif line.startswith("data: ") and kind == "result":
+                        result = json.loads(line[len("data: "):])
+            async with http.get(result["images"][0]["url"]) as answer:  # type: ignore[index]
+                png = await answer.read()
+            async with http.post("/generate", json={"seed": -1}) as answer:
+                refused = answer.status
+        return kinds, result, png, refused
+
+    kinds, result, png, refused = asyncio.run(scenario())
+    assert kinds[-1] == "result"
+    assert {"status", "node_started", "node_completed"} <= set(kinds)
+    assert result["status"] == "completed"
+    assert result["field_values"] == {}
+    assert Image.open(io.BytesIO(png)).size == (64, 120)
+    assert refused == 422
 
 
 def test_error_handling_shows_each_error_with_what_it_carries(

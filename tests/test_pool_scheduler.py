@@ -19,25 +19,33 @@ PLAN_CASES: list[tuple[str, list[ServerState], int, Policy, dict[str, int]]] = [
     # Before any rate is known every server gets its first depth: 1 running + min lead 1.
     ("cold start fills each to depth", [S("a"), S("b")], 100, P, {"a": 2, "b": 2}),
     ("dead server gets nothing", [S("a"), S("b", usable=False)], 100, P, {"a": 2}),
-    # rate 10/s * 0.5 s = 5 items lead + 1 running = 6; rate 2/s -> lead 1 + 1 = 2.
+    # depth = lead (rate * 0.5 s) + one refill (rate * 1 s): 10/s -> 5 + 10; 2/s -> 1 + 2.
     ("a faster server takes more", [S("f", rate=10.0), S("s", rate=2.0)], 100, P,
-     {"f": 6, "s": 2}),
-    ("only the gap to depth is sent",
-     [S("f", rate=10.0, in_flight=4), S("s", rate=2.0, in_flight=2)], 100, P, {"f": 2}),
+     {"f": 15, "s": 3}),
+    ("only the gap to depth is sent", [S("f", rate=10.0, in_flight=4)], 100, P, {"f": 11}),
+    ("a refill waits for room for a whole refill",
+     [S("f", rate=10.0, in_flight=6), S("s", rate=2.0, in_flight=2)], 100, P, {}),
+    ("the queue limit binds before a whole refill", [S("f", rate=10.0, in_flight=6, room=3)],
+     100, P, {"f": 3}),
     ("never beyond the queue room", [S("f", rate=10.0, room=3)], 100, P, {"f": 3}),
     ("a full queue gets nothing", [S("f", rate=10.0, room=0)], 100, P, {}),
-    ("lead capped by max_lead", [S("f", rate=1000.0)], 10_000, P, {"f": 65}),
+    ("lead capped by max_lead", [S("f", rate=1000.0)], 10_000, Policy(batch_time=0.01),
+     {"f": 74}),
     ("one request never exceeds max_chunk", [S("f", rate=1000.0)], 10_000,
      Policy(lead_time=10, max_lead=5000, max_chunk=100), {"f": 100}),
     # Tail: 1 item left; the fast server (busy, 0.7 s to free) beats the idle slow one (1 s).
+    # Tail: 1 item left; the full fast server frees a place in 1.6 s, the idle slow one
+    # would need 2 s: the item waits for the fast one.
     ("tail waits for the faster server",
-     [S("f", rate=10.0, in_flight=6), S("s", rate=1.0)], 1, P, {}),
+     [S("f", rate=10.0, in_flight=15), S("s", rate=0.5)], 1, P, {}),
+    ("tail goes to the slow server when it finishes first",
+     [S("f", rate=10.0, in_flight=15), S("s", rate=1.0)], 1, P, {"s": 1}),
     ("tail goes to the idle fast server",
      [S("f", rate=10.0), S("s", rate=1.0)], 3, P, {"f": 3}),
     ("tail split by finish time",
      [S("f", rate=4.0), S("s", rate=4.0, in_flight=2)], 3, P, {"f": 3}),
     ("unknown rate uses the pool's mean", [S("a", rate=10.0, in_flight=6), S("new")], 100, P,
-     {"new": 6}),
+     {"new": 15}),
     ("sum never exceeds pending", [S("a", rate=10.0), S("b", rate=10.0)], 7, P,
      {"a": 4, "b": 3}),
 ]
@@ -56,7 +64,7 @@ def test_plan(
 
 @pytest.mark.parametrize(
     ("state", "expected"),
-    [(S("a"), 2), (S("a", rate=0.1), 2), (S("a", rate=4.0), 3), (S("a", rate=100.0), 51)],
+    [(S("a"), 2), (S("a", rate=0.1), 2), (S("a", rate=4.0), 6), (S("a", rate=100.0), 150)],
 )
 def test_depth(state: ServerState, expected: int) -> None:
     assert depth(state, P, default_rate=1.0) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -141,7 +142,7 @@ async def test_sync_on_the_real_server_without_models_fails_clearly(real_server:
         with pytest.raises(ModelNotFoundError) as caught:
             await h.sync_models()
         message = str(caught.value)
-        assert "0 installed" in message
+        assert re.search(r"\(\d+ installed\)", message)  # the tiny test models may be there
         assert "'flux1-schnell' (flux main)" in message
         assert "'Model'" in message or ".model" in message
 

@@ -53,6 +53,8 @@ class Plan:
     items: int = 1
     labels: dict[str, str] = field(default_factory=dict)
     """``"node_id.field_name"`` -> label, for naming swept values in lines and files."""
+    json: bool = False
+    """``--json``: one JSON object per finished item on stdout, then a summary object."""
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -82,6 +84,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         board=args.board or None,
         create_board=bool(args.create_board),
         default_sweep=default_sweep,
+        json=bool(getattr(args, "json", False)),
     )
     handle = WorkflowHandle(definition, schemas=InvocationSchemas.bundled())
     apply(handle, plan)

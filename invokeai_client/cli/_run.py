@@ -25,9 +25,18 @@ from .. import AsyncClient, errors
 from ..runs import BatchRun, WorkflowResult
 from ..runs.results import safe_file_name
 from ..workflows import WorkflowHandle
-from ._console import CliError, Console
+from ._console import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    EXIT_PIPE_CLOSED,
+    EXIT_UNREACHABLE,
+    CliError,
+    Console,
+)
 from ._plan import Plan, apply
-from ._progress import Progress
+from ._progress import BatchProgress, ProgressDisplay
 from ._values import one_line
 
 SAVE_CONCURRENCY = 4
@@ -36,16 +45,16 @@ SAVE_CONCURRENCY = 4
 CANCEL_TIMEOUT = 15.0
 """How long an interrupted run waits for the server to confirm the cancellation."""
 
-EXIT_INTERRUPTED = 130
-
 
 @dataclass
 class _Interrupt:
-    """Ctrl-C / SIGTERM state: the first signal cancels the batch, a second stops waiting."""
+    """Ctrl-C / SIGTERM / a closed stdout: the first cancels the batch, a second signal
+    stops waiting."""
 
     task: asyncio.Task[Any]
     console: Console
     count: int = 0
+    code: int = EXIT_INTERRUPTED
 
     def __call__(self) -> None:
         self.count += 1
@@ -53,6 +62,15 @@ class _Interrupt:
             self.console.note(
                 "interrupted: canceling the batch on the server (Ctrl-C again to stop waiting)"
             )
+        self.task.cancel()
+
+    def out_closed(self) -> None:
+        """stdout's reader went away (``| head``): wind down like Ctrl-C, exit 141."""
+        if self.count:
+            return
+        self.count += 1
+        self.code = EXIT_PIPE_CLOSED
+        self.console.note("stdout was closed: canceling the rest of the batch on the server")
         self.task.cancel()
 
 
@@ -79,9 +97,11 @@ async def run_batch(plan: Plan, url: str, client_options: dict[str, Any], consol
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, interrupt)
             handled.append(sig)
+    console.on_out_closed = interrupt.out_closed
     try:
         return await _run(plan, url, client_options, console, interrupt)
     finally:
+        console.on_out_closed = None
         for sig in handled:
             loop.remove_signal_handler(sig)
 
@@ -134,10 +154,13 @@ async def _run(
                 _uncancel()
                 await _cancel(batch, console)
                 await _write_manifest(plan, url, batch, outcome)
-                _summary(console, plan, batch, outcome, time.monotonic() - started)
-                return EXIT_INTERRUPTED
+                _summary(console, plan, batch, outcome, time.monotonic() - started,
+                         interrupt.code)
+                return interrupt.code
     except errors.ConnectionError as exc:
-        raise CliError(f"cannot reach an InvokeAI server at {url}: {one_line(str(exc))}") from None
+        raise CliError(
+            f"cannot reach an InvokeAI server at {url}: {one_line(str(exc))}", EXIT_UNREACHABLE
+        ) from None
     except errors.AuthenticationError as exc:
         raise CliError(
             f"{url} refused the credentials ({one_line(str(exc))}); multi-user servers need "
@@ -148,10 +171,11 @@ async def _run(
     except (errors.ValidationError, errors.WorkflowError, errors.BoardError) as exc:
         raise CliError(one_line(str(exc))) from None
     await _write_manifest(plan, url, batch, outcome)
-    _summary(console, plan, batch, outcome, time.monotonic() - started)
     counts = batch.counts if batch is not None else None
     ok = counts is not None and counts.completed == counts.total and not outcome.unsaved
-    return 0 if ok else 1
+    code = EXIT_OK if ok else EXIT_ITEMS_FAILED
+    _summary(console, plan, batch, outcome, time.monotonic() - started, code)
+    return code
 
 
 async def _follow(
@@ -163,9 +187,6 @@ async def _follow(
         node.id: node.label or node.type for node in handle.definition.nodes.values()
     }
 
-    def describe(result: WorkflowResult) -> str:
-        return _describe_values(result, plan)
-
     def failure(result: WorkflowResult) -> str:
         where = ""
         if result.error_node_id:
@@ -174,52 +195,67 @@ async def _follow(
         what = one_line(": ".join(p for p in (result.error_type, result.error_message) if p))
         return ": ".join(p for p in (where, what[:300]) if p)
 
-    progress = Progress(
-        console, batch, node_labels=node_labels, describe=describe, failure=failure
-    )
     limiter = anyio.Semaphore(SAVE_CONCURRENCY)
-    width = len(str(len(batch)))
 
-    async def show_progress() -> None:
-        async for event in batch.events():
-            progress.on_event(event)
-
-    async def save(result: WorkflowResult) -> None:
+    async def finish(result: WorkflowResult) -> None:
         index = positions.get(result.item_id, len(positions))
-        stem = f"{index + 1:0{width}d}" + _values_slug(result, plan)
-        paths = outcome.files.setdefault(result.item_id, [])
-        async with limiter:
-            for number, image in enumerate(result.images):
-                suffix = f"-{number + 1}" if len(result.images) > 1 else ""
-                try:
-                    path = await image.save(plan.out, name=safe_file_name(f"{stem}{suffix}.png"))
-                except errors.InvokeAIError as exc:
-                    outcome.unsaved += 1
-                    console.note(
-                        f"item {result.item_id}: could not download {image.image_name}: "
-                        f"{one_line(str(exc))}"
-                    )
-                    continue
-                except OSError as exc:
-                    outcome.fatal = f"cannot save images into {plan.out}/: {exc.strerror or exc}"
-                    group.cancel_scope.cancel()
-                    return
-                paths.append(path)
-                console.result(str(path))
+        if result.images:
+            async with limiter:
+                await _save_images(result, index, len(batch), plan, console, outcome)
+            if outcome.fatal is not None:
+                group.cancel_scope.cancel()
+                return
+        if plan.json:
+            entry = _entry(index, result.item_id, result, plan, outcome)
+            console.result(json.dumps({"type": "item", **entry}, default=str))
 
-    try:
+    display = ProgressDisplay(console, total=len(batch), title=handle.name or "batch")
+    with display:
+        progress = BatchProgress(
+            display, batch, node_labels=node_labels,
+            describe=lambda result: _describe_values(result, plan), failure=failure,
+        )
+
+        async def show_progress() -> None:
+            async for event in batch.events():
+                progress.on_event(event)
+
         async with anyio.create_task_group() as group:
             group.start_soon(show_progress)
             async for result in batch.as_completed():
                 outcome.results[result.item_id] = result
                 progress.finished(result)
-                if result.images:
-                    group.start_soon(save, result)
-    finally:
-        progress.close()
+                group.start_soon(finish, result)
     if outcome.fatal is not None:
         await _cancel(batch, console)
-        raise CliError(outcome.fatal)
+        raise CliError(outcome.fatal, EXIT_ERROR)
+
+
+async def _save_images(
+    result: WorkflowResult, index: int, total: int, plan: Plan, console: Console,
+    outcome: _Outcome,
+) -> None:
+    """Download the item's images into the output folder; paths on stdout (not with
+    ``--json``, whose item line lists them)."""
+    stem = f"{index + 1:0{len(str(total))}d}" + _values_slug(result, plan)
+    paths = outcome.files.setdefault(result.item_id, [])
+    for number, image in enumerate(result.images):
+        suffix = f"-{number + 1}" if len(result.images) > 1 else ""
+        try:
+            path = await image.save(plan.out, name=safe_file_name(f"{stem}{suffix}.png"))
+        except errors.InvokeAIError as exc:
+            outcome.unsaved += 1
+            console.note(
+                f"item {result.item_id}: could not download {image.image_name}: "
+                f"{one_line(str(exc))}"
+            )
+            continue
+        except OSError as exc:
+            outcome.fatal = f"cannot save images into {plan.out}/: {exc.strerror or exc}"
+            return
+        paths.append(path)
+        if not plan.json:
+            console.result(str(path))
 
 
 async def _make_folder(folder: Path) -> bool:
@@ -293,6 +329,28 @@ def _values_slug(result: WorkflowResult, plan: Plan) -> str:
 # -- results.json and the summary --------------------------------------------------------
 
 
+def _entry(
+    index: int, item_id: int, result: WorkflowResult | None, plan: Plan, outcome: _Outcome,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """One item as results.json and ``--json`` show it."""
+    entry: dict[str, Any] = {
+        "index": index,
+        "item_id": item_id,
+        "status": result.status if result is not None else status,
+        "values": dict(_swept_values(result, plan)) if result is not None else {},
+        "files": [str(p) for p in outcome.files.get(item_id, [])],
+        "images": [i.image_name for i in result.images] if result is not None else [],
+    }
+    if result is not None and not result.ok:
+        entry["error"] = {
+            "node_id": result.error_node_id,
+            "type": result.error_type,
+            "message": result.error_message,
+        }
+    return entry
+
+
 def _manifest(
     plan: Plan, url: str, batch: BatchRun | None, outcome: _Outcome
 ) -> dict[str, Any]:
@@ -300,21 +358,7 @@ def _manifest(
     runs = batch.runs if batch is not None else []
     for index, run in enumerate(runs):
         result = outcome.results.get(run.item_id) or run.result_nowait()
-        entry: dict[str, Any] = {
-            "index": index,
-            "item_id": run.item_id,
-            "status": result.status if result is not None else run.status,
-            "values": dict(_swept_values(result, plan)) if result is not None else {},
-            "files": [str(p) for p in outcome.files.get(run.item_id, [])],
-            "images": [i.image_name for i in result.images] if result is not None else [],
-        }
-        if result is not None and not result.ok:
-            entry["error"] = {
-                "node_id": result.error_node_id,
-                "type": result.error_type,
-                "message": result.error_message,
-            }
-        items.append(entry)
+        items.append(_entry(index, run.item_id, result, plan, outcome, run.status))
     return {
         "workflow": plan.definition.name,
         "source": plan.workflow_source,
@@ -341,7 +385,8 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _summary(
-    console: Console, plan: Plan, batch: BatchRun | None, outcome: _Outcome, seconds: float
+    console: Console, plan: Plan, batch: BatchRun | None, outcome: _Outcome, seconds: float,
+    code: int,
 ) -> None:
     if batch is None:
         return
@@ -352,9 +397,20 @@ def _summary(
         f"{counts.total} items: {counts.completed} completed, {counts.failed} failed, "
         f"{counts.canceled} canceled"
     )
-    if counts.pending or counts.in_progress:
-        line += f", {counts.pending + counts.in_progress} unfinished"
+    unfinished = counts.pending + counts.in_progress
+    if unfinished:
+        line += f", {unfinished} unfinished"
     console.note(f"{line} in {seconds:.1f}s{rate}")
     missed = f", {outcome.unsaved} could not be downloaded" if outcome.unsaved else ""
     console.note(f"{saved} image{'' if saved == 1 else 's'} saved to {plan.out}/{missed} "
                  "(results.json lists every item)")
+    if plan.json:
+        summary = {
+            "type": "summary", "batch_id": batch.batch_id, "total": counts.total,
+            "completed": counts.completed, "failed": counts.failed,
+            "canceled": counts.canceled, "unfinished": unfinished, "images_saved": saved,
+            "not_downloaded": outcome.unsaved, "seconds": round(seconds, 3),
+            "out": str(plan.out), "results": str(plan.out / "results.json"),
+            "exit_code": code,
+        }
+        console.result(json.dumps(summary))

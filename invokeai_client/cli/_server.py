@@ -63,8 +63,9 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def server_url(url: str | None, console: Console) -> Iterator[str]:
-    """``url``, or the URL of a local InvokeAI started for the duration of the block."""
+def server_url(url: str | None, console: Console, *, tiny_models: bool = False) -> Iterator[str]:
+    """``url``, or the URL of a local InvokeAI started for the duration of the block (with
+    the tiny random-weight test models installed if ``tiny_models``)."""
     if url:
         yield url.rstrip("/")
         return
@@ -77,6 +78,11 @@ def server_url(url: str | None, console: Console) -> Iterator[str]:
     console.note(f"starting a local InvokeAI {INVOKEAI_VERSION} (installed on first use)...")
     with LocalInvokeAI() as server:
         console.note(f"local InvokeAI ready at {server.url} in {server.started_in or 0:.1f}s")
+        if tiny_models:
+            from ..testing.tiny_models import install_tiny_models_blocking
+
+            console.note("installing the tiny random-weight test models (built once, cached)")
+            install_tiny_models_blocking(server.url)
         try:
             yield server.url
         finally:

@@ -43,8 +43,10 @@ async def watch_members(
 ) -> None:
     """Probe every member forever; ``on_change(member)`` after it went down or came back."""
     while True:
+        now = time.monotonic()
         await asyncio.gather(
-            *(_check(m, timeout, down_after, on_change) for m in members if m.state != "closed")
+            *(_check(m, timeout, down_after, on_change) for m in members
+              if m.state != "closed" and m.needs_probe(now, interval))
         )
         await asyncio.sleep(interval)
 

@@ -11,12 +11,16 @@ from typing import Any
 
 from .. import errors
 from ..client import AsyncClient
+from ..runs._room import queue_limit
 from .scheduler import ServerState
 
 log = logging.getLogger("invokeai_client.pool")
 
 RATE_WINDOW = 24
 """Completions the item rate is measured over."""
+
+COUNTS_EVERY = 5.0
+"""Seconds between queue-count probes of a server whose items keep ending (it is alive)."""
 
 
 @dataclass
@@ -44,7 +48,9 @@ class Member:
     max_queue_size: int | None = None
     queue_pending: int | None = None
     room_hint: int | None = None  # 0 after the server cut a batch; cleared by the next probe
+    cut_room: int | None = None  # how many a cut batch could have made (learns the limit)
     failing_since: float | None = None
+    probed_at: float = 0.0
     abandoned: set[str] = field(default_factory=set)
     """Batch ids given up on here: canceled when the server answers again."""
     given_up: list[tuple[Any, int, int | None]] = field(default_factory=list)
@@ -85,7 +91,17 @@ class Member:
         if not self.opened:
             await self.client.open()
             self.opened = True
-        self.max_queue_size = await queue_limit(self.client)
+        self.max_queue_size = await queue_limit(self.client.context)
+
+    def needs_probe(self, now: float, interval: float) -> bool:
+        """Whether to ask the server now: always unless it is visibly alive (socket up and
+        an item of ours ended within two intervals); then only every COUNTS_EVERY seconds,
+        to refresh its queue counts."""
+        alive = (
+            self.state == "up" and self.client.is_connected and bool(self.completions)
+            and now - self.completions[-1] < 2 * interval
+        )
+        return not alive or now - self.probed_at >= COUNTS_EVERY
 
     async def probe(self, timeout: float) -> bool:
         """Ask the server for its queue counts; False when it does not answer in time."""
@@ -99,19 +115,12 @@ class Member:
             self.why = f"not answering: {str(exc) or type(exc).__name__}"
             return False
         self.failing_since = None
+        self.probed_at = time.monotonic()
         self.queue_pending = status.queue.pending
+        if self.cut_room is not None and self.max_queue_size is None:
+            # The queue was full at the cut: the limit is at least what was pending plus
+            # what still fitted then (a safe underestimate).
+            self.max_queue_size = status.queue.pending + self.cut_room
+        self.cut_room = None
         self.room_hint = None
         return True
-
-
-async def queue_limit(client: AsyncClient) -> int | None:
-    """The server's ``max_queue_size`` (read from its runtime config; None when the server
-    does not tell, e.g. to a non-admin user: the pool then learns it from cut batches)."""
-    try:
-        answer = await client.context.http.request("GET", "/api/v1/app/runtime_config")
-    except errors.InvokeAIError as exc:
-        log.debug("%s: queue limit unknown (%s)", client.base_url, exc)
-        return None
-    config = answer.get("config") if isinstance(answer, dict) else None
-    value = config.get("max_queue_size") if isinstance(config, dict) else None
-    return value if isinstance(value, int) and value > 0 else None

@@ -11,6 +11,7 @@ stops answering is given up on; its unfinished variations go back to the front o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -67,6 +68,8 @@ class PoolJob:
         self.attempts: dict[int, list[Attempt]] = {}
         self.duplicates: list[dict[str, Any]] = []
         self.late_results = 0
+        self.requests = 0
+        """Enqueue requests sent so far (each carries one chunk of variations)."""
         self.excluded: dict[str, str] = {}
         """Servers left out of this job and why (models missing, not answering)."""
         self._pending: deque[int] = deque(
@@ -136,6 +139,12 @@ class PoolJob:
                 return
             self._change.clear()
             await self._change.wait()
+
+    async def settled(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the job to end; whether it has."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), timeout)
+        return self.done
 
     async def wait(self) -> list[PoolResult]:
         """Every result, in sweep order, once all variations ended."""
@@ -207,10 +216,11 @@ class PoolJob:
         member.sending += len(chunk)
         if self.manifest is not None:
             await self.manifest.sent(chunk, member.url, batch_id)
+        self.requests += 1
         variations = [self.variations.variations[i] for i in chunk]
         body = chunk_body(self.bodies[member.url], self.variations.fields, variations, batch_id)
         try:
-            batch = await member.client.runs.enqueue(body, detach=True)
+            batch = await member.client.runs.enqueue(body, detach=True, partial=True)
         except errors.InvokeAIError as exc:
             self._enqueue_failed(member, chunk, batch_id, exc)
             return
@@ -236,9 +246,9 @@ class PoolJob:
             self.error = exc  # the workflow itself is refused: no server will take it
             self._finish()
             return
-        full = "enqueued nothing" in str(exc)
-        if full:
-            member.room_hint = 0
+        full = isinstance(exc, errors.QueueFullError)  # nothing of it runs there
+        if isinstance(exc, errors.QueueFullError):
+            member.cut_room = exc.room
         else:
             member.abandoned.add(batch_id)  # fate unknown: cancel it if the server answers
         if member.state == "up":

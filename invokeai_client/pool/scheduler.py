@@ -7,10 +7,14 @@ probe answered). The answer is how many of the pending variations each server ge
 Rules, in order:
 
 1. A server that is down, refused the workflow (models) or is still being probed gets nothing.
-2. No server ever holds more of our items than its *depth*: the running one plus a lead long
-   enough to cover the time the pool needs to notice an item ended and send the next
-   (``lead_time`` seconds of work at the server's measured rate, at least ``min_lead``).
-   Queues stay shallow, so little is stranded on a server that dies.
+2. No server ever holds more of our items than its *depth*: the running one, a *lead* long
+   enough to cover the time the pool needs to notice an item ended and send more
+   (``lead_time`` seconds of work at the server's measured rate, at least ``min_lead``),
+   and one *refill* (``batch_time`` seconds of work, at least 1). A server is refilled
+   only once it has room for a whole refill, so each request carries several variations on
+   a fast server (cheaper for the client and the server) and one on a slow GPU. Queues stay
+   shallow (about ``lead_time + batch_time`` seconds of work), so little is stranded on a
+   server that dies.
 3. No send exceeds the server's free queue room (``max_queue_size`` minus its pending items,
    whoever owns them): nothing is ever cut by the server's queue limit.
 4. When there is less work left than room, work goes where it finishes first: the remaining
@@ -25,7 +29,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Policy", "ServerState", "depth", "plan"]
+__all__ = ["Policy", "ServerState", "depth", "plan", "refill"]
 
 
 @dataclass(frozen=True)
@@ -51,21 +55,28 @@ class Policy:
 
     ``lead_time``: seconds of queued work kept on each server beyond the running item; it
     must cover the pool's reaction time (event latency + one enqueue round trip).
-    ``min_lead`` / ``max_lead``: bounds of that lead in items. ``max_chunk``: the most
-    variations sent in one enqueue request.
+    ``min_lead`` / ``max_lead``: bounds of that lead in items. ``batch_time``: seconds of
+    work sent per refill (one request). ``max_chunk``: the most variations in one request.
     """
 
     lead_time: float = 0.5
     min_lead: int = 1
     max_lead: int = 64
+    batch_time: float = 1.0
     max_chunk: int = 500
 
 
+def refill(state: ServerState, policy: Policy, default_rate: float) -> int:
+    """How many variations one request to this server carries in the steady state."""
+    rate = state.rate if state.rate is not None else default_rate
+    return max(1, min(policy.max_chunk, math.ceil(rate * policy.batch_time)))
+
+
 def depth(state: ServerState, policy: Policy, default_rate: float) -> int:
-    """How many of our items a server should hold: the running one plus the lead."""
+    """How many of our items a server may hold: the running one, the lead, one refill."""
     rate = state.rate if state.rate is not None else default_rate
     lead = math.ceil(rate * policy.lead_time) if rate > 0 else policy.min_lead
-    return 1 + max(policy.min_lead, min(policy.max_lead, lead))
+    return max(policy.min_lead, min(policy.max_lead, lead)) + refill(state, policy, default_rate)
 
 
 def _default_rate(servers: Sequence[ServerState]) -> float:
@@ -111,17 +122,19 @@ def plan(servers: Sequence[ServerState], pending: int, policy: Policy = Policy()
     default = _default_rate(usable)
     rates = {s.name: (s.rate if s.rate else default) for s in usable}
     caps: dict[str, int] = {}
+    steady: dict[str, int] = {}
     for s in usable:
-        cap = depth(s, policy, default) - s.in_flight
-        if s.room is not None:
-            cap = min(cap, s.room)
-        cap = min(cap, policy.max_chunk)
+        gap = depth(s, policy, default) - s.in_flight
+        cap = min(gap, policy.max_chunk) if s.room is None else min(gap, policy.max_chunk, s.room)
         if cap > 0:
             caps[s.name] = cap
+            # Steady state: wait for room for a whole refill (unless the queue limit binds).
+            whole = refill(s, policy, default)
+            steady[s.name] = cap if cap >= whole or cap < gap else 0
     if not caps:
         return {}
-    # Less work left than room: share it by finish time (the tail); else fill every gap.
-    shares = _shares(usable, pending, rates) if sum(caps.values()) >= pending else caps
+    # Less work left than room: share it by finish time (the tail); else refill the gaps.
+    shares = _shares(usable, pending, rates) if sum(caps.values()) >= pending else steady
     # Fastest finish first, so rounding extras land where they finish soonest.
     order = sorted(caps, key=lambda n: (_finish(usable, n, rates), n))
     sends: dict[str, int] = {}

@@ -27,6 +27,11 @@ class Repository:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._context.base_url!r}>"
 
+    async def _require(self, feature: str) -> None:
+        """:class:`~errors.EndpointNotAvailableError` naming the server's version if that
+        version lacks ``feature`` (a key of ``invokeai_client._compat.FEATURES``)."""
+        (await self._context.features()).require(feature)
+
     async def _post_chunks(
         self, path: str, key: str, values: Sequence[Any], **body: Any
     ) -> AsyncIterator[Any]:

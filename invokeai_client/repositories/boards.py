@@ -266,6 +266,8 @@ class BoardRepository(Repository):
             raise errors.BoardError("the uncategorized pseudo-board cannot be changed")
         if not changes:
             return await self._get_by_id(board_id)
+        if visibility is not None:
+            await self._require("board_visibility")
         with naming("board", board_id, action="change", not_found=errors.BoardNotFoundError):
             answer = await self._http.request(
                 "PATCH", f"{BOARDS}/{board_id}", json=changes, retry=True

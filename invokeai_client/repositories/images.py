@@ -8,6 +8,7 @@ uploaded). File reads and PIL encoding run in a worker thread, never on the even
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -180,6 +181,11 @@ class ImageRepository(Repository):
         """Records of several images in the given order; unknown names are left out."""
         out: builtins.list[ImageDTO] = []
         names = image_names_of(images)
+        if not (await self._context.features()).supports("image_names"):
+            for name in names:  # before 6.0: one read per image
+                with contextlib.suppress(errors.NotFoundError):
+                    out.append(await self.get(name))
+            return out
         async for answer in self._post_chunks(f"{IMAGES}/images_by_names", "image_names", names):
             out.extend(parse_list(ImageDTO, answer, missing_ok=True))
         return out
@@ -412,7 +418,8 @@ class ImageRepository(Repository):
         return await self._bulk("delete", images, "deleted_images")
 
     async def delete_uncategorized(self) -> ImagesResult:
-        """Delete every image that is on no board (a non-admin: only their own)."""
+        """Delete every image that is on no board (a non-admin: only their own; 5.15+)."""
+        await self._require("images_delete_uncategorized")
         answer = await self._http.request("DELETE", f"{IMAGES}/uncategorized")
         return ImagesResult.from_server(answer, "deleted_images")
 

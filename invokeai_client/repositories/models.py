@@ -157,6 +157,7 @@ class ModelRepository(Repository):
     async def get_by_hash(self, hash: str) -> ModelConfig:
         """The model whose weights have this hash (``"blake3:..."``); survives reinstalls."""
         check_text("hash", hash)
+        await self._require("models_by_hash")
         with naming("model with hash", hash):
             answer = await self._http.request(
                 "GET", f"{MODELS}/get_by_hash", params={"hash": hash}

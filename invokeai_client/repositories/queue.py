@@ -3,9 +3,10 @@
 Submitting work is :mod:`invokeai_client.runs` (``client.runs`` / workflow handles); this
 repository is for looking at and steering what is queued.
 
-Listing follows the 6.8+ API: one ``item_ids`` snapshot, then items hydrated in chunks with
+Listing follows the 6.7+ API: one ``item_ids`` snapshot, then items hydrated in chunks with
 ``item_summaries_by_ids`` (6.14.1+; older servers fall back to ``items_by_ids``), so a listing
 yields every item that existed when it started exactly once, even while the queue moves.
+Servers before 6.7 are read with their cursor-paged ``list`` instead (``_queue_legacy``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..types.queue import (
     SessionQueueItem,
     SessionQueueItemSummary,
 )
+from . import _queue_legacy
 from ._base import Repository, check_text, naming
 
 if TYPE_CHECKING:
@@ -134,16 +136,28 @@ class QueueRepository(Repository):
             raise errors.ValidationError(
                 f"order must be 'desc' or 'asc', got {order!r}", input="order", rule="desc|asc"
             )
-        answer = await self._http.request(
-            "GET", f"{self._prefix}/item_ids", params={"order_dir": order.upper()}
-        )
-        with reading():
-            ids = [integer(i) for i in as_object(answer).get("item_ids") or []]
+        if await self._legacy():
+            listed = await _queue_legacy.list_items(self._http, self._prefix)
+            with reading():
+                ids = [integer(i.get("item_id")) for i in listed]
+        else:
+            answer = await self._http.request(
+                "GET", f"{self._prefix}/item_ids", params={"order_dir": order.upper()}
+            )
+            with reading():
+                ids = [integer(i) for i in as_object(answer).get("item_ids") or []]
         return sorted(ids, reverse=order == "desc")
+
+    async def _legacy(self) -> bool:
+        """Whether this server predates ``item_ids`` (InvokeAI before 6.7)."""
+        return not (await self._context.features()).supports("queue_item_ids")
 
     async def get_many(self, item_ids: Iterable[int]) -> builtins.list[SessionQueueItem]:
         """Full items (with sessions) in the given order; unknown ids are left out."""
         out: builtins.list[SessionQueueItem] = []
+        if await self._legacy():
+            found = await _queue_legacy.read_items(self._http, self._prefix, _item_ids(item_ids))
+            return parse_list(SessionQueueItem, found)
         async for answer in self._post_chunks(
             f"{self._prefix}/items_by_ids", "item_ids", _item_ids(item_ids)
         ):
@@ -159,6 +173,10 @@ class QueueRepository(Repository):
         servers without it.
         """
         ids = _item_ids(item_ids)
+        if await self._legacy():
+            listed = await _queue_legacy.list_items(self._http, self._prefix)
+            by_id = {i.get("item_id"): i for i in listed}
+            return parse_list(SessionQueueItemSummary, [by_id[i] for i in ids if i in by_id])
         if self._summaries_supported is not False:
             try:
                 out: builtins.list[SessionQueueItemSummary] = []
@@ -294,7 +312,8 @@ class QueueRepository(Repository):
         )
 
     async def cancel_all_except_current(self) -> int:
-        """Cancel every pending item (the running one goes on); returns how many."""
+        """Cancel every pending item (the running one goes on); returns how many (5.10+)."""
+        await self._require("queue_cancel_all_except_current")
         return await self._count("canceled", "PUT", "/cancel_all_except_current")
 
     async def retry(self, item_ids: int | Iterable[int]) -> RetryItemsResult:
@@ -305,24 +324,28 @@ class QueueRepository(Repository):
         ids = _item_ids(item_ids)
         if not ids:
             return RetryItemsResult(queue_id=self.queue_id)
+        await self._require("queue_retry")
         answer = await self._http.request(
             "PUT", f"{self._prefix}/retry_items_by_id", json=ids, retry=False
         )
         return parse(RetryItemsResult, answer)
 
     async def delete(self, item_id: int) -> None:
-        """Delete one item (canceling it first if it is running)."""
+        """Delete one item (canceling it first if it is running; 6.0+)."""
         item_id = _item_id(item_id)
+        await self._require("queue_delete_item")
         with naming("queue item", item_id, action="delete"):
             await self._http.request("DELETE", f"{self._prefix}/i/{item_id}")
 
     async def delete_destination(self, destination: str) -> int:
-        """Delete every item sent to ``destination``; returns how many."""
+        """Delete every item sent to ``destination``; returns how many (6.0+)."""
         check_text("destination", destination, in_path=True)
+        await self._require("queue_delete_destination")
         return await self._count("deleted", "DELETE", f"/d/{destination}")
 
     async def delete_all_except_current(self) -> int:
-        """Delete every pending item (the running one goes on); returns how many."""
+        """Delete every pending item (the running one goes on); returns how many (6.0+)."""
+        await self._require("queue_delete_all_except_current")
         return await self._count("deleted", "PUT", "/delete_all_except_current")
 
     async def prune(self) -> int:

@@ -163,6 +163,7 @@ class WorkflowRepository(Repository):
         data = await _workflow_json(workflow)
         data.pop("id", None)
         _check_savable(data)
+        await self._fit_format(data)
         answer = await self._http.request("POST", f"{WORKFLOWS}/", json={"workflow": data})
         return parse(WorkflowRecord, answer)
 
@@ -181,11 +182,27 @@ class WorkflowRepository(Repository):
             )
         data["id"] = target
         _check_savable(data)
+        await self._fit_format(data)
         with naming("workflow", target, action="update"):
             answer = await self._http.request(
                 "PATCH", f"{WORKFLOWS}/i/{target}", json={"workflow": data}, retry=True
             )
         return parse(WorkflowRecord, answer)
+
+    async def _fit_format(self, data: dict[str, Any]) -> None:
+        """A ``meta.version`` 4 workflow saved on a server before 6.13: that version's GUI
+        reads only 3.0.0, which 4.0.0 differs from only by connector nodes. Without them it
+        is saved as 3.0.0; with them, EndpointNotAvailableError names the version."""
+        meta = data.get("meta")
+        if not isinstance(meta, dict) or not str(meta.get("version", "")).startswith("4."):
+            return
+        features = await self._context.features()
+        if features.supports("workflow_meta_v4"):
+            return
+        nodes = data.get("nodes") or []
+        if any(isinstance(node, dict) and node.get("type") == "connector" for node in nodes):
+            features.require("workflow_meta_v4")
+        data["meta"] = {**meta, "version": "3.0.0"}
 
     async def delete(self, workflow_id: str) -> None:
         """Delete a saved workflow (NotFoundError naming the id if there is none)."""
@@ -202,6 +219,7 @@ class WorkflowRepository(Repository):
                 input="is_public",
                 rule="boolean",
             )
+        await self._require("workflow_is_public")
         with naming("workflow", workflow_id, action="share"):
             answer = await self._http.request(
                 "PATCH",
@@ -212,9 +230,11 @@ class WorkflowRepository(Repository):
         return parse(WorkflowRecord, answer)
 
     async def tags(self, *, category: str | Iterable[str] | None = None) -> builtins.list[str]:
-        """Every tag used by saved workflows (InvokeAI 6.12+)."""
+        """Every tag used by saved workflows (InvokeAI 6.10+)."""
+        params = {"categories": _categories("category", category)}
+        await self._require("workflow_tags")
         answer = await self._http.request(
-            "GET", f"{WORKFLOWS}/tags", params={"categories": _categories("category", category)}
+            "GET", f"{WORKFLOWS}/tags", params=params
         )
         return strings(answer)
 

@@ -11,6 +11,9 @@
 from ._handles import BatchRun, WorkflowRun
 from ._manager import RunManager
 from .events import (
+    ModelLoad,
+    ModelLoadCompleted,
+    ModelLoadStarted,
     NodeCompleted,
     NodeFailed,
     NodeProgress,
@@ -18,11 +21,15 @@ from .events import (
     RunEvent,
     StatusChanged,
 )
-from .results import ImageRef, WorkflowResult
+from .results import FieldValues, ImageRef, WorkflowResult
 
 __all__ = [
     "BatchRun",
+    "FieldValues",
     "ImageRef",
+    "ModelLoad",
+    "ModelLoadCompleted",
+    "ModelLoadStarted",
     "NodeCompleted",
     "NodeFailed",
     "NodeProgress",

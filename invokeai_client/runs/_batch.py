@@ -24,7 +24,7 @@ from .state import EventSink, ItemState
 if TYPE_CHECKING:
     from .._router import EventRouter
     from ..types.queue import EnqueueBatchResult
-    from .results import WorkflowResult
+    from .results import FieldValues, WorkflowResult
 
 __all__ = ["BatchOwner", "BatchTracker"]
 
@@ -211,7 +211,7 @@ class BatchTracker:
             views = self.views = {}
         views[key] = weakref.ref(view)
 
-    def values_at(self, index: int) -> dict[str, Any]:
+    def values_at(self, index: int) -> FieldValues:
         return self.shape.values_at(index)
 
     # -- ItemObserver --------------------------------------------------------------------

@@ -19,7 +19,7 @@ from .._router import Mailbox
 from ..types.queue import BatchStatus
 from ._batch import BatchTracker
 from .events import NodeProgress, RunEvent
-from .results import WorkflowResult
+from .results import FieldValues, WorkflowResult
 from .state import ItemState
 
 __all__ = ["BatchRun", "WorkflowRun", "batch_view", "run_view"]
@@ -317,6 +317,11 @@ class BatchRun:
         return self._tracker.detached
 
     @property
+    def node_count(self) -> int:
+        """How many nodes the batch's graph has (each item reports one output per node)."""
+        return self._tracker.shape.node_count
+
+    @property
     def runs(self) -> list[WorkflowRun]:
         """The runs of the batch in submission order (ascending item id)."""
         tracker = self._tracker
@@ -451,8 +456,9 @@ class BatchRun:
         await tracker.owner.cancel_batch_shielded(tracker)
         return True
 
-    def field_values(self, index: int) -> dict[str, Any]:
-        """The batch values substituted into the item at ``index`` (submission order)."""
+    def field_values(self, index: int) -> FieldValues:
+        """The batch values substituted into the item at ``index`` (submission order), keyed
+        as the sweep named them (see :class:`~invokeai_client.runs.FieldValues`)."""
         expected = self._tracker.expected
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < expected:
             raise errors.ValidationError(

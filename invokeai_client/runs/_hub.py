@@ -22,6 +22,7 @@ from ._batch import BatchTracker
 from ._cancel import Canceller
 from ._limiter import Limiter
 from ._reconcile import Reconciler
+from ._room import cut_error
 from ._submit import post_enqueue, prepare_body
 from ._tasks import TaskSet
 from .results import ImageHost, iterated_nodes
@@ -141,9 +142,16 @@ class RunHub:
     # -- submitting ----------------------------------------------------------------------
 
     async def enqueue(
-        self, body: EnqueueBody | Mapping[str, Any], *, detach: bool, single: bool
+        self,
+        body: EnqueueBody | Mapping[str, Any],
+        *,
+        detach: bool,
+        single: bool = False,
+        partial: bool = False,
+        names: Mapping[str, str] | None = None,
     ) -> BatchTracker:
-        """Submit an enqueue body; returns its batch once the server has the items."""
+        """Submit an enqueue body; returns its batch once the server has the items (see
+        :meth:`RunManager.enqueue` for ``partial`` and ``names``)."""
         self.check_open()
         parsed, request, groups, iterated = prepare_body(body)
         expected = parsed.item_count
@@ -160,6 +168,8 @@ class RunHub:
             graph=parsed.batch.graph, groups=groups, iterated=iterated,
             origin=batch_json.get("origin"), destination=batch_json.get("destination"),
         )
+        if names:
+            batch.shape.names = dict(names)
         if batch.batch_id in self.batches:
             raise errors.ValidationError(
                 f"batch_id {batch.batch_id!r} is already in flight on this client",
@@ -174,14 +184,23 @@ class RunHub:
                 f"the client closed while batch {batch.batch_id} was being submitted; it was "
                 + ("left on the server" if detach else "canceled on the server")
             )
-        if answer.enqueued == 0 and not answer.item_ids:
-            self.drop(batch)
-            raise errors.InvokeAIError(
-                f"the server enqueued nothing for batch {batch.batch_id} "
-                f"(requested {answer.requested}); is its queue full?"
-            )
+        if answer.enqueued == 0 or (answer.enqueued < answer.requested and not partial):
+            raise await self._cut(batch, answer)
         batch.confirm(answer)
         return batch
+
+    async def _cut(self, batch: BatchTracker, answer: EnqueueBatchResult) -> errors.QueueFullError:
+        """The server's queue cut the batch: cancel what it made, never run part silently."""
+        canceled = True
+        if answer.enqueued or answer.item_ids:
+            batch.confirm(answer)
+            try:
+                await self.queue.cancel_batch(batch.batch_id)
+            except errors.InvokeAIError as exc:
+                log.warning("could not cancel the cut batch %s: %s", batch.batch_id, exc)
+                canceled = False
+        self.drop(batch)
+        return cut_error(batch.batch_id, answer.requested, answer.enqueued, canceled)
 
     async def _register(self, batch: BatchTracker) -> None:
         """Take limiter slots, then route the batch's events (before the POST: events may

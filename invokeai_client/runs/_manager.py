@@ -162,16 +162,26 @@ class RunManager:
         return await self.enqueue(body, detach=detach)
 
     async def enqueue(
-        self, body: EnqueueBody | Mapping[str, Any], *, detach: bool = False
+        self,
+        body: EnqueueBody | Mapping[str, Any],
+        *,
+        detach: bool = False,
+        partial: bool = False,
+        names: Mapping[str, str] | None = None,
     ) -> BatchRun:
         """Submit an ``enqueue_batch`` body: an :class:`~invokeai_client.types.batch.EnqueueBody`
         (e.g. from the workflow compile stage) or its dict form
         (``{"batch": {...}, "prepend": bool}``, parsed with the same rules).
 
         The batch id is the body's (or a new uuid4, written into the request). Returns
-        once the server has the items; their runs are ``batch.runs``.
+        once the server has the items; their runs are ``batch.runs``. ``names`` maps a
+        batch input's ``"node_id.field_name"`` to the name its ``field_values`` use. A batch
+        the server's queue cuts (``max_queue_size``) raises :class:`~errors.QueueFullError`
+        after its items were canceled, unless ``partial``: then the batch holds the items
+        that were made (the first ones, in order) and the caller sends the rest later.
         """
-        return batch_view(await self._hub.enqueue(body, detach=detach, single=False))
+        tracker = await self._hub.enqueue(body, detach=detach, partial=partial, names=names)
+        return batch_view(tracker)
 
     @staticmethod
     def _only_run(tracker: BatchTracker) -> WorkflowRun:

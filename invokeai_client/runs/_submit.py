@@ -20,7 +20,7 @@ from .. import errors
 from .._constants import DEFAULT_ORIGIN
 from ..types.batch import EnqueueBody
 from ..types.queue import EnqueueBatchResult
-from ._recovery import recover_enqueue
+from ._recovery import find_batch_items, recover_enqueue
 from .results import iterated_nodes
 
 if TYPE_CHECKING:
@@ -54,7 +54,11 @@ async def post_enqueue(
     while True:
         try:
             raw = await http.request("POST", path, json=request, retry=False, expect="bytes")
-            return read_enqueue_answer(raw, batch_id)
+            answer = read_enqueue_answer(raw, batch_id)
+            if answer.enqueued and not answer.item_ids:
+                # InvokeAI before 6.0 does not name the new items: find them over REST.
+                answer.item_ids = await find_batch_items(queue, batch_id, answer.enqueued, known())
+            return answer
         except errors.RateLimitError as exc:
             # Refused before any work: safe to send again after the server's hint.
             if resends >= ENQUEUE_RESENDS:
@@ -69,18 +73,9 @@ async def post_enqueue(
                 resends += 1
                 await asyncio.sleep(0.5 * 2**resends)
                 continue
-            # Fate unknown: never resend.
-            found = await recover_enqueue(
-                queue, batch_id, expected=expected, known=known, cause=exc
-            )
-            assert found is not None  # without may_resend it raises instead
-            return found
+            return await _recover(queue, batch_id, expected, known, exc)  # never resend
         except errors.TimeoutError as exc:
-            found = await recover_enqueue(
-                queue, batch_id, expected=expected, known=known, cause=exc
-            )
-            assert found is not None
-            return found
+            return await _recover(queue, batch_id, expected, known, exc)
         except errors.InternalServerError as exc:
             # The server answered, so it is done with the request: if it recorded
             # nothing, sending again cannot double the batch.
@@ -93,6 +88,19 @@ async def post_enqueue(
                 raise
             resends += 1
             log.info("batch %s was not enqueued (%s); sending it again", batch_id, exc)
+
+
+async def _recover(
+    queue: QueueRepository,
+    batch_id: str,
+    expected: int,
+    known: Callable[[], list[int]],
+    cause: errors.InvokeAIError,
+) -> EnqueueBatchResult:
+    """The answer of an enqueue whose fate is unknown, from REST; raises if not found."""
+    found = await recover_enqueue(queue, batch_id, expected=expected, known=known, cause=cause)
+    assert found is not None  # without may_resend it raises instead
+    return found
 
 
 def read_enqueue_answer(raw: bytes, batch_id: str) -> EnqueueBatchResult:

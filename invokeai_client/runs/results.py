@@ -26,7 +26,7 @@ from .._files import safe_file_name
 if TYPE_CHECKING:
     from ..repositories.images import ImageRepository
 
-__all__ = ["ImageRef", "WorkflowResult", "map_output", "safe_file_name"]
+__all__ = ["FieldValues", "ImageRef", "WorkflowResult", "map_output", "safe_file_name"]
 
 PASSTHROUGH_NODE_TYPES = frozenset({"image", "load_image", "video"})
 """Node types that only pass an existing image on; their outputs are not new images."""
@@ -64,6 +64,14 @@ class ImageRef:
         """The full-size image file as bytes (PNG), through ``client.images``."""
         return await self._require_client().images.download(self.image_name)
 
+    def _repr_png_(self) -> bytes | None:
+        """The image, for Jupyter/IPython to show inline (None when it cannot be fetched)."""
+        if self.client is None:
+            return None
+        from .._display import fetch_png
+
+        return fetch_png(self.client.images, self.image_name)
+
     async def save(
         self, folder: str | Path, *, name: str | None = None, overwrite: bool = False
     ) -> Path:
@@ -85,6 +93,52 @@ class ImageRef:
         )
 
 
+class FieldValues(Mapping[str, Any]):
+    """The batch values of one item, keyed as the sweep named its inputs.
+
+    ``wf.submit_batch({"Seed": [1, 2]})`` gives items whose ``field_values`` are
+    ``{"Seed": 1}`` and ``{"Seed": 2}``. An input swept by ``"node_id.field_name"``, and raw
+    ``data=`` groups, keep that key. Every value can also be read by its full
+    ``"node_id.field_name"`` key (``values[wf.input("Seed").key]``), whatever the sweep
+    called it; :meth:`by_node` gives them all under those keys. Compares equal to a dict
+    with the same keys and values.
+    """
+
+    __slots__ = ("_aliases", "_values")
+
+    def __init__(self, values: Mapping[str, Any], names: Mapping[str, str] | None = None):
+        # values: keyed "node_id.field_name"; names: full key -> the sweep's name for it.
+        names = names or {}
+        self._values = {names.get(key, key): value for key, value in values.items()}
+        self._aliases = {
+            key: names[key] for key in values if key in names and names[key] != key
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            alias = self._aliases.get(key)
+            if alias is not None:
+                return self._values[alias]
+        known = ", ".join(map(repr, self._values)) or "none"
+        raise KeyError(f"{key!r} is not a swept input of this item (swept: {known})")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return repr(self._values)
+
+    def by_node(self) -> dict[str, Any]:
+        """The same values keyed ``"node_id.field_name"`` (as the server records them)."""
+        full = {name: key for key, name in self._aliases.items()}
+        return {full.get(name, name): value for name, value in self._values.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class WorkflowResult:
     """The outcome of one queue item.
@@ -94,8 +148,8 @@ class WorkflowResult:
     left the item on the server). ``outputs`` maps each
     graph node id that ran to its mapped output (see the module doc), in the order the nodes
     finished; ``images`` lists the new, non-intermediate images in that order.
-    ``field_values`` holds the batch values substituted into this item, keyed
-    ``"node_id.field_name"``. On failure ``error_node_id``, ``error_type``,
+    ``field_values`` holds the batch values substituted into this item, keyed by the names
+    the sweep used (labels; see :class:`FieldValues`). On failure ``error_node_id``, ``error_type``,
     ``error_message`` and ``error_traceback`` say what broke.
     """
 
@@ -130,9 +184,22 @@ class WorkflowResult:
         return iter(self.outputs)
 
     @property
-    def image(self) -> ImageRef | None:
-        """The first new image, or None."""
-        return self.images[0] if self.images else None
+    def image(self) -> ImageRef:
+        """The item's new image, for workflows that make one (the first of several).
+
+        Typed without ``None`` so ``await result.image.save(...)`` needs no check: an item
+        that failed raises its run error here, and one that completed without a new image
+        raises :class:`~invokeai_client.errors.InvokeAIError` naming its outputs. Use
+        ``images`` when a workflow makes none or several.
+        """
+        if self.images:
+            return self.images[0]
+        self.raise_for_status()
+        known = ", ".join(sorted(self.outputs)) or "none"
+        raise errors.InvokeAIError(
+            f"queue item {self.item_id} made no new image (outputs of nodes: {known}); "
+            "result.images is empty, result.outputs holds what it made"
+        )
 
     def error(self) -> errors.RunError | None:
         """The error this result stands for (None when it completed)."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from .results import ImageHost
+from .results import FieldValues, ImageHost
 
 __all__ = ["BatchShape"]
 
@@ -21,6 +22,7 @@ class BatchShape:
         "groups",
         "image_host",
         "iterated",
+        "names",
         "needs_order",
         "node_count",
         "per_run",
@@ -43,14 +45,17 @@ class BatchShape:
         self.per_run = 1
         for group in groups or ():
             self.per_run *= len(group[0]["items"])
+        self.names: Mapping[str, str] = {}
+        """How ``field_values`` name a swept input: ``"node_id.field_name"`` -> the key the
+        sweep used (its label); inputs not listed keep their full key."""
         self.needs_order = False  # an iterated node ran more than once: REST orders outputs
         self.confirmed = False
 
-    def values_at(self, index: int) -> dict[str, Any]:
+    def values_at(self, index: int) -> FieldValues:
         """The batch values substituted into the item at ``index`` (submission order)."""
         groups = self.groups
         if not groups or index < 0:
-            return {}  # lenient: an item not placed in its batch yet has no values
+            return FieldValues({})  # lenient: an item not placed in its batch yet has none
         position = index % self.per_run
         picks: list[int] = []
         for group in reversed(groups):
@@ -62,4 +67,4 @@ class BatchShape:
         for group, pick in zip(groups, picks, strict=True):
             for datum in group:
                 values[f"{datum['node_path']}.{datum['field_name']}"] = datum["items"][pick]
-        return values
+        return FieldValues(values, self.names)

@@ -30,8 +30,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..types.queue import SessionQueueItem
-from ..types.wire_events import ProgressImage
-from .events import NodeCompleted, NodeFailed, NodeProgress, NodeStarted, RunEvent, StatusChanged
+from .events import (
+    ModelLoadCompleted,
+    ModelLoadStarted,
+    NodeCompleted,
+    NodeProgress,
+    NodeStarted,
+    RunEvent,
+    StatusChanged,
+    denoise_step,
+    preview_image,
+    terminal_events,
+)
 from .results import (
     ImageRef,
     WorkflowResult,
@@ -49,11 +59,14 @@ __all__ = [
     "EventSink",
     "ItemObserver",
     "ItemState",
-    "terminal_events",
 ]
 
 TERMINAL = frozenset({"completed", "failed", "canceled", "lost"})
 """Statuses after which an item never changes again."""
+
+_MODEL_LOADS = {
+    "model_load_started": ModelLoadStarted, "model_load_complete": ModelLoadCompleted,
+}
 
 _PLAIN = (int, float, str, bool, type(None))
 """Output values that cannot hold an image."""
@@ -83,33 +96,9 @@ class ItemObserver(Protocol):
         """The item has its final result (called once)."""
 
 
-def _preview(image: Any) -> ProgressImage | None:
-    if not isinstance(image, dict):
-        return None
-    try:
-        return ProgressImage.model_validate(image)
-    except ValueError:
-        return None
-
-
 def _invocation(data: Mapping[str, Any]) -> dict[str, Any] | None:
     invocation = data.get("invocation")
     return invocation if isinstance(invocation, dict) else None
-
-
-def terminal_events(result: WorkflowResult) -> list[RunEvent]:
-    """The events that end an item with ``result``: its failure (if any), then its status."""
-    status = StatusChanged(
-        result.item_id, result.batch_id, result.status,
-        error_type=result.error_type, error_message=result.error_message,
-    )
-    if result.status != "failed":
-        return [status]
-    failed = NodeFailed(
-        result.item_id, result.batch_id, result.error_node_id, result.error_type,
-        result.error_message, result.error_traceback,
-    )
-    return [failed, status]
 
 
 ErrorInfo = tuple[str | None, str | None, str | None, str | None]
@@ -128,6 +117,7 @@ class ItemState:
         "_outputs",
         "_ran",
         "_sequence",
+        "_steps",
         "batch",
         "clock",
         "gap",
@@ -171,6 +161,8 @@ class ItemState:
         self._ended: set[Any] | None = None  # prepared ids whose complete/error arrived
         self._ran = False  # the item executed (was in progress), as far as we know
         self._error: ErrorInfo | None = None
+        # Denoising previews seen per prepared node: (last step, total steps if known).
+        self._steps: dict[Any, tuple[int, int | None]] | None = None
 
     def __repr__(self) -> str:
         return f"<ItemState {self.item_id} {self.status!r}>"
@@ -220,6 +212,14 @@ class ItemState:
             self._on_node(name, data)
         elif name == "queue_items_canceled" and self._news("canceled", None):
             self._on_status("canceled", None, None, None)
+        elif name in _MODEL_LOADS and self._listening:
+            config = data.get("config")
+            if not isinstance(config, dict):
+                config = {}
+            model = {k: config.get(k) for k in ("key", "hash", "name", "base", "type")}
+            self._emit(_MODEL_LOADS[name](
+                self.item_id, self.batch.batch_id, model, data.get("submodel_type")
+            ))
 
     def _news(self, status: str, sequence: Any) -> bool:
         """Whether a status report (socket or REST) is news: newer by sequence, or (without
@@ -266,11 +266,22 @@ class ItemState:
             return  # progress of a node already told as completed (events out of order)
         self._running()
         self._start(node_id, invocation)
+        image = preview_image(data.get("image"))
+        step = total = None
+        if image is not None:  # a denoising step: count it, even with nobody listening
+            steps = self._steps
+            if steps is None:
+                steps = self._steps = {}
+            key = invocation.get("id") if invocation else node_id
+            last, known = steps.get(key, (-1, None))
+            step, total = steps[key] = denoise_step(
+                invocation, data.get("percentage"), last + 1, known
+            )
         if self._listening:
             self._emit(
                 NodeProgress(
                     self.item_id, self.batch.batch_id, node_id, data.get("percentage"),
-                    data.get("message") or "", _preview(data.get("image")),
+                    data.get("message") or "", image, step, total,
                 )
             )
 
@@ -529,7 +540,7 @@ class ItemState:
     def _settle(self, result: WorkflowResult) -> None:
         self.result = result
         self._outputs = self._images = self._open = None
-        self._ended = None
+        self._ended = self._steps = None
         if self._listening:
             for event in terminal_events(result):
                 self._emit(event)

@@ -24,6 +24,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
@@ -52,17 +53,40 @@ WORKER_JOIN_TIMEOUT = 5.0
 _WAKE_EVERY = 0.25 if sys.platform == "win32" else None
 
 
+ALLOW_BLOCKING_ENV = "INVOKEAI_CLIENT_ALLOW_BLOCKING"
+"""Set to ``1`` to let the sync Client block a thread that runs an event loop anyway."""
+
+
+def blocking_is_harmless() -> bool:
+    """Whether blocking this thread's running loop starves nobody: a Jupyter/IPython kernel
+    cell (the kernel's loop only waits for the cell; the Client's loop is its own thread),
+    or an explicit ``INVOKEAI_CLIENT_ALLOW_BLOCKING=1``. A web handler's loop is neither."""
+    if os.environ.get(ALLOW_BLOCKING_ENV) == "1":
+        return True
+    if "ipykernel" not in sys.modules or threading.current_thread() is not threading.main_thread():
+        return False
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def check_no_running_loop(action: str) -> None:
-    """Raise :class:`~errors.RunningLoopError` if this thread runs an asyncio event loop."""
+    """Raise :class:`~errors.RunningLoopError` if this thread runs an asyncio event loop
+    that blocking would starve (see :func:`blocking_is_harmless`)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return
+    if blocking_is_harmless():
+        return
     raise errors.RunningLoopError(
         f"cannot {action}: invokeai_client.Client blocks the calling thread, and this thread "
-        "is running an event loop (an 'async def', Jupyter, a FastAPI/aiohttp handler...). "
-        "Use 'async with AsyncClient(...)' and await its methods there, or call the sync "
-        "Client from a worker thread (e.g. 'await anyio.to_thread.run_sync(...)')."
+        "is running an event loop (an 'async def', a FastAPI/aiohttp handler...) that would "
+        "stop while it waits. Use 'async with AsyncClient(...)' and await its methods there, "
+        "or call the sync Client from a worker thread (e.g. 'await anyio.to_thread.run_sync"
+        "(...)'). (Jupyter cells are fine; INVOKEAI_CLIENT_ALLOW_BLOCKING=1 allows it "
+        "elsewhere.)"
     )
 
 

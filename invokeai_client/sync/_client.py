@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ssl
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TypeVar
 
 from typing_extensions import ParamSpec
 
+from .._config import Timeout
 from .._constants import (
     DEFAULT_MAX_DOWNLOAD_SIZE,
     DEFAULT_MAX_RESPONSE_SIZE,
@@ -19,11 +21,13 @@ from .._constants import (
 from ..client import AsyncClient
 from ._bridge import Bridge
 from ._objects import (
+    SyncBatchRun,
     SyncBoards,
     SyncImages,
     SyncModels,
     SyncQueue,
     SyncRuns,
+    SyncWorkflowRun,
     SyncWorkflows,
 )
 from ._proxy import Attr, Proxy, blocking
@@ -67,12 +71,12 @@ class Client(Proxy[AsyncClient]):
 
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:9090",
+        base_url: str | None = None,
         *,
         token: str | None = None,
         email: str | None = None,
         password: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         queue_id: str = DEFAULT_QUEUE_ID,
         verify_ssl: bool = True,
@@ -80,6 +84,9 @@ class Client(Proxy[AsyncClient]):
         max_concurrency: int | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
+        headers: Mapping[str, str] | None = None,
+        trust_env: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         client = AsyncClient(
             base_url,
@@ -94,6 +101,9 @@ class Client(Proxy[AsyncClient]):
             max_concurrency=max_concurrency,
             max_response_size=max_response_size,
             max_download_size=max_download_size,
+            headers=headers,
+            trust_env=trust_env,
+            ssl_context=ssl_context,
         )
         bridge = Bridge()
         bridge.owner = self
@@ -160,6 +170,9 @@ class Client(Proxy[AsyncClient]):
     server_info = blocking(AsyncClient.server_info)
     features = blocking(AsyncClient.features)
     login = blocking(AsyncClient.login)
+    generate = blocking(AsyncClient.generate, returns=SyncWorkflowRun)
+    generate_batch = blocking(AsyncClient.generate_batch, returns=SyncBatchRun)
+    copy_image_to_board = blocking(AsyncClient.copy_image_to_board)
 
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``await fn(*args, **kwargs)`` in the client's event loop and return the result.

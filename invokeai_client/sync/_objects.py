@@ -88,6 +88,13 @@ class SyncImageRef(Proxy[ImageRef]):
     download = blocking(ImageRef.download)
     save = blocking(ImageRef.save)
 
+    def _repr_png_(self) -> bytes | None:
+        """The image, for Jupyter/IPython to show inline (None when it cannot be fetched)."""
+        try:
+            return self.download()
+        except Exception:  # a display hook never raises: IPython shows the repr instead
+            return None
+
 
 @proxies(WorkflowResult)
 class SyncWorkflowResult(Proxy[WorkflowResult]):
@@ -102,7 +109,7 @@ class SyncWorkflowResult(Proxy[WorkflowResult]):
     session_id: Attr[str | None] = Attr()
     outputs: Attr[Mapping[str, Any]] = Attr()
     images: Attr[tuple[SyncImageRef, ...]] = Attr()
-    image: Attr[SyncImageRef | None] = Attr()
+    image: Attr[SyncImageRef] = Attr()
     field_values: Attr[Mapping[str, Any]] = Attr()
     error_node_id: Attr[str | None] = Attr()
     error_type: Attr[str | None] = Attr()
@@ -184,6 +191,7 @@ class SyncBatchRun(Proxy[BatchRun]):
     priority: Attr[int] = Attr()
     confirmed: Attr[bool] = Attr()
     detached: Attr[bool] = Attr()
+    names: Attr[Mapping[str, str]] = Attr()
     detach = chaining(BatchRun.detach)
     cancel = blocking(BatchRun.cancel)
     events = iterating(BatchRun.events)

@@ -9,6 +9,11 @@ Command line::
 
     python -m invokeai_client.testing.local install      # once; takes a few minutes
     python -m invokeai_client.testing.local serve        # start, print the URL, wait for Ctrl-C
+    python -m invokeai_client.testing.local versions     # the versions with a shipped lock
+    python -m invokeai_client.testing.local install --version 5.15.0   # any of them ("all")
+
+InvokeAI 6.14.2 is the default; every other supported version has its own lock in
+``locks/`` and its own venv (``invokeai-<version>/``), sharing nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 INVOKEAI_VERSION = "6.14.2"
-LOCK_FILE = Path(__file__).with_name(f"invokeai-{INVOKEAI_VERSION}.lock.txt")
+"""The reference version: what the suite runs against unless told otherwise."""
+LOCKS = Path(__file__).with_name("locks")
+"""One pinned lock per installable version (``invokeai-<version>.lock.txt``)."""
 PYTHON_CANDIDATES = ("python3.11", "python3.12")
 
 # Runs the stock server with two changes for throwaway test servers:
@@ -63,68 +70,92 @@ class LocalServerError(RuntimeError):
     """The local InvokeAI could not be installed or started; the message says why."""
 
 
-def cache_dir() -> Path:
-    """Where the InvokeAI venv lives (``$INVOKEAI_CLIENT_CACHE`` overrides)."""
+def lock_file(version: str = INVOKEAI_VERSION) -> Path:
+    """The pinned lock of ``version``; :class:`LocalServerError` when there is none."""
+    path = LOCKS / f"invokeai-{version}.lock.txt"
+    if not path.is_file():
+        raise LocalServerError(
+            f"no lock for InvokeAI {version}; installable versions: "
+            + ", ".join(installable_versions())
+            + " (make one with scripts/invokeai_lock.sh)"
+        )
+    return path
+
+
+def installable_versions() -> list[str]:
+    """Every version with a lock shipped in the package, oldest first."""
+    names = [p.name[len("invokeai-"):-len(".lock.txt")] for p in LOCKS.glob("invokeai-*.lock.txt")]
+    return sorted(names, key=lambda v: tuple(int(x) for x in v.split(".") if x.isdigit()))
+
+
+def cache_dir(version: str = INVOKEAI_VERSION) -> Path:
+    """Where InvokeAI ``version`` lives (``$INVOKEAI_CLIENT_CACHE`` overrides the base)."""
     env = os.environ.get("INVOKEAI_CLIENT_CACHE")
     base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return (base if env else base / "invokeai-client") / f"invokeai-{INVOKEAI_VERSION}"
+    return (base if env else base / "invokeai-client") / f"invokeai-{version}"
 
 
-def venv_dir() -> Path:
-    return cache_dir() / "venv"
+def venv_dir(version: str = INVOKEAI_VERSION) -> Path:
+    return cache_dir(version) / "venv"
 
 
-def is_installed() -> bool:
-    return (cache_dir() / "installed.json").is_file() and (venv_dir() / "bin" / "python").exists()
+def is_installed(version: str = INVOKEAI_VERSION) -> bool:
+    return (cache_dir(version) / "installed.json").is_file() and (
+        venv_dir(version) / "bin" / "python"
+    ).exists()
 
 
-def _find_python() -> str:
+def _find_python(version: str) -> str:
     for name in PYTHON_CANDIDATES:
         path = shutil.which(name)
         if path:
             return path
     raise LocalServerError(
-        "InvokeAI 6.14.2 needs Python 3.11 or 3.12 to install; none was found on PATH "
+        f"InvokeAI {version} needs Python 3.11 or 3.12 to install; none was found on PATH "
         f"(looked for {', '.join(PYTHON_CANDIDATES)})"
     )
 
 
-def ensure_installed(*, quiet: bool = False) -> Path:
-    """Install InvokeAI into the cache venv if it is not there yet; return the venv path.
+def ensure_installed(version: str = INVOKEAI_VERSION, *, quiet: bool = False) -> Path:
+    """Install InvokeAI ``version`` from its lock into the cache if needed; return the venv.
 
-    Safe to call from several processes at once: a lock file serialises installs.
+    Safe to call from several processes at once: a lock file serialises installs. Locks
+    made by ``scripts/invokeai_lock.sh`` are complete ``pip freeze`` lists and install with
+    ``--no-deps`` (some pin a torch other than the release's own pin; see the lock header).
     """
     import fcntl
 
-    root = cache_dir()
+    lock = lock_file(version)
+    root = cache_dir(version)
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if is_installed():
-            return venv_dir()
-        venv = venv_dir()
+    with open(root / ".install.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if is_installed(version):
+            return venv_dir(version)
+        venv = venv_dir(version)
         if venv.exists():
             shutil.rmtree(venv)
-        python = _find_python()
         out = subprocess.DEVNULL if quiet else None
         if not quiet:
-            print(f"installing InvokeAI {INVOKEAI_VERSION} into {venv} (a few minutes, once)",
+            print(f"installing InvokeAI {version} into {venv} (a few minutes, once)",
                   file=sys.stderr)
-        subprocess.run([python, "-m", "venv", str(venv)], check=True, stdout=out)
+        subprocess.run([_find_python(version), "-m", "venv", str(venv)], check=True, stdout=out)
         started = time.monotonic()
+        header = [line for line in lock.read_text().splitlines() if line.startswith("#")]
+        no_deps = ["--no-deps"] if any("--no-deps" in line for line in header) else []
         result = subprocess.run(
             [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
-             "-q", "-r", str(LOCK_FILE)],
+             "-q", *no_deps, "-r", str(lock)],
             stdout=out,
             stderr=subprocess.PIPE,
             text=True,
         )
         if result.returncode != 0:
             raise LocalServerError(
-                f"installing InvokeAI {INVOKEAI_VERSION} failed:\n{result.stderr[-3000:]}"
+                f"installing InvokeAI {version} failed:\n{result.stderr[-3000:]}"
             )
         (root / "installed.json").write_text(
-            json.dumps({"version": INVOKEAI_VERSION, "seconds": time.monotonic() - started})
+            json.dumps({"version": version, "seconds": time.monotonic() - started})
         )
         return venv
 
@@ -148,17 +179,23 @@ class LocalInvokeAI:
 
     It runs the stock server without its startup VACUUM (see ``_LAUNCHER``). ``fast_gc``
     also freezes the garbage collector's import-time heap (about 100 items/s instead of 2);
+    ``version`` picks any version with a shipped lock (:func:`installable_versions`);
     ``memory_db`` keeps its database in memory; ``multiuser`` turns on accounts; ``env``
-    adds any ``INVOKEAI_*`` setting.
+    adds any ``INVOKEAI_*`` setting. ``torch_threads`` caps torch's CPU threads (1 by
+    default: on a busy machine two spinning OpenMP threads made a tiny model's denoising
+    step 20x slower); None leaves torch's default. :mod:`.tiny_models` installs random-weight
+    test models into it.
     """
 
     port: int | None = None
     root: Path | None = None
+    version: str = INVOKEAI_VERSION
     fast_gc: bool = True
     memory_db: bool = True
     multiuser: bool = False
     startup_timeout: float = 180.0
     env: Mapping[str, str] = field(default_factory=dict)
+    torch_threads: int | None = 1
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_root: bool = field(default=False, init=False, repr=False)
     started_in: float | None = field(default=None, init=False)
@@ -175,7 +212,7 @@ class LocalInvokeAI:
 
     def start(self) -> LocalInvokeAI:
         """Install if needed, start the server and wait until it answers."""
-        venv = ensure_installed()
+        venv = ensure_installed(self.version)
         if self.port is None:
             self.port = free_port()
         elif _port_in_use(self.port):
@@ -185,12 +222,8 @@ class LocalInvokeAI:
             self.root = Path(tempfile.mkdtemp(prefix="invokeai-root-"))
             self._own_root = True
         self.root.mkdir(parents=True, exist_ok=True)
-        config = self.root / "invokeai.yaml"
-        if not config.exists():
-            config.write_text(
-                "# Internal metadata - do not edit:\nschema_version: 4.0.3\n\n"
-                f"host: 127.0.0.1\nport: {self.port}\n"
-            )
+        # No invokeai.yaml: its schema differs between versions, and the settings come from
+        # INVOKEAI_* variables (InvokeAI writes its own default file on first start).
         env = dict(os.environ)
         env.update(
             INVOKEAI_HOST="127.0.0.1",
@@ -203,6 +236,8 @@ class LocalInvokeAI:
             env["INVOKEAI_USE_MEMORY_DB"] = "true"
         if self.multiuser:
             env["INVOKEAI_MULTIUSER"] = "true"
+        if self.torch_threads is not None:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.torch_threads)
         env.update(self.env)
         if self.fast_gc:
             env["INVOKEAI_CLIENT_FAST_GC"] = "1"
@@ -310,18 +345,29 @@ def local_invokeai(**kwargs: object) -> Iterator[LocalInvokeAI]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m invokeai_client.testing.local")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("install", help="install InvokeAI into the cache venv")
+    install = sub.add_parser("install", help="install InvokeAI into the cache venv")
+    install.add_argument("--version", default=INVOKEAI_VERSION,
+                         help=f"a version with a lock, or 'all' (default {INVOKEAI_VERSION})")
+    sub.add_parser("versions", help="list the installable versions and whether installed")
     serve = sub.add_parser("serve", help="start a server and keep it running until Ctrl-C")
+    serve.add_argument("--version", default=INVOKEAI_VERSION)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--multiuser", action="store_true")
     serve.add_argument("--slow-gc", action="store_true", help="stock gc (slower)")
     args = parser.parse_args(argv)
-    if args.command == "install":
-        print(ensure_installed())
+    if args.command == "versions":
+        for version in installable_versions():
+            print(version, "installed" if is_installed(version) else "not installed")
         return 0
-    server = LocalInvokeAI(port=args.port, multiuser=args.multiuser, fast_gc=not args.slow_gc)
+    if args.command == "install":
+        versions = installable_versions() if args.version == "all" else [args.version]
+        for version in versions:
+            print(ensure_installed(version))
+        return 0
+    server = LocalInvokeAI(port=args.port, multiuser=args.multiuser, fast_gc=not args.slow_gc,
+                           version=args.version)
     with server:
-        print(f"InvokeAI {INVOKEAI_VERSION} ready at {server.url} ({server.started_in:.1f}s)",
+        print(f"InvokeAI {server.version} ready at {server.url} ({server.started_in:.1f}s)",
               flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while server.process is not None and server.process.poll() is None:

@@ -13,8 +13,10 @@ import contextlib
 import copy
 import difflib
 import logging
+import math
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from ..fields.primitives import FloatField, IntegerField, NumberField, StringFie
 from ..fields.registry import FieldRegistry, default_registry
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
+from ..runs._room import check_room
 from ..types.batch import Batch, EnqueueBody
 from ..types.queue import is_batch_item
 from . import graph as _graph
@@ -949,6 +952,7 @@ class WorkflowHandle:
         client = self._require_client("submit a batch")
         check_bool("detach", detach)
         groups = self._sweep_groups(sweep or {}, zip)
+        names = self._swept_names(groups)
         if data is not None:
             groups.extend([dict(datum) for datum in group] for group in self._user_data(data))
         if self._requests_before_enqueue(board, groups):
@@ -963,7 +967,26 @@ class WorkflowHandle:
             data=groups, runs=runs, board=board_id, prepend=prepend, origin=origin,
             destination=destination,
         )
-        return await client.runs.enqueue(body, detach=detach)
+        items = runs * math.prod(len(g[0]["items"]) for g in body["batch"].get("data") or ())
+        await check_room(client.context, items)  # refused whole before sending, never cut
+        return await client.runs.enqueue(body, detach=detach, names=names)
+
+    def _swept_names(self, groups: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, str]:
+        """``"node_id.field_name"`` -> the name results use for it: the sweep's own text key
+        (a label, or the full key), else the input's label."""
+        names: dict[str, str] = {}
+        for group in groups:
+            for datum in group:
+                key = datum["input"]
+                full = self._full_key(key)
+                if isinstance(key, str):
+                    names[full] = key
+                else:
+                    found = self._find(key)
+                    label = found.label if isinstance(found, IvkWorkflowInput) else ""
+                    names[full] = label or full
+        taken = Counter(names.values())
+        return {full: name if taken[name] == 1 else full for full, name in names.items()}
 
     def _requests_before_enqueue(
         self, board: Any, groups: Sequence[Sequence[Mapping[str, Any]]] = ()

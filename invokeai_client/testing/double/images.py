@@ -108,6 +108,40 @@ def _decode_upload(
     return out.getvalue(), image.width, image.height, info
 
 
+async def _upload_form(request: web.Request) -> tuple[str, bytes, str | None, str | None]:
+    """The parts of an upload form: the file's content type and bytes, ``metadata`` and
+    ``resize_to`` (each None when not sent)."""
+    data = b""
+    content_type = ""
+    metadata_text: str | None = None
+    resize_text: str | None = None
+    reader = await request.multipart()
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "file":
+            content_type = part.headers.get("Content-Type", "")
+            data = bytes(await part.read())
+        elif part.name == "metadata":
+            metadata_text = await part.text()
+        elif part.name == "resize_to":
+            resize_text = await part.text()
+    return content_type, data, metadata_text, resize_text
+
+
+def _resize_to(text: str) -> dict[str, int]:
+    """An upload's ``resize_to`` (``{"width", "height"}``, positive ints), or the 400."""
+    parsed = _json_dict(text)
+    if not parsed or not all(
+        isinstance(parsed.get(k), int) and parsed[k] > 0 for k in ("width", "height")
+    ):
+        raise error(400, "Invalid resize_to format or size")
+    return {"width": parsed["width"], "height": parsed["height"]}
+
+
 def _thumbnail(data: bytes) -> bytes:
     """A WebP thumbnail (at most 256 px on its longer side) of PNG bytes."""
     from PIL import Image
@@ -211,40 +245,11 @@ class _Routes:
         crop_visible = bool(_bool_query(request, "crop_visible"))
         board_id = request.query.get("board_id")
         if board_id is not None:
-            board = self.d.boards.get(board_id)
-            if board is None:
-                raise error(404, "Board not found")
-            if not (is_owner_or_admin(user, board["user_id"])
-                    or board["board_visibility"] == "public"):
-                raise error(403, "Not authorized to upload to this board")
-        data = b""
-        content_type = ""
-        metadata_text: str | None = None
-        resize_text: str | None = None
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                continue
-            if part.name == "file":
-                content_type = part.headers.get("Content-Type", "")
-                data = bytes(await part.read())
-            elif part.name == "metadata":
-                metadata_text = await part.text()
-            elif part.name == "resize_to":
-                resize_text = await part.text()
+            self._check_upload_board(user, board_id)
+        content_type, data, metadata_text, resize_text = await _upload_form(request)
         if not content_type.startswith("image"):
             raise error(415, "Not an image")
-        resize: dict[str, int] | None = None
-        if resize_text:
-            parsed = _json_dict(resize_text)
-            if not parsed or not all(
-                isinstance(parsed.get(k), int) and parsed[k] > 0 for k in ("width", "height")
-            ):
-                raise error(400, "Invalid resize_to format or size")
-            resize = {"width": parsed["width"], "height": parsed["height"]}
+        resize = _resize_to(resize_text) if resize_text else None
         try:
             png, width, height, info = await asyncio.to_thread(
                 _decode_upload, data, crop_visible, resize
@@ -272,6 +277,14 @@ class _Routes:
         self.d.images[image.image_name] = image
         location = f"api/v1/images/i/{image.image_name}/full"
         return json_response(image_dto(image), 201, headers={"Location": location})
+
+    def _check_upload_board(self, user: dict[str, Any], board_id: str) -> None:
+        board = self.d.boards.get(board_id)
+        if board is None:
+            raise error(404, "Board not found")
+        if not (is_owner_or_admin(user, board["user_id"])
+                or board["board_visibility"] == "public"):
+            raise error(403, "Not authorized to upload to this board")
 
     # -- listing -------------------------------------------------------------------------
 

@@ -261,52 +261,15 @@ class _Routes:
         await self.d.emit(event, data, room="admin")
 
     async def _run_install(self, job: dict[str, Any], source_text: str) -> None:
+        """An install job's life, with the server's events: download (for URLs and repos),
+        start, then the model registered or the error; a cancel stops it between steps."""
         delay = float(self.d.model_install_delay)
         ident = {"id": job["id"], "source": job["source"]}
         await asyncio.sleep(delay)
         if job["status"] == "cancelled":
             return
-        if job["source"]["type"] != "local":
-            url = job["source"].get("url") or (
-                f"https://huggingface.co/{job['source']['repo_id']}/resolve/main/model.safetensors"
-            )
-            path = f"{job['local_path']}/{Path(urlparse(url).path).name or 'model'}"
-            job["status"] = "downloading"
-            job["total_bytes"] = DOWNLOAD_SIZE
-            part = {"url": url, "local_path": path, "bytes": 0, "total_bytes": DOWNLOAD_SIZE}
-            job["download_parts"] = [part]
-            await self.d.emit("download_started", {"source": url, "download_path": path},
-                              room="admin")
-            for step in range(1, DOWNLOAD_STEPS + 1):
-                await asyncio.sleep(delay)
-                if job["status"] == "cancelled":
-                    await self.d.emit("download_cancelled", {"source": url}, room="admin")
-                    await self._emit("model_install_cancelled", ident)
-                    return
-                done = DOWNLOAD_SIZE * step // DOWNLOAD_STEPS
-                job["bytes"] = part["bytes"] = done
-                await self.d.emit(
-                    "download_progress",
-                    {"source": url, "download_path": path, "current_bytes": done,
-                     "total_bytes": DOWNLOAD_SIZE},
-                    room="admin",
-                )
-                await self._emit(
-                    "model_install_download_progress",
-                    {**ident, "local_path": job["local_path"], "bytes": done,
-                     "total_bytes": DOWNLOAD_SIZE, "parts": [dict(part)]},
-                )
-            await self.d.emit(
-                "download_complete",
-                {"source": url, "download_path": path, "total_bytes": DOWNLOAD_SIZE},
-                room="admin",
-            )
-            job["status"] = "downloads_done"
-            await self._emit("model_install_downloads_complete", ident)
-            await asyncio.sleep(delay)
-            if job["status"] == "cancelled":
-                await self._emit("model_install_cancelled", ident)
-                return
+        if job["source"]["type"] != "local" and not await self._download(job, ident, delay):
+            return
         job["status"] = "running"
         await self._emit("model_install_started", ident)
         await asyncio.sleep(delay)
@@ -318,29 +281,90 @@ class _Routes:
             suffix = Path(job["source"]["path"]).suffix
             is_dir = await asyncio.to_thread(Path(job["source"]["path"]).is_dir)
             if suffix not in MODEL_EXTENSIONS and not is_dir:
-                job["status"] = "error"
-                job["error_reason"] = "ValueError"
-                job["error"] = (
-                    f"File extension {suffix} is not a recognized model format. Expected one "
-                    f"of: {', '.join(MODEL_EXTENSIONS)}"
-                )
-                job["error_traceback"] = (
-                    f"Traceback (most recent call last):\nValueError: {job['error']}\n"
-                )
-                await self._emit(
-                    "model_install_error",
-                    {**ident, "error_type": "ValueError", "error": job["error"]},
-                )
+                await self._fail_install(job, ident, suffix)
                 return
             name = Path(job["source"]["path"]).stem
             overrides = {"base": "unknown", "type": "unknown", "format": "unknown", **overrides}
         else:
             url = job["download_parts"][0]["url"]
             name = Path(urlparse(url).path).stem or job["source"].get("repo_id", "model")
+        record = self._register(job, source_text, name, overrides)
+        job["status"] = "completed"
+        job["config_out"] = record
+        await self._emit(
+            "model_install_complete",
+            {**ident, "key": record["key"], "total_bytes": job["total_bytes"], "config": record},
+        )
+
+    async def _download(self, job: dict[str, Any], ident: dict[str, Any], delay: float) -> bool:
+        """Fake download of a URL or repo in steps, with the download events; False when
+        the job was cancelled on the way."""
+        url = job["source"].get("url") or (
+            f"https://huggingface.co/{job['source']['repo_id']}/resolve/main/model.safetensors"
+        )
+        path = f"{job['local_path']}/{Path(urlparse(url).path).name or 'model'}"
+        job["status"] = "downloading"
+        job["total_bytes"] = DOWNLOAD_SIZE
+        part = {"url": url, "local_path": path, "bytes": 0, "total_bytes": DOWNLOAD_SIZE}
+        job["download_parts"] = [part]
+        await self.d.emit("download_started", {"source": url, "download_path": path},
+                          room="admin")
+        for step in range(1, DOWNLOAD_STEPS + 1):
+            await asyncio.sleep(delay)
+            if job["status"] == "cancelled":
+                await self.d.emit("download_cancelled", {"source": url}, room="admin")
+                await self._emit("model_install_cancelled", ident)
+                return False
+            done = DOWNLOAD_SIZE * step // DOWNLOAD_STEPS
+            job["bytes"] = part["bytes"] = done
+            await self.d.emit(
+                "download_progress",
+                {"source": url, "download_path": path, "current_bytes": done,
+                 "total_bytes": DOWNLOAD_SIZE},
+                room="admin",
+            )
+            await self._emit(
+                "model_install_download_progress",
+                {**ident, "local_path": job["local_path"], "bytes": done,
+                 "total_bytes": DOWNLOAD_SIZE, "parts": [dict(part)]},
+            )
+        await self.d.emit(
+            "download_complete",
+            {"source": url, "download_path": path, "total_bytes": DOWNLOAD_SIZE},
+            room="admin",
+        )
+        job["status"] = "downloads_done"
+        await self._emit("model_install_downloads_complete", ident)
+        await asyncio.sleep(delay)
+        if job["status"] == "cancelled":
+            await self._emit("model_install_cancelled", ident)
+            return False
+        return True
+
+    async def _fail_install(self, job: dict[str, Any], ident: dict[str, Any],
+                            suffix: str) -> None:
+        """A local file that is no model: the job's error, as the server reports it."""
+        job["status"] = "error"
+        job["error_reason"] = "ValueError"
+        job["error"] = (
+            f"File extension {suffix} is not a recognized model format. Expected one "
+            f"of: {', '.join(MODEL_EXTENSIONS)}"
+        )
+        job["error_traceback"] = (
+            f"Traceback (most recent call last):\nValueError: {job['error']}\n"
+        )
+        await self._emit(
+            "model_install_error",
+            {**ident, "error_type": "ValueError", "error": job["error"]},
+        )
+
+    def _register(self, job: dict[str, Any], source_text: str, name: str,
+                  overrides: dict[str, Any]) -> dict[str, Any]:
+        """The installed model's record: probed (``overrides``), then the job's config."""
         config_in = {k: v for k, v in (job["config_in"] or {}).items() if v is not None}
         config_in.pop("source", None)
         fields = {**overrides, **config_in}
-        record = add_model(
+        return add_model(
             self.d,
             str(fields.pop("name", name)),
             base=str(fields.pop("base", "sd-1")),
@@ -350,12 +374,6 @@ class _Routes:
             source_type="path" if job["source"]["type"] == "local" else job["source"]["type"],
             file_size=job["total_bytes"],
             **fields,
-        )
-        job["status"] = "completed"
-        job["config_out"] = record
-        await self._emit(
-            "model_install_complete",
-            {**ident, "key": record["key"], "total_bytes": job["total_bytes"], "config": record},
         )
 
     async def list_installs(self, request: web.Request) -> web.Response:

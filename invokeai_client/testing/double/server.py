@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import boards, images, models, workflows
 from .app import VERSION, DoubleApp
 from .queue import SessionQueue
@@ -23,6 +21,8 @@ class InvokeAIDouble(DoubleApp):
         self.queue: SessionQueue = SessionQueue.install(self)
         """The session queue and its processor; ``queue.faults`` holds its fault switches."""
         workflows.install(self)
+        # InvokeAI 6.13 sends every item event twice to a single-user socket.
+        self.queue.faults.duplicate_events = self.features.supports("doubled_events")
 
     async def start(self) -> InvokeAIDouble:
         """Listen on a free loopback port (see :attr:`url`)."""
@@ -35,23 +35,7 @@ class InvokeAIDouble(DoubleApp):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def add_model(
-        self,
-        name: str,
-        *,
-        base: str = "sd-1",
-        type: str = "main",
-        format: str = "checkpoint",
-        key: str | None = None,
-        hash: str | None = None,
-        **fields: Any,
-    ) -> dict[str, Any]:
-        """Install a model record (no weights) as the real server would describe it."""
-        return models.add_model(self, name, base=base, type=type, format=format, key=key,
-                                hash=hash, **fields)
-
-    def add_workflow(
-        self, workflow: dict[str, Any], *, category: str = "user", user_id: str = "system"
-    ) -> dict[str, Any]:
-        """Save a workflow in the library (``category="default"``: a built-in one)."""
-        return workflows.add_workflow(self, workflow, category=category, user_id=user_id)
+    add_model = models.add_model
+    """Install a model record (no weights) as the real server would describe it."""
+    add_workflow = workflows.add_workflow
+    """Save a workflow in the library (``category="default"``: a built-in one)."""

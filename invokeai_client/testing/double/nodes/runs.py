@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import random
 import re
 from collections.abc import Callable
@@ -25,20 +26,25 @@ def int_op(op: Callable[[int, int], int]) -> NodeRun:
     return lambda v, _: {"value": op(v["a"], v["b"])}
 
 
+_MATH: dict[str, Callable[[Any, Any], Any]] = {
+    "ADD": operator.add,
+    "SUB": operator.sub,
+    "MUL": operator.mul,
+    "EXP": operator.pow,
+    "ABS": lambda a, _: abs(a),
+    "MIN": min,
+    "MAX": max,
+}
+_INTEGER_MATH: dict[str, Callable[[Any, Any], Any]] = {
+    **_MATH, "DIV": lambda a, b: int(a / b), "MOD": operator.mod,
+}
+_FLOAT_MATH: dict[str, Callable[[Any, Any], Any]] = {
+    **_MATH, "DIV": operator.truediv, "SQRT": lambda a, _: math.sqrt(a),
+}
+
+
 def integer_math(v: dict[str, Any], _: NodeContext) -> dict[str, Any]:
-    a, b, operation = v["a"], v["b"], v["operation"]
-    results: dict[str, Callable[[], Any]] = {
-        "ADD": lambda: a + b,
-        "SUB": lambda: a - b,
-        "MUL": lambda: a * b,
-        "DIV": lambda: int(a / b),
-        "EXP": lambda: a**b,
-        "MOD": lambda: a % b,
-        "ABS": lambda: abs(a),
-        "MIN": lambda: min(a, b),
-        "MAX": lambda: max(a, b),
-    }
-    return {"value": int(results[operation]())}
+    return {"value": int(_INTEGER_MATH[v["operation"]](v["a"], v["b"]))}
 
 
 def check_integer_math(v: dict[str, Any]) -> list[tuple[str, str]]:
@@ -50,19 +56,7 @@ def check_integer_math(v: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def float_math(v: dict[str, Any], _: NodeContext) -> dict[str, Any]:
-    a, b, operation = v["a"], v["b"], v["operation"]
-    results: dict[str, Callable[[], Any]] = {
-        "ADD": lambda: a + b,
-        "SUB": lambda: a - b,
-        "MUL": lambda: a * b,
-        "DIV": lambda: a / b,
-        "EXP": lambda: a**b,
-        "SQRT": lambda: math.sqrt(a),
-        "ABS": lambda: abs(a),
-        "MIN": lambda: min(a, b),
-        "MAX": lambda: max(a, b),
-    }
-    return {"value": float(results[operation]())}
+    return {"value": float(_FLOAT_MATH[v["operation"]](v["a"], v["b"]))}
 
 
 def check_float_math(v: dict[str, Any]) -> list[tuple[str, str]]:

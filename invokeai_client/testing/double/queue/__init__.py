@@ -43,14 +43,18 @@ if TYPE_CHECKING:
 __all__ = ["InvocationCache", "QueueFaults", "SessionQueue"]
 
 
-class SessionQueue:
-    """The session queue and processor of an :class:`InvokeAIDouble` (``double.queue``)."""
+class SessionQueue(QueueState):
+    """The session queue and processor of an :class:`InvokeAIDouble` (``double.queue``).
+
+    Its state (items, counts and the switches ``faults``, ``cache``, ``paused``,
+    ``max_queue_size``) is this object; its processor, events and routes act on it.
+    """
 
     def __init__(self, double: DoubleApp) -> None:
-        self.state = QueueState()
-        self.events = QueueEvents(double, self.state)
-        self.processor = Processor(double, self.state, self.events)
-        self.routes = QueueRoutes(double, self.state, self.events)
+        super().__init__()
+        self.events = QueueEvents(double, self)
+        self.processor = Processor(double, self, self.events)
+        self.routes = QueueRoutes(double, self, self.events)
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -62,44 +66,6 @@ class SessionQueue:
         double.app.on_cleanup.append(queue._stop)
         return queue
 
-    # -- switches (shared with the rooms through ``state``) ---------------------------------
-
-    @property
-    def faults(self) -> QueueFaults:
-        """The queue's fault switches (see :class:`QueueFaults`)."""
-        return self.state.faults
-
-    @faults.setter
-    def faults(self, faults: QueueFaults) -> None:
-        self.state.faults = faults
-
-    @property
-    def cache(self) -> InvocationCache:
-        """The invocation cache (on, 512 entries, like the server's default)."""
-        return self.state.cache
-
-    @cache.setter
-    def cache(self, cache: InvocationCache) -> None:
-        self.state.cache = cache
-
-    @property
-    def paused(self) -> bool:
-        """Whether the processor is paused (what ``processor/pause`` sets)."""
-        return self.state.paused
-
-    @paused.setter
-    def paused(self, paused: bool) -> None:
-        self.state.paused = paused
-
-    @property
-    def max_queue_size(self) -> int:
-        """Pending items a queue may hold; larger batches are cut (``enqueued < requested``)."""
-        return self.state.max_queue_size
-
-    @max_queue_size.setter
-    def max_queue_size(self, size: int) -> None:
-        self.state.max_queue_size = size
-
     @property
     def events_sent(self) -> int:
         """Events handed to sockets so far (after faults), for tests and benchmarks."""
@@ -108,11 +74,7 @@ class SessionQueue:
     @property
     def _running(self) -> Item | None:
         # The item the processor is on (the suite's "is the double idle" check reads it).
-        return self.state.running
-
-    def wake(self) -> None:
-        """Make the processor look for work now (after changing a fault switch)."""
-        self.state.wake()
+        return self.running
 
     async def flush_late_events(self) -> int:
         """Send every event held back by :attr:`QueueFaults.event_delay` now; returns how
@@ -122,7 +84,7 @@ class SessionQueue:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def _start(self, app: web.Application) -> None:
-        self.state.wake_event = asyncio.Event()
+        self.wake_event = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self.processor.run_forever(), name="invokeai-double-processor"),

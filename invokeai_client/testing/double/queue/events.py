@@ -184,13 +184,7 @@ class QueueEvents:
             **item_event(item),
             "status": item.status,
             "status_sequence": item.status_sequence,
-            "error_type": item.error_type,
-            "error_message": item.error_message,
-            "error_traceback": item.error_traceback,
-            "created_at": item.created_at,
-            "updated_at": item.updated_at,
-            "started_at": item.started_at,
-            "completed_at": item.completed_at,
+            **item.outcome(),
             "batch_status": self.state.batch_status(item.queue_id, item.plan.batch_id),
             "queue_status": self.state.queue_status(
                 item.queue_id, item.user_id, acting_user_id=item.user_id

@@ -98,7 +98,6 @@ class Plan:
         }
 
 
-
 def session_count(plan: Plan) -> int:
     data = plan.data_echo
     if not data:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .state import Item, QueueState
 
 
+ItemView = Callable[["Item", Mapping[str, dict[str, Any]], dict[str, Any]], dict[str, Any]]
+
+
 class QueueRoutes:
     """The route handlers of one double's queue."""
 
@@ -40,6 +43,7 @@ class QueueRoutes:
         route("GET", f"{prefix}/item_ids", self._r_item_ids)
         route("POST", f"{prefix}/items_by_ids", self._r_items_by_ids)
         route("POST", f"{prefix}/item_summaries_by_ids", self._r_summaries)
+        route("GET", f"{prefix}/list", self._r_list)  # before 6.7 (double.versions)
         route("PUT", f"{prefix}/processor/resume", self._r_resume)
         route("PUT", f"{prefix}/processor/pause", self._r_pause)
         route("PUT", f"{prefix}/cancel_all_except_current", self._r_cancel_all_except_current)
@@ -83,6 +87,19 @@ class QueueRoutes:
         if item is None or item.queue_id != queue_id:
             raise error(404, f"Queue item with id {item_id} not found in queue {queue_id}")
         return item
+
+    def _item_for(self, request: web.Request, doing: str,
+                  action: str | None = None) -> tuple[dict[str, Any], Item]:
+        """The request's user and the item it names: 404 when unknown, 500 when the item is
+        one the server cannot load (its bad-batch bug), 403 when ``action`` is not the
+        user's to do."""
+        user = self.double.current_user(request)
+        item = self._item_or_404(request)
+        if item.poison is not None:
+            raise self._poison_error(item, doing)
+        if action is not None and not is_owner_or_admin(user, item.user_id):
+            raise error(403, f"You do not have permission to {action} this queue item")
+        return user, item
 
     @staticmethod
     def _poison_error(item: Item, what: str) -> web.HTTPException:
@@ -146,23 +163,42 @@ class QueueRoutes:
             raise unprocessable(fastapi_errors(exc, ("body",))) from None
 
     async def _r_items_by_ids(self, request: web.Request) -> web.StreamResponse:
+        # Items the server cannot load (its bad-batch bug) are left out.
+        return await self._by_ids(request, item_dict, loadable_only=True)
+
+    async def _r_list(self, request: web.Request) -> web.StreamResponse:
+        """InvokeAI before 6.7: cursor pages ordered by priority (desc), then item id."""
         user = self.double.current_user(request)
         queue_id = request.match_info["queue_id"]
-        found = []
-        for item_id in await self._ids_body(request):
-            item = self.state.items.get(item_id)
-            if item is not None and item.queue_id == queue_id and item.poison is None:
-                found.append(item_dict(item, self.double.users, user))
-        return json_response(found)
+        limit = int(request.query.get("limit", "50"))
+        cursor = request.query.get("cursor")
+        priority = int(request.query.get("priority", "0"))
+        items = sorted(
+            (i for i in self.state.items.values() if i.queue_id == queue_id),
+            key=lambda i: (-i.priority, i.item_id),
+        )
+        if cursor is not None:
+            items = [i for i in items if i.priority < priority
+                     or (i.priority == priority and i.item_id > int(cursor))]
+        page = [{**summary(i, self.double.users, user), "priority": i.priority,
+                 "queue_id": queue_id} for i in items[:limit]]
+        return json_response({"limit": limit, "has_more": len(items) > limit, "items": page})
 
     async def _r_summaries(self, request: web.Request) -> web.StreamResponse:
+        return await self._by_ids(request, summary, loadable_only=False)
+
+    async def _by_ids(self, request: web.Request, view: ItemView,
+                      *, loadable_only: bool) -> web.StreamResponse:
+        """The items of the queue named in the body (unknown ids left out), as ``view``."""
         user = self.double.current_user(request)
         queue_id = request.match_info["queue_id"]
         found = []
         for item_id in await self._ids_body(request):
             item = self.state.items.get(item_id)
-            if item is not None and item.queue_id == queue_id:
-                found.append(summary(item, self.double.users, user))
+            if item is not None and item.queue_id == queue_id and not (
+                loadable_only and item.poison is not None
+            ):
+                found.append(view(item, self.double.users, user))
         return json_response(found)
 
     def _require_admin(self, request: web.Request) -> None:
@@ -382,31 +418,18 @@ class QueueRoutes:
         )
 
     async def _r_get_item(self, request: web.Request) -> web.StreamResponse:
-        user = self.double.current_user(request)
-        item = self._item_or_404(request)
-        if item.poison is not None:
-            raise self._poison_error(item, "fetching queue item")
+        user, item = self._item_for(request, "fetching queue item")
         return json_response(without_none(item_dict(item, self.double.users, user)))
 
     async def _r_delete_item(self, request: web.Request) -> web.StreamResponse:
-        user = self.double.current_user(request)
-        item = self._item_or_404(request)
-        if item.poison is not None:
-            raise self._poison_error(item, "deleting queue item")
-        if not is_owner_or_admin(user, item.user_id):
-            raise error(403, "You do not have permission to delete this queue item")
+        _, item = self._item_for(request, "deleting queue item", "delete")
         if item.status not in TERMINAL and self.state.transition(item, "canceled"):
             await self.events.emit_status(item)
         self.state.delete(item)
         return json_response(None)
 
     async def _r_cancel_item(self, request: web.Request) -> web.StreamResponse:
-        user = self.double.current_user(request)
-        item = self._item_or_404(request)
-        if item.poison is not None:
-            raise self._poison_error(item, "canceling queue item")
-        if not is_owner_or_admin(user, item.user_id):
-            raise error(403, "You do not have permission to cancel this queue item")
+        user, item = self._item_for(request, "canceling queue item", "cancel")
         if self.state.transition(item, "canceled"):
             await self.events.emit_status(item)
             self.state.wake()

@@ -100,6 +100,18 @@ class Item:
             nodes[node_path] = {**nodes[node_path], field_name: value}
         return nodes
 
+    def outcome(self) -> dict[str, Any]:
+        """Its error and timestamps, as queue items and status events show them."""
+        return {
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "error_traceback": self.error_traceback,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+        }
+
     def graph_json(self) -> str:
         return json.dumps(self.plan.graph(self.nodes()), separators=(",", ":"))
 
@@ -115,9 +127,13 @@ class QueueState:
 
     def __init__(self) -> None:
         self.faults = QueueFaults()
+        """The queue's fault switches (see :class:`QueueFaults`)."""
         self.cache = InvocationCache()
+        """The invocation cache (on, 512 entries, like the server's default)."""
         self.max_queue_size = 10_000
+        """Pending items a queue may hold; larger batches are cut (``enqueued < requested``)."""
         self.paused = False
+        """Whether the processor is paused (what ``processor/pause`` sets)."""
         self.items: dict[int, Item] = {}
         self.running: Item | None = None
         self.wake_event = asyncio.Event()
@@ -133,7 +149,7 @@ class QueueState:
         self._pending_priorities: dict[str, Counter[int]] = {}
 
     def wake(self) -> None:
-        """Tell the processor there may be work."""
+        """Make the processor look for work now (after changing a fault switch)."""
         self.wake_event.set()
 
     # -- counting ----------------------------------------------------------------------

@@ -14,12 +14,55 @@ if TYPE_CHECKING:
     from .state import Item
 
 
+SUMMARY_FIELDS = (
+    "item_id", "created_at", "status", "device", "started_at", "completed_at", "origin",
+    "destination", "batch_id", "user_id", "user_display_name", "user_email", "field_values",
+    "parent_item_id",
+)
+"""What a queue item summary holds (``item_summaries_by_ids``), in the server's order."""
+
+_REDACTED: dict[str, Any] = {
+    "user_id": "redacted", "user_display_name": None, "user_email": None,
+    "batch_id": "redacted", "session_id": "redacted", "origin": None, "destination": None,
+    "priority": 0, "field_values": None, "retried_from_item_id": None, "workflow": None,
+    "error_type": None, "error_message": None, "error_traceback": None,
+}
+"""What another user sees of an item in multi-user mode (besides a blank session)."""
+
+
 def item_dict(
     item: Item, users: Mapping[str, dict[str, Any]], viewer: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    """The queue item as ``GET i/{id}`` shows it to ``viewer`` (None: unredacted)."""
+    data = _fields(item, users)
+    data["session"] = (
+        item.session.to_dict() if item.session is not None
+        else session_dict(item.session_id, item.plan.graph(item.nodes()))
+    )
+    data["workflow"] = item.plan.workflow
+    if viewer is not None and not is_owner_or_admin(viewer, item.user_id):
+        data.update(_REDACTED)
+        data["session"] = session_dict(
+            "redacted", {"id": str(uuid.uuid4()), "nodes": {}, "edges": []}
+        )
+    return data
+
+
+def summary(
+    item: Item, users: Mapping[str, dict[str, Any]], viewer: dict[str, Any]
+) -> dict[str, Any]:
+    """The item's summary as ``viewer`` sees it."""
+    data = _fields(item, users)
+    if not is_owner_or_admin(viewer, item.user_id):
+        data.update(_REDACTED)
+    return {name: data[name] for name in SUMMARY_FIELDS}
+
+
+def _fields(item: Item, users: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every field of a queue item but its session and workflow, in the server's order."""
     plan = item.plan
     display_name, email = _user_display(users, item.user_id)
-    data: dict[str, Any] = {
+    return {
         "item_id": item.item_id,
         "status": item.status,
         "status_sequence": item.status_sequence,
@@ -28,13 +71,7 @@ def item_dict(
         "origin": plan.origin,
         "destination": plan.destination,
         "session_id": item.session_id,
-        "error_type": item.error_type,
-        "error_message": item.error_message,
-        "error_traceback": item.error_traceback,
-        "created_at": item.created_at,
-        "updated_at": item.updated_at,
-        "started_at": item.started_at,
-        "completed_at": item.completed_at,
+        **item.outcome(),
         "queue_id": item.queue_id,
         "user_id": item.user_id,
         "user_display_name": display_name,
@@ -47,49 +84,7 @@ def item_dict(
         "parent_session_id": None,
         "root_item_id": None,
         "workflow_call_depth": None,
-        "session": (
-            item.session.to_dict() if item.session is not None
-            else session_dict(item.session_id, item.plan.graph(item.nodes()))
-        ),
-        "workflow": plan.workflow,
     }
-    if viewer is not None and not is_owner_or_admin(viewer, item.user_id):
-        data.update(
-            user_id="redacted", user_display_name=None, user_email=None,
-            batch_id="redacted", session_id="redacted", origin=None, destination=None,
-            priority=0, field_values=None, retried_from_item_id=None, workflow=None,
-            error_type=None, error_message=None, error_traceback=None,
-            session=session_dict(
-                "redacted", {"id": str(uuid.uuid4()), "nodes": {}, "edges": []}
-            ),
-        )
-    return data
-
-
-def summary(
-    item: Item, users: Mapping[str, dict[str, Any]], viewer: dict[str, Any]
-) -> dict[str, Any]:
-    display_name, email = _user_display(users, item.user_id)
-    data: dict[str, Any] = {
-        "item_id": item.item_id,
-        "created_at": item.created_at,
-        "status": item.status,
-        "device": item.device,
-        "started_at": item.started_at,
-        "completed_at": item.completed_at,
-        "origin": item.plan.origin,
-        "destination": item.plan.destination,
-        "batch_id": item.plan.batch_id,
-        "user_id": item.user_id,
-        "user_display_name": display_name,
-        "user_email": email,
-        "field_values": item.field_values,
-        "parent_item_id": None,
-    }
-    if not is_owner_or_admin(viewer, item.user_id):
-        data.update(user_id="redacted", user_display_name=None, user_email=None,
-                    batch_id="redacted", origin=None, destination=None, field_values=None)
-    return data
 
 
 def without_none(value: Any) -> Any:

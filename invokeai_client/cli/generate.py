@@ -1,0 +1,156 @@
+"""``invokeai-client generate``: text to image over a sweep of seeds, with live step progress.
+
+It is ``client.generate_batch`` (one enqueue for every prompt x seed) from a shell: the model
+is resolved like ``client.generate`` resolves it, each item's denoising steps show live, and
+the images are saved into ``--out`` as they finish (their paths on stdout). Without
+``--url`` the local InvokeAI started for the command gets the tiny random-weight test models
+(``invokeai_client.testing.tiny_models``): the machinery is real, the images are noise.
+``--or-demo`` runs the model-free demo workflow instead when the server has no main model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import AsyncClient, errors
+from ..generate import choose_model
+from ..runs import BatchRun, NodeProgress, RunEvent, StatusChanged, WorkflowResult
+from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
+from ._progress import ProgressDisplay
+from ._server import add_server_options
+from ._values import one_line
+
+__all__ = ["DEFAULT_PROMPT", "add_generate_parser", "generate_images", "parse_seeds"]
+
+DEFAULT_PROMPT = "a lighthouse on a cliff at dusk, oil painting"
+DEFAULT_SEEDS = "1..8"
+LOCAL_MODEL = "tiny-sdxl"
+"""The model on a local server started for the command (``--model`` picks another)."""
+MAX_SEEDS = 10_000
+
+
+def add_generate_parser(sub: Any) -> None:
+    """The ``generate`` subcommand's options."""
+    gen = sub.add_parser(
+        "generate",
+        help="text to image over a sweep of seeds, with live step progress",
+        description="Generate images from a prompt with the server's main model (SD1.x, "
+        "SDXL or FLUX), one image per seed, in ONE batch; save them into a folder.",
+    )
+    add_server_options(gen)
+    gen.add_argument("prompt", nargs="*", help=f"the prompt (default: {DEFAULT_PROMPT!r})")
+    gen.add_argument("--model", help="key, name or unique name fragment of a main model "
+                     f"(default: the only one; {LOCAL_MODEL} on a local server)")
+    gen.add_argument("--negative", default="", help="negative prompt (SD1.x/SDXL)")
+    gen.add_argument("--seeds", default=DEFAULT_SEEDS,
+                     help=f"seeds: a,b,c or start..stop (default {DEFAULT_SEEDS})")
+    gen.add_argument("--width", type=int, help="image width (rounded down as the GUI does)")
+    gen.add_argument("--height", type=int, help="image height")
+    gen.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    gen.add_argument("--out", help="folder for the images (default: ./outputs/<timestamp>/)")
+    gen.add_argument("--board", help="board (name or id) the images are added to")
+    gen.add_argument("--or-demo", action="store_true",
+                     help="run the model-free demo workflow when the server has no main model")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1,5,9"`` or ``"1..8"`` (inclusive) as a list of seeds; CliError when malformed."""
+    try:
+        if ".." in text:
+            start, _, stop = text.partition("..")
+            seeds = list(range(int(start), int(stop) + 1))
+        else:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CliError(f"--seeds {text!r}: use a,b,c or start..stop (integers)") from None
+    if not seeds or len(seeds) > MAX_SEEDS or min(seeds) < 0:
+        raise CliError(f"--seeds {text!r}: 1 to {MAX_SEEDS} seeds of at least 0")
+    return seeds
+
+
+def _out_folder(out: str | None) -> Path:
+    return Path(out) if out else Path("outputs") / time.strftime("%Y%m%d-%H%M%S")
+
+
+async def generate_images(
+    args: argparse.Namespace, url: str, options: dict[str, Any], console: Console,
+    *, local: bool = False,
+) -> int | None:
+    """Run ``generate``; the exit code, or None when ``--or-demo`` should run the demo."""
+    prompt = " ".join(args.prompt) or DEFAULT_PROMPT
+    seeds = parse_seeds(args.seeds)
+    out = _out_folder(args.out)
+    async with AsyncClient(url, **options) as client:
+        info = await client.server_info()
+        console.note(f"InvokeAI {info.version} at {client.base_url}")
+        wanted = args.model or (LOCAL_MODEL if local else None)
+        try:
+            model = choose_model(await client.models.list(type="main"), wanted)
+        except errors.ModelChoiceError as exc:
+            if args.or_demo and args.model is None and not exc.candidates:
+                console.note("the server has no SD1.x, SDXL or FLUX main model: running the "
+                             "model-free demo workflow instead")
+                return None
+            raise CliError(one_line(str(exc))) from None
+        if local or model.name.startswith("tiny-"):
+            console.note(f"note: {model.name!r} is a tiny RANDOM-WEIGHT test model made on this "
+                         "machine: the images are noise; the generation machinery is real")
+        batch = await client.generate_batch(
+            prompt, seeds=seeds, model=model, negative=args.negative, width=args.width,
+            height=args.height, steps=args.steps, board=args.board,
+        )
+        console.note(f"{model.name} ({model.base}): {prompt!r} x {len(seeds)} seed"
+                     f"{'' if len(seeds) == 1 else 's'} in one batch ({batch.batch_id}), "
+                     f"images to {out}/")
+        failed = await _follow(batch, out, console, title=f"{model.name}: {prompt}")
+    return EXIT_ITEMS_FAILED if failed else EXIT_OK
+
+
+async def _follow(batch: BatchRun, out: Path, console: Console, *, title: str) -> int:
+    """Live step progress from the batch's events; each image saved as its item ends."""
+    import anyio
+
+    seeds = {run.item_id: index for index, run in enumerate(batch.runs)}
+    failed = 0
+    display = ProgressDisplay(console, total=len(batch), title=title)
+
+    def update(activity: str | None) -> None:
+        counts = batch.counts
+        display.update(total=len(batch), running=counts.in_progress, failed=counts.failed,
+                       canceled=counts.canceled, activity=activity)
+
+    def on_event(event: RunEvent) -> None:
+        if isinstance(event, NodeProgress) and event.step is not None:
+            total = f"/{event.total}" if event.total else ""
+            display.set_title(f"{title}  item {event.item_id} step {event.step}{total}")
+            update(None)
+        elif isinstance(event, StatusChanged):
+            update("" if event.terminal else None)
+
+    async def save(result: WorkflowResult) -> None:
+        index = seeds.get(result.item_id, 0)
+        for image in result.images:
+            path = await image.save(out, name=f"{index + 1:03d}-seed{result.outputs.get('seed')}"
+                                    ".png")
+            console.result(str(path))
+
+    with display:
+
+        async def events() -> None:
+            async for event in batch.events():
+                on_event(event)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(events)
+            await anyio.Path(out).mkdir(parents=True, exist_ok=True)
+            async for result in batch.as_completed():
+                line = f"item {result.item_id} {result.status}: seed {result.outputs.get('seed')}"
+                if not result.ok:
+                    failed += 1
+                    line += f" - {one_line(result.error_message or result.error_type or '')}"
+                display.finished(line, ok=result.ok)
+                group.start_soon(save, result)
+    return failed
