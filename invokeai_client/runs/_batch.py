@@ -6,9 +6,10 @@ share about one batch. It observes each item's :class:`~invokeai_client.runs.sta
 (counts, readers, settling), and asks its :class:`BatchOwner` for what needs I/O: a REST read,
 a cancel, the limiter's release.
 
-Memory: an unsettled item's state is held here (and by the router); once settled, only
-weakly, next to its result: a finished batch and its items are freed by reference counting
-(never by the cycle collector), and an item nobody holds any more is rebuilt from its result.
+Memory: an unsettled item's state is held here (and by the router); once settled, only its
+result is kept (the run objects showing it hold the state): a finished batch and its items
+are freed by reference counting (never by the cycle collector), and an item nobody shows
+any more is rebuilt from its result.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ class BatchTracker:
         "_counts",
         "_ended",
         "_results",
-        "_settled_states",
         "destination",
         "detached",
         "expected",
@@ -110,7 +110,6 @@ class BatchTracker:
         self.gap = gap  # events until the reconnect are lost
         self.held = 0  # limiter slots this batch holds
         self.states: dict[int, ItemState] = {}  # unsettled items
-        self._settled_states: dict[int, weakref.ref[ItemState]] = {}
         # Results (not states) in the order they settled: no reference cycle here.
         self.finished: list[WorkflowResult] = []
         self._results: dict[int, WorkflowResult] = {}
@@ -176,25 +175,27 @@ class BatchTracker:
             self._all_settled()
 
     def state(self, item_id: int) -> ItemState:
-        """The state of item ``item_id`` (rebuilt from its result when nobody holds it)."""
+        """The state of item ``item_id``; a settled one is rebuilt from its result (whoever
+        still shows it holds its own)."""
         state = self.states.get(item_id)
         if state is not None:
             return state
-        ref = self._settled_states.get(item_id)
-        state = ref() if ref is not None else None
-        if state is None:
-            result = self._results[item_id]
-            state = ItemState(item_id, self.shape, self)
-            state.restore(result, sorted(self.item_ids()).index(item_id))
-            self._settled_states[item_id] = weakref.ref(state)
+        state = ItemState(item_id, self.shape, self)
+        state.restore(self._results[item_id], self.item_ids().index(item_id))
         return state
 
     def has_item(self, item_id: int) -> bool:
-        return item_id in self.states or item_id in self._settled_states
+        return item_id in self.states or item_id in self._results
+
+    def first_item(self) -> int:
+        """The id of the first item (the only one, for a one-item batch)."""
+        for item_id in self.states:
+            return item_id
+        return min(self._results)
 
     def item_ids(self) -> list[int]:
         """Every item id of the batch, ascending (submission order)."""
-        return sorted({*self.states, *self._settled_states})
+        return sorted({*self.states, *self._results})
 
     def unsettled(self) -> list[ItemState]:
         return [state for state in self.states.values() if state.result is None]
@@ -231,7 +232,6 @@ class BatchTracker:
         self._results[item_id] = result
         if self.states.get(item_id) is state:
             del self.states[item_id]
-            self._settled_states[item_id] = weakref.ref(state)
         self.router.remove_item(item_id, state)  # later frames of it are ignored
         for waiter in self.item_waiters.pop(item_id, ()):
             if not waiter.done():

@@ -20,7 +20,7 @@ from ..types.queue import BatchStatus
 from ._batch import BatchTracker
 from .events import NodeProgress, RunEvent
 from .results import FieldValues, WorkflowResult
-from .state import ItemState
+from .state import EventSink, ItemState
 
 __all__ = ["BatchRun", "WorkflowRun", "batch_view", "run_view"]
 
@@ -170,6 +170,11 @@ class WorkflowRun:
             status=self.status,
             canceled=canceled,
         )
+
+    @property
+    def _listeners(self) -> list[EventSink] | None:
+        """The readers of this run's events (None: nobody reads)."""
+        return self._state.listeners
 
     @property
     def _waiters(self) -> list[asyncio.Future[None]] | None:
@@ -416,7 +421,8 @@ class BatchRun:
         tracker = self._tracker
         tracker.waiters += 1
         try:
-            await asyncio.wait_for(self._until_done(), timeout)
+            if not tracker.done:
+                await asyncio.wait_for(self._until_done(), timeout)
         except asyncio.TimeoutError:
             tracker.waiters -= 1
             canceled = await self._abandon()

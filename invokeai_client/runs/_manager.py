@@ -186,7 +186,7 @@ class RunManager:
     @staticmethod
     def _only_run(tracker: BatchTracker) -> WorkflowRun:
         """The run of a one-item batch."""
-        return run_view(tracker, tracker.item_ids()[0])
+        return run_view(tracker, tracker.first_item())
 
     async def attach(self, item_id: int, *, detach: bool = True) -> WorkflowRun:
         """Follow an existing queue item (e.g. enqueued by another process).

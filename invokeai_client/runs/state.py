@@ -9,18 +9,13 @@ server no longer knows or that the client gives up on. What comes out goes to an
 (:class:`EventSink` s), "read me over REST" requests and, once, the final
 :class:`~invokeai_client.runs.results.WorkflowResult`.
 
-The rules it keeps (each one a story the socket really tells):
-
-- A pending item that shows node activity or ends is told as ``in_progress`` first.
-- Statuses are ordered by ``status_sequence`` (by value where a server has none); an older
-  or repeated status is ignored, a terminal status is final, REST never moves an item back
-  to ``pending``.
-- Node events arrive out of order and doubled: a start or progress after its node completed
-  is ignored; an ``invocation_complete`` after the item was canceled changes nothing.
-- ``failed`` may come before its ``invocation_error``; the error is read over REST.
-- Completed items settle from the socket's story only when every node's output arrived and
-  nothing is missing (``gap``: the socket was down at some point); otherwise REST (the
-  truth) is asked, so both paths give the same result.
+Its rules (each a story the socket really tells): a pending item that shows activity or
+ends is told as ``in_progress`` first; statuses are ordered by ``status_sequence`` (by value
+without one), a terminal status is final and REST never moves an item back to ``pending``;
+a node's start or progress after its end, and anything after the item ended, is ignored;
+``failed`` may come before its ``invocation_error`` (the error is read over REST); a
+completed item settles from the socket only when every output arrived and no event can be
+missing (``gap``), otherwise from REST (the truth), so both paths give the same result.
 """
 
 from __future__ import annotations
@@ -172,10 +167,6 @@ class ItemState:
         return self.batch.batch_id
 
     @property
-    def done(self) -> bool:
-        return self.result is not None
-
-    @property
     def outputs(self) -> dict[str, Any]:
         """The outputs mapped so far (all of them once settled)."""
         if self.result is not None:
@@ -195,31 +186,36 @@ class ItemState:
         if self.result is not None:
             return
         self.heard = self.clock()
-        if name == "invocation_progress":
-            self._on_progress(data)
-        elif name == "queue_item_status_changed":
-            status = data.get("status")
-            if not isinstance(status, str) or not self._news(status, data.get("status_sequence")):
-                return
-            session_id = data.get("session_id")
-            if session_id:
-                self.session_id = session_id
-            self._on_status(
-                status, data.get("error_type"), data.get("error_message"),
-                data.get("error_traceback"),
-            )
-        elif name in ("invocation_started", "invocation_complete", "invocation_error"):
-            self._on_node(name, data)
-        elif name == "queue_items_canceled" and self._news("canceled", None):
+        handler = _FRAME_HANDLERS.get(name)
+        if handler is not None:
+            handler(self, name, data)
+
+    def _on_status_frame(self, name: str, data: dict[str, Any]) -> None:
+        status = data.get("status")
+        if not isinstance(status, str) or not self._news(status, data.get("status_sequence")):
+            return
+        session_id = data.get("session_id")
+        if session_id:
+            self.session_id = session_id
+        self._on_status(
+            status, data.get("error_type"), data.get("error_message"),
+            data.get("error_traceback"),
+        )
+
+    def _on_canceled_frame(self, name: str, data: dict[str, Any]) -> None:
+        if self._news("canceled", None):
             self._on_status("canceled", None, None, None)
-        elif name in _MODEL_LOADS and self._listening:
-            config = data.get("config")
-            if not isinstance(config, dict):
-                config = {}
-            model = {k: config.get(k) for k in ("key", "hash", "name", "base", "type")}
-            self._emit(_MODEL_LOADS[name](
-                self.item_id, self.batch.batch_id, model, data.get("submodel_type")
-            ))
+
+    def _on_model_load(self, name: str, data: dict[str, Any]) -> None:
+        if not self._listening:
+            return
+        config = data.get("config")
+        if not isinstance(config, dict):
+            config = {}
+        model = {k: config.get(k) for k in ("key", "hash", "name", "base", "type")}
+        self._emit(_MODEL_LOADS[name](
+            self.item_id, self.batch.batch_id, model, data.get("submodel_type")
+        ))
 
     def _news(self, status: str, sequence: Any) -> bool:
         """Whether a status report (socket or REST) is news: newer by sequence, or (without
@@ -255,9 +251,9 @@ class ItemState:
                 data.get("invocation_source_id"), data.get("error_type"),
                 data.get("error_message"), data.get("error_traceback"),
             )
-            self._try_finish()
+            self.finish_if_told()
 
-    def _on_progress(self, data: dict[str, Any]) -> None:
+    def _on_progress(self, name: str, data: dict[str, Any]) -> None:
         node_id = data.get("invocation_source_id")
         if not isinstance(node_id, str):
             return
@@ -389,7 +385,7 @@ class ItemState:
                 known[0] or (opened[-1][0] if opened else None), error_type or known[1],
                 error_message or known[2], error_traceback or known[3],
             )
-        self._try_finish()
+        self.finish_if_told()
 
     def _events_complete(self) -> bool:
         """Whether the socket told the whole story of this completed item: an output of
@@ -405,16 +401,9 @@ class ItemState:
         return True
 
     def finish_if_told(self) -> None:
-        """Settle from the socket's story when it is complete; else ask REST, the truth.
-
-        Completed items settle from events when every node's output arrived; canceled ones
-        at once. Failed items, items whose events may have a gap and anything incomplete
-        are read over REST (``session.results``). Nothing settles before the batch is
-        confirmed (then the batch calls this for each item).
-        """
-        self._try_finish()
-
-    def _try_finish(self) -> None:
+        """Settle from the socket's story when it is complete (completed with every output,
+        or canceled), else ask REST (failed, a gap, anything incomplete); nothing settles
+        before the batch is confirmed (then the batch calls this for each item)."""
         if self.result is not None or self.status not in TERMINAL or not self.batch.confirmed:
             return
         status = self.status
@@ -591,3 +580,16 @@ class ItemState:
             return events
         events.extend(terminal_events(result))
         return events
+
+
+_FRAME_HANDLERS: dict[str, Callable[[ItemState, str, dict[str, Any]], None]] = {
+    "invocation_started": ItemState._on_node,
+    "invocation_complete": ItemState._on_node,
+    "invocation_error": ItemState._on_node,
+    "invocation_progress": ItemState._on_progress,
+    "queue_item_status_changed": ItemState._on_status_frame,
+    "queue_items_canceled": ItemState._on_canceled_frame,
+    "model_load_started": ItemState._on_model_load,
+    "model_load_complete": ItemState._on_model_load,
+}
+"""What each socket frame of an item goes to (one dict lookup per frame)."""
