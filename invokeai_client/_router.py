@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -40,10 +40,13 @@ _MODEL_LOADS = frozenset({"model_load_started", "model_load_complete"})
 _ENDED = frozenset({"completed", "failed", "canceled"})
 
 ORPHAN_TTL = 30.0
-"""Seconds an event for an unclaimed batch id is kept."""
+"""Seconds an event for an unclaimed batch id is kept (expired by a timer)."""
 ORPHAN_MAX_EVENTS = 2_000
 """Events kept for unclaimed batch ids at most, oldest dropped first. In single-user mode every
 socket hears every client's events, so this buffer mostly holds other people's traffic."""
+ORPHAN_MAX_BYTES = 8 * 1024 * 1024
+"""Approximate bytes of payload kept for unclaimed batch ids at most (progress images are
+large), oldest dropped first."""
 MAILBOX_PROGRESS_LIMIT = 64
 """Progress events a slow reader may have waiting before the oldest are coalesced away."""
 
@@ -103,15 +106,132 @@ class BatchRoute(Protocol):
         """An item of this batch the router has not met: its target, or None to ignore it."""
 
 
+def approx_size(data: Any) -> int:
+    """A cheap estimate of a payload's size in bytes: strings counted, everything else a few
+    bytes each, walking at most :data:`_SIZE_WALK` values; a payload with more is counted as
+    :data:`_SIZE_UNKNOWN` bytes (pessimistic, so an odd payload is dropped early)."""
+    size = 0
+    stack = [data]
+    for _ in range(_SIZE_WALK):
+        if not stack:
+            return size
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item)
+        elif isinstance(item, (dict, list)) and len(item) > _SIZE_WALK:
+            return max(size, _SIZE_UNKNOWN)
+        elif isinstance(item, dict):
+            size += 8 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            size += 8 * len(item)
+            stack.extend(item)
+        else:
+            size += 8
+    return size if not stack else max(size, _SIZE_UNKNOWN)
+
+
+_SIZE_WALK = 512
+_SIZE_UNKNOWN = 1024 * 1024
+
+
+class OrphanBuffer:
+    """Frames of batch ids nobody here has claimed yet, in arrival order, bounded by count
+    (:data:`ORPHAN_MAX_EVENTS`), bytes (:data:`ORPHAN_MAX_BYTES`) and age
+    (:data:`ORPHAN_TTL`, expired by a timer on the running loop as well as on arrival)."""
+
+    def __init__(
+        self, *, max_events: int = ORPHAN_MAX_EVENTS, max_bytes: int = ORPHAN_MAX_BYTES,
+        ttl: float = ORPHAN_TTL,
+    ) -> None:
+        self.max_events, self.max_bytes, self.ttl = max_events, max_bytes, ttl
+        self._frames: deque[tuple[float, str, str, dict[str, Any], int]] = deque()
+        self._per_batch: dict[str, int] = {}
+        self.count = 0
+        self.bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def batches(self) -> int:
+        return len(self._per_batch)
+
+    def keep(self, batch_id: str, name: str, data: dict[str, Any]) -> None:
+        """Keep one frame of an unclaimed batch (dropping the oldest beyond the bounds)."""
+        now = time.monotonic()
+        size = approx_size(data)
+        self._frames.append((now, batch_id, name, data, size))
+        self._per_batch[batch_id] = self._per_batch.get(batch_id, 0) + 1
+        self.count += 1
+        self.bytes += size
+        self.expire(now)
+        self._arm_timer()
+
+    def take(self, batch_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The kept frames of ``batch_id`` (now claimed), in arrival order."""
+        if batch_id not in self._per_batch:
+            return []
+        del self._per_batch[batch_id]
+        taken: list[tuple[str, dict[str, Any]]] = []
+        kept: deque[tuple[float, str, str, dict[str, Any], int]] = deque()
+        for frame in self._frames:
+            if frame[1] == batch_id:
+                taken.append((frame[2], frame[3]))
+                self.count -= 1
+                self.bytes -= frame[4]
+            else:
+                kept.append(frame)
+        self._frames = kept
+        return taken
+
+    def expire(self, now: float) -> None:
+        """Drop the oldest frames while over a bound or older than the TTL."""
+        frames = self._frames
+        while frames and (
+            self.count > self.max_events or self.bytes > self.max_bytes
+            or now - frames[0][0] >= self.ttl
+        ):
+            _, batch_id, _, _, size = frames.popleft()
+            self.count -= 1
+            self.bytes -= size
+            left = self._per_batch[batch_id] - 1
+            if left:
+                self._per_batch[batch_id] = left
+            else:
+                del self._per_batch[batch_id]
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None or not self._frames:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # routed outside a loop (tools, tests): expiry on arrival only
+            return
+        wait = max(0.05, self._frames[0][0] + self.ttl - time.monotonic())
+        self._timer = loop.call_later(wait, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.expire(time.monotonic())
+        self._arm_timer()
+
+    def close(self) -> None:
+        """Forget every frame and stop the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._frames.clear()
+        self._per_batch.clear()
+        self.count = self.bytes = 0
+
+
 class EventRouter:
     """Routes socket frames to item and batch routes by id; see the module doc."""
 
     def __init__(self) -> None:
         self._items: dict[int, ItemRoute] = {}
         self._batches: dict[str, BatchRoute] = {}
-        # batch id -> [(time received, event name, raw payload)]
-        self._orphans: OrderedDict[str, list[tuple[float, str, dict[str, Any]]]] = OrderedDict()
-        self._orphan_count = 0
+        self._orphans = OrphanBuffer()
         # Items whose nodes are executing right now (model loads name no item: see _route).
         self._executing: dict[Any, ItemRoute] = {}
         self._listeners: list[Callable[[ServerEvent], None]] = []
@@ -128,11 +248,8 @@ class EventRouter:
         if batch_id in self._batches:
             raise ValueError(f"batch {batch_id} is already routed")
         self._batches[batch_id] = route
-        early = self._orphans.pop(batch_id, None)
-        if early:
-            self._orphan_count -= len(early)
-            for _, name, data in early:
-                self._route(name, data)
+        for name, data in self._orphans.take(batch_id):
+            self._route(name, data)
 
     def remove_batch(self, batch_id: str, route: BatchRoute | None = None) -> None:
         if route is None or self._batches.get(batch_id) is route:
@@ -253,7 +370,7 @@ class EventRouter:
             batch = self._batches.get(batch_id)
             if batch is None:
                 if isinstance(batch_id, str):
-                    self._keep_orphan(batch_id, name, data)
+                    self._orphans.keep(batch_id, name, data)
                 return
             if not isinstance(item_id, int):
                 self.ignored += 1
@@ -284,32 +401,18 @@ class EventRouter:
             except Exception:
                 log.exception("wake callback failed")
 
-    def _keep_orphan(self, batch_id: str, name: str, data: dict[str, Any]) -> None:
-        now = time.monotonic()
-        events = self._orphans.get(batch_id)
-        if events is None:
-            events = self._orphans[batch_id] = []
-        events.append((now, name, data))
-        self._orphan_count += 1
-        self._expire_orphans(now)
-
-    def _expire_orphans(self, now: float) -> None:
-        orphans = self._orphans
-        while orphans:
-            batch_id = next(iter(orphans))
-            events = orphans[batch_id]
-            if self._orphan_count <= ORPHAN_MAX_EVENTS and now - events[-1][0] < ORPHAN_TTL:
-                break
-            del orphans[batch_id]
-            self._orphan_count -= len(events)
+    def close(self) -> None:
+        """Forget buffered frames of unclaimed batches (the client closed)."""
+        self._orphans.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters for debugging: routes, orphans, routed, repeats and ignored events."""
         return {
             "items": len(self._items),
             "batches": len(self._batches),
-            "orphan_batches": len(self._orphans),
-            "orphan_events": self._orphan_count,
+            "orphan_batches": self._orphans.batches,
+            "orphan_events": self._orphans.count,
+            "orphan_bytes": self._orphans.bytes,
             "routed": self.routed,
             "repeats": self.repeats,
             "ignored": self.ignored,

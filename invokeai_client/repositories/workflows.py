@@ -15,7 +15,7 @@ from .._paging import Page, Paginator, check_page_size, offset_page
 from ..fields.schema import InvocationSchemas
 from ..types.workflows import WorkflowRecord, WorkflowSummary
 from ..workflows.definition import WorkflowDefinition
-from ..workflows.graph import REQUIRED_WORKFLOW_STRINGS
+from ..workflows.gui_json import REQUIRED_WORKFLOW_STRINGS
 from ..workflows.handle import WorkflowHandle
 from ._base import Repository, naming
 

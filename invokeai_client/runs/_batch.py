@@ -42,16 +42,17 @@ class BatchOwner(Protocol):
     def batch_done(self, batch: BatchTracker) -> None:
         """Every item of ``batch`` has its result: stop tracking it."""
 
-    def cancel_item(self, state: ItemState) -> Awaitable[None]:
-        """Cancel the item on the server and apply the answer."""
+    def cancel_item(self, state: ItemState) -> Awaitable[str]:
+        """Cancel the item on the server and apply the answer; the status it reported."""
 
-    def cancel_item_shielded(self, state: ItemState) -> Awaitable[None]:
-        """Cancel the item even if the caller is being cancelled (bounded in time)."""
+    def cancel_item_shielded(self, state: ItemState) -> Awaitable[tuple[bool, str]]:
+        """Cancel the item even if the caller is being cancelled (bounded in time): whether
+        the server confirmed, and what happened in words."""
 
     def cancel_batch(self, batch: BatchTracker) -> Awaitable[int]:
         """Cancel every pending or running item of ``batch``; the server's count."""
 
-    def cancel_batch_shielded(self, batch: BatchTracker) -> Awaitable[None]:
+    def cancel_batch_shielded(self, batch: BatchTracker) -> Awaitable[tuple[bool, str]]:
         """Cancel ``batch`` even if the caller is being cancelled (bounded in time)."""
 
     def retry_item(self, item_id: int, *, detach: bool) -> Awaitable[tuple[BatchTracker, int]]:
@@ -154,13 +155,28 @@ class BatchTracker:
         """An item of this batch seen on the socket before the enqueue answer."""
         if self.shape.confirmed:
             return None  # e.g. a retry of one of our items: not part of this batch
-        return self.states.get(item_id) or self._new_state(item_id)
+        state = self.states.get(item_id)
+        if state is None:
+            if len(self.states) >= self.expected:
+                # More items than the batch asked for: not all of them are ours. Keep none
+                # beyond that; the enqueue answer names the real ones, read over REST then.
+                self.gap = True
+                return None
+            state = self._new_state(item_id)
+        return state
 
     def confirm(self, answer: EnqueueBatchResult) -> None:
         """The enqueue answer (or its REST reconstruction): learn every item id."""
         ids = sorted(answer.item_ids)
         self.priority = answer.priority
         self.expected = len(ids) if ids else answer.enqueued
+        if ids:  # states made for items the server did not confirm are phantoms: forget them
+            confirmed = set(ids)
+            for item_id, phantom in list(self.states.items()):
+                if item_id not in confirmed:
+                    del self.states[item_id]
+                    self.router.remove_item(item_id, phantom)
+                    self._counts[phantom.status] -= 1
         for index, item_id in enumerate(ids):
             state = self.states.get(item_id) or self._new_state(item_id)
             state.index = index

@@ -41,19 +41,21 @@ class Canceller:
         self._check_soon = check_soon
         self._tasks = tasks
 
-    async def cancel_item(self, state: ItemState) -> None:
-        """Cancel one item on the server and apply what the server answers."""
+    async def cancel_item(self, state: ItemState) -> str:
+        """Cancel one item on the server and apply what the server answers; the item's
+        status the server reported (``"canceled"`` when it canceled it)."""
         if state.result is not None:
-            return
+            return state.result.status
         try:
             item = await self._queue.cancel(state.item_id)
         except errors.NotFoundError:
             state.lose(f"the server no longer has queue item {state.item_id}")
-            return
+            return "lost"
         if item.status in TERMINAL and not item.session:
             self._check_soon(state)
         else:
             state.apply_item(item)
+        return item.status
 
     async def cancel_batch(self, batch: BatchTracker) -> int:
         """Cancel every pending or running item of ``batch``; returns the server's count."""
@@ -69,22 +71,31 @@ class Canceller:
             self._check_soon(state)
         return canceled
 
-    async def cancel_item_shielded(self, state: ItemState) -> None:
-        """Cancel ``state``'s item even if the caller is being cancelled (bounded in time)."""
-        await asyncio.shield(self._tasks.spawn(self.cancel_item_quietly(state)))
+    async def cancel_item_shielded(self, state: ItemState) -> tuple[bool, str]:
+        """Cancel ``state``'s item even if the caller is being cancelled (bounded in time):
+        whether the server confirmed the cancel, and what happened in words."""
+        return await asyncio.shield(self._tasks.spawn(self.cancel_item_quietly(state)))
 
-    async def cancel_batch_shielded(self, batch: BatchTracker) -> None:
-        await asyncio.shield(self._tasks.spawn(self.cancel_batch_quietly(batch)))
+    async def cancel_batch_shielded(self, batch: BatchTracker) -> tuple[bool, str]:
+        return await asyncio.shield(self._tasks.spawn(self.cancel_batch_quietly(batch)))
 
-    async def cancel_item_quietly(self, state: ItemState) -> None:
+    async def cancel_item_quietly(self, state: ItemState) -> tuple[bool, str]:
         try:
-            await asyncio.wait_for(self.cancel_item(state), CANCEL_TIMEOUT)
+            status = await asyncio.wait_for(self.cancel_item(state), CANCEL_TIMEOUT)
         except Exception as exc:
             log.warning("could not cancel queue item %s: %s", state.item_id, exc)
             self._check_soon(state)
+            return False, f"canceling it failed ({exc}); it may still run on the server"
+        if status == "canceled":
+            return True, "it was canceled on the server"
+        return False, f"the server did not cancel it: it was {status} already"
 
-    async def cancel_batch_quietly(self, batch: BatchTracker) -> None:
+    async def cancel_batch_quietly(self, batch: BatchTracker) -> tuple[bool, str]:
         try:
-            await asyncio.wait_for(self.cancel_batch(batch), CANCEL_TIMEOUT)
+            count = await asyncio.wait_for(self.cancel_batch(batch), CANCEL_TIMEOUT)
         except Exception as exc:
             log.warning("could not cancel batch %s: %s", batch.batch_id, exc)
+            return False, f"canceling it failed ({exc}); its items may still run on the server"
+        if count:
+            return True, f"the server canceled {count} of its items"
+        return False, "the server had none of its items left to cancel"

@@ -149,7 +149,7 @@ class WorkflowRun:
                     await asyncio.wait_for(waiter, timeout)
             except asyncio.TimeoutError:
                 self._forget_waiter(waiter)
-                raise self._timed_out(timeout, await self._abandon()) from None
+                raise self._timed_out(timeout, *await self._abandon()) from None
             except asyncio.CancelledError:
                 self._forget_waiter(waiter)
                 await self._abandon()
@@ -158,12 +158,12 @@ class WorkflowRun:
         assert result is not None
         return result.raise_for_status()
 
-    def _timed_out(self, timeout: float | None, canceled: bool) -> errors.RunTimeoutError:
+    def _timed_out(
+        self, timeout: float | None, canceled: bool, outcome: str
+    ) -> errors.RunTimeoutError:
         return errors.RunTimeoutError(
             f"queue item {self.item_id} did not finish within {timeout}s "
-            f"(last status {self.status!r}); "
-            + ("it was canceled on the server" if canceled else
-               "it was left running on the server"),
+            f"(last status {self.status!r}); {outcome}",
             item_id=self.item_id,
             batch_id=self.batch_id,
             session_id=self.session_id,
@@ -188,13 +188,13 @@ class WorkflowRun:
             if not waiters:
                 del self._tracker.item_waiters[self.item_id]
 
-    async def _abandon(self) -> bool:
-        """The last waiter gave up: cancel the server item unless detached. True if sent."""
+    async def _abandon(self) -> tuple[bool, str]:
+        """The last waiter gave up: cancel the server item unless detached. Whether the
+        server confirmed the cancel, and what happened in words."""
         tracker = self._tracker
         if self.done or tracker.item_waiters.get(self.item_id) or tracker.detached:
-            return False
-        await tracker.owner.cancel_item_shielded(self._state)
-        return True
+            return False, "it was left running on the server"
+        return await tracker.owner.cancel_item_shielded(self._state)
 
     def __await__(self) -> Generator[Any, None, WorkflowResult]:
         return self.result().__await__()
@@ -425,12 +425,10 @@ class BatchRun:
                 await asyncio.wait_for(self._until_done(), timeout)
         except asyncio.TimeoutError:
             tracker.waiters -= 1
-            canceled = await self._abandon()
+            canceled, outcome = await self._abandon()
             raise errors.RunTimeoutError(
                 f"batch {self.batch_id} did not finish within {timeout}s "
-                f"({len(tracker.finished)} of {tracker.expected} items done); "
-                + ("it was canceled on the server" if canceled else
-                   "it was left running on the server"),
+                f"({len(tracker.finished)} of {tracker.expected} items done); {outcome}",
                 batch_id=self.batch_id,
                 canceled=canceled,
             ) from None
@@ -455,12 +453,11 @@ class BatchRun:
     def __await__(self) -> Generator[Any, None, list[WorkflowResult]]:
         return self.results().__await__()
 
-    async def _abandon(self) -> bool:
+    async def _abandon(self) -> tuple[bool, str]:
         tracker = self._tracker
         if tracker.done or tracker.waiters > 0 or tracker.detached:
-            return False
-        await tracker.owner.cancel_batch_shielded(tracker)
-        return True
+            return False, "it was left running on the server"
+        return await tracker.owner.cancel_batch_shielded(tracker)
 
     def field_values(self, index: int) -> FieldValues:
         """The batch values substituted into the item at ``index`` (submission order), keyed

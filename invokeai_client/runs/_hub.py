@@ -22,6 +22,7 @@ from ._batch import BatchTracker
 from ._cancel import Canceller
 from ._limiter import Limiter
 from ._reconcile import Reconciler
+from ._recovery import ENQUEUE_FATE_WINDOW
 from ._room import cut_error
 from ._submit import post_enqueue, prepare_body
 from ._tasks import TaskSet
@@ -63,7 +64,10 @@ class RunHub:
         self.limiter = limiter
         self.tasks = TaskSet()
         self.posts: set[asyncio.Future[Any]] = set()
-        self.reconciler = Reconciler(queue, self.batches, lambda: context.connected)
+        self.reconciler = Reconciler(
+            queue, self.batches, lambda: context.connected, where=context.base_url
+        )
+        self.enqueue_fate_window = ENQUEUE_FATE_WINDOW
         self.canceller = Canceller(queue, self.reconciler.check_soon, self.tasks)
         self.closed = False
         self.router.on_wake(self.reconciler.on_disconnect)
@@ -116,17 +120,17 @@ class RunHub:
     def batch_done(self, batch: BatchTracker) -> None:
         self.drop(batch)
 
-    async def cancel_item(self, state: ItemState) -> None:
-        await self.canceller.cancel_item(state)
+    async def cancel_item(self, state: ItemState) -> str:
+        return await self.canceller.cancel_item(state)
 
-    async def cancel_item_shielded(self, state: ItemState) -> None:
-        await self.canceller.cancel_item_shielded(state)
+    async def cancel_item_shielded(self, state: ItemState) -> tuple[bool, str]:
+        return await self.canceller.cancel_item_shielded(state)
 
     async def cancel_batch(self, batch: BatchTracker) -> int:
         return await self.canceller.cancel_batch(batch)
 
-    async def cancel_batch_shielded(self, batch: BatchTracker) -> None:
-        await self.canceller.cancel_batch_shielded(batch)
+    async def cancel_batch_shielded(self, batch: BatchTracker) -> tuple[bool, str]:
+        return await self.canceller.cancel_batch_shielded(batch)
 
     def drop(self, batch: BatchTracker) -> None:
         """Stop tracking ``batch`` (done, or never enqueued) and give its slots back."""
@@ -179,10 +183,13 @@ class RunHub:
         await self._register(batch)
         answer = await self._post(batch, request)
         if self.closed:
+            outcome = "it was left on the server"
+            if not detach:  # nothing else will cancel it: the close has passed its cancels
+                batch.confirm(answer)
+                _, outcome = await self.canceller.cancel_batch_shielded(batch)
             self.drop(batch)
             raise errors.InvokeAIError(
-                f"the client closed while batch {batch.batch_id} was being submitted; it was "
-                + ("left on the server" if detach else "canceled on the server")
+                f"the client closed while batch {batch.batch_id} was being submitted; {outcome}"
             )
         if answer.enqueued == 0 or (answer.enqueued < answer.requested and not partial):
             raise await self._cut(batch, answer)
@@ -221,7 +228,7 @@ class RunHub:
         post = loop.create_task(
             post_enqueue(
                 self.context.http, self.queue, request, expected=batch.expected,
-                known=lambda: list(batch.states),
+                known=lambda: list(batch.states), fate_window=self.enqueue_fate_window,
             )
         )
         self.posts.add(post)

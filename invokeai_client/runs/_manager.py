@@ -113,6 +113,25 @@ class RunManager:
         self._hub.reconciler.poll_interval = seconds
 
     @property
+    def unreachable_after(self) -> float:
+        """Seconds of unreachable server after which runs in flight end as ``lost``."""
+        return self._hub.reconciler.unreachable_after
+
+    @unreachable_after.setter
+    def unreachable_after(self, seconds: float) -> None:
+        self._hub.reconciler.unreachable_after = seconds
+
+    @property
+    def enqueue_fate_window(self) -> float:
+        """Seconds an enqueue of unknown fate is looked for by batch id before it may be
+        sent again."""
+        return self._hub.enqueue_fate_window
+
+    @enqueue_fate_window.setter
+    def enqueue_fate_window(self, seconds: float) -> None:
+        self._hub.enqueue_fate_window = seconds
+
+    @property
     def rest_checks(self) -> int:
         """How many status reads the REST catch-up made (a debugging counter)."""
         return self._hub.reconciler.rest_checks
@@ -223,9 +242,10 @@ class RunManager:
             **{f"router_{k}": v for k, v in self.router.stats().items()},
         }
 
-    async def cancel_run(self, run: WorkflowRun) -> None:
-        """Cancel one item on the server and apply what the server answers."""
-        await run.cancel()
+    async def cancel_run(self, run: WorkflowRun) -> str:
+        """Cancel one item on the server and apply what the server answers; the item's
+        status afterwards."""
+        return await run.cancel()
 
     async def cancel_batch(self, batch: BatchRun) -> int:
         """Cancel every pending or running item of ``batch``; returns the server's count."""

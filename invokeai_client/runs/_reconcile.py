@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from .. import errors
 from ._recovery import SUMMARY_CHUNK, item_statuses
 from .state import TERMINAL, ItemState
 
@@ -25,12 +26,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("invokeai_client")
 
-__all__ = ["POLL_INTERVAL", "QUIET_AFTER", "Reconciler"]
+__all__ = ["POLL_INTERVAL", "QUIET_AFTER", "UNREACHABLE_AFTER", "Reconciler"]
 
 QUIET_AFTER = 30.0
 """A run that heard nothing for this long is read over REST (socket up)."""
 POLL_INTERVAL = 1.0
 """Seconds between REST reads of every run while the socket is down (or off)."""
+UNREACHABLE_AFTER = 300.0
+"""Seconds the server may stay unreachable (socket down, every REST read failing) before the
+runs in flight end as ``lost`` with one clear error, so ``await run`` always ends."""
 FULL_ITEM_CHUNK = 100
 """Full queue items read in one request."""
 
@@ -43,6 +47,8 @@ class Reconciler:
         queue: QueueRepository,
         batches: Mapping[str, BatchTracker],
         connected: Callable[[], bool],
+        *,
+        where: str = "the server",
     ) -> None:
         self._queue = queue
         self._batches = batches  # the runs in flight (owned by the hub)
@@ -53,6 +59,9 @@ class Reconciler:
         self._stopped = False
         self.quiet_after = QUIET_AFTER
         self.poll_interval = POLL_INTERVAL
+        self.unreachable_after = UNREACHABLE_AFTER
+        self._unreachable_since: float | None = None
+        self._where = where
         self.rest_checks = 0
 
     # -- what to read --------------------------------------------------------------------
@@ -78,6 +87,7 @@ class Reconciler:
 
     async def on_reconnect(self) -> None:
         """Events are not replayed after a reconnect: read every run in flight over REST."""
+        self._unreachable_since = None
         self.on_queue_cleared()
 
     def on_queue_cleared(self) -> None:
@@ -130,8 +140,34 @@ class Reconciler:
                 log.info("REST catch-up of %d runs failed (%s); retrying in %.1fs",
                          len(due), exc, backoff)
                 self._dirty.update(state for state in due if state.result is None)
+                self._note_unreachable(exc)
             else:
                 backoff = 0.0
+                self._unreachable_since = None
+
+    def _note_unreachable(self, exc: Exception) -> None:
+        """Count how long the server has been out of reach; past :attr:`unreachable_after`,
+        end every run in flight as ``lost`` (logged once)."""
+        unreachable = (errors.ConnectionError, errors.TimeoutError, errors.InternalServerError)
+        if not isinstance(exc, unreachable) or self._connected():
+            self._unreachable_since = None
+            return
+        now = time.monotonic()
+        since = self._unreachable_since
+        if since is None:
+            self._unreachable_since = now
+            return
+        if now - since < self.unreachable_after:
+            return
+        states = [s for b in self._batches.values() if b.confirmed for s in b.unsettled()]
+        log.error("InvokeAI at %s has been unreachable for %.0f s (%s); ending %d runs in "
+                  "flight as lost", self._where, now - since, exc, len(states))
+        for state in states:
+            state.end_locally("lost", (
+                f"InvokeAI at {self._where} was unreachable for {now - since:.0f} s "
+                f"(last error: {exc}); the outcome of queue item {state.item_id} is unknown"
+            ))
+        self._unreachable_since = None
 
     def _due(self, connected: bool) -> set[ItemState]:
         due = {state for state in self._dirty if state.result is None}

@@ -21,10 +21,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("invokeai_client")
 
-__all__ = ["RECOVERY_DEADLINE", "SUMMARY_CHUNK", "item_statuses", "recover_enqueue"]
+__all__ = [
+    "ENQUEUE_FATE_WINDOW",
+    "RECOVERY_DEADLINE",
+    "SUMMARY_CHUNK",
+    "item_statuses",
+    "recover_enqueue",
+]
 
-RECOVERY_DEADLINE = 30.0
-"""Seconds spent finding out whether an enqueue whose answer was lost went through."""
+ENQUEUE_FATE_WINDOW = 30.0
+"""Seconds the server is asked (by batch id) about an enqueue whose fate is unknown (a 5xx,
+perhaps from a gateway while InvokeAI still writes the batch, a timeout, a reset) before its
+silence counts as a definite no. Items that show up within it are adopted."""
+RECOVERY_DEADLINE = 120.0
+"""Seconds spent at most finding out the fate of an enqueue (the server may be unreachable)."""
 SUMMARY_CHUNK = 1000
 """Item ids whose summaries are read in one request."""
 
@@ -61,28 +71,28 @@ async def recover_enqueue(
     expected: int,
     known: Callable[[], list[int]],
     cause: errors.InvokeAIError,
-    may_resend: bool = False,
+    window: float = ENQUEUE_FATE_WINDOW,
 ) -> EnqueueBatchResult | None:
-    """Find out over REST whether batch ``batch_id`` exists; its reconstructed answer.
+    """Find out over REST, by the client-chosen batch id, whether an enqueue whose fate is
+    unknown went through.
 
-    None when it does not exist and ``may_resend`` (the server answered the enqueue, so
-    sending again cannot double it); otherwise a batch that cannot be found raises
-    :class:`~errors.ConnectionError` saying it was not sent again. ``known`` gives the item
-    ids already seen on the socket.
+    Returns the reconstructed answer when its items are there; None only on a definite no
+    (every answer over ``window`` seconds, at least three, said the batch has no items),
+    after which sending again cannot double it. When the server cannot be asked for long
+    enough, raises :class:`~errors.ConnectionError`: the batch is not sent again. ``known``
+    gives the item ids already seen on the socket.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + RECOVERY_DEADLINE
+    started = loop.time()
+    deadline = started + max(RECOVERY_DEADLINE, 2 * window)
     delay = 0.25
     last_error: Exception | None = None
-    checks = 0
-    first_check: float | None = None
-    log.info("enqueue of batch %s lost its answer (%s); checking the server", batch_id, cause)
+    noes = 0
+    log.info("enqueue of batch %s has an unknown fate (%s); asking the server for up to "
+             "%.0f s", batch_id, cause, window)
     while True:
         try:
             status = await queue.batch_status(batch_id)
-            checks += 1
-            if first_check is None:
-                first_check = loop.time()
             if status.total > 0:
                 ids = await find_batch_items(queue, batch_id, status.total, known())
                 return EnqueueBatchResult(
@@ -91,38 +101,22 @@ async def recover_enqueue(
                     item_ids=ids,
                     batch={"batch_id": batch_id},
                 )
-            if may_resend and checks >= 2:
-                return None
-            if checks >= 3 and loop.time() - first_check >= 5.0:
-                break  # several looks over seconds: it is not there
-        except (errors.ConnectionError, errors.TimeoutError, errors.InternalServerError) as exc:
+            noes += 1
+            if noes >= 3 and loop.time() - started >= window:
+                return None  # asked long enough, and every answer was no
+        except (errors.ConnectionError, errors.TimeoutError, errors.InternalServerError,
+                errors.UnexpectedResponseError) as exc:
             last_error = exc
         if loop.time() + delay > deadline:
             break
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 4.0)
-    raise _not_found(queue, batch_id, cause, checks, last_error)
-
-
-def _not_found(
-    queue: QueueRepository,
-    batch_id: str,
-    cause: errors.InvokeAIError,
-    checks: int,
-    last_error: Exception | None,
-) -> errors.ConnectionError:
-    if checks:
-        error = errors.ConnectionError(
-            f"enqueue of batch {batch_id} got no answer ({cause}); the server has no "
-            f"record of it after {checks} checks, so it was not enqueued (or is still being "
-            "enqueued). It was not sent again, to avoid a double submission."
-        )
-    else:
-        error = errors.ConnectionError(
-            f"enqueue of batch {batch_id} got no answer ({cause}) and the server could "
-            f"not be asked whether it has it ({last_error}); check GET "
-            f"/api/v1/queue/{queue.queue_id}/b/{batch_id}/status before sending it again"
-        )
+        delay = min(delay * 2, 2.0)
+    error = errors.ConnectionError(
+        f"enqueue of batch {batch_id} has an unknown fate ({cause}) and the server "
+        f"could not be asked long enough whether it has it ({last_error}); it was not "
+        f"sent again. Check GET /api/v1/queue/{queue.queue_id}/b/{batch_id}/status "
+        "before sending it again"
+    )
     error.__cause__ = cause
     error.__suppress_context__ = True
-    return error
+    raise error

@@ -20,7 +20,7 @@ from .. import errors
 from .._constants import DEFAULT_ORIGIN
 from ..types.batch import EnqueueBody
 from ..types.queue import EnqueueBatchResult
-from ._recovery import find_batch_items, recover_enqueue
+from ._recovery import ENQUEUE_FATE_WINDOW, find_batch_items, recover_enqueue
 from .results import iterated_nodes
 
 if TYPE_CHECKING:
@@ -42,11 +42,13 @@ async def post_enqueue(
     *,
     expected: int,
     known: Callable[[], list[int]],
+    fate_window: float = ENQUEUE_FATE_WINDOW,
 ) -> EnqueueBatchResult:
-    """POST ``request`` (its batch id set) once; the answer, or its REST reconstruction.
+    """POST ``request`` (its batch id set); the answer, or its REST reconstruction.
 
-    ``known`` gives the item ids the socket already told (they spare a queue scan when the
-    answer must be rebuilt).
+    Sent again only when the server provably never got it (connection refused, 429) or,
+    for an enqueue of unknown fate, after the server said a definite no by batch id for
+    ``fate_window`` seconds. ``known`` gives the item ids the socket already told.
     """
     batch_id: str = request["batch"]["batch_id"]
     path = f"/api/v1/queue/{queue.queue_id}/enqueue_batch"
@@ -65,6 +67,7 @@ async def post_enqueue(
                 raise
             resends += 1
             await asyncio.sleep(exc.retry_after or 0.5 * 2**resends)
+            continue
         except errors.ConnectionError as exc:
             if isinstance(exc.__cause__, aiohttp.ClientConnectorError):
                 # The connection was never made, so the request was never sent.
@@ -73,34 +76,31 @@ async def post_enqueue(
                 resends += 1
                 await asyncio.sleep(0.5 * 2**resends)
                 continue
-            return await _recover(queue, batch_id, expected, known, exc)  # never resend
-        except errors.TimeoutError as exc:
-            return await _recover(queue, batch_id, expected, known, exc)
-        except errors.InternalServerError as exc:
-            # The server answered, so it is done with the request: if it recorded
-            # nothing, sending again cannot double the batch.
-            found = await recover_enqueue(
-                queue, batch_id, expected=expected, known=known, cause=exc, may_resend=True
-            )
-            if found is not None:
-                return found
-            if resends >= ENQUEUE_RESENDS:
-                raise
-            resends += 1
-            log.info("batch %s was not enqueued (%s); sending it again", batch_id, exc)
+            fate: errors.InvokeAIError = exc
+        except (errors.TimeoutError, errors.InternalServerError) as exc:
+            # A 5xx may come from a gateway that gave up while InvokeAI still writes the
+            # batch: like a timeout or a reset, the enqueue's fate is unknown.
+            fate = exc
+        found = await recover_enqueue(
+            queue, batch_id, expected=expected, known=known, cause=fate, window=fate_window
+        )
+        if found is not None:
+            return found
+        resends = _resend_after_no(batch_id, fate, resends, fate_window)
 
 
-async def _recover(
-    queue: QueueRepository,
-    batch_id: str,
-    expected: int,
-    known: Callable[[], list[int]],
-    cause: errors.InvokeAIError,
-) -> EnqueueBatchResult:
-    """The answer of an enqueue whose fate is unknown, from REST; raises if not found."""
-    found = await recover_enqueue(queue, batch_id, expected=expected, known=known, cause=cause)
-    assert found is not None  # without may_resend it raises instead
-    return found
+def _resend_after_no(
+    batch_id: str, fate: errors.InvokeAIError, resends: int, window: float
+) -> int:
+    """The server said a definite no: the resend count, or the error when enough were sent."""
+    if resends >= ENQUEUE_RESENDS:
+        raise errors.ConnectionError(
+            f"enqueue of batch {batch_id} failed ({fate}); the server has no record of it, "
+            f"and it was already sent again {ENQUEUE_RESENDS} times"
+        ) from fate
+    log.warning("batch %s was not enqueued (%s; the server had no record of it for %.0f s); "
+                "sending it again", batch_id, fate, window)
+    return resends + 1
 
 
 def read_enqueue_answer(raw: bytes, batch_id: str) -> EnqueueBatchResult:

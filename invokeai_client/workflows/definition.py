@@ -127,6 +127,7 @@ class WorkflowDefinition:
     """
 
     __slots__ = (
+        "__weakref__",
         "_data",
         "_edges",
         "_exposed",

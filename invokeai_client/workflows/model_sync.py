@@ -18,7 +18,7 @@ from ..fields.models import model_identifier
 
 if TYPE_CHECKING:
     from ._client import WorkflowClient
-    from .handle import WorkflowHandle
+    from .form import WorkflowForm
 
 MatchedBy = Literal["key", "hash", "name", "explicit", "unset"]
 
@@ -81,6 +81,27 @@ async def installed_models(client: WorkflowClient) -> list[dict[str, Any]]:
     return [model.model_dump(mode="json") for model in await client.models.list()]
 
 
+def _match(
+    previous: Mapping[str, Any],
+    models: Sequence[dict[str, Any]],
+    by_key: Mapping[Any, dict[str, Any]],
+    by_hash: Mapping[Any, dict[str, Any]],
+) -> tuple[dict[str, Any] | None, MatchedBy]:
+    """The installed model for an identifier: same key, else hash, else name+base+type."""
+    if previous.get("key") in by_key:
+        return by_key[previous["key"]], "key"
+    if previous.get("hash") and previous.get("hash") in by_hash:
+        return by_hash[previous["hash"]], "hash"
+    named = [
+        m
+        for m in models
+        if m.get("name") == previous.get("name")
+        and m.get("base") == previous.get("base")
+        and m.get("type") == previous.get("type")
+    ]
+    return (named[0], "name") if named else (None, "name")
+
+
 def _identifier(model: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
     ident = {k: model.get(k) for k in ("key", "hash", "name", "base", "type")}
     submodel = (previous or {}).get("submodel_type")
@@ -93,7 +114,9 @@ def _describe(ident: Mapping[str, Any]) -> str:
     return f"{ident.get('name')!r} ({ident.get('base')} {ident.get('type')})"
 
 
-async def sync_models(handle: WorkflowHandle, client: WorkflowClient) -> ModelSyncReport:
+async def sync_models(form: WorkflowForm, client: WorkflowClient) -> ModelSyncReport:
+    """Point every model input of ``form`` at a model installed on the server (key, then
+    hash, then name + base + type); see the module docstring."""
     models = await installed_models(client)
     by_key = {m.get("key"): m for m in models}
     by_hash: dict[Any, dict[str, Any]] = {}
@@ -103,12 +126,12 @@ async def sync_models(handle: WorkflowHandle, client: WorkflowClient) -> ModelSy
     updates: list[tuple[Any, dict[str, Any]]] = []
     missing: list[str] = []
     candidates: list[dict[str, Any]] = []
-    for field in handle.model_fields():
+    for field in form.model_fields():
         where = (field.node_id, field.name)
         current = field.value
         previous = model_identifier(current) if current not in (UNSET, None) else None
         label = field.label
-        if where in handle._explicit:
+        if where in form.values.explicit:
             entries.append(
                 ModelSyncEntry(field.node_id, field.name, label, "explicit", previous, previous)
             )
@@ -116,22 +139,7 @@ async def sync_models(handle: WorkflowHandle, client: WorkflowClient) -> ModelSy
         if previous is None:
             entries.append(ModelSyncEntry(field.node_id, field.name, label, "unset", None, None))
             continue
-        found: dict[str, Any] | None = None
-        how: MatchedBy = "key"
-        if previous.get("key") in by_key:
-            found = by_key[previous["key"]]
-        elif previous.get("hash") and previous.get("hash") in by_hash:
-            found, how = by_hash[previous["hash"]], "hash"
-        else:
-            named = [
-                m
-                for m in models
-                if m.get("name") == previous.get("name")
-                and m.get("base") == previous.get("base")
-                and m.get("type") == previous.get("type")
-            ]
-            if named:
-                found, how = named[0], "name"
+        found, how = _match(previous, models, by_key, by_hash)
         if found is None:
             alike = [
                 m
@@ -150,64 +158,10 @@ async def sync_models(handle: WorkflowHandle, client: WorkflowClient) -> ModelSy
         updates.append((field, ident))
     if missing:
         raise ModelNotFoundError(
-            f"workflow {handle.name!r}: {len(missing)} model input(s) match no model on the "
+            f"workflow {form.name!r}: {len(missing)} model input(s) match no model on the "
             f"server ({len(models)} installed):\n  - " + "\n  - ".join(missing),
             candidates=candidates,
         )
     for field, ident in updates:
         field._load(ident)
     return ModelSyncReport(tuple(entries))
-
-
-async def resolve_generators(handle: WorkflowHandle, client: WorkflowClient) -> None:
-    """Compute generator nodes that need the server and keep their values on the handle."""
-    from ..errors import ValidationError
-    from .generators import SERVER_GENERATORS
-
-    for node in handle.definition.invocation_nodes():
-        if node.type not in ("image_generator", "string_generator"):
-            continue
-        spec = handle._api_value(node, "generator")
-        kind = spec.get("type") if isinstance(spec, Mapping) else None
-        if not isinstance(kind, str) or kind not in SERVER_GENERATORS:
-            continue  # computed locally, or refused with its reason when the batch is built
-        where = f"generator node {node.title!r} ({node.id})"
-        if kind == "image_generator_images_from_board":
-            board_id = spec.get("board_id")
-            if not isinstance(board_id, str) or not board_id:
-                handle._generated[node.id] = []
-                continue
-            category = spec.get("category", "images")
-            categories = (
-                ["general"] if category == "images" else ["control", "mask", "user", "other"]
-            )
-            names = await client.context.http.request(
-                "GET",
-                f"/api/v1/boards/{board_id}/image_names",
-                params={"categories": categories, "is_intermediate": False},
-            )
-            handle._generated[node.id] = [
-                {"image_name": n} for n in names or [] if isinstance(n, str)
-            ]
-        else:
-            prompt = spec.get("input", "")
-            count = spec.get("maxPrompts" if kind.endswith("combinatorial") else "count", 10)
-            if not isinstance(prompt, str) or isinstance(count, bool) or not isinstance(count, int):
-                raise ValidationError(
-                    f"{where}: dynamic prompt generator needs a string input and an integer count",
-                    input=where,
-                    rule="generator settings",
-                )
-            body: dict[str, Any] = {
-                "prompt": prompt,
-                "max_prompts": count,
-                "combinatorial": kind.endswith("combinatorial"),
-            }
-            seed = spec.get("seed")
-            if isinstance(seed, int) and not isinstance(seed, bool):
-                body["seed"] = seed
-            answer = await client.context.http.request(
-                "POST", "/api/v1/utilities/dynamicprompts", json=body, retry=True
-            )
-            prompts = answer.get("prompts") if isinstance(answer, Mapping) else None
-            handle._generated[node.id] = [p for p in prompts or [] if isinstance(p, str)]

@@ -1,0 +1,312 @@
+"""The compile stage: a workflow and its values in, a checked enqueue body out. Pure.
+
+:func:`compile` does what the InvokeAI GUI's "Invoke" does, with no client, no I/O and no
+mode flags; everything it needs comes in as arguments, so one body can be compiled once and
+sent to many servers (the pool does), and a dry run is a compile with placeholder uploads
+(:data:`DRY_RUN_UPLOADS`).
+
+1. Nodes: invocation nodes only, minus batch and generator nodes (notes, connector and
+   current_image nodes are UI-only). Each becomes ``{id, type, <inputs with a value>,
+   use_cache, is_intermediate}``. Board inputs: ``"auto"`` (or empty) becomes the auto-add
+   board given to the compile, or nothing; ``"none"`` becomes nothing.
+2. Edges: ``default`` edges between kept nodes (``collapsed`` edges are drawings); a connector
+   source is followed back to the invocation output feeding it; duplicates are dropped.
+3. Every input fed by an edge loses its literal value.
+4. Batch and generator nodes become ``Batch.data``: per batch group, zipped (``Group N``) or
+   each on its own (``None``, a cartesian product); the caller's data groups follow.
+5. The workflow itself is attached (without its library id), so saved images embed it.
+
+Each value is converted to its API form once, here; the body is checked once, by
+:class:`~invokeai_client.types.batch.EnqueueBody`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from .._checks import check_bool, check_int
+from .._constants import DEFAULT_ORIGIN
+from .._limits import short_repr
+from ..errors import ValidationError, WorkflowError
+from ..fields._base import UNSET, ImageResolver
+from ..fields.resources import BoardField, ImageField, LocalImage
+from ..fields.schema import InvocationSchemas
+from ..types.batch import Batch, EnqueueBody
+from . import batch as _batch
+from .definition import WorkflowDefinition, WorkflowNode
+from .form import WorkflowValues
+from .gui_json import workflow_for_batch
+from .topology import topology_of
+
+log = logging.getLogger("invokeai_client")
+
+Uploads = Mapping[LocalImage, str]
+"""Local image -> the name it was uploaded under."""
+
+
+class _Placeholders(Mapping[LocalImage, str]):
+    """Uploads for a dry run: every local image counts as uploaded, under a placeholder."""
+
+    def __getitem__(self, image: LocalImage) -> str:
+        return "not-uploaded-yet.png"
+
+    def __contains__(self, image: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[LocalImage]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+DRY_RUN_UPLOADS: Uploads = _Placeholders()
+"""Pass as ``uploads`` to compile before uploading: local images pass as if uploaded, so
+everything knowable locally fails before any request."""
+
+
+def image_resolver(uploads: Uploads, *, strict: bool) -> ImageResolver:
+    """Local image -> ``{"image_name": ...}`` from ``uploads``; one that is not uploaded
+    raises (``strict``) or is left out."""
+
+    def resolve(image: Any) -> Any:
+        name = uploads.get(image)
+        if name is not None:
+            return {"image_name": name}
+        if not strict:
+            return UNSET
+        raise ValidationError(
+            f"{image!r} has not been uploaded yet; call 'await handle.upload_images()' "
+            "(submit does it for you)",
+            input=repr(image),
+            rule="uploaded",
+        )
+
+    return resolve
+
+
+def compile(
+    definition: WorkflowDefinition,
+    values: WorkflowValues,
+    schemas: InvocationSchemas | None = None,
+    *,
+    board: str | None = None,
+    uploads: Uploads | None = None,
+    data: Sequence[Sequence[Mapping[str, Any]]] = (),
+    runs: int = 1,
+    batch_id: str | None = None,
+    origin: str | None = DEFAULT_ORIGIN,
+    destination: str | None = None,
+    prepend: bool = False,
+    validate: bool = True,
+    attach_workflow: bool = True,
+) -> EnqueueBody:
+    """The enqueue body of ``definition`` with ``values`` (typed by ``schemas``).
+
+    ``board`` is the auto-add board id; ``uploads`` maps local images to their uploaded
+    names (:data:`DRY_RUN_UPLOADS` for a dry run); ``data`` adds ``Batch.data`` groups of
+    ``{"node_path", "field_name", "items"}`` after the workflow's batch nodes, each item
+    checked by its input's field. With ``validate`` a workflow that cannot run fails with a
+    :class:`ValidationError` listing every problem.
+    """
+    check_int("runs", runs, minimum=1)
+    check_bool("prepend", prepend)
+    for name, text in (("origin", origin), ("destination", destination)):
+        if text is not None and not isinstance(text, str):
+            raise ValidationError(f"{name} must be a string, got {short_repr(text)}",
+                                  input=name, rule="string")
+    if batch_id is not None and (not isinstance(batch_id, str) or not batch_id.strip()):
+        raise ValidationError(
+            f"batch_id must be a non-empty string, got {short_repr(batch_id)}", input="batch_id",
+            rule="non-empty",
+        )
+    uploads = uploads if uploads is not None else {}
+    images = image_resolver(uploads, strict=True)
+    targets = {(d["node_path"], d["field_name"]) for group in data for d in group}
+    graph = compile_graph(definition, values, schemas, board=board, uploads=uploads,
+                          validate=validate, batch_targets=targets)
+    fed = {(e["destination"]["node_id"], e["destination"]["field"]) for e in graph["edges"]}
+    groups = _batch.batch_node_data(definition, values, schemas, images) + [
+        [_batch.typed_datum(definition, values, schemas, d, where="data", images=images,
+                            fed=fed) for d in group]
+        for group in data
+    ]
+    batch: dict[str, Any] = {"batch_id": batch_id or str(uuid.uuid4()), "graph": graph,
+                             "runs": runs, "data": groups, "origin": origin,
+                             "destination": destination}
+    if attach_workflow:
+        batch["workflow"] = workflow_for_batch(
+            definition, values, image_resolver(uploads, strict=False)
+        )
+    return EnqueueBody(batch=Batch(**batch), prepend=prepend)
+
+
+def compile_graph(
+    definition: WorkflowDefinition,
+    values: WorkflowValues,
+    schemas: InvocationSchemas | None = None,
+    *,
+    board: str | None = None,
+    uploads: Uploads | None = None,
+    validate: bool = True,
+    batch_targets: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
+) -> dict[str, Any]:
+    """The API graph of ``definition`` with ``values`` (see the module docstring)."""
+    images = image_resolver(uploads if uploads is not None else {}, strict=True)
+    nodes: dict[str, dict[str, Any]] = {}
+    for node in definition.nodes.values():
+        if node.is_executable:
+            nodes[node.id] = _graph_node(definition, values, schemas, node, board, images)
+    edges: list[dict[str, dict[str, str]]] = []
+    for source, source_field, target, target_field in topology_of(definition).data_edges:
+        edges.append(
+            {
+                "source": {"node_id": source, "field": source_field},
+                "destination": {"node_id": target, "field": target_field},
+            }
+        )
+        nodes[target].pop(target_field, None)
+    if validate:
+        found = problems(definition, values, schemas, nodes, edges, batch_targets,
+                         uploads if uploads is not None else {})
+        if found:
+            raise ValidationError(
+                f"workflow {definition.name!r} cannot run as it is:\n  - "
+                + "\n  - ".join(found),
+                input=found[0].split(":", 1)[0],
+                rule="runnable workflow",
+            )
+    return {"id": str(uuid.uuid4()), "nodes": nodes, "edges": edges}
+
+
+def _graph_node(
+    definition: WorkflowDefinition,
+    values: WorkflowValues,
+    schemas: InvocationSchemas | None,
+    node: WorkflowNode,
+    board: str | None,
+    images: ImageResolver,
+) -> dict[str, Any]:
+    node_schema = schemas.get(node.type) if schemas is not None else None
+    if schemas is not None and node_schema is None:
+        raise WorkflowError(
+            f"node {node.id!r} is a {node.type!r} node, which this server does not have "
+            f"({schemas.source}); install its node pack or remove the node"
+        )
+    graph_node: dict[str, Any] = {"type": node.type, "id": node.id}
+    for name in node.inputs:
+        if (
+            node_schema is not None
+            and name not in node_schema.inputs
+            and not node_schema.accepts_extra_inputs
+        ):
+            log.warning(
+                "workflow %r: node %s (%s) has an input %r that the server does not know; "
+                "it is left out of the graph (like the GUI does)",
+                definition.name, node.id, node.type, name,
+            )
+            continue
+        value = _batch.literal_value(values, node, name, images)
+        if _is_board_input(values, schemas, node, name):
+            if value is UNSET or value is None or value in ("", "auto"):
+                value = {"board_id": board} if board else UNSET
+            elif value == "none":
+                value = UNSET
+        if value is not UNSET:
+            graph_node[name] = value
+    options = values.node_options.get(node.id, {})
+    use_cache = options.get("use_cache", node.use_cache)
+    if use_cache is None:
+        use_cache = node_schema.use_cache if node_schema is not None else True
+    graph_node["use_cache"] = use_cache
+    graph_node["is_intermediate"] = options.get("is_intermediate", node.is_intermediate)
+    return graph_node
+
+
+def _is_board_input(
+    values: WorkflowValues, schemas: InvocationSchemas | None, node: WorkflowNode, name: str
+) -> bool:
+    held = values.fields.get((node.id, name))
+    if held is not None:
+        return isinstance(held, BoardField)
+    if schemas is not None:
+        node_schema = schemas.get(node.type)
+        if node_schema is not None:
+            prop = node_schema.inputs.get(name)
+            return prop is not None and "/BoardField" in repr(prop)
+    return name == "board"
+
+
+def problems(
+    definition: WorkflowDefinition,
+    values: WorkflowValues,
+    schemas: InvocationSchemas | None,
+    nodes: Mapping[str, Mapping[str, Any]],
+    edges: Sequence[Mapping[str, Any]],
+    batch_targets: set[tuple[str, str]] | frozenset[tuple[str, str]],
+    uploads: Uploads,
+) -> list[str]:
+    """Everything that would stop the graph ``nodes`` + ``edges`` from running: bad values,
+    local images not in ``uploads``, required inputs with neither a value nor a feed."""
+    found: list[str] = []
+    connected = {(e["destination"]["node_id"], e["destination"]["field"]) for e in edges}
+    skip = connected | batch_targets | topology_of(definition).batch_fed
+    for key, held in values.fields.items():
+        if key in skip:
+            continue
+        found.extend(held.problems())
+        pending = held.local_images() if isinstance(held, ImageField) else []
+        if any(image not in uploads for image in pending):
+            found.append(
+                f"input {held.display_name()}: holds local image data that is uploaded "
+                "at submit time (call 'await handle.upload_images()' first)"
+            )
+    if schemas is None:
+        return found
+    for node_id, graph_node in nodes.items():
+        node_schema = schemas.get(str(graph_node.get("type")))
+        if node_schema is None:
+            continue
+        for name, prop in node_schema.inputs.items():
+            key = (node_id, name)
+            if not prop.get("orig_required") or key in skip or graph_node.get(name) is not None:
+                continue
+            known = values.fields.get(key)
+            where = known.display_name() if known is not None else repr(f"{node_id}.{name}")
+            found.append(
+                f"input {where}: {definition.nodes[node_id].type} needs a value or a "
+                f"connection for {name!r}"
+            )
+    return found
+
+
+def check(
+    definition: WorkflowDefinition,
+    values: WorkflowValues,
+    schemas: InvocationSchemas | None = None,
+    *,
+    uploads: Uploads | None = None,
+) -> list[str]:
+    """Everything that would stop this workflow from running (empty when it can run)."""
+    uploads = uploads if uploads is not None else {}
+    try:
+        graph = compile_graph(definition, values, schemas, uploads=uploads, validate=False)
+    except (WorkflowError, ValidationError) as exc:
+        return [str(exc)]
+    targets = {key for key in topology_of(definition).fed if key[0] in graph["nodes"]}
+    return problems(definition, values, schemas, graph["nodes"], graph["edges"], targets,
+                    uploads)
+
+
+__all__ = [
+    "DRY_RUN_UPLOADS",
+    "Uploads",
+    "check",
+    "compile",
+    "compile_graph",
+    "image_resolver",
+    "problems",
+]

@@ -1,0 +1,124 @@
+"""The pure compile stage, table-driven: a workflow and values in, an enqueue body out.
+
+No client and no server: ``compile(definition, values, schemas, ...)`` is a plain function.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from invokeai_client import ValidationError
+from invokeai_client.types.batch import EnqueueBody
+from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
+from invokeai_client.workflows.compile import DRY_RUN_UPLOADS, compile
+
+from .helpers import BUNDLED, png
+
+A = "1de9ea66-70d3-4a1f-8735-df5ef7697fb9"  # arithmetic-form: 'A', an integer node
+MATH = "08f0ebd4-950c-4dd9-8e97-b5bdf073eed1"  # its integer_math node
+ADD = "e8d52b3f-7c4e-48f6-b2b5-667042ecbec0"  # batch-generator: the add fed by the batch
+IMAGE = "906e16f2-dcd0-4523-94c2-676f95c5cd90"  # image-input: the image node
+
+
+def handle(name: str, values: dict[Any, Any]) -> WorkflowHandle:
+    made = WorkflowHandle(WorkflowDefinition.from_file(examples.path(name)), schemas=BUNDLED)
+    return made.update(values)
+
+
+def compiled(name: str, values: dict[Any, Any], **options: Any) -> EnqueueBody:
+    made = handle(name, values)
+    return compile(made.definition, made.form.values, made.schemas, **options)
+
+
+# (case id, workflow, values, compile options, what the body must hold: path -> value)
+CASES: list[tuple[str, str, dict[Any, Any], dict[str, Any], dict[str, Any]]] = [
+    ("defaults", "arithmetic-form", {}, {},
+     {f"graph.nodes.{A}.value": 6, f"graph.nodes.{MATH}.operation": "MUL", "runs": 1,
+      "item_count": 1, "origin": "invokeai-client", "data": []}),
+    ("a value set by label", "arithmetic-form", {"A": 40}, {},
+     {f"graph.nodes.{A}.value": 40}),
+    ("an enum set by key", "arithmetic-form", {f"{MATH}.operation": "ADD"}, {},
+     {f"graph.nodes.{MATH}.operation": "ADD"}),
+    ("runs and options", "arithmetic-form", {}, {"runs": 3, "batch_id": "b", "origin": None,
+                                                "destination": "there", "prepend": True},
+     {"runs": 3, "item_count": 3, "batch_id": "b", "origin": None, "destination": "there",
+      "prepend": True}),
+    ("user data after the graph", "arithmetic-form", {},
+     {"data": [[{"node_path": A, "field_name": "value", "items": [1, 2, 3]}]]},
+     {"item_count": 3, "data": [[{"node_path": A, "field_name": "value", "items": [1, 2, 3]}]]}),
+    ("a batch node becomes data", "batch-generator", {}, {},
+     {"item_count": 3, "data.0.0.node_path": ADD, "data.0.0.field_name": "a"}),
+    ("no workflow attached", "arithmetic-form", {}, {"attach_workflow": False},
+     {"workflow": None}),
+    ("a dry run passes local images", "image-input", {"Image": png()},
+     {"uploads": DRY_RUN_UPLOADS},
+     {f"graph.nodes.{IMAGE}.image": {"image_name": "not-uploaded-yet.png"}}),
+    ("an upload is used by name", "image-input", {"Image": Path("cat.png")}, {"uploads": "*"},
+     {f"graph.nodes.{IMAGE}.image": {"image_name": "cat-on-server.png"}}),
+]
+
+
+def _at(body: EnqueueBody, path: str) -> Any:
+    if path in ("item_count", "prepend"):
+        return getattr(body, path)
+    value: Any = body.to_dict()["batch"]
+    for part in path.split("."):
+        value = value[int(part)] if isinstance(value, list) else value.get(part)
+    return value
+
+
+@pytest.mark.parametrize(("name", "values", "options", "expected"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_workflow_and_values_in_body_out(
+    name: str, values: dict[Any, Any], options: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    made = handle(name, values)
+    if options.get("uploads") == "*":
+        options = {**options, "uploads": {image: "cat-on-server.png"
+                                          for _field, image in made.local_images()}}
+    body = compile(made.definition, made.form.values, made.schemas, **options)
+    for path, value in expected.items():
+        assert _at(body, path) == value, path
+
+
+# (case id, workflow, values, compile options, pattern, input)
+BROKEN: list[tuple[str, str, dict[Any, Any], dict[str, Any], str, str]] = [
+    ("runs 0", "arithmetic-form", {}, {"runs": 0}, r"runs must be an integer >= 1", "runs"),
+    ("prepend as text", "arithmetic-form", {}, {"prepend": "yes"}, r"prepend must be True",
+     "prepend"),
+    ("empty batch id", "arithmetic-form", {}, {"batch_id": " "}, r"batch_id must be a non-empty",
+     "batch_id"),
+    ("an item of the wrong type", "arithmetic-form", {},
+     {"data": [[{"node_path": A, "field_name": "value", "items": [1, "two"]}]]},
+     r"item 1 for", "'A'"),
+    ("an unknown node", "arithmetic-form", {},
+     {"data": [[{"node_path": "ghost", "field_name": "value", "items": [1]}]]},
+     r"not a node of the graph", "ghost"),
+    ("a local image not uploaded", "image-input", {"Image": png()}, {},
+     r"has not been uploaded yet", "LocalImage"),
+    ("a required input without a value", "image-input", {}, {"uploads": DRY_RUN_UPLOADS},
+     r"cannot run as it is", "'Image'"),
+]
+
+
+@pytest.mark.parametrize(("name", "values", "options", "pattern", "where"),
+                         [c[1:] for c in BROKEN], ids=[c[0] for c in BROKEN])
+def test_what_cannot_run_fails_naming_the_input(
+    name: str, values: dict[Any, Any], options: dict[str, Any], pattern: str, where: str
+) -> None:
+    with pytest.raises(ValidationError, match=pattern) as caught:
+        compiled(name, values, **options)
+    assert where in str(caught.value.input)
+
+
+def test_compile_reads_its_arguments_only() -> None:
+    made = handle("arithmetic-form", {"A": 1})
+    before = made.to_workflow_dict()
+    first = compile(made.definition, made.form.values, made.schemas, batch_id="x")
+    again = compile(made.definition, made.form.values, made.schemas, batch_id="x")
+    assert first.to_dict()["batch"]["graph"]["nodes"] == again.to_dict()["batch"]["graph"]["nodes"]
+    assert made.to_workflow_dict() == before
+    assert made.build_batch(batch_id="x")["batch"]["workflow"] == first.batch.workflow
