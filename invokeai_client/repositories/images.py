@@ -218,6 +218,13 @@ class ImageRepository(Repository):
         kind = "thumbnail" if thumbnail else "full"
         return str(self._http.url(f"{IMAGES}/i/{name}/{kind}"))
 
+    def png_for_display(self, image: ImageLike) -> bytes | None:
+        """The full image as PNG bytes by one BLOCKING read, or None when it cannot be had:
+        for display hooks (IPython's ``_repr_png_``), which cannot await. Never in async code."""
+        from .._display import fetch_png
+
+        return fetch_png(self._http, self.url(image))
+
     @overload
     async def download(
         self, image: ImageLike, dest: None = None, *, thumbnail: bool = False,

@@ -391,6 +391,7 @@ class SyncImages(Proxy[ImageRepository]):
     metadata = blocking(ImageRepository.metadata)
     workflow = blocking(ImageRepository.workflow)
     url = plain(ImageRepository.url)
+    png_for_display = plain(ImageRepository.png_for_display)
     update = blocking(ImageRepository.update)
     star = blocking(ImageRepository.star)
     unstar = blocking(ImageRepository.unstar)
