@@ -30,7 +30,6 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
         "cli/_run.py:_run",
         "repositories/images.py:ImageRepository.download_zip",
         "repositories/images.py:ImageRepository.list",
-        "repositories/images.py:ImageRepository.upload",
         "repositories/models.py:ModelRepository.install",
         "repositories/workflows.py:WorkflowRepository.list",
         "workflows/definition.py:_form_fields",
