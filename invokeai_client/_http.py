@@ -14,6 +14,7 @@ import email.utils
 import json as jsonlib
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ import aiohttp
 import backoff
 from yarl import URL
 
-from . import errors
+from . import _redact, errors
 from ._answers import LAST_ROUTE
 from ._checks import check_int
 from ._config import SessionOptions
@@ -46,6 +47,7 @@ ParamValue = str | int | float | bool | None | Sequence[str | int | float | bool
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _URL_CACHE_SIZE = 256
 READ_CHUNK = 256 * 1024
+_HTML_TITLE = re.compile(r"<title>([^<]{1,200})</title>", re.IGNORECASE)
 _NON_HTTP_REDIRECT: type[Exception] = getattr(aiohttp, "NonHttpUrlClientError", aiohttp.InvalidURL)
 
 
@@ -162,6 +164,7 @@ class HttpTransport:
                 input="token",
                 rule="non-empty text",
             )
+        _redact.remember_secret(token)
         self.base_url = url
         self.options = options = options or SessionOptions()
         self.timeout = options.timeout
@@ -231,6 +234,7 @@ class HttpTransport:
         return self._token
 
     def set_token(self, token: str | None) -> None:
+        _redact.remember_secret(token)
         self._token = token
         if token and self.on_token_refreshed is not None:
             self.on_token_refreshed(token)
@@ -560,7 +564,11 @@ class HttpTransport:
             detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
         except (ValueError, RecursionError):
             text = body.decode("utf-8", errors="replace").strip()
-            detail = text[:500] if text else None
+            title = _HTML_TITLE.search(text[:2000])
+            if title is not None:  # a gateway's error page (nginx, a load balancer)
+                detail = f"an HTML error page: {' '.join(title.group(1).split())}"
+            else:
+                detail = text[:500] if text else None
         route = path.split("?", 1)[0]
         message = f"{method} {route} failed with HTTP {status}: {errors.describe_detail(detail)}"
         cls = errors.api_error_class(status)

@@ -3,7 +3,8 @@
 Routing is synchronous and never awaits. The socket handler calls
 :meth:`EventRouter.dispatch_raw` with each frame; the router looks its queue item up in a dict
 by ``item_id`` (falling back to a dict by ``batch_id`` for items it has not met yet), drops
-repeats and hands the raw payload to that item's :class:`ItemRoute` with a plain method call.
+repeats with the item's filter (held in its :class:`ItemRoute`) and hands the raw payload to
+the item's target (its run state) with a plain method call.
 No pydantic model is built on this path; listeners registered with
 :meth:`EventRouter.add_listener` get typed events.
 
@@ -12,10 +13,9 @@ No pydantic model is built on this path; listeners registered with
   batch and are kept.
 - Events for batch ids nobody has claimed yet wait a short while in a bounded orphan buffer
   and are handed over when the batch registers.
-- Repeats are dropped per item: status events by ``status_sequence`` (or by status on servers
-  without one), node events by ``(event, invocation id)``, progress when it repeats the last
-  one. InvokeAI 6.13 sends many events twice; a REST catch-up may report what the socket
-  reports again.
+- Repeats are dropped per item: node events by ``(event, invocation id)``, progress when it
+  repeats the last one (InvokeAI 6.13 sends many events twice). Statuses are ordered by the
+  item's state, which also hears REST.
 - ``user_id: "redacted"`` companions (other users' items, multi-user mode) are ignored.
 
 Consumers never make routing wait: a run updates its own state synchronously, and readers of
@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -40,44 +40,47 @@ _MODEL_LOADS = frozenset({"model_load_started", "model_load_complete"})
 _ENDED = frozenset({"completed", "failed", "canceled"})
 
 ORPHAN_TTL = 30.0
-"""Seconds an event for an unclaimed batch id is kept."""
+"""Seconds an event for an unclaimed batch id is kept (expired by a timer)."""
 ORPHAN_MAX_EVENTS = 2_000
 """Events kept for unclaimed batch ids at most, oldest dropped first. In single-user mode every
 socket hears every client's events, so this buffer mostly holds other people's traffic."""
+ORPHAN_MAX_BYTES = 8 * 1024 * 1024
+"""Approximate bytes of payload kept for unclaimed batch ids at most (progress images are
+large), oldest dropped first."""
 MAILBOX_PROGRESS_LIMIT = 64
 """Progress events a slow reader may have waiting before the oldest are coalesced away."""
 
 T = TypeVar("T")
 
 
-class ItemRoute:
-    """Where the router delivers the frames of one queue item, plus its repeat filter.
+class FrameTarget(Protocol):
+    """What gets the new frames of one queue item (its run state)."""
 
-    :meth:`receive` drops repeats (keeping only a few slots of state per item) and hands each
-    new frame to one ``on_*`` hook, which subclasses (a run) implement. Frames are the
-    socket's raw payloads (dicts): the hot path never builds a pydantic model.
+    def on_frame(self, name: str, data: dict[str, Any]) -> None:
+        """One frame of this item that is not a repeat (raw payload)."""
+
+
+class ItemRoute:
+    """The router's entry for one queue item: its batch id, its target and its repeat filter.
+
+    The filter keeps a few slots of state per item: node events repeat on ``(event,
+    invocation id)``, progress when it equals the last one. Status changes pass; the item's
+    state orders them by ``status_sequence`` (REST reports statuses too).
     """
 
-    __slots__ = ("_last_progress", "_last_seq", "_last_status", "_seen", "batch_id")
+    __slots__ = ("_last_progress", "_seen", "batch_id", "target")
 
-    def __init__(self, batch_id: str) -> None:
+    def __init__(self, batch_id: str, target: FrameTarget) -> None:
         self.batch_id = batch_id
-        self._last_seq: int | None = None
-        self._last_status: str | None = None
+        self.target = target
         self._seen: set[Hashable] | None = None
         self._last_progress: tuple[Any, ...] | None = None
 
-    def receive(self, name: str, data: dict[str, Any]) -> bool:
-        """Deliver frame ``name`` unless it repeats one already delivered (then False).
-
-        Node events repeat on ``(event, invocation id)``, status changes on
-        ``status_sequence`` (or the status itself), progress when it equals the last one.
-        """
+    def accept(self, name: str, data: dict[str, Any]) -> bool:
+        """Whether frame ``name`` is new for this item (False: a repeat, dropped)."""
         if name in _NODE_EVENTS:
             invocation = data.get("invocation")
-            if not isinstance(invocation, dict):
-                invocation = None
-            key = (name, invocation.get("id") if invocation is not None else None)
+            key = (name, invocation.get("id") if isinstance(invocation, dict) else None)
             seen = self._seen
             if seen is None:
                 self._seen = {key}
@@ -85,13 +88,6 @@ class ItemRoute:
                 return False
             else:
                 seen.add(key)
-            self.on_node(name, data, invocation)
-            return True
-        if name == "queue_item_status_changed":
-            status: Any = data.get("status")
-            if not self.accept_status(status, data.get("status_sequence")):
-                return False
-            self.on_status(status, data)
             return True
         if name == "invocation_progress":
             invocation = data.get("invocation")
@@ -100,54 +96,133 @@ class ItemRoute:
             if progress == self._last_progress:
                 return False
             self._last_progress = progress
-            self.on_progress(data)
-            return True
-        self.on_other(name, data)
         return True
-
-    def accept_status(self, status: Any, sequence: Any) -> bool:
-        """Whether a status report (from the socket or from REST) is news for this item."""
-        if not isinstance(status, str):
-            return False
-        if not isinstance(sequence, int):
-            sequence = None
-        if sequence is not None and self._last_seq is not None:
-            if sequence <= self._last_seq:
-                return False
-        elif status == self._last_status:
-            return False
-        if sequence is not None:
-            self._last_seq = sequence
-        self._last_status = status
-        return True
-
-    def forget_repeats(self) -> None:
-        """Free the repeat filter (the item is done; later events are ignored anyway)."""
-        self._seen = None
-        self._last_progress = None
-
-    # Hooks for subclasses; each gets a frame that is new for this item.
-
-    def on_node(
-        self, name: str, data: dict[str, Any], invocation: dict[str, Any] | None
-    ) -> None:
-        """``invocation_started`` / ``_complete`` / ``_error`` (``invocation``: its node)."""
-
-    def on_status(self, status: str, data: dict[str, Any]) -> None:
-        """``queue_item_status_changed`` with a new ``status``."""
-
-    def on_progress(self, data: dict[str, Any]) -> None:
-        """``invocation_progress``."""
-
-    def on_other(self, name: str, data: dict[str, Any]) -> None:
-        """Any other frame of this item (e.g. ``queue_items_canceled``)."""
 
 
 class BatchRoute(Protocol):
     """Where the router delivers what concerns a batch as a whole."""
 
-    def adopt(self, item_id: int) -> ItemRoute | None:
-        """An item of this batch the router has not met: its route, or None to ignore it."""
+    def adopt(self, item_id: int) -> FrameTarget | None:
+        """An item of this batch the router has not met: its target, or None to ignore it."""
+
+
+def approx_size(data: Any) -> int:
+    """A cheap estimate of a payload's size in bytes: strings counted, everything else a few
+    bytes each, walking at most :data:`_SIZE_WALK` values; a payload with more is counted as
+    :data:`_SIZE_UNKNOWN` bytes (pessimistic, so an odd payload is dropped early)."""
+    size = 0
+    stack = [data]
+    for _ in range(_SIZE_WALK):
+        if not stack:
+            return size
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item)
+        elif isinstance(item, (dict, list)) and len(item) > _SIZE_WALK:
+            return max(size, _SIZE_UNKNOWN)
+        elif isinstance(item, dict):
+            size += 8 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            size += 8 * len(item)
+            stack.extend(item)
+        else:
+            size += 8
+    return size if not stack else max(size, _SIZE_UNKNOWN)
+
+
+_SIZE_WALK = 512
+_SIZE_UNKNOWN = 1024 * 1024
+
+
+class OrphanBuffer:
+    """Frames of batch ids nobody here has claimed yet, in arrival order, bounded by count
+    (:data:`ORPHAN_MAX_EVENTS`), bytes (:data:`ORPHAN_MAX_BYTES`) and age
+    (:data:`ORPHAN_TTL`, expired by a timer on the running loop as well as on arrival)."""
+
+    def __init__(
+        self, *, max_events: int = ORPHAN_MAX_EVENTS, max_bytes: int = ORPHAN_MAX_BYTES,
+        ttl: float = ORPHAN_TTL,
+    ) -> None:
+        self.max_events, self.max_bytes, self.ttl = max_events, max_bytes, ttl
+        self._frames: deque[tuple[float, str, str, dict[str, Any], int]] = deque()
+        self._per_batch: dict[str, int] = {}
+        self.count = 0
+        self.bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def batches(self) -> int:
+        return len(self._per_batch)
+
+    def keep(self, batch_id: str, name: str, data: dict[str, Any]) -> None:
+        """Keep one frame of an unclaimed batch (dropping the oldest beyond the bounds)."""
+        now = time.monotonic()
+        size = approx_size(data)
+        self._frames.append((now, batch_id, name, data, size))
+        self._per_batch[batch_id] = self._per_batch.get(batch_id, 0) + 1
+        self.count += 1
+        self.bytes += size
+        self.expire(now)
+        self._arm_timer()
+
+    def take(self, batch_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The kept frames of ``batch_id`` (now claimed), in arrival order."""
+        if batch_id not in self._per_batch:
+            return []
+        del self._per_batch[batch_id]
+        taken: list[tuple[str, dict[str, Any]]] = []
+        kept: deque[tuple[float, str, str, dict[str, Any], int]] = deque()
+        for frame in self._frames:
+            if frame[1] == batch_id:
+                taken.append((frame[2], frame[3]))
+                self.count -= 1
+                self.bytes -= frame[4]
+            else:
+                kept.append(frame)
+        self._frames = kept
+        return taken
+
+    def expire(self, now: float) -> None:
+        """Drop the oldest frames while over a bound or older than the TTL."""
+        frames = self._frames
+        while frames and (
+            self.count > self.max_events or self.bytes > self.max_bytes
+            or now - frames[0][0] >= self.ttl
+        ):
+            _, batch_id, _, _, size = frames.popleft()
+            self.count -= 1
+            self.bytes -= size
+            left = self._per_batch[batch_id] - 1
+            if left:
+                self._per_batch[batch_id] = left
+            else:
+                del self._per_batch[batch_id]
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None or not self._frames:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # routed outside a loop (tools, tests): expiry on arrival only
+            return
+        wait = max(0.05, self._frames[0][0] + self.ttl - time.monotonic())
+        self._timer = loop.call_later(wait, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.expire(time.monotonic())
+        self._arm_timer()
+
+    def close(self) -> None:
+        """Forget every frame and stop the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._frames.clear()
+        self._per_batch.clear()
+        self.count = self.bytes = 0
 
 
 class EventRouter:
@@ -156,9 +231,7 @@ class EventRouter:
     def __init__(self) -> None:
         self._items: dict[int, ItemRoute] = {}
         self._batches: dict[str, BatchRoute] = {}
-        # batch id -> [(time received, event name, raw payload)]
-        self._orphans: OrderedDict[str, list[tuple[float, str, dict[str, Any]]]] = OrderedDict()
-        self._orphan_count = 0
+        self._orphans = OrphanBuffer()
         # Items whose nodes are executing right now (model loads name no item: see _route).
         self._executing: dict[Any, ItemRoute] = {}
         self._listeners: list[Callable[[ServerEvent], None]] = []
@@ -175,23 +248,24 @@ class EventRouter:
         if batch_id in self._batches:
             raise ValueError(f"batch {batch_id} is already routed")
         self._batches[batch_id] = route
-        early = self._orphans.pop(batch_id, None)
-        if early:
-            self._orphan_count -= len(early)
-            for _, name, data in early:
-                self._route(name, data)
+        for name, data in self._orphans.take(batch_id):
+            self._route(name, data)
 
     def remove_batch(self, batch_id: str, route: BatchRoute | None = None) -> None:
         if route is None or self._batches.get(batch_id) is route:
             self._batches.pop(batch_id, None)
 
-    def add_item(self, item_id: int, route: ItemRoute) -> None:
-        """Route frames of queue item ``item_id`` to ``route``."""
-        self._items[item_id] = route
+    def add_item(self, item_id: int, batch_id: str, target: FrameTarget) -> None:
+        """Route new frames of queue item ``item_id`` (of ``batch_id``) to ``target``."""
+        route = self._items.get(item_id)
+        if route is None or route.target is not target or route.batch_id != batch_id:
+            self._items[item_id] = ItemRoute(batch_id, target)
 
-    def remove_item(self, item_id: int, route: ItemRoute | None = None) -> None:
-        if route is None or self._items.get(item_id) is route:
-            self._items.pop(item_id, None)
+    def remove_item(self, item_id: int, target: FrameTarget | None = None) -> None:
+        """Stop routing ``item_id`` (only if it still goes to ``target``, when given)."""
+        route = self._items.get(item_id)
+        if route is not None and (target is None or route.target is target):
+            del self._items[item_id]
             self._executing.pop(item_id, None)
 
     def add_listener(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
@@ -272,7 +346,7 @@ class EventRouter:
                 for item_id in data.get("canceled_item_ids") or ():
                     route = self._items.get(item_id)
                     if route is not None:
-                        route.on_other(name, data)
+                        route.target.on_frame(name, data)
             elif name == "queue_cleared":
                 for callback in self._on_cleared:
                     callback()
@@ -281,7 +355,7 @@ class EventRouter:
                 # events: the one item executing among ours is the one loading.
                 route = next(iter(self._executing.values()))
                 if data.get("user_id") != REDACTED:
-                    route.on_other(name, data)
+                    route.target.on_frame(name, data)
             return
         if batch_id == REDACTED or data.get("user_id") == REDACTED:
             self.ignored += 1  # another user's item, sanitized: only a hint counts changed
@@ -296,21 +370,22 @@ class EventRouter:
             batch = self._batches.get(batch_id)
             if batch is None:
                 if isinstance(batch_id, str):
-                    self._keep_orphan(batch_id, name, data)
+                    self._orphans.keep(batch_id, name, data)
                 return
             if not isinstance(item_id, int):
                 self.ignored += 1
                 return
-            route = batch.adopt(item_id)
-            if route is None:
+            target = batch.adopt(item_id)
+            if target is None:
                 self.ignored += 1
                 return
-            self._items[item_id] = route
+            route = self._items[item_id] = ItemRoute(batch_id, target)
         self._deliver(route, item_id, name, data)
 
     def _deliver(self, route: ItemRoute, item_id: Any, name: str, data: dict[str, Any]) -> None:
-        if route.receive(name, data):
+        if route.accept(name, data):
             self.routed += 1
+            route.target.on_frame(name, data)
         else:
             self.repeats += 1
         if name == "invocation_started":
@@ -326,32 +401,18 @@ class EventRouter:
             except Exception:
                 log.exception("wake callback failed")
 
-    def _keep_orphan(self, batch_id: str, name: str, data: dict[str, Any]) -> None:
-        now = time.monotonic()
-        events = self._orphans.get(batch_id)
-        if events is None:
-            events = self._orphans[batch_id] = []
-        events.append((now, name, data))
-        self._orphan_count += 1
-        self._expire_orphans(now)
-
-    def _expire_orphans(self, now: float) -> None:
-        orphans = self._orphans
-        while orphans:
-            batch_id = next(iter(orphans))
-            events = orphans[batch_id]
-            if self._orphan_count <= ORPHAN_MAX_EVENTS and now - events[-1][0] < ORPHAN_TTL:
-                break
-            del orphans[batch_id]
-            self._orphan_count -= len(events)
+    def close(self) -> None:
+        """Forget buffered frames of unclaimed batches (the client closed)."""
+        self._orphans.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters for debugging: routes, orphans, routed, repeats and ignored events."""
         return {
             "items": len(self._items),
             "batches": len(self._batches),
-            "orphan_batches": len(self._orphans),
-            "orphan_events": self._orphan_count,
+            "orphan_batches": self._orphans.batches,
+            "orphan_events": self._orphans.count,
+            "orphan_bytes": self._orphans.bytes,
             "routed": self.routed,
             "repeats": self.repeats,
             "ignored": self.ignored,

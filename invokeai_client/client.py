@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from . import errors
+from . import _redact, errors
 from ._answers import as_object, parse, reading
 from ._checks import check_bool
 from ._compat import ServerFeatures
@@ -107,13 +107,12 @@ class AsyncClient:
             max_response_size=max_response_size,
             max_download_size=max_download_size,
         )
+        _redact.protect(password)
         self._email = email
-        self._password = password
+        self._password = password  # until the first login: refreshing needs the token alone
         self.queue_id = queue_id
         self._use_events = events
-        context = self.context = ClientContext(
-            self._http, queue_id=queue_id, events_enabled=events
-        )
+        context = self.context = ClientContext(self._http, queue_id=queue_id, events_enabled=events)
         """What this client's parts share (transport, event stream, router, queue id);
         plumbing for workflow handles and extensions, not needed by most code."""
         self._router = context.router
@@ -158,6 +157,7 @@ class AsyncClient:
             if self._email is not None and self._password is not None:
                 await self._require_accounts()
                 await self.login(self._email, self._password)
+                self._password = None
             if self._use_events:
                 await self._events.connect()
         except BaseException:
@@ -175,6 +175,7 @@ class AsyncClient:
         self._opened = False
         await self.runs.aclose()
         await self._events.aclose()
+        self._router.close()
         await self._http.aclose()
 
     @property

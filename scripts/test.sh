@@ -14,6 +14,12 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
     >/dev/null 2>&1 || echo "warning: could not install chromium; the browser test skips" >&2
 fi
+# nginx (Debian's package) for the reverse-proxy reliability test, once.
+if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]] \
+    && command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx) \
+    >/dev/null 2>&1 || echo "warning: could not install nginx; the proxy test skips" >&2
+fi
 .venv/bin/ruff check invokeai_client tests benchmarks examples scripts
 .venv/bin/mypy
 # The docs site: a broken reference or link fails here (tests/test_docs.py reads the build).

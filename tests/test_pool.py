@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from invokeai_client import AsyncClient, ValidationError
+from invokeai_client import AsyncClient, InvokeAIError, ValidationError
 from invokeai_client.pool import Policy, PoolResult, ServerPool
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
@@ -21,7 +21,7 @@ from .test_workflows_sync import CLIP, MAIN, SDXL, T5, VAE, model_workflow
 
 pytestmark = pytest.mark.anyio
 
-FAST = {"probe_interval": 0.1, "probe_timeout": 1.0, "down_after": 0.3}
+FAST = {"probe_interval": 0.1, "probe_timeout": 2.0, "down_after": 1.0}
 
 
 @contextlib.asynccontextmanager
@@ -179,3 +179,51 @@ async def test_a_durable_job_resumes_without_rerunning_completed_variations(
         assert all(r.ok for r in results)
         made = Counter(i.field_values[0].value for i in await completed_items(server))
         assert made == Counter(range(40))
+
+
+async def test_a_canceled_job_stops_and_cancels_its_items_on_every_server() -> None:
+    async with doubles(0.05, 0.05) as servers:
+        async with ServerPool([d.url for d in servers], **FAST) as pool:
+            wf = await pool.load(examples.path("arithmetic-form"))
+            job = await pool.submit_batch(wf, {"A": range(200)})
+            await wait_until(lambda: job.progress().done >= 4)
+            await job.cancel()
+            with pytest.raises(InvokeAIError, match="canceled"):
+                await job
+            assert 4 <= len(job.results) < 200
+        for d in servers:
+            async with AsyncClient(d.url) as client:
+                status = (await client.queue.status()).queue
+            assert status.pending == status.in_progress == 0
+
+
+async def test_submit_runs_one_variation_on_the_least_busy_server() -> None:
+    async with doubles(0.1, 0.1) as (busy, idle):
+        async with AsyncClient(busy.url) as other_user:  # someone else's work on `busy`
+            other = await other_user.workflows.load(examples.path("arithmetic-form"))
+            theirs = await other.submit_batch({"A": range(10)}, detach=True)
+            async with ServerPool([busy.url, idle.url], **FAST) as pool:
+                wf = await pool.load(examples.path("arithmetic-form"))
+                math = node_of(wf, "integer_math")
+                await wait_until(lambda: (pool.members[0].queue_pending or 0) > 3)
+                wf.set("A", 5)
+                result = await pool.submit(wf)
+            await theirs.cancel()
+        assert result.ok
+        assert result.result[math] == 35
+        assert result.server == idle.url
+
+
+async def test_a_copy_bound_to_another_client_runs_there() -> None:
+    """handle.copy(client=...) is how a handle moves to another server (the pool's way): it
+    submits to that server only and keeps none of the first server's resolved board ids."""
+    async with InvokeAIDouble() as one, InvokeAIDouble() as two, \
+            AsyncClient(one.url) as first, AsyncClient(two.url) as second:
+        wf = await first.workflows.load(examples.path("arithmetic-form"))
+        moved = wf.copy(client=second)
+        assert moved.client is second
+        assert wf.client is first
+        result = await (await moved.submit()).result()
+        assert result.ok
+        assert len(await second.queue.item_ids()) == 1
+        assert await first.queue.item_ids() == []

@@ -46,6 +46,10 @@ PLAN_CASES: list[tuple[str, list[ServerState], int, Policy, dict[str, int]]] = [
      [S("f", rate=4.0), S("s", rate=4.0, in_flight=2)], 3, P, {"f": 3}),
     ("unknown rate uses the pool's mean", [S("a", rate=10.0, in_flight=6), S("new")], 100, P,
      {"new": 15}),
+    ("one variation goes where less work waits",
+     [S("a", rate=2.0, backlog=6), S("b", rate=2.0, backlog=1)], 1, P, {"b": 1}),
+    ("other clients' items count as work ahead, not against the depth",
+     [S("a", rate=2.0, backlog=50)], 10, P, {"a": 3}),
     ("sum never exceeds pending", [S("a", rate=10.0), S("b", rate=10.0)], 7, P,
      {"a": 4, "b": 3}),
 ]

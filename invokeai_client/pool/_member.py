@@ -22,6 +22,10 @@ RATE_WINDOW = 24
 COUNTS_EVERY = 5.0
 """Seconds between queue-count probes of a server whose items keep ending (it is alive)."""
 
+DOWN_PROBE_MAX = 5.0
+"""Longest pause between probes of a server that is down (the pause doubles from the
+probe interval): reopening a client costs far more than a status read."""
+
 
 @dataclass
 class Sent:
@@ -51,6 +55,8 @@ class Member:
     cut_room: int | None = None  # how many a cut batch could have made (learns the limit)
     failing_since: float | None = None
     probed_at: float = 0.0
+    retry_at: float = 0.0  # a down server is probed again from then on
+    retry_pause: float = 0.0
     abandoned: set[str] = field(default_factory=set)
     """Batch ids given up on here: canceled when the server answers again."""
     given_up: list[tuple[Any, int, int | None]] = field(default_factory=list)
@@ -82,6 +88,7 @@ class Member:
             self.url,
             usable=usable and self.state == "up",
             in_flight=self.in_flight,
+            backlog=max((self.queue_pending or 0) - self.in_flight, 0),
             rate=self.rate,
             room=room,
         )
@@ -101,6 +108,8 @@ class Member:
             self.state == "up" and self.client.is_connected and bool(self.completions)
             and now - self.completions[-1] < 2 * interval
         )
+        if self.state == "down":
+            return now >= self.retry_at
         return not alive or now - self.probed_at >= COUNTS_EVERY
 
     async def probe(self, timeout: float) -> bool:
@@ -110,11 +119,16 @@ class Member:
                 await asyncio.wait_for(self.open(), timeout)
             status = await asyncio.wait_for(self.client.queue.status(), timeout)
         except (errors.InvokeAIError, asyncio.TimeoutError, OSError) as exc:
+            now = time.monotonic()
             if self.failing_since is None:
-                self.failing_since = time.monotonic()
+                self.failing_since = now
+            if self.state == "down":
+                self.retry_pause = min(max(self.retry_pause * 2, 0.5), DOWN_PROBE_MAX)
+                self.retry_at = now + self.retry_pause
             self.why = f"not answering: {str(exc) or type(exc).__name__}"
             return False
         self.failing_since = None
+        self.retry_pause = 0.0
         self.probed_at = time.monotonic()
         self.queue_pending = status.queue.pending
         if self.cut_room is not None and self.max_queue_size is None:

@@ -157,7 +157,14 @@ class PoolJob:
         return self.wait().__await__()
 
     async def cancel(self) -> int:
-        """Stop sending and cancel this job's items on every server that answers."""
+        """Stop sending and cancel this job's items on every server that answers; returns
+        how many items the servers canceled. Waiting on the job then raises
+        :class:`~invokeai_client.errors.InvokeAIError`; ``job.results`` keeps what ended."""
+        if self.error is None and not self.done:
+            self.error = errors.InvokeAIError(
+                f"the pool job was canceled with {len(self.results)} of {self.total} "
+                "variations ended (their results are in job.results)"
+            )
         self._stop()
         canceled = 0
         for member in self.members:
@@ -227,6 +234,9 @@ class PoolJob:
         finally:
             member.sending -= len(chunk)
         runs = batch.runs
+        if self.done:  # canceled while this chunk was on its way
+            await batch.cancel()
+            return
         if member.state != "up":  # given up on while enqueueing: failover owns these
             member.abandoned.add(batch_id)
             return

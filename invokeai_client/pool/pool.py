@@ -47,8 +47,8 @@ class ServerPool:
         *,
         policy: Policy | None = None,
         probe_interval: float = 1.0,
-        probe_timeout: float = 5.0,
-        down_after: float = 5.0,
+        probe_timeout: float = 10.0,
+        down_after: float = 15.0,
         **client_options: Any,
     ) -> None:
         if isinstance(urls, str) or not urls:
@@ -63,7 +63,9 @@ class ServerPool:
         self.probe_interval = probe_interval
         self.probe_timeout = probe_timeout
         self.down_after = down_after
+        self._client_options = client_options
         self.members = [Member(url.rstrip("/"), AsyncClient(url, **client_options)) for url in urls]
+        self._retired: set[asyncio.Task[None]] = set()
         self._jobs: list[PoolJob] = []
         self._watcher: asyncio.Task[None] | None = None
 
@@ -134,6 +136,7 @@ class ServerPool:
         for job in self._jobs:
             await job.aclose()
         self._jobs.clear()
+        await asyncio.gather(*self._retired, return_exceptions=True)
         for member in self.members:
             for batch in member.client.runs.batches:
                 batch.detach()
@@ -145,16 +148,40 @@ class ServerPool:
             if member.state == "down":
                 job.give_up_on(member)
             job.wake()
+        if member.state == "down":
+            self._retire(member)
+
+    def _retire(self, member: Member) -> None:
+        """A server given up on gets a fresh client (which probes it until it answers);
+        the old one stops following the items left there and is closed in the background,
+        so a dead server costs no REST polling or reconnects for the rest of the job."""
+        old = member.client
+        for batch in old.runs.batches:
+            batch.detach()
+        member.client = AsyncClient(member.url, **self._client_options)
+        member.opened = False
+        task = asyncio.get_running_loop().create_task(old.aclose())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
 
     # -- workflows ----------------------------------------------------------------------
 
     async def load(self, source: str | Path | Mapping[str, Any]) -> WorkflowHandle:
         """Load a workflow (path, dict or JSON text) typed by the first server that answers;
         the handle is compiled once per job and sent to every server."""
-        member = next((m for m in self.members if m.state == "up"), None)
-        if member is None:
-            raise errors.ConnectionError("no server of the pool answers")
-        return await member.client.workflows.load(source)
+        failures = []
+        for member in [m for m in self.members if m.state == "up"]:
+            try:
+                return await member.client.workflows.load(source)
+            except (errors.ConnectionError, errors.TimeoutError) as exc:
+                failures.append(f"{member.url}: {exc}")
+            except errors.InvokeAIError as exc:
+                if member.state == "up":
+                    raise  # the workflow itself is wrong
+                failures.append(f"{member.url}: {exc}")  # given up on while loading
+        raise errors.ConnectionError(
+            "no server of the pool answers" + (": " + "; ".join(failures) if failures else "")
+        )
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -247,8 +274,7 @@ class ServerPool:
             if member.state != "up":
                 excluded[member.url] = member.why or "not answering"
                 continue
-            copy = handle.copy()
-            copy._client = member.client
+            copy = handle.copy(client=member.client)
             try:
                 if sync and copy.model_fields():
                     await sync_models(copy.form, member.client)

@@ -19,8 +19,9 @@ Rules, in order:
    whoever owns them): nothing is ever cut by the server's queue limit.
 4. When there is less work left than room, work goes where it finishes first: the remaining
    variations are shared so that every server finishes at about the same time (a
-   water-filling split by rate); a slow server gets nothing it would finish after a faster
-   server could have.
+   water-filling split by rate, counting other clients' items waiting there); a slow or
+   crowded server gets nothing it would finish after another server could have. A single
+   ``submit()`` is this case with one variation: it goes to the least loaded server.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class ServerState:
     """What the pool knows about one server at one moment.
 
     ``in_flight``: our items on it that have not ended (queued, running, or being enqueued).
+    ``backlog``: other clients' items waiting there (work ahead of ours, not ours to count
+    against the depth, but it delays what we send).
     ``rate``: measured items per second (None until its first items ended).
     ``room``: free places in its queue (``max_queue_size`` minus pending items of everyone);
     None when unknown. ``usable``: up, answering and able to run the workflow.
@@ -45,6 +48,7 @@ class ServerState:
     name: str
     usable: bool = True
     in_flight: int = 0
+    backlog: int = 0
     rate: float | None = None
     room: int | None = None
 
@@ -99,7 +103,7 @@ def _shares(servers: Sequence[ServerState], pending: int, rates: Mapping[str, fl
             hi = mid
         else:
             lo = mid
-    return {s.name: _share(rates[s.name], hi, s.in_flight) for s in servers}
+    return {s.name: _share(rates[s.name], hi, s.in_flight + s.backlog) for s in servers}
 
 
 def _share(rate: float, t: float, in_flight: int) -> int:
@@ -107,7 +111,7 @@ def _share(rate: float, t: float, in_flight: int) -> int:
 
 
 def _filled(servers: Sequence[ServerState], rates: Mapping[str, float], t: float) -> int:
-    return sum(_share(rates[s.name], t, s.in_flight) for s in servers)
+    return sum(_share(rates[s.name], t, s.in_flight + s.backlog) for s in servers)
 
 
 def plan(servers: Sequence[ServerState], pending: int, policy: Policy = Policy()) -> dict[str, int]:
@@ -149,4 +153,4 @@ def plan(servers: Sequence[ServerState], pending: int, policy: Policy = Policy()
 
 def _finish(servers: Sequence[ServerState], name: str, rates: Mapping[str, float]) -> float:
     state = next(s for s in servers if s.name == name)
-    return (state.in_flight + 1) / rates[name]
+    return (state.in_flight + state.backlog + 1) / rates[name]

@@ -250,13 +250,16 @@ class Bridge:
             for task in tasks:
                 task.cancel()
 
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
+        # From here on an interrupt may land at any bytecode, so scheduling sits inside the
+        # block that cancels: a Ctrl-C between scheduling the call and waiting for it cancels
+        # it like one during the wait (before it starts, it never starts).
         try:
-            loop.call_soon_threadsafe(start)
-        except RuntimeError:  # the loop closed between the check and the call
-            future.cancel()
-        try:
+            self._pending.add(future)
+            future.add_done_callback(self._pending.discard)
+            try:
+                loop.call_soon_threadsafe(start)
+            except RuntimeError:  # the loop closed between the check and the call
+                future.cancel()
             return _wait(future)
         except concurrent.futures.CancelledError:
             raise errors.InvokeAIError(

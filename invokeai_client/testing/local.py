@@ -366,13 +366,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     server = LocalInvokeAI(port=args.port, multiuser=args.multiuser, fast_gc=not args.slow_gc,
                            version=args.version)
-    with server:
-        print(f"InvokeAI {server.version} ready at {server.url} ({server.started_in:.1f}s)",
-              flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while server.process is not None and server.process.poll() is None:
-                time.sleep(0.5)
+    # SIGINT (ignored by default in a shell's background jobs), SIGTERM and SIGHUP all stop
+    # the server and remove its root, during startup too: never an orphan InvokeAI.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _stop_serving)
+    with contextlib.suppress(_StopServing), server:
+        print(f"InvokeAI {server.version} ready at {server.url} ({server.started_in:.1f}s, "
+              f"root {server.root})", flush=True)
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(0.5)
     return 0
+
+
+class _StopServing(BaseException):
+    """Raised in the main thread by a stop signal while serving."""
+
+
+def _stop_serving(signum: int, frame: object) -> None:
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, signal.SIG_IGN)  # a second signal must not cut the cleanup
+    raise _StopServing(signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

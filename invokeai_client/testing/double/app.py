@@ -4,6 +4,7 @@ the sockets and the stores every area shares. Areas add their routes with :meth:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -132,6 +133,9 @@ class DoubleApp:
         if self.features.version != REFERENCE and lacks_route(self.features, request.method, path):
             return missing_route(request.method)  # an older InvokeAI (``version=``)
         rule = self.faults.match(request.method, path)
+        if rule is not None and rule.handled_after is not None:
+            await request.read()  # kept on the request for the handler that runs later
+            self.spawn(_handle_later(handler, request, rule.handled_after))
         if rule is not None:
             faulty = await _apply_fault(rule, request)
             if faulty is not None:
@@ -232,6 +236,14 @@ class DoubleApp:
                 count += 1
             self.sockets.pop(sid, None)
         return count
+
+
+async def _handle_later(handler: Handler, request: web.Request, delay: float) -> None:
+    """The server side of a gateway fault: the request is handled although its client was
+    told it failed."""
+    await asyncio.sleep(delay)
+    with contextlib.suppress(web.HTTPException):
+        await handler(request)
 
 
 async def _apply_fault(rule: FaultRule, request: web.Request) -> web.StreamResponse | None:

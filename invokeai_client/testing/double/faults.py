@@ -18,6 +18,7 @@ class FaultRule:
     delay: float = 0.0
     html: bool = False
     drop_connection: bool = False
+    handled_after: float | None = None
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -45,10 +46,17 @@ class Faults:
         delay: float = 0.0,
         html: bool = False,
         drop_connection: bool = False,
+        handled_after: float | None = None,
     ) -> FaultRule:
         """Make matching requests fail (``status``), stall (``delay`` seconds), answer with
-        the web UI page (``html``) or lose the connection; ``times=None`` means forever."""
-        rule = FaultRule(path, method, status, times, retry_after, delay, html, drop_connection)
+        the web UI page (``html``) or lose the connection; ``times=None`` means forever.
+
+        ``handled_after=s`` is a gateway in front of the server: the client gets the fault
+        (e.g. ``status=502``) at once while the server still handles the request, ``s``
+        seconds later (an enqueue then lands although its answer said it failed)."""
+        rule = FaultRule(
+            path, method, status, times, retry_after, delay, html, drop_connection, handled_after
+        )
         self.rules.append(rule)
         return rule
 

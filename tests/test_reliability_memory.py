@@ -1,0 +1,71 @@
+"""Reliability, class 3 (the event side): events for batches nobody here claimed are held
+bounded by bytes and by time (expired by a timer, not only when another one arrives), and
+events naming unknown items of the user's own batch never become runs the server did not
+confirm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from invokeai_client._router import ORPHAN_MAX_BYTES, approx_size
+
+from .conftest import Peer, wait_until
+from .test_runs import add_graph
+
+pytestmark = pytest.mark.anyio
+
+MEGABYTE_FRAME = {"item_id": 1, "status": "in_progress", "blob": "x" * 1_000_000}
+
+
+async def test_orphan_events_are_bounded_by_bytes_and_expire_on_a_timer(double: Peer) -> None:
+    assert double.double is not None
+    async with double.client() as client:
+        orphans = client._router._orphans
+        orphans.ttl = 1.0
+        for index in range(300):  # 300 MB of events for batches that are not ours
+            await double.double.emit(
+                "queue_item_status_changed",
+                {**MEGABYTE_FRAME, "item_id": index, "batch_id": str(uuid.uuid4())},
+            )
+        await wait_until(lambda: client._router.stats()["orphan_events"] > 0, 30)
+        await asyncio.sleep(0.2)  # let the last frames arrive
+        held = orphans.bytes
+        assert 0 < held <= ORPHAN_MAX_BYTES
+        # nothing else arrives: the timer alone empties the buffer
+        await wait_until(lambda: orphans.count == 0, 30)
+    assert orphans.bytes == 0
+
+
+def test_the_size_estimate_sees_big_nested_strings() -> None:
+    assert approx_size({"image": {"dataURL": "x" * 10_000}}) >= 10_000
+    assert approx_size({"a": [[[["x" * 10_000]]]]}) >= 10_000  # nesting hides nothing
+    assert approx_size({"a": list(range(100_000))}) >= 1024 * 1024  # too many to walk: big
+    assert approx_size({"item_id": 1, "status": "completed"}) < 200
+
+
+async def test_events_for_unknown_items_of_my_batch_never_become_runs(double: Peer) -> None:
+    assert double.double is not None
+    queue = double.double.queue
+    queue.faults.enqueue_response_delay = 1.0  # the items exist; the answer comes later
+    batch_id = str(uuid.uuid4())
+    async with double.client() as client:
+        submitting = asyncio.ensure_future(client.runs.submit_batch(
+            add_graph(1, 2), runs=2, batch_id=batch_id
+        ))
+        await wait_until(lambda: bool(client.runs.batches), 10)
+        for fake in range(2_000):  # a hostile server: items this batch never had
+            await double.double.emit("queue_item_status_changed", {
+                "queue_id": "default", "batch_id": batch_id, "item_id": 900_000 + fake,
+                "status": "in_progress", "status_sequence": 1,
+            })
+        batch = await submitting
+        counts = batch.counts
+        results = await asyncio.wait_for(batch.results(), 60)
+    assert len(batch.item_ids) == 2
+    assert all(item_id < 900_000 for item_id in batch.item_ids)
+    assert counts.total == 2  # was 2,002: 2,000 phantom runs "in progress"
+    assert [r["sum"] for r in results] == [3, 3]
