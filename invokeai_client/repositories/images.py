@@ -299,26 +299,8 @@ class ImageRepository(Repository):
         :class:`~errors.BulkDownloadError` with the server's reason when it cannot build the
         archive, :class:`~errors.TimeoutError` after ``timeout`` seconds.
         """
-        body: dict[str, Any]
         check_seconds("timeout", timeout, positive=True)
-        if (images is None) == (board is None):
-            raise errors.ValidationError(
-                "download_zip takes either images or board (exactly one of them)",
-                input="images" if images is not None else "board",
-                rule="images or board",
-            )
-        if images is not None:
-            names = image_names_of(images)
-            if not names or len(names) > MAX_BULK_DOWNLOAD:
-                raise errors.ValidationError(
-                    f"download_zip takes 1 to {MAX_BULK_DOWNLOAD} images, got {len(names)}",
-                    input="images",
-                    rule=f"1..{MAX_BULK_DOWNLOAD} images",
-                )
-            body = {"image_names": names}
-        else:
-            assert board is not None
-            body = {"board_id": await self._boards.resolve(board)}
+        body = await self._zip_body(images, board)
         if not self._context.events_enabled:
             raise errors.InvokeAIError(
                 "download_zip needs the event stream (the server announces the archive only "
@@ -345,6 +327,28 @@ class ImageRepository(Repository):
             if dest is None:
                 return await fetch_bytes(self._http, zip_path, "zip")
             return await fetch_file(self._http, zip_path, item, Path(dest), "zip", overwrite)
+
+    async def _zip_body(
+        self, images: ImagesArg | None, board: BoardRef | None
+    ) -> dict[str, Any]:
+        """The bulk download request for ``images`` or ``board`` (exactly one), checked."""
+        if (images is None) == (board is None):
+            raise errors.ValidationError(
+                "download_zip takes either images or board (exactly one of them)",
+                input="images" if images is not None else "board",
+                rule="images or board",
+            )
+        if images is None:
+            assert board is not None
+            return {"board_id": await self._boards.resolve(board)}
+        names = image_names_of(images)
+        if not names or len(names) > MAX_BULK_DOWNLOAD:
+            raise errors.ValidationError(
+                f"download_zip takes 1 to {MAX_BULK_DOWNLOAD} images, got {len(names)}",
+                input="images",
+                rule=f"1..{MAX_BULK_DOWNLOAD} images",
+            )
+        return {"image_names": names}
 
     @overload
     async def thumbnail(self, image: ImageLike, dest: None = None) -> bytes: ...
