@@ -35,7 +35,6 @@ KNOWN_LONG_MODULES: frozenset[str] = frozenset(
 )
 KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
     {
-        "_http.py:HttpTransport.__init__",
         "_socket.py:_handle_events_inline",
         "cli/_run.py:_run",
         "repositories/images.py:ImageRepository.download_zip",
