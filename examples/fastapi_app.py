@@ -5,12 +5,15 @@ Start it with uvicorn (``pip install "invokeai-client[web]"``)::
     INVOKEAI_URL=http://127.0.0.1:9090 uvicorn fastapi_app:app --app-dir examples --port 8000
     python examples/fastapi_app.py [INVOKEAI_URL] [--port 8000]     # the same, via uvicorn.run
 
-and open http://127.0.0.1:8000/ (``/?seed=7`` starts at once). The page shows the run's
-progress bar, the step previews while the server sends them (diffusion models do; the
-bundled model-free workflow has none) and then the final image.
+and open http://127.0.0.1:8000/ (``/?seed=7`` starts at once; ``/?prompt=a+cat&model=NAME`` makes
+a text-to-image run with an installed model). The page shows the run's progress bar, the step
+previews while the server sends them (diffusion models do; the bundled model-free workflow
+has none) and then the final image.
 
-- ``POST /generate`` ``{"seed": 7}`` enqueues one run and answers at once:
-  ``{"item_id", "events": "/runs/<id>/events", "nodes"}``.
+- ``POST /generate`` ``{"seed": 7}`` enqueues one run of the model-free ``noise-sweep``
+  workflow, ``{"prompt": "a cat", "model": null, "steps": 8}`` one text-to-image run
+  (``client.generate``), and answers at once: ``{"item_id", "events": "/runs/<id>/events",
+  "nodes"}``.
 - ``GET /runs/<id>/events``: the run's typed events as SSE (``invokeai_client.web.
   sse_events``); if the browser leaves before the run ends, the run is canceled on the
   server (Starlette cancels the stream, the helper cancels the item).
@@ -58,9 +61,21 @@ class GenerateRequest(BaseModel):
     seed: int = Field(default=1, ge=0)
     width: int = Field(default=160, ge=16, le=1024)
     height: int = Field(default=120, ge=16, le=1024)
+    prompt: str | None = Field(default=None, max_length=2000)
+    model: str | None = None
+    steps: int = Field(default=8, ge=1, le=100)
 
 
 async def submit(request: Request, body: GenerateRequest) -> WorkflowRun:
+    if body.prompt is not None:  # text to image with an installed model
+        client: AsyncClient = request.app.state.client
+        try:
+            return await client.generate(
+                body.prompt, model=body.model, seed=body.seed, steps=body.steps,
+                width=max(64, body.width), height=max(64, body.height),
+            )
+        except ValidationError as exc:
+            raise HTTPException(422, str(exc)) from None
     wf = request.app.state.workflow.copy()  # one handle per request
     try:
         wf.set("Seed", body.seed).set("Output width", body.width)

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
+import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
 
 from invokeai_client import AsyncClient, QueueFullError, ServerPool
-from invokeai_client.pool import Policy
+from invokeai_client.pool import Manifest, Policy
 from invokeai_client.testing import LocalInvokeAI
 from invokeai_client.workflows import examples
 
 from .conftest import Peer
 from .helpers import node_of
+from .test_cli import cli_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real]
 
@@ -135,3 +140,48 @@ async def test_the_same_sweep_from_ray_actors_equals_the_pools(
         assert mine["inputs"] == theirs["inputs"]
         assert mine["outputs"][math] == theirs["outputs"][math]
     assert {r["server"] for r in by_ray} == set(servers)
+
+
+async def test_a_cli_job_killed_midway_on_real_servers_resumes_exactly(
+    three_servers: list[str], tmp_path: Path
+) -> None:
+    """``invokeai-client batch`` over 2 real servers, killed with SIGKILL midway, then
+    ``--resume``: every variation completed exactly once on the servers' queues."""
+    servers = three_servers[:2]
+    out = tmp_path / "renders"
+    args = [sys.executable, "-m", "invokeai_client.cli", "batch",
+            str(examples.path("noise-sweep")), "--sweep", "Seed=1..40", "--out", str(out)]
+    first_new: dict[str, int] = {}
+    for url in servers:
+        args += ["--server", url]
+        async with AsyncClient(url) as client:
+            first_new[url] = max(await client.queue.item_ids(), default=0) + 1
+    process = await asyncio.create_subprocess_exec(
+        *args, env=cli_env(), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    manifest: Manifest | None = None
+    for _ in range(3000):
+        await asyncio.sleep(0.1)
+        if (out / "job.sqlite").exists():
+            manifest = manifest or await Manifest.open(out / "job.sqlite")
+            if (await manifest.counts()).get("completed", 0) >= 10:
+                break
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    assert manifest is not None
+    before = (await manifest.counts()).get("completed", 0)
+    await manifest.close()
+    assert 10 <= before < 40, "killed too late to test resume"
+    again = await anyio.run_process([*args, "--resume"], env=cli_env(), check=False)
+    assert again.returncode == 0, again.stderr.decode()
+    seeds: Counter[int] = Counter()
+    for url in servers:  # every item made since the job started, on both servers
+        async with AsyncClient(url) as client:
+            ids = [i for i in await client.queue.item_ids() if i >= first_new[url]]
+            for item in await client.queue.get_summaries(ids):
+                if item.status == "completed":
+                    values = {fv.field_name: fv.value for fv in item.field_values or ()}
+                    seeds[values["seed"]] += 1
+    assert seeds == Counter(range(1, 41))
+    assert len(list(out.glob("*.png"))) == 40

@@ -59,6 +59,24 @@ async def test_the_page_shows_progress_then_the_final_image(peer: Peer, tmp_path
     assert screenshot.size[0] > 0
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (scripts/test.sh installs it)")
+async def test_the_page_shows_real_step_previews_of_a_diffusion_model(
+    real_server: Peer, real_models: dict[str, Any], tmp_path: Path
+) -> None:
+    """A text-to-image run of a tiny random-weight SD1 model on the real InvokeAI: its
+    denoising steps arrive as previews on the page, then the final image."""
+    async with fastapi_app(real_server.url) as base, chromium_page(
+        f"{base}/?seed=3&prompt=a%20lighthouse&model=tiny-sd1", tmp_path / "profile"
+    ) as page:
+        await page.wait_for("document.body.dataset.state === 'completed'")
+        state: dict[str, Any] = await page.evaluate("({...document.body.dataset})")
+        preview_src = await page.evaluate("document.getElementById('preview').src")
+        size = await page.evaluate("document.getElementById('result').naturalWidth")
+    assert int(state["previews"]) >= 1  # real step previews from the real server
+    assert preview_src.startswith("data:image/")
+    assert size == 160
+
+
 async def _item_status(url: str, item_id: int) -> str:
     async with AsyncClient(url, events=False) as client:
         return (await client.queue.get(item_id)).status

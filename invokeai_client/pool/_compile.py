@@ -2,9 +2,10 @@
 
 The pool needs, per server, a full enqueue body of the workflow with the handle's values (the
 graph and, unless left off, the workflow JSON) and the sweep as ``Batch.data`` groups; it
-then expands the groups itself (:func:`~invokeai_client.pool.variations.expand`). Today that
-body comes from :meth:`WorkflowHandle.build_batch`; when the pure compile stage lands, only
-this module changes.
+then expands the groups itself (:func:`~invokeai_client.pool.variations.expand`). The body
+comes from :meth:`WorkflowHandle.build_batch`, the facade over the pure
+:func:`~invokeai_client.workflows.compile.compile` (with the handle's uploads and checks);
+this module is the one place to change if the pool ever compiles without a handle.
 """
 
 from __future__ import annotations

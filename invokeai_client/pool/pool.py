@@ -47,8 +47,8 @@ class ServerPool:
         *,
         policy: Policy | None = None,
         probe_interval: float = 1.0,
-        probe_timeout: float = 5.0,
-        down_after: float = 5.0,
+        probe_timeout: float = 10.0,
+        down_after: float = 15.0,
         **client_options: Any,
     ) -> None:
         if isinstance(urls, str) or not urls:
@@ -169,10 +169,19 @@ class ServerPool:
     async def load(self, source: str | Path | Mapping[str, Any]) -> WorkflowHandle:
         """Load a workflow (path, dict or JSON text) typed by the first server that answers;
         the handle is compiled once per job and sent to every server."""
-        member = next((m for m in self.members if m.state == "up"), None)
-        if member is None:
-            raise errors.ConnectionError("no server of the pool answers")
-        return await member.client.workflows.load(source)
+        failures = []
+        for member in [m for m in self.members if m.state == "up"]:
+            try:
+                return await member.client.workflows.load(source)
+            except (errors.ConnectionError, errors.TimeoutError) as exc:
+                failures.append(f"{member.url}: {exc}")
+            except errors.InvokeAIError as exc:
+                if member.state == "up":
+                    raise  # the workflow itself is wrong
+                failures.append(f"{member.url}: {exc}")  # given up on while loading
+        raise errors.ConnectionError(
+            "no server of the pool answers" + (": " + "; ".join(failures) if failures else "")
+        )
 
     # -- jobs ---------------------------------------------------------------------------
 

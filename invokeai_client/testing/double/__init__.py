@@ -4,6 +4,7 @@
 - ``app``: aiohttp + python-socketio, the HTTP fault middleware (``faults``), sockets, the
   shared stores; ``auth``: accounts and tokens; ``http``: FastAPI-shaped answers;
   ``records``: images and timestamps every area shares; ``versions``: older InvokeAIs;
+  ``image_files``: upload decoding, thumbnails and zips of the image routes;
 - one module per area: ``boards``, ``images``, ``models``, ``workflows``, and the ``queue``
   package (shapes, validation, plan, state, session, processor, events, routes, cache,
   faults);

@@ -256,12 +256,19 @@ class _Routes:
         image.board_id = board_id
         return old
 
-    async def add_image(self, request: web.Request) -> web.Response:
+    async def _to_board(self, request: web.Request,
+                        field: str) -> tuple[dict[str, Any], str, Any]:
+        """The user, the board (one they may write to) and ``field`` of a request that puts
+        images on a board."""
         user = self.d.current_user(request)
         body = await json_body(request)
         board_id = _body_field(body, "board_id")
-        name = _body_field(body, "image_name")
+        value = _body_field(body, field)
         self._writable_board(user, board_id)
+        return user, board_id, value
+
+    async def add_image(self, request: web.Request) -> web.Response:
+        user, board_id, name = await self._to_board(request, "image_name")
         image = self.d.images.get(name)
         if image is not None and not is_owner_or_admin(user, image.user_id):
             raise error(403, "Not authorized to move this image")
@@ -287,11 +294,7 @@ class _Routes:
                               "failed_images": []}, 201)
 
     async def add_images(self, request: web.Request) -> web.Response:
-        user = self.d.current_user(request)
-        body = await json_body(request)
-        board_id = _body_field(body, "board_id")
-        names = _body_field(body, "image_names")
-        self._writable_board(user, board_id)
+        user, board_id, names = await self._to_board(request, "image_names")
         added: list[str] = []
         affected = {board_id}
         for name in dict.fromkeys(names):

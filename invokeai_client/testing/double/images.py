@@ -9,13 +9,11 @@ like the server does.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import uuid
-import zipfile
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from .auth import is_owner_or_admin
 from .boards import (
@@ -24,6 +22,17 @@ from .boards import (
     read_board,
 )
 from .http import error, json_body, json_response, missing
+from .image_files import (
+    bool_query,
+    decode_upload,
+    json_dict,
+    resize_to,
+    thumbnail,
+    upload_form,
+    valid_graph,
+    valid_workflow,
+    zip_files,
+)
 from .records import DoubleImage, db_timestamp
 
 if TYPE_CHECKING:
@@ -31,7 +40,6 @@ if TYPE_CHECKING:
 
 IMAGES = "/api/v1/images"
 CATEGORIES = ("general", "mask", "control", "user", "other")
-THUMBNAIL_SIZE = 256
 MAX_BATCH = 1000
 
 
@@ -85,115 +93,6 @@ def image_dto(image: DoubleImage) -> dict[str, Any]:
     }
 
 
-def _decode_upload(
-    data: bytes, crop_visible: bool, resize_to: dict[str, int] | None
-) -> tuple[bytes, int, int, dict[str, Any]]:
-    """PNG bytes, size and text chunks of an uploaded image (a worker thread runs this)."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as opened:
-        opened.load()
-        info = {k: v for k, v in opened.info.items() if isinstance(v, str)}
-        image = opened.copy()
-    if crop_visible:
-        box = image.getbbox()
-        if box:
-            image = image.crop(box)
-    if resize_to:
-        image = image.convert("RGBA").resize((resize_to["width"], resize_to["height"]))
-    out = io.BytesIO()
-    if image.mode not in ("1", "L", "LA", "I", "P", "RGB", "RGBA"):
-        image = image.convert("RGBA")
-    image.save(out, format="PNG")
-    return out.getvalue(), image.width, image.height, info
-
-
-async def _upload_form(request: web.Request) -> tuple[str, bytes, str | None, str | None]:
-    """The parts of an upload form: the file's content type and bytes, ``metadata`` and
-    ``resize_to`` (each None when not sent)."""
-    data = b""
-    content_type = ""
-    metadata_text: str | None = None
-    resize_text: str | None = None
-    reader = await request.multipart()
-    while True:
-        part = await reader.next()
-        if part is None:
-            break
-        if not isinstance(part, BodyPartReader):
-            continue
-        if part.name == "file":
-            content_type = part.headers.get("Content-Type", "")
-            data = bytes(await part.read())
-        elif part.name == "metadata":
-            metadata_text = await part.text()
-        elif part.name == "resize_to":
-            resize_text = await part.text()
-    return content_type, data, metadata_text, resize_text
-
-
-def _resize_to(text: str) -> dict[str, int]:
-    """An upload's ``resize_to`` (``{"width", "height"}``, positive ints), or the 400."""
-    parsed = _json_dict(text)
-    if not parsed or not all(
-        isinstance(parsed.get(k), int) and parsed[k] > 0 for k in ("width", "height")
-    ):
-        raise error(400, "Invalid resize_to format or size")
-    return {"width": parsed["width"], "height": parsed["height"]}
-
-
-def _thumbnail(data: bytes) -> bytes:
-    """A WebP thumbnail (at most 256 px on its longer side) of PNG bytes."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as opened:
-        image = opened.convert("RGBA")
-    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-    out = io.BytesIO()
-    image.save(out, format="WEBP")
-    return out.getvalue()
-
-
-def _json_dict(text: str | None) -> dict[str, Any] | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _valid_workflow(text: str | None) -> str | None:
-    value = _json_dict(text)
-    ok = value is not None and isinstance(value.get("nodes"), list) and isinstance(
-        value.get("edges"), list
-    )
-    return text if ok else None
-
-
-def _valid_graph(text: str | None) -> str | None:
-    value = _json_dict(text)
-    ok = value is not None and isinstance(value.get("nodes"), dict) and isinstance(
-        value.get("edges"), list
-    )
-    return text if ok else None
-
-
-def _bool_query(request: web.Request, name: str, *, required: bool = False) -> bool | None:
-    raw = request.query.get(name)
-    if raw is None:
-        if required:
-            raise missing(["query", name])
-        return None
-    if raw.lower() in ("true", "1", "yes", "on"):
-        return True
-    if raw.lower() in ("false", "0", "no", "off"):
-        return False
-    raise error(422, [{"type": "bool_parsing", "loc": ["query", name],
-                       "msg": "Input should be a valid boolean", "input": raw}])
-
-
 class _Routes:
     def __init__(self, double: DoubleApp) -> None:
         self.d = double
@@ -241,18 +140,18 @@ class _Routes:
             raise error(422, [{"type": "enum", "loc": ["query", "image_category"],
                                "msg": "Input should be 'general', 'mask', 'control', 'user' "
                                       "or 'other'", "input": category}])
-        intermediate = bool(_bool_query(request, "is_intermediate", required=True))
-        crop_visible = bool(_bool_query(request, "crop_visible"))
+        intermediate = bool(bool_query(request, "is_intermediate", required=True))
+        crop_visible = bool(bool_query(request, "crop_visible"))
         board_id = request.query.get("board_id")
         if board_id is not None:
             self._check_upload_board(user, board_id)
-        content_type, data, metadata_text, resize_text = await _upload_form(request)
+        content_type, data, metadata_text, resize_text = await upload_form(request)
         if not content_type.startswith("image"):
             raise error(415, "Not an image")
-        resize = _resize_to(resize_text) if resize_text else None
+        resize = resize_to(resize_text) if resize_text else None
         try:
             png, width, height, info = await asyncio.to_thread(
-                _decode_upload, data, crop_visible, resize
+                decode_upload, data, crop_visible, resize
             )
         except Exception:
             raise error(415, "Failed to read image") from None
@@ -269,9 +168,9 @@ class _Routes:
             is_intermediate=intermediate,
             session_id=request.query.get("session_id"),
             board_id=board_id,
-            metadata=_json_dict(metadata_raw),
-            workflow=_valid_workflow(info.get("invokeai_workflow")),
-            graph=_valid_graph(info.get("invokeai_graph")),
+            metadata=json_dict(metadata_raw),
+            workflow=valid_workflow(info.get("invokeai_workflow")),
+            graph=valid_graph(info.get("invokeai_graph")),
             user_id=user["user_id"],
         )
         self.d.images[image.image_name] = image
@@ -291,7 +190,7 @@ class _Routes:
     def _filtered(self, request: web.Request, user: dict[str, Any]) -> list[DoubleImage]:
         q = request.query
         categories = q.getall("categories", [])
-        intermediate = _bool_query(request, "is_intermediate")
+        intermediate = bool_query(request, "is_intermediate")
         board_id = q.get("board_id")
         origin = q.get("image_origin")
         search = (q.get("search_term") or "").lower()
@@ -312,7 +211,7 @@ class _Routes:
         descending = q.get("order_dir", "DESC") == "DESC"
         # ties (same millisecond) fall back to creation order, as SQLite's rowid would
         found.sort(key=lambda i: (i.created_at, order[i.image_name]), reverse=descending)
-        if _bool_query(request, "starred_first") is not False:
+        if bool_query(request, "starred_first") is not False:
             found.sort(key=lambda i: not i.starred)  # stable: starred first, order kept
         return found
 
@@ -394,7 +293,7 @@ class _Routes:
         image = self._readable(request)
         data = self._thumbs.get(image.image_name)
         if data is None:
-            data = await asyncio.to_thread(_thumbnail, image.data)
+            data = await asyncio.to_thread(thumbnail, image.data)
             self._thumbs[image.image_name] = data
         return web.Response(body=data, content_type="image/webp")
 
@@ -535,7 +434,7 @@ class _Routes:
             )
             return
         entries = [(f"{i.image_category}/{i.image_name}", i.data) for i in chosen if i is not None]
-        self._zips[item_name] = (user_id, await asyncio.to_thread(_zip, entries))
+        self._zips[item_name] = (user_id, await asyncio.to_thread(zip_files, entries))
         await self._emit_bulk("bulk_download_complete", event, user_id)
 
     async def _emit_bulk(self, name: str, data: dict[str, Any], user_id: str) -> None:
@@ -561,11 +460,3 @@ class _Routes:
             body=data, content_type="application/zip",
             headers={"Content-Disposition": f'inline; filename="{item_name}"'},
         )
-
-
-def _zip(entries: list[tuple[str, bytes]]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for arcname, data in entries:
-            archive.writestr(arcname, data)
-    return buffer.getvalue()
