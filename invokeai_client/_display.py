@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ._constants import USER_AGENT
 
 if TYPE_CHECKING:
-    from .repositories.images import ImageRepository
+    from ._http import HttpTransport
 
 log = logging.getLogger("invokeai_client")
 
@@ -28,9 +28,8 @@ DISPLAY_TIMEOUT = 30.0
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def fetch_png(images: ImageRepository, image_name: str) -> bytes | None:
-    """The PNG of ``image_name`` from the repository's server, or None when it cannot be had."""
-    http = images._http
+def fetch_png(http: HttpTransport, url: str) -> bytes | None:
+    """The PNG at ``url`` read with ``http``'s settings, or None when it cannot be had."""
     headers = {"User-Agent": USER_AGENT, **http.options.headers, **http.auth_headers()}
     handlers: list[urllib.request.BaseHandler] = []
     if not http.options.trust_env:
@@ -41,14 +40,14 @@ def fetch_png(images: ImageRepository, image_name: str) -> bytes | None:
     elif tls is False:
         handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
     opener = urllib.request.build_opener(*handlers)
-    request = urllib.request.Request(images.url(image_name), headers=headers)
+    request = urllib.request.Request(url, headers=headers)
     try:
         with opener.open(request, timeout=DISPLAY_TIMEOUT) as answer:
             body: bytes = answer.read(http.max_response_size + 1)
     except (OSError, ValueError) as exc:
-        log.info("cannot show image %s inline: %s", image_name, exc)
+        log.info("cannot show image %s inline: %s", url, exc)
         return None
     if len(body) > http.max_response_size or not body.startswith(PNG_MAGIC):
-        log.info("cannot show image %s inline: not a PNG within the size limit", image_name)
+        log.info("cannot show image %s inline: not a PNG within the size limit", url)
         return None
     return body

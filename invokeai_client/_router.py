@@ -3,7 +3,8 @@
 Routing is synchronous and never awaits. The socket handler calls
 :meth:`EventRouter.dispatch_raw` with each frame; the router looks its queue item up in a dict
 by ``item_id`` (falling back to a dict by ``batch_id`` for items it has not met yet), drops
-repeats and hands the raw payload to that item's :class:`ItemRoute` with a plain method call.
+repeats with the item's filter (held in its :class:`ItemRoute`) and hands the raw payload to
+the item's target (its run state) with a plain method call.
 No pydantic model is built on this path; listeners registered with
 :meth:`EventRouter.add_listener` get typed events.
 
@@ -12,10 +13,9 @@ No pydantic model is built on this path; listeners registered with
   batch and are kept.
 - Events for batch ids nobody has claimed yet wait a short while in a bounded orphan buffer
   and are handed over when the batch registers.
-- Repeats are dropped per item: status events by ``status_sequence`` (or by status on servers
-  without one), node events by ``(event, invocation id)``, progress when it repeats the last
-  one. InvokeAI 6.13 sends many events twice; a REST catch-up may report what the socket
-  reports again.
+- Repeats are dropped per item: node events by ``(event, invocation id)``, progress when it
+  repeats the last one (InvokeAI 6.13 sends many events twice). Statuses are ordered by the
+  item's state, which also hears REST.
 - ``user_id: "redacted"`` companions (other users' items, multi-user mode) are ignored.
 
 Consumers never make routing wait: a run updates its own state synchronously, and readers of
@@ -53,34 +53,34 @@ MAILBOX_PROGRESS_LIMIT = 64
 T = TypeVar("T")
 
 
-class ItemRoute:
-    """Where the router delivers the frames of one queue item, plus its repeat filter.
+class FrameTarget(Protocol):
+    """What gets the new frames of one queue item (its run state)."""
 
-    :meth:`receive` drops repeats (keeping only a few slots of state per item) and hands each
-    new frame to one ``on_*`` hook, which subclasses (a run) implement. Frames are the
-    socket's raw payloads (dicts): the hot path never builds a pydantic model.
+    def on_frame(self, name: str, data: dict[str, Any]) -> None:
+        """One frame of this item that is not a repeat (raw payload)."""
+
+
+class ItemRoute:
+    """The router's entry for one queue item: its batch id, its target and its repeat filter.
+
+    The filter keeps a few slots of state per item: node events repeat on ``(event,
+    invocation id)``, progress when it equals the last one. Status changes pass; the item's
+    state orders them by ``status_sequence`` (REST reports statuses too).
     """
 
-    __slots__ = ("_last_progress", "_last_seq", "_last_status", "_seen", "batch_id")
+    __slots__ = ("_last_progress", "_seen", "batch_id", "target")
 
-    def __init__(self, batch_id: str) -> None:
+    def __init__(self, batch_id: str, target: FrameTarget) -> None:
         self.batch_id = batch_id
-        self._last_seq: int | None = None
-        self._last_status: str | None = None
+        self.target = target
         self._seen: set[Hashable] | None = None
         self._last_progress: tuple[Any, ...] | None = None
 
-    def receive(self, name: str, data: dict[str, Any]) -> bool:
-        """Deliver frame ``name`` unless it repeats one already delivered (then False).
-
-        Node events repeat on ``(event, invocation id)``, status changes on
-        ``status_sequence`` (or the status itself), progress when it equals the last one.
-        """
+    def accept(self, name: str, data: dict[str, Any]) -> bool:
+        """Whether frame ``name`` is new for this item (False: a repeat, dropped)."""
         if name in _NODE_EVENTS:
             invocation = data.get("invocation")
-            if not isinstance(invocation, dict):
-                invocation = None
-            key = (name, invocation.get("id") if invocation is not None else None)
+            key = (name, invocation.get("id") if isinstance(invocation, dict) else None)
             seen = self._seen
             if seen is None:
                 self._seen = {key}
@@ -88,13 +88,6 @@ class ItemRoute:
                 return False
             else:
                 seen.add(key)
-            self.on_node(name, data, invocation)
-            return True
-        if name == "queue_item_status_changed":
-            status: Any = data.get("status")
-            if not self.accept_status(status, data.get("status_sequence")):
-                return False
-            self.on_status(status, data)
             return True
         if name == "invocation_progress":
             invocation = data.get("invocation")
@@ -103,54 +96,14 @@ class ItemRoute:
             if progress == self._last_progress:
                 return False
             self._last_progress = progress
-            self.on_progress(data)
-            return True
-        self.on_other(name, data)
         return True
-
-    def accept_status(self, status: Any, sequence: Any) -> bool:
-        """Whether a status report (from the socket or from REST) is news for this item."""
-        if not isinstance(status, str):
-            return False
-        if not isinstance(sequence, int):
-            sequence = None
-        if sequence is not None and self._last_seq is not None:
-            if sequence <= self._last_seq:
-                return False
-        elif status == self._last_status:
-            return False
-        if sequence is not None:
-            self._last_seq = sequence
-        self._last_status = status
-        return True
-
-    def forget_repeats(self) -> None:
-        """Free the repeat filter (the item is done; later events are ignored anyway)."""
-        self._seen = None
-        self._last_progress = None
-
-    # Hooks for subclasses; each gets a frame that is new for this item.
-
-    def on_node(
-        self, name: str, data: dict[str, Any], invocation: dict[str, Any] | None
-    ) -> None:
-        """``invocation_started`` / ``_complete`` / ``_error`` (``invocation``: its node)."""
-
-    def on_status(self, status: str, data: dict[str, Any]) -> None:
-        """``queue_item_status_changed`` with a new ``status``."""
-
-    def on_progress(self, data: dict[str, Any]) -> None:
-        """``invocation_progress``."""
-
-    def on_other(self, name: str, data: dict[str, Any]) -> None:
-        """Any other frame of this item (e.g. ``queue_items_canceled``)."""
 
 
 class BatchRoute(Protocol):
     """Where the router delivers what concerns a batch as a whole."""
 
-    def adopt(self, item_id: int) -> ItemRoute | None:
-        """An item of this batch the router has not met: its route, or None to ignore it."""
+    def adopt(self, item_id: int) -> FrameTarget | None:
+        """An item of this batch the router has not met: its target, or None to ignore it."""
 
 
 def approx_size(data: Any) -> int:
@@ -302,13 +255,17 @@ class EventRouter:
         if route is None or self._batches.get(batch_id) is route:
             self._batches.pop(batch_id, None)
 
-    def add_item(self, item_id: int, route: ItemRoute) -> None:
-        """Route frames of queue item ``item_id`` to ``route``."""
-        self._items[item_id] = route
+    def add_item(self, item_id: int, batch_id: str, target: FrameTarget) -> None:
+        """Route new frames of queue item ``item_id`` (of ``batch_id``) to ``target``."""
+        route = self._items.get(item_id)
+        if route is None or route.target is not target or route.batch_id != batch_id:
+            self._items[item_id] = ItemRoute(batch_id, target)
 
-    def remove_item(self, item_id: int, route: ItemRoute | None = None) -> None:
-        if route is None or self._items.get(item_id) is route:
-            self._items.pop(item_id, None)
+    def remove_item(self, item_id: int, target: FrameTarget | None = None) -> None:
+        """Stop routing ``item_id`` (only if it still goes to ``target``, when given)."""
+        route = self._items.get(item_id)
+        if route is not None and (target is None or route.target is target):
+            del self._items[item_id]
             self._executing.pop(item_id, None)
 
     def add_listener(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
@@ -389,7 +346,7 @@ class EventRouter:
                 for item_id in data.get("canceled_item_ids") or ():
                     route = self._items.get(item_id)
                     if route is not None:
-                        route.on_other(name, data)
+                        route.target.on_frame(name, data)
             elif name == "queue_cleared":
                 for callback in self._on_cleared:
                     callback()
@@ -398,7 +355,7 @@ class EventRouter:
                 # events: the one item executing among ours is the one loading.
                 route = next(iter(self._executing.values()))
                 if data.get("user_id") != REDACTED:
-                    route.on_other(name, data)
+                    route.target.on_frame(name, data)
             return
         if batch_id == REDACTED or data.get("user_id") == REDACTED:
             self.ignored += 1  # another user's item, sanitized: only a hint counts changed
@@ -418,16 +375,17 @@ class EventRouter:
             if not isinstance(item_id, int):
                 self.ignored += 1
                 return
-            route = batch.adopt(item_id)
-            if route is None:
+            target = batch.adopt(item_id)
+            if target is None:
                 self.ignored += 1
                 return
-            self._items[item_id] = route
+            route = self._items[item_id] = ItemRoute(batch_id, target)
         self._deliver(route, item_id, name, data)
 
     def _deliver(self, route: ItemRoute, item_id: Any, name: str, data: dict[str, Any]) -> None:
-        if route.receive(name, data):
+        if route.accept(name, data):
             self.routed += 1
+            route.target.on_frame(name, data)
         else:
             self.repeats += 1
         if name == "invocation_started":

@@ -151,7 +151,8 @@ def render(results: Path) -> str:
               "builds of several GB here; their locks take torch 2.14.1 + torchvision 0.29.1 "
               "from this machine's disk instead, and each server starts and runs every graph "
               "above with it (6.13+ accept 2.14.1 as released).", "",
-              "| version | install from lock (s) | venv |", "|---|---|---|"]
+              "| version | install from lock (s; 6.14.2 on a quiet machine, the rest while "
+              "8 other agents loaded it) | venv |", "|---|---|---|"]
     for version in tested:
         info = installed(version)
         lines.append(f"| {version} | {info[0]} | {info[1]} |")

@@ -159,3 +159,20 @@ def test_an_unknown_version_is_refused_naming_the_installable_ones() -> None:
 def test_the_doubles_route_table_names_real_features() -> None:
     for _method, _path, feature in ROUTE_FEATURES:
         assert feature in FEATURES
+
+
+def test_every_conformance_test_has_a_row_in_the_compatibility_table() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    from . import test_compat_conformance
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("compat_table", root / "scripts/compat_table.py")
+    assert spec is not None
+    assert spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    tests = {name for name in dir(test_compat_conformance) if name.startswith("test_")}
+    assert tests == set(table.ROWS)
+    assert "| 5.15.0 |" in (root / "docs/compatibility.md").read_text()

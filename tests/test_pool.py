@@ -21,7 +21,7 @@ from .test_workflows_sync import CLIP, MAIN, SDXL, T5, VAE, model_workflow
 
 pytestmark = pytest.mark.anyio
 
-FAST = {"probe_interval": 0.1, "probe_timeout": 1.0, "down_after": 0.3}
+FAST = {"probe_interval": 0.1, "probe_timeout": 2.0, "down_after": 1.0}
 
 
 @contextlib.asynccontextmanager
@@ -212,3 +212,18 @@ async def test_submit_runs_one_variation_on_the_least_busy_server() -> None:
         assert result.ok
         assert result.result[math] == 35
         assert result.server == idle.url
+
+
+async def test_a_copy_bound_to_another_client_runs_there() -> None:
+    """handle.copy(client=...) is how a handle moves to another server (the pool's way): it
+    submits to that server only and keeps none of the first server's resolved board ids."""
+    async with InvokeAIDouble() as one, InvokeAIDouble() as two, \
+            AsyncClient(one.url) as first, AsyncClient(two.url) as second:
+        wf = await first.workflows.load(examples.path("arithmetic-form"))
+        moved = wf.copy(client=second)
+        assert moved.client is second
+        assert wf.client is first
+        result = await (await moved.submit()).result()
+        assert result.ok
+        assert len(await second.queue.item_ids()) == 1
+        assert await first.queue.item_ids() == []

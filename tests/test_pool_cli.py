@@ -106,3 +106,41 @@ async def test_csv_and_jsonl_give_one_variation_per_row(tmp_path: Path) -> None:
         )
         assert refused.returncode == EXIT_INPUT
         assert "--resume" in refused.stderr.decode()
+
+
+BAD_FILES = [  # (option, file name, content or None for a folder, words the error must hold)
+    ("--csv", "missing.csv", None, ["missing.csv", "cannot read"]),
+    ("--csv", "folder.csv", "DIR", ["folder.csv", "cannot read"]),
+    ("--csv", "latin1.csv", b"Seed\n\xff\xfe\n", ["latin1.csv", "UTF-8"]),
+    ("--csv", "short.csv", b"Seed,Blur radius\n1,2\n3\n", ["short.csv line 3", "Blur radius"]),
+    ("--jsonl", "array.jsonl", b"[1, 2]\n", ["array.jsonl line 1", "JSON object"]),
+    ("--jsonl", "mixed.jsonl", b'{"Seed": 1}\n7\n', ["mixed.jsonl line 2", "JSON object"]),
+]
+
+
+async def test_bad_variation_files_and_out_folders_are_input_errors(tmp_path: Path) -> None:
+    """Each is refused with exit code 3 and a message naming the file and the rule, no
+    traceback, and no job left behind in --out."""
+    async with InvokeAIDouble() as server:
+        base = [*CLI, str(examples.path("noise-sweep")), "--server", server.url]
+        cases: list[tuple[list[str], list[str]]] = []
+        for option, name, content, words in BAD_FILES:
+            path = tmp_path / name
+            if content == "DIR":
+                path.mkdir()
+            elif isinstance(content, bytes):
+                path.write_bytes(content)
+            cases.append(([option, str(path), "--out", str(tmp_path / f"out-{name}")], words))
+        (tmp_path / "a-file").write_text("not a folder")
+        cases.append((["--sweep", "Seed=1", "--out", str(tmp_path / "a-file")],
+                      ["a-file", "not a folder"]))
+        for extra, words in cases:
+            done = await anyio.run_process([*base, *extra], env=cli_env(), check=False)
+            err = done.stderr.decode()
+            assert done.returncode == EXIT_INPUT, (extra, err)
+            assert "Traceback" not in err, err
+            for word in words:
+                assert word in err, (extra, err)
+        assert not list(tmp_path.glob("out-*/job.sqlite"))
+        async with AsyncClient(server.url) as client:
+            assert await client.queue.item_ids() == []  # nothing was sent

@@ -11,7 +11,7 @@ import weakref
 
 import pytest
 
-from invokeai_client.runs._manager import _answer_ends, read_enqueue_answer
+from invokeai_client.runs._submit import _answer_ends, read_enqueue_answer
 
 from .conftest import Peer
 from .test_runs import add_graph, needs_queue

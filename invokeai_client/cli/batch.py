@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -74,6 +75,8 @@ def run_batch_command(args: argparse.Namespace, console: Console) -> int:
                        "choose another folder")
     if args.runs < 1:
         raise CliError(f"--runs {args.runs}: must be 1 or more")
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out}: not a folder")
     options = client_options(args)
     return asyncio.run(_batch(args, out, manifest, options, console))
 
@@ -120,18 +123,18 @@ async def _submit(pool: ServerPool, args: argparse.Namespace, out: Path,
 def read_variations(wf: WorkflowHandle, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     """The sweep (``key -> values``) and whether it is zipped (rows) or crossed."""
     if args.csv:
-        with open(args.csv, newline="", encoding="utf-8") as handle:
-            rows = [(n + 2, row) for n, row in enumerate(csv.DictReader(handle))]
+        text = _read_text(args.csv, "--csv")
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = [(n + 2, row) for n, row in enumerate(reader)]
         return _columns(wf, rows, f"--csv {args.csv}", text=True), True
     if args.jsonl:
         rows = []
-        with open(args.jsonl, encoding="utf-8") as handle:
-            for n, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        rows.append((n, json.loads(line)))
-                    except ValueError as exc:
-                        raise CliError(f"--jsonl {args.jsonl} line {n}: {exc}") from None
+        for n, line in enumerate(_read_text(args.jsonl, "--jsonl").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((n, json.loads(line)))
+                except ValueError as exc:
+                    raise CliError(f"--jsonl {args.jsonl} line {n}: {exc}") from None
         return _columns(wf, rows, f"--jsonl {args.jsonl}", text=False), True
     sweep: dict[str, Any] = {}
     for text in args.sweep or ():
@@ -141,10 +144,26 @@ def read_variations(wf: WorkflowHandle, args: argparse.Namespace) -> tuple[dict[
     return sweep, False
 
 
+def _read_text(path: str, option: str) -> str:
+    """The whole UTF-8 text of a variations file, or a CliError naming it."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{option} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+                       ) from None
+    except OSError as exc:
+        raise CliError(f"{option} {path}: cannot read: {exc.strerror or exc}") from None
+
+
 def _columns(wf: WorkflowHandle, rows: list[tuple[int, Any]], source: str, *,
              text: bool) -> dict[str, Any]:
     if not rows:
         raise CliError(f"{source}: no variations")
+    for line, row in rows:
+        if not isinstance(row, dict):
+            raise CliError(f"{source} line {line}: a variation must be a JSON object "
+                           "{\"Input label\": value, ...}")
     labels = list(rows[0][1])
     columns: dict[str, list[Any]] = {}
     for label in labels:
@@ -157,6 +176,8 @@ def _columns(wf: WorkflowHandle, rows: list[tuple[int, Any]], source: str, *,
         for label, key in zip(labels, columns, strict=True):
             field = wf.field(key)
             where = f"{source} line {line} {label}"
+            if text and row[label] is None:
+                raise CliError(f"{where}: no value (the row is shorter than the header)")
             columns[key].append(parse_value(field, row[label], where) if text else row[label])
     return columns
 

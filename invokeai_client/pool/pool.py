@@ -274,8 +274,7 @@ class ServerPool:
             if member.state != "up":
                 excluded[member.url] = member.why or "not answering"
                 continue
-            copy = handle.copy()
-            copy._client = member.client
+            copy = handle.copy(client=member.client)
             try:
                 if sync and copy.model_fields():
                     await sync_models(copy.form, member.client)

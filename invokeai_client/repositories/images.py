@@ -110,17 +110,8 @@ class ImageRepository(Repository):
         ``metadata`` is stored with the image (a JSON object); ``resize_to=(w, h)`` lets the
         server resize it. Anything that is not an image is refused before it is sent.
         """
-        check_categories(category)
-        check_bool("intermediate", intermediate)
-        check_bool("crop_visible", crop_visible)
-        if session_id is not None:
-            check_text("session_id", session_id)
-        if filename is not None:
-            check_text("filename", filename)
-        if metadata is not None:
-            metadata_json(metadata)
-        if resize_to is not None:
-            resize_json(resize_to)
+        _check_upload(category, intermediate, crop_visible, session_id, filename, metadata,
+                      resize_to)
         data, default_name, content_type, what = await read_image_source(image)
         board_id: str | None = None
         if board is not None:
@@ -217,6 +208,13 @@ class ImageRepository(Repository):
         name = image_name_of(image)
         kind = "thumbnail" if thumbnail else "full"
         return str(self._http.url(f"{IMAGES}/i/{name}/{kind}"))
+
+    def png_for_display(self, image: ImageLike) -> bytes | None:
+        """The full image as PNG bytes by one BLOCKING read, or None when it cannot be had:
+        for display hooks (IPython's ``_repr_png_``), which cannot await. Never in async code."""
+        from .._display import fetch_png
+
+        return fetch_png(self._http, self.url(image))
 
     @overload
     async def download(
@@ -507,6 +505,29 @@ class ImageRepository(Repository):
     async def clear_intermediates(self) -> int:
         """Delete every intermediate image (admin); returns how many were deleted."""
         return int(await self._http.request("DELETE", f"{IMAGES}/intermediates") or 0)
+
+
+def _check_upload(
+    category: str,
+    intermediate: object,
+    crop_visible: object,
+    session_id: str | None,
+    filename: str | None,
+    metadata: Mapping[str, Any] | None,
+    resize_to: tuple[int, int] | None,
+) -> None:
+    """Refuse bad upload options before the file is read, naming the option."""
+    check_categories(category)
+    check_bool("intermediate", intermediate)
+    check_bool("crop_visible", crop_visible)
+    if session_id is not None:
+        check_text("session_id", session_id)
+    if filename is not None:
+        check_text("filename", filename)
+    if metadata is not None:
+        metadata_json(metadata)
+    if resize_to is not None:
+        resize_json(resize_to)
 
 
 class UploadScope:

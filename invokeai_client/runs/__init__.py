@@ -8,8 +8,8 @@
 - :class:`WorkflowResult` / :class:`ImageRef` - outputs mapped to Python values.
 """
 
+from ._handles import BatchRun, WorkflowRun
 from ._manager import RunManager
-from ._run import BatchRun, WorkflowRun
 from .events import (
     ModelLoad,
     ModelLoadCompleted,

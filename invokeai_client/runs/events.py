@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..types.wire_events import ProgressImage
+
+if TYPE_CHECKING:
+    from .results import WorkflowResult
 
 __all__ = [
     "ModelLoad",
@@ -35,6 +38,8 @@ __all__ = [
     "RunEvent",
     "StatusChanged",
     "denoise_step",
+    "preview_image",
+    "terminal_events",
 ]
 
 
@@ -169,3 +174,28 @@ class NodeFailed(RunEvent):
     error_type: str | None = None
     error_message: str | None = None
     error_traceback: str | None = None
+
+
+def preview_image(image: Any) -> ProgressImage | None:
+    """A progress frame's preview image, parsed (None when absent or malformed)."""
+    if not isinstance(image, dict):
+        return None
+    try:
+        return ProgressImage.model_validate(image)
+    except ValueError:
+        return None
+
+
+def terminal_events(result: WorkflowResult) -> list[RunEvent]:
+    """The events that end an item with ``result``: its failure (if any), then its status."""
+    status = StatusChanged(
+        result.item_id, result.batch_id, result.status,
+        error_type=result.error_type, error_message=result.error_message,
+    )
+    if result.status != "failed":
+        return [status]
+    failed = NodeFailed(
+        result.item_id, result.batch_id, result.error_node_id, result.error_type,
+        result.error_message, result.error_traceback,
+    )
+    return [failed, status]

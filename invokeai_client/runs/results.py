@@ -68,9 +68,7 @@ class ImageRef:
         """The image, for Jupyter/IPython to show inline (None when it cannot be fetched)."""
         if self.client is None:
             return None
-        from .._display import fetch_png
-
-        return fetch_png(self.client.images, self.image_name)
+        return self.client.images.png_for_display(self.image_name)
 
     async def save(
         self, folder: str | Path, *, name: str | None = None, overwrite: bool = False

@@ -193,17 +193,20 @@ def install_tiny_models_blocking(
 
 def _serve(port: int | None) -> int:
     import contextlib
+    import signal
 
-    from .local import LocalInvokeAI
+    from .local import LocalInvokeAI, _stop_serving, _StopServing
 
-    with LocalInvokeAI(port=port) as server:
+    # As ``testing.local serve``: a stop signal stops the server, never an orphan InvokeAI.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _stop_serving)
+    with contextlib.suppress(_StopServing), LocalInvokeAI(port=port) as server:
         for name, config in install_tiny_models_blocking(server.url).items():
             print(f"{name}: {config.base} {config.type}, key {config.key}", flush=True)
         print(f"InvokeAI {server.version} with the tiny random-weight models ready at "
               f"{server.url}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while server.process is not None and server.process.poll() is None:
-                time.sleep(0.5)
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(0.5)
     return 0
 
 

@@ -107,10 +107,14 @@ class WorkflowHandle:
         typed = self.schemas.source if self.schemas is not None else "types inferred"
         return f"<WorkflowHandle {self.name!r}: {len(self)} inputs, {typed}>"
 
-    def copy(self) -> WorkflowHandle:
-        """An independent handle with the same values (uploads are not shared)."""
-        other = WorkflowHandle(self.definition, client=self._client, _form=self._form.copy())
-        other._board_ids = dict(self._board_ids)
+    def copy(self, *, client: WorkflowClient | None = None) -> WorkflowHandle:
+        """An independent handle with the same values (uploads are not shared); ``client``
+        binds the copy to another client (another server: board ids are resolved anew)."""
+        moved = client is not None and client is not self._client
+        other = WorkflowHandle(self.definition, client=client if moved else self._client,
+                               _form=self._form.copy())
+        if not moved:
+            other._board_ids = dict(self._board_ids)
         return other
 
     __copy__ = copy

@@ -1,0 +1,282 @@
+"""The bookkeeping of one enqueue call: its items' states, counts, results and waiters.
+
+A :class:`BatchTracker` is what the run manager, the router and the public
+:class:`~invokeai_client.runs.BatchRun` / :class:`~invokeai_client.runs.WorkflowRun` objects
+share about one batch. It observes each item's :class:`~invokeai_client.runs.state.ItemState`
+(counts, readers, settling), and asks its :class:`BatchOwner` for what needs I/O: a REST read,
+a cancel, the limiter's release.
+
+Memory: an unsettled item's state is held here (and by the router); once settled, only its
+result is kept (the run objects showing it hold the state): a finished batch and its items
+are freed by reference counting (never by the cycle collector), and an item nobody shows
+any more is rebuilt from its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .shape import BatchShape
+from .state import EventSink, ItemState
+
+if TYPE_CHECKING:
+    from .._router import EventRouter
+    from ..types.queue import EnqueueBatchResult
+    from .results import FieldValues, WorkflowResult
+
+__all__ = ["BatchOwner", "BatchTracker"]
+
+
+class BatchOwner(Protocol):
+    """What a batch asks of the runs machinery (the I/O side)."""
+
+    def check_soon(self, state: ItemState) -> None:
+        """Read ``state``'s item over REST shortly."""
+
+    def item_settled(self, batch: BatchTracker) -> None:
+        """One more item of ``batch`` has its result (the limiter may release a slot)."""
+
+    def batch_done(self, batch: BatchTracker) -> None:
+        """Every item of ``batch`` has its result: stop tracking it."""
+
+    def cancel_item(self, state: ItemState) -> Awaitable[str]:
+        """Cancel the item on the server and apply the answer; the status it reported."""
+
+    def cancel_item_shielded(self, state: ItemState) -> Awaitable[tuple[bool, str]]:
+        """Cancel the item even if the caller is being cancelled (bounded in time): whether
+        the server confirmed, and what happened in words."""
+
+    def cancel_batch(self, batch: BatchTracker) -> Awaitable[int]:
+        """Cancel every pending or running item of ``batch``; the server's count."""
+
+    def cancel_batch_shielded(self, batch: BatchTracker) -> Awaitable[tuple[bool, str]]:
+        """Cancel ``batch`` even if the caller is being cancelled (bounded in time)."""
+
+    def retry_item(self, item_id: int, *, detach: bool) -> Awaitable[tuple[BatchTracker, int]]:
+        """Run a failed or canceled item again; the new item's batch and id."""
+
+
+class BatchTracker:
+    """The items of one enqueue call (or one attached item); see the module doc."""
+
+    __slots__ = (
+        "__weakref__",
+        "_change",
+        "_counts",
+        "_ended",
+        "_results",
+        "destination",
+        "detached",
+        "expected",
+        "finished",
+        "gap",
+        "held",
+        "item_waiters",
+        "key",
+        "listeners",
+        "origin",
+        "owner",
+        "priority",
+        "router",
+        "shape",
+        "states",
+        "views",
+        "waiters",
+    )
+
+    def __init__(
+        self,
+        owner: BatchOwner,
+        router: EventRouter,
+        shape: BatchShape,
+        *,
+        expected: int,
+        origin: str | None = None,
+        destination: str | None = None,
+        detached: bool = False,
+        gap: bool = False,
+    ) -> None:
+        self.owner = owner
+        self.router = router
+        self.shape = shape
+        self.key = shape.batch_id
+        self.expected = expected
+        self.origin = origin
+        self.destination = destination
+        self.detached = detached
+        self.priority = 0
+        self.gap = gap  # events until the reconnect are lost
+        self.held = 0  # limiter slots this batch holds
+        self.states: dict[int, ItemState] = {}  # unsettled items
+        # Results (not states) in the order they settled: no reference cycle here.
+        self.finished: list[WorkflowResult] = []
+        self._results: dict[int, WorkflowResult] = {}
+        self._counts: dict[str, int] = {}
+        self._change: asyncio.Future[None] | None = None
+        self.listeners: list[EventSink] = []  # readers of the whole batch
+        self.item_waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self.waiters = 0  # tasks waiting on the whole batch
+        # The public objects showing this batch and its items, held weakly (one per key
+        # while anyone holds it): "batch" and item ids.
+        self.views: dict[Any, weakref.ref[Any]] | None = None
+        self._ended = False
+
+    def __repr__(self) -> str:
+        return f"<BatchTracker {self.batch_id!r} {len(self.finished)}/{self.expected}>"
+
+    @property
+    def batch_id(self) -> str:
+        return self.shape.batch_id
+
+    @property
+    def confirmed(self) -> bool:
+        return self.shape.confirmed
+
+    @property
+    def done(self) -> bool:
+        """Whether every item has its final result."""
+        return self.shape.confirmed and len(self.finished) >= self.expected
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self._counts
+
+    # -- items ---------------------------------------------------------------------------
+
+    def _new_state(self, item_id: int) -> ItemState:
+        state = self.states[item_id] = ItemState(item_id, self.shape, self, gap=self.gap)
+        self.moved(None, "pending")
+        return state
+
+    def adopt(self, item_id: int) -> ItemState | None:
+        """An item of this batch seen on the socket before the enqueue answer."""
+        if self.shape.confirmed:
+            return None  # e.g. a retry of one of our items: not part of this batch
+        state = self.states.get(item_id)
+        if state is None:
+            if len(self.states) >= self.expected:
+                # More items than the batch asked for: not all of them are ours. Keep none
+                # beyond that; the enqueue answer names the real ones, read over REST then.
+                self.gap = True
+                return None
+            state = self._new_state(item_id)
+        return state
+
+    def confirm(self, answer: EnqueueBatchResult) -> None:
+        """The enqueue answer (or its REST reconstruction): learn every item id."""
+        ids = sorted(answer.item_ids)
+        self.priority = answer.priority
+        self.expected = len(ids) if ids else answer.enqueued
+        if ids:  # states made for items the server did not confirm are phantoms: forget them
+            confirmed = set(ids)
+            for item_id, phantom in list(self.states.items()):
+                if item_id not in confirmed:
+                    del self.states[item_id]
+                    self.router.remove_item(item_id, phantom)
+                    self._counts[phantom.status] -= 1
+        for index, item_id in enumerate(ids):
+            state = self.states.get(item_id) or self._new_state(item_id)
+            state.index = index
+            self.router.add_item(item_id, self.batch_id, state)
+        self.shape.confirmed = True
+        for state in list(self.states.values()):
+            if self.gap and state.result is None:
+                # The socket dropped while the enqueue was in flight: events may be lost.
+                self.owner.check_soon(state)
+            state.finish_if_told()
+        if self.done:
+            self._all_settled()
+
+    def state(self, item_id: int) -> ItemState:
+        """The state of item ``item_id``; a settled one is rebuilt from its result (whoever
+        still shows it holds its own)."""
+        state = self.states.get(item_id)
+        if state is not None:
+            return state
+        state = ItemState(item_id, self.shape, self)
+        state.restore(self._results[item_id], self.item_ids().index(item_id))
+        return state
+
+    def has_item(self, item_id: int) -> bool:
+        return item_id in self.states or item_id in self._results
+
+    def first_item(self) -> int:
+        """The id of the first item (the only one, for a one-item batch)."""
+        for item_id in self.states:
+            return item_id
+        return min(self._results)
+
+    def item_ids(self) -> list[int]:
+        """Every item id of the batch, ascending (submission order)."""
+        return sorted({*self.states, *self._results})
+
+    def unsettled(self) -> list[ItemState]:
+        return [state for state in self.states.values() if state.result is None]
+
+    def view(self, key: Any) -> Any:
+        """The live view stored under ``key`` (None if there is none)."""
+        views = self.views
+        ref = views.get(key) if views is not None else None
+        return ref() if ref is not None else None
+
+    def keep_view(self, key: Any, view: Any) -> None:
+        views = self.views
+        if views is None:
+            views = self.views = {}
+        views[key] = weakref.ref(view)
+
+    def values_at(self, index: int) -> FieldValues:
+        return self.shape.values_at(index)
+
+    # -- ItemObserver --------------------------------------------------------------------
+
+    def moved(self, previous: str | None, status: str) -> None:
+        counts = self._counts
+        if previous is not None:
+            counts[previous] = counts.get(previous, 0) - 1
+        counts[status] = counts.get(status, 0) + 1
+
+    def check_rest(self, state: ItemState) -> None:
+        self.owner.check_soon(state)
+
+    def settled(self, state: ItemState, result: WorkflowResult) -> None:
+        item_id = state.item_id
+        self.finished.append(result)
+        self._results[item_id] = result
+        if self.states.get(item_id) is state:
+            del self.states[item_id]
+        self.router.remove_item(item_id, state)  # later frames of it are ignored
+        for waiter in self.item_waiters.pop(item_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+        self.owner.item_settled(self)
+        self._wake()
+        if self.done:
+            self._all_settled()
+
+    # -- waiting -------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        change = self._change
+        if change is not None and not change.done():
+            change.set_result(None)
+
+    async def wait_change(self) -> None:
+        """Wait until another item settles (or the batch ends)."""
+        change = self._change
+        if change is None or change.done():
+            change = self._change = asyncio.get_running_loop().create_future()
+        await asyncio.shield(change)
+
+    def _all_settled(self) -> None:
+        if self._ended:
+            return  # confirm() and the last settle may both get here
+        self._ended = True
+        listeners, self.listeners = self.listeners, []
+        for sink in listeners:
+            sink.close()
+        self._wake()
+        self.owner.batch_done(self)

@@ -1,0 +1,70 @@
+"""What every item's state needs to know of its batch (plain data, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .results import FieldValues, ImageHost
+
+__all__ = ["BatchShape"]
+
+
+class BatchShape:
+    """What every item's state needs to know of its batch: its id, how many graph nodes
+    report an output, which nodes iterate, the batch data (to tell each item's values) and
+    where output images download from. ``confirmed`` turns True with the enqueue answer:
+    until then nothing settles (the item's place in the batch is unknown)."""
+
+    __slots__ = (
+        "batch_id",
+        "confirmed",
+        "groups",
+        "image_host",
+        "iterated",
+        "names",
+        "needs_order",
+        "node_count",
+        "per_run",
+    )
+
+    def __init__(
+        self,
+        batch_id: str,
+        *,
+        node_count: int = 0,
+        iterated: frozenset[str] = frozenset(),
+        groups: list[list[dict[str, Any]]] | None = None,
+        image_host: ImageHost | None = None,
+    ) -> None:
+        self.batch_id = batch_id
+        self.node_count = node_count
+        self.iterated = iterated
+        self.groups = groups
+        self.image_host = image_host
+        self.per_run = 1
+        for group in groups or ():
+            self.per_run *= len(group[0]["items"])
+        self.names: Mapping[str, str] = {}
+        """How ``field_values`` name a swept input: ``"node_id.field_name"`` -> the key the
+        sweep used (its label); inputs not listed keep their full key."""
+        self.needs_order = False  # an iterated node ran more than once: REST orders outputs
+        self.confirmed = False
+
+    def values_at(self, index: int) -> FieldValues:
+        """The batch values substituted into the item at ``index`` (submission order)."""
+        groups = self.groups
+        if not groups or index < 0:
+            return FieldValues({})  # lenient: an item not placed in its batch yet has none
+        position = index % self.per_run
+        picks: list[int] = []
+        for group in reversed(groups):
+            size = len(group[0]["items"])
+            picks.append(position % size)
+            position //= size
+        picks.reverse()
+        values: dict[str, Any] = {}
+        for group, pick in zip(groups, picks, strict=True):
+            for datum in group:
+                values[f"{datum['node_path']}.{datum['field_name']}"] = datum["items"][pick]
+        return FieldValues(values, self.names)
