@@ -35,6 +35,11 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         help="server URL, e.g. http://127.0.0.1:9090 ($INVOKEAI_URL); "
         "default: start a local InvokeAI for this command",
     )
+    add_auth_options(parser)
+
+
+def add_auth_options(parser: argparse.ArgumentParser) -> None:
+    """``--token``, ``--email``, ``--password`` (read by :func:`client_options`)."""
     parser.add_argument("--token", help="bearer token for a multi-user server ($INVOKEAI_TOKEN)")
     parser.add_argument("--email", help="log in to a multi-user server ($INVOKEAI_EMAIL)")
     parser.add_argument(

@@ -26,7 +26,7 @@ from ..pool import PoolJob, Progress, ServerPool
 from ..workflows import WorkflowHandle
 from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
 from ._progress import ProgressDisplay
-from ._server import client_options
+from ._server import add_auth_options, client_options
 from ._values import find_input, one_line, parse_sweep, parse_value, split_assignment
 
 MANIFEST = "job.sqlite"
@@ -59,9 +59,7 @@ def add_batch_parser(sub: Any) -> None:
     batch.add_argument("--no-workflow-json", action="store_true",
                        help="leave the workflow JSON off the batches (less server work; the "
                        "gallery cannot reopen the workflow from an image)")
-    batch.add_argument("--token", help="bearer token for multi-user servers ($INVOKEAI_TOKEN)")
-    batch.add_argument("--email", help="log in to multi-user servers ($INVOKEAI_EMAIL)")
-    batch.add_argument("--password", help="password for --email ($INVOKEAI_PASSWORD)")
+    add_auth_options(batch)
 
 
 def run_batch_command(args: argparse.Namespace, console: Console) -> int:
