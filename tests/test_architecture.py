@@ -25,7 +25,6 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
 KNOWN_LONG_MODULES: frozenset[str] = frozenset()
 KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
     {
-        "_http.py:HttpTransport.__init__",
         "_socket.py:_handle_events_inline",
         "cli/_run.py:_run",
         "repositories/models.py:ModelRepository.install",
