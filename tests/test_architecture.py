@@ -28,7 +28,6 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
         "_socket.py:_handle_events_inline",
         "cli/_run.py:_run",
         "repositories/models.py:ModelRepository.install",
-        "repositories/workflows.py:WorkflowRepository.list",
         "workflows/definition.py:_form_fields",
         "workflows/definition.py:_parse_nodes",
         "workflows/generators.py:generator_values",
