@@ -29,7 +29,6 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
         "cli/_run.py:_run",
         "repositories/models.py:ModelRepository.install",
         "workflows/definition.py:_form_fields",
-        "workflows/definition.py:_parse_nodes",
     }
 )
 

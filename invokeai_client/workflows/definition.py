@@ -322,66 +322,74 @@ def _text(value: Any) -> str:
 
 
 def _parse_nodes(raw: Any) -> dict[str, WorkflowNode]:
+    """The workflow's nodes by id, each checked (unique id, type, data, inputs)."""
     if raw is None:
         raise WorkflowError("workflow has no 'nodes' list")
     if not isinstance(raw, list):
         raise WorkflowError(f"workflow 'nodes' must be a list, got {type(raw).__name__}")
     nodes: dict[str, WorkflowNode] = {}
     for index, item in enumerate(raw):
-        where = f"node {_where(index, item)}"
-        if not isinstance(item, Mapping):
-            raise WorkflowError(f"{where} is not an object")
-        node_id = item.get("id")
-        if not isinstance(node_id, str) or not node_id.strip():
-            raise WorkflowError(f"{where} has no 'id' string")
-        if node_id in nodes:
-            raise WorkflowError(f"{where}: the id {node_id!r} is used by two nodes")
-        kind = item.get("type")
-        if not isinstance(kind, str) or not kind:
-            raise WorkflowError(f"{where} has no 'type' (invocation, notes, connector ...)")
-        data = item.get("data")
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise WorkflowError(f"{where}: 'data' must be an object")
-        if kind != "invocation":
-            nodes[node_id] = WorkflowNode(
-                id=node_id, kind=kind, type=kind, label=_text(data.get("label"))
-            )
-            continue
-        node_type = data.get("type")
-        if not isinstance(node_type, str) or not node_type:
-            raise WorkflowError(f"{where}: an invocation node needs data.type (e.g. 'add')")
-        raw_inputs = data.get("inputs", {})
-        if raw_inputs is None:
-            raw_inputs = {}
-        if not isinstance(raw_inputs, Mapping):
-            raise WorkflowError(f"{where}: data.inputs must be an object")
-        inputs: dict[str, NodeInput] = {}
-        for name, spec in raw_inputs.items():
-            if not isinstance(name, str) or not name:
-                raise WorkflowError(f"{where}: input names must be non-empty strings")
-            if not isinstance(spec, Mapping):
-                raise WorkflowError(f"{where}: input {name!r} must be an object")
-            inputs[name] = NodeInput(
-                name=name,
-                label=_text(spec.get("label")),
-                description=_text(spec.get("description")),
-                value=spec.get("value", UNSET),
-            )
-        use_cache = data.get("useCache")
-        is_intermediate = data.get("isIntermediate")
-        nodes[node_id] = WorkflowNode(
-            id=node_id,
-            kind=kind,
-            type=node_type,
-            label=_text(data.get("label")),
-            version=_text(data.get("version")),
-            is_intermediate=is_intermediate if isinstance(is_intermediate, bool) else False,
-            use_cache=use_cache if isinstance(use_cache, bool) else None,
-            inputs=MappingProxyType(inputs),
-        )
+        node = _parse_node(f"node {_where(index, item)}", item, nodes)
+        nodes[node.id] = node
     return nodes
+
+
+def _parse_node(where: str, item: Any, earlier: Mapping[str, WorkflowNode]) -> WorkflowNode:
+    """One node of the 'nodes' list; ``earlier`` holds the nodes before it (ids must differ)."""
+    if not isinstance(item, Mapping):
+        raise WorkflowError(f"{where} is not an object")
+    node_id = item.get("id")
+    if not isinstance(node_id, str) or not node_id.strip():
+        raise WorkflowError(f"{where} has no 'id' string")
+    if node_id in earlier:
+        raise WorkflowError(f"{where}: the id {node_id!r} is used by two nodes")
+    kind = item.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise WorkflowError(f"{where} has no 'type' (invocation, notes, connector ...)")
+    data = item.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise WorkflowError(f"{where}: 'data' must be an object")
+    if kind != "invocation":
+        return WorkflowNode(id=node_id, kind=kind, type=kind, label=_text(data.get("label")))
+    node_type = data.get("type")
+    if not isinstance(node_type, str) or not node_type:
+        raise WorkflowError(f"{where}: an invocation node needs data.type (e.g. 'add')")
+    inputs = _parse_inputs(where, data.get("inputs", {}))
+    use_cache = data.get("useCache")
+    is_intermediate = data.get("isIntermediate")
+    return WorkflowNode(
+        id=node_id,
+        kind=kind,
+        type=node_type,
+        label=_text(data.get("label")),
+        version=_text(data.get("version")),
+        is_intermediate=is_intermediate if isinstance(is_intermediate, bool) else False,
+        use_cache=use_cache if isinstance(use_cache, bool) else None,
+        inputs=MappingProxyType(inputs),
+    )
+
+
+def _parse_inputs(where: str, raw_inputs: Any) -> dict[str, NodeInput]:
+    """An invocation node's ``data.inputs`` by name (absent or null means none)."""
+    if raw_inputs is None:
+        raw_inputs = {}
+    if not isinstance(raw_inputs, Mapping):
+        raise WorkflowError(f"{where}: data.inputs must be an object")
+    inputs: dict[str, NodeInput] = {}
+    for name, spec in raw_inputs.items():
+        if not isinstance(name, str) or not name:
+            raise WorkflowError(f"{where}: input names must be non-empty strings")
+        if not isinstance(spec, Mapping):
+            raise WorkflowError(f"{where}: input {name!r} must be an object")
+        inputs[name] = NodeInput(
+            name=name,
+            label=_text(spec.get("label")),
+            description=_text(spec.get("description")),
+            value=spec.get("value", UNSET),
+        )
+    return inputs
 
 
 def _parse_edges(raw: Any, nodes: Mapping[str, WorkflowNode]) -> list[WorkflowEdge]:
