@@ -2,6 +2,7 @@
 
     python benchmarks/instructions.py              # both sides, 300 runs, concurrency 10
     python benchmarks/instructions.py --runs 600 --concurrency 100
+    python benchmarks/instructions.py --sides graph,handle --concurrency 1   # the workflow path
 
 Timings on a shared 2-core machine swing by 2x from one minute to the next; instruction
 counts do not. Each side's client runs under valgrind (cachegrind, no cache simulation)
@@ -30,13 +31,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _baseline import MinimalClient, add_graph
 from _servers import double_process
 from run import _drive
+from workflow_overhead import workflow_sides
 
 from invokeai_client import AsyncClient
 
 
 async def _client(side: str, url: str, concurrency: int, runs: int) -> None:
     """The traced part: warm up, then ``runs`` runs (checked) with ``concurrency`` in flight."""
-    if side == "sdk":
+    if side in ("graph", "handle"):
+        async with AsyncClient(url, timeout=300) as client:
+            one = (await workflow_sides(client))[side]
+            for _ in range(10):
+                await one()
+            for _ in range(runs):  # sequential: the workflow benchmark's own setting
+                await one()
+    elif side == "sdk":
         async with AsyncClient(url, timeout=300) as client:
 
             async def one(i: int) -> int:
@@ -72,7 +81,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--traced", choices=["sdk", "loop"], help=argparse.SUPPRESS)
+    parser.add_argument("--sides", default="sdk,loop",
+                        help="sdk,loop (the SDK vs the minimal loop) or graph,handle "
+                        "(runs.submit(graph) vs handle.submit() of one workflow, sequential)")
+    parser.add_argument("--traced", choices=["sdk", "loop", "graph", "handle"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.traced:
@@ -84,12 +97,14 @@ def main() -> int:
     os.environ.setdefault("PYTHONHASHSEED", "0")
     with double_process() as (url, _):
         per_run = {}
-        for side in ("sdk", "loop"):
+        sides = args.sides.split(",")
+        for side in sides:
             empty = _count(side, url, args.concurrency, 0)
             full = _count(side, url, args.concurrency, args.runs)
             per_run[side] = (full - empty) / args.runs
             print(f"{side:4} {per_run[side] / 1e6:6.3f} M instructions per run", flush=True)
-    print(f"sdk/loop {per_run['sdk'] / per_run['loop']:.3f}")
+    first, second = sides
+    print(f"{first}/{second} {per_run[first] / per_run[second]:.3f}")
     return 0
 
 

@@ -110,6 +110,39 @@ def encode_params(params: Mapping[str, ParamValue] | None) -> list[tuple[str, st
     return pairs
 
 
+def check_base_url(base_url: object) -> URL:
+    """``base_url`` as a URL if it is an absolute http(s) URL, else ValidationError."""
+    if not isinstance(base_url, str):
+        raise errors.ValidationError(
+            f"base_url must be a string such as 'http://127.0.0.1:9090', got {base_url!r}",
+            input="base_url",
+            rule="absolute http(s) URL",
+        )
+    try:
+        url = URL(base_url.rstrip("/"))
+        url.port  # noqa: B018 (yarl checks the port only when it is read)
+    except ValueError as exc:
+        raise errors.ValidationError(
+            f"base_url {base_url!r} is not a valid URL: {exc}",
+            input="base_url",
+            rule="absolute http(s) URL",
+        ) from None
+    if not url.scheme or not url.host or any(c.isspace() for c in url.host):
+        raise errors.ValidationError(
+            f"base_url {base_url!r} must be an absolute http(s) URL such as "
+            "'http://127.0.0.1:9090'",
+            input="base_url",
+            rule="absolute http(s) URL",
+        )
+    if url.scheme not in ("http", "https"):
+        raise errors.ValidationError(
+            f"base_url {base_url!r} must use http or https, not {url.scheme!r}",
+            input="base_url",
+            rule="http or https scheme",
+        )
+    return url
+
+
 class HttpTransport:
     """The SDK's single aiohttp session plus the rules for talking to InvokeAI.
 
@@ -127,34 +160,7 @@ class HttpTransport:
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         max_download_size: int = DEFAULT_MAX_DOWNLOAD_SIZE,
     ) -> None:
-        if not isinstance(base_url, str):
-            raise errors.ValidationError(
-                f"base_url must be a string such as 'http://127.0.0.1:9090', got {base_url!r}",
-                input="base_url",
-                rule="absolute http(s) URL",
-            )
-        try:
-            url = URL(base_url.rstrip("/"))
-            url.port  # noqa: B018 (yarl checks the port only when it is read)
-        except ValueError as exc:
-            raise errors.ValidationError(
-                f"base_url {base_url!r} is not a valid URL: {exc}",
-                input="base_url",
-                rule="absolute http(s) URL",
-            ) from None
-        if not url.scheme or not url.host or any(c.isspace() for c in url.host):
-            raise errors.ValidationError(
-                f"base_url {base_url!r} must be an absolute http(s) URL such as "
-                "'http://127.0.0.1:9090'",
-                input="base_url",
-                rule="absolute http(s) URL",
-            )
-        if url.scheme not in ("http", "https"):
-            raise errors.ValidationError(
-                f"base_url {base_url!r} must use http or https, not {url.scheme!r}",
-                input="base_url",
-                rule="http or https scheme",
-            )
+        url = check_base_url(base_url)
         check_int("max_retries", max_retries, minimum=0)
         check_int("max_response_size", max_response_size, minimum=1024)
         check_int("max_download_size", max_download_size, minimum=1024)

@@ -25,13 +25,9 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
 KNOWN_LONG_MODULES: frozenset[str] = frozenset()
 KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
     {
-        "_http.py:HttpTransport.__init__",
         "_socket.py:_handle_events_inline",
         "cli/_run.py:_run",
-        "repositories/images.py:ImageRepository.download_zip",
-        "repositories/images.py:ImageRepository.list",
         "repositories/models.py:ModelRepository.install",
-        "repositories/workflows.py:WorkflowRepository.list",
         "workflows/definition.py:_form_fields",
         "workflows/definition.py:_parse_nodes",
         "workflows/generators.py:generator_values",

@@ -5,6 +5,8 @@ No client and no server: ``compile(definition, values, schemas, ...)`` is a plai
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +124,21 @@ def test_compile_reads_its_arguments_only() -> None:
     assert first.to_dict()["batch"]["graph"]["nodes"] == again.to_dict()["batch"]["graph"]["nodes"]
     assert made.to_workflow_dict() == before
     assert made.build_batch(batch_id="x")["batch"]["workflow"] == first.batch.workflow
+
+
+@pytest.mark.parametrize("name", [n for n in examples.names() if n != "image-input"])
+def test_the_wire_text_is_the_json_of_the_body(name: str) -> None:
+    """The attached workflow is rendered from a cached template: the bytes sent are exactly
+    ``json.dumps`` of the body, before and after values and node options change."""
+    made = WorkflowHandle(WorkflowDefinition.from_file(examples.path(name)), schemas=BUNDLED)
+    for round_ in range(3):
+        body = made.compile(batch_id="b", validate=False)
+        assert body.to_json() == json.dumps(body.to_dict()).encode()
+        for position, inp in enumerate(made.inputs):
+            if not inp.connected and isinstance(inp.value, (int, float)) and not isinstance(
+                inp.value, bool
+            ):
+                with contextlib.suppress(ValidationError):  # a bound may refuse it
+                    made.set(inp.key, inp.value + position + round_)
+        node = next(made.definition.invocation_nodes())
+        made.set_node(node.id, use_cache=bool(round_ % 2))

@@ -109,7 +109,7 @@ class IvkField(BaseModel, Generic[T]):
     @property
     def value(self) -> Any:
         """The current value (``UNSET`` when none); assigning validates it."""
-        return self._value
+        return self.__pydantic_private__["_value"]  # type: ignore[index]  # the fast way in
 
     @value.setter
     def value(self, value: Any) -> None:
@@ -117,7 +117,7 @@ class IvkField(BaseModel, Generic[T]):
 
     @property
     def is_set(self) -> bool:
-        return self._value is not UNSET
+        return self.value is not UNSET
 
     def set(self, value: Any) -> None:
         """Check ``value`` against this field's type and rules, then keep it."""
@@ -173,7 +173,7 @@ class IvkField(BaseModel, Generic[T]):
 
     def to_api(self, images: ImageResolver | None = None) -> Any:
         """The current value as graph JSON (``UNSET`` if none)."""
-        return self.api_value(self._value, images)
+        return self.api_value(self.value, images)
 
     def api_value(self, value: Any, images: ImageResolver | None = None) -> Any:
         """``value`` (already checked) as graph JSON."""
@@ -203,10 +203,11 @@ class IvkField(BaseModel, Generic[T]):
 
     def problems(self) -> list[str]:
         """What is wrong with the current value (for values loaded from a file)."""
-        if self._value is UNSET:
+        value = self.value
+        if value is UNSET:
             return []
         try:
-            self.check(self._value)
+            self.check(value)
         except ValidationError as exc:
             return [str(exc)]
         return []

@@ -106,7 +106,7 @@ class ImageField(IvkField[Any]):
 
     def local_images(self) -> list[LocalImage]:
         """The local images of the current value (not uploaded yet)."""
-        value = self._value
+        value = self.value
         items = value if isinstance(value, list) else [value]
         return [item for item in items if isinstance(item, LocalImage)]
 

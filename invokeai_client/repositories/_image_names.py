@@ -8,12 +8,14 @@ before any request. :func:`read_image_record` is the one ``GET`` of an image's r
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from .. import errors
+from .._checks import check_bool, check_choice
+from .._uploads import metadata_json, resize_json
 from ..types.images import IMAGE_CATEGORIES
-from ._base import naming
+from ._base import check_text, naming
 
 if TYPE_CHECKING:
     from .._http import HttpTransport
@@ -122,3 +124,47 @@ async def read_image_record(http: HttpTransport, image: ImageLike) -> Any:
     name = image_name_of(image)
     with naming("image", name, action="read"):
         return await http.request("GET", f"{IMAGES}/i/{name}")
+
+
+def check_listing(
+    category: str | Iterable[str] | None,
+    order: str,
+    origin: str | None,
+    starred: bool | None,
+    intermediate: bool | None,
+) -> builtins.list[str] | None:
+    """Refuse bad listing filters before any request; the categories as the server takes them."""
+    cats = check_categories(category)
+    if order not in ("desc", "asc"):
+        raise errors.ValidationError(
+            f"order must be 'desc' or 'asc', got {order!r}", input="order", rule="desc|asc"
+        )
+    if origin is not None:
+        check_choice("origin", origin, ("internal", "external"))
+    for flag, value in (("starred", starred), ("intermediate", intermediate)):
+        if value is not None:
+            check_bool(flag, value)
+    return cats
+
+
+def check_upload(
+    category: str,
+    intermediate: object,
+    crop_visible: object,
+    session_id: str | None,
+    filename: str | None,
+    metadata: Mapping[str, Any] | None,
+    resize_to: tuple[int, int] | None,
+) -> None:
+    """Refuse bad upload options before the file is read, naming the option."""
+    check_categories(category)
+    check_bool("intermediate", intermediate)
+    check_bool("crop_visible", crop_visible)
+    if session_id is not None:
+        check_text("session_id", session_id)
+    if filename is not None:
+        check_text("filename", filename)
+    if metadata is not None:
+        metadata_json(metadata)
+    if resize_to is not None:
+        resize_json(resize_to)

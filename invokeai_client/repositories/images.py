@@ -21,9 +21,9 @@ import anyio
 
 from .. import errors
 from .._answers import page_offset, page_total, parse, parse_list
-from .._checks import check_bool, check_choice, check_seconds
+from .._checks import check_bool, check_seconds
 from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
-from .._uploads import metadata_json, read_image_source, resize_json, upload_image
+from .._uploads import read_image_source, upload_image
 from ..types.boards import UNCATEGORIZED, BoardRef
 from ..types.images import EmbeddedWorkflow, ImageDTO, ImagesResult
 from ..types.wire_events import BulkDownloadErrorEvent
@@ -43,6 +43,8 @@ from ._image_names import (
     ImagesArg,
     check_categories,
     check_image_name,
+    check_listing,
+    check_upload,
     image_name_of,
     image_names_of,
     read_image_record,
@@ -110,7 +112,7 @@ class ImageRepository(Repository):
         ``metadata`` is stored with the image (a JSON object); ``resize_to=(w, h)`` lets the
         server resize it. Anything that is not an image is refused before it is sent.
         """
-        _check_upload(category, intermediate, crop_visible, session_id, filename, metadata,
+        check_upload(category, intermediate, crop_visible, session_id, filename, metadata,
                       resize_to)
         data, default_name, content_type, what = await read_image_source(image)
         board_id: str | None = None
@@ -297,26 +299,8 @@ class ImageRepository(Repository):
         :class:`~errors.BulkDownloadError` with the server's reason when it cannot build the
         archive, :class:`~errors.TimeoutError` after ``timeout`` seconds.
         """
-        body: dict[str, Any]
         check_seconds("timeout", timeout, positive=True)
-        if (images is None) == (board is None):
-            raise errors.ValidationError(
-                "download_zip takes either images or board (exactly one of them)",
-                input="images" if images is not None else "board",
-                rule="images or board",
-            )
-        if images is not None:
-            names = image_names_of(images)
-            if not names or len(names) > MAX_BULK_DOWNLOAD:
-                raise errors.ValidationError(
-                    f"download_zip takes 1 to {MAX_BULK_DOWNLOAD} images, got {len(names)}",
-                    input="images",
-                    rule=f"1..{MAX_BULK_DOWNLOAD} images",
-                )
-            body = {"image_names": names}
-        else:
-            assert board is not None
-            body = {"board_id": await self._boards.resolve(board)}
+        body = await self._zip_body(images, board)
         if not self._context.events_enabled:
             raise errors.InvokeAIError(
                 "download_zip needs the event stream (the server announces the archive only "
@@ -343,6 +327,28 @@ class ImageRepository(Repository):
             if dest is None:
                 return await fetch_bytes(self._http, zip_path, "zip")
             return await fetch_file(self._http, zip_path, item, Path(dest), "zip", overwrite)
+
+    async def _zip_body(
+        self, images: ImagesArg | None, board: BoardRef | None
+    ) -> dict[str, Any]:
+        """The bulk download request for ``images`` or ``board`` (exactly one), checked."""
+        if (images is None) == (board is None):
+            raise errors.ValidationError(
+                "download_zip takes either images or board (exactly one of them)",
+                input="images" if images is not None else "board",
+                rule="images or board",
+            )
+        if images is None:
+            assert board is not None
+            return {"board_id": await self._boards.resolve(board)}
+        names = image_names_of(images)
+        if not names or len(names) > MAX_BULK_DOWNLOAD:
+            raise errors.ValidationError(
+                f"download_zip takes 1 to {MAX_BULK_DOWNLOAD} images, got {len(names)}",
+                input="images",
+                rule=f"1..{MAX_BULK_DOWNLOAD} images",
+            )
+        return {"image_names": names}
 
     @overload
     async def thumbnail(self, image: ImageLike, dest: None = None) -> bytes: ...
@@ -450,16 +456,7 @@ class ImageRepository(Repository):
         more categories; ``search`` matches the metadata text; ``intermediate=None`` lists
         intermediates too; ``starred=True`` only starred images, ``False`` only unstarred.
         """
-        cats = check_categories(category)
-        if order not in ("desc", "asc"):
-            raise errors.ValidationError(
-                f"order must be 'desc' or 'asc', got {order!r}", input="order", rule="desc|asc"
-            )
-        if origin is not None:
-            check_choice("origin", origin, ("internal", "external"))
-        for flag, value in (("starred", starred), ("intermediate", intermediate)):
-            if value is not None:
-                check_bool(flag, value)
+        cats = check_listing(category, order, origin, starred, intermediate)
         if starred is True:
             starred_first = True  # starred images come first: stop at the first unstarred
         resolved: builtins.list[str] = []
@@ -505,29 +502,6 @@ class ImageRepository(Repository):
     async def clear_intermediates(self) -> int:
         """Delete every intermediate image (admin); returns how many were deleted."""
         return int(await self._http.request("DELETE", f"{IMAGES}/intermediates") or 0)
-
-
-def _check_upload(
-    category: str,
-    intermediate: object,
-    crop_visible: object,
-    session_id: str | None,
-    filename: str | None,
-    metadata: Mapping[str, Any] | None,
-    resize_to: tuple[int, int] | None,
-) -> None:
-    """Refuse bad upload options before the file is read, naming the option."""
-    check_categories(category)
-    check_bool("intermediate", intermediate)
-    check_bool("crop_visible", crop_visible)
-    if session_id is not None:
-        check_text("session_id", session_id)
-    if filename is not None:
-        check_text("filename", filename)
-    if metadata is not None:
-        metadata_json(metadata)
-    if resize_to is not None:
-        resize_json(resize_to)
 
 
 class UploadScope:

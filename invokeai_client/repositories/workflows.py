@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._answers import as_object, integer, page_total, parse, parse_list, reading, strings
+from .._checks import check_choice
 from .._paging import Page, Paginator, check_page_size, offset_page
 from ..fields.schema import InvocationSchemas
 from ..types.workflows import WorkflowRecord, WorkflowSummary
@@ -103,18 +104,8 @@ class WorkflowRepository(Repository):
         them; ``is_public`` filters shared workflows (InvokeAI 6.13+).
         """
         categories = _categories("category", category)
-        if order_by not in ORDER_BY:
-            raise errors.ValidationError(
-                f"order_by must be one of {ORDER_BY}, got {order_by!r}",
-                input="order_by",
-                rule="known order",
-            )
-        if direction not in ("ASC", "DESC"):
-            raise errors.ValidationError(
-                f"direction must be 'ASC' or 'DESC', got {direction!r}",
-                input="direction",
-                rule="ASC or DESC",
-            )
+        check_choice("order_by", order_by, ORDER_BY)
+        check_choice("direction", direction, ("ASC", "DESC"))
         check_page_size(page_size)
         params: dict[str, Any] = {
             "categories": categories,

@@ -157,7 +157,7 @@ class RunHub:
         """Submit an enqueue body; returns its batch once the server has the items (see
         :meth:`RunManager.enqueue` for ``partial`` and ``names``)."""
         self.check_open()
-        parsed, request, groups, iterated = prepare_body(body)
+        parsed, groups, iterated = prepare_body(body)
         expected = parsed.item_count
         if single and expected != 1:
             raise errors.ValidationError(
@@ -166,11 +166,10 @@ class RunHub:
                 input="data",
                 rule="exactly one item",
             )
-        batch_json = request["batch"]
         batch = self._tracker(
-            batch_json["batch_id"], expected=expected, detach=detach,
+            parsed.batch_id, expected=expected, detach=detach,
             graph=parsed.batch.graph, groups=groups, iterated=iterated,
-            origin=batch_json.get("origin"), destination=batch_json.get("destination"),
+            origin=parsed.batch.origin, destination=parsed.batch.destination,
         )
         if names:
             batch.shape.names = dict(names)
@@ -181,7 +180,7 @@ class RunHub:
                 rule="unique per submission",
             )
         await self._register(batch)
-        answer = await self._post(batch, request)
+        answer = await self._post(batch, parsed)
         if self.closed:
             outcome = "it was left on the server"
             if not detach:  # nothing else will cancel it: the close has passed its cancels
@@ -221,7 +220,7 @@ class RunHub:
         self.router.add_batch(batch.batch_id, batch)
         self.reconciler.start()
 
-    async def _post(self, batch: BatchTracker, request: dict[str, Any]) -> EnqueueBatchResult:
+    async def _post(self, batch: BatchTracker, request: EnqueueBody) -> EnqueueBatchResult:
         # The POST runs in a task of its own so that cancelling the caller never cuts a
         # request whose fate would then be unknown; the caller waits on a plain future.
         loop = asyncio.get_running_loop()

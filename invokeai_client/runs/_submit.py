@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("invokeai_client")
 
+_JSON = {"Content-Type": "application/json"}
+
 __all__ = ["ENQUEUE_RESENDS", "build_body", "post_enqueue", "prepare_body", "read_enqueue_answer"]
 
 ENQUEUE_RESENDS = 2
@@ -38,24 +40,28 @@ ENQUEUE_RESENDS = 2
 async def post_enqueue(
     http: HttpTransport,
     queue: QueueRepository,
-    request: dict[str, Any],
+    body: EnqueueBody,
     *,
     expected: int,
     known: Callable[[], list[int]],
     fate_window: float = ENQUEUE_FATE_WINDOW,
 ) -> EnqueueBatchResult:
-    """POST ``request`` (its batch id set); the answer, or its REST reconstruction.
+    """POST ``body`` (its bytes: a pre-rendered workflow goes as it is); the answer, or its
+    REST reconstruction.
 
     Sent again only when the server provably never got it (connection refused, 429) or,
     for an enqueue of unknown fate, after the server said a definite no by batch id for
     ``fate_window`` seconds. ``known`` gives the item ids the socket already told.
     """
-    batch_id: str = request["batch"]["batch_id"]
+    batch_id = body.batch_id
+    request = body.to_json()
     path = f"/api/v1/queue/{queue.queue_id}/enqueue_batch"
     resends = 0
     while True:
         try:
-            raw = await http.request("POST", path, json=request, retry=False, expect="bytes")
+            raw = await http.request(
+                "POST", path, data=request, headers=_JSON, retry=False, expect="bytes"
+            )
             answer = read_enqueue_answer(raw, batch_id)
             if answer.enqueued and not answer.item_ids:
                 # InvokeAI before 6.0 does not name the new items: find them over REST.
@@ -197,17 +203,21 @@ def build_body(
 
 def prepare_body(
     body: EnqueueBody | Mapping[str, Any],
-) -> tuple[EnqueueBody, dict[str, Any], list[list[dict[str, Any]]] | None, frozenset[str]]:
+) -> tuple[EnqueueBody, list[list[dict[str, Any]]] | None, frozenset[str]]:
     """Parse an enqueue body with every rule checked (see :mod:`invokeai_client.types.batch`)
     and fill in ``origin``.
 
-    Returns the body, the request to send, its batch data groups and the graph's iterated
-    nodes. Raises :class:`~invokeai_client.errors.ValidationError` naming the bad part before
-    anything is sent: InvokeAI accepts some broken batches and then stalls its whole queue on
-    them.
+    Returns the body, its batch data groups and the graph's iterated nodes. Raises
+    :class:`~invokeai_client.errors.ValidationError` naming the bad part before anything is
+    sent: InvokeAI accepts some broken batches and then stalls its whole queue on them.
     """
+    if isinstance(body, Mapping):
+        raw_batch = body.get("batch")
+        if isinstance(raw_batch, Mapping) and raw_batch.get("origin") is None:
+            body = {**body, "batch": {**raw_batch, "origin": DEFAULT_ORIGIN}}
     parsed: EnqueueBody = EnqueueBody.parse(body)
     if parsed.batch.origin is None:
         parsed = parsed.with_origin(DEFAULT_ORIGIN)
-    request = parsed.to_dict()
-    return parsed, request, request["batch"].get("data"), iterated_nodes(parsed.batch.graph)
+    data = parsed.batch.data
+    groups = None if data is None else [[datum.to_dict() for datum in group] for group in data]
+    return parsed, groups, iterated_nodes(parsed.batch.graph)

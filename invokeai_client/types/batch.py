@@ -19,10 +19,10 @@ import json
 import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, NoReturn
+from typing import Annotated, Any, ClassVar, NoReturn
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, SkipValidation, model_validator
 
 from .. import errors
 from .._limits import json_limit_problem, short_repr
@@ -33,6 +33,7 @@ __all__ = [
     "Batch",
     "BatchDatum",
     "EnqueueBody",
+    "JSONText",
     "json_kind",
     "mixed_kinds",
     "ragged",
@@ -68,6 +69,31 @@ def repeated(pairs: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
         seen.add(pair)
     return None
 
+
+
+class JSONText:
+    """A JSON value already serialised (``json.dumps`` with its default separators), sent as
+    it is: the workflow attached to a batch is rendered once from a per-workflow template
+    instead of being copied and encoded for every enqueue."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def value(self) -> Any:
+        """The value, decoded (a fresh object)."""
+        return json.loads(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JSONText):
+            return self.text == other.text
+        return bool(self.value() == other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"JSONText({self.text[:60]!r}{'...' if len(self.text) > 60 else ''})"
 
 
 def _bad(message: str, where: str, rule: str) -> NoReturn:
@@ -112,10 +138,31 @@ class _BodyModel(BaseModel):
         if problem is not None:  # before pydantic (or a message) recurses into it
             raise errors.ValidationError(f"refusing {cls.__name__} with {problem}",
                                          input="body", rule="size limits")
-        try:
-            return cls.model_validate(raw)
-        except pydantic.ValidationError as exc:
-            raise _ours(exc) from None
+        return cls.build(raw)
+
+    @classmethod
+    def build(cls, raw: Any) -> Any:
+        """Make one from ``raw`` with every rule of the model checked, without the size
+        walk of :meth:`parse` (for parts made from values already checked, as the compile
+        stage makes them). The rules are the model's own (its ``before`` validator); the
+        fields they return are taken as they are."""
+        if isinstance(raw, cls):
+            return raw
+        checked = cls._rules(raw)
+        extra = sorted(set(checked) - set(cls.model_fields))
+        if extra:
+            _bad(f"{cls.__name__} has no field {extra[0]!r}", extra[0], "known fields")
+        return cls.model_construct(**checked)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _before(cls, raw: Any) -> Any:
+        return cls._rules(raw)  # pydantic's way in (``Model(...)``) checks the same rules
+
+    @classmethod
+    def _rules(cls, raw: Any) -> Any:
+        """The model's rules: ``raw`` checked, as the model's field values."""
+        return raw
 
 
 def _ours(exc: pydantic.ValidationError) -> errors.ValidationError:
@@ -136,9 +183,8 @@ class BatchDatum(_BodyModel):
     field_name: str
     items: list[Any]
 
-    @model_validator(mode="before")
     @classmethod
-    def _check(cls, raw: Any) -> Any:
+    def _rules(cls, raw: Any) -> Any:
         if isinstance(raw, BatchDatum):
             return raw
         if not isinstance(raw, Mapping):
@@ -198,21 +244,24 @@ class Batch(_BodyModel):
     """InvokeAI's ``Batch``: a graph, the data that varies it and how often it runs."""
 
     batch_id: str
-    graph: dict[str, Any]
+    graph: Annotated[dict[str, Any], SkipValidation]
+    """The graph (its shape is checked by the model's own rules, not copied)."""
     runs: int = 1
-    data: list[list[BatchDatum]] | None = None
+    data: Annotated[list[list[BatchDatum]] | None, SkipValidation] = None
     origin: str | None = None
     destination: str | None = None
-    workflow: dict[str, Any] | None = None
+    workflow: Annotated[dict[str, Any] | JSONText | None, SkipValidation] = None
+    """The workflow JSON images embed (a dict, or pre-rendered :class:`JSONText`)."""
 
-    @model_validator(mode="before")
     @classmethod
-    def _check(cls, raw: Any) -> Any:
+    def _rules(cls, raw: Any) -> Any:
         if not isinstance(raw, Mapping):
             _bad("an enqueue body is {'batch': {'graph': ...}, 'prepend': false}", "body",
                  "has a 'batch' object")
         batch = dict(raw)
         nodes = _check_graph(batch.get("graph"))
+        if not isinstance(batch["graph"], dict):
+            batch["graph"] = dict(batch["graph"])
         runs = batch.get("runs", 1)
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
             _bad(f"runs must be an int >= 1, got {short_repr(runs)}", "runs", "int >= 1")
@@ -225,9 +274,11 @@ class Batch(_BodyModel):
             if text is not None and not isinstance(text, str):
                 _bad(f"{name} must be a string, got {short_repr(text)}", name, "string")
         workflow = batch.get("workflow")
-        if workflow is not None and not isinstance(workflow, Mapping):
+        if workflow is not None and not isinstance(workflow, (Mapping, JSONText)):
             _bad(f"workflow must be a workflow object or None, got {type(workflow).__name__}",
                  "workflow", "object")
+        if isinstance(workflow, Mapping) and not isinstance(workflow, dict):
+            batch["workflow"] = dict(workflow)
         if batch.get("data") is not None:
             batch["data"] = _check_data(batch["data"], nodes)
         return batch
@@ -245,6 +296,20 @@ class Batch(_BodyModel):
     def to_dict(self) -> dict[str, Any]:
         """The batch as JSON; unset optional parts are left out (the graph, the workflow and
         the items are the model's own objects, not copies: read them, do not change them)."""
+        out = self._without_workflow()
+        if "workflow" in self.model_fields_set:
+            workflow = self.workflow
+            out["workflow"] = workflow.value() if isinstance(workflow, JSONText) else workflow
+        return out
+
+    def to_json(self) -> str:
+        """The batch as JSON text (a pre-rendered workflow is spliced in as it is)."""
+        workflow = self.workflow
+        if not isinstance(workflow, JSONText):
+            return json.dumps(self.to_dict())
+        return f'{json.dumps(self._without_workflow())[:-1]}, "workflow": {workflow.text}}}'
+
+    def _without_workflow(self) -> dict[str, Any]:
         out: dict[str, Any] = {"batch_id": self.batch_id, "graph": self.graph, "runs": self.runs}
         if self.data is not None:
             out["data"] = [[datum.to_dict() for datum in group] for group in self.data]
@@ -252,8 +317,6 @@ class Batch(_BodyModel):
             out["origin"] = self.origin
         if self.destination is not None:
             out["destination"] = self.destination
-        if "workflow" in self.model_fields_set:
-            out["workflow"] = self.workflow
         return out
 
 
@@ -265,7 +328,7 @@ def _check_graph(graph: Any) -> Mapping[str, Any]:
     if not nodes:
         _bad("batch.graph has no nodes: there is nothing to run", "graph", "at least one node")
     for key, node in nodes.items():
-        if not isinstance(node, Mapping):
+        if type(node) is not dict and not isinstance(node, Mapping):
             _bad(f"graph node {short_repr(key)} must be an object, got {type(node).__name__}",
                  str(key), "node object")
         node_id = node.get("id", key)
@@ -285,7 +348,7 @@ def _check_data(data: Any, nodes: Mapping[str, Any]) -> list[list[BatchDatum]]:
         if not isinstance(group, (list, tuple)) or not group:
             _bad(f"batch.data[{g}] must be a non-empty list of batch data", "data",
                  "non-empty groups")
-        checked = [BatchDatum.parse(datum) for datum in group]
+        checked = [BatchDatum.build(datum) for datum in group]
         twice = repeated((d.node_path, d.field_name) for grp in (*groups, checked) for d in grp)
         if twice is not None:
             _bad(f"batch data sets {'.'.join(twice)} twice", ".".join(twice), "each field once")
@@ -336,16 +399,15 @@ class EnqueueBody(_BodyModel):
     batch: Batch
     prepend: bool = False
 
-    @model_validator(mode="before")
     @classmethod
-    def _check(cls, raw: Any) -> Any:
+    def _rules(cls, raw: Any) -> Any:
         if not isinstance(raw, Mapping) or not isinstance(raw.get("batch"), (Mapping, Batch)):
             _bad("an enqueue body is {'batch': {'graph': ...}, 'prepend': false}", "body",
                  "has a 'batch' object")
         prepend = raw.get("prepend", False)
         if not isinstance(prepend, bool):
             _bad(f"prepend must be True or False, got {short_repr(prepend)}", "prepend", "bool")
-        return raw
+        return {**raw, "batch": Batch.build(raw["batch"]), "prepend": prepend}
 
     @property
     def batch_id(self) -> str:
@@ -374,5 +436,7 @@ class EnqueueBody(_BodyModel):
         return {"batch": self.batch.to_dict(), "prepend": self.prepend}
 
     def to_json(self) -> bytes:
-        """The request as UTF-8 JSON, what goes over the wire."""
-        return json.dumps(self.to_dict()).encode()
+        """The request as UTF-8 JSON, what goes over the wire (the same text as
+        ``json.dumps(body.to_dict())``)."""
+        prepend = "true" if self.prepend else "false"
+        return f'{{"batch": {self.batch.to_json()}, "prepend": {prepend}}}'.encode()

@@ -22,7 +22,12 @@ from ..types.queue import is_batch_item
 from .definition import BATCH_NODE_TYPES, GENERATOR_NODE_TYPES, WorkflowDefinition, WorkflowNode
 from .form import IvkWorkflowInput, WorkflowForm, WorkflowValues, knows_input, new_field
 from .generators import generator_values
-from .topology import BATCH_COLLECTION_INPUT, resolve_connector_source, topology_of
+from .topology import (
+    BATCH_COLLECTION_INPUT,
+    per_definition,
+    resolve_connector_source,
+    topology_of,
+)
 
 Groups = list[list[dict[str, Any]]]
 """Batch data groups as JSON: ``[[{"node_path", "field_name", "items"}, ...], ...]``."""
@@ -290,9 +295,11 @@ def batch_node_data(
     definition: WorkflowDefinition, values: WorkflowValues, schemas: Any, images: ImageResolver
 ) -> Groups:
     """``Batch.data`` from the workflow's batch nodes, grouped like the GUI groups them."""
-    batch_nodes = [
+    batch_nodes = per_definition(definition, "batch nodes", lambda: [
         n for n in definition.nodes.values() if n.is_invocation and n.type in BATCH_NODE_TYPES
-    ]
+    ])
+    if not batch_nodes:
+        return []
     groups: dict[str, list[WorkflowNode]] = {}
     for node in batch_nodes:
         group = literal_value(values, node, "batch_group_id", images)

@@ -22,9 +22,11 @@ Each value is converted to its API form once, here; the body is checked once, by
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .._checks import check_bool, check_int
@@ -34,12 +36,12 @@ from ..errors import ValidationError, WorkflowError
 from ..fields._base import UNSET, ImageResolver
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
-from ..types.batch import Batch, EnqueueBody
+from ..types.batch import EnqueueBody
 from . import batch as _batch
 from .definition import WorkflowDefinition, WorkflowNode
-from .form import WorkflowValues
+from .form import WorkflowValues, held_local_images
 from .gui_json import workflow_for_batch
-from .topology import topology_of
+from .topology import per_definition, topology_of
 
 log = logging.getLogger("invokeai_client")
 
@@ -88,6 +90,14 @@ def image_resolver(uploads: Uploads, *, strict: bool) -> ImageResolver:
     return resolve
 
 
+def convert(values: WorkflowValues, uploads: Uploads) -> dict[tuple[str, str], Any]:
+    """Every field's value in API form, converted once per compile: the graph and the
+    attached workflow both read it (a local image not in ``uploads`` is left out: the graph
+    reports it, the workflow omits it, as the GUI does before an upload)."""
+    lenient = image_resolver(uploads, strict=False)
+    return {key: held.to_api(lenient) for key, held in values.fields.items()}
+
+
 def compile(
     definition: WorkflowDefinition,
     values: WorkflowValues,
@@ -125,9 +135,10 @@ def compile(
         )
     uploads = uploads if uploads is not None else {}
     images = image_resolver(uploads, strict=True)
+    converted = convert(values, uploads)
     targets = {(d["node_path"], d["field_name"]) for group in data for d in group}
     graph = compile_graph(definition, values, schemas, board=board, uploads=uploads,
-                          validate=validate, batch_targets=targets)
+                          validate=validate, batch_targets=targets, converted=converted)
     fed = {(e["destination"]["node_id"], e["destination"]["field"]) for e in graph["edges"]}
     groups = _batch.batch_node_data(definition, values, schemas, images) + [
         [_batch.typed_datum(definition, values, schemas, d, where="data", images=images,
@@ -138,10 +149,9 @@ def compile(
                              "runs": runs, "data": groups, "origin": origin,
                              "destination": destination}
     if attach_workflow:
-        batch["workflow"] = workflow_for_batch(
-            definition, values, image_resolver(uploads, strict=False)
-        )
-    return EnqueueBody(batch=Batch(**batch), prepend=prepend)
+        batch["workflow"] = workflow_for_batch(definition, values, converted)
+    body: EnqueueBody = EnqueueBody.build({"batch": batch, "prepend": prepend})
+    return body  # checked once, here
 
 
 def compile_graph(
@@ -153,13 +163,16 @@ def compile_graph(
     uploads: Uploads | None = None,
     validate: bool = True,
     batch_targets: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
+    converted: Mapping[tuple[str, str], Any] | None = None,
 ) -> dict[str, Any]:
-    """The API graph of ``definition`` with ``values`` (see the module docstring)."""
-    images = image_resolver(uploads if uploads is not None else {}, strict=True)
-    nodes: dict[str, dict[str, Any]] = {}
-    for node in definition.nodes.values():
-        if node.is_executable:
-            nodes[node.id] = _graph_node(definition, values, schemas, node, board, images)
+    """The API graph of ``definition`` with ``values`` (see the module docstring);
+    ``converted`` is :func:`convert`'s result when the caller has it already."""
+    uploads = uploads if uploads is not None else {}
+    if converted is None:
+        converted = convert(values, uploads)
+    current = _Values(values, converted, uploads)
+    plan = _plan(definition, schemas)
+    nodes = {p.node.id: _graph_node(definition, values, p, board, current) for p in plan}
     edges: list[dict[str, dict[str, str]]] = []
     for source, source_field, target, target_field in topology_of(definition).data_edges:
         edges.append(
@@ -170,8 +183,7 @@ def compile_graph(
         )
         nodes[target].pop(target_field, None)
     if validate:
-        found = problems(definition, values, schemas, nodes, edges, batch_targets,
-                         uploads if uploads is not None else {})
+        found = problems(definition, values, schemas, nodes, edges, batch_targets, uploads)
         if found:
             raise ValidationError(
                 f"workflow {definition.name!r} cannot run as it is:\n  - "
@@ -182,35 +194,102 @@ def compile_graph(
     return {"id": str(uuid.uuid4()), "nodes": nodes, "edges": edges}
 
 
+class _Values:
+    """Input values for the graph: converted ones (copied unless scalar), else literals."""
+
+    __slots__ = ("converted", "fields", "pending", "uploads")
+
+    def __init__(
+        self, values: WorkflowValues, converted: Mapping[tuple[str, str], Any], uploads: Uploads
+    ) -> None:
+        self.fields = values.fields
+        self.converted = converted
+        self.uploads = uploads
+        self.pending = {
+            key for key, held in values.fields.items()
+            if any(image not in uploads for image in held_local_images(held))
+        }
+
+    def get(self, node: WorkflowNode, name: str) -> Any:
+        key = (node.id, name)
+        if key in self.pending:  # raises, naming the image that is not uploaded
+            value = self.fields[key].to_api(image_resolver(self.uploads, strict=True))
+        elif key in self.converted:
+            value = self.converted[key]
+        else:
+            spec = node.inputs.get(name)
+            value = spec.value if spec is not None else UNSET
+        return value if isinstance(value, _SCALARS) else copy.deepcopy(value)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class _NodePlan:
+    """What a node contributes to every graph of one definition and schema set."""
+
+    node: WorkflowNode
+    inputs: tuple[tuple[str, bool], ...]
+    """The inputs the server knows, each with whether the schema calls it a board."""
+    unknown: tuple[str, ...]
+    """Inputs the server does not know: left out of the graph, like the GUI does."""
+    use_cache: bool
+    required: tuple[str, ...]
+    """Inputs the server requires a value or a connection for."""
+
+
+def _plan(definition: WorkflowDefinition, schemas: InvocationSchemas | None
+          ) -> tuple[_NodePlan, ...]:
+    """The executable nodes' plans (made once per definition and schema set)."""
+    return per_definition(definition, ("graph plan", schemas),
+                          lambda: tuple(_node_plan(definition, schemas)))
+
+
+def _node_plan(definition: WorkflowDefinition, schemas: InvocationSchemas | None
+               ) -> Iterator[_NodePlan]:
+    for node in definition.nodes.values():
+        if not node.is_executable:
+            continue
+        node_schema = schemas.get(node.type) if schemas is not None else None
+        if schemas is not None and node_schema is None:
+            raise WorkflowError(
+                f"node {node.id!r} is a {node.type!r} node, which this server does not have "
+                f"({schemas.source}); install its node pack or remove the node"
+            )
+        if node_schema is None:
+            yield _NodePlan(node, tuple((n, n == "board") for n in node.inputs), (), True, ())
+            continue
+        known = node_schema.accepts_extra_inputs
+        inputs = tuple(
+            (name, "/BoardField" in repr(node_schema.inputs.get(name)))
+            for name in node.inputs if known or name in node_schema.inputs
+        )
+        unknown = tuple(n for n in node.inputs if not known and n not in node_schema.inputs)
+        required = tuple(n for n, prop in node_schema.inputs.items() if prop.get("orig_required"))
+        yield _NodePlan(node, inputs, unknown, node_schema.use_cache, required)
+
+
 def _graph_node(
     definition: WorkflowDefinition,
     values: WorkflowValues,
-    schemas: InvocationSchemas | None,
-    node: WorkflowNode,
+    plan: _NodePlan,
     board: str | None,
-    images: ImageResolver,
+    current: _Values,
 ) -> dict[str, Any]:
-    node_schema = schemas.get(node.type) if schemas is not None else None
-    if schemas is not None and node_schema is None:
-        raise WorkflowError(
-            f"node {node.id!r} is a {node.type!r} node, which this server does not have "
-            f"({schemas.source}); install its node pack or remove the node"
+    node = plan.node
+    for name in plan.unknown:
+        log.warning(
+            "workflow %r: node %s (%s) has an input %r that the server does not know; "
+            "it is left out of the graph (like the GUI does)",
+            definition.name, node.id, node.type, name,
         )
     graph_node: dict[str, Any] = {"type": node.type, "id": node.id}
-    for name in node.inputs:
-        if (
-            node_schema is not None
-            and name not in node_schema.inputs
-            and not node_schema.accepts_extra_inputs
-        ):
-            log.warning(
-                "workflow %r: node %s (%s) has an input %r that the server does not know; "
-                "it is left out of the graph (like the GUI does)",
-                definition.name, node.id, node.type, name,
-            )
-            continue
-        value = _batch.literal_value(values, node, name, images)
-        if _is_board_input(values, schemas, node, name):
+    fields = values.fields
+    for name, board_by_schema in plan.inputs:
+        value = current.get(node, name)
+        held = fields.get((node.id, name))
+        if isinstance(held, BoardField) if held is not None else board_by_schema:
             if value is UNSET or value is None or value in ("", "auto"):
                 value = {"board_id": board} if board else UNSET
             elif value == "none":
@@ -219,25 +298,9 @@ def _graph_node(
             graph_node[name] = value
     options = values.node_options.get(node.id, {})
     use_cache = options.get("use_cache", node.use_cache)
-    if use_cache is None:
-        use_cache = node_schema.use_cache if node_schema is not None else True
-    graph_node["use_cache"] = use_cache
+    graph_node["use_cache"] = plan.use_cache if use_cache is None else use_cache
     graph_node["is_intermediate"] = options.get("is_intermediate", node.is_intermediate)
     return graph_node
-
-
-def _is_board_input(
-    values: WorkflowValues, schemas: InvocationSchemas | None, node: WorkflowNode, name: str
-) -> bool:
-    held = values.fields.get((node.id, name))
-    if held is not None:
-        return isinstance(held, BoardField)
-    if schemas is not None:
-        node_schema = schemas.get(node.type)
-        if node_schema is not None:
-            prop = node_schema.inputs.get(name)
-            return prop is not None and "/BoardField" in repr(prop)
-    return name == "board"
 
 
 def problems(
@@ -254,31 +317,33 @@ def problems(
     found: list[str] = []
     connected = {(e["destination"]["node_id"], e["destination"]["field"]) for e in edges}
     skip = connected | batch_targets | topology_of(definition).batch_fed
+    suspect = values.suspect
     for key, held in values.fields.items():
         if key in skip:
             continue
-        found.extend(held.problems())
-        pending = held.local_images() if isinstance(held, ImageField) else []
-        if any(image not in uploads for image in pending):
+        if key in suspect:
+            found.extend(held.problems())
+        if isinstance(held, ImageField) and any(
+            image not in uploads for image in held.local_images()
+        ):
             found.append(
                 f"input {held.display_name()}: holds local image data that is uploaded "
                 "at submit time (call 'await handle.upload_images()' first)"
             )
     if schemas is None:
         return found
-    for node_id, graph_node in nodes.items():
-        node_schema = schemas.get(str(graph_node.get("type")))
-        if node_schema is None:
+    for plan in _plan(definition, schemas):
+        graph_node = nodes.get(plan.node.id)
+        if graph_node is None:
             continue
-        for name, prop in node_schema.inputs.items():
-            key = (node_id, name)
-            if not prop.get("orig_required") or key in skip or graph_node.get(name) is not None:
+        for name in plan.required:
+            key = (plan.node.id, name)
+            if key in skip or graph_node.get(name) is not None:
                 continue
             known = values.fields.get(key)
-            where = known.display_name() if known is not None else repr(f"{node_id}.{name}")
+            where = known.display_name() if known is not None else repr(f"{key[0]}.{name}")
             found.append(
-                f"input {where}: {definition.nodes[node_id].type} needs a value or a "
-                f"connection for {name!r}"
+                f"input {where}: {plan.node.type} needs a value or a connection for {name!r}"
             )
     return found
 
@@ -307,6 +372,7 @@ __all__ = [
     "check",
     "compile",
     "compile_graph",
+    "convert",
     "image_resolver",
     "problems",
 ]

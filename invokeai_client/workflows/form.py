@@ -87,6 +87,17 @@ class WorkflowValues:
     """Node id -> ``use_cache`` / ``is_intermediate`` set through the handle."""
     generated: dict[str, list[Any]] = field(default_factory=dict)
     """Generator node id -> the values computed with the server's help."""
+    suspect: set[tuple[str, str]] = field(default_factory=set)
+    """Fields whose value came from the workflow file and broke a rule when loaded: the
+    only values the compile checks again (everything set since went through the field's
+    checks)."""
+
+    def hold(self, key: tuple[str, str], made: IvkField[Any]) -> IvkField[Any]:
+        """Keep a new field (made from the workflow's literal) under ``key``."""
+        self.fields[key] = made
+        if made.problems():
+            self.suspect.add(key)
+        return made
 
     def copy(self) -> WorkflowValues:
         """An independent copy (fields cloned with their values)."""
@@ -99,6 +110,7 @@ class WorkflowValues:
             registry=self.registry,
             fields=fields,
             explicit=builtins.set(self.explicit),
+            suspect=builtins.set(self.suspect),
             node_options={k: dict(v) for k, v in self.node_options.items()},
             generated={k: list(v) for k, v in self.generated.items()},
         )
@@ -174,7 +186,7 @@ class WorkflowForm:
             node = self.definition.nodes[exposed.node_id]
             made = new_field(node, exposed.field_name, self.schemas, self.values.registry)
             _apply_form_settings(made, exposed.settings)
-            self.values.fields[key] = made
+            self.values.hold(key, made)
         connected = key in self.fed
         return IvkWorkflowInput(
             index=index,
@@ -199,8 +211,8 @@ class WorkflowForm:
                 node, name, self.schemas
             ):
                 return None
-            found = self.values.fields[key] = new_field(
-                node, name, self.schemas, self.values.registry
+            found = self.values.hold(
+                key, new_field(node, name, self.schemas, self.values.registry)
             )
         return found
 
@@ -398,6 +410,8 @@ class WorkflowForm:
 def held_local_images(held: IvkField[Any]) -> list[LocalImage]:
     """The local images a field's value holds (image fields and collections of images)."""
     found: list[LocalImage] = []
+    if not isinstance(held, (ImageField, CollectionField)):
+        return found
 
     def walk(item: Any) -> None:
         if isinstance(item, LocalImage):
@@ -406,8 +420,7 @@ def held_local_images(held: IvkField[Any]) -> list[LocalImage]:
             for sub in item:
                 walk(sub)
 
-    if isinstance(held, (ImageField, CollectionField)):
-        walk(held.value)
+    walk(held.value)
     return found
 
 

@@ -269,8 +269,8 @@ class WorkflowHandle:
     def to_workflow_dict(self) -> dict[str, Any]:
         """The workflow JSON with this handle's values, as the GUI would save it."""
         form = self._form
-        images = _compile.image_resolver(self._uploads, strict=False)
-        return gui_workflow(form.definition, form.values, images)
+        converted = _compile.convert(form.values, self._uploads)
+        return gui_workflow(form.definition, form.values, converted)
 
     # -- local images ----------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ once per definition (:func:`topology_of`) and shared by every handle of it:
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .definition import CONNECTOR_IN
 
@@ -33,6 +33,8 @@ BATCH_OUTPUT_HANDLE = {"image_batch": "image"}
 """The output of a batch node type that carries its items (``value`` when not listed)."""
 BATCH_GROUPS = ("None", "Group 1", "Group 2", "Group 3", "Group 4", "Group 5")
 """The GUI's batch groups: ``None`` crosses a node's items with the rest, ``Group N`` zips."""
+
+T = TypeVar("T")
 
 DataEdge = tuple[str, str, str, str]
 """``(source, source_field, target, target_field)``."""
@@ -84,17 +86,25 @@ class Topology:
     """Batch node id -> the inputs its output feeds."""
 
 
-_CACHE: dict[int, Topology] = {}
+_CACHE: dict[int, dict[Any, Any]] = {}
+
+
+def per_definition(definition: WorkflowDefinition, key: Any, compute: Callable[[], T]) -> T:
+    """``compute()`` once per definition object and ``key`` (what depends only on the
+    immutable definition is shared by every handle of it; dropped with the definition)."""
+    slot = id(definition)
+    cached = _CACHE.get(slot)
+    if cached is None:
+        cached = _CACHE[slot] = {}
+        weakref.finalize(definition, _CACHE.pop, slot, None)
+    if key not in cached:
+        cached[key] = compute()
+    return cast(T, cached[key])
 
 
 def topology_of(definition: WorkflowDefinition) -> Topology:
     """The :class:`Topology` of ``definition`` (computed once per definition object)."""
-    key = id(definition)
-    found = _CACHE.get(key)
-    if found is None:
-        found = _CACHE[key] = _compute(definition)
-        weakref.finalize(definition, _CACHE.pop, key, None)
-    return found
+    return per_definition(definition, Topology, lambda: _compute(definition))
 
 
 def _compute(definition: WorkflowDefinition) -> Topology:
@@ -171,6 +181,7 @@ __all__ = [
     "BATCH_OUTPUT_HANDLE",
     "DataEdge",
     "Topology",
+    "per_definition",
     "resolve_connector_source",
     "topology_of",
 ]
