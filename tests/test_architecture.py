@@ -30,7 +30,6 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
         "repositories/models.py:ModelRepository.install",
         "workflows/definition.py:_form_fields",
         "workflows/definition.py:_parse_nodes",
-        "workflows/generators.py:generator_values",
     }
 )
 

@@ -150,6 +150,25 @@ def generator_values(kind: str, spec: Any, where: str) -> list[Any]:
 
     ``kind`` is the generator node type; ``spec`` its ``generator`` input value.
     """
+    gen = _local_generator_type(spec, where)
+    values: list[Any] | None = None
+    if kind == "float_generator":
+        values = _float_values(spec, gen, where)
+    elif kind == "integer_generator":
+        values = _integer_values(spec, gen, where)
+    elif kind == "string_generator" and gen == "string_generator_parse_string":
+        values = [s for s in _split(spec, "foo,bar,baz,qux", where) if s]
+    if values is None:
+        raise ValidationError(
+            f"{where}: unknown generator type {gen!r} for a {kind} node",
+            input=where,
+            rule="known generator type",
+        )
+    return values
+
+
+def _local_generator_type(spec: Any, where: str) -> str:
+    """The ``type`` of a generator value, checked to be one computed without the server."""
     if not isinstance(spec, Mapping):
         raise ValidationError(
             f"{where}: the generator value must be an object with a 'type', got {spec!r:.60}",
@@ -170,58 +189,60 @@ def generator_values(kind: str, spec: Any, where: str) -> list[Any]:
             input=where,
             rule="resolved generator",
         )
-    if kind == "float_generator":
-        if isinstance(spec.get("values"), list):
-            return list(spec["values"])
-        if gen == "float_generator_arithmetic_sequence":
-            start, step = _number(spec, "start", 0, where), _number(spec, "step", 0.1, where)
-            count = _count(spec, 10, where)
-            return [start] if step == 0 else [start + i * step for i in range(count)]
-        if gen == "float_generator_linear_distribution":
-            start, end = _number(spec, "start", 0, where), _number(spec, "end", 1, where)
-            count = _count(spec, 10, where)
-            if count == 1:
-                return [start]
-            return [start + (end - start) * (i / (count - 1)) for i in range(count)]
-        if gen == "float_generator_random_distribution_uniform":
-            low, high = _number(spec, "min", 0, where), _number(spec, "max", 1, where)
-            count = _count(spec, 10, where)
-            rng = _rng(spec.get("seed"))
-            return [rng() * (high - low) + low for _ in range(count)]
-        if gen == "float_generator_parse_string":
-            texts = _split(spec, FLOAT_PARSE_DEFAULT, where)
-            floats = (_parse_float(s.strip()) for s in texts if s.strip())
-            return [v for v in floats if v is not None]
-    elif kind == "integer_generator":
-        if gen == "integer_generator_arithmetic_sequence":
-            start, step = (
-                int(_number(spec, "start", 0, where)),
-                int(_number(spec, "step", 1, where)),
-            )
-            count = _count(spec, 10, where)
-            return [start] if step == 0 else [start + i * step for i in range(count)]
-        if gen == "integer_generator_linear_distribution":
-            start, end = int(_number(spec, "start", 0, where)), int(_number(spec, "end", 10, where))
-            count = _count(spec, 10, where)
-            if count == 1:
-                return [start]
-            return [start + _js_round((end - start) * (i / (count - 1))) for i in range(count)]
-        if gen == "integer_generator_random_distribution_uniform":
-            low, high = int(_number(spec, "min", 0, where)), int(_number(spec, "max", 10, where))
-            count = _count(spec, 10, where)
-            rng = _rng(spec.get("seed"))
-            return [math.floor(rng() * (high - low + 1)) + low for _ in range(count)]
-        if gen == "integer_generator_parse_string":
-            texts = _split(spec, INTEGER_PARSE_DEFAULT, where)
-            ints = (_parse_int(s) for s in texts if s.strip())
-            return [v for v in ints if v is not None]
-    elif kind == "string_generator" and gen == "string_generator_parse_string":
-        return [s for s in _split(spec, "foo,bar,baz,qux", where) if s]
-    raise ValidationError(
-        f"{where}: unknown generator type {gen!r} for a {kind} node",
-        input=where,
-        rule="known generator type",
-    )
+    return gen
+
+
+def _float_values(spec: Mapping[str, Any], gen: str, where: str) -> list[Any] | None:
+    """The items of a float generator, or None when ``gen`` is not a float generator."""
+    if isinstance(spec.get("values"), list):
+        return list(spec["values"])
+    if gen == "float_generator_arithmetic_sequence":
+        start, step = _number(spec, "start", 0, where), _number(spec, "step", 0.1, where)
+        count = _count(spec, 10, where)
+        return [start] if step == 0 else [start + i * step for i in range(count)]
+    if gen == "float_generator_linear_distribution":
+        start, end = _number(spec, "start", 0, where), _number(spec, "end", 1, where)
+        count = _count(spec, 10, where)
+        if count == 1:
+            return [start]
+        return [start + (end - start) * (i / (count - 1)) for i in range(count)]
+    if gen == "float_generator_random_distribution_uniform":
+        low, high = _number(spec, "min", 0, where), _number(spec, "max", 1, where)
+        count = _count(spec, 10, where)
+        rng = _rng(spec.get("seed"))
+        return [rng() * (high - low) + low for _ in range(count)]
+    if gen == "float_generator_parse_string":
+        texts = _split(spec, FLOAT_PARSE_DEFAULT, where)
+        floats = (_parse_float(s.strip()) for s in texts if s.strip())
+        return [v for v in floats if v is not None]
+    return None
+
+
+def _integer_values(spec: Mapping[str, Any], gen: str, where: str) -> list[Any] | None:
+    """The items of an integer generator, or None when ``gen`` is not an integer generator."""
+    if gen == "integer_generator_arithmetic_sequence":
+        start, step = (
+            int(_number(spec, "start", 0, where)),
+            int(_number(spec, "step", 1, where)),
+        )
+        count = _count(spec, 10, where)
+        return [start] if step == 0 else [start + i * step for i in range(count)]
+    if gen == "integer_generator_linear_distribution":
+        start, end = int(_number(spec, "start", 0, where)), int(_number(spec, "end", 10, where))
+        count = _count(spec, 10, where)
+        if count == 1:
+            return [start]
+        return [start + _js_round((end - start) * (i / (count - 1))) for i in range(count)]
+    if gen == "integer_generator_random_distribution_uniform":
+        low, high = int(_number(spec, "min", 0, where)), int(_number(spec, "max", 10, where))
+        count = _count(spec, 10, where)
+        rng = _rng(spec.get("seed"))
+        return [math.floor(rng() * (high - low + 1)) + low for _ in range(count)]
+    if gen == "integer_generator_parse_string":
+        texts = _split(spec, INTEGER_PARSE_DEFAULT, where)
+        ints = (_parse_int(s) for s in texts if s.strip())
+        return [v for v in ints if v is not None]
+    return None
 
 
 def _js_round(value: float) -> int:
