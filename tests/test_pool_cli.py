@@ -144,3 +144,25 @@ async def test_bad_variation_files_and_out_folders_are_input_errors(tmp_path: Pa
         assert not list(tmp_path.glob("out-*/job.sqlite"))
         async with AsyncClient(server.url) as client:
             assert await client.queue.item_ids() == []  # nothing was sent
+
+
+async def test_resume_after_a_crash_between_saving_and_recording_an_image(tmp_path: Path) -> None:
+    """A crash after an image was saved but before the manifest said so: resume finds the
+    item completed on the server and saves its image again over the job's own file (it hung
+    at N-1 of N before: the save refused the existing file inside a task nobody awaited)."""
+    import sqlite3
+
+    async with InvokeAIDouble() as server:
+        out = tmp_path / "renders"
+        args = [*CLI, str(examples.path("noise-sweep")), "--sweep", "Seed=1..3",
+                "--server", server.url, "--out", str(out)]
+        first = await anyio.run_process(args, env=cli_env(), check=False)
+        assert first.returncode == 0, first.stderr.decode()
+        with sqlite3.connect(out / "job.sqlite") as db:  # the crash window, as left on disk
+            db.execute("UPDATE variations SET status='sent', images=NULL, saved=NULL "
+                       "WHERE idx=1")
+        with anyio.fail_after(60):
+            again = await anyio.run_process([*args, "--resume"], env=cli_env(), check=False)
+        assert again.returncode == 0, again.stderr.decode()
+        assert len(pngs(out)) == 3
+        assert await completed_seeds(server) == Counter([1, 2, 3])  # nothing ran again

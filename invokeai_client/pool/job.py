@@ -381,6 +381,8 @@ async def _save_images(result: WorkflowResult, folder: str, index: int) -> tuple
     paths = []
     for position, image in enumerate(result.images):
         suffix = f"-{position}" if len(result.images) > 1 else ""
-        path = await image.save(folder, name=f"{index:06d}{suffix}.png")
+        # The name is the job's own (its variation index): a file there was saved by this
+        # job before a crash cut it off from the manifest, so it is replaced, not refused.
+        path = await image.save(folder, name=f"{index:06d}{suffix}.png", overwrite=True)
         paths.append(str(path))
     return tuple(paths)
