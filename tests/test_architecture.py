@@ -27,7 +27,6 @@ KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
     {
         "_socket.py:_handle_events_inline",
         "cli/_run.py:_run",
-        "repositories/models.py:ModelRepository.install",
     }
 )
 
