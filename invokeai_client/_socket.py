@@ -195,20 +195,10 @@ def _handle_events_inline(sio: socketio.AsyncClient) -> bool:
     object is changed; when python-engineio is not shaped as expected, nothing is and False
     is returned.
     """
-    eio = getattr(sio, "eio", None)
-    stock_receive = getattr(eio, "_receive_packet", None)
-    stock_start = getattr(eio, "start_background_task", None)
-    handlers = getattr(eio, "handlers", None)
-    message = getattr(engineio.packet, "MESSAGE", None)
-    if (
-        eio is None
-        or not callable(stock_receive)
-        or not callable(stock_start)
-        or not isinstance(handlers, dict)
-        or message is None
-        or not hasattr(sio, "_binary_packet")
-    ):
+    parts = _engineio_parts(sio)
+    if parts is None:
         return False
+    eio, stock_receive, stock_start, handlers, message = parts
     # The task of the last frame that took the stock path: later event frames wait for it.
     deferred: list[asyncio.Future[Any] | None] = [None]
     capturing = [False]
@@ -245,6 +235,29 @@ def _handle_events_inline(sio: socketio.AsyncClient) -> bool:
     eio._receive_packet = receive_packet
     eio.start_background_task = start_background_task
     return True
+
+
+def _engineio_parts(
+    sio: socketio.AsyncClient,
+) -> tuple[Any, Callable[..., Any], Callable[..., Any], dict[str, Any], Any] | None:
+    """What :func:`_handle_events_inline` hooks: the engine.io client, its stock
+    ``_receive_packet`` and ``start_background_task``, its handlers and the MESSAGE packet
+    type; None when python-engineio/socketio are not shaped as expected."""
+    eio = getattr(sio, "eio", None)
+    stock_receive = getattr(eio, "_receive_packet", None)
+    stock_start = getattr(eio, "start_background_task", None)
+    handlers = getattr(eio, "handlers", None)
+    message = getattr(engineio.packet, "MESSAGE", None)
+    if (
+        eio is None
+        or not callable(stock_receive)
+        or not callable(stock_start)
+        or not isinstance(handlers, dict)
+        or message is None
+        or not hasattr(sio, "_binary_packet")
+    ):
+        return None
+    return eio, stock_receive, stock_start, handlers, message
 
 
 async def _quietly_disconnect(sio: socketio.AsyncClient) -> None:
