@@ -26,9 +26,6 @@ KNOWN_LONG_MODULES: frozenset[str] = frozenset()
 KNOWN_LONG_FUNCTIONS: frozenset[str] = frozenset(
     {
         "_socket.py:_handle_events_inline",
-        "cli/_run.py:_run",
-        "repositories/models.py:ModelRepository.install",
-        "workflows/definition.py:_form_fields",
     }
 )
 

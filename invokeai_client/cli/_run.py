@@ -15,6 +15,7 @@ import json
 import re
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,33 +114,15 @@ async def _run(
     console: Console,
     interrupt: _Interrupt,
 ) -> int:
+    """Submit ``plan`` as one batch and follow it to the end (or an interrupt); the exit code."""
     batch: BatchRun | None = None
     outcome = _Outcome()
     started = time.monotonic()
-    try:
+    with _cli_errors(url):
         async with AsyncClient(url, **client_options) as client:
             try:
-                info = await client.server_info()
-                mode = "multi-user" if info.multiuser else "single-user"
-                console.note(f"InvokeAI {info.version} at {client.base_url} ({mode})")
-                handle = await client.workflows.load(plan.definition)
-                sweep = apply(handle, plan)
-                if handle.model_fields():  # GUI exports name models of the machine they came from
-                    report = await handle.sync_models()
-                    for entry in report.changed:
-                        name = (entry.model or {}).get("name", "?")
-                        console.note(f"model input {entry.key}: using {name} ({entry.matched_by})")
-                board: str | None = plan.board
-                if board is not None and plan.create_board:
-                    board = await client.boards.resolve(board, create=True)
-                created = await _make_folder(plan.out)
-                try:
-                    batch = await handle.submit_batch(sweep, runs=plan.runs, board=board)
-                except BaseException:
-                    if created:  # leave no empty folder behind a run that never started
-                        with contextlib.suppress(OSError):
-                            await anyio.Path(plan.out).rmdir()
-                    raise
+                handle, sweep = await _load(client, plan, console)
+                batch = await _submit(client, handle, sweep, plan)
                 console.note(
                     f"{handle.name!r} from {plan.workflow_source}: {len(batch)} item"
                     f"{'' if len(batch) == 1 else 's'} in one batch ({batch.batch_id}), "
@@ -157,6 +140,19 @@ async def _run(
                 _summary(console, plan, batch, outcome, time.monotonic() - started,
                          interrupt.code)
                 return interrupt.code
+    await _write_manifest(plan, url, batch, outcome)
+    counts = batch.counts if batch is not None else None
+    ok = counts is not None and counts.completed == counts.total and not outcome.unsaved
+    code = EXIT_OK if ok else EXIT_ITEMS_FAILED
+    _summary(console, plan, batch, outcome, time.monotonic() - started, code)
+    return code
+
+
+@contextlib.contextmanager
+def _cli_errors(url: str) -> Iterator[None]:
+    """Turn the client's errors a user can fix (server, credentials, inputs) into CliErrors."""
+    try:
+        yield
     except errors.ConnectionError as exc:
         raise CliError(
             f"cannot reach an InvokeAI server at {url}: {one_line(str(exc))}", EXIT_UNREACHABLE
@@ -170,12 +166,40 @@ async def _run(
         raise CliError(f"--board: {one_line(str(exc))} (--create-board creates it)") from None
     except (errors.ValidationError, errors.WorkflowError, errors.BoardError) as exc:
         raise CliError(one_line(str(exc))) from None
-    await _write_manifest(plan, url, batch, outcome)
-    counts = batch.counts if batch is not None else None
-    ok = counts is not None and counts.completed == counts.total and not outcome.unsaved
-    code = EXIT_OK if ok else EXIT_ITEMS_FAILED
-    _summary(console, plan, batch, outcome, time.monotonic() - started, code)
-    return code
+
+
+async def _load(
+    client: AsyncClient, plan: Plan, console: Console
+) -> tuple[WorkflowHandle, dict[int | str, list[Any]]]:
+    """Load the plan's workflow typed by the server, set its values; the handle and sweep."""
+    info = await client.server_info()
+    mode = "multi-user" if info.multiuser else "single-user"
+    console.note(f"InvokeAI {info.version} at {client.base_url} ({mode})")
+    handle = await client.workflows.load(plan.definition)
+    sweep = apply(handle, plan)
+    if handle.model_fields():  # GUI exports name models of the machine they came from
+        report = await handle.sync_models()
+        for entry in report.changed:
+            name = (entry.model or {}).get("name", "?")
+            console.note(f"model input {entry.key}: using {name} ({entry.matched_by})")
+    return handle, sweep
+
+
+async def _submit(
+    client: AsyncClient, handle: WorkflowHandle, sweep: dict[int | str, list[Any]], plan: Plan
+) -> BatchRun:
+    """Resolve the board, make the output folder and enqueue the batch."""
+    board: str | None = plan.board
+    if board is not None and plan.create_board:
+        board = await client.boards.resolve(board, create=True)
+    created = await _make_folder(plan.out)
+    try:
+        return await handle.submit_batch(sweep, runs=plan.runs, board=board)
+    except BaseException:
+        if created:  # leave no empty folder behind a run that never started
+            with contextlib.suppress(OSError):
+                await anyio.Path(plan.out).rmdir()
+        raise
 
 
 async def _follow(

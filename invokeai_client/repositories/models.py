@@ -218,61 +218,46 @@ class ModelRepository(Repository):
         and the useless record is removed again.
         """
         check_text("source", source)
-        if config is not None and not isinstance(config, Mapping):
-            raise errors.ValidationError(
-                f"config must be a mapping of model settings, got {type(config).__name__}",
-                input="config",
-                rule="mapping",
-            )
-        _optional_text("name", name)
-        if description is not None and not isinstance(description, str):
-            raise errors.ValidationError(
-                f"description must be a string, got {description!r}",
-                input="description",
-                rule="string",
-            )
+        body = _install_body(config, name, description)
         _optional_text("access_token", access_token)
         check_bool("inplace", inplace)
         check_bool("allow_unidentified", allow_unidentified)
-        body: dict[str, Any] = dict(config or {})
-        if name is not None:
-            body["name"] = name
-        if description is not None:
-            body["description"] = description
         # Listen before asking: a local install can finish before the HTTP answer arrives.
         watcher = _InstallWatcher(self._context.router)
         try:
-            try:
-                answer = await self._http.request(
-                    "POST",
-                    f"{MODELS}/install",
-                    params={
-                        "source": source,
-                        "inplace": inplace,
-                        "access_token": access_token,
-                    },
-                    json=body,
-                )
-            except errors.ConflictError as exc:
-                raise errors.ModelInstallError(
-                    f"cannot install {source!r}: {errors.describe_detail(exc.detail)} (a source "
-                    "must be an existing path on the server, a URL, or a Hugging Face repo id)",
-                    source=source,
-                    error=errors.describe_detail(exc.detail),
-                ) from exc
-            except errors.APIError as exc:
-                if exc.status == 415:
-                    raise errors.ModelInstallError(
-                        f"cannot install {source!r}: the server says it is not a valid model",
-                        source=source,
-                        error=errors.describe_detail(exc.detail),
-                    ) from exc
-                raise
+            answer = await self._post_install(source, inplace, access_token, body)
         except BaseException:
             watcher.close()
             raise
         job = parse(ModelInstallJob, answer)
         return ModelInstall(self, job, watcher, allow_unidentified=allow_unidentified)
+
+    async def _post_install(
+        self, source: str, inplace: bool, access_token: str | None, body: dict[str, Any]
+    ) -> Any:
+        """Ask the server to start an install; its refusals become ModelInstallError."""
+        try:
+            return await self._http.request(
+                "POST",
+                f"{MODELS}/install",
+                params={"source": source, "inplace": inplace, "access_token": access_token},
+                json=body,
+            )
+        except errors.ConflictError as exc:
+            raise errors.ModelInstallError(
+                f"cannot install {source!r}: {errors.describe_detail(exc.detail)} (a source "
+                "must be an existing path on the server, a URL, or a Hugging Face repo id)",
+                source=source,
+                error=errors.describe_detail(exc.detail),
+            ) from exc
+        except errors.APIError as exc:
+            if exc.status == 415:
+                raise errors.ModelInstallError(
+                    f"cannot install {source!r}: the server says it is not a valid model",
+                    source=source,
+                    error=errors.describe_detail(exc.detail),
+                ) from exc
+            raise
 
     async def install_jobs(self) -> builtins.list[ModelInstallJob]:
         """Every install job the server remembers (running and finished)."""
@@ -303,6 +288,31 @@ class ModelRepository(Repository):
                     f"model install job {job_id!r} not found", kind=errors.NotFoundError, status=404
                 ) from None
             raise
+
+
+def _install_body(
+    config: Mapping[str, Any] | None, name: str | None, description: str | None
+) -> dict[str, Any]:
+    """The JSON body of an install request: ``config`` with name/description laid over it."""
+    if config is not None and not isinstance(config, Mapping):
+        raise errors.ValidationError(
+            f"config must be a mapping of model settings, got {type(config).__name__}",
+            input="config",
+            rule="mapping",
+        )
+    _optional_text("name", name)
+    if description is not None and not isinstance(description, str):
+        raise errors.ValidationError(
+            f"description must be a string, got {description!r}",
+            input="description",
+            rule="string",
+        )
+    body: dict[str, Any] = dict(config or {})
+    if name is not None:
+        body["name"] = name
+    if description is not None:
+        body["description"] = description
+    return body
 
 
 class _InstallWatcher:

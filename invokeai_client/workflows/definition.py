@@ -480,16 +480,11 @@ def _parse_exposed(
 
 
 def _form_fields(form: Any, nodes: Mapping[str, WorkflowNode]) -> list[ExposedField]:
-    if not isinstance(form, Mapping):
-        raise WorkflowError(f"workflow 'form' must be an object, got {type(form).__name__}")
-    elements = form.get("elements")
-    if elements is None or (isinstance(elements, Mapping) and not elements):
+    """The node fields the workflow's form shows, in form order (first occurrence wins)."""
+    found = _form_root(form)
+    if found is None:
         return []
-    if not isinstance(elements, Mapping):
-        raise WorkflowError("workflow form.elements must be an object of elements by id")
-    root_id = form.get("rootElementId", "root")
-    if not isinstance(root_id, str) or root_id not in elements:
-        raise WorkflowError(f"workflow form's root element {root_id!r} is not in form.elements")
+    elements, root_id = found
     result: list[ExposedField] = []
     seen: set[tuple[str, str]] = set()
     visiting: set[str] = set()
@@ -500,57 +495,83 @@ def _form_fields(form: Any, nodes: Mapping[str, WorkflowNode]) -> list[ExposedFi
             raise WorkflowError(f"workflow form element {element_id!r} contains itself (a cycle)")
         if element_id in done:
             return
-        element = elements.get(element_id)
-        where = f"form element {element_id!r}"
-        if element is None:
-            raise WorkflowError(
-                f"form container {parent!r} lists child {element_id!r}, which is not in "
-                "form.elements"
-            )
-        if not isinstance(element, Mapping):
-            raise WorkflowError(f"{where} is not an object")
-        kind = element.get("type")
-        element_data = element.get("data")
+        where, kind, element_data = _form_element(elements, element_id, parent)
         if kind == "container":
-            if not isinstance(element_data, Mapping) or not isinstance(
-                element_data.get("children", []), list
-            ):
-                raise WorkflowError(f"{where} is a container without a data.children list")
             visiting.add(element_id)
-            for child in element_data.get("children", []):
-                if not isinstance(child, str):
-                    raise WorkflowError(
-                        f"{where} lists a child that is not an element id: {child!r}"
-                    )
+            for child in _container_children(where, element_data):
                 visit(child, element_id)
             visiting.discard(element_id)
         elif kind == "node-field":
-            if not isinstance(element_data, Mapping):
-                raise WorkflowError(f"{where} is a node-field without data")
-            ident = element_data.get("fieldIdentifier")
-            if not isinstance(ident, Mapping):
-                raise WorkflowError(f"{where} has no data.fieldIdentifier")
-            key = _check_target(where, ident.get("nodeId"), ident.get("fieldName"), nodes)
-            if key not in seen:
-                seen.add(key)
-                settings = element_data.get("settings")
-                show = element_data.get("showDescription", True)
-                result.append(
-                    ExposedField(
-                        node_id=key[0],
-                        field_name=key[1],
-                        element_id=element_id,
-                        settings=MappingProxyType(dict(settings))
-                        if isinstance(settings, Mapping)
-                        else None,
-                        show_description=show if isinstance(show, bool) else True,
-                    )
-                )
-        elif kind in ("heading", "text", "divider"):
-            pass
-        else:
+            field = _node_field(where, element_id, element_data, nodes)
+            if (field.node_id, field.field_name) not in seen:
+                seen.add((field.node_id, field.field_name))
+                result.append(field)
+        elif kind not in ("heading", "text", "divider"):
             raise WorkflowError(f"{where} has an unknown type {kind!r}")
         done.add(element_id)
 
     visit(root_id, None)
     return result
+
+
+def _form_root(form: Any) -> tuple[Mapping[str, Any], str] | None:
+    """The form's elements and root element id, or None for a form without elements."""
+    if not isinstance(form, Mapping):
+        raise WorkflowError(f"workflow 'form' must be an object, got {type(form).__name__}")
+    elements = form.get("elements")
+    if elements is None or (isinstance(elements, Mapping) and not elements):
+        return None
+    if not isinstance(elements, Mapping):
+        raise WorkflowError("workflow form.elements must be an object of elements by id")
+    root_id = form.get("rootElementId", "root")
+    if not isinstance(root_id, str) or root_id not in elements:
+        raise WorkflowError(f"workflow form's root element {root_id!r} is not in form.elements")
+    return elements, root_id
+
+
+def _form_element(
+    elements: Mapping[str, Any], element_id: str, parent: str | None
+) -> tuple[str, Any, Any]:
+    """A form element's description for errors, its type and its data, checked to exist."""
+    element = elements.get(element_id)
+    where = f"form element {element_id!r}"
+    if element is None:
+        raise WorkflowError(
+            f"form container {parent!r} lists child {element_id!r}, which is not in form.elements"
+        )
+    if not isinstance(element, Mapping):
+        raise WorkflowError(f"{where} is not an object")
+    return where, element.get("type"), element.get("data")
+
+
+def _container_children(where: str, element_data: Any) -> Iterator[str]:
+    """A container element's child element ids, each checked as it is reached."""
+    if not isinstance(element_data, Mapping) or not isinstance(
+        element_data.get("children", []), list
+    ):
+        raise WorkflowError(f"{where} is a container without a data.children list")
+    for child in element_data.get("children", []):
+        if not isinstance(child, str):
+            raise WorkflowError(f"{where} lists a child that is not an element id: {child!r}")
+        yield child
+
+
+def _node_field(
+    where: str, element_id: str, element_data: Any, nodes: Mapping[str, WorkflowNode]
+) -> ExposedField:
+    """The exposed field a node-field element shows, checked against the nodes."""
+    if not isinstance(element_data, Mapping):
+        raise WorkflowError(f"{where} is a node-field without data")
+    ident = element_data.get("fieldIdentifier")
+    if not isinstance(ident, Mapping):
+        raise WorkflowError(f"{where} has no data.fieldIdentifier")
+    node_id, field_name = _check_target(where, ident.get("nodeId"), ident.get("fieldName"), nodes)
+    settings = element_data.get("settings")
+    show = element_data.get("showDescription", True)
+    return ExposedField(
+        node_id=node_id,
+        field_name=field_name,
+        element_id=element_id,
+        settings=MappingProxyType(dict(settings)) if isinstance(settings, Mapping) else None,
+        show_description=show if isinstance(show, bool) else True,
+    )
