@@ -227,3 +227,19 @@ async def test_a_copy_bound_to_another_client_runs_there() -> None:
         assert result.ok
         assert len(await second.queue.item_ids()) == 1
         assert await first.queue.item_ids() == []
+
+
+async def test_a_job_whose_images_cannot_be_saved_ends_with_the_error(tmp_path: Path) -> None:
+    # The folder is a file: saving the first image fails inside a task nobody awaits.
+    # The job must end with that error instead of waiting forever for the variation.
+    not_a_folder = tmp_path / "out"
+    not_a_folder.write_text("a file, not a folder")
+    async with doubles(0.0) as (server,), ServerPool([server.url], **FAST) as pool:
+        wf = await pool.load(examples.path("noise-sweep"))
+        job = await pool.submit_batch(wf, {"Seed": [1, 2]}, save_to=not_a_folder)
+        assert await job.settled(timeout=30), "the job hung after a failed save"
+        with pytest.raises(InvokeAIError) as failure:
+            await job
+    assert "out" in str(failure.value)
+    assert isinstance(failure.value, ValidationError)
+    assert not_a_folder.read_text() == "a file, not a folder"

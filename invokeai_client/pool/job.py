@@ -210,11 +210,24 @@ class PoolJob:
     def _spawn(self, coro: Any, member: Member | None = None) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_ended)
         if member is not None:
             watchers = self._watchers.setdefault(member.url, set())
             watchers.add(task)
             task.add_done_callback(watchers.discard)
+
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        """A sender or watcher that failed (disk full while saving, a bug) ends the job
+        with its error: nobody awaits these tasks, so a swallowed error would hang it."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None or self.done:
+            return
+        log.error("pool job stopped: %s", exc, exc_info=exc)
+        self.error = exc
+        self._finish()
 
     async def _send(self, member: Member, chunk: list[int]) -> None:
         batch_id = str(uuid.uuid4())

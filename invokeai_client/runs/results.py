@@ -84,7 +84,14 @@ class ImageRef:
         """
         images = self._require_client().images
         target_dir = anyio.Path(folder)
-        await target_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            await target_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission: name the folder
+            raise errors.ValidationError(
+                f"cannot save into {str(folder)!r}: {exc.strerror or exc}",
+                input="folder",
+                rule="a folder that exists or can be created",
+            ) from None
         return await images.download(
             self.image_name, Path(target_dir / safe_file_name(name or self.image_name)),
             overwrite=overwrite,
