@@ -28,8 +28,10 @@ from .conftest import Peer
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[1]
-PEAK_RSS_BOUND = 400 * 1024 * 1024
-"""Peak RSS of the whole matrix process (server included) must stay under this."""
+PEAK_RSS_BOUND = 768 * 1024 * 1024
+"""Peak RSS of the whole matrix process (server included) must stay under this: below the
+1 GiB the gzip bomb inflates to (and the 2.8 GB of the old code), with room for the 528 MB
+one CI run peaked at on a loaded machine (about 100-150 MB when quiet)."""
 
 
 def test_every_call_stays_in_the_error_tree_with_bounded_memory() -> None:
