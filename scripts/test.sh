@@ -34,7 +34,7 @@ INVOKEAI_DOCS_SITE="$site" .venv/bin/python -m pytest "$@"
 # empty), then about two minutes. Only for a full run (no pytest arguments). The whole
 # matrix is `bash scripts/compat.sh` (docs/compatibility.md).
 if [[ $# -eq 0 && -z "${INVOKEAI_TEST_URL:-}" ]]; then
-  oldest=$(.venv/bin/python -m invokeai_client.testing.local versions | head -1 | cut -d' ' -f1)
+  oldest=$(.venv/bin/python -m invokeai_client.testing.local versions | awk 'NR == 1 {print $1}')
   started=$SECONDS
   .venv/bin/python -m invokeai_client.testing.local install --version "$oldest" >/dev/null
   INVOKEAI_TEST_VERSION="$oldest" .venv/bin/python -m pytest -q -p no:cacheprovider -m compat \

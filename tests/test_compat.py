@@ -176,3 +176,21 @@ def test_every_conformance_test_has_a_row_in_the_compatibility_table() -> None:
     tests = {name for name in dir(test_compat_conformance) if name.startswith("test_")}
     assert tests == set(table.ROWS)
     assert "| 5.15.0 |" in (root / "docs/compatibility.md").read_text()
+
+
+def test_versions_listing_is_quiet_when_its_reader_stops_early() -> None:
+    # `local versions | head -1` (scripts/test.sh picks the oldest version this way): the
+    # reader closes the pipe before the listing is written; that is not an error.
+    import subprocess
+    import sys
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "invokeai_client.testing.local", "versions"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as child:
+        assert child.stdout is not None
+        assert child.stderr is not None
+        child.stdout.close()  # before the child has printed anything
+        err = child.stderr.read().decode()
+        assert child.wait(timeout=60) == 0, err
+    assert "Traceback" not in err

@@ -356,8 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--slow-gc", action="store_true", help="stock gc (slower)")
     args = parser.parse_args(argv)
     if args.command == "versions":
-        for version in installable_versions():
-            print(version, "installed" if is_installed(version) else "not installed")
+        lines = [f"{v} {'installed' if is_installed(v) else 'not installed'}"
+                 for v in installable_versions()]
+        try:
+            print("\n".join(lines), flush=True)
+        except BrokenPipeError:  # `versions | head -1`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if args.command == "install":
         versions = installable_versions() if args.version == "all" else [args.version]
