@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,24 +79,42 @@ def test_ctrl_c_at_any_moment_of_submit_leaves_nothing_to_run(
     assert paused.queue.status().queue.canceled > 0  # the scripts did submit
 
 
-def test_an_interrupt_right_after_scheduling_cancels_the_call(paused: Client) -> None:
+@pytest.mark.parametrize("started", [False, True], ids=["before-start", "after-start"])
+def test_an_interrupt_right_after_scheduling_cancels_the_call(
+    paused: Client, started: bool
+) -> None:
     """The narrow window a real signal rarely hits: the call is scheduled on the client's
-    loop, and the interrupt lands before the caller starts waiting for it."""
+    loop, and the interrupt lands before the caller starts waiting for it: before the loop
+    thread starts the call (it never starts), or just after (its enqueue is finished and
+    canceled in the background). Either way nothing is left to run and nothing is tracked."""
     loop = paused._bridge._loop
     assert loop is not None
     schedule = loop.call_soon_threadsafe
+    release = threading.Event()
+    ran = threading.Event()
 
     def schedule_then_interrupt(*args: object, **kwargs: object) -> object:
         loop.call_soon_threadsafe = schedule  # type: ignore[method-assign]
+        if not started:  # hold the loop until the caller has handled the interrupt
+            schedule(release.wait, 5)
+            threading.Timer(0.3, release.set).start()
         schedule(*args, **kwargs)  # type: ignore[arg-type]
+        if started:  # let the loop thread run the call's first step
+            schedule(ran.set)
+            assert ran.wait(5)
         raise KeyboardInterrupt
 
     loop.call_soon_threadsafe = schedule_then_interrupt  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
         paused.runs.submit(add_graph(4, 5))
-    paused.queue.status()  # the loop has run everything scheduled before this call
-    assert paused.aio.runs.batches == []  # the submit never started
-    assert paused.queue.status().queue.pending == 0
+    deadline = time.monotonic() + 30
+    seen = paused._bridge.call_plain(lambda: list(paused.aio.runs.batches))
+    assert bool(seen) == started
+    while paused._bridge.call_plain(lambda: paused.aio.runs.batches):
+        assert time.monotonic() < deadline, paused.aio.runs.batches
+        time.sleep(0.05)
+    status = paused.queue.status().queue
+    assert (status.pending, status.in_progress) == (0, 0)
 
 
 def _processes_using(root: str) -> list[int]:
