@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from invokeai_client import AsyncClient, InvokeAIError, ValidationError
+from invokeai_client import AsyncClient, InvokeAIError, JobBusyError, ValidationError
 from invokeai_client.pool import Policy, PoolResult, ServerPool
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
@@ -64,6 +64,9 @@ async def test_a_sweep_over_three_servers_gives_each_variation_one_result() -> N
         assert sorted(r.index for r in streamed) == list(range(300))
         assert [r.index for r in results] == list(range(300))
         check_products(results, math, a, b)
+        # Inputs are named as the sweep named them (and readable by node_id.field_name).
+        assert results[13].inputs == {"A": 1, "B": 3}
+        assert results[13].inputs[a] == 1
         assert sum(split.values()) == 300
         assert all(n > 0 for n in split.values()), split
         assert progress.counts["completed"] == 300
@@ -171,12 +174,24 @@ async def test_a_durable_job_resumes_without_rerunning_completed_variations(
             wf = await pool.load(examples.path("arithmetic-form"))
             job = await pool.submit_batch(wf, {"A": range(40)}, manifest=manifest)
             await wait_until(lambda: job.progress().counts.get("completed", 0) >= 10)
-        # The client went away mid-job (items stay queued on the server).
+            # While the job runs, nobody else may run it (this process or another).
+            async with ServerPool([server.url], **FAST) as other:
+                with pytest.raises(JobBusyError) as busy:
+                    await other.resume(manifest)
+            assert str(tmp_path) in str(busy.value)
+            assert busy.value.holder is not None
+            assert "pid" in busy.value.holder
+        # The client went away mid-job (items stay queued on the server); closing the pool
+        # gave the job up, so it can be resumed.
         async with ServerPool([server.url], **FAST) as pool:
             job = await pool.resume(manifest)
             results = await job
+            assert job.lock is not None
+            assert not job.lock.held
         assert [r.index for r in results] == list(range(40))
         assert all(r.ok for r in results)
+        assert [r.inputs["A"] for r in results] == list(range(40))  # names kept on resume
+        assert [r.result.field_values["A"] for r in results] == list(range(40))
         made = Counter(i.field_values[0].value for i in await completed_items(server))
         assert made == Counter(range(40))
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
+from ..workflows.batch import swept_names as _names_of
 
 if TYPE_CHECKING:
     from ..workflows.handle import WorkflowHandle
@@ -37,6 +38,15 @@ def sweep_groups(
             rule="images already on the servers",
         )
     return groups
+
+
+def swept_names(
+    handle: WorkflowHandle, sweep: Mapping[Any, Iterable[Any]] | None,
+    zip: bool | Sequence[Sequence[Any]],
+) -> dict[str, str]:
+    """``"node_id.field_name"`` -> the name the user gave each swept input (the sweep's own
+    key, or the label for an index), as :meth:`WorkflowHandle.submit_batch` names results."""
+    return _names_of(handle.sweep_groups(sweep, zip=zip), handle.form)
 
 
 def compile_body(

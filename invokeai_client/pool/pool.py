@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,15 +11,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import anyio.to_thread
+
 from .. import errors
 from ..client import AsyncClient
+from ..workflows.definition import WorkflowDefinition
 from ..workflows.handle import WorkflowHandle
 from ..workflows.model_sync import sync_models
 from ..workflows.prepare import resolve_board
-from ._compile import compile_body, sweep_groups
+from ._compile import compile_body, sweep_groups, swept_names
 from ._failover import watch_members
 from ._member import Member
 from .job import PoolJob
+from .lock import JobLock
 from .manifest import Manifest
 from .results import PoolResult
 from .resume import resume_job
@@ -166,7 +171,9 @@ class ServerPool:
 
     # -- workflows ----------------------------------------------------------------------
 
-    async def load(self, source: str | Path | Mapping[str, Any]) -> WorkflowHandle:
+    async def load(
+        self, source: str | Path | Mapping[str, Any] | WorkflowDefinition
+    ) -> WorkflowHandle:
         """Load a workflow (path, dict or JSON text) typed by the first server that answers;
         the handle is compiled once per job and sent to every server."""
         failures = []
@@ -198,6 +205,7 @@ class ServerPool:
         sync: bool = True,
         manifest: str | Path | None = None,
         save_to: str | Path | None = None,
+        lock: JobLock | None = None,
     ) -> PoolJob:
         """Spread every variation of ``sweep`` (as :meth:`WorkflowHandle.submit_batch` reads
         it) over the servers; returns the running :class:`~invokeai_client.pool.PoolJob`.
@@ -207,21 +215,30 @@ class ServerPool:
         left out (``job.excluded`` says why). ``attach_workflow=False`` leaves the workflow
         JSON off the batches (less server work per item; the gallery then cannot reopen the
         workflow from an image). ``manifest`` makes the job durable (a SQLite file: see
-        :meth:`resume`); ``save_to`` saves every image into that folder.
+        :meth:`resume`) and locks it for the job's life (:class:`JobLock`: a second run of
+        the same job raises :class:`~invokeai_client.errors.JobBusyError`; pass ``lock``
+        when you took it yourself); ``save_to`` saves every image into that folder.
         """
         groups = sweep_groups(handle, sweep, zip, data)
         base = compile_body(handle, groups, board_id=None, attach_workflow=attach_workflow)
-        variations = expand(base["batch"].get("data"), runs)
-        bodies, excluded = await self._bodies(handle, groups, board, attach_workflow, sync)
-        store = None
-        if manifest is not None:
-            store = await Manifest.create(
-                manifest, variations, handle.to_workflow_dict(), bodies=bodies, settings={
-                    "attach_workflow": attach_workflow, "sync": sync, "board": board,
-                    "save_to": None if save_to is None else str(save_to),
-                },
-            )
-        return self._start(bodies, excluded, variations, store, save_to, {})
+        variations = expand(base["batch"].get("data"), runs, swept_names(handle, sweep, zip))
+        if manifest is not None and lock is None:
+            lock = await anyio.to_thread.run_sync(JobLock.acquire, manifest)
+        try:
+            bodies, excluded = await self._bodies(handle, groups, board, attach_workflow, sync)
+            store = None
+            if manifest is not None:
+                store = await Manifest.create(
+                    manifest, variations, handle.to_workflow_dict(), bodies=bodies, settings={
+                        "attach_workflow": attach_workflow, "sync": sync, "board": board,
+                        "save_to": None if save_to is None else str(save_to),
+                    },
+                )
+            return self._start(bodies, excluded, variations, store, save_to, {}, lock=lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
 
     async def submit(self, handle: WorkflowHandle, **options: Any) -> PoolResult:
         """Run the handle's current values once, on the server with the least work ahead;
@@ -235,18 +252,27 @@ class ServerPool:
             )
         return results[0]
 
-    async def resume(self, manifest: str | Path) -> PoolJob:
+    async def resume(self, manifest: str | Path, *, lock: JobLock | None = None) -> PoolJob:
         """Continue a job from its manifest after the client stopped (crash, Ctrl-C, kill).
 
         Variations with a result are not sent again; items the servers still have are
         followed; variations whose item is gone (or was never enqueued) are sent again.
+        The job is locked first (see :meth:`submit_batch`): a run still holding it makes
+        this raise :class:`~invokeai_client.errors.JobBusyError` before any request.
         """
-        return await resume_job(self.members, self._start, manifest)
+        if lock is None:
+            lock = await anyio.to_thread.run_sync(JobLock.acquire, manifest)
+        try:
+            return await resume_job(self.members, functools.partial(self._start, lock=lock),
+                                    manifest)
+        except BaseException:
+            lock.release()
+            raise
 
     def _start(
         self, bodies: dict[str, dict[str, Any]], excluded: dict[str, str], variations: Any,
         store: Manifest | None, save_to: str | Path | None, done: Mapping[int, PoolResult],
-        *, skip: set[int] | None = None,
+        *, skip: set[int] | None = None, lock: JobLock | None = None,
     ) -> PoolJob:
         if not bodies:
             raise errors.ModelNotFoundError(
@@ -257,9 +283,12 @@ class ServerPool:
             [m for m in self.members if m.url in bodies], bodies, variations,
             policy=self.policy, manifest=store,
             save_to=None if save_to is None else str(save_to), done=done, skip=skip or set(),
+            lock=lock,
         )
         job.excluded = excluded
-        self._jobs = [j for j in self._jobs if not j.done] + [job]
+        # Ended jobs are forgotten, except one still holding its lock (it ended with an
+        # error: aclose() stops its last writers, then releases it).
+        self._jobs = [j for j in self._jobs if not j.done or (j.lock and j.lock.held)] + [job]
         job.start()
         return job
 
