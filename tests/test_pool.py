@@ -258,3 +258,39 @@ async def test_a_job_whose_images_cannot_be_saved_ends_with_the_error(tmp_path: 
     assert "out" in str(failure.value)
     assert isinstance(failure.value, ValidationError)
     assert not_a_folder.read_text() == "a file, not a folder"
+
+
+async def test_local_image_files_run_on_every_server_uploaded_once_each(tmp_path: Path) -> None:
+    """A workflow whose image input is a local file runs on any server of the pool: each
+    distinct file goes to each server once (by content), results give back the path."""
+    from PIL import Image
+
+    Image.new("RGB", (80, 60), (10, 200, 30)).save(tmp_path / "a.png")
+    Image.new("RGB", (40, 20), (200, 10, 30)).save(tmp_path / "b.png")
+    (tmp_path / "a-copy.png").write_bytes((tmp_path / "a.png").read_bytes())
+    async with doubles(0.01, 0.01, 0.01) as servers:
+        async with ServerPool([d.url for d in servers], **FAST) as pool:
+            wf = await pool.load(examples.path("image-input"))
+            wf.set("Image", tmp_path / "a.png")
+            job = await pool.submit_batch(wf, {"Scale Factor": [0.5, 0.25]}, runs=6)
+            fixed = await job
+            # Sweep the files themselves; a.png again under another name (same content).
+            files = [str(tmp_path / name) for name in ("a.png", "b.png", "a-copy.png")]
+            swept = await (await pool.submit_batch(wf, {"Image": files * 4}))
+            # A file that is not there fails before any request.
+            before = [d.count("POST", "/api/v1/*") for d in servers]
+            with pytest.raises(ValidationError, match=r"missing\.png"):
+                await pool.submit_batch(wf, {"Image": [str(tmp_path / "missing.png")]})
+            assert [d.count("POST", "/api/v1/*") for d in servers] == before
+        uploads = [d.count("POST", "/api/v1/images/upload") for d in servers]
+        split = job.per_server()
+    assert all(n > 0 for n in split.values()), split  # every server ran some
+    assert all(r.ok for r in fixed + swept)
+    sizes = [(r.result.image.width, r.result.image.height) for r in fixed]
+    assert sizes == [(40, 30), (20, 15)] * 6
+    assert [r.inputs["Image"] for r in swept] == files * 4  # what the user gave
+    assert [(r.result.image.width, r.result.image.height) for r in swept[:3]] == [
+        (40, 30), (20, 10), (40, 30)  # the workflow's Scale Factor 0.5
+    ]
+    # a.png and b.png once per server, for both jobs (a-copy.png is a.png's content).
+    assert uploads == [2, 2, 2]

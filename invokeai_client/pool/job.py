@@ -59,6 +59,7 @@ class PoolJob:
         done: Mapping[int, PoolResult] | None = None,
         skip: frozenset[int] | set[int] = frozenset(),
         lock: JobLock | None = None,
+        uploads: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.members = list(members)
         self.bodies = dict(bodies)
@@ -66,6 +67,8 @@ class PoolJob:
         self.policy = policy
         self.manifest = manifest
         self.lock = lock
+        self.uploads = dict(uploads or {})
+        """Per server: local image token -> that server's image name."""
         """The job's lock (held while it runs; released when it completes or closes)."""
         self.save_to = save_to
         self.total = len(variations)
@@ -244,7 +247,8 @@ class PoolJob:
             await self.manifest.sent(chunk, member.url, batch_id)
         self.requests += 1
         variations = [self.variations.variations[i] for i in chunk]
-        body = chunk_body(self.bodies[member.url], self.variations.fields, variations, batch_id)
+        body = chunk_body(self.bodies[member.url], self.variations.fields, variations, batch_id,
+                          self.uploads.get(member.url))
         try:
             batch = await member.client.runs.enqueue(
                 body, detach=True, partial=True, names=self.variations.names or None

@@ -103,6 +103,7 @@ class Manifest:
         meta = {
             "fields": json.dumps(variations.fields),
             "names": json.dumps(dict(variations.names)),
+            "given": json.dumps(dict(variations.given)),
             "workflow": json.dumps(workflow),
             "settings": json.dumps(settings, default=str),
             "bodies": json.dumps(dict(bodies)),
@@ -194,7 +195,7 @@ class Manifest:
         fields = tuple((node, name) for node, name in meta["fields"])
         rows = await self.rows()
         variations = tuple(Variation(r.index, r.values) for r in rows)
-        return VariationSet(fields, variations, meta.get("names", {}))
+        return VariationSet(fields, variations, meta.get("names", {}), meta.get("given", {}))
 
 
 def _connect(path: Path) -> sqlite3.Connection:

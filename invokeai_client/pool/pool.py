@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -21,6 +22,7 @@ from ..workflows.model_sync import sync_models
 from ..workflows.prepare import resolve_board
 from ._compile import compile_body, sweep_groups, swept_names
 from ._failover import watch_members
+from ._images import LocalImages, named, tokenize
 from ._member import Member
 from .job import PoolJob
 from .lock import JobLock
@@ -73,6 +75,9 @@ class ServerPool:
         self._retired: set[asyncio.Task[None]] = set()
         self._jobs: list[PoolJob] = []
         self._watcher: asyncio.Task[None] | None = None
+        self._uploaded: dict[tuple[str, str], str] = {}
+        """(server, local image token) -> the image's name there: each content is uploaded
+        once per server for the pool's life."""
 
     def __repr__(self) -> str:
         up = sum(m.state == "up" for m in self.members)
@@ -219,22 +224,29 @@ class ServerPool:
         the same job raises :class:`~invokeai_client.errors.JobBusyError`; pass ``lock``
         when you took it yourself); ``save_to`` saves every image into that folder.
         """
-        groups = sweep_groups(handle, sweep, zip, data)
+        names = swept_names(handle, sweep, zip)
+        handle, groups, images = await tokenize(handle, sweep_groups(handle, sweep, zip, data))
         base = compile_body(handle, groups, board_id=None, attach_workflow=attach_workflow)
-        variations = expand(base["batch"].get("data"), runs, swept_names(handle, sweep, zip))
+        variations = dataclasses.replace(
+            expand(base["batch"].get("data"), runs, names), given=images.given
+        )
         if manifest is not None and lock is None:
             lock = await anyio.to_thread.run_sync(JobLock.acquire, manifest)
         try:
-            bodies, excluded = await self._bodies(handle, groups, board, attach_workflow, sync)
+            bodies, excluded, uploads = await self._bodies(
+                handle, groups, board, attach_workflow, sync, images
+            )
             store = None
             if manifest is not None:
                 store = await Manifest.create(
                     manifest, variations, handle.to_workflow_dict(), bodies=bodies, settings={
                         "attach_workflow": attach_workflow, "sync": sync, "board": board,
                         "save_to": None if save_to is None else str(save_to),
+                        "uploads": uploads,
                     },
                 )
-            return self._start(bodies, excluded, variations, store, save_to, {}, lock=lock)
+            return self._start(bodies, excluded, variations, store, save_to, {}, lock=lock,
+                               uploads=uploads)
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -273,6 +285,7 @@ class ServerPool:
         self, bodies: dict[str, dict[str, Any]], excluded: dict[str, str], variations: Any,
         store: Manifest | None, save_to: str | Path | None, done: Mapping[int, PoolResult],
         *, skip: set[int] | None = None, lock: JobLock | None = None,
+        uploads: Mapping[str, Mapping[str, str]] | None = None,
     ) -> PoolJob:
         if not bodies:
             raise errors.ModelNotFoundError(
@@ -283,7 +296,7 @@ class ServerPool:
             [m for m in self.members if m.url in bodies], bodies, variations,
             policy=self.policy, manifest=store,
             save_to=None if save_to is None else str(save_to), done=done, skip=skip or set(),
-            lock=lock,
+            lock=lock, uploads=uploads,
         )
         job.excluded = excluded
         # Ended jobs are forgotten, except one still holding its lock (it ended with an
@@ -293,11 +306,14 @@ class ServerPool:
         return job
 
     async def _bodies(
-        self, handle: WorkflowHandle, groups: Any, board: Any, attach: bool, sync: bool
-    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-        """Per server, the enqueue body; compiled once per distinct (models, board)."""
+        self, handle: WorkflowHandle, groups: Any, board: Any, attach: bool, sync: bool,
+        images: LocalImages,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, dict[str, str]]]:
+        """Per server, the enqueue body (compiled once per distinct models, board and image
+        names) and the names its uploads of the job's local images got."""
         bodies: dict[str, dict[str, Any]] = {}
         excluded: dict[str, str] = {}
+        uploads: dict[str, dict[str, str]] = {}
         compiled: dict[str, dict[str, Any]] = {}
         for member in self.members:
             if member.state != "up":
@@ -308,16 +324,21 @@ class ServerPool:
                 if sync and copy.model_fields():
                     await sync_models(copy.form, member.client)
                 board_id = await resolve_board(member.client.boards, board)
+                names = await images.upload(member, self._uploaded)
             except (errors.ModelNotFoundError, errors.BoardError) as exc:
                 excluded[member.url] = str(exc)
                 continue
             except (errors.ConnectionError, errors.TimeoutError) as exc:
                 excluded[member.url] = f"not answering: {exc}"
                 continue
+            for full, value in images.values.items():
+                copy.set(full, named(value, names))
             models = [field.value for field in copy.model_fields()]
-            key = json.dumps([models, board_id], sort_keys=True, default=str)
+            key = json.dumps([models, board_id, names], sort_keys=True, default=str)
             if key not in compiled:
                 compiled[key] = compile_body(copy, groups, board_id=board_id,
                                              attach_workflow=attach)
             bodies[member.url] = compiled[key]
-        return bodies, excluded
+            if names:
+                uploads[member.url] = names
+        return bodies, excluded, uploads

@@ -65,8 +65,9 @@ async def resume_job(
         elif row.status == "sent" and row.server is not None:
             following[row.server].append(row)
     skip = {row.index for group in following.values() for row in group}
-    job = start(bodies, excluded, variations, store, meta["settings"].get("save_to"),
-                      done, skip=skip)
+    settings = meta["settings"]
+    job = start(bodies, excluded, variations, store, settings.get("save_to"), done, skip=skip,
+                uploads=settings.get("uploads"))
     for url, group in following.items():
         member = members.get(url)
         await _reattach(job, member, group)

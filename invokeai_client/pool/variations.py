@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from ..runs import FieldValues
+from ._images import given, named
 
 __all__ = ["Variation", "VariationSet", "chunk_body", "expand"]
 
@@ -45,14 +46,19 @@ class VariationSet:
     fields: tuple[FieldPath, ...]
     variations: tuple[Variation, ...]
     names: Mapping[str, str] = field(default_factory=dict)
+    given: Mapping[str, Any] = field(default_factory=dict)
+    """Local image token -> what the user gave (its path); see :mod:`._images`."""
 
     def __len__(self) -> int:
         return len(self.variations)
 
     def inputs(self, index: int) -> FieldValues:
         """Variation ``index``'s values keyed as the user named the inputs (each also
-        readable by its ``"node_id.field_name"``)."""
-        return FieldValues(self.variations[index].as_dict(self.fields), self.names)
+        readable by its ``"node_id.field_name"``), local images as the user gave them."""
+        values = self.variations[index].as_dict(self.fields)
+        if self.given:
+            values = {key: given(value, self.given) for key, value in values.items()}
+        return FieldValues(values, self.names)
 
 
 def count(groups: Sequence[Sequence[Mapping[str, Any]]] | None, runs: int) -> int:
@@ -102,11 +108,13 @@ def chunk_body(
     fields: Sequence[FieldPath],
     chunk: Sequence[Variation],
     batch_id: str,
+    images: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """An enqueue body making one item per variation of ``chunk``, in order.
 
     ``base`` is a full enqueue body of the workflow (its graph, workflow, origin; its data and
-    runs are replaced). Without varied fields the chunk is ``runs=len(chunk)``.
+    runs are replaced). Without varied fields the chunk is ``runs=len(chunk)``. ``images``
+    maps local image tokens to the server's image names.
     """
     if not chunk:
         raise ValueError("a chunk holds at least one variation")
@@ -115,7 +123,9 @@ def chunk_body(
     if fields:
         batch["data"] = [
             [
-                {"node_path": node, "field_name": name, "items": [v.values[i] for v in chunk]}
+                {"node_path": node, "field_name": name,
+                 "items": [named(v.values[i], images) if images else v.values[i]
+                           for v in chunk]}
                 for i, (node, name) in enumerate(fields)
             ]
         ]
