@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -24,7 +23,8 @@ from ._constants import (
 )
 from ._context import ClientContext
 from ._http import HttpTransport
-from .generate import Generator
+from ._scope import AsyncScope
+from .generate import GenerateOptions, Generator
 from .repositories._base import check_text
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageLike, ImageRepository
@@ -40,7 +40,7 @@ from .types.model_configs import ModelConfig
 log = logging.getLogger("invokeai_client")
 
 
-class AsyncClient:
+class AsyncClient(AsyncScope):
     """An asyncio client for one InvokeAI server.
 
     Use it as ``async with AsyncClient("http://127.0.0.1:9090") as client:``. Entering opens
@@ -131,20 +131,14 @@ class AsyncClient:
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
-        return f"AsyncClient({str(self._http.base_url)!r}, queue_id={self.queue_id!r}{auth})"
+        return f"AsyncClient({self.base_url!r}, queue_id={self.queue_id!r}{auth})"
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def __aenter__(self) -> AsyncClient:
+    async def _enter(self) -> None:
         await self.open()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self, exc: BaseException | None) -> None:
         await self.aclose()
 
     async def open(self) -> None:
@@ -180,12 +174,12 @@ class AsyncClient:
 
     @property
     def base_url(self) -> str:
-        return str(self._http.base_url)
+        return self.context.base_url
 
     @property
     def is_connected(self) -> bool:
         """Whether the event stream is connected right now."""
-        return self._events.connected
+        return self.context.connected
 
     # -- auth ----------------------------------------------------------------------------
 
@@ -276,11 +270,11 @@ class AsyncClient:
         defaults. ``seed`` None draws one. ``vae`` and ``loras`` (name -> weight) name
         models as ``model`` does. ``board`` is an id, name or Board.
         """
-        return await self._generator.generate(
-            prompt, model=model, negative=negative, width=width, height=height, steps=steps,
-            seed=seed, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras,
-            board=board, detach=detach,
+        options = GenerateOptions(
+            model=model, negative=negative, width=width, height=height, steps=steps,
+            cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras, board=board,
         )
+        return await self._generator.generate(prompt, options, seed=seed, detach=detach)
 
     async def generate_batch(
         self,
@@ -304,11 +298,11 @@ class AsyncClient:
         With ``seeds`` None each prompt gets a drawn seed; the batch's items come in prompt
         order, then seed order (``batch.as_completed()`` / ``await batch``).
         """
-        return await self._generator.generate_batch(
-            prompts, seeds=seeds, model=model, negative=negative, width=width, height=height,
-            steps=steps, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras,
-            board=board, detach=detach,
+        options = GenerateOptions(
+            model=model, negative=negative, width=width, height=height, steps=steps,
+            cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras, board=board,
         )
+        return await self._generator.generate_batch(prompts, options, seeds=seeds, detach=detach)
 
     async def copy_image_to_board(self, image: ImageLike, board: BoardRef) -> ImageDTO:
         """Save a copy of ``image`` on ``board`` through the server's queue (a new image with

@@ -102,6 +102,8 @@ class Manifest:
         manifest = cls(target, await anyio.to_thread.run_sync(_connect, target))
         meta = {
             "fields": json.dumps(variations.fields),
+            "names": json.dumps(dict(variations.names)),
+            "given": json.dumps(dict(variations.given)),
             "workflow": json.dumps(workflow),
             "settings": json.dumps(settings, default=str),
             "bodies": json.dumps(dict(bodies)),
@@ -192,7 +194,8 @@ class Manifest:
         meta = await self.meta()
         fields = tuple((node, name) for node, name in meta["fields"])
         rows = await self.rows()
-        return VariationSet(fields, tuple(Variation(r.index, r.values) for r in rows))
+        variations = tuple(Variation(r.index, r.values) for r in rows)
+        return VariationSet(fields, variations, meta.get("names", {}), meta.get("given", {}))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
