@@ -9,7 +9,8 @@ all; the subclasses say what went wrong so callers can react to the cause, not t
     ├── ConnectionError          (also builtins.ConnectionError) the server could not be reached
     ├── TimeoutError             (also builtins.TimeoutError) a deadline passed
     ├── ValidationError          (also ValueError) bad input, found before any request
-    │   └── ModelChoiceError     a model name matched no model or several (``candidates``)
+    │   ├── ModelChoiceError     a model name matched no model or several (``candidates``)
+    │   └── JobBusyError         a pool job's folder is in use by another run (``holder``)
     ├── WorkflowError            the workflow JSON is malformed or unsupported
     │   └── ModelNotFoundError   a model field could not be matched on the server
     ├── BoardError               a board could not be found or used
@@ -52,6 +53,7 @@ __all__ = [
     "FileWriteError",
     "InternalServerError",
     "InvokeAIError",
+    "JobBusyError",
     "ModelChoiceError",
     "ModelInstallError",
     "ModelNotFoundError",
@@ -106,6 +108,17 @@ class ModelChoiceError(ValidationError):
     def __init__(self, message: str, *, candidates: Sequence[Any] = ()):
         super().__init__(message, input="model", rule="names exactly one installed model")
         self.candidates = list(candidates)
+
+
+class JobBusyError(ValidationError):
+    """A pool job (its manifest, e.g. ``OUT/job.sqlite``) is held by another run, in this
+    process or another: two runs of one job would send the same variations twice. Raised
+    before anything is sent; ``holder`` says who holds it (``pid 1234 on host``) when known.
+    """
+
+    def __init__(self, message: str, *, input: str, holder: str | None = None):
+        super().__init__(message, input=input, rule="one run at a time per job")
+        self.holder = holder
 
 
 class WorkflowError(InvokeAIError):

@@ -132,15 +132,21 @@ async def test_a_read_only_file_system_is_a_file_write_error(small_fs: Path) -> 
     assert (small_fs / "kept.png").read_bytes() == b"old"
 
 
-async def test_a_job_manifest_on_a_read_only_disk_is_a_file_write_error(
+async def test_a_job_manifest_on_a_full_or_read_only_disk_fails_by_name(
     small_fs: Path,
 ) -> None:
-    _read_only(small_fs)
+    manifest = small_fs / "job.sqlite"
     async with doubles(0.0) as (server,), ServerPool([server.url], **FAST) as pool:
         wf = await pool.load(examples.path("noise-sweep"))
-        with pytest.raises(FileWriteError) as caught:
-            await pool.submit_batch(wf, {"Seed": [1]}, manifest=small_fs / "job.sqlite")
-    assert str(small_fs / "job.sqlite") in str(caught.value)
+        with pytest.raises(FileWriteError, match="full") as caught:  # 5,000 rows > 64 KiB
+            await pool.submit_batch(wf, {"Seed": list(range(5000))}, manifest=manifest)
+        assert caught.value.path == str(manifest)
+        assert server.queue.items == {}  # nothing was sent
+        assert not manifest.exists()  # no half manifest a retry would take for a job
+        _read_only(small_fs)
+        with pytest.raises(InvokeAIError, match="Read-only") as refused:
+            await pool.submit_batch(wf, {"Seed": [1]}, manifest=manifest)
+    assert str(small_fs) in str(refused.value)
 
 
 async def test_a_file_that_is_no_manifest_is_refused_by_name(tmp_path: Path) -> None:

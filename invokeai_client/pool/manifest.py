@@ -19,7 +19,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,16 +101,25 @@ class Manifest:
                 input="manifest",
                 rule="new file",
             )
-        manifest = cls(target, await _open(target))
+        manifest: Manifest | None = None
         meta = {
             "fields": json.dumps(variations.fields),
+            "names": json.dumps(dict(variations.names)),
+            "given": json.dumps(dict(variations.given)),
             "workflow": json.dumps(workflow),
             "settings": json.dumps(settings, default=str),
             "bodies": json.dumps(dict(bodies)),
             "total": str(len(variations)),
         }
         rows = [(v.index, json.dumps(v.values)) for v in variations.variations]
-        await manifest._run(_create, meta, rows)
+        try:
+            manifest = cls(target, await _open(target))
+            await manifest._run(_create, meta, rows)
+        except BaseException:  # disk full...: no half manifest that a retry would refuse
+            with anyio.CancelScope(shield=True):
+                db = None if manifest is None else manifest._db
+                await anyio.to_thread.run_sync(_remove, db, target)
+            raise
         return manifest
 
     @classmethod
@@ -194,7 +203,8 @@ class Manifest:
         meta = await self.meta()
         fields = tuple((node, name) for node, name in meta["fields"])
         rows = await self.rows()
-        return VariationSet(fields, tuple(Variation(r.index, r.values) for r in rows))
+        variations = tuple(Variation(r.index, r.values) for r in rows)
+        return VariationSet(fields, variations, meta.get("names", {}), meta.get("given", {}))
 
 
 async def _open(path: Path) -> sqlite3.Connection:
@@ -231,11 +241,25 @@ def _manifest_errors(path: Path) -> Iterator[None]:
         ) from exc
 
 
+def _remove(db: sqlite3.Connection | None, path: Path) -> None:
+    """Close ``db`` and delete its files (best effort: another error is on its way)."""
+    if db is not None:
+        with suppress(sqlite3.Error):
+            db.close()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with suppress(OSError):
+            path.with_name(path.name + suffix).unlink()
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(SCHEMA)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
