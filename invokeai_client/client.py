@@ -24,7 +24,7 @@ from ._constants import (
 )
 from ._context import ClientContext
 from ._http import HttpTransport
-from .generate import Generator
+from .generate import GenerateOptions, Generator
 from .repositories._base import check_text
 from .repositories.boards import BoardRepository
 from .repositories.images import ImageLike, ImageRepository
@@ -131,7 +131,7 @@ class AsyncClient:
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
-        return f"AsyncClient({str(self._http.base_url)!r}, queue_id={self.queue_id!r}{auth})"
+        return f"AsyncClient({self.base_url!r}, queue_id={self.queue_id!r}{auth})"
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -180,12 +180,12 @@ class AsyncClient:
 
     @property
     def base_url(self) -> str:
-        return str(self._http.base_url)
+        return self.context.base_url
 
     @property
     def is_connected(self) -> bool:
         """Whether the event stream is connected right now."""
-        return self._events.connected
+        return self.context.connected
 
     # -- auth ----------------------------------------------------------------------------
 
@@ -276,11 +276,11 @@ class AsyncClient:
         defaults. ``seed`` None draws one. ``vae`` and ``loras`` (name -> weight) name
         models as ``model`` does. ``board`` is an id, name or Board.
         """
-        return await self._generator.generate(
-            prompt, model=model, negative=negative, width=width, height=height, steps=steps,
-            seed=seed, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras,
-            board=board, detach=detach,
+        options = GenerateOptions(
+            model=model, negative=negative, width=width, height=height, steps=steps,
+            cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras, board=board,
         )
+        return await self._generator.generate(prompt, options, seed=seed, detach=detach)
 
     async def generate_batch(
         self,
@@ -304,11 +304,11 @@ class AsyncClient:
         With ``seeds`` None each prompt gets a drawn seed; the batch's items come in prompt
         order, then seed order (``batch.as_completed()`` / ``await batch``).
         """
-        return await self._generator.generate_batch(
-            prompts, seeds=seeds, model=model, negative=negative, width=width, height=height,
-            steps=steps, cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras,
-            board=board, detach=detach,
+        options = GenerateOptions(
+            model=model, negative=negative, width=width, height=height, steps=steps,
+            cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras, board=board,
         )
+        return await self._generator.generate_batch(prompts, options, seeds=seeds, detach=detach)
 
     async def copy_image_to_board(self, image: ImageLike, board: BoardRef) -> ImageDTO:
         """Save a copy of ``image`` on ``board`` through the server's queue (a new image with

@@ -131,6 +131,23 @@ class GenerateSpec:
     loras: tuple[tuple[ModelConfig, float], ...] = ()
 
 
+@dataclass(frozen=True)
+class GenerateOptions:
+    """The options :meth:`AsyncClient.generate` and :meth:`AsyncClient.generate_batch` share,
+    as the caller gave them: checked and resolved by :meth:`Generator.spec`."""
+
+    model: str | ModelConfig | None = None
+    negative: str = ""
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    cfg_scale: float | None = None
+    scheduler: str | None = None
+    vae: str | ModelConfig | None = None
+    loras: Mapping[str | ModelConfig, float] | None = None
+    board: BoardRef | None = None
+
+
 def _ident(model: ModelConfig) -> dict[str, Any]:
     return model.identifier()
 
@@ -318,25 +335,24 @@ def _check_text(name: str, value: object) -> str:
     return value
 
 
-def _check_options(
-    prompt: object, negative: object, width: object, height: object, steps: object,
-    seed: object, cfg_scale: object, scheduler: object,
-) -> None:
+def _check_options(prompt: object, seed: object, options: GenerateOptions) -> None:
     _check_text("prompt", prompt)
-    _check_text("negative", negative)
-    for name, value in (("width", width), ("height", height), ("steps", steps)):
+    _check_text("negative", options.negative)
+    for name in ("width", "height", "steps"):
+        value = getattr(options, name)
         if value is not None:
             _check_size(name, value)
     if seed is not None:
         _check_seed("seed", seed)
+    cfg_scale = options.cfg_scale
     if cfg_scale is not None and (
         isinstance(cfg_scale, bool) or not isinstance(cfg_scale, (int, float))
     ):
         raise errors.ValidationError(
             f"cfg_scale must be a number, got {cfg_scale!r}", input="cfg_scale", rule="number"
         )
-    if scheduler is not None:
-        _check_text("scheduler", scheduler)
+    if options.scheduler is not None:
+        _check_text("scheduler", options.scheduler)
 
 
 def _check_loras(
@@ -391,41 +407,28 @@ class Generator:
         return choose_model(await self._models.list(type="main"), model)
 
     async def spec(
-        self,
-        prompt: str,
-        *,
-        model: str | ModelConfig | None = None,
-        negative: str = "",
-        width: int | None = None,
-        height: int | None = None,
-        steps: int | None = None,
-        seed: int | None = None,
-        cfg_scale: float | None = None,
-        scheduler: str | None = None,
-        vae: str | ModelConfig | None = None,
-        loras: Mapping[str | ModelConfig, float] | None = None,
-        board: BoardRef | None = None,
+        self, prompt: str, options: GenerateOptions, *, seed: int | None = None
     ) -> GenerateSpec:
         """Check the arguments, resolve the model, VAE, LoRAs and board: the spec a graph
         needs."""
-        _check_options(prompt, negative, width, height, steps, seed, cfg_scale, scheduler)
-        weights = _check_loras(loras)
-        chosen = await self.resolve_model(model)
+        _check_options(prompt, seed, options)
+        weights = _check_loras(options.loras)
+        chosen = await self.resolve_model(options.model)
         base = chosen.base
         settings = chosen.default_settings or {}
         size = _DEFAULT_SIZE.get(base, 1024)
         spec = GenerateSpec(
-            model=chosen, prompt=prompt, negative=negative,
-            width=gui_size(width or settings.get("width") or size, base),
-            height=gui_size(height or settings.get("height") or size, base),
-            steps=steps or settings.get("steps") or _DEFAULT_STEPS.get(base, 30),
+            model=chosen, prompt=prompt, negative=options.negative,
+            width=gui_size(options.width or settings.get("width") or size, base),
+            height=gui_size(options.height or settings.get("height") or size, base),
+            steps=options.steps or settings.get("steps") or _DEFAULT_STEPS.get(base, 30),
             seed=random.randint(0, MAX_SEED) if seed is None else seed,
-            cfg_scale=float(cfg_scale if cfg_scale is not None
+            cfg_scale=float(options.cfg_scale if options.cfg_scale is not None
                             else settings.get("cfg_scale") or 7.5),
-            scheduler=scheduler or settings.get("scheduler") or "euler",
+            scheduler=options.scheduler or settings.get("scheduler") or "euler",
         )
-        if vae is not None:
-            spec = replace(spec, vae=await self._model_of("vae", vae, base))
+        if options.vae is not None:
+            spec = replace(spec, vae=await self._model_of("vae", options.vae, base))
         if base == "flux":
             if weights:
                 raise errors.ValidationError(
@@ -436,8 +439,8 @@ class Generator:
         if weights:
             found = [(await self._model_of("lora", name, base), w) for name, w in weights]
             spec = replace(spec, loras=tuple(found))
-        if board is not None:
-            spec = replace(spec, board_id=await self._boards.resolve(board))
+        if options.board is not None:
+            spec = replace(spec, board_id=await self._boards.resolve(options.board))
         return spec
 
     async def _model_of(self, kind: str, wanted: str | ModelConfig, base: str) -> ModelConfig:
@@ -468,10 +471,13 @@ class Generator:
             extras[kind] = found[0]
         return extras
 
-    async def generate(self, prompt: str, *, detach: bool = False, **options: Any) -> WorkflowRun:
+    async def generate(
+        self, prompt: str, options: GenerateOptions, *, seed: int | None = None,
+        detach: bool = False,
+    ) -> WorkflowRun:
         """Enqueue one text-to-image run; see :meth:`AsyncClient.generate`."""
         check_bool("detach", detach)
-        spec = await self.spec(prompt, **options)
+        spec = await self.spec(prompt, options, seed=seed)
         return await self._runs.submit(
             text_to_image_graph(spec), origin=ORIGIN, destination=DESTINATION, detach=detach
         )
@@ -479,10 +485,10 @@ class Generator:
     async def generate_batch(
         self,
         prompts: str | Sequence[str],
+        options: GenerateOptions,
         *,
         seeds: int | Iterable[int] | None = None,
         detach: bool = False,
-        **options: Any,
     ) -> BatchRun:
         """Enqueue every prompt with every seed in ONE request; see
         :meth:`AsyncClient.generate_batch`."""
@@ -508,7 +514,7 @@ class Generator:
             pairs = [(text, seed) for text in texts for seed in seed_list]
         else:
             pairs = [(text, random.randint(0, MAX_SEED)) for text in texts]
-        spec = await self.spec(texts[0], seed=pairs[0][1], **options)
+        spec = await self.spec(texts[0], options, seed=pairs[0][1])
         data: list[list[dict[str, Any]]] = [[
             {"node_path": "positive_prompt", "field_name": "value", "items": [p for p, _ in pairs]},
             {"node_path": "seed", "field_name": "value", "items": [s for _, s in pairs]},

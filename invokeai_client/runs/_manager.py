@@ -20,7 +20,9 @@ returned here are thin views over it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from typing_extensions import Self
 
 from .. import errors
 from .._checks import check_int
@@ -36,8 +38,41 @@ if TYPE_CHECKING:
     from .._router import EventRouter
     from ..repositories.queue import QueueRepository
     from ..types.batch import EnqueueBody
+    from ._reconcile import Reconciler
 
 __all__ = ["RunManager"]
+
+
+class _Setting:
+    """A tunable of :class:`RunManager` (seconds) kept where it is used, the run hub or its
+    REST reconciler: reading or assigning ``client.runs.<name>`` reads or assigns it there."""
+
+    def __init__(self, holder: Literal["hub", "reconciler"], doc: str) -> None:
+        self.holder = holder
+        self.name = ""
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def _target(self, manager: RunManager) -> RunHub | Reconciler:
+        hub = manager._hub
+        return hub if self.holder == "hub" else hub.reconciler
+
+    @overload
+    def __get__(self, manager: None, owner: type | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, manager: RunManager, owner: type | None = None) -> float: ...
+
+    def __get__(self, manager: RunManager | None, owner: type | None = None) -> Self | float:
+        if manager is None:
+            return self
+        seconds: float = getattr(self._target(manager), self.name)
+        return seconds
+
+    def __set__(self, manager: RunManager, seconds: float) -> None:
+        setattr(self._target(manager), self.name, seconds)
 
 
 class RunManager:
@@ -94,42 +129,19 @@ class RunManager:
         """Batches with items still in flight."""
         return [batch_view(tracker) for tracker in self._hub.batches.values()]
 
-    @property
-    def quiet_after(self) -> float:
-        """Seconds without news after which a run's item is read over REST."""
-        return self._hub.reconciler.quiet_after
-
-    @quiet_after.setter
-    def quiet_after(self, seconds: float) -> None:
-        self._hub.reconciler.quiet_after = seconds
-
-    @property
-    def poll_interval(self) -> float:
-        """Seconds between REST reads of the runs in flight while there is no socket."""
-        return self._hub.reconciler.poll_interval
-
-    @poll_interval.setter
-    def poll_interval(self, seconds: float) -> None:
-        self._hub.reconciler.poll_interval = seconds
-
-    @property
-    def unreachable_after(self) -> float:
-        """Seconds of unreachable server after which runs in flight end as ``lost``."""
-        return self._hub.reconciler.unreachable_after
-
-    @unreachable_after.setter
-    def unreachable_after(self, seconds: float) -> None:
-        self._hub.reconciler.unreachable_after = seconds
-
-    @property
-    def enqueue_fate_window(self) -> float:
-        """Seconds an enqueue of unknown fate is looked for by batch id before it may be
-        sent again."""
-        return self._hub.enqueue_fate_window
-
-    @enqueue_fate_window.setter
-    def enqueue_fate_window(self, seconds: float) -> None:
-        self._hub.enqueue_fate_window = seconds
+    quiet_after = _Setting(
+        "reconciler", "Seconds without news after which a run's item is read over REST."
+    )
+    poll_interval = _Setting(
+        "reconciler", "Seconds between REST reads of the runs in flight while there is no socket."
+    )
+    unreachable_after = _Setting(
+        "reconciler", "Seconds of unreachable server after which runs in flight end as ``lost``."
+    )
+    enqueue_fate_window = _Setting(
+        "hub", "Seconds an enqueue of unknown fate is looked for by batch id before it may be "
+        "sent again.",
+    )
 
     @property
     def rest_checks(self) -> int:
