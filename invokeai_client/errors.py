@@ -9,13 +9,15 @@ all; the subclasses say what went wrong so callers can react to the cause, not t
     ├── ConnectionError          (also builtins.ConnectionError) the server could not be reached
     ├── TimeoutError             (also builtins.TimeoutError) a deadline passed
     ├── ValidationError          (also ValueError) bad input, found before any request
-    │   └── ModelChoiceError     a model name matched no model or several (``candidates``)
+    │   ├── ModelChoiceError     a model name matched no model or several (``candidates``)
+    │   └── JobBusyError         a pool job's folder is in use by another run (``holder``)
     ├── WorkflowError            the workflow JSON is malformed or unsupported
     │   └── ModelNotFoundError   a model field could not be matched on the server
     ├── BoardError               a board could not be found or used
     │   └── BoardNotFoundError   (also NotFoundError) no board with that id or name
     ├── ModelInstallError        a model install job ended in error or was cancelled
     ├── BulkDownloadError        the server could not build a zip of images
+    ├── FileWriteError           (also OSError) a file could not be written (disk full, ...)
     ├── RunningLoopError         (also RuntimeError) the sync Client was used inside an event loop
     ├── RunError                 a queue item ended badly (failed or canceled)
     │   ├── RunFailedError
@@ -48,8 +50,10 @@ __all__ = [
     "ConflictError",
     "ConnectionError",
     "EndpointNotAvailableError",
+    "FileWriteError",
     "InternalServerError",
     "InvokeAIError",
+    "JobBusyError",
     "ModelChoiceError",
     "ModelInstallError",
     "ModelNotFoundError",
@@ -106,6 +110,17 @@ class ModelChoiceError(ValidationError):
         self.candidates = list(candidates)
 
 
+class JobBusyError(ValidationError):
+    """A pool job (its manifest, e.g. ``OUT/job.sqlite``) is held by another run, in this
+    process or another: two runs of one job would send the same variations twice. Raised
+    before anything is sent; ``holder`` says who holds it (``pid 1234 on host``) when known.
+    """
+
+    def __init__(self, message: str, *, input: str, holder: str | None = None):
+        super().__init__(message, input=input, rule="one run at a time per job")
+        self.holder = holder
+
+
 class WorkflowError(InvokeAIError):
     """A workflow could not be loaded, understood or turned into a graph."""
 
@@ -155,6 +170,23 @@ class BulkDownloadError(InvokeAIError):
         super().__init__(message)
         self.item_name = item_name
         self.error = error
+
+
+class FileWriteError(InvokeAIError, builtins.OSError):
+    """A file the SDK writes (a download, a saved image, a CLI or pool output) could not be
+    written: no space left, no permission, a read-only file system, too many open files, a
+    name too long. ``path`` names the file, ``errno``/``strerror`` the cause; nothing
+    partial is left under the file's name."""
+
+    def __init__(self, message: str, *, path: str, errno: int | None, strerror: str | None):
+        super().__init__(message)
+        self.path = path
+        self.filename = path
+        self.errno = errno
+        self.strerror = strerror
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class RunningLoopError(InvokeAIError, RuntimeError):

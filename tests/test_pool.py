@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from invokeai_client import AsyncClient, InvokeAIError, ValidationError
+from invokeai_client import AsyncClient, InvokeAIError, JobBusyError, ValidationError
 from invokeai_client.pool import Policy, PoolResult, ServerPool
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
@@ -64,6 +64,9 @@ async def test_a_sweep_over_three_servers_gives_each_variation_one_result() -> N
         assert sorted(r.index for r in streamed) == list(range(300))
         assert [r.index for r in results] == list(range(300))
         check_products(results, math, a, b)
+        # Inputs are named as the sweep named them (and readable by node_id.field_name).
+        assert results[13].inputs == {"A": 1, "B": 3}
+        assert results[13].inputs[a] == 1
         assert sum(split.values()) == 300
         assert all(n > 0 for n in split.values()), split
         assert progress.counts["completed"] == 300
@@ -171,12 +174,24 @@ async def test_a_durable_job_resumes_without_rerunning_completed_variations(
             wf = await pool.load(examples.path("arithmetic-form"))
             job = await pool.submit_batch(wf, {"A": range(40)}, manifest=manifest)
             await wait_until(lambda: job.progress().counts.get("completed", 0) >= 10)
-        # The client went away mid-job (items stay queued on the server).
+            # While the job runs, nobody else may run it (this process or another).
+            async with ServerPool([server.url], **FAST) as other:
+                with pytest.raises(JobBusyError) as busy:
+                    await other.resume(manifest)
+            assert str(tmp_path) in str(busy.value)
+            assert busy.value.holder is not None
+            assert "pid" in busy.value.holder
+        # The client went away mid-job (items stay queued on the server); closing the pool
+        # gave the job up, so it can be resumed.
         async with ServerPool([server.url], **FAST) as pool:
             job = await pool.resume(manifest)
             results = await job
+            assert job.lock is not None
+            assert not job.lock.held
         assert [r.index for r in results] == list(range(40))
         assert all(r.ok for r in results)
+        assert [r.inputs["A"] for r in results] == list(range(40))  # names kept on resume
+        assert [r.result.field_values["A"] for r in results] == list(range(40))
         made = Counter(i.field_values[0].value for i in await completed_items(server))
         assert made == Counter(range(40))
 
@@ -243,3 +258,39 @@ async def test_a_job_whose_images_cannot_be_saved_ends_with_the_error(tmp_path: 
     assert "out" in str(failure.value)
     assert isinstance(failure.value, ValidationError)
     assert not_a_folder.read_text() == "a file, not a folder"
+
+
+async def test_local_image_files_run_on_every_server_uploaded_once_each(tmp_path: Path) -> None:
+    """A workflow whose image input is a local file runs on any server of the pool: each
+    distinct file goes to each server once (by content), results give back the path."""
+    from PIL import Image
+
+    Image.new("RGB", (80, 60), (10, 200, 30)).save(tmp_path / "a.png")
+    Image.new("RGB", (40, 20), (200, 10, 30)).save(tmp_path / "b.png")
+    (tmp_path / "a-copy.png").write_bytes((tmp_path / "a.png").read_bytes())
+    async with doubles(0.01, 0.01, 0.01) as servers:
+        async with ServerPool([d.url for d in servers], **FAST) as pool:
+            wf = await pool.load(examples.path("image-input"))
+            wf.set("Image", tmp_path / "a.png")
+            job = await pool.submit_batch(wf, {"Scale Factor": [0.5, 0.25]}, runs=6)
+            fixed = await job
+            # Sweep the files themselves; a.png again under another name (same content).
+            files = [str(tmp_path / name) for name in ("a.png", "b.png", "a-copy.png")]
+            swept = await (await pool.submit_batch(wf, {"Image": files * 4}))
+            # A file that is not there fails before any request.
+            before = [d.count("POST", "/api/v1/*") for d in servers]
+            with pytest.raises(ValidationError, match=r"missing\.png"):
+                await pool.submit_batch(wf, {"Image": [str(tmp_path / "missing.png")]})
+            assert [d.count("POST", "/api/v1/*") for d in servers] == before
+        uploads = [d.count("POST", "/api/v1/images/upload") for d in servers]
+        split = job.per_server()
+    assert all(n > 0 for n in split.values()), split  # every server ran some
+    assert all(r.ok for r in fixed + swept)
+    sizes = [(r.result.image.width, r.result.image.height) for r in fixed]
+    assert sizes == [(40, 30), (20, 15)] * 6
+    assert [r.inputs["Image"] for r in swept] == files * 4  # what the user gave
+    assert [(r.result.image.width, r.result.image.height) for r in swept[:3]] == [
+        (40, 30), (20, 10), (40, 30)  # the workflow's Scale Factor 0.5
+    ]
+    # a.png and b.png once per server, for both jobs (a-copy.png is a.png's content).
+    assert uploads == [2, 2, 2]

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from invokeai_client import AsyncClient
-from invokeai_client.cli._console import EXIT_INPUT
+from invokeai_client.cli._console import EXIT_INPUT, EXIT_UNREACHABLE
 from invokeai_client.pool import Manifest
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
@@ -52,14 +52,29 @@ async def test_a_job_killed_midway_resumes_without_rerunning_or_losing_anything(
             stderr=asyncio.subprocess.PIPE,
         )
         manifest = None
-        for _ in range(600):  # until a good part is done, then kill -9 mid-flight
+        deadline = asyncio.get_running_loop().time() + 180  # a guard on a loaded machine
+        while asyncio.get_running_loop().time() < deadline:  # a good part done: kill -9
             await asyncio.sleep(0.05)
             if (out / "job.sqlite").exists():
                 manifest = manifest or await Manifest.open(out / "job.sqlite")
                 if (await manifest.counts()).get("completed", 0) >= 40:
                     break
+        # Both servers hold still (the job cannot end meanwhile); a second run of the same
+        # job is refused before anything is sent: a --resume, and a fresh run into --out.
+        for server in (one, two):
+            server.queue.paused = True
+        for extra in (["--resume"], []):
+            busy = await anyio.run_process([*args, *extra], env=cli_env(), check=False)
+            assert busy.returncode == EXIT_INPUT, busy.stderr.decode()
+            assert "in use by another run" in busy.stderr.decode()
+            assert str(out) in busy.stderr.decode()
+            assert "Traceback" not in busy.stderr.decode()
+        assert process.returncode is None  # the first run was not disturbed
         process.send_signal(signal.SIGKILL)
         await process.wait()
+        for server in (one, two):
+            server.queue.paused = False
+            server.queue.wake()
         assert manifest is not None
         before = await manifest.counts()
         await manifest.close()
@@ -67,7 +82,8 @@ async def test_a_job_killed_midway_resumes_without_rerunning_or_losing_anything(
         assert before.get("completed", 0) < 120, "killed too late to test resume"
         again = await anyio.run_process([*args, "--resume"], env=cli_env(), check=False)
         assert again.returncode == 0, again.stderr.decode()
-        # Every variation completed exactly once on the servers: none re-run, none lost.
+        # Every variation completed exactly once on the servers: none re-run, none lost,
+        # none sent by the refused runs.
         assert await completed_seeds(one, two) == Counter(range(1, 121))
         assert len(pngs(out)) == 120
         lines = again.stdout.decode().split()
@@ -166,3 +182,71 @@ async def test_resume_after_a_crash_between_saving_and_recording_an_image(tmp_pa
         assert again.returncode == 0, again.stderr.decode()
         assert len(pngs(out)) == 3
         assert await completed_seeds(server) == Counter([1, 2, 3])  # nothing ran again
+
+
+UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port
+
+
+LOCAL_ERRORS = [  # (extra arguments, files to write, words the error must hold)
+    (["--csv", "{tmp}/bad.csv"], {"bad.csv": "Seed,Blur radius\n1,x\n"}, ["bad.csv line 2"]),
+    (["--csv", "{tmp}/wide.csv"], {"wide.csv": "Seed\n1,2\n"}, ["wide.csv line 2", "more cells"]),
+    (["--csv", "{tmp}/twice.csv"], {"twice.csv": "Seed,seed\n1,2\n"}, ["twice.csv", "same input"]),
+    (["--jsonl", "{tmp}/v.jsonl"], {"v.jsonl": '{"Nope": 1}\n'}, ["v.jsonl", "no input 'Nope'"]),
+    (["--sweep", "Seed=1,x"], {}, ["--sweep Seed=1,x", "not an integer"]),
+    (["--sweep", "Seed=1", "--sweep", "Seed=2"], {}, ["swept twice"]),
+    (["--sweep", "Seed=1", "--set", "Blur radius=-3"], {}, ["--set Blur radius=-3"]),
+    (["--sweep", "Seed=1", "--runs", "0"], {}, ["--runs 0"]),
+    (["--sweep", "Seed=1", "--server", "localhost:9090"], {}, ["--server localhost:9090"]),
+]
+
+
+@pytest.mark.parametrize(("extra", "files", "words"), LOCAL_ERRORS)
+def test_local_input_errors_come_before_any_request(
+    tmp_path: Path, extra: list[str], files: dict[str, str], words: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With an unreachable server, a bad local input is still exit 3 (input), not 4
+    (unreachable): every local input is read and checked before a server is asked."""
+    from invokeai_client.cli import main
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    argv = ["batch", str(examples.path("noise-sweep")), "--server", UNREACHABLE,
+            "--out", str(tmp_path / "out"), *(a.format(tmp=tmp_path) for a in extra)]
+    assert main(argv) == EXIT_INPUT
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, err
+    assert "cannot reach" not in err
+    assert not (tmp_path / "out" / "job.sqlite").exists()
+
+
+def test_good_input_with_an_unreachable_server_exits_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invokeai_client.cli import main
+
+    argv = ["batch", str(examples.path("noise-sweep")), "--server", UNREACHABLE,
+            "--sweep", "Seed=1..3", "--out", str(tmp_path / "out")]
+    assert main(argv) == EXIT_UNREACHABLE
+    assert "no server of the pool answers" in capsys.readouterr().err
+    # Nothing was recorded: the same command can simply be run again.
+    assert not (tmp_path / "out" / "job.sqlite").exists()
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["generate", "--seeds", "1,x"], ["--seeds"]),
+    (["generate", "--seeds", "5000000000"], ["--seeds"]),
+    (["generate", "--width", "0"], ["--width 0"]),
+    (["run", "--sweep", "Sed=1"], ["did you mean 'Seed'"]),
+    (["inputs", "--workflow", "/nonexistent/flow.json"], ["/nonexistent/flow.json"]),
+])
+def test_every_command_checks_local_input_before_the_server(
+    argv: list[str], words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invokeai_client.cli import main
+
+    assert main([*argv, "--url", UNREACHABLE]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, err

@@ -34,12 +34,13 @@ from ._console import (
     Console,
 )
 from ._inputs import load_inputs, show_inputs
+from ._options import add_board_option, add_out_option, add_values_options
 from ._plan import DEMO_SWEEP, make_plan, read_workflow
 from ._run import run_batch
 from ._server import add_server_options, client_options, server_url
 from ._values import one_line
 from .batch import add_batch_parser, run_batch_command
-from .generate import add_generate_parser, generate_images
+from .generate import add_generate_parser, generate_images, plan_generate
 
 __all__ = ["main"]
 
@@ -76,16 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_server_options(run)
     _add_workflow_option(run)
-    run.add_argument(
-        "--sweep", action="append", metavar='"LABEL=V1,V2,..."',
-        help="vary an input over values (repeatable: every combination runs)",
-    )
-    run.add_argument(
-        "--set", action="append", metavar='"LABEL=VALUE"', help="set an input (repeatable)"
-    )
-    run.add_argument("--runs", type=int, default=1, help="repeat the whole sweep N times")
-    run.add_argument("--out", help="folder for the images (default: ./outputs/<timestamp>/)")
-    run.add_argument("--board", help="board (name or id) the images are added to")
+    add_values_options(run)
+    add_out_option(run)
+    add_board_option(run)
     run.add_argument(
         "--create-board", action="store_true", help="create the --board if it does not exist"
     )
@@ -177,14 +171,17 @@ def _command(args: argparse.Namespace, console: Console) -> int:
 
 
 def _generate_command(args: argparse.Namespace, console: Console) -> int:
+    plan = plan_generate(args)  # everything checkable offline, before any server
     options = client_options(args)
     with server_url(args.url, console, tiny_models=True) as url:
-        code = asyncio.run(generate_images(args, url, options, console, local=not args.url))
+        code = asyncio.run(
+            generate_images(args, plan, url, options, console, local=not args.url)
+        )
         if code is not None:
             return code
         demo = ["run"] + (["--out", args.out] if args.out else [])
-        plan = make_plan(build_parser().parse_args(demo))
-        return asyncio.run(run_batch(plan, url, options, console))
+        demo_plan = make_plan(build_parser().parse_args(demo))
+        return asyncio.run(run_batch(demo_plan, url, options, console))
 
 
 async def _info(url: str, options: dict[str, Any], console: Console, *, as_json: bool) -> int:

@@ -80,7 +80,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         sets=sets,
         sweeps=sweeps,
         runs=args.runs,
-        out=_out_dir(args.out),
+        out=out_folder(args.out),
         board=args.board or None,
         create_board=bool(args.create_board),
         default_sweep=default_sweep,
@@ -91,13 +91,15 @@ def make_plan(args: argparse.Namespace) -> Plan:
     return plan
 
 
-def read_workflow(path: str | None) -> tuple[WorkflowDefinition, str]:
+def read_workflow(
+    path: str | None, *, option: str = "--workflow"
+) -> tuple[WorkflowDefinition, str]:
     """The workflow at ``path`` (the bundled demo when None) and how to name its source."""
     if path:
         try:
             return WorkflowDefinition.from_file(Path(path).expanduser()), str(path)
         except InvokeAIError as exc:
-            raise CliError(f"--workflow {path}: {one_line(str(exc))}") from None
+            raise CliError(f"{option} {path}: {one_line(str(exc))}") from None
     demo = examples.path(DEMO_WORKFLOW)
     return WorkflowDefinition.from_file(demo), f"the bundled demo ({demo.name})"
 
@@ -164,11 +166,12 @@ def _assignment(text: str, option: str) -> Assignment:
     return Assignment(key, value, option)
 
 
-def _out_dir(out: str | None) -> Path:
-    """The output folder (made when the first file is saved), checked to be writable."""
+def out_folder(out: str | None, option: str = "--out") -> Path:
+    """The output folder (made when the first file is saved), checked to be writable; a
+    new ``./outputs/<timestamp>/`` when ``out`` is None."""
     if out:
         path = Path(out).expanduser()
-        option = f"--out {out}"
+        option = f"{option} {out}"
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = Path("outputs") / stamp

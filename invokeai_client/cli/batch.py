@@ -18,13 +18,19 @@ import csv
 import io
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import errors
+from .._http import check_base_url
 from ..errors import InvokeAIError, ValidationError
-from ..pool import PoolJob, Progress, ServerPool
-from ..workflows import WorkflowHandle
+from ..fields import InvocationSchemas
+from ..pool import JobLock, PoolJob, Progress, ServerPool
+from ..workflows import WorkflowDefinition, WorkflowHandle
 from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
+from ._options import add_out_option, add_values_options
+from ._plan import out_folder, read_workflow
 from ._progress import ProgressDisplay
 from ._server import add_auth_options, client_options
 from ._values import find_input, one_line, parse_sweep, parse_value, split_assignment
@@ -45,16 +51,12 @@ def add_batch_parser(sub: Any) -> None:
     )
     batch.add_argument("workflow", metavar="WORKFLOW", help="workflow JSON exported by the GUI")
     source = batch.add_mutually_exclusive_group()
-    source.add_argument("--sweep", action="append", metavar='"LABEL=V1,V2,..."',
-                        help="vary an input (repeatable: every combination runs)")
+    add_values_options(batch, sweep=source)
     source.add_argument("--csv", metavar="FILE", help="one variation per row; header = labels")
     source.add_argument("--jsonl", metavar="FILE", help="one variation per line: {label: value}")
-    batch.add_argument("--set", action="append", metavar='"LABEL=VALUE"',
-                       help="set an input for every variation (repeatable)")
-    batch.add_argument("--runs", type=int, default=1, help="repeat every variation N times")
     batch.add_argument("--server", action="append", required=True, metavar="URL",
                        help="an InvokeAI server (repeatable)")
-    batch.add_argument("--out", required=True, metavar="DIR", help="folder for images + job")
+    add_out_option(batch, required=True, what="the images and the job (job.sqlite)")
     batch.add_argument("--resume", action="store_true", help="continue the job in --out")
     batch.add_argument("--no-workflow-json", action="store_true",
                        help="leave the workflow JSON off the batches (less server work; the "
@@ -62,35 +64,110 @@ def add_batch_parser(sub: Any) -> None:
     add_auth_options(batch)
 
 
-def run_batch_command(args: argparse.Namespace, console: Console) -> int:
-    """Run ``batch`` (checks the options first); returns the exit code."""
-    out = Path(args.out).expanduser()
-    manifest = out / MANIFEST
-    if args.resume and not manifest.is_file():
-        raise CliError(f"--resume: no job in {out} ({MANIFEST} is missing)")
-    if not args.resume and manifest.exists():
-        raise CliError(f"--out {out} holds a job already: add --resume to continue it, or "
-                       "choose another folder")
-    if args.runs < 1:
+@dataclass
+class BatchPlan:
+    """The checked options of one ``batch``: everything knowable without a server."""
+
+    servers: list[str]
+    out: Path
+    resume: bool
+    runs: int
+    attach_workflow: bool
+    options: dict[str, Any]
+    definition: WorkflowDefinition | None = None
+    """The workflow (None on ``--resume``: the job carries its own)."""
+    sets: list[str] = field(default_factory=list)
+    sweeps: list[str] = field(default_factory=list)
+    rows: list[tuple[int, Any]] | None = None
+    """``--csv`` / ``--jsonl`` rows as (line number, row), read once."""
+    source: str = ""
+    """How to name where the rows came from (``--csv FILE``)."""
+    text_rows: bool = False
+
+    @property
+    def manifest(self) -> Path:
+        return self.out / MANIFEST
+
+
+def plan_batch(args: argparse.Namespace) -> BatchPlan:
+    """Read and check every local input of ``batch`` (no server is asked): the servers' URLs,
+    the output folder, the workflow file, ``--set`` values and every variation (``--sweep``,
+    ``--csv``, ``--jsonl``), typed by the bundled node schemas."""
+    if isinstance(args.runs, bool) or args.runs < 1:
         raise CliError(f"--runs {args.runs}: must be 1 or more")
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--out {out}: not a folder")
-    options = client_options(args)
-    return asyncio.run(_batch(args, out, manifest, options, console))
+    for url in args.server:
+        try:
+            check_base_url(url)
+        except ValidationError as exc:
+            raise CliError(f"--server {url}: {one_line(str(exc))}") from None
+    plan = BatchPlan(
+        servers=list(args.server), out=out_folder(args.out, "--out"), resume=args.resume,
+        runs=args.runs, attach_workflow=not args.no_workflow_json,
+        options=client_options(args),
+    )
+    if plan.resume:
+        return plan  # the job's manifest holds its workflow and variations
+    plan.definition, _ = read_workflow(args.workflow, option="WORKFLOW")
+    plan.sets = list(args.set or ())
+    plan.sweeps = list(args.sweep or ())
+    if args.csv:
+        plan.rows, plan.source, plan.text_rows = _csv_rows(args.csv), f"--csv {args.csv}", True
+    elif args.jsonl:
+        plan.rows, plan.source = _jsonl_rows(args.jsonl), f"--jsonl {args.jsonl}"
+    offline = WorkflowHandle(plan.definition, schemas=InvocationSchemas.bundled())
+    sweep, zipped = apply_batch(offline, plan)
+    try:
+        groups = offline.sweep_groups(sweep, zip=zipped)
+        offline.build_batch(data=groups, runs=plan.runs)
+    except ValidationError as exc:
+        if exc.rule != "uploaded":  # local image files: uploaded to each server later
+            raise CliError(f"workflow {offline.name!r} cannot run: {one_line(str(exc))}"
+                           ) from None
+    return plan
 
 
-async def _batch(args: argparse.Namespace, out: Path, manifest: Path, options: dict[str, Any],
-                 console: Console) -> int:
+def run_batch_command(args: argparse.Namespace, console: Console) -> int:
+    """Run ``batch``: local inputs checked, the job locked, then the servers asked; the exit
+    code."""
+    plan = plan_batch(args)
+    lock = lock_job(plan)
+    try:
+        return asyncio.run(_batch(plan, lock, console))
+    finally:
+        lock.release()
+
+
+def lock_job(plan: BatchPlan) -> JobLock:
+    """Take the job's lock (a second run of it fails here), then check that ``--resume``
+    finds a job and a new job finds none."""
+    try:
+        plan.out.mkdir(parents=True, exist_ok=True)
+        lock = JobLock.acquire(plan.manifest)
+    except OSError as exc:
+        raise CliError(f"--out {plan.out}: cannot create it: {exc.strerror or exc}") from None
+    except ValidationError as exc:  # JobBusyError, or a folder that cannot be written
+        raise CliError(f"--out {plan.out}: {one_line(str(exc))}") from None
+    if plan.resume and not plan.manifest.is_file():
+        lock.release()
+        raise CliError(f"--resume: no job in {plan.out} ({MANIFEST} is missing)")
+    if not plan.resume and plan.manifest.exists():
+        lock.release()
+        raise CliError(f"--out {plan.out} holds a job already: add --resume to continue it, "
+                       "or choose another folder")
+    return lock
+
+
+async def _batch(plan: BatchPlan, lock: JobLock, console: Console) -> int:
     started = time.monotonic()
-    async with ServerPool(args.server, **options) as pool:
+    async with ServerPool(plan.servers, **plan.options) as pool:
         for url, state in pool.states().items():
             if state != "up":
                 console.note(f"{url}: {state} (retried while the job runs)")
-        if args.resume:
-            job = await pool.resume(manifest)
-            console.note(f"resuming {manifest}: {job.progress().done} of {job.total} done")
+        if plan.resume:
+            job = await pool.resume(plan.manifest, lock=lock)
+            console.note(f"resuming {plan.manifest}: {job.progress().done} of {job.total} done")
         else:
-            job = await _submit(pool, args, out, manifest)
+            job = await _submit(pool, plan, lock)
         for url, why in job.excluded.items():
             console.note(f"left out {url}: {one_line(why)}")
         await _follow(job, console)
@@ -98,48 +175,73 @@ async def _batch(args: argparse.Namespace, out: Path, manifest: Path, options: d
     return EXIT_OK if all(r.ok for r in job.results.values()) else EXIT_ITEMS_FAILED
 
 
-async def _submit(pool: ServerPool, args: argparse.Namespace, out: Path,
-                  manifest: Path) -> PoolJob:
+async def _submit(pool: ServerPool, plan: BatchPlan, lock: JobLock) -> PoolJob:
+    """Load the workflow typed by a server, apply the plan again with the server's types,
+    submit the durable job."""
+    assert plan.definition is not None
     try:
-        wf = await pool.load(args.workflow)
+        wf = await pool.load(plan.definition)
+    except (errors.ConnectionError, errors.TimeoutError):
+        raise
     except InvokeAIError as exc:
-        raise CliError(f"{args.workflow}: {one_line(str(exc))}") from None
-    for text in args.set or ():
-        key, value = split_assignment(text, "--set")
-        found = find_input(wf, key, f"--set {text}")
-        wf.set(found, parse_value(found.field, value, f"--set {text}"))
-    sweep, zipped = read_variations(wf, args)
+        raise CliError(f"WORKFLOW: {one_line(str(exc))}") from None
+    sweep, zipped = apply_batch(wf, plan)
     try:
         return await pool.submit_batch(
-            wf, sweep, zip=zipped, runs=args.runs, manifest=manifest, save_to=out,
-            attach_workflow=not args.no_workflow_json,
+            wf, sweep, zip=zipped, runs=plan.runs, manifest=plan.manifest, save_to=plan.out,
+            attach_workflow=plan.attach_workflow, lock=lock,
         )
     except ValidationError as exc:
         raise CliError(one_line(str(exc))) from None
 
 
-def read_variations(wf: WorkflowHandle, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    """The sweep (``key -> values``) and whether it is zipped (rows) or crossed."""
-    if args.csv:
-        text = _read_text(args.csv, "--csv")
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        rows = [(n + 2, row) for n, row in enumerate(reader)]
-        return _columns(wf, rows, f"--csv {args.csv}", text=True), True
-    if args.jsonl:
-        rows = []
-        for n, line in enumerate(_read_text(args.jsonl, "--jsonl").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((n, json.loads(line)))
-                except ValueError as exc:
-                    raise CliError(f"--jsonl {args.jsonl} line {n}: {exc}") from None
-        return _columns(wf, rows, f"--jsonl {args.jsonl}", text=False), True
-    sweep: dict[str, Any] = {}
-    for text in args.sweep or ():
+def apply_batch(wf: WorkflowHandle, plan: BatchPlan) -> tuple[dict[int | str, Any], bool]:
+    """Set ``--set`` values on ``wf``; the sweep (``key -> values``) and whether it is zipped
+    (rows) or crossed (``--sweep``). Used offline and again on the server-typed handle."""
+    for text in plan.sets:
+        key, value = split_assignment(text, "--set")
+        found = find_input(wf, key, f"--set {text}")
+        try:
+            wf.set(found, parse_value(found.field, value, f"--set {text}"))
+        except ValidationError as exc:
+            raise CliError(f"--set {text}: {one_line(str(exc))}") from None
+    if plan.rows is not None:
+        return _columns(wf, plan.rows, plan.source, text=plan.text_rows), True
+    sweep: dict[int | str, Any] = {}
+    seen: set[str] = set()
+    for text in plan.sweeps:
         key, value = split_assignment(text, "--sweep")
         found = find_input(wf, key, f"--sweep {text}")
-        sweep[found.key] = parse_sweep(found.field, value, f"--sweep {text}")
+        if found.key in seen:
+            raise CliError(f"--sweep {text}: input {found.label!r} is swept twice")
+        seen.add(found.key)
+        sweep[_as_given(key)] = parse_sweep(found.field, value, f"--sweep {text}")
     return sweep, False
+
+
+def _as_given(key: str) -> int | str:
+    """A sweep key as the user wrote it (an index as a number): results name the input so."""
+    return int(key) if key.isdigit() else key
+
+
+def _csv_rows(path: str) -> list[tuple[int, Any]]:
+    text = _read_text(path, "--csv")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return [(n + 2, row) for n, row in enumerate(reader)]
+    except csv.Error as exc:
+        raise CliError(f"--csv {path}: not CSV ({exc})") from None
+
+
+def _jsonl_rows(path: str) -> list[tuple[int, Any]]:
+    rows = []
+    for n, line in enumerate(_read_text(path, "--jsonl").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append((n, json.loads(line)))
+            except ValueError as exc:
+                raise CliError(f"--jsonl {path} line {n}: {exc}") from None
+    return rows
 
 
 def _read_text(path: str, option: str) -> str:
@@ -155,28 +257,35 @@ def _read_text(path: str, option: str) -> str:
 
 
 def _columns(wf: WorkflowHandle, rows: list[tuple[int, Any]], source: str, *,
-             text: bool) -> dict[str, Any]:
+             text: bool) -> dict[int | str, Any]:
     if not rows:
         raise CliError(f"{source}: no variations")
     for line, row in rows:
         if not isinstance(row, dict):
             raise CliError(f"{source} line {line}: a variation must be a JSON object "
                            "{\"Input label\": value, ...}")
+        if text and None in row:
+            raise CliError(f"{source} line {line}: more cells than the header names")
     labels = list(rows[0][1])
-    columns: dict[str, list[Any]] = {}
+    columns: dict[int | str, list[Any]] = {}
+    fields = {}
     for label in labels:
         found = find_input(wf, label, f"{source} column {label!r}")
-        columns[found.key] = []
+        if found.key in fields:
+            raise CliError(f"{source}: columns {label!r} and another name the same input "
+                           f"{found.label!r}")
+        fields[found.key] = found.field
+        columns[_as_given(label)] = []
     for line, row in rows:
-        if not isinstance(row, dict) or list(row) != labels:
+        if list(row) != labels:
             raise CliError(f"{source} line {line}: every variation must name the same inputs "
                            f"({', '.join(labels)})")
-        for label, key in zip(labels, columns, strict=True):
-            field = wf.field(key)
+        for label, key, typed in zip(labels, columns, fields.values(), strict=True):
             where = f"{source} line {line} {label}"
             if text and row[label] is None:
                 raise CliError(f"{where}: no value (the row is shorter than the header)")
-            columns[key].append(parse_value(field, row[label], where) if text else row[label])
+            value = parse_value(typed, row[label], where) if text else row[label]
+            columns[key].append(value)
     return columns
 
 
@@ -231,7 +340,9 @@ def _summary(job: PoolJob, console: Console, wall: float) -> None:
         console.note(f"  {len(job.duplicates)} items also ran on a server that went away")
     failed = [r for r in job.results.values() if not r.ok]
     for r in failed[:5]:
-        console.note(f"  variation {r.index} {r.status}: {one_line(r.result.error_message or '')}")
+        values = ", ".join(f"{name}={value}" for name, value in r.inputs.items())
+        console.note(f"  variation {r.index} ({values}) {r.status}: "
+                     f"{one_line(r.result.error_message or '')}")
     for r in sorted(job.results.values(), key=lambda r: r.index):
         for path in r.saved:
             console.result(path)

@@ -11,19 +11,26 @@ the images are saved into ``--out`` as they finish (their paths on stdout). With
 from __future__ import annotations
 
 import argparse
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import AsyncClient, errors
-from ..generate import choose_model
+from .._checks import check_int
+from .._files import make_folder
+from ..generate import MAX_SEED, choose_model
 from ..runs import BatchRun, NodeProgress, RunEvent, StatusChanged, WorkflowResult
-from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
+from ._console import EXIT_ERROR, EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
+from ._options import add_board_option, add_out_option
+from ._plan import out_folder
 from ._progress import ProgressDisplay
 from ._server import add_server_options
 from ._values import one_line
 
-__all__ = ["DEFAULT_PROMPT", "add_generate_parser", "generate_images", "parse_seeds"]
+__all__ = [
+    "DEFAULT_PROMPT", "GeneratePlan", "add_generate_parser", "generate_images", "parse_seeds",
+    "plan_generate",
+]
 
 DEFAULT_PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 DEFAULT_SEEDS = "1..8"
@@ -50,8 +57,8 @@ def add_generate_parser(sub: Any) -> None:
     gen.add_argument("--width", type=int, help="image width (rounded down as the GUI does)")
     gen.add_argument("--height", type=int, help="image height")
     gen.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    gen.add_argument("--out", help="folder for the images (default: ./outputs/<timestamp>/)")
-    gen.add_argument("--board", help="board (name or id) the images are added to")
+    add_out_option(gen)
+    add_board_option(gen)
     gen.add_argument("--or-demo", action="store_true",
                      help="run the model-free demo workflow when the server has no main model")
 
@@ -66,23 +73,39 @@ def parse_seeds(text: str) -> list[int]:
             seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise CliError(f"--seeds {text!r}: use a,b,c or start..stop (integers)") from None
-    if not seeds or len(seeds) > MAX_SEEDS or min(seeds) < 0:
-        raise CliError(f"--seeds {text!r}: 1 to {MAX_SEEDS} seeds of at least 0")
+    if not seeds or len(seeds) > MAX_SEEDS or min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise CliError(f"--seeds {text!r}: 1 to {MAX_SEEDS} seeds from 0 to {MAX_SEED}")
     return seeds
 
 
-def _out_folder(out: str | None) -> Path:
-    return Path(out) if out else Path("outputs") / time.strftime("%Y%m%d-%H%M%S")
+@dataclass(frozen=True)
+class GeneratePlan:
+    """The checked options of one ``generate`` (known before any server is asked)."""
+
+    prompt: str
+    seeds: list[int]
+    out: Path
+
+
+def plan_generate(args: argparse.Namespace) -> GeneratePlan:
+    """Read and check ``generate``'s options: seeds, sizes, steps, the output folder."""
+    seeds = parse_seeds(args.seeds)
+    for name in ("width", "height", "steps"):
+        value = getattr(args, name)
+        if value is not None:
+            try:
+                check_int(name, value, minimum=1)
+            except errors.ValidationError as exc:
+                raise CliError(f"--{name} {value}: {one_line(str(exc))}") from None
+    return GeneratePlan(" ".join(args.prompt) or DEFAULT_PROMPT, seeds, out_folder(args.out))
 
 
 async def generate_images(
-    args: argparse.Namespace, url: str, options: dict[str, Any], console: Console,
-    *, local: bool = False,
+    args: argparse.Namespace, plan: GeneratePlan, url: str, options: dict[str, Any],
+    console: Console, *, local: bool = False,
 ) -> int | None:
     """Run ``generate``; the exit code, or None when ``--or-demo`` should run the demo."""
-    prompt = " ".join(args.prompt) or DEFAULT_PROMPT
-    seeds = parse_seeds(args.seeds)
-    out = _out_folder(args.out)
+    prompt, seeds, out = plan.prompt, plan.seeds, plan.out
     async with AsyncClient(url, **options) as client:
         info = await client.server_info()
         console.note(f"InvokeAI {info.version} at {client.base_url}")
@@ -112,6 +135,7 @@ async def generate_images(
 async def _follow(batch: BatchRun, out: Path, console: Console, *, title: str) -> int:
     """Live step progress from the batch's events; each image saved as its item ends."""
     import anyio
+    import anyio.to_thread
 
     seeds = {run.item_id: index for index, run in enumerate(batch.runs)}
     failed = 0
@@ -130,13 +154,20 @@ async def _follow(batch: BatchRun, out: Path, console: Console, *, title: str) -
         elif isinstance(event, StatusChanged):
             update("" if event.terminal else None)
 
+    unsaved: list[str] = []
+
     async def save(result: WorkflowResult) -> None:
         index = seeds.get(result.item_id, 0)
         for image in result.images:
-            path = await image.save(out, name=f"{index + 1:03d}-seed{result.outputs.get('seed')}"
-                                    ".png")
+            name = f"{index + 1:03d}-seed{result.outputs.get('seed')}.png"
+            try:
+                path = await image.save(out, name=name)
+            except errors.InvokeAIError as exc:  # disk full, a file in the way: said below
+                unsaved.append(one_line(str(exc)))
+                return
             console.result(str(path))
 
+    await anyio.to_thread.run_sync(make_folder, out)
     with display:
 
         async def events() -> None:
@@ -145,7 +176,6 @@ async def _follow(batch: BatchRun, out: Path, console: Console, *, title: str) -
 
         async with anyio.create_task_group() as group:
             group.start_soon(events)
-            await anyio.Path(out).mkdir(parents=True, exist_ok=True)
             async for result in batch.as_completed():
                 line = f"item {result.item_id} {result.status}: seed {result.outputs.get('seed')}"
                 if not result.ok:
@@ -153,4 +183,6 @@ async def _follow(batch: BatchRun, out: Path, console: Console, *, title: str) -
                     line += f" - {one_line(result.error_message or result.error_type or '')}"
                 display.finished(line, ok=result.ok)
                 group.start_soon(save, result)
+    if unsaved:
+        raise CliError(f"{len(unsaved)} image(s) not saved: {unsaved[0]}", EXIT_ERROR)
     return failed

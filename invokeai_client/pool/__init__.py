@@ -7,6 +7,7 @@ See docs/pool.md.
 """
 
 from .job import PoolJob
+from .lock import JobLock
 from .manifest import Manifest
 from .pool import ServerPool
 from .results import Attempt, PoolResult, Progress, ServerProgress
@@ -14,6 +15,7 @@ from .scheduler import Policy, ServerState, plan
 
 __all__ = [
     "Attempt",
+    "JobLock",
     "Manifest",
     "Policy",
     "PoolJob",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ValidationError
+from ..workflows.batch import swept_names as _names_of
 
 if TYPE_CHECKING:
     from ..workflows.handle import WorkflowHandle
@@ -28,15 +28,16 @@ def sweep_groups(
     data: Sequence[Sequence[Mapping[str, Any]]] | None,
 ) -> Groups:
     """``Batch.data`` groups for a sweep (keys as the handle takes them) plus raw ``data``."""
-    groups = handle.sweep_groups(sweep, zip=zip, data=data)
-    if handle.local_images():
-        raise ValidationError(
-            "the pool sends the workflow to several servers and does not upload local image "
-            "files: upload them first (client.images.upload) and use the image names",
-            input="images",
-            rule="images already on the servers",
-        )
-    return groups
+    return handle.sweep_groups(sweep, zip=zip, data=data)
+
+
+def swept_names(
+    handle: WorkflowHandle, sweep: Mapping[Any, Iterable[Any]] | None,
+    zip: bool | Sequence[Sequence[Any]],
+) -> dict[str, str]:
+    """``"node_id.field_name"`` -> the name the user gave each swept input (the sweep's own
+    key, or the label for an index), as :meth:`WorkflowHandle.submit_batch` names results."""
+    return _names_of(handle.sweep_groups(sweep, zip=zip), handle.form)
 
 
 def compile_body(

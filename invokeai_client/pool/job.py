@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -20,13 +21,14 @@ from collections.abc import AsyncIterator, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from ..runs import WorkflowResult
+from ..runs import FieldValues, WorkflowResult
 from ._member import Member, Sent
 from .results import Attempt, PoolResult, Progress, ServerProgress
 from .scheduler import Policy, plan
 from .variations import VariationSet, chunk_body
 
 if TYPE_CHECKING:
+    from .lock import JobLock
     from .manifest import Manifest
 
 log = logging.getLogger("invokeai_client.pool")
@@ -56,12 +58,18 @@ class PoolJob:
         save_to: str | None = None,
         done: Mapping[int, PoolResult] | None = None,
         skip: frozenset[int] | set[int] = frozenset(),
+        lock: JobLock | None = None,
+        uploads: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.members = list(members)
         self.bodies = dict(bodies)
         self.variations = variations
         self.policy = policy
         self.manifest = manifest
+        self.lock = lock
+        self.uploads = dict(uploads or {})
+        """Per server: local image token -> that server's image name."""
+        """The job's lock (held while it runs; released when it completes or closes)."""
         self.save_to = save_to
         self.total = len(variations)
         self.results: dict[int, PoolResult] = dict(done or {})
@@ -91,6 +99,7 @@ class PoolJob:
         self.error: BaseException | None = None
         if len(self.results) == self.total:
             self._finished.set()
+            self._release()
 
     def __repr__(self) -> str:
         return f"<PoolJob {len(self.results)}/{self.total} done over {len(self.members)} servers>"
@@ -238,9 +247,12 @@ class PoolJob:
             await self.manifest.sent(chunk, member.url, batch_id)
         self.requests += 1
         variations = [self.variations.variations[i] for i in chunk]
-        body = chunk_body(self.bodies[member.url], self.variations.fields, variations, batch_id)
+        body = chunk_body(self.bodies[member.url], self.variations.fields, variations, batch_id,
+                          self.uploads.get(member.url))
         try:
-            batch = await member.client.runs.enqueue(body, detach=True, partial=True)
+            batch = await member.client.runs.enqueue(
+                body, detach=True, partial=True, names=self.variations.names or None
+            )
         except errors.InvokeAIError as exc:
             self._enqueue_failed(member, chunk, batch_id, exc)
             return
@@ -317,12 +329,13 @@ class PoolJob:
             member.completed += 1
         else:
             member.failed += 1
+        result = _named(result, self.variations.names)
         saved: tuple[str, ...] = ()
         if self.save_to is not None and result.ok and result.images:
             saved = await _save_images(result, self.save_to, index)
         pool_result = PoolResult(
             index,
-            self.variations.variations[index].as_dict(self.variations.fields),
+            self.variations.inputs(index),
             member.url,
             result,
             tuple(self.attempts.get(index, ())),
@@ -376,6 +389,12 @@ class PoolJob:
         self._finished.set()
         self._change.set()
         self._wake.set()
+        if len(self.results) == self.total:  # every result recorded: nothing left to write
+            self._release()
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     def _stop(self) -> None:
         self._pending.clear()
@@ -388,6 +407,17 @@ class PoolJob:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._release()
+
+
+def _named(result: WorkflowResult, names: Mapping[str, str]) -> WorkflowResult:
+    """``result`` with its values named as the sweep named them (an item followed after a
+    resume was enqueued by another process: its values come keyed ``node_id.field_name``)."""
+    if not names:
+        return result
+    values = result.field_values
+    full = values.by_node() if isinstance(values, FieldValues) else dict(values)
+    return dataclasses.replace(result, field_values=FieldValues(full, names))
 
 
 async def _save_images(result: WorkflowResult, folder: str, index: int) -> tuple[str, ...]:

@@ -18,7 +18,8 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ..errors import ValidationError
+from .._files import make_folder, write_error
+from ..errors import FileWriteError, ValidationError
 from .results import PoolResult
 from .variations import Variation, VariationSet
 
@@ -99,16 +101,25 @@ class Manifest:
                 input="manifest",
                 rule="new file",
             )
-        manifest = cls(target, await anyio.to_thread.run_sync(_connect, target))
+        manifest: Manifest | None = None
         meta = {
             "fields": json.dumps(variations.fields),
+            "names": json.dumps(dict(variations.names)),
+            "given": json.dumps(dict(variations.given)),
             "workflow": json.dumps(workflow),
             "settings": json.dumps(settings, default=str),
             "bodies": json.dumps(dict(bodies)),
             "total": str(len(variations)),
         }
         rows = [(v.index, json.dumps(v.values)) for v in variations.variations]
-        await manifest._run(_create, meta, rows)
+        try:
+            manifest = cls(target, await _open(target))
+            await manifest._run(_create, meta, rows)
+        except BaseException:  # disk full...: no half manifest that a retry would refuse
+            with anyio.CancelScope(shield=True):
+                db = None if manifest is None else manifest._db
+                await anyio.to_thread.run_sync(_remove, db, target)
+            raise
         return manifest
 
     @classmethod
@@ -119,14 +130,14 @@ class Manifest:
             raise ValidationError(
                 f"no job manifest at {target}", input="manifest", rule="existing file"
             )
-        return cls(target, await anyio.to_thread.run_sync(_connect, target))
+        return cls(target, await _open(target))
 
     async def close(self) -> None:
         await self._run(lambda db: db.close())
 
     async def _run(self, function: Any, *args: Any) -> Any:
         def call() -> Any:
-            with self._lock:
+            with self._lock, _manifest_errors(self.path):
                 return function(self._db, *args)
 
         async with self._order:
@@ -192,15 +203,63 @@ class Manifest:
         meta = await self.meta()
         fields = tuple((node, name) for node, name in meta["fields"])
         rows = await self.rows()
-        return VariationSet(fields, tuple(Variation(r.index, r.values) for r in rows))
+        variations = tuple(Variation(r.index, r.values) for r in rows)
+        return VariationSet(fields, variations, meta.get("names", {}), meta.get("given", {}))
+
+
+async def _open(path: Path) -> sqlite3.Connection:
+    def connect() -> sqlite3.Connection:
+        make_folder(path.parent, input="manifest")
+        with _manifest_errors(path):
+            return _connect(path)
+
+    return await anyio.to_thread.run_sync(connect)
+
+
+@contextmanager
+def _manifest_errors(path: Path) -> Iterator[None]:
+    """SQLite and OS errors on the manifest become errors of the tree naming its file: a
+    file that is no manifest is a ValidationError, anything else (disk full, read-only,
+    no permission) a FileWriteError."""
+    try:
+        yield
+    except FileWriteError:
+        raise
+    except OSError as exc:
+        raise write_error(exc, path) from exc
+    except sqlite3.DatabaseError as exc:
+        name = getattr(exc, "sqlite_errorname", "") or "sqlite"
+        if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+            raise ValidationError(
+                f"{path} is not a job manifest: {exc}",
+                input="manifest",
+                rule="a manifest written by the pool",
+            ) from exc
+        raise FileWriteError(
+            f"cannot write the job manifest {str(path)!r}: {exc} ({name})",
+            path=str(path), errno=None, strerror=str(exc),
+        ) from exc
+
+
+def _remove(db: sqlite3.Connection | None, path: Path) -> None:
+    """Close ``db`` and delete its files (best effort: another error is on its way)."""
+    if db is not None:
+        with suppress(sqlite3.Error):
+            db.close()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with suppress(OSError):
+            path.with_name(path.name + suffix).unlink()
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(SCHEMA)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,15 +12,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import anyio.to_thread
+
 from .. import errors
 from ..client import AsyncClient
+from ..workflows.definition import WorkflowDefinition
 from ..workflows.handle import WorkflowHandle
 from ..workflows.model_sync import sync_models
 from ..workflows.prepare import resolve_board
-from ._compile import compile_body, sweep_groups
+from ._compile import compile_body, sweep_groups, swept_names
 from ._failover import watch_members
+from ._images import LocalImages, named, tokenize
 from ._member import Member
 from .job import PoolJob
+from .lock import JobLock
 from .manifest import Manifest
 from .results import PoolResult
 from .resume import resume_job
@@ -68,6 +75,9 @@ class ServerPool:
         self._retired: set[asyncio.Task[None]] = set()
         self._jobs: list[PoolJob] = []
         self._watcher: asyncio.Task[None] | None = None
+        self._uploaded: dict[tuple[str, str], str] = {}
+        """(server, local image token) -> the image's name there: each content is uploaded
+        once per server for the pool's life."""
 
     def __repr__(self) -> str:
         up = sum(m.state == "up" for m in self.members)
@@ -166,7 +176,9 @@ class ServerPool:
 
     # -- workflows ----------------------------------------------------------------------
 
-    async def load(self, source: str | Path | Mapping[str, Any]) -> WorkflowHandle:
+    async def load(
+        self, source: str | Path | Mapping[str, Any] | WorkflowDefinition
+    ) -> WorkflowHandle:
         """Load a workflow (path, dict or JSON text) typed by the first server that answers;
         the handle is compiled once per job and sent to every server."""
         failures = []
@@ -198,6 +210,7 @@ class ServerPool:
         sync: bool = True,
         manifest: str | Path | None = None,
         save_to: str | Path | None = None,
+        lock: JobLock | None = None,
     ) -> PoolJob:
         """Spread every variation of ``sweep`` (as :meth:`WorkflowHandle.submit_batch` reads
         it) over the servers; returns the running :class:`~invokeai_client.pool.PoolJob`.
@@ -207,21 +220,37 @@ class ServerPool:
         left out (``job.excluded`` says why). ``attach_workflow=False`` leaves the workflow
         JSON off the batches (less server work per item; the gallery then cannot reopen the
         workflow from an image). ``manifest`` makes the job durable (a SQLite file: see
-        :meth:`resume`); ``save_to`` saves every image into that folder.
+        :meth:`resume`) and locks it for the job's life (:class:`JobLock`: a second run of
+        the same job raises :class:`~invokeai_client.errors.JobBusyError`; pass ``lock``
+        when you took it yourself); ``save_to`` saves every image into that folder.
         """
-        groups = sweep_groups(handle, sweep, zip, data)
+        names = swept_names(handle, sweep, zip)
+        handle, groups, images = await tokenize(handle, sweep_groups(handle, sweep, zip, data))
         base = compile_body(handle, groups, board_id=None, attach_workflow=attach_workflow)
-        variations = expand(base["batch"].get("data"), runs)
-        bodies, excluded = await self._bodies(handle, groups, board, attach_workflow, sync)
-        store = None
-        if manifest is not None:
-            store = await Manifest.create(
-                manifest, variations, handle.to_workflow_dict(), bodies=bodies, settings={
-                    "attach_workflow": attach_workflow, "sync": sync, "board": board,
-                    "save_to": None if save_to is None else str(save_to),
-                },
+        variations = dataclasses.replace(
+            expand(base["batch"].get("data"), runs, names), given=images.given
+        )
+        if manifest is not None and lock is None:
+            lock = await anyio.to_thread.run_sync(JobLock.acquire, manifest)
+        try:
+            bodies, excluded, uploads = await self._bodies(
+                handle, groups, board, attach_workflow, sync, images
             )
-        return self._start(bodies, excluded, variations, store, save_to, {})
+            store = None
+            if manifest is not None:
+                store = await Manifest.create(
+                    manifest, variations, handle.to_workflow_dict(), bodies=bodies, settings={
+                        "attach_workflow": attach_workflow, "sync": sync, "board": board,
+                        "save_to": None if save_to is None else str(save_to),
+                        "uploads": uploads,
+                    },
+                )
+            return self._start(bodies, excluded, variations, store, save_to, {}, lock=lock,
+                               uploads=uploads)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
 
     async def submit(self, handle: WorkflowHandle, **options: Any) -> PoolResult:
         """Run the handle's current values once, on the server with the least work ahead;
@@ -235,18 +264,28 @@ class ServerPool:
             )
         return results[0]
 
-    async def resume(self, manifest: str | Path) -> PoolJob:
+    async def resume(self, manifest: str | Path, *, lock: JobLock | None = None) -> PoolJob:
         """Continue a job from its manifest after the client stopped (crash, Ctrl-C, kill).
 
         Variations with a result are not sent again; items the servers still have are
         followed; variations whose item is gone (or was never enqueued) are sent again.
+        The job is locked first (see :meth:`submit_batch`): a run still holding it makes
+        this raise :class:`~invokeai_client.errors.JobBusyError` before any request.
         """
-        return await resume_job(self.members, self._start, manifest)
+        if lock is None:
+            lock = await anyio.to_thread.run_sync(JobLock.acquire, manifest)
+        try:
+            return await resume_job(self.members, functools.partial(self._start, lock=lock),
+                                    manifest)
+        except BaseException:
+            lock.release()
+            raise
 
     def _start(
         self, bodies: dict[str, dict[str, Any]], excluded: dict[str, str], variations: Any,
         store: Manifest | None, save_to: str | Path | None, done: Mapping[int, PoolResult],
-        *, skip: set[int] | None = None,
+        *, skip: set[int] | None = None, lock: JobLock | None = None,
+        uploads: Mapping[str, Mapping[str, str]] | None = None,
     ) -> PoolJob:
         if not bodies:
             raise errors.ModelNotFoundError(
@@ -257,18 +296,24 @@ class ServerPool:
             [m for m in self.members if m.url in bodies], bodies, variations,
             policy=self.policy, manifest=store,
             save_to=None if save_to is None else str(save_to), done=done, skip=skip or set(),
+            lock=lock, uploads=uploads,
         )
         job.excluded = excluded
-        self._jobs = [j for j in self._jobs if not j.done] + [job]
+        # Ended jobs are forgotten, except one still holding its lock (it ended with an
+        # error: aclose() stops its last writers, then releases it).
+        self._jobs = [j for j in self._jobs if not j.done or (j.lock and j.lock.held)] + [job]
         job.start()
         return job
 
     async def _bodies(
-        self, handle: WorkflowHandle, groups: Any, board: Any, attach: bool, sync: bool
-    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-        """Per server, the enqueue body; compiled once per distinct (models, board)."""
+        self, handle: WorkflowHandle, groups: Any, board: Any, attach: bool, sync: bool,
+        images: LocalImages,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, dict[str, str]]]:
+        """Per server, the enqueue body (compiled once per distinct models, board and image
+        names) and the names its uploads of the job's local images got."""
         bodies: dict[str, dict[str, Any]] = {}
         excluded: dict[str, str] = {}
+        uploads: dict[str, dict[str, str]] = {}
         compiled: dict[str, dict[str, Any]] = {}
         for member in self.members:
             if member.state != "up":
@@ -279,16 +324,21 @@ class ServerPool:
                 if sync and copy.model_fields():
                     await sync_models(copy.form, member.client)
                 board_id = await resolve_board(member.client.boards, board)
+                names = await images.upload(member, self._uploaded)
             except (errors.ModelNotFoundError, errors.BoardError) as exc:
                 excluded[member.url] = str(exc)
                 continue
             except (errors.ConnectionError, errors.TimeoutError) as exc:
                 excluded[member.url] = f"not answering: {exc}"
                 continue
+            for full, value in images.values.items():
+                copy.set(full, named(value, names))
             models = [field.value for field in copy.model_fields()]
-            key = json.dumps([models, board_id], sort_keys=True, default=str)
+            key = json.dumps([models, board_id, names], sort_keys=True, default=str)
             if key not in compiled:
                 compiled[key] = compile_body(copy, groups, board_id=board_id,
                                              attach_workflow=attach)
             bodies[member.url] = compiled[key]
-        return bodies, excluded
+            if names:
+                uploads[member.url] = names
+        return bodies, excluded, uploads

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..runs import WorkflowResult
+from ..runs import FieldValues, WorkflowResult
 
 __all__ = ["Attempt", "PoolResult", "Progress", "ServerProgress"]
 
@@ -31,13 +31,16 @@ class PoolResult:
     """The one result of one variation of a pool job.
 
     ``index`` is the variation's position in the sweep (the server's expansion order),
-    ``inputs`` its varied values keyed ``"node_id.field_name"``, ``server`` the URL whose item
-    gave ``result``. ``attempts`` are earlier items for the same variation on servers that
-    went down; ``saved`` the paths the images were saved to (when the job saves them).
+    ``inputs`` its varied values keyed as you named the inputs in the sweep (``{"Seed": 7}``
+    for ``sweep={"Seed": ...}``; the label for an index; each value is also readable by its
+    ``"node_id.field_name"``, see :class:`~invokeai_client.runs.FieldValues`; a local image
+    file is given back as you gave it), ``server`` the URL whose item gave ``result``.
+    ``attempts`` are earlier items for the same variation on servers that went down;
+    ``saved`` the paths the images were saved to (when the job saves them).
     """
 
     index: int
-    inputs: Mapping[str, Any]
+    inputs: FieldValues
     server: str
     result: WorkflowResult
     attempts: tuple[Attempt, ...] = ()

@@ -22,7 +22,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import errors
 from ..runs import ImageRef, WorkflowResult
@@ -30,6 +30,7 @@ from ._failover import item_statuses
 from ._member import Member, Sent
 from .manifest import Manifest, Row
 from .results import Attempt, PoolResult
+from .variations import VariationSet
 
 if TYPE_CHECKING:
     from .job import PoolJob
@@ -60,12 +61,13 @@ async def resume_job(
             if attempt["server"] in members:
                 members[attempt["server"]].abandoned.add(attempt["batch_id"])
         if row.status in ENDED:
-            done[row.index] = _stored(row, variations.fields, members)
+            done[row.index] = _stored(row, variations, members)
         elif row.status == "sent" and row.server is not None:
             following[row.server].append(row)
     skip = {row.index for group in following.values() for row in group}
-    job = start(bodies, excluded, variations, store, meta["settings"].get("save_to"),
-                      done, skip=skip)
+    settings = meta["settings"]
+    job = start(bodies, excluded, variations, store, settings.get("save_to"), done, skip=skip,
+                uploads=settings.get("uploads"))
     for url, group in following.items():
         member = members.get(url)
         await _reattach(job, member, group)
@@ -73,11 +75,10 @@ async def resume_job(
     return job
 
 
-def _stored(row: Row, fields: Any, members: dict[str, Member]) -> PoolResult:
+def _stored(row: Row, variations: VariationSet, members: dict[str, Member]) -> PoolResult:
     member = members.get(row.server or "")
     client = member.client if member is not None else None
-    inputs = {f"{node}.{name}": value for (node, name), value in zip(fields, row.values,
-                                                                     strict=True)}
+    inputs = variations.inputs(row.index)
     result = WorkflowResult(
         status=row.status, item_id=row.item_id or 0, batch_id=row.batch_id or "",
         field_values=inputs, images=tuple(ImageRef(name, client=client) for name in row.images),

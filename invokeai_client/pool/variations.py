@@ -13,10 +13,12 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ValidationError
+from ..runs import FieldValues
+from ._images import given, named
 
 __all__ = ["Variation", "VariationSet", "chunk_body", "expand"]
 
@@ -38,13 +40,25 @@ class Variation:
 
 @dataclass(frozen=True)
 class VariationSet:
-    """Every variation of a sweep, and the fields they vary (in datum order)."""
+    """Every variation of a sweep, the fields they vary (in datum order), and the names the
+    user gave the swept inputs (``"node_id.field_name"`` -> the sweep's key or label)."""
 
     fields: tuple[FieldPath, ...]
     variations: tuple[Variation, ...]
+    names: Mapping[str, str] = field(default_factory=dict)
+    given: Mapping[str, Any] = field(default_factory=dict)
+    """Local image token -> what the user gave (its path); see :mod:`._images`."""
 
     def __len__(self) -> int:
         return len(self.variations)
+
+    def inputs(self, index: int) -> FieldValues:
+        """Variation ``index``'s values keyed as the user named the inputs (each also
+        readable by its ``"node_id.field_name"``), local images as the user gave them."""
+        values = self.variations[index].as_dict(self.fields)
+        if self.given:
+            values = {key: given(value, self.given) for key, value in values.items()}
+        return FieldValues(values, self.names)
 
 
 def count(groups: Sequence[Sequence[Mapping[str, Any]]] | None, runs: int) -> int:
@@ -55,11 +69,15 @@ def count(groups: Sequence[Sequence[Mapping[str, Any]]] | None, runs: int) -> in
     return total
 
 
-def expand(groups: Sequence[Sequence[Mapping[str, Any]]] | None, runs: int = 1) -> VariationSet:
+def expand(
+    groups: Sequence[Sequence[Mapping[str, Any]]] | None, runs: int = 1,
+    names: Mapping[str, str] | None = None,
+) -> VariationSet:
     """Every variation of ``Batch.data`` groups repeated ``runs`` times, in the server's order.
 
     Each group's datums are zipped (equal lengths required) and the groups multiplied, the
-    first group outermost; ``runs`` is the outermost loop.
+    first group outermost; ``runs`` is the outermost loop. ``names`` are the user's names
+    of the swept inputs (see :attr:`VariationSet.names`).
     """
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValidationError(f"runs must be an integer >= 1, got {runs!r}", input="runs",
@@ -82,7 +100,7 @@ def expand(groups: Sequence[Sequence[Mapping[str, Any]]] | None, runs: int = 1) 
         Variation(index, values)
         for index, values in enumerate(v for _ in range(runs) for v in combos)
     )
-    return VariationSet(tuple(fields), variations)
+    return VariationSet(tuple(fields), variations, dict(names or {}))
 
 
 def chunk_body(
@@ -90,11 +108,13 @@ def chunk_body(
     fields: Sequence[FieldPath],
     chunk: Sequence[Variation],
     batch_id: str,
+    images: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """An enqueue body making one item per variation of ``chunk``, in order.
 
     ``base`` is a full enqueue body of the workflow (its graph, workflow, origin; its data and
-    runs are replaced). Without varied fields the chunk is ``runs=len(chunk)``.
+    runs are replaced). Without varied fields the chunk is ``runs=len(chunk)``. ``images``
+    maps local image tokens to the server's image names.
     """
     if not chunk:
         raise ValueError("a chunk holds at least one variation")
@@ -103,7 +123,9 @@ def chunk_body(
     if fields:
         batch["data"] = [
             [
-                {"node_path": node, "field_name": name, "items": [v.values[i] for v in chunk]}
+                {"node_path": node, "field_name": name,
+                 "items": [named(v.values[i], images) if images else v.values[i]
+                           for v in chunk]}
                 for i, (node, name) in enumerate(fields)
             ]
         ]

@@ -27,6 +27,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack
 from types import TracebackType
@@ -241,10 +242,6 @@ class Bridge:
             task.add_done_callback(_settle(future))
             tasks.append(task)
 
-        def cancel() -> None:  # in the loop thread
-            for task in tasks:
-                task.cancel()
-
         # From here on an interrupt may land at any bytecode, so scheduling sits inside the
         # block that cancels: a Ctrl-C between scheduling the call and waiting for it cancels
         # it like one during the wait (before it starts, it never starts).
@@ -265,10 +262,46 @@ class Bridge:
             # once, exactly as cancelling an awaiting task does in the async API, and give
             # its cleanup (e.g. a shielded server cancel) time to finish.
             if not future.cancel():
-                with contextlib.suppress(RuntimeError):  # the loop is gone already
-                    loop.call_soon_threadsafe(cancel)
-                concurrent.futures.wait([future], timeout=CANCEL_GRACE)
+                _cancel_started(loop, tasks, future)
             raise
+
+
+def _cancel_started(
+    loop: asyncio.AbstractEventLoop,
+    tasks: list[asyncio.Task[Any]],
+    future: concurrent.futures.Future[Any],
+) -> None:
+    """Cancel an interrupted call that has started, and wait (at most :data:`CANCEL_GRACE`)
+    for its cleanup. A call that finished before the interrupt reached the loop cannot be
+    cancelled, and its caller will never see its result: a run it made is abandoned as if
+    its waiter had been cancelled (its server item canceled unless detached), never left
+    pending and tracked with nobody holding it."""
+    released: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def cancel() -> None:  # in the loop thread
+        for task in tasks:
+            if task.cancel() or task.cancelled() or task.exception() is not None:
+                continue
+            abandon = getattr(task.result(), "_abandon", None)  # WorkflowRun, BatchRun
+            if callable(abandon):
+                cleanup = asyncio.ensure_future(abandon())
+                _CLEANUPS.add(cleanup)
+                cleanup.add_done_callback(_CLEANUPS.discard)
+                cleanup.add_done_callback(lambda _: released.set_result(None))
+                return
+        released.set_result(None)
+
+    deadline = time.monotonic() + CANCEL_GRACE
+    try:
+        loop.call_soon_threadsafe(cancel)
+    except RuntimeError:  # the loop is gone already
+        return
+    concurrent.futures.wait([future], timeout=CANCEL_GRACE)
+    concurrent.futures.wait([released], timeout=max(0.0, deadline - time.monotonic()))
+
+
+_CLEANUPS: set[asyncio.Future[Any]] = set()
+"""Strong references to running cleanups of interrupted calls (the loop keeps weak ones)."""
 
 
 def _settle(future: concurrent.futures.Future[Any]) -> Callable[[asyncio.Task[Any]], None]:
