@@ -13,7 +13,11 @@ def _F(name: str, kind: str, default: Any = None, **kwargs: Any) -> FieldSpec:
     return FieldSpec(name, kind, default, **kwargs)
 
 
-_RESAMPLE_MODES = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
+_RESAMPLE = _F(
+    "resample_mode", "str", "bicubic",
+    choices=("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos"),
+)
+"""The resampling input the resize and scale nodes share (PIL's modes)."""
 _IMAGE_IN = _F("image", "image", required=True)
 _LEVELS = (_F("min", "int", 0, ge=0, le=255), _F("max", "int", 255, ge=0, le=255))
 """The pixel range the lerp nodes map from/to."""
@@ -225,7 +229,7 @@ NODE_SPECS: dict[str, NodeSpec] = {
                 _IMAGE_IN,
                 _F("width", "int", 512, gt=0),
                 _F("height", "int", 512, gt=0),
-                _F("resample_mode", "str", "bicubic", choices=_RESAMPLE_MODES),
+                _RESAMPLE,
             ),
             runs.img_resize,
         ),
@@ -235,7 +239,7 @@ NODE_SPECS: dict[str, NodeSpec] = {
             (
                 _IMAGE_IN,
                 _F("scale_factor", "float", 2.0, gt=0),
-                _F("resample_mode", "str", "bicubic", choices=_RESAMPLE_MODES),
+                _RESAMPLE,
             ),
             runs.img_scale,
         ),
