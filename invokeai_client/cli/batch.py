@@ -29,7 +29,7 @@ from ..fields import InvocationSchemas
 from ..pool import JobLock, PoolJob, Progress, ServerPool
 from ..workflows import WorkflowDefinition, WorkflowHandle
 from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
-from ._options import add_out_option, add_values_options
+from ._options import add_command, add_out_option, add_values_options
 from ._plan import out_folder, read_workflow
 from ._progress import ProgressDisplay
 from ._server import add_auth_options, client_options
@@ -43,11 +43,10 @@ LOG_EVERY = 10.0
 
 def add_batch_parser(sub: Any) -> None:
     """The ``batch`` sub-command's options."""
-    batch = sub.add_parser(
-        "batch",
-        help="run a sweep over one or more servers as a durable, resumable job",
-        description="Spread every variation of a workflow over the --server(s), save the "
-        "images into --out and record the job in OUT/job.sqlite (--resume continues it).",
+    batch = add_command(
+        sub, "batch", "run a sweep over one or more servers as a durable, resumable job",
+        "Spread every variation of a workflow over the --server(s), save the images into "
+        "--out and record the job in OUT/job.sqlite (--resume continues it).",
     )
     batch.add_argument("workflow", metavar="WORKFLOW", help="workflow JSON exported by the GUI")
     source = batch.add_mutually_exclusive_group()
