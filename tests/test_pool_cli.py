@@ -249,3 +249,43 @@ def test_every_command_checks_local_input_before_the_server(
     err = capsys.readouterr().err
     for word in words:
         assert word in err, err
+
+
+@pytest.mark.parametrize("content", ["garbage", "foreign"])
+def test_resume_of_a_file_that_is_not_a_job_is_named_and_left_alone(
+    tmp_path: Path, content: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from invokeai_client.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = out / "job.sqlite"
+    if content == "garbage":
+        manifest.write_bytes(b"not a database at all" * 100)
+    else:
+        with sqlite3.connect(manifest) as db:
+            db.execute("CREATE TABLE notes (text TEXT)")
+    before = manifest.read_bytes()
+    argv = ["batch", str(examples.path("noise-sweep")), "--server", UNREACHABLE,
+            "--out", str(out), "--resume"]
+    assert main(argv) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "is not a job manifest" in err
+    assert str(manifest) in err
+    assert manifest.read_bytes() == before  # never changed
+
+
+async def test_a_variation_listed_twice_runs_twice_and_says_so(tmp_path: Path) -> None:
+    async with InvokeAIDouble() as server:
+        (tmp_path / "v.csv").write_text("Seed\n1\n2\n1\n")
+        done = await anyio.run_process(
+            [*CLI, str(examples.path("noise-sweep")), "--server", server.url,
+             "--csv", str(tmp_path / "v.csv"), "--out", str(tmp_path / "out")],
+            env=cli_env(), check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert "1 variation repeats an earlier one" in done.stderr.decode()
+        assert len(pngs(tmp_path / "out")) == 3  # one file per variation, none overwritten
+        assert await completed_seeds(server) == Counter([1, 1, 2])

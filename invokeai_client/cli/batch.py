@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from .. import errors
 from .._http import check_base_url
 from ..errors import InvokeAIError, ValidationError
 from ..fields import InvocationSchemas
-from ..pool import JobLock, PoolJob, Progress, ServerPool
+from ..pool import JobLock, Manifest, PoolJob, Progress, ServerPool
 from ..workflows import WorkflowDefinition, WorkflowHandle
 from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
 from ._options import add_command, add_out_option, add_values_options
@@ -158,6 +159,8 @@ def lock_job(plan: BatchPlan) -> JobLock:
 
 async def _batch(plan: BatchPlan, lock: JobLock, console: Console) -> int:
     started = time.monotonic()
+    if plan.resume:  # a file that is not a job is named before any server is asked
+        await (await Manifest.open(plan.manifest)).close()
     async with ServerPool(plan.servers, **plan.options) as pool:
         for url, state in pool.states().items():
             if state != "up":
@@ -167,6 +170,7 @@ async def _batch(plan: BatchPlan, lock: JobLock, console: Console) -> int:
             console.note(f"resuming {plan.manifest}: {job.progress().done} of {job.total} done")
         else:
             job = await _submit(pool, plan, lock)
+            _note_repeats(job, plan, console)
         for url, why in job.excluded.items():
             console.note(f"left out {url}: {one_line(why)}")
         await _follow(job, console)
@@ -192,6 +196,19 @@ async def _submit(pool: ServerPool, plan: BatchPlan, lock: JobLock) -> PoolJob:
         )
     except ValidationError as exc:
         raise CliError(one_line(str(exc))) from None
+
+
+def _note_repeats(job: PoolJob, plan: BatchPlan, console: Console) -> None:
+    """Say so when variations repeat one another (a CSV row given twice): each runs."""
+    if plan.runs != 1:
+        return  # --runs repeats on purpose
+    seen = Counter(json.dumps(v.values, sort_keys=True, default=str)
+                   for v in job.variations.variations)
+    repeats = sum(n - 1 for n in seen.values())
+    if repeats:
+        console.note(f"note: {repeats} variation{'s repeat' if repeats > 1 else ' repeats'} "
+                     "an earlier one; each runs and is saved on its own (drop the repeated "
+                     "rows to run them once)")
 
 
 def apply_batch(wf: WorkflowHandle, plan: BatchPlan) -> tuple[dict[int | str, Any], bool]:

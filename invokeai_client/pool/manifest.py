@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ..errors import ValidationError
+from ..errors import InvokeAIError, ValidationError
 from .results import PoolResult
 from .variations import Variation, VariationSet
 
@@ -99,7 +99,7 @@ class Manifest:
                 input="manifest",
                 rule="new file",
             )
-        manifest = cls(target, await anyio.to_thread.run_sync(_connect, target))
+        manifest = cls(target, await _connected(target, create=True))
         meta = {
             "fields": json.dumps(variations.fields),
             "names": json.dumps(dict(variations.names)),
@@ -121,7 +121,7 @@ class Manifest:
             raise ValidationError(
                 f"no job manifest at {target}", input="manifest", rule="existing file"
             )
-        return cls(target, await anyio.to_thread.run_sync(_connect, target))
+        return cls(target, await _connected(target, create=False))
 
     async def close(self) -> None:
         await self._run(lambda db: db.close())
@@ -132,7 +132,12 @@ class Manifest:
                 return function(self._db, *args)
 
         async with self._order:
-            return await anyio.to_thread.run_sync(call)
+            try:
+                return await anyio.to_thread.run_sync(call)
+            except sqlite3.Error as exc:  # disk full, file made read-only or replaced ...
+                raise InvokeAIError(
+                    f"the job manifest {self.path} cannot be read or written: {exc}"
+                ) from None
 
     # -- writing --------------------------------------------------------------------------
 
@@ -198,12 +203,41 @@ class Manifest:
         return VariationSet(fields, variations, meta.get("names", {}), meta.get("given", {}))
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+async def _connected(path: Path, *, create: bool) -> sqlite3.Connection:
+    """A connection to the manifest at ``path``: a new one (``create``) or an existing job's
+    (anything else there is refused, never changed), as a ValidationError naming it."""
+    try:
+        return await anyio.to_thread.run_sync(_connect, path, create)
+    except (sqlite3.Error, OSError) as exc:
+        if create:
+            raise ValidationError(
+                f"cannot create the job manifest {path}: {exc}", input=str(path),
+                rule="writable job folder",
+            ) from None
+        raise ValidationError(
+            f"{path} is not a job manifest this SDK can resume ({exc})", input=str(path),
+            rule="job manifest",
+        ) from None
+
+
+def _connect(path: Path, create: bool) -> sqlite3.Connection:
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(SCHEMA)
+    try:
+        if not create:  # check first: never add tables to a file that is not a job's
+            keys = {k for (k,) in db.execute("SELECT key FROM meta")}
+            missing = {"fields", "bodies", "total", "settings"} - keys
+            if missing:
+                raise sqlite3.DatabaseError(f"its meta table lacks {', '.join(sorted(missing))}")
+            db.execute("SELECT idx, vals, status FROM variations LIMIT 1")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if create:
+            db.executescript(SCHEMA)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
