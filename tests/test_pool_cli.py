@@ -196,6 +196,8 @@ LOCAL_ERRORS = [  # (extra arguments, files to write, words the error must hold)
     (["--sweep", "Seed=1", "--set", "Blur radius=-3"], {}, ["--set Blur radius=-3"]),
     (["--sweep", "Seed=1", "--runs", "0"], {}, ["--runs 0"]),
     (["--sweep", "Seed=1", "--server", "localhost:9090"], {}, ["--server localhost:9090"]),
+    (["--csv", "{tmp}/img.csv", "--set", "Scale Factor=2"], {"img.csv": "Image\n{tmp}/gone.png\n"},
+     ["img.csv line 2", "gone.png"]),
 ]
 
 
@@ -209,8 +211,9 @@ def test_local_input_errors_come_before_any_request(
     from invokeai_client.cli import main
 
     for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    argv = ["batch", str(examples.path("noise-sweep")), "--server", UNREACHABLE,
+        (tmp_path / name).write_text(text.replace("{tmp}", str(tmp_path)))
+    workflow = "image-input" if "Image" in "".join(files.values()) else "noise-sweep"
+    argv = ["batch", str(examples.path(workflow)), "--server", UNREACHABLE,
             "--out", str(tmp_path / "out"), *(a.format(tmp=tmp_path) for a in extra)]
     assert main(argv) == EXIT_INPUT
     err = capsys.readouterr().err
@@ -239,6 +242,10 @@ def test_good_input_with_an_unreachable_server_exits_4(
     (["generate", "--width", "0"], ["--width 0"]),
     (["run", "--sweep", "Sed=1"], ["did you mean 'Seed'"]),
     (["inputs", "--workflow", "/nonexistent/flow.json"], ["/nonexistent/flow.json"]),
+    (["run", "--workflow", str(examples.path("image-input")), "--set", "Image=/no/such.png"],
+     ["--set Image=/no/such.png", "/no/such.png"]),
+    (["run", "--workflow", str(examples.path("image-input")), "--set",
+      f"Image={examples.path('image-input')}"], ["is not an image"]),
 ])
 def test_every_command_checks_local_input_before_the_server(
     argv: list[str], words: list[str], capsys: pytest.CaptureFixture[str]
