@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -24,6 +23,7 @@ from ._constants import (
 )
 from ._context import ClientContext
 from ._http import HttpTransport
+from ._scope import AsyncScope
 from .generate import GenerateOptions, Generator
 from .repositories._base import check_text
 from .repositories.boards import BoardRepository
@@ -40,7 +40,7 @@ from .types.model_configs import ModelConfig
 log = logging.getLogger("invokeai_client")
 
 
-class AsyncClient:
+class AsyncClient(AsyncScope):
     """An asyncio client for one InvokeAI server.
 
     Use it as ``async with AsyncClient("http://127.0.0.1:9090") as client:``. Entering opens
@@ -135,16 +135,10 @@ class AsyncClient:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def __aenter__(self) -> AsyncClient:
+    async def _enter(self) -> None:
         await self.open()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self, exc: BaseException | None) -> None:
         await self.aclose()
 
     async def open(self) -> None:

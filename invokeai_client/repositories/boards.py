@@ -67,10 +67,14 @@ def _check_board_id(board_id: str) -> str:
     return board_id
 
 
-def _check_listing(include_archived: object, order_by: object, direction: object) -> None:
+def _listing_query(
+    include_archived: object, order_by: object, direction: object
+) -> dict[str, Any]:
+    """The checked query parameters both board listings send."""
     check_bool("include_archived", include_archived)
     check_choice("order_by", order_by, ("created_at", "board_name"))
     check_choice("direction", direction, ("ASC", "DESC"))
+    return {"include_archived": include_archived, "order_by": order_by, "direction": direction}
 
 
 class BoardRepository(Repository):
@@ -166,17 +170,8 @@ class BoardRepository(Repository):
         direction: Direction = "DESC",
     ) -> builtins.list[Board]:
         """Every board visible to this user, in one request."""
-        _check_listing(include_archived, order_by, direction)
-        answer = await self._http.request(
-            "GET",
-            f"{BOARDS}/",
-            params={
-                "all": True,
-                "include_archived": include_archived,
-                "order_by": order_by,
-                "direction": direction,
-            },
-        )
+        query = _listing_query(include_archived, order_by, direction)
+        answer = await self._http.request("GET", f"{BOARDS}/", params={"all": True, **query})
         return parse_list(Board, answer, missing_ok=True)
 
     def list(
@@ -188,19 +183,11 @@ class BoardRepository(Repository):
         page_size: int = 100,
     ) -> Paginator[Board]:
         """Boards page by page: ``await`` it for the first page, ``async for`` for all."""
-        _check_listing(include_archived, order_by, direction)
+        query = _listing_query(include_archived, order_by, direction)
 
         async def fetch(offset: int, limit: int) -> Page[Board]:
             answer = await self._http.request(
-                "GET",
-                f"{BOARDS}/",
-                params={
-                    "offset": offset,
-                    "limit": limit,
-                    "include_archived": include_archived,
-                    "order_by": order_by,
-                    "direction": direction,
-                },
+                "GET", f"{BOARDS}/", params={"offset": offset, "limit": limit, **query}
             )
             items = parse_list(Board, answer, key="items", missing_ok=True)
             # InvokeAI (6.14) reports the size of this page as "total", not the number of

@@ -14,7 +14,6 @@ import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Union, overload
 
 import anyio
@@ -23,6 +22,7 @@ from .. import errors
 from .._answers import page_offset, page_total, parse, parse_list
 from .._checks import check_bool, check_seconds
 from .._paging import MAX_PAGE_SIZE, Page, Paginator, offset_page
+from .._scope import AsyncScope
 from .._uploads import read_image_source, upload_image
 from ..types.boards import UNCATEGORIZED, BoardRef
 from ..types.images import EmbeddedWorkflow, ImageDTO, ImagesResult
@@ -504,7 +504,7 @@ class ImageRepository(Repository):
         return int(await self._http.request("DELETE", f"{IMAGES}/intermediates") or 0)
 
 
-class UploadScope:
+class UploadScope(AsyncScope):
     """Uploads that are deleted together when the scope ends.
 
     .. code-block:: python
@@ -555,15 +555,7 @@ class UploadScope:
             result = await self._images.delete_many(names)
         return result
 
-    async def __aenter__(self) -> UploadScope:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self, exc: BaseException | None) -> None:
         try:
             await self.cleanup()
         except errors.InvokeAIError as cleanup_error:

@@ -6,12 +6,12 @@ import asyncio
 import builtins
 import logging
 from collections.abc import AsyncIterator, Generator, Iterable, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._answers import parse, parse_list
 from .._checks import check_bool, check_seconds
+from .._scope import AsyncScope
 from ..types.model_configs import FoundModel, ModelConfig, ModelInstallJob
 from ..types.wire_events import (
     DownloadEvent,
@@ -334,7 +334,7 @@ class _InstallWatcher:
         self._remove()
 
 
-class ModelInstall:
+class ModelInstall(AsyncScope):
     """A model install running on the server.
 
     ``await install`` waits for the end and returns the installed :class:`ModelConfig`
@@ -491,16 +491,8 @@ class ModelInstall:
             self.job = self.job.model_copy(update={"status": "cancelled"})
         self._watcher.close()
 
-    async def __aenter__(self) -> ModelInstall:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None:
+    async def _leave(self, exc: BaseException | None) -> None:
+        if exc is not None:
             await asyncio.shield(self.cancel())
         self._watcher.close()
 

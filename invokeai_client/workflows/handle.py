@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._checks import check_bool
 from .._constants import DEFAULT_ORIGIN
+from .._scope import AsyncScope
 from ..errors import ValidationError, WorkflowError
 from ..fields._base import IvkField
 from ..fields.models import ModelIdentifierField
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["InputKey", "IvkWorkflowInput", "WorkflowHandle"]
 
 
-class WorkflowHandle:
+class WorkflowHandle(AsyncScope):
     """Input values for one workflow, plus the graph, batch, upload and sync operations.
 
     Get one from ``await client.workflows.load(...)`` (typed by the server's schemas) or make
@@ -310,15 +310,7 @@ class WorkflowHandle:
         if self._uploads.uploaded:
             await self._uploads.delete_all(self._require_client("delete uploads").images)
 
-    async def __aenter__(self) -> WorkflowHandle:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self, exc: BaseException | None) -> None:
         await self.delete_uploads()
 
     def _require_client(self, action: str) -> WorkflowClient:
