@@ -18,24 +18,38 @@ the same rules:
   name's length) and are renamed into place complete, or removed.
 - **Checked content.** Bytes meant to be an image must start like one (PNG, JPEG, WebP, GIF,
   BMP, TIFF), an archive like a zip, before anything is written.
+- **Disk errors in the tree.** No space, no permission, a read-only file system, too many
+  open files, a name too long: :class:`~invokeai_client.errors.FileWriteError` naming the
+  path and the cause (a file in the way of a folder is a ``ValidationError``); the temporary
+  file is removed, so nothing partial is left.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import secrets
 import stat
 import unicodedata
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from . import errors
 
-__all__ = ["AtomicFile", "Content", "check_content", "plan_target", "safe_file_name"]
+__all__ = [
+    "AtomicFile",
+    "Content",
+    "check_content",
+    "make_folder",
+    "plan_target",
+    "safe_file_name",
+    "write_file",
+]
 
 NAME_MAX = 255
 """Longest file name (in bytes) the common file systems accept."""
@@ -46,7 +60,10 @@ _SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 _UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}$")
 _HASH_CHARS = 10
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK}
+"""link() errors that mean "no hard links here": fall back to rename."""
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _DIR_FD = os.open in os.supports_dir_fd and os.replace in os.supports_dir_fd
 
 
@@ -109,10 +126,68 @@ class Target:
         return self.folder / self.name
 
 
+def write_error(exc: OSError, path: Path | str) -> errors.FileWriteError:
+    """The tree's error for an OS error met while writing ``path``: names both."""
+    code = errno.errorcode.get(exc.errno or 0, "")
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    return errors.FileWriteError(
+        f"cannot write {str(path)!r}: {cause}{f' ({code})' if code else ''}",
+        path=str(path),
+        errno=exc.errno,
+        strerror=exc.strerror,
+    )
+
+
+@contextmanager
+def _writing(path: Path | str) -> Iterator[None]:
+    """OS errors inside become :func:`write_error` (errors of the tree pass unchanged)."""
+    try:
+        yield
+    except errors.InvokeAIError:
+        raise
+    except OSError as exc:
+        raise write_error(exc, path) from exc
+
+
+def make_folder(folder: Path, *, input: str = "folder") -> Path:
+    """Create ``folder`` (and its parents) if needed. A file in the way is a
+    ``ValidationError`` naming ``input``; any other OS error a ``FileWriteError``.
+    Blocking: run it in a worker thread."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise errors.ValidationError(
+            f"cannot save into {str(folder)!r}: {exc.strerror or exc} (a file is in the way)",
+            input=input,
+            rule="a folder that exists or can be created",
+        ) from None
+    except OSError as exc:
+        raise write_error(exc, folder) from exc
+    return folder
+
+
+def write_file(path: Path, data: bytes, *, overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` (in an existing folder) by the rules of this module: atomic,
+    no symlink followed, no overwrite unless ``overwrite``. Blocking: use a worker thread."""
+    target = plan_target(path, path.name, overwrite=overwrite)
+    out = AtomicFile(target)
+    try:
+        out.write(data)
+    except BaseException:
+        out.discard()
+        raise
+    return out.commit(overwrite=overwrite)
+
+
 def plan_target(dest: Path, file_name: str, *, overwrite: bool) -> Target:
     """Where a download named ``file_name`` goes for ``dest`` (a folder, or a file path in an
     existing folder); refuses an existing file unless ``overwrite``. Blocking: run it in a
     worker thread."""
+    with _writing(dest):
+        return _plan_target(dest, file_name, overwrite=overwrite)
+
+
+def _plan_target(dest: Path, file_name: str, *, overwrite: bool) -> Target:
     if dest.is_dir():
         target = Target(dest.resolve(), safe_file_name(file_name))
     else:
@@ -154,11 +229,13 @@ class AtomicFile:
         self.target = target
         self._part = f".invokeai-{secrets.token_hex(8)}.part"
         self._dir_fd: int | None = None
-        if _DIR_FD:
-            self._dir_fd = os.open(target.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        self._fd: int | None = None
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_BINARY", 0)
         try:
-            self._fd: int | None = os.open(self._where(self._part), flags, 0o644, **self._at())
+            with _writing(target.path):
+                if _DIR_FD:
+                    self._dir_fd = os.open(target.folder, os.O_RDONLY | _DIRECTORY)
+                self._fd = os.open(self._where(self._part), flags, 0o644, **self._at())
         except BaseException:
             self._close_dir()
             raise
@@ -173,36 +250,45 @@ class AtomicFile:
         """Append ``data`` to the temporary file."""
         assert self._fd is not None
         view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        with _writing(self.target.path):
+            while view:
+                view = view[os.write(self._fd, view) :]
 
     def commit(self, *, overwrite: bool) -> Path:
         """Put the complete file in place under its name and return its path; without
         ``overwrite``, an entry that appeared meanwhile is kept and this file removed."""
+        try:
+            with _writing(self.target.path):
+                self._put_in_place(overwrite)
+        finally:
+            self.discard()
+        return self.target.path
+
+    def _put_in_place(self, overwrite: bool) -> None:
         assert self._fd is not None
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
+        fd, self._fd = self._fd, None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         name, part = self._where(self.target.name), self._where(self._part)
         at = {"src_dir_fd": self._dir_fd, "dst_dir_fd": self._dir_fd}
         if self._dir_fd is None:
             at = {}
+        if overwrite:
+            self._refuse_directory()
+            os.replace(part, name, **at)
+            return
         try:
-            if overwrite:
-                self._refuse_directory()
-                os.replace(part, name, **at)
-            else:
-                try:
-                    os.link(part, name, follow_symlinks=False, **at)
-                except FileExistsError:
-                    _refuse_existing(self.target)
-                    raise
-                except OSError:  # no hard links here (FAT, some network file systems)
-                    _refuse_existing(self.target)
-                    os.rename(part, name, **at)
-        finally:
-            self.discard()
-        return self.target.path
+            os.link(part, name, follow_symlinks=False, **at)
+        except FileExistsError:
+            _refuse_existing(self.target)
+            raise
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            _refuse_existing(self.target)  # no hard links here (FAT, some network FS)
+            os.rename(part, name, **at)
 
     def _refuse_directory(self) -> None:
         with suppress(FileNotFoundError):
@@ -215,15 +301,18 @@ class AtomicFile:
                 )
 
     def discard(self) -> None:
-        """Remove the temporary file (if still there) and release the handles."""
+        """Remove the temporary file (if still there) and release the handles; best effort
+        (it never raises: it runs while another error is on its way)."""
         if self._fd is not None:
-            os.close(self._fd)
+            with suppress(OSError):
+                os.close(self._fd)
             self._fd = None
-        with suppress(FileNotFoundError):
+        with suppress(OSError):
             os.unlink(self._where(self._part), **self._at())
         self._close_dir()
 
     def _close_dir(self) -> None:
         if self._dir_fd is not None:
-            os.close(self._dir_fd)
+            with suppress(OSError):
+                os.close(self._dir_fd)
             self._dir_fd = None

@@ -17,6 +17,7 @@ all; the subclasses say what went wrong so callers can react to the cause, not t
     │   └── BoardNotFoundError   (also NotFoundError) no board with that id or name
     ├── ModelInstallError        a model install job ended in error or was cancelled
     ├── BulkDownloadError        the server could not build a zip of images
+    ├── FileWriteError           (also OSError) a file could not be written (disk full, ...)
     ├── RunningLoopError         (also RuntimeError) the sync Client was used inside an event loop
     ├── RunError                 a queue item ended badly (failed or canceled)
     │   ├── RunFailedError
@@ -49,6 +50,7 @@ __all__ = [
     "ConflictError",
     "ConnectionError",
     "EndpointNotAvailableError",
+    "FileWriteError",
     "InternalServerError",
     "InvokeAIError",
     "JobBusyError",
@@ -168,6 +170,23 @@ class BulkDownloadError(InvokeAIError):
         super().__init__(message)
         self.item_name = item_name
         self.error = error
+
+
+class FileWriteError(InvokeAIError, builtins.OSError):
+    """A file the SDK writes (a download, a saved image, a CLI or pool output) could not be
+    written: no space left, no permission, a read-only file system, too many open files, a
+    name too long. ``path`` names the file, ``errno``/``strerror`` the cause; nothing
+    partial is left under the file's name."""
+
+    def __init__(self, message: str, *, path: str, errno: int | None, strerror: str | None):
+        super().__init__(message)
+        self.path = path
+        self.filename = path
+        self.errno = errno
+        self.strerror = strerror
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class RunningLoopError(InvokeAIError, RuntimeError):

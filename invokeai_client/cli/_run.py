@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 
 from .. import AsyncClient, errors
+from .._files import make_folder, write_file
 from ..runs import BatchRun, WorkflowResult
 from ..runs.results import safe_file_name
 from ..workflows import WorkflowHandle
@@ -267,6 +268,9 @@ async def _save_images(
         suffix = f"-{number + 1}" if len(result.images) > 1 else ""
         try:
             path = await image.save(plan.out, name=safe_file_name(f"{stem}{suffix}.png"))
+        except errors.FileWriteError as exc:  # disk full, no permission: the next fails too
+            outcome.fatal = f"cannot save images into {plan.out}/: {exc.strerror or exc}"
+            return
         except errors.InvokeAIError as exc:
             outcome.unsaved += 1
             console.note(
@@ -274,9 +278,6 @@ async def _save_images(
                 f"{one_line(str(exc))}"
             )
             continue
-        except OSError as exc:
-            outcome.fatal = f"cannot save images into {plan.out}/: {exc.strerror or exc}"
-            return
         paths.append(path)
         if not plan.json:
             console.result(str(path))
@@ -399,13 +400,14 @@ async def _write_manifest(
     if batch is None:
         return
     text = json.dumps(_manifest(plan, url, batch, outcome), indent=2, default=str) + "\n"
-    # In a worker thread that finishes even if a second Ctrl-C arrives: never half a file.
+    # In a worker thread that finishes even if a second Ctrl-C arrives: never half a file
+    # (atomic, never through a symlink planted in the folder; disk errors: FileWriteError).
     await anyio.to_thread.run_sync(_write_text, plan.out / "results.json", text)
 
 
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    make_folder(path.parent, input="--out")
+    write_file(path, text.encode())
 
 
 def _summary(

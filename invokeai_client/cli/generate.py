@@ -17,9 +17,10 @@ from typing import Any
 
 from .. import AsyncClient, errors
 from .._checks import check_int
+from .._files import make_folder
 from ..generate import MAX_SEED, choose_model
 from ..runs import BatchRun, NodeProgress, RunEvent, StatusChanged, WorkflowResult
-from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
+from ._console import EXIT_ERROR, EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
 from ._options import add_board_option, add_command, add_out_option
 from ._plan import out_folder
 from ._progress import ProgressDisplay
@@ -133,6 +134,7 @@ async def generate_images(
 async def _follow(batch: BatchRun, out: Path, console: Console, *, title: str) -> int:
     """Live step progress from the batch's events; each image saved as its item ends."""
     import anyio
+    import anyio.to_thread
 
     seeds = {run.item_id: index for index, run in enumerate(batch.runs)}
     failed = 0
@@ -151,13 +153,20 @@ async def _follow(batch: BatchRun, out: Path, console: Console, *, title: str) -
         elif isinstance(event, StatusChanged):
             update("" if event.terminal else None)
 
+    unsaved: list[str] = []
+
     async def save(result: WorkflowResult) -> None:
         index = seeds.get(result.item_id, 0)
         for image in result.images:
-            path = await image.save(out, name=f"{index + 1:03d}-seed{result.outputs.get('seed')}"
-                                    ".png")
+            name = f"{index + 1:03d}-seed{result.outputs.get('seed')}.png"
+            try:
+                path = await image.save(out, name=name)
+            except errors.InvokeAIError as exc:  # disk full, a file in the way: said below
+                unsaved.append(one_line(str(exc)))
+                return
             console.result(str(path))
 
+    await anyio.to_thread.run_sync(make_folder, out)
     with display:
 
         async def events() -> None:
@@ -166,7 +175,6 @@ async def _follow(batch: BatchRun, out: Path, console: Console, *, title: str) -
 
         async with anyio.create_task_group() as group:
             group.start_soon(events)
-            await anyio.Path(out).mkdir(parents=True, exist_ok=True)
             async for result in batch.as_completed():
                 line = f"item {result.item_id} {result.status}: seed {result.outputs.get('seed')}"
                 if not result.ok:
@@ -174,4 +182,6 @@ async def _follow(batch: BatchRun, out: Path, console: Console, *, title: str) -
                     line += f" - {one_line(result.error_message or result.error_type or '')}"
                 display.finished(line, ok=result.ok)
                 group.start_soon(save, result)
+    if unsaved:
+        raise CliError(f"{len(unsaved)} image(s) not saved: {unsaved[0]}", EXIT_ERROR)
     return failed

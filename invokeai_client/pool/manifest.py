@@ -18,7 +18,8 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ..errors import InvokeAIError, ValidationError
+from .._files import make_folder, write_error
+from ..errors import FileWriteError, ValidationError
 from .results import PoolResult
 from .variations import Variation, VariationSet
 
@@ -99,7 +101,7 @@ class Manifest:
                 input="manifest",
                 rule="new file",
             )
-        manifest = cls(target, await _connected(target, create=True))
+        manifest: Manifest | None = None
         meta = {
             "fields": json.dumps(variations.fields),
             "names": json.dumps(dict(variations.names)),
@@ -110,7 +112,14 @@ class Manifest:
             "total": str(len(variations)),
         }
         rows = [(v.index, json.dumps(v.values)) for v in variations.variations]
-        await manifest._run(_create, meta, rows)
+        try:
+            manifest = cls(target, await _open(target, create=True))
+            await manifest._run(_create, meta, rows)
+        except BaseException:  # disk full...: no half manifest that a retry would refuse
+            with anyio.CancelScope(shield=True):
+                db = None if manifest is None else manifest._db
+                await anyio.to_thread.run_sync(_remove, db, target)
+            raise
         return manifest
 
     @classmethod
@@ -121,23 +130,18 @@ class Manifest:
             raise ValidationError(
                 f"no job manifest at {target}", input="manifest", rule="existing file"
             )
-        return cls(target, await _connected(target, create=False))
+        return cls(target, await _open(target, create=False))
 
     async def close(self) -> None:
         await self._run(lambda db: db.close())
 
     async def _run(self, function: Any, *args: Any) -> Any:
         def call() -> Any:
-            with self._lock:
+            with self._lock, _manifest_errors(self.path):
                 return function(self._db, *args)
 
         async with self._order:
-            try:
-                return await anyio.to_thread.run_sync(call)
-            except sqlite3.Error as exc:  # disk full, file made read-only or replaced ...
-                raise InvokeAIError(
-                    f"the job manifest {self.path} cannot be read or written: {exc}"
-                ) from None
+            return await anyio.to_thread.run_sync(call)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -203,34 +207,56 @@ class Manifest:
         return VariationSet(fields, variations, meta.get("names", {}), meta.get("given", {}))
 
 
-async def _connected(path: Path, *, create: bool) -> sqlite3.Connection:
-    """A connection to the manifest at ``path``: a new one (``create``) or an existing job's
-    (anything else there is refused, never changed), as a ValidationError naming it."""
-    try:
-        return await anyio.to_thread.run_sync(_connect, path, create)
-    except (sqlite3.Error, OSError) as exc:
+async def _open(path: Path, *, create: bool) -> sqlite3.Connection:
+    def connect() -> sqlite3.Connection:
         if create:
+            make_folder(path.parent, input="manifest")
+        with _manifest_errors(path):
+            return _connect(path, create)
+
+    return await anyio.to_thread.run_sync(connect)
+
+
+@contextmanager
+def _manifest_errors(path: Path) -> Iterator[None]:
+    """SQLite and OS errors on the manifest become errors of the tree naming its file: a
+    file that is no manifest is a ValidationError, anything else (disk full, read-only,
+    no permission) a FileWriteError."""
+    try:
+        yield
+    except FileWriteError:
+        raise
+    except OSError as exc:
+        raise write_error(exc, path) from exc
+    except sqlite3.DatabaseError as exc:
+        name = getattr(exc, "sqlite_errorname", "") or "sqlite"
+        if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
             raise ValidationError(
-                f"cannot create the job manifest {path}: {exc}", input=str(path),
-                rule="writable job folder",
-            ) from None
-        raise ValidationError(
-            f"{path} is not a job manifest this SDK can resume ({exc})", input=str(path),
-            rule="job manifest",
-        ) from None
+                f"{path} is not a job manifest: {exc}",
+                input="manifest",
+                rule="a manifest written by the pool",
+            ) from exc
+        raise FileWriteError(
+            f"cannot write the job manifest {str(path)!r}: {exc} ({name})",
+            path=str(path), errno=None, strerror=str(exc),
+        ) from exc
+
+
+def _remove(db: sqlite3.Connection | None, path: Path) -> None:
+    """Close ``db`` and delete its files (best effort: another error is on its way)."""
+    if db is not None:
+        with suppress(sqlite3.Error):
+            db.close()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with suppress(OSError):
+            path.with_name(path.name + suffix).unlink()
 
 
 def _connect(path: Path, create: bool) -> sqlite3.Connection:
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
-        if not create:  # check first: never add tables to a file that is not a job's
-            keys = {k for (k,) in db.execute("SELECT key FROM meta")}
-            missing = {"fields", "bodies", "total", "settings"} - keys
-            if missing:
-                raise sqlite3.DatabaseError(f"its meta table lacks {', '.join(sorted(missing))}")
-            db.execute("SELECT idx, vals, status FROM variations LIMIT 1")
+        if not create:
+            _check_job(db, path)  # first: never add tables to a file that is not a job's
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         if create:
@@ -239,6 +265,22 @@ def _connect(path: Path, create: bool) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _check_job(db: sqlite3.Connection, path: Path) -> None:
+    """ValidationError naming ``path`` unless it holds a pool job (its meta and variations)."""
+    try:
+        keys = {key for (key,) in db.execute("SELECT key FROM meta")}
+        db.execute("SELECT idx, vals, status FROM variations LIMIT 1")
+        missing = sorted({"fields", "bodies", "total", "settings"} - keys)
+        why = f"its meta table lacks {', '.join(missing)}" if missing else None
+    except sqlite3.DatabaseError as exc:
+        why = str(exc)
+    if why is not None:
+        raise ValidationError(
+            f"{path} is not a job manifest: {why}", input="manifest",
+            rule="a manifest written by the pool",
+        )
 
 
 def _create(db: sqlite3.Connection, meta: Mapping[str, str], rows: list[tuple[int, str]]) -> None:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import anyio
+import anyio.to_thread
 
 from .. import errors
-from .._files import safe_file_name
+from .._files import make_folder, safe_file_name
 
 if TYPE_CHECKING:
     from ..repositories.images import ImageRepository
@@ -83,17 +84,10 @@ class ImageRef:
         appears complete or not at all, and only if the server sent an image.
         """
         images = self._require_client().images
-        target_dir = anyio.Path(folder)
-        try:
-            await target_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # a file in the way, no permission: name the folder
-            raise errors.ValidationError(
-                f"cannot save into {str(folder)!r}: {exc.strerror or exc}",
-                input="folder",
-                rule="a folder that exists or can be created",
-            ) from None
+        # A file in the way is a ValidationError, no permission or space a FileWriteError.
+        target_dir = await anyio.to_thread.run_sync(make_folder, Path(folder))
         return await images.download(
-            self.image_name, Path(target_dir / safe_file_name(name or self.image_name)),
+            self.image_name, target_dir / safe_file_name(name or self.image_name),
             overwrite=overwrite,
         )
 
