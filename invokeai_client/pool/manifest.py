@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -112,15 +113,21 @@ class Manifest:
             "total": str(len(variations)),
         }
         rows = [(v.index, json.dumps(v.values)) for v in variations.variations]
+        # Written whole under a temporary name, then linked into place: a reader (or a
+        # resume) never sees a half-made job, and a crash leaves none behind.
+        draft = target.with_name(target.name + ".new")
         try:
-            manifest = cls(target, await _open(target, create=True))
+            await anyio.to_thread.run_sync(_remove, None, draft)
+            manifest = cls(target, await _open(draft, create=True, shown=target))
             await manifest._run(_create, meta, rows)
+            await manifest.close()
+            await anyio.to_thread.run_sync(_publish, draft, target)
         except BaseException:  # disk full...: no half manifest that a retry would refuse
             with anyio.CancelScope(shield=True):
                 db = None if manifest is None else manifest._db
-                await anyio.to_thread.run_sync(_remove, db, target)
+                await anyio.to_thread.run_sync(_remove, db, draft)
             raise
-        return manifest
+        return cls(target, await _open(target, create=False))
 
     @classmethod
     async def open(cls, path: str | Path) -> Manifest:
@@ -207,11 +214,12 @@ class Manifest:
         return VariationSet(fields, variations, meta.get("names", {}), meta.get("given", {}))
 
 
-async def _open(path: Path, *, create: bool) -> sqlite3.Connection:
+async def _open(path: Path, *, create: bool, shown: Path | None = None) -> sqlite3.Connection:
+    """A connection to ``path`` (errors name ``shown``, the job's file, when given)."""
     def connect() -> sqlite3.Connection:
         if create:
             make_folder(path.parent, input="manifest")
-        with _manifest_errors(path):
+        with _manifest_errors(shown or path):
             return _connect(path, create)
 
     return await anyio.to_thread.run_sync(connect)
@@ -250,6 +258,19 @@ def _remove(db: sqlite3.Connection | None, path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         with suppress(OSError):
             path.with_name(path.name + suffix).unlink()
+
+
+def _publish(draft: Path, target: Path) -> None:
+    """Give the finished ``draft`` its name, never over an existing file."""
+    with _manifest_errors(target):
+        try:
+            os.link(draft, target)
+        except FileExistsError:
+            raise ValidationError(
+                f"the job manifest {target} exists already: another job was created there",
+                input="manifest", rule="new file",
+            ) from None
+        draft.unlink()
 
 
 def _connect(path: Path, create: bool) -> sqlite3.Connection:
