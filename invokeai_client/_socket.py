@@ -189,11 +189,11 @@ def _handle_events_inline(sio: socketio.AsyncClient) -> bool:
     Stock python-engineio starts a task for every message it reads; python-socketio then
     decodes it and calls the (synchronous) router. Here an EVENT frame (``2[...]``, text) is
     passed to python-socketio's message handler at once, in the read loop, which keeps the
-    order and saves a task per frame. Everything else (connect, disconnect, acks, binary
-    frames, pings) goes the stock way, and so does every frame that arrives while a deferred
-    one has not run yet, so frames are never reordered. Only this client's own engine.io
-    object is changed; when python-engineio is not shaped as expected, nothing is and False
-    is returned.
+    order and saves a task per frame. Binary frames are dropped (:func:`_binary`). Everything
+    else (connect, disconnect, acks, pings) goes the stock way, and so does every frame that
+    arrives while a deferred one has not run yet, so frames are never reordered. Only this
+    client's own engine.io object is changed; when python-engineio is not shaped as
+    expected, nothing is and False is returned.
     """
     parts = _engineio_parts(sio)
     if parts is None:
@@ -211,6 +211,9 @@ def _handle_events_inline(sio: socketio.AsyncClient) -> bool:
 
     async def receive_packet(pkt: Any) -> None:
         data = getattr(pkt, "data", None)
+        if getattr(pkt, "packet_type", None) == message and _binary(data):
+            _drop_binary(data)
+            return
         last = deferred[0]
         if (
             getattr(pkt, "packet_type", None) == message
@@ -235,6 +238,28 @@ def _handle_events_inline(sio: socketio.AsyncClient) -> bool:
     eio._receive_packet = receive_packet
     eio.start_background_task = start_background_task
     return True
+
+
+def _binary(data: object) -> bool:
+    """A binary socket.io frame: an attachment, or the header of a BINARY_EVENT / BINARY_ACK
+    (``5...`` / ``6...``). InvokeAI sends none; python-socketio would hold attachments until
+    the count a header claims (up to 10 digits) arrives, and read every later frame,
+    events included, as one more attachment."""
+    return isinstance(data, (bytes, bytearray)) or (
+        isinstance(data, str) and data[:1] in ("5", "6")
+    )
+
+
+_dropped = [0]
+
+
+def _drop_binary(data: object) -> None:
+    _dropped[0] += 1
+    if _dropped[0] == 1:  # once per process: a hostile server must not flood the log
+        log.warning(
+            "dropped a binary socket.io frame (%d bytes): InvokeAI sends none; later ones "
+            "are dropped silently", len(data) if isinstance(data, (str, bytes, bytearray)) else 0
+        )
 
 
 def _engineio_parts(

@@ -36,7 +36,7 @@ ADMIN = ("admin@example.com", "admin-pass-123")
 USER = ("user@example.com", "user-pass-123")
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+async def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from PIL import Image, PngImagePlugin
@@ -138,3 +139,11 @@ async def wait_items(
 
     await asyncio.wait_for(poll(), timeout)
     return done
+
+
+def items_ended(queue: Any) -> Callable[[], bool]:
+    """A condition for ``double.queue.faults.enqueue_response_until``: every item of the
+    double's queue has ended (so their events overtake the held enqueue answer)."""
+    return lambda: bool(queue.items) and all(
+        item.status in TERMINAL_STATUSES for item in queue.items.values()
+    )

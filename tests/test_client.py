@@ -185,7 +185,7 @@ async def test_a_server_slow_to_accept_the_socket_is_still_reconnected_to(
         assert await d.drop_sockets() == 1
         await wait_until(lambda: client.is_connected and len(d.subscribe_log) == 2, 20)
         run = await client.runs.submit(add_graph(2, 3))
-        assert (await run.result(timeout=10))["sum"] == 5
+        assert (await run.result(timeout=60))["sum"] == 5
 
 
 async def test_post_enqueue_is_never_retried_blindly(double: Peer) -> None:

@@ -211,7 +211,7 @@ async def test_cancel_is_told_by_the_events_and_the_result(versioned: Peer) -> N
             await run.cancel()
             with pytest.raises(RunCanceledError):
                 await run
-            await asyncio.wait_for(watcher, 10)
+            await asyncio.wait_for(watcher, 60)
         finally:
             await client.queue.resume()
     assert statuses[-1] == "canceled"

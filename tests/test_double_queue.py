@@ -32,7 +32,7 @@ from invokeai_client.types.wire_events import (
 )
 
 from .conftest import Peer, wait_until
-from .helpers import edge, outputs, queue_item, wait_items
+from .helpers import edge, items_ended, outputs, queue_item, wait_items
 
 pytestmark = pytest.mark.anyio
 
@@ -922,7 +922,8 @@ async def test_lost_enqueue_answer_still_enqueued(double: Peer) -> None:
 
 async def test_events_can_overtake_the_enqueue_answer(double: Peer) -> None:
     assert double.double is not None
-    double.double.queue.faults.enqueue_response_delay = 1.0
+    double.double.queue.faults.enqueue_response_until = items_ended(double.double.queue)
+    double.double.queue.faults.enqueue_response_delay = 0.5  # their events reach the client
     async with double.client() as client:
         batch_id = str(uuid.uuid4())
         sub = Watch(client, batch_id)

@@ -256,7 +256,7 @@ async def test_model_loads_are_told_to_the_executing_run_only(double: Peer) -> N
         router.dispatch_raw("invocation_started", frame)
         router.dispatch_raw("model_load_started", {"config": config, "submodel_type": "unet"})
         router.dispatch_raw("model_load_complete", {"config": config, "submodel_type": "unet"})
-        await asyncio.wait_for(reader, 10)
+        await asyncio.wait_for(reader, 60)
         loads = [e for e in seen if isinstance(e, (ModelLoadStarted, ModelLoadCompleted))]
         assert [type(e) for e in loads] == [ModelLoadStarted, ModelLoadCompleted]
         assert all(e.name == "tiny-sd1" and e.submodel_type == "unet" for e in loads)

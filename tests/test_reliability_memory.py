@@ -25,14 +25,15 @@ async def test_orphan_events_are_bounded_by_bytes_and_expire_on_a_timer(double: 
     assert double.double is not None
     async with double.client() as client:
         orphans = client._router._orphans
-        orphans.ttl = 1.0
-        for index in range(300):  # 300 MB of events for batches that are not ours
+        orphans.ttl = 5.0  # long enough to see the newest frame on a loaded machine
+        batch_ids = [str(uuid.uuid4()) for _ in range(300)]
+        for index, batch_id in enumerate(batch_ids):  # 300 MB for batches not ours
             await double.double.emit(
                 "queue_item_status_changed",
-                {**MEGABYTE_FRAME, "item_id": index, "batch_id": str(uuid.uuid4())},
+                {**MEGABYTE_FRAME, "item_id": index, "batch_id": batch_id},
             )
-        await wait_until(lambda: client._router.stats()["orphan_events"] > 0, 30)
-        await asyncio.sleep(0.2)  # let the last frames arrive
+        # The bounds drop the oldest frames: the newest one is kept once it has arrived.
+        await wait_until(lambda: batch_ids[-1] in orphans._per_batch, 60)
         held = orphans.bytes
         assert 0 < held <= ORPHAN_MAX_BYTES
         # nothing else arrives: the timer alone empties the buffer
@@ -50,18 +51,20 @@ def test_the_size_estimate_sees_big_nested_strings() -> None:
 async def test_events_for_unknown_items_of_my_batch_never_become_runs(double: Peer) -> None:
     assert double.double is not None
     queue = double.double.queue
-    queue.faults.enqueue_response_delay = 1.0  # the items exist; the answer comes later
+    flooded = asyncio.Event()
+    queue.faults.enqueue_response_until = flooded.is_set  # the items exist; the answer later
     batch_id = str(uuid.uuid4())
     async with double.client() as client:
         submitting = asyncio.ensure_future(client.runs.submit_batch(
             add_graph(1, 2), runs=2, batch_id=batch_id
         ))
-        await wait_until(lambda: bool(client.runs.batches), 10)
+        await wait_until(lambda: bool(client.runs.batches))
         for fake in range(2_000):  # a hostile server: items this batch never had
             await double.double.emit("queue_item_status_changed", {
                 "queue_id": "default", "batch_id": batch_id, "item_id": 900_000 + fake,
                 "status": "in_progress", "status_sequence": 1,
             })
+        flooded.set()
         batch = await submitting
         counts = batch.counts
         results = await asyncio.wait_for(batch.results(), 60)

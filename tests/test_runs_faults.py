@@ -19,7 +19,8 @@ from invokeai_client import (
 )
 from invokeai_client.testing import InvokeAIDouble
 
-from .conftest import Peer
+from .conftest import Peer, wait_until
+from .helpers import items_ended
 from .test_runs import add_graph, div_graph, image_graph, iterate_graph
 
 pytestmark = [pytest.mark.anyio, pytest.mark.double]
@@ -101,7 +102,8 @@ async def test_doubled_events_give_no_doubled_outputs(double: Peer) -> None:
 
 async def test_events_that_overtake_the_enqueue_answer_are_kept(double: Peer) -> None:
     queue = engine(double)
-    queue.faults.enqueue_response_delay = 0.3  # the item runs and ends before the answer
+    queue.faults.enqueue_response_until = items_ended(queue)  # the items end before the answer
+    queue.faults.enqueue_response_delay = 0.3  # and their events reach the client
     async with double.client() as client:
         run = await client.runs.submit(add_graph(2, 3))
         assert run.done  # settled from events that arrived before submit() returned
@@ -211,12 +213,16 @@ async def test_runs_that_end_while_the_socket_is_down_settle_without_waiting(
 ) -> None:
     queue = engine(double)
     assert double.double is not None
-    queue.faults.enqueue_response_delay = 1.5  # the socket is back before the answer
+    ended = items_ended(queue)
+    d = double.double
+    # The item runs and ends unheard, and the socket is back before the answer.
+    queue.faults.enqueue_response_until = lambda: ended() and len(d.subscribe_log) >= 2
     async with double.client() as client:
+        await wait_until(lambda: len(d.subscribe_log) == 1, 60)
         await double.double.drop_sockets()
         run = await client.runs.submit(add_graph(20, 22))  # runs and ends unheard
         assert client.is_connected
-        result = await run.result(timeout=10)  # far less than the 30 s quiet period
+        result = await run.result(timeout=20)  # far less than the 30 s quiet period
     assert result["sum"] == 42
 
 

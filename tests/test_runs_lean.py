@@ -13,7 +13,7 @@ import pytest
 
 from invokeai_client.runs._submit import _answer_ends, read_enqueue_answer
 
-from .conftest import Peer
+from .conftest import Peer, wait_until
 from .test_runs import add_graph, needs_queue
 
 pytestmark = pytest.mark.anyio
@@ -129,10 +129,7 @@ async def test_event_frames_are_routed_as_read_across_reconnects(double: Peer) -
         before = await client.runs.submit(add_graph(1, 2))
         assert (await before)["sum"] == 3
         assert await d.drop_sockets() == 1
-        for _ in range(500):
-            if stream.connect_count == 2 and client.is_connected:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: stream.connect_count == 2 and client.is_connected)
         assert sio.eio._receive_packet is handled  # the same engine.io object reconnected
         runs = [await client.runs.submit(add_graph(i, 1)) for i in range(20)]
         results = [await run for run in runs]

@@ -72,10 +72,10 @@ async def test_server_killed_and_restarted_mid_batch_every_run_ends(
                 "it truthfully at its deadline"
             )
         single_results = [await run.batch.results(timeout=120) for run in singles]
-        await asyncio.wait_for(collector, 5)
+        await asyncio.wait_for(collector, 60)
         # REST can deliver every result before the socket's next reconnect attempt; the
         # stream must still come back by itself within a few back-off periods.
-        with anyio.fail_after(30):
+        with anyio.fail_after(120):
             while not client.is_connected:
                 await asyncio.sleep(0.1)
 

@@ -29,7 +29,7 @@ CHROMIUM_FLAGS = [
 
 async def _wait_http(url: str, process: asyncio.subprocess.Process, what: str) -> None:
     async with aiohttp.ClientSession() as http:
-        for _ in range(600):
+        for _ in range(1200):  # up to ~2 minutes on a loaded machine
             if process.returncode is not None:
                 raise AssertionError(f"{what} exited with {process.returncode}")
             with contextlib.suppress(aiohttp.ClientError):
@@ -117,7 +117,7 @@ async def chromium_page(url: str, profile: Path) -> AsyncIterator[Page]:
     )
     try:
         active = profile / "DevToolsActivePort"
-        for _ in range(600):
+        for _ in range(1200):  # up to ~2 minutes on a loaded machine
             if active.exists() and active.read_text().strip():
                 break
             if process.returncode is not None:
@@ -125,12 +125,13 @@ async def chromium_page(url: str, profile: Path) -> AsyncIterator[Page]:
             await asyncio.sleep(0.1)
         port = active.read_text().split()[0]
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):
+            for _ in range(1200):  # up to ~2 minutes on a loaded machine
                 async with http.get(f"http://127.0.0.1:{port}/json/list") as answer:
                     pages = [t for t in await answer.json() if t.get("type") == "page"]
                 if pages:
                     break
                 await asyncio.sleep(0.1)
+            assert pages, "chromium opened no page"
             async with http.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                 yield Page(ws)
     finally:

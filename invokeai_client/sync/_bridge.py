@@ -27,6 +27,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack
 from types import TracebackType
@@ -47,6 +48,12 @@ item, itself bounded to 10 s) before the interrupt goes on."""
 
 WORKER_JOIN_TIMEOUT = 5.0
 """Seconds close() waits for each worker thread of the client's loop to end."""
+
+ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+"""What ``__exit__`` receives (and ``sys.exc_info()`` returns); the sync layer passes it on
+to the async context managers it entered, so they see the error as ``async with`` would."""
+
+NO_ERROR: ExcInfo = (None, None, None)
 
 # Windows does not interrupt a blocked lock wait on Ctrl-C: wake up now and then to let the
 # interrupt in. POSIX delivers it at once.
@@ -134,12 +141,7 @@ class Bridge:
         assert stack is not None
         return stack.enter_context(portal.wrap_async_context_manager(manager))
 
-    def stop(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None:
+    def stop(self, exc_info: ExcInfo = NO_ERROR) -> None:
         """Exit what :meth:`enter` entered, then stop the portal and join its thread."""
         if self._stack is None:
             return
@@ -149,18 +151,12 @@ class Bridge:
             if stack is None:
                 return
             atexit.unregister(self._stop_at_exit)
-            self._stop(stack, exc_type, exc, tb)
+            self._stop(stack, exc_info)
 
-    def _stop(
-        self,
-        stack: ExitStack,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _stop(self, stack: ExitStack, exc_info: ExcInfo) -> None:
         loop = self._loop
         try:
-            stack.__exit__(exc_type, exc, tb)
+            stack.__exit__(*exc_info)
         finally:
             self._portal = None
             self._loop_thread = None
@@ -246,10 +242,6 @@ class Bridge:
             task.add_done_callback(_settle(future))
             tasks.append(task)
 
-        def cancel() -> None:  # in the loop thread
-            for task in tasks:
-                task.cancel()
-
         # From here on an interrupt may land at any bytecode, so scheduling sits inside the
         # block that cancels: a Ctrl-C between scheduling the call and waiting for it cancels
         # it like one during the wait (before it starts, it never starts).
@@ -270,10 +262,46 @@ class Bridge:
             # once, exactly as cancelling an awaiting task does in the async API, and give
             # its cleanup (e.g. a shielded server cancel) time to finish.
             if not future.cancel():
-                with contextlib.suppress(RuntimeError):  # the loop is gone already
-                    loop.call_soon_threadsafe(cancel)
-                concurrent.futures.wait([future], timeout=CANCEL_GRACE)
+                _cancel_started(loop, tasks, future)
             raise
+
+
+def _cancel_started(
+    loop: asyncio.AbstractEventLoop,
+    tasks: list[asyncio.Task[Any]],
+    future: concurrent.futures.Future[Any],
+) -> None:
+    """Cancel an interrupted call that has started, and wait (at most :data:`CANCEL_GRACE`)
+    for its cleanup. A call that finished before the interrupt reached the loop cannot be
+    cancelled, and its caller will never see its result: a run it made is abandoned as if
+    its waiter had been cancelled (its server item canceled unless detached), never left
+    pending and tracked with nobody holding it."""
+    released: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def cancel() -> None:  # in the loop thread
+        for task in tasks:
+            if task.cancel() or task.cancelled() or task.exception() is not None:
+                continue
+            abandon = getattr(task.result(), "_abandon", None)  # WorkflowRun, BatchRun
+            if callable(abandon):
+                cleanup = asyncio.ensure_future(abandon())
+                _CLEANUPS.add(cleanup)
+                cleanup.add_done_callback(_CLEANUPS.discard)
+                cleanup.add_done_callback(lambda _: released.set_result(None))
+                return
+        released.set_result(None)
+
+    deadline = time.monotonic() + CANCEL_GRACE
+    try:
+        loop.call_soon_threadsafe(cancel)
+    except RuntimeError:  # the loop is gone already
+        return
+    concurrent.futures.wait([future], timeout=CANCEL_GRACE)
+    concurrent.futures.wait([released], timeout=max(0.0, deadline - time.monotonic()))
+
+
+_CLEANUPS: set[asyncio.Future[Any]] = set()
+"""Strong references to running cleanups of interrupted calls (the loop keeps weak ones)."""
 
 
 def _settle(future: concurrent.futures.Future[Any]) -> Callable[[asyncio.Task[Any]], None]:

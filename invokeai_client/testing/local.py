@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -161,10 +162,32 @@ def ensure_installed(version: str = INVOKEAI_VERSION, *, quiet: bool = False) ->
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing uses right now, below the kernel's ephemeral
+    range when there is room: a server that takes a while to bind it (InvokeAI starts in
+    20-60 s, and a restart binds the same port again) must not lose it meanwhile to a port
+    the kernel hands out to anyone's ``bind(0)`` or outgoing connection."""
+    low = _ephemeral_low()
+    if low - 1024 >= 4096:
+        # SystemRandom: test runners reseed the module's generator, and two runs picking
+        # the same sequence would race for the same ports.
+        for port in random.SystemRandom().sample(range(max(1024, low - 12288), low), 64):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    """The lowest port of the kernel's ephemeral range (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _port_in_use(port: int) -> bool:

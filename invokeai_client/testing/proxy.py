@@ -25,9 +25,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from yarl import URL
+
+from .local import free_port
 
 __all__ = ["NginxProxy", "ProxyError", "nginx_binary"]
 
@@ -79,12 +80,6 @@ def nginx_binary() -> str | None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class NginxProxy:
     """nginx on ``127.0.0.1:<free port>`` proxying to ``upstream`` (use as a context
     manager); ``url`` is the proxy's base URL."""
@@ -109,7 +104,7 @@ class NginxProxy:
         if binary is None:
             raise ProxyError("nginx is not installed (apt-get install -y nginx)")
         self._prefix = Path(tempfile.mkdtemp(prefix="invokeai-nginx-"))
-        self.port = _free_port()
+        self.port = free_port()
         config = self._prefix / "nginx.conf"
         config.write_text(_CONFIG.format(
             user="user root;" if os.geteuid() == 0 else "",
@@ -154,10 +149,5 @@ class NginxProxy:
     def __enter__(self) -> NginxProxy:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

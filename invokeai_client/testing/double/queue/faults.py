@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -46,6 +47,10 @@ class QueueFaults:
     """How a lost enqueue answer looks: this HTTP status, or None to cut the connection."""
     enqueue_response_delay: float = 0.0
     """Hold each enqueue answer back this long after enqueuing (events arrive first)."""
+    enqueue_response_until: Callable[[], bool] | None = None
+    """Hold each enqueue answer until this returns True (polled), then
+    :attr:`enqueue_response_delay` more: e.g. until the items have ended, so that their
+    events overtake the answer however slow the machine is."""
     stall_processor: bool = False
     """The processor stays "started" but takes no item (a stuck server)."""
 

@@ -113,6 +113,11 @@ class QueueRoutes:
         result = self.state.enqueue(queue_id, plan, prepend, str(user["user_id"]))
         await self.events.emit_batch_enqueued(queue_id, result, str(user["user_id"]))
         faults = self.state.faults
+        until = faults.enqueue_response_until
+        while until is not None:  # polled: the condition is any callable
+            if until():
+                break
+            await asyncio.sleep(0.01)
         if faults.enqueue_response_delay > 0:
             await asyncio.sleep(faults.enqueue_response_delay)
         if faults.lose_enqueue_responses > 0:
