@@ -227,7 +227,7 @@ async def _fail_two(servers: Servers, job: Any, n: int, failure: str, events: li
             server.kill()
         else:
             server.signal(signal.SIGSTOP)
-    note(f"{failure}ed servers 0 and 1")
+    note(f"{'killed' if failure == 'kill' else 'froze'} servers 0 and 1")
     while job.progress().done < 2 * n // 3:
         await asyncio.sleep(0.1)
     if failure == "kill":
