@@ -18,7 +18,6 @@ Images of results (``ImageRef``, the sync ``Client``'s too) and step previews
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import importlib
 from collections.abc import AsyncIterator, Awaitable
@@ -159,10 +158,7 @@ def _batch_event(widget: ProgressWidget, batch: BatchRun, event: RunEvent) -> No
 
 
 def _preview(event: NodeProgress) -> bytes | None:
-    if event.image is None:
-        return None
-    _, _, payload = event.image.data_url.partition(",")
     try:
-        return base64.b64decode(payload)
-    except ValueError:
+        return event.preview_bytes()
+    except ValueError:  # a malformed data URL: no preview rather than a broken widget
         return None

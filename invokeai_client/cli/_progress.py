@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..runs import BatchRun, NodeStarted, RunEvent, StatusChanged, WorkflowResult
@@ -63,14 +63,9 @@ class ProgressDisplay:
             self._cm.__enter__()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._cm is not None:
-            self._cm.__exit__(exc_type, exc, tb)
+            self._cm.__exit__(*exc)
             self._cm = None
         self._progress = None
 
@@ -165,25 +160,18 @@ except ImportError:  # pragma: no cover - the cli extra installs rich
     pass
 
 
+@dataclass(eq=False)
 class BatchProgress:
     """Feeds a :class:`ProgressDisplay` from one batch's events, counts and results."""
 
-    def __init__(
-        self,
-        display: ProgressDisplay,
-        batch: BatchRun,
-        *,
-        node_labels: Mapping[str, str],
-        describe: Callable[[WorkflowResult], str],
-        failure: Callable[[WorkflowResult], str],
-    ) -> None:
-        self.display = display
-        self.batch = batch
-        self.node_labels = node_labels
-        self.describe = describe
-        """How an item is named in lines (its swept values)."""
-        self.failure = failure
-        """What went wrong with a failed item, in a few words."""
+    display: ProgressDisplay
+    batch: BatchRun
+    _: KW_ONLY
+    node_labels: Mapping[str, str]
+    describe: Callable[[WorkflowResult], str]
+    """How an item is named in lines (its swept values)."""
+    failure: Callable[[WorkflowResult], str]
+    """What went wrong with a failed item, in a few words."""
 
     def on_event(self, event: RunEvent) -> None:
         """An event of the batch: new counts, and what runs now."""

@@ -49,6 +49,12 @@ item, itself bounded to 10 s) before the interrupt goes on."""
 WORKER_JOIN_TIMEOUT = 5.0
 """Seconds close() waits for each worker thread of the client's loop to end."""
 
+ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+"""What ``__exit__`` receives (and ``sys.exc_info()`` returns); the sync layer passes it on
+to the async context managers it entered, so they see the error as ``async with`` would."""
+
+NO_ERROR: ExcInfo = (None, None, None)
+
 # Windows does not interrupt a blocked lock wait on Ctrl-C: wake up now and then to let the
 # interrupt in. POSIX delivers it at once.
 _WAKE_EVERY = 0.25 if sys.platform == "win32" else None
@@ -135,12 +141,7 @@ class Bridge:
         assert stack is not None
         return stack.enter_context(portal.wrap_async_context_manager(manager))
 
-    def stop(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None:
+    def stop(self, exc_info: ExcInfo = NO_ERROR) -> None:
         """Exit what :meth:`enter` entered, then stop the portal and join its thread."""
         if self._stack is None:
             return
@@ -150,18 +151,12 @@ class Bridge:
             if stack is None:
                 return
             atexit.unregister(self._stop_at_exit)
-            self._stop(stack, exc_type, exc, tb)
+            self._stop(stack, exc_info)
 
-    def _stop(
-        self,
-        stack: ExitStack,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _stop(self, stack: ExitStack, exc_info: ExcInfo) -> None:
         loop = self._loop
         try:
-            stack.__exit__(exc_type, exc, tb)
+            stack.__exit__(*exc_info)
         finally:
             self._portal = None
             self._loop_thread = None

@@ -5,10 +5,9 @@ from __future__ import annotations
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
 from typing import TypeVar
 
-from typing_extensions import ParamSpec
+from typing_extensions import ParamSpec, Unpack
 
 from .._config import Timeout
 from .._constants import (
@@ -19,7 +18,7 @@ from .._constants import (
     DEFAULT_TIMEOUT,
 )
 from ..client import AsyncClient
-from ._bridge import Bridge
+from ._bridge import Bridge, ExcInfo
 from ._objects import (
     SyncBatchRun,
     SyncBoards,
@@ -137,7 +136,7 @@ class Client(Proxy[AsyncClient]):
         try:
             bridge.enter(self._target)
         except BaseException:
-            bridge.stop(*sys.exc_info())  # with the error: tasks still entering are cancelled
+            bridge.stop(sys.exc_info())  # with the error: tasks still entering are cancelled
             raise
         return self
 
@@ -149,13 +148,8 @@ class Client(Proxy[AsyncClient]):
     def __enter__(self) -> Client:
         return self.open()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._bridge.stop(exc_type, exc, tb)
+    def __exit__(self, *exc_info: Unpack[ExcInfo]) -> None:
+        self._bridge.stop(exc_info)
 
     @property
     def is_open(self) -> bool:

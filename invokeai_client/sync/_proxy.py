@@ -25,14 +25,13 @@ import dataclasses
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Generic, TypeVar, overload
 
-from typing_extensions import ParamSpec, Self
+from typing_extensions import ParamSpec, Self, Unpack
 
 from .._paging import Page, Paginator
 from ..runs.events import NodeCompleted
-from ._bridge import Bridge
+from ._bridge import Bridge, ExcInfo
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -186,16 +185,21 @@ class Proxy(Generic[T]):
             return self
         return wrap(result, bridge)
 
+    def _bound(self, target_name: str, name: str, doc: str | None) -> Callable[..., Any]:
+        """A callable running member ``target_name`` of the async object (see :meth:`_invoke`),
+        shown as ``name`` with ``doc``."""
+
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return self._invoke(target_name, args, kwargs)
+
+        method.__name__ = name
+        method.__doc__ = doc
+        return method
+
     def _member(self, name: str) -> Any:
         value = getattr(self._target, name)
         if inspect.ismethod(value) or inspect.isbuiltin(value):
-
-            def method(*args: Any, **kwargs: Any) -> Any:
-                return self._invoke(name, args, kwargs)
-
-            method.__name__ = name
-            method.__doc__ = value.__doc__
-            return method
+            return self._bound(name, name, value.__doc__)
         return self._get(name)
 
     # Members that are not declared (a method added to the async API later) still work,
@@ -233,13 +237,8 @@ class ContextProxy(Proxy[T]):
         self._entered[-1].__enter__()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        return self._entered.pop().__exit__(exc_type, exc, tb)
+    def __exit__(self, *exc_info: Unpack[ExcInfo]) -> bool | None:
+        return self._entered.pop().__exit__(*exc_info)
 
 
 class SyncContext(AbstractContextManager[T_co]):
@@ -263,15 +262,10 @@ class SyncContext(AbstractContextManager[T_co]):
         value = self._blocking.__enter__()
         return wrap(value, self._bridge)  # type: ignore[no-any-return]
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
+    def __exit__(self, *exc_info: Unpack[ExcInfo]) -> bool | None:
         blocking, self._blocking = self._blocking, None
         assert blocking is not None, "__exit__ without __enter__"
-        return blocking.__exit__(exc_type, exc, tb)
+        return blocking.__exit__(*exc_info)
 
 
 class SyncAwaitable(Proxy[Any]):
@@ -287,15 +281,22 @@ class SyncAwaitable(Proxy[Any]):
 # -- typed declarations ------------------------------------------------------------------
 
 
-class Attr(Generic[T]):
-    """A read-only attribute of the async object, as its sync proxy shows it."""
+class _Declared:
+    """A member declared on a proxy class: the name it is declared under, and its doc."""
 
-    def __init__(self, doc: str | None = None) -> None:
-        self.name = ""
+    def __init__(self, name: str, doc: str | None) -> None:
+        self.name = name
         self.__doc__ = doc
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
+
+
+class Attr(_Declared, Generic[T]):
+    """A read-only attribute of the async object, as its sync proxy shows it."""
+
+    def __init__(self, doc: str | None = None) -> None:
+        super().__init__("", doc)
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> Self: ...
@@ -316,16 +317,12 @@ class Settable(Attr[T]):
         obj._set(self.name, value)
 
 
-class Method(Generic[P, R]):
+class Method(_Declared, Generic[P, R]):
     """A method of the async object, as its sync proxy calls it (see :func:`blocking`)."""
 
     def __init__(self, target_name: str, doc: str | None) -> None:
+        super().__init__(target_name, doc)
         self.target_name = target_name
-        self.name = target_name
-        self.__doc__ = doc
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> Self: ...
@@ -336,14 +333,7 @@ class Method(Generic[P, R]):
     def __get__(self, obj: Proxy[Any] | None, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        target_name = self.target_name
-
-        def method(*args: Any, **kwargs: Any) -> Any:
-            return obj._invoke(target_name, args, kwargs)
-
-        method.__name__ = self.name
-        method.__doc__ = self.__doc__
-        return method
+        return obj._bound(self.target_name, self.name, self.__doc__)
 
 
 W = TypeVar("W")

@@ -53,6 +53,9 @@ INSTALL_TERMINAL_STATUSES = frozenset({"completed", "error", "cancelled"})
 """Install job statuses a job never leaves."""
 
 
+_IDENTIFIER_FIELDS = {"key", "hash", "name", "base", "type"}
+
+
 class ModelConfig(ServerModel):
     """One installed model as the server describes it (any of its config classes).
 
@@ -84,13 +87,7 @@ class ModelConfig(ServerModel):
 
     def identifier(self) -> dict[str, Any]:
         """The ``{key, hash, name, base, type}`` reference a graph's model fields take."""
-        return {
-            "key": self.key,
-            "hash": self.hash,
-            "name": self.name,
-            "base": self.base,
-            "type": self.type,
-        }
+        return self.model_dump(include=_IDENTIFIER_FIELDS)
 
 
 class ModelInstallJob(ServerModel):

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ._base import ServerModel
+from ._base import ServerModel, is_redacted
 from ._time import Timestamp
 
 __all__ = [
@@ -92,7 +92,7 @@ class _ItemCommon(ServerModel):
     @property
     def is_redacted(self) -> bool:
         """Another user's item as a non-admin sees it (multi-user): ids are ``"redacted"``."""
-        return self.batch_id == "redacted" or self.user_id == "redacted"
+        return is_redacted(self.batch_id, self.user_id)
 
 
 class SessionQueueItemSummary(_ItemCommon):

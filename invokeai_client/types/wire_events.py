@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
-from ._base import ServerModel
+from ._base import REDACTED as REDACTED  # the router reads it here
+from ._base import ServerModel, is_redacted
 
 log = logging.getLogger("invokeai_client")
 
@@ -61,9 +62,6 @@ __all__ = [
     "parse_event",
 ]
 
-REDACTED = "redacted"
-
-
 class ServerEvent(ServerModel):
     """An event pushed by the server over Socket.IO."""
 
@@ -97,7 +95,7 @@ class QueueItemEvent(QueueEvent):
     @property
     def is_redacted(self) -> bool:
         """A sanitized copy sent to other users in multi-user mode: not for tracking."""
-        return self.user_id == REDACTED or self.batch_id == REDACTED
+        return is_redacted(self.batch_id, self.user_id)
 
 
 class InvocationEvent(QueueItemEvent):
@@ -194,7 +192,8 @@ class BatchEnqueuedEvent(QueueEvent):
 
     @property
     def is_redacted(self) -> bool:
-        return self.user_id == REDACTED or self.batch_id == REDACTED
+        """A sanitized copy sent to other users in multi-user mode: not for tracking."""
+        return is_redacted(self.batch_id, self.user_id)
 
 
 class QueueItemsCanceledEvent(QueueEvent):

@@ -154,14 +154,14 @@ def _compatibility(workflow: dict[str, Any]) -> dict[str, Any]:
 
 
 def _full(record: dict[str, Any]) -> dict[str, Any]:
-    full = {k: v for k, v in record.items()}
+    full = _dto(record)
     full["thumbnail_url"] = None
     full["call_saved_workflow_compatibility"] = _compatibility(record["workflow"])
     return full
 
 
 def _dto(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items()}
+    return dict(record)
 
 
 class _Routes:
@@ -189,9 +189,11 @@ class _Routes:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _record(
+    async def _record(
         self, request: web.Request, *, write: bool, workflow_id: str | None = None
     ) -> dict[str, Any]:
+        """The library record the request names, if this user may read (or ``write``) it."""
+        await self._seed()
         user = self.double.current_user(request)
         record = self.double.workflows.get(workflow_id or request.match_info["workflow_id"])
         if record is None:
@@ -204,6 +206,12 @@ class _Routes:
             if not write and not (owner or record["is_public"] or category == "default"):
                 raise error(403, "Not authorized to access this workflow")
         return record
+
+    @staticmethod
+    def _changed(record: dict[str, Any]) -> web.Response:
+        """Stamp a changed record's ``updated_at`` and answer with it."""
+        record["updated_at"] = db_timestamp()
+        return json_response(_dto(record))
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -265,8 +273,7 @@ class _Routes:
         )
 
     async def get(self, request: web.Request) -> web.Response:
-        await self._seed()
-        return json_response(_full(self._record(request, write=False)))
+        return json_response(_full(await self._record(request, write=False)))
 
     async def create(self, request: web.Request) -> web.Response:
         await self._seed()
@@ -283,32 +290,27 @@ class _Routes:
         await self._seed()
         workflow = _check_workflow(await request.json(), with_id=True)
         # Like the server: the workflow's own id is authoritative, not the path's.
-        record = self._record(request, write=True, workflow_id=workflow["id"])
+        record = await self._record(request, write=True, workflow_id=workflow["id"])
         record["workflow"] = workflow
         record["name"] = workflow["name"]
-        record["updated_at"] = db_timestamp()
-        return json_response(_dto(record))
+        return self._changed(record)
 
     async def delete(self, request: web.Request) -> web.Response:
-        await self._seed()
-        record = self._record(request, write=True)
+        record = await self._record(request, write=True)
         del self.double.workflows[record["workflow_id"]]
         return json_response(None)
 
     async def set_public(self, request: web.Request) -> web.Response:
-        await self._seed()
-        record = self._record(request, write=True)
+        record = await self._record(request, write=True)
         body = await request.json()
         if not isinstance(body, dict) or not isinstance(body.get("is_public"), bool):
             raise _validation_error(["body", "is_public"], "Input should be a valid boolean",
                                     "bool_type")
         record["is_public"] = body["is_public"]
-        record["updated_at"] = db_timestamp()
-        return json_response(_dto(record))
+        return self._changed(record)
 
     async def opened(self, request: web.Request) -> web.Response:
-        await self._seed()
-        record = self._record(request, write=False)
+        record = await self._record(request, write=False)
         record["opened_at"] = db_timestamp()
         return json_response(None)
 

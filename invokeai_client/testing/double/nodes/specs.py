@@ -8,7 +8,7 @@ import io
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
@@ -289,6 +289,7 @@ class NodeSpec:
 # -- the context a node runs with --------------------------------------------------------
 
 
+@dataclass(eq=False)
 class NodeContext:
     """What a running node may use: the image store (read) and a way to save images.
 
@@ -296,30 +297,21 @@ class NodeContext:
     event loop, after the node returns (image nodes run in a worker thread).
     """
 
-    def __init__(
-        self,
-        images: Mapping[str, DoubleImage],
-        *,
-        node: dict[str, Any],
-        session_id: str,
-        user_id: str,
-        graph_json: Callable[[], str],
-        workflow_json: str | None,
-    ) -> None:
-        self._images = images
-        self._node = node
-        self._session_id = session_id
-        self._user_id = user_id
-        self._graph_json = graph_json
-        self._workflow_json = workflow_json
-        self.saved: list[DoubleImage] = []
+    images: Mapping[str, DoubleImage]
+    _: KW_ONLY
+    node: dict[str, Any]
+    session_id: str
+    user_id: str
+    graph_json: Callable[[], str]
+    workflow_json: str | None
+    saved: list[DoubleImage] = field(default_factory=list)
 
     def load(self, value: Any) -> PILImage:
         """Open an input image (an ``{"image_name": ...}`` value) from the store."""
         from PIL import Image
 
         name = value.get("image_name") if isinstance(value, dict) else None
-        record = self._images.get(str(name)) if name is not None else None
+        record = self.images.get(str(name)) if name is not None else None
         if record is None:
             raise ImageRecordNotFoundException()
         image = Image.open(io.BytesIO(record.data))
@@ -330,14 +322,14 @@ class NodeContext:
         """Save ``image`` as a new PNG record; returns the node's ``image_output`` fields."""
         from PIL.PngImagePlugin import PngInfo
 
-        node = self._node
-        graph = self._graph_json()
+        node = self.node
+        graph = self.graph_json()
         info = PngInfo()
         metadata = node.get("metadata")
         if metadata is not None:
             info.add_text("invokeai_metadata", json.dumps(metadata))
-        if self._workflow_json is not None:
-            info.add_text("invokeai_workflow", self._workflow_json)
+        if self.workflow_json is not None:
+            info.add_text("invokeai_workflow", self.workflow_json)
         info.add_text("invokeai_graph", graph)
         buffer = io.BytesIO()
         image.save(buffer, "PNG", pnginfo=info, compress_level=1)
@@ -348,13 +340,13 @@ class NodeContext:
             width=image.width,
             height=image.height,
             is_intermediate=bool(node.get("is_intermediate")),
-            session_id=self._session_id,
+            session_id=self.session_id,
             node_id=str(node["id"]),
             board_id=board.get("board_id") if isinstance(board, dict) else None,
             metadata=metadata if isinstance(metadata, dict) else None,
-            workflow=self._workflow_json,
+            workflow=self.workflow_json,
             graph=graph,
-            user_id=self._user_id,
+            user_id=self.user_id,
         )
         self.saved.append(record)
         return image_output(record.image_name, image.width, image.height)

@@ -13,11 +13,19 @@ def _F(name: str, kind: str, default: Any = None, **kwargs: Any) -> FieldSpec:
     return FieldSpec(name, kind, default, **kwargs)
 
 
-_RESAMPLE_MODES = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
+_RESAMPLE = _F(
+    "resample_mode", "str", "bicubic",
+    choices=("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos"),
+)
+"""The resampling input the resize and scale nodes share (PIL's modes)."""
+_IMAGE_IN = _F("image", "image", required=True)
+_LEVELS = (_F("min", "int", 0, ge=0, le=255), _F("max", "int", 255, ge=0, le=255))
+"""The pixel range the lerp nodes map from/to."""
 _IMAGE = {"with_board": True, "with_metadata": True, "saves_image": True, "uses_images": True}
 _INT_OUT = ("integer_output", {"value": "int"})
 _FLOAT_OUT = ("float_output", {"value": "float"})
 _STRING_OUT = ("string_output", {"value": "str"})
+_INT_COLLECTION_OUT = ("integer_collection_output", {"collection": "list[int]"})
 _IMAGE_OUT = ("image_output", {"image": "image", "width": "int", "height": "int"})
 
 
@@ -30,6 +38,23 @@ def _spec(
     **options: Any,
 ) -> NodeSpec:
     return NodeSpec(type_, class_name, fields, output[0], output[1], run, **options)
+
+
+def _image_node(
+    type_: str, class_name: str, fields: tuple[FieldSpec, ...], run: NodeRun, **options: Any
+) -> NodeSpec:
+    """An image node as InvokeAI declares it: ``WithBoard``, ``WithMetadata``, reads images
+    and saves its result, answering an ``image_output``."""
+    return _spec(type_, class_name, fields, _IMAGE_OUT, run, **_IMAGE, **options)
+
+
+def _collection(type_: str, class_name: str, item: str) -> NodeSpec:
+    """A primitive collection node (``integer_collection``...): its input is its output."""
+    kind = f"list[{item}]"
+    return _spec(
+        type_, class_name, (_F("collection", kind, []),), (f"{type_}_output", {"collection": kind}),
+        runs.collection,
+    )
 
 
 def _ab(default: int = 0) -> tuple[FieldSpec, ...]:
@@ -123,41 +148,23 @@ NODE_SPECS: dict[str, NodeSpec] = {
             "range",
             "RangeInvocation",
             (_F("start", "int", 0), _F("stop", "int", 10), _F("step", "int", 1)),
-            ("integer_collection_output", {"collection": "list[int]"}),
+            _INT_COLLECTION_OUT,
             lambda v, _: {"collection": list(range(v["start"], v["stop"], v["step"]))},
         ),
         _spec(
             "range_of_size",
             "RangeOfSizeInvocation",
             (_F("start", "int", 0), _F("size", "int", 1, gt=0), _F("step", "int", 1)),
-            ("integer_collection_output", {"collection": "list[int]"}),
+            _INT_COLLECTION_OUT,
             lambda v, _: {
                 "collection": list(
                     range(v["start"], v["start"] + v["size"] * v["step"], v["step"])
                 )
             },
         ),
-        _spec(
-            "integer_collection",
-            "IntegerCollectionInvocation",
-            (_F("collection", "list[int]", []),),
-            ("integer_collection_output", {"collection": "list[int]"}),
-            runs.collection,
-        ),
-        _spec(
-            "float_collection",
-            "FloatCollectionInvocation",
-            (_F("collection", "list[float]", []),),
-            ("float_collection_output", {"collection": "list[float]"}),
-            runs.collection,
-        ),
-        _spec(
-            "string_collection",
-            "StringCollectionInvocation",
-            (_F("collection", "list[str]", []),),
-            ("string_collection_output", {"collection": "list[str]"}),
-            runs.collection,
-        ),
+        _collection("integer_collection", "IntegerCollectionInvocation", "int"),
+        _collection("float_collection", "FloatCollectionInvocation", "float"),
+        _collection("string_collection", "StringCollectionInvocation", "str"),
         _spec(
             "iterate",
             "IterateInvocation",
@@ -204,7 +211,7 @@ NODE_SPECS: dict[str, NodeSpec] = {
             _STRING_OUT,
             runs.string_replace,
         ),
-        _spec(
+        _image_node(
             "blank_image",
             "BlankImageInvocation",
             (
@@ -213,136 +220,106 @@ NODE_SPECS: dict[str, NodeSpec] = {
                 _F("mode", "str", "RGB", choices=("RGB", "RGBA")),
                 _F("color", "color", {"r": 0, "g": 0, "b": 0, "a": 255}),
             ),
-            _IMAGE_OUT,
             runs.blank_image,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_resize",
             "ImageResizeInvocation",
             (
-                _F("image", "image", required=True),
+                _IMAGE_IN,
                 _F("width", "int", 512, gt=0),
                 _F("height", "int", 512, gt=0),
-                _F("resample_mode", "str", "bicubic", choices=_RESAMPLE_MODES),
+                _RESAMPLE,
             ),
-            _IMAGE_OUT,
             runs.img_resize,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_scale",
             "ImageScaleInvocation",
             (
-                _F("image", "image", required=True),
+                _IMAGE_IN,
                 _F("scale_factor", "float", 2.0, gt=0),
-                _F("resample_mode", "str", "bicubic", choices=_RESAMPLE_MODES),
+                _RESAMPLE,
             ),
-            _IMAGE_OUT,
             runs.img_scale,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_blur",
             "ImageBlurInvocation",
             (
-                _F("image", "image", required=True),
+                _IMAGE_IN,
                 _F("radius", "float", 8.0, ge=0),
                 _F("blur_type", "str", "gaussian", choices=("gaussian", "box")),
             ),
-            _IMAGE_OUT,
             runs.img_blur,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_crop",
             "ImageCropInvocation",
             (
-                _F("image", "image", required=True),
+                _IMAGE_IN,
                 _F("x", "int", 0),
                 _F("y", "int", 0),
                 _F("width", "int", 512, gt=0),
                 _F("height", "int", 512, gt=0),
             ),
-            _IMAGE_OUT,
             runs.img_crop,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_paste",
             "ImagePasteInvocation",
             (
                 _F("base_image", "image", required=True),
-                _F("image", "image", required=True),
+                _IMAGE_IN,
                 _F("mask", "image"),
                 _F("x", "int", 0),
                 _F("y", "int", 0),
                 _F("crop", "bool", False),
             ),
-            _IMAGE_OUT,
             runs.img_paste,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_conv",
             "ImageConvertInvocation",
             (
-                _F("image", "image", required=True),
+                _IMAGE_IN,
                 _F("mode", "str", "L",
                    choices=("L", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "F")),
             ),
-            _IMAGE_OUT,
             runs.img_conv,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_chan",
             "ImageChannelInvocation",
             (
-                _F("image", "image", required=True),
+                _IMAGE_IN,
                 _F("channel", "str", "A", choices=("A", "R", "G", "B")),
             ),
-            _IMAGE_OUT,
             runs.img_chan,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_mul",
             "ImageMultiplyInvocation",
             (_F("image1", "image", required=True), _F("image2", "image", required=True)),
-            _IMAGE_OUT,
             runs.img_mul,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_lerp",
             "ImageLerpInvocation",
-            (
-                _F("image", "image", required=True),
-                _F("min", "int", 0, ge=0, le=255),
-                _F("max", "int", 255, ge=0, le=255),
-            ),
-            _IMAGE_OUT,
+            (_IMAGE_IN, *_LEVELS),
             runs.img_lerp,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_ilerp",
             "ImageInverseLerpInvocation",
-            (
-                _F("image", "image", required=True),
-                _F("min", "int", 0, ge=0, le=255),
-                _F("max", "int", 255, ge=0, le=255),
-            ),
-            _IMAGE_OUT,
+            (_IMAGE_IN, *_LEVELS),
             runs.img_ilerp,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "img_noise",
             "ImageNoiseInvocation",
             (
-                _F("image", "image", required=True),
+                _IMAGE_IN,
                 _F("mask", "image"),
                 _F("seed", "int", 0, ge=0, le=4294967295),
                 _F("noise_type", "str", "gaussian", choices=("gaussian", "salt_and_pepper")),
@@ -350,23 +327,19 @@ NODE_SPECS: dict[str, NodeSpec] = {
                 _F("noise_color", "bool", True),
                 _F("size", "int", 1, ge=1),
             ),
-            _IMAGE_OUT,
             runs.img_noise,
-            **_IMAGE,
         ),
-        _spec(
+        _image_node(
             "save_image",
             "SaveImageInvocation",
-            (_F("image", "image", required=True),),
-            _IMAGE_OUT,
+            (_IMAGE_IN,),
             runs.save_image,
             use_cache=False,
-            **_IMAGE,
         ),
         _spec(
             "image",
             "ImageInvocation",
-            (_F("image", "image", required=True),),
+            (_IMAGE_IN,),
             _IMAGE_OUT,
             runs.image,
             uses_images=True,

@@ -9,6 +9,7 @@ import itertools
 import json
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..records import db_timestamp
@@ -24,72 +25,38 @@ TERMINAL = frozenset({"completed", "failed", "canceled"})
 STATUSES = ("pending", "in_progress", "waiting", "completed", "failed", "canceled")
 
 
+@dataclass(slots=True, eq=False)
 class Item:
     """One queue item; its graph is its batch's, with ``subs`` substituted."""
 
-    __slots__ = (
-        "batch_key",
-        "cancel_seen",
-        "completed_at",
-        "created_at",
-        "deleted",
-        "device",
-        "error_message",
-        "error_traceback",
-        "error_type",
-        "field_values",
-        "item_id",
-        "plan",
-        "poison",
-        "priority",
-        "queue_id",
-        "retried_from_item_id",
-        "session",
-        "session_id",
-        "started_at",
-        "status",
-        "status_sequence",
-        "subs",
-        "updated_at",
-        "user_id",
-    )
+    item_id: int
+    queue_id: str
+    plan: Plan
+    field_values: list[dict[str, Any]]
+    subs: tuple[tuple[str, str, Any], ...]
+    poison: str | None
+    priority: int
+    user_id: str
+    created_at: str
+    batch_key: tuple[str, str] = field(init=False)
+    updated_at: str = field(init=False)
+    session_id: str = field(init=False, default_factory=lambda: str(uuid.uuid4()))
+    status: str = field(init=False, default="pending")
+    status_sequence: int = field(init=False, default=0)
+    started_at: str | None = field(init=False, default=None)
+    completed_at: str | None = field(init=False, default=None)
+    error_type: str | None = field(init=False, default=None)
+    error_message: str | None = field(init=False, default=None)
+    error_traceback: str | None = field(init=False, default=None)
+    retried_from_item_id: int | None = field(init=False, default=None)
+    device: str | None = field(init=False, default=None)
+    session: Session | None = field(init=False, default=None)
+    deleted: bool = field(init=False, default=False)
+    cancel_seen: bool = field(init=False, default=False)
 
-    def __init__(
-        self,
-        item_id: int,
-        queue_id: str,
-        plan: Plan,
-        field_values: list[dict[str, Any]],
-        subs: tuple[tuple[str, str, Any], ...],
-        poison: str | None,
-        priority: int,
-        user_id: str,
-        created_at: str,
-    ) -> None:
-        self.item_id = item_id
-        self.queue_id = queue_id
-        self.plan = plan
-        self.batch_key = (queue_id, plan.batch_id)
-        self.field_values = field_values
-        self.subs = subs
-        self.poison = poison
-        self.priority = priority
-        self.user_id = user_id
-        self.session_id = str(uuid.uuid4())
-        self.status = "pending"
-        self.status_sequence = 0
-        self.created_at = created_at
-        self.updated_at = created_at
-        self.started_at: str | None = None
-        self.completed_at: str | None = None
-        self.error_type: str | None = None
-        self.error_message: str | None = None
-        self.error_traceback: str | None = None
-        self.retried_from_item_id: int | None = None
-        self.device: str | None = None
-        self.session: Session | None = None
-        self.deleted = False
-        self.cancel_seen = False
+    def __post_init__(self) -> None:
+        self.batch_key = (self.queue_id, self.plan.batch_id)
+        self.updated_at = self.created_at
 
     def nodes(self) -> dict[str, dict[str, Any]]:
         """The item's graph nodes: its batch's, with its batch data substituted."""
