@@ -21,7 +21,9 @@ from .test_workflows_sync import CLIP, MAIN, SDXL, T5, VAE, model_workflow
 
 pytestmark = pytest.mark.anyio
 
-FAST = {"probe_interval": 0.1, "probe_timeout": 2.0, "down_after": 1.0}
+FAST = {"probe_interval": 0.1, "probe_timeout": 10.0, "down_after": 1.0}
+"""Quick failover for the tests: a server that refuses is down after 1 s; one that is only
+slow (a loaded machine stalls this process for seconds) must still count as answering."""
 
 
 @contextlib.asynccontextmanager
@@ -294,3 +296,28 @@ async def test_local_image_files_run_on_every_server_uploaded_once_each(tmp_path
     ]
     # a.png and b.png once per server, for both jobs (a-copy.png is a.png's content).
     assert uploads == [2, 2, 2]
+
+
+async def test_a_server_that_dies_mid_job_loses_nothing() -> None:
+    """A server that vanishes (listener closed, connections cut, its queue gone with it):
+    its unfinished variations run elsewhere; every variation gives exactly one result."""
+    async with doubles(0.01) as (steady,):
+        dying = await InvokeAIDouble().start()
+        dying.queue.faults.node_delay = 0.01
+        try:
+            async with ServerPool([steady.url, dying.url], **FAST) as pool:
+                wf = await pool.load(examples.path("arithmetic-form"))
+                math = node_of(wf, "integer_math")
+                job = await pool.submit_batch(wf, {"A": range(60)})
+                await wait_until(lambda: job.per_server()[dying.url] >= 5)
+                await dying.stop()
+                results = await job
+                states = pool.states()
+        finally:
+            await dying.stop()
+    assert states[dying.url].startswith("down")
+    assert [r.index for r in results] == list(range(60))
+    assert [r.result[math] for r in results] == [a * 7 for a in range(60)]
+    moved = [r for r in results if r.attempts]
+    assert all(r.server == steady.url for r in moved)
+    assert {r.attempts[0].server for r in moved} <= {dying.url}
