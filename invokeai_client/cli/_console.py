@@ -2,9 +2,10 @@
 
 stdout carries only what a script would pipe on (the saved image paths one a line, or with
 ``--json`` one JSON object a line); notes, progress, the summary and errors go to stderr.
-On a terminal the progress display is drawn by rich on stderr and notes (and, when stdout is
-that same terminal, the result lines) are printed above it through rich, so lines never mix. When the reader of stdout goes away (``... | head -1``)
-the console stops writing there and tells the command once, which winds down quietly.
+On a terminal the progress display is drawn by rich on stderr; notes (and the result lines,
+when stdout is that same terminal) are printed above it through rich, so lines never mix.
+When the reader of stdout goes away (``... | head -1``) the console stops writing there and
+tells the command once, which winds down quietly.
 """
 
 from __future__ import annotations
