@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from invokeai_client import AsyncClient, InvokeAIError, JobBusyError, ValidationError
+from invokeai_client import (
+    AsyncClient,
+    ConnectionError,
+    InvokeAIError,
+    JobBusyError,
+    ValidationError,
+)
 from invokeai_client.pool import Policy, PoolResult, ServerPool
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
@@ -184,7 +190,11 @@ async def test_a_durable_job_resumes_without_rerunning_completed_variations(
             assert busy.value.holder is not None
             assert "pid" in busy.value.holder
         # The client went away mid-job (items stay queued on the server); closing the pool
-        # gave the job up, so it can be resumed.
+        # gave the job up, so it can be resumed, on the servers it started on only.
+        async with doubles(0.0) as (stranger,), ServerPool([stranger.url], **FAST) as other:
+            with pytest.raises(ConnectionError, match="no server this job started on"):
+                await other.resume(manifest)
+        assert stranger.count("POST", "/api/v1/*") == 0
         async with ServerPool([server.url], **FAST) as pool:
             job = await pool.resume(manifest)
             results = await job
