@@ -9,6 +9,7 @@ touch pytest itself.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -32,6 +33,8 @@ from invokeai_client.pool import ServerPool
 from invokeai_client.testing.hostile import HostileServer
 from invokeai_client.workflows import examples
 
+from .conftest import Peer
+from .helpers import tmpfs
 from .test_pool import FAST, doubles
 
 pytestmark = pytest.mark.anyio
@@ -83,18 +86,8 @@ def test_an_unwritable_folder_is_a_file_write_error(tmp_path: Path) -> None:
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs (skipped where this process may not mount)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "small", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
 def _read_only(mount: Path) -> None:
@@ -179,3 +172,20 @@ async def test_a_file_in_the_way_of_the_folder_is_refused_by_name(tmp_path: Path
             await c.images.download("x.png", blocker / "x.png")
     assert blocker.read_text() == "a file"
     assert os.listdir(tmp_path) == ["out"]
+
+
+async def test_the_cli_on_a_read_only_disk_is_one_line_naming_the_folder(
+    double: Peer, small_fs: Path
+) -> None:
+    _read_only(small_fs)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "invokeai_client.cli", "run", "--url", double.url,
+        "--out", str(small_fs / "renders"), "--sweep", "Seed=1,2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 300)
+    text = err.decode()
+    assert process.returncode not in (0, None)
+    assert "Traceback" not in text
+    assert str(small_fs) in text
+    assert len(text.strip().splitlines()) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from invokeai_client import AsyncClient, WorkflowRun
 from invokeai_client.testing.proxy import NginxProxy, nginx_binary
 
-from .conftest import Peer
+from .conftest import Peer, wait_until
 from .test_runs import add_graph
 
 pytestmark = pytest.mark.anyio
@@ -129,3 +130,53 @@ async def test_500_enqueues_through_a_real_proxy_with_gateway_timeouts(
             await _check_delivered_once(client, runs)
     print(f"500 enqueues via nginx: {fates.unknown} gateway timeouts, {fates.resent} resent")
     assert fates.unknown > 100  # the gateway timed out enqueues the server went on with
+
+
+async def test_a_replayed_enqueue_is_seen_canceled_and_reported(double: Peer) -> None:
+    # A gateway that sends the enqueue twice (its first try timed out upstream while InvokeAI
+    # wrote the batch): the server holds two copies under the client's batch id. The copy
+    # the client was not told about is canceled when it starts, and reported.
+    server = double.double
+    assert server is not None
+    server.queue.paused = True
+    batch_id = str(uuid.uuid4())
+    body = {"batch": {"batch_id": batch_id, "graph": add_graph(1, 2), "runs": 3}}
+    async with double.client() as client:
+        replayed = await client.context.http.request(  # the copy lands first
+            "POST", "/api/v1/queue/default/enqueue_batch", json=body
+        )
+        batch = await client.runs.submit_batch(add_graph(1, 2), runs=3, batch_id=batch_id)
+        copies = set(replayed["item_ids"])
+        assert copies.isdisjoint(batch.item_ids)
+        server.queue.paused = False
+        server.queue.wake()
+        results = await asyncio.wait_for(batch.results(), 120)
+        await wait_until(lambda: set(batch.copies) == copies, 60)
+    assert [r["sum"] for r in results] == [3, 3, 3]
+    statuses = {server.queue.items[i].status for i in copies}
+    assert statuses <= {"canceled", "completed"}
+    assert len(batch.item_ids) == 3
+
+
+async def test_a_retried_item_of_my_batch_is_no_copy(double: Peer) -> None:
+    # A retry makes a new item with the batch's id (retried_from_item_id set): it runs
+    # while a batch of that id is tracked, and is left alone.
+    server = double.double
+    assert server is not None
+    server.queue.paused = True
+    batch_id = str(uuid.uuid4())
+    async with double.client() as client:
+        first = await client.runs.submit_batch(add_graph(1, 2), runs=1, batch_id=batch_id)
+        await first.cancel()
+        await asyncio.wait_for(first.results(), 60)
+        await client.queue.retry(first.item_ids)
+        (again,) = [i for i, item in server.queue.items.items()
+                    if getattr(item, "retried_from_item_id", None) == first.item_ids[0]]
+        batch = await client.runs.submit_batch(add_graph(1, 2), runs=1, batch_id=batch_id)
+        server.queue.paused = False
+        server.queue.wake()
+        await asyncio.wait_for(batch.results(), 120)  # the retried item ran first
+        await wait_until(lambda: again in batch._tracker.strangers, 60)  # it was looked at
+        await wait_until(lambda: client.runs.stats()["background_tasks"] == 0, 60)
+        assert batch.copies == []
+        await wait_until(lambda: server.queue.items[again].status == "completed", 60)

@@ -27,7 +27,11 @@ if TYPE_CHECKING:
     from ..types.queue import EnqueueBatchResult
     from .results import FieldValues, WorkflowResult
 
-__all__ = ["BatchOwner", "BatchTracker"]
+__all__ = ["MAX_STRANGERS", "BatchOwner", "BatchTracker"]
+
+MAX_STRANGERS = 16
+"""Unnamed items of one batch id looked at beyond two per item the batch asked for (two
+replays of the enqueue): a bound on what a hostile server can make the client read."""
 
 
 class BatchOwner(Protocol):
@@ -35,6 +39,10 @@ class BatchOwner(Protocol):
 
     def check_soon(self, state: ItemState) -> None:
         """Read ``state``'s item over REST shortly."""
+
+    def stranger(self, batch: BatchTracker, item_id: int) -> None:
+        """Read item ``item_id`` of ``batch``'s id (not in its enqueue answer); end it and
+        note it in ``batch.copies`` when it is a copy, not a retry."""
 
     def item_settled(self, batch: BatchTracker) -> None:
         """One more item of ``batch`` has its result (the limiter may release a slot)."""
@@ -68,6 +76,7 @@ class BatchTracker:
         "_counts",
         "_ended",
         "_results",
+        "copies",
         "destination",
         "detached",
         "expected",
@@ -83,6 +92,7 @@ class BatchTracker:
         "router",
         "shape",
         "states",
+        "strangers",
         "views",
         "waiters",
     )
@@ -117,6 +127,10 @@ class BatchTracker:
         self._counts: dict[str, int] = {}
         self._change: asyncio.Future[None] | None = None
         self.listeners: list[EventSink] = []  # readers of the whole batch
+        # Item ids of this batch id the enqueue answer did not name (see stranger()), and
+        # those the server confirmed are copies of it (a replayed enqueue).
+        self.strangers: set[int] = set()
+        self.copies: list[int] = []
         self.item_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self.waiters = 0  # tasks waiting on the whole batch
         # The public objects showing this batch and its items, held weakly (one per key
@@ -154,22 +168,41 @@ class BatchTracker:
     def adopt(self, item_id: int) -> ItemState | None:
         """An item of this batch seen on the socket before the enqueue answer."""
         if self.shape.confirmed:
-            return None  # e.g. a retry of one of our items: not part of this batch
+            self.stranger(item_id)  # a retry of one of ours, or a copy of the batch
+            return None
         state = self.states.get(item_id)
         if state is None:
             if len(self.states) >= self.expected:
                 # More items than the batch asked for: not all of them are ours. Keep none
                 # beyond that; the enqueue answer names the real ones, read over REST then.
                 self.gap = True
+                if len(self.strangers) < self._stranger_room():
+                    self.strangers.add(item_id)  # told apart at confirm()
                 return None
             state = self._new_state(item_id)
         return state
+
+    def _stranger_room(self) -> int:
+        return 2 * self.expected + MAX_STRANGERS
+
+    def stranger(self, item_id: int) -> None:
+        """An item with this batch's id that its enqueue answer did not name: a retry of one
+        of its items, or a copy of the whole batch (a proxy that replayed the enqueue). The
+        owner reads it and ends a copy; an attached item's batch is not ours to judge."""
+        if self.key != self.batch_id or not self.shape.confirmed:
+            return
+        if item_id in self.strangers or len(self.strangers) >= self._stranger_room():
+            return
+        self.strangers.add(item_id)
+        self.owner.stranger(self, item_id)
 
     def confirm(self, answer: EnqueueBatchResult) -> None:
         """The enqueue answer (or its REST reconstruction): learn every item id."""
         ids = sorted(answer.item_ids)
         self.priority = answer.priority
         self.expected = len(ids) if ids else answer.enqueued
+        unconfirmed: set[int] = set(self.strangers)
+        self.strangers.clear()
         if ids:  # states made for items the server did not confirm are phantoms: forget them
             confirmed = set(ids)
             for item_id, phantom in list(self.states.items()):
@@ -177,11 +210,17 @@ class BatchTracker:
                     del self.states[item_id]
                     self.router.remove_item(item_id, phantom)
                     self._counts[phantom.status] -= 1
+                    unconfirmed.add(item_id)
+            unconfirmed -= confirmed
+        else:
+            unconfirmed.clear()
         for index, item_id in enumerate(ids):
             state = self.states.get(item_id) or self._new_state(item_id)
             state.index = index
             self.router.add_item(item_id, self.batch_id, state)
         self.shape.confirmed = True
+        for item_id in sorted(unconfirmed):
+            self.stranger(item_id)
         for state in list(self.states.values()):
             if self.gap and state.result is None:
                 # The socket dropped while the enqueue was in flight: events may be lost.

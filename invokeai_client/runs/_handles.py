@@ -336,6 +336,13 @@ class BatchRun:
     def item_ids(self) -> list[int]:
         return self._tracker.item_ids()
 
+    @property
+    def copies(self) -> list[int]:
+        """Item ids of copies of this batch the server made without being asked (a proxy or
+        gateway that sent the enqueue twice): each is canceled unless it had ended, and
+        logged. Seen once a copy starts (its first event), while the batch is tracked."""
+        return list(self._tracker.copies)
+
     def __len__(self) -> int:
         return self._tracker.expected
 

@@ -28,7 +28,7 @@ from ._submit import post_enqueue, prepare_body
 from ._tasks import TaskSet
 from .results import ImageHost, iterated_nodes
 from .shape import BatchShape
-from .state import ItemState
+from .state import TERMINAL, ItemState
 
 if TYPE_CHECKING:
     from .._context import ClientContext
@@ -93,9 +93,11 @@ class RunHub:
         iterated: frozenset[str] | None = None,
         origin: str | None = None, destination: str | None = None,
     ) -> BatchTracker:
+        nodes = (graph or {}).get("nodes") or {}
         shape = BatchShape(
             batch_id,
-            node_count=len((graph or {}).get("nodes") or {}),
+            node_count=len(nodes),
+            node_ids=frozenset(nodes) if isinstance(nodes, dict) and nodes else None,
             iterated=iterated_nodes(graph) if iterated is None else iterated,
             groups=groups,
             image_host=self.image_host,
@@ -109,6 +111,31 @@ class RunHub:
 
     def check_soon(self, state: ItemState) -> None:
         self.reconciler.check_soon(state)
+
+    def stranger(self, batch: BatchTracker, item_id: int) -> None:
+        if not self.closed:
+            self.tasks.spawn(self._end_copy(batch, item_id))
+
+    async def _end_copy(self, batch: BatchTracker, item_id: int) -> None:
+        """A copy of ``batch`` (same id, not a retry: a gateway sent the enqueue twice) is
+        canceled unless it ended already, and noted in ``batch.copies``."""
+        try:
+            item = await self.queue.get(item_id)
+            if item.batch_id != batch.batch_id or item.retried_from_item_id is not None:
+                return
+            if item.status not in TERMINAL:
+                item = await self.queue.cancel(item_id)
+        except errors.InvokeAIError as exc:
+            log.debug("could not check queue item %s of batch %s: %s", item_id,
+                      batch.batch_id, exc)
+            return
+        batch.copies.append(item_id)
+        log.log(
+            logging.WARNING if len(batch.copies) == 1 else logging.DEBUG,
+            "batch %s: queue item %s is a copy the client did not ask for (a proxy or gateway "
+            "sent the enqueue twice?): %s", batch.batch_id, item_id,
+            "canceled" if item.status == "canceled" else f"it was {item.status} already",
+        )
 
     def item_settled(self, batch: BatchTracker) -> None:
         if self.limiter is not None and batch.held:

@@ -183,6 +183,7 @@ class SyncBatchRun(Proxy[BatchRun]):
     batch_id: Attr[str] = Attr()
     runs: Attr[builtins.list[SyncWorkflowRun]] = Attr()
     item_ids: Attr[builtins.list[int]] = Attr()
+    copies: Attr[builtins.list[int]] = Attr()
     done: Attr[bool] = Attr()
     counts: Attr[BatchStatus] = Attr()
     expected: Attr[int] = Attr()
