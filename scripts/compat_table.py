@@ -32,6 +32,8 @@ ROWS = {
     "test_queue_delete_is_there_or_names_the_version": "queue: delete item, prune",
     "test_retry_is_there_or_names_the_version": "queue: retry a failed item",
     "test_events_tell_each_step_once": "events: each step once (6.13's doubles removed)",
+    "test_generate_with_a_tiny_model_tells_each_step":
+        "`generate()`: tiny SD1 installed, 64x64 3 steps, each step told",
     "test_cancel_is_told_by_the_events_and_the_result": "cancel: told by events and the result",
     "test_a_dropped_socket_loses_no_result": "socket dropped mid-batch: no result lost",
 }
