@@ -49,6 +49,7 @@ from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.types.queue import SessionQueueItem
 
 from .conftest import ADMIN, USER, Peer
+from .helpers import items_ended
 from .test_runs import _ours, add_graph, div_graph, image_graph, iterate_graph
 from .test_runs_faults import engine
 
@@ -904,7 +905,8 @@ async def test_a_reader_of_a_run_that_ended_but_waits_for_rest_gets_one_terminal
     # before the enqueue answer) was replayed the failed status as if it were news, then got
     # the terminal status again when the run settled.
     queue = engine(double)
-    queue.faults.enqueue_response_delay = 0.3  # the whole item runs before the answer
+    queue.faults.enqueue_response_until = items_ended(queue)  # the whole item runs first
+    queue.faults.enqueue_response_delay = 0.3  # and its events reach the client
     async with double.client() as client:
         run = await client.runs.submit(div_graph(1, 0))
         assert run.status == "failed"
