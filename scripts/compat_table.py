@@ -115,6 +115,13 @@ def render(results: Path) -> str:
         "`compat`); the same tests also ran against the double imitating that version's "
         "routes. InvokeAI 6.14.2 is the reference version.",
         "",
+        "Supported: InvokeAI 5.0.0 and later. Tested: exactly the versions in the columns "
+        "below; 5.0-5.14 and the 6.x releases between them are covered by the version table "
+        "only. A server older than 5.0.0 is refused when the client opens "
+        "(`EndpointNotAvailableError` naming both versions); one newer than the newest tested "
+        "minor line opens with one logged warning. CI (`bash scripts/test.sh`) runs the whole "
+        "suite on 6.14.2 and this subset on 5.15.0.",
+        "",
     ]
     total = sum(
         int((results / f"{v}.seconds").read_text()) for v in tested
