@@ -526,13 +526,11 @@ class Generator:
         )
 
     async def copy_image_to_board(self, image: ImageLike, board: BoardRef) -> ImageDTO:
-        """Save a copy of ``image`` on ``board`` (a new image; the original stays put)."""
-        name = image if isinstance(image, str) else getattr(image, "image_name", None)
-        if not isinstance(name, str) or not name:
-            raise errors.ValidationError(
-                f"image must be an image name or an object with image_name, got {image!r}",
-                input="image", rule="image name",
-            )
+        """Save a copy of ``image`` on ``board`` (a new image; the original stays put).
+
+        The name is checked and the image read first: a missing image or a path-like name
+        raises (NotFoundError / ValidationError naming it) before anything is enqueued."""
+        name = (await self._images.get(image)).image_name
         board_id = await self._boards.resolve(board)
         node: dict[str, Any] = {
             "id": "save_image", "type": "save_image", "image": {"image_name": name},

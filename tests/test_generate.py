@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from invokeai_client import ModelChoiceError, ValidationError
+from invokeai_client import ModelChoiceError, NotFoundError, ValidationError
 from invokeai_client.generate import (
     GenerateSpec,
     choose_model,
@@ -225,6 +225,27 @@ async def test_copy_image_to_board_saves_a_new_image_there(peer: Peer) -> None:
             assert copy.image_name in await client.boards.image_names(board)
         finally:
             await client.boards.delete(board, delete_images=True)
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "says"),
+    [
+        ("does-not-exist.png", NotFoundError, "'does-not-exist.png' not found"),
+        ("../../etc/passwd", ValidationError, "plain file name"),
+        ("a/b.png", ValidationError, "plain file name"),
+        ("", ValidationError, "non-empty"),
+        (42, ValidationError, "image name or an image"),
+    ],
+)
+async def test_copying_a_missing_or_path_like_image_enqueues_nothing(
+    peer: Peer, image: Any, error: type[Exception], says: str
+) -> None:
+    async with peer.client() as client:
+        before = await client.queue.item_ids()
+        with pytest.raises(error, match=says) as caught:
+            await client.copy_image_to_board(image, "none")
+        assert getattr(caught.value, "input", "image") == "image"
+        assert await client.queue.item_ids() == before
 
 
 async def test_model_loads_are_told_to_the_executing_run_only(double: Peer) -> None:
