@@ -77,13 +77,16 @@ def unpool(response: aiohttp.ClientResponse) -> None:
 
 
 def is_stale(exc: BaseException, *, answered: bool, trace: Mapping[str, bool] | None) -> bool:
-    """A request that died on a reused pooled connection before any byte of an answer: the
-    server had closed that idle connection and never saw it (safe to send once more)."""
+    """A request whose body could not be written into a reused pooled connection (the
+    server had closed that idle connection), before any byte of an answer: the server never
+    read it, so it is safe to send once more. A request written whole and then met by a
+    closed connection is not (the server may have acted on it: unknown fate)."""
     return (
         not answered
         and bool(trace and trace.get("reused"))
-        and isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
+        and isinstance(exc, aiohttp.ClientOSError)
         and not isinstance(exc, aiohttp.ClientConnectorError)
+        and "Can not write request body" in str(exc)
     )
 
 

@@ -90,9 +90,8 @@ class AsyncClient(AsyncScope):
         ssl_context: ssl.SSLContext | None = None,
         http_session: aiohttp.ClientSession | None = None,
     ) -> None:
-        connection = resolve_connection(base_url, token, email, password)
-        base_url, token, email, password = connection[:4]
-        self._connection = connection
+        self._connection = resolve_connection(base_url, token, email, password)
+        base_url, token, email, password = self._connection[:4]
         _check_options(token, email, password, queue_id, events)
         options = session_options(
             timeout=timeout,

@@ -114,14 +114,15 @@ async def test_a_500s_connection_is_not_used_again(
     assert [path for conn, path in closing_server.seen if conn == boom_conn] == ["/boom"]
 
 
-async def test_a_post_on_a_reused_connection_the_server_closed_is_sent_once_more(
+async def test_a_post_read_then_dropped_on_a_reused_connection_is_not_sent_again(
     closing_server: ClosingServer, http: HttpTransport
 ) -> None:
+    """The server read it whole, then closed without an answer: it may have acted on it
+    (unknown fate; the enqueue has its own recovery), so the transport does not resend."""
     assert await http.request("POST", "/arm", json={}) == {"path": "/arm"}
-    assert await http.request("POST", "/create", json={"n": 1}) == {"path": "/create"}
-    assert [p for _, p in closing_server.answered] == ["/arm", "/create"]
-    first, second = [c for c, p in closing_server.seen if p == "/create"]
-    assert first != second  # the resend went on a new connection
+    with pytest.raises(errors.ConnectionError, match="cannot reach"):
+        await http.request("POST", "/create", json={"n": 1})
+    assert [p for _, p in closing_server.seen] == ["/arm", "/create"]
 
 
 async def test_a_post_lost_on_a_fresh_connection_is_not_sent_again(
