@@ -166,11 +166,11 @@ async def test_the_client_timeout_bounds_every_request(double: Peer) -> None:
     # AsyncClient(timeout=...) applies to requests that set no timeout of their own: a server
     # that never answers gives a TimeoutError, not a hang.
     assert double.double is not None
-    double.double.faults.add("/api/v1/app/version", delay=5)
     async with double.client(timeout=0.5, max_retries=0, events=False) as client:
+        double.double.faults.add("/api/v1/app/version", delay=5)  # after open read it
         with pytest.raises(errors.TimeoutError) as caught:
             # The outer bound only keeps a regression from hanging the suite.
-            await asyncio.wait_for(client.server_info(), 4)
+            await asyncio.wait_for(client.server_info(refresh=True), 4)
     assert "/api/v1/app/version" in str(caught.value)
 
 
