@@ -20,6 +20,7 @@ from invokeai_client.pool import Manifest
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
 
+from .helpers import tmpfs
 from .test_cli import cli_env, pngs
 
 pytestmark = pytest.mark.anyio
@@ -303,21 +304,8 @@ async def test_a_variation_listed_twice_runs_twice_and_says_so(tmp_path: Path) -
 @pytest.fixture
 def job_fs(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB tmpfs that the test may remount read-only (skipped without root)."""
-    import os
-    import shutil
-    import subprocess
-
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-                      capture_output=True, check=False).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs(tmp_path / "disk", "8m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
 async def test_a_read_only_job_folder_is_named_before_any_request(job_fs: Path) -> None:

@@ -101,6 +101,7 @@ class RunHub:
             iterated=iterated_nodes(graph) if iterated is None else iterated,
             groups=groups,
             image_host=self.image_host,
+            node_types=_node_types(nodes),
         )
         return BatchTracker(
             self, self.router, shape, expected=expected, origin=origin,
@@ -402,3 +403,13 @@ class RunHub:
             log.warning("could not cancel %d batches while closing: %s", len(to_cancel), exc)
             return False
         return True
+
+
+def _node_types(nodes: object) -> dict[str, str]:
+    """``node_id -> type`` of a graph's nodes (those that say it)."""
+    if not isinstance(nodes, Mapping):
+        return {}
+    return {
+        str(node_id): node["type"] for node_id, node in nodes.items()
+        if isinstance(node, Mapping) and isinstance(node.get("type"), str)
+    }
