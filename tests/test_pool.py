@@ -254,7 +254,7 @@ async def test_a_job_whose_images_cannot_be_saved_ends_with_the_error(tmp_path: 
     async with doubles(0.0) as (server,), ServerPool([server.url], **FAST) as pool:
         wf = await pool.load(examples.path("noise-sweep"))
         job = await pool.submit_batch(wf, {"Seed": [1, 2]}, save_to=not_a_folder)
-        assert await job.settled(timeout=30), "the job hung after a failed save"
+        assert await job.settled(timeout=120), "the job hung after a failed save"
         with pytest.raises(InvokeAIError) as failure:
             await job
     assert "out" in str(failure.value)
