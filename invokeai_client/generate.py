@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GENERATE_BASES",
+    "GenerateOptions",
     "GenerateSpec",
     "Generator",
     "choose_model",

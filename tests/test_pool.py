@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from invokeai_client import AsyncClient, InvokeAIError, JobBusyError, ValidationError
+from invokeai_client import (
+    AsyncClient,
+    ConnectionError,
+    InvokeAIError,
+    JobBusyError,
+    ValidationError,
+)
 from invokeai_client.pool import Policy, PoolResult, ServerPool
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
@@ -184,7 +190,11 @@ async def test_a_durable_job_resumes_without_rerunning_completed_variations(
             assert busy.value.holder is not None
             assert "pid" in busy.value.holder
         # The client went away mid-job (items stay queued on the server); closing the pool
-        # gave the job up, so it can be resumed.
+        # gave the job up, so it can be resumed, on the servers it started on only.
+        async with doubles(0.0) as (stranger,), ServerPool([stranger.url], **FAST) as other:
+            with pytest.raises(ConnectionError, match="no server this job started on"):
+                await other.resume(manifest)
+        assert stranger.count("POST", "/api/v1/*") == 0
         async with ServerPool([server.url], **FAST) as pool:
             job = await pool.resume(manifest)
             results = await job
@@ -296,3 +306,86 @@ async def test_local_image_files_run_on_every_server_uploaded_once_each(tmp_path
     ]
     # a.png and b.png once per server, for both jobs (a-copy.png is a.png's content).
     assert uploads == [2, 2, 2]
+
+
+async def test_a_server_that_dies_mid_job_loses_nothing() -> None:
+    """A server that vanishes (listener closed, connections cut, its queue gone with it):
+    its unfinished variations run elsewhere; every variation gives exactly one result."""
+    async with doubles(0.01) as (steady,):
+        dying = await InvokeAIDouble().start()
+        dying.queue.faults.node_delay = 0.01
+        try:
+            async with ServerPool([steady.url, dying.url], **FAST) as pool:
+                wf = await pool.load(examples.path("arithmetic-form"))
+                math = node_of(wf, "integer_math")
+                job = await pool.submit_batch(wf, {"A": range(60)})
+                await wait_until(lambda: job.per_server()[dying.url] >= 5)
+                await dying.stop()
+                results = await job
+                states = pool.states()
+        finally:
+            await dying.stop()
+    assert states[dying.url].startswith("down")
+    assert [r.index for r in results] == list(range(60))
+    assert [r.result[math] for r in results] == [a * 7 for a in range(60)]
+    moved = [r for r in results if r.attempts]
+    assert all(r.server == steady.url for r in moved)
+    assert {r.attempts[0].server for r in moved} <= {dying.url}
+
+
+async def test_a_server_that_fails_what_others_complete_is_left_out(tmp_path: Path) -> None:
+    """A server that fails every item fast (here: it lacks the image the workflow names, as
+    a server with another model set lacks a model) would drain the sweep as failures: each
+    failure is tried once on another server, and the server is left out of the job."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(tmp_path / "in.png")
+    async with doubles(0.01, 0.0) as (good, bad):
+        async with AsyncClient(good.url) as client:
+            name = (await client.images.upload(tmp_path / "in.png")).image_name
+        async with ServerPool([good.url, bad.url], **FAST) as pool:
+            wf = await pool.load(examples.path("image-input"))
+            wf.set("Image", name)  # only `good` has it
+            job = await pool.submit_batch(wf, {"Scale Factor": [0.5, 0.25] * 15})
+            results = await job
+    assert all(r.ok for r in results), [r.result.error_message for r in results if not r.ok]
+    assert {r.server for r in results} == {good.url}
+    assert job.excluded[bad.url].startswith("left out: items that failed there completed")
+    assert "not found" in job.excluded[bad.url]
+    retried = [r for r in results if r.attempts]
+    assert retried
+    assert all(a.server == bad.url for r in retried for a in r.attempts)
+    assert all(len(r.attempts) == 1 for r in retried)  # tried once more, elsewhere
+
+
+HEALTH_STORIES = [  # (events, server left out after the last event or None)
+    # Failures before anything completed: tried elsewhere, BLIND_RETRIES of them at most.
+    ([("fail", "a", True)] * 8 + [("fail", "b", False)], None),
+    # b completes, then a fails: retried elsewhere.
+    ([("ok", "b", None), ("fail", "a", True)], None),
+    # Two of a's failures complete on b while a keeps failing: a is left out.
+    ([("ok", "b", None), ("fail", "a", True), ("fail", "a", True),
+      ("ok-after-a", "b", None), ("ok-after-a", "b", "a")], "a"),
+    # a failed, then recovered (its last item completed): not left out.
+    ([("ok", "b", None), ("fail", "a", True), ("fail", "a", True), ("ok", "a", None),
+      ("ok-after-a", "b", None), ("ok-after-a", "b", None)], None),
+]
+
+
+@pytest.mark.parametrize(("events", "left_out"), HEALTH_STORIES)
+def test_health_rules(events: list[tuple[str, str, Any]], left_out: str | None) -> None:
+    from invokeai_client.pool._health import Health
+    from invokeai_client.pool.results import Attempt
+
+    health = Health()
+    failed_on_a = [Attempt("a", 1, "batch", "failed")]
+    verdict = None
+    for kind, url, expected in events:
+        if kind == "fail":
+            assert health.failed(url, [], ["a", "b"]) is expected
+        else:
+            attempts = failed_on_a if kind == "ok-after-a" else []
+            verdict = health.completed(url, attempts)
+            if expected is not None:
+                assert verdict == expected
+    assert verdict == left_out

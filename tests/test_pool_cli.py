@@ -197,6 +197,8 @@ LOCAL_ERRORS = [  # (extra arguments, files to write, words the error must hold)
     (["--sweep", "Seed=1", "--set", "Blur radius=-3"], {}, ["--set Blur radius=-3"]),
     (["--sweep", "Seed=1", "--runs", "0"], {}, ["--runs 0"]),
     (["--sweep", "Seed=1", "--server", "localhost:9090"], {}, ["--server localhost:9090"]),
+    (["--csv", "{tmp}/img.csv", "--set", "Scale Factor=2"], {"img.csv": "Image\n{tmp}/gone.png\n"},
+     ["img.csv line 2", "gone.png"]),
 ]
 
 
@@ -210,8 +212,9 @@ def test_local_input_errors_come_before_any_request(
     from invokeai_client.cli import main
 
     for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    argv = ["batch", str(examples.path("noise-sweep")), "--server", UNREACHABLE,
+        (tmp_path / name).write_text(text.replace("{tmp}", str(tmp_path)))
+    workflow = "image-input" if "Image" in "".join(files.values()) else "noise-sweep"
+    argv = ["batch", str(examples.path(workflow)), "--server", UNREACHABLE,
             "--out", str(tmp_path / "out"), *(a.format(tmp=tmp_path) for a in extra)]
     assert main(argv) == EXIT_INPUT
     err = capsys.readouterr().err
@@ -240,6 +243,10 @@ def test_good_input_with_an_unreachable_server_exits_4(
     (["generate", "--width", "0"], ["--width 0"]),
     (["run", "--sweep", "Sed=1"], ["did you mean 'Seed'"]),
     (["inputs", "--workflow", "/nonexistent/flow.json"], ["/nonexistent/flow.json"]),
+    (["run", "--workflow", str(examples.path("image-input")), "--set", "Image=/no/such.png"],
+     ["--set Image=/no/such.png", "/no/such.png"]),
+    (["run", "--workflow", str(examples.path("image-input")), "--set",
+      f"Image={examples.path('image-input')}"], ["is not an image"]),
 ])
 def test_every_command_checks_local_input_before_the_server(
     argv: list[str], words: list[str], capsys: pytest.CaptureFixture[str]
@@ -250,3 +257,43 @@ def test_every_command_checks_local_input_before_the_server(
     err = capsys.readouterr().err
     for word in words:
         assert word in err, err
+
+
+@pytest.mark.parametrize("content", ["garbage", "foreign"])
+def test_resume_of_a_file_that_is_not_a_job_is_named_and_left_alone(
+    tmp_path: Path, content: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from invokeai_client.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = out / "job.sqlite"
+    if content == "garbage":
+        manifest.write_bytes(b"not a database at all" * 100)
+    else:
+        with sqlite3.connect(manifest) as db:
+            db.execute("CREATE TABLE notes (text TEXT)")
+    before = manifest.read_bytes()
+    argv = ["batch", str(examples.path("noise-sweep")), "--server", UNREACHABLE,
+            "--out", str(out), "--resume"]
+    assert main(argv) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "is not a job manifest" in err
+    assert str(manifest) in err
+    assert manifest.read_bytes() == before  # never changed
+
+
+async def test_a_variation_listed_twice_runs_twice_and_says_so(tmp_path: Path) -> None:
+    async with InvokeAIDouble() as server:
+        (tmp_path / "v.csv").write_text("Seed\n1\n2\n1\n")
+        done = await anyio.run_process(
+            [*CLI, str(examples.path("noise-sweep")), "--server", server.url,
+             "--csv", str(tmp_path / "v.csv"), "--out", str(tmp_path / "out")],
+            env=cli_env(), check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert "1 variation repeats an earlier one" in done.stderr.decode()
+        assert len(pngs(tmp_path / "out")) == 3  # one file per variation, none overwritten
+        assert await completed_seeds(server) == Counter([1, 1, 2])

@@ -189,3 +189,28 @@ async def test_a_cli_job_killed_midway_on_real_servers_resumes_exactly(
                     seeds[values["seed"]] += 1
     assert seeds == Counter(range(1, SWEEP + 1))
     assert len(list(out.glob("*.png"))) == SWEEP
+
+
+async def test_local_image_files_run_on_every_real_server(
+    three_servers: list[str], tmp_path: Path
+) -> None:
+    """An image input set to a local file, and a sweep over local files, run on any of the 3
+    real servers (the double's test counts the uploads: once per server and content)."""
+    from PIL import Image
+
+    Image.new("RGB", (80, 60), (10, 200, 30)).save(tmp_path / "a.png")
+    Image.new("RGB", (48, 32), (200, 10, 30)).save(tmp_path / "b.png")
+    files = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    async with ServerPool(three_servers) as pool:
+        wf = await pool.load(examples.path("image-input"))
+        wf.set("Image", tmp_path / "a.png")
+        fixed = await (await pool.submit_batch(wf, {"Scale Factor": [0.5, 0.25]}, runs=6))
+        swept_job = await pool.submit_batch(wf, {"Image": files * 6})
+        swept = await swept_job
+        sizes = [(r.result.image.width, r.result.image.height) for r in fixed + swept]
+    assert all(r.ok for r in fixed + swept), [r.result.error_message for r in fixed + swept]
+    assert sizes[:12] == [(40, 30), (20, 15)] * 6
+    assert sizes[12:] == [(40, 30), (24, 16)] * 6  # the workflow's Scale Factor 0.5
+    assert [r.inputs["Image"] for r in swept] == files * 6
+    servers_used = {r.server for r in fixed + swept}
+    assert len(servers_used) >= 2, servers_used

@@ -9,6 +9,7 @@ touch pytest itself.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -32,6 +33,7 @@ from invokeai_client.pool import ServerPool
 from invokeai_client.testing.hostile import HostileServer
 from invokeai_client.workflows import examples
 
+from .conftest import Peer
 from .test_pool import FAST, doubles
 
 pytestmark = pytest.mark.anyio
@@ -179,3 +181,20 @@ async def test_a_file_in_the_way_of_the_folder_is_refused_by_name(tmp_path: Path
             await c.images.download("x.png", blocker / "x.png")
     assert blocker.read_text() == "a file"
     assert os.listdir(tmp_path) == ["out"]
+
+
+async def test_the_cli_on_a_read_only_disk_is_one_line_naming_the_folder(
+    double: Peer, small_fs: Path
+) -> None:
+    _read_only(small_fs)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "invokeai_client.cli", "run", "--url", double.url,
+        "--out", str(small_fs / "renders"), "--sweep", "Seed=1,2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 300)
+    text = err.decode()
+    assert process.returncode not in (0, None)
+    assert "Traceback" not in text
+    assert str(small_fs) in text
+    assert len(text.strip().splitlines()) == 1

@@ -7,7 +7,10 @@ hostile server for what only a broken server can send (odd image names, JSON ins
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,14 +18,18 @@ import pytest
 from invokeai_client import (
     AsyncClient,
     ImageRef,
+    InvokeAIError,
     UnexpectedResponseError,
     ValidationError,
     safe_file_name,
 )
+from invokeai_client.pool import ServerPool
 from invokeai_client.testing.hostile import PNG, HostileServer
+from invokeai_client.workflows import examples
 
 from .conftest import Peer
 from .helpers import png
+from .test_pool import FAST, doubles
 
 pytestmark = pytest.mark.anyio
 
@@ -151,3 +158,43 @@ async def test_a_body_that_is_not_an_image_is_not_saved(tmp_path: Path) -> None:
         with pytest.raises(UnexpectedResponseError, match="expected an image"):
             await c.images.download("x.png")
     assert os.listdir(tmp_path) == []  # not even a temporary file
+
+
+async def _cli(*args: str) -> tuple[int, str]:
+    """Run ``invokeai-client`` in a child process (the double serves in this one)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "invokeai_client.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 300)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+async def test_the_cli_never_writes_results_through_a_planted_symlink(
+    double: Peer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "results.json").symlink_to(victim)
+    code, err = await _cli("run", "--url", double.url, "--out", str(out), "--sweep", "Seed=1,2")
+    assert code == 0, err
+    assert victim.read_text() == "keep me"  # was overwritten with the results
+    assert not (out / "results.json").is_symlink()
+    assert len(json.loads((out / "results.json").read_text())["items"]) == 2
+
+
+async def test_a_job_lock_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "job.sqlite.lock").symlink_to(victim)
+    async with doubles(0.0) as (server,), ServerPool([server.url], **FAST) as pool:
+        wf = await pool.load(examples.path("noise-sweep"))
+        with pytest.raises(InvokeAIError, match=r"job\.sqlite"):
+            await pool.submit_batch(wf, {"Seed": [1]}, manifest=job / "job.sqlite")
+        assert server.queue.items == {}
+    assert victim.read_text() == "keep me"  # was truncated to the lock holder's pid

@@ -34,7 +34,7 @@ from ._console import (
     Console,
 )
 from ._inputs import load_inputs, show_inputs
-from ._options import add_board_option, add_out_option, add_values_options
+from ._options import add_board_option, add_command, add_out_option, add_values_options
 from ._plan import DEMO_SWEEP, make_plan, read_workflow
 from ._run import run_batch
 from ._server import add_server_options, client_options, server_url
@@ -67,13 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser(
-        "run",
-        help="run a workflow as one batch and save its images",
-        description="Run a workflow (default: the bundled model-free demo) as ONE batch, "
-        "show progress and save the images into a folder.",
-        epilog=_RUN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    run = add_command(
+        sub, "run", "run a workflow as one batch and save its images",
+        "Run a workflow (default: the bundled model-free demo) as ONE batch, show progress "
+        "and save the images into a folder.", epilog=_RUN_EPILOG,
     )
     add_server_options(run)
     _add_workflow_option(run)
@@ -88,11 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="stdout: one JSON object per finished item, then a summary object",
     )
 
-    inputs = sub.add_parser(
-        "inputs",
-        help="list a workflow's inputs",
-        description="List a workflow's form inputs: index, label, type and rules, value. "
-        "Offline unless --url is given.",
+    inputs = add_command(
+        sub, "inputs", "list a workflow's inputs",
+        "List a workflow's form inputs: index, label, type and rules, value. Offline unless "
+        "--url is given.",
     )
     add_server_options(inputs)
     _add_workflow_option(inputs)
@@ -100,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_parser(sub)
     add_generate_parser(sub)
 
-    info = sub.add_parser("info", help="show the server's version and mode")
+    info = add_command(sub, "info", "show the server's version and mode")
     add_server_options(info)
     info.add_argument("--json", action="store_true", help="stdout: one JSON object")
     return parser

@@ -9,6 +9,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+
+def add_command(
+    sub: Any, name: str, summary: str, description: str | None = None, *,
+    epilog: str | None = None,
+) -> argparse.ArgumentParser:
+    """A sub-command's parser: ``summary`` is its line in ``invokeai-client --help`` (and its
+    description unless one is given); ``epilog`` examples keep their line breaks."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=description or summary, epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 SWEEP_METAVAR = '"LABEL=V1,V2,..."'
 SET_METAVAR = '"LABEL=VALUE"'
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from pathlib import Path
 from typing import Any
 
+from .._uploads import sniff_image
 from ..errors import ValidationError
 from ..fields import (
     BooleanField,
@@ -27,6 +29,7 @@ from ..fields import (
     NumberField,
     StringField,
 )
+from ..fields.resources import LocalImage
 from ..workflows import IvkWorkflowInput, WorkflowHandle
 from ._console import CliError
 
@@ -64,9 +67,10 @@ def find_input(handle: WorkflowHandle, key: str, option: str) -> IvkWorkflowInpu
 
 
 def parse_value(field: IvkField[Any], text: str, option: str) -> Any:
-    """One value for ``field`` from ``text``, checked by the field."""
+    """One value for ``field`` from ``text``, checked by the field (a local image file also
+    checked to be there and to be an image, before any server is asked)."""
     value = _convert(field, text.strip() if not isinstance(field, StringField) else text, option)
-    return _checked(field, value, option)
+    return _local_file_checked(_checked(field, value, option), option)
 
 
 def parse_sweep(field: IvkField[Any], text: str, option: str) -> list[Any]:
@@ -87,8 +91,7 @@ def parse_sweep(field: IvkField[Any], text: str, option: str) -> list[Any]:
         raw = [_convert(field, part.strip(), option) for part in stripped.split(",")]
     if not raw:
         raise CliError(f"{option}: no values to sweep")
-    values = [_checked(field, value, option) for value in raw]
-    return values
+    return [_local_file_checked(_checked(field, value, option), option) for value in raw]
 
 
 def one_line(message: str) -> str:
@@ -111,6 +114,23 @@ def _checked(field: IvkField[Any], value: Any, option: str) -> Any:
         return field.check(value)
     except ValidationError as exc:
         raise CliError(f"{option}: {one_line(str(exc))}") from None
+
+
+def _local_file_checked(value: Any, option: str) -> Any:
+    """``value``; a local image file must exist and start like an image (the upload would
+    refuse it only after connecting)."""
+    if not isinstance(value, LocalImage) or not isinstance(value.source, Path):
+        return value
+    path = value.source.expanduser()
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError as exc:
+        raise CliError(f"{option}: image file {str(path)!r}: {exc.strerror or exc}") from None
+    if sniff_image(head) is None:
+        raise CliError(f"{option}: {str(path)!r} is not an image (PNG, JPEG, WebP, GIF, BMP, "
+                       "TIFF)")
+    return value
 
 
 def _convert(field: IvkField[Any], text: str, option: str) -> Any:

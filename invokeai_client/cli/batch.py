@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,10 @@ from .. import errors
 from .._http import check_base_url
 from ..errors import InvokeAIError, ValidationError
 from ..fields import InvocationSchemas
-from ..pool import JobLock, PoolJob, Progress, ServerPool
+from ..pool import JobLock, Manifest, PoolJob, Progress, ServerPool
 from ..workflows import WorkflowDefinition, WorkflowHandle
 from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
-from ._options import add_out_option, add_values_options
+from ._options import add_command, add_out_option, add_values_options
 from ._plan import out_folder, read_workflow
 from ._progress import ProgressDisplay
 from ._server import add_auth_options, client_options
@@ -43,11 +44,10 @@ LOG_EVERY = 10.0
 
 def add_batch_parser(sub: Any) -> None:
     """The ``batch`` sub-command's options."""
-    batch = sub.add_parser(
-        "batch",
-        help="run a sweep over one or more servers as a durable, resumable job",
-        description="Spread every variation of a workflow over the --server(s), save the "
-        "images into --out and record the job in OUT/job.sqlite (--resume continues it).",
+    batch = add_command(
+        sub, "batch", "run a sweep over one or more servers as a durable, resumable job",
+        "Spread every variation of a workflow over the --server(s), save the images into "
+        "--out and record the job in OUT/job.sqlite (--resume continues it).",
     )
     batch.add_argument("workflow", metavar="WORKFLOW", help="workflow JSON exported by the GUI")
     source = batch.add_mutually_exclusive_group()
@@ -159,6 +159,8 @@ def lock_job(plan: BatchPlan) -> JobLock:
 
 async def _batch(plan: BatchPlan, lock: JobLock, console: Console) -> int:
     started = time.monotonic()
+    if plan.resume:  # a file that is not a job is named before any server is asked
+        await (await Manifest.open(plan.manifest)).close()
     async with ServerPool(plan.servers, **plan.options) as pool:
         for url, state in pool.states().items():
             if state != "up":
@@ -168,6 +170,7 @@ async def _batch(plan: BatchPlan, lock: JobLock, console: Console) -> int:
             console.note(f"resuming {plan.manifest}: {job.progress().done} of {job.total} done")
         else:
             job = await _submit(pool, plan, lock)
+            _note_repeats(job, plan, console)
         for url, why in job.excluded.items():
             console.note(f"left out {url}: {one_line(why)}")
         await _follow(job, console)
@@ -193,6 +196,19 @@ async def _submit(pool: ServerPool, plan: BatchPlan, lock: JobLock) -> PoolJob:
         )
     except ValidationError as exc:
         raise CliError(one_line(str(exc))) from None
+
+
+def _note_repeats(job: PoolJob, plan: BatchPlan, console: Console) -> None:
+    """Say so when variations repeat one another (a CSV row given twice): each runs."""
+    if plan.runs != 1:
+        return  # --runs repeats on purpose
+    seen = Counter(json.dumps(v.values, sort_keys=True, default=str)
+                   for v in job.variations.variations)
+    repeats = sum(n - 1 for n in seen.values())
+    if repeats:
+        console.note(f"note: {repeats} variation{'s repeat' if repeats > 1 else ' repeats'} "
+                     "an earlier one; each runs and is saved on its own (drop the repeated "
+                     "rows to run them once)")
 
 
 def apply_batch(wf: WorkflowHandle, plan: BatchPlan) -> tuple[dict[int | str, Any], bool]:

@@ -21,7 +21,7 @@ from .._files import make_folder
 from ..generate import MAX_SEED, choose_model
 from ..runs import BatchRun, NodeProgress, RunEvent, StatusChanged, WorkflowResult
 from ._console import EXIT_ERROR, EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
-from ._options import add_board_option, add_out_option
+from ._options import add_board_option, add_command, add_out_option
 from ._plan import out_folder
 from ._progress import ProgressDisplay
 from ._server import add_server_options
@@ -41,11 +41,10 @@ MAX_SEEDS = 10_000
 
 def add_generate_parser(sub: Any) -> None:
     """The ``generate`` subcommand's options."""
-    gen = sub.add_parser(
-        "generate",
-        help="text to image over a sweep of seeds, with live step progress",
-        description="Generate images from a prompt with the server's main model (SD1.x, "
-        "SDXL or FLUX), one image per seed, in ONE batch; save them into a folder.",
+    gen = add_command(
+        sub, "generate", "text to image over a sweep of seeds, with live step progress",
+        "Generate images from a prompt with the server's main model (SD1.x, SDXL or FLUX), "
+        "one image per seed, in ONE batch; save them into a folder.",
     )
     add_server_options(gen)
     gen.add_argument("prompt", nargs="*", help=f"the prompt (default: {DEFAULT_PROMPT!r})")

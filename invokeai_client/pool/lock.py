@@ -24,6 +24,8 @@ from ..errors import JobBusyError, ValidationError
 __all__ = ["JobLock"]
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
 class JobLock:
     """The exclusive lock of the job whose manifest is ``path``: :meth:`acquire` it before
     anything is sent, :meth:`release` it when the job ends (also a context manager)."""
@@ -51,7 +53,8 @@ class JobLock:
         target = Path(manifest).expanduser()
         lock_path = target.with_name(target.name + ".lock")
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            # Never through a symlink planted in the job folder: the holder is written here.
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
         except OSError as exc:
             raise ValidationError(
                 f"cannot lock the job {target}: {lock_path.parent} is not a writable folder "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -112,15 +113,21 @@ class Manifest:
             "total": str(len(variations)),
         }
         rows = [(v.index, json.dumps(v.values)) for v in variations.variations]
+        # Written whole under a temporary name, then linked into place: a reader (or a
+        # resume) never sees a half-made job, and a crash leaves none behind.
+        draft = target.with_name(target.name + ".new")
         try:
-            manifest = cls(target, await _open(target))
+            await anyio.to_thread.run_sync(_remove, None, draft)
+            manifest = cls(target, await _open(draft, create=True, shown=target))
             await manifest._run(_create, meta, rows)
+            await manifest.close()
+            await anyio.to_thread.run_sync(_publish, draft, target)
         except BaseException:  # disk full...: no half manifest that a retry would refuse
             with anyio.CancelScope(shield=True):
                 db = None if manifest is None else manifest._db
-                await anyio.to_thread.run_sync(_remove, db, target)
+                await anyio.to_thread.run_sync(_remove, db, draft)
             raise
-        return manifest
+        return cls(target, await _open(target, create=False))
 
     @classmethod
     async def open(cls, path: str | Path) -> Manifest:
@@ -130,7 +137,7 @@ class Manifest:
             raise ValidationError(
                 f"no job manifest at {target}", input="manifest", rule="existing file"
             )
-        return cls(target, await _open(target))
+        return cls(target, await _open(target, create=False))
 
     async def close(self) -> None:
         await self._run(lambda db: db.close())
@@ -207,11 +214,13 @@ class Manifest:
         return VariationSet(fields, variations, meta.get("names", {}), meta.get("given", {}))
 
 
-async def _open(path: Path) -> sqlite3.Connection:
+async def _open(path: Path, *, create: bool, shown: Path | None = None) -> sqlite3.Connection:
+    """A connection to ``path`` (errors name ``shown``, the job's file, when given)."""
     def connect() -> sqlite3.Connection:
-        make_folder(path.parent, input="manifest")
-        with _manifest_errors(path):
-            return _connect(path)
+        if create:
+            make_folder(path.parent, input="manifest")
+        with _manifest_errors(shown or path):
+            return _connect(path, create)
 
     return await anyio.to_thread.run_sync(connect)
 
@@ -251,16 +260,48 @@ def _remove(db: sqlite3.Connection | None, path: Path) -> None:
             path.with_name(path.name + suffix).unlink()
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _publish(draft: Path, target: Path) -> None:
+    """Give the finished ``draft`` its name, never over an existing file."""
+    with _manifest_errors(target):
+        try:
+            os.link(draft, target)
+        except FileExistsError:
+            raise ValidationError(
+                f"the job manifest {target} exists already: another job was created there",
+                input="manifest", rule="new file",
+            ) from None
+        draft.unlink()
+
+
+def _connect(path: Path, create: bool) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
+        if not create:
+            _check_job(db, path)  # first: never add tables to a file that is not a job's
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
+        if create:
+            db.executescript(SCHEMA)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _check_job(db: sqlite3.Connection, path: Path) -> None:
+    """ValidationError naming ``path`` unless it holds a pool job (its meta and variations)."""
+    try:
+        keys = {key for (key,) in db.execute("SELECT key FROM meta")}
+        db.execute("SELECT idx, vals, status FROM variations LIMIT 1")
+        missing = sorted({"fields", "bodies", "total", "settings"} - keys)
+        why = f"its meta table lacks {', '.join(missing)}" if missing else None
+    except sqlite3.DatabaseError as exc:
+        why = str(exc)
+    if why is not None:
+        raise ValidationError(
+            f"{path} is not a job manifest: {why}", input="manifest",
+            rule="a manifest written by the pool",
+        )
 
 
 def _create(db: sqlite3.Connection, meta: Mapping[str, str], rows: list[tuple[int, str]]) -> None:

@@ -93,9 +93,11 @@ class RunHub:
         iterated: frozenset[str] | None = None,
         origin: str | None = None, destination: str | None = None,
     ) -> BatchTracker:
+        nodes = (graph or {}).get("nodes") or {}
         shape = BatchShape(
             batch_id,
-            node_count=len((graph or {}).get("nodes") or {}),
+            node_count=len(nodes),
+            node_ids=frozenset(nodes) if isinstance(nodes, dict) and nodes else None,
             iterated=iterated_nodes(graph) if iterated is None else iterated,
             groups=groups,
             image_host=self.image_host,

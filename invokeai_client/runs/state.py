@@ -46,15 +46,9 @@ from .results import (
     map_output,
     outputs_from_session,
 )
-from .shape import BatchShape
+from .shape import MAX_NODE_FRAMES, BatchShape
 
-__all__ = [
-    "TERMINAL",
-    "BatchShape",
-    "EventSink",
-    "ItemObserver",
-    "ItemState",
-]
+__all__ = ["TERMINAL", "BatchShape", "EventSink", "ItemObserver", "ItemState"]
 
 TERMINAL = frozenset({"completed", "failed", "canceled", "lost"})
 """Statuses after which an item never changes again."""
@@ -233,7 +227,17 @@ class ItemState:
             self._sequence = sequence
         return True
 
+    def _takes(self, node_id: object) -> bool:
+        # A frame of a node not in the graph, or past MAX_NODE_FRAMES ended nodes, is not
+        # taken: the result then comes from REST (no growth, no faked complete story).
+        if self.batch.knows(node_id) and len(self._ended or ()) < MAX_NODE_FRAMES:
+            return True
+        self.gap = True
+        return False
+
     def _on_node(self, name: str, data: dict[str, Any]) -> None:
+        if not self._takes(data.get("invocation_source_id")):
+            return
         invocation = _invocation(data)
         self._running()
         if name == "invocation_complete":
@@ -255,7 +259,7 @@ class ItemState:
 
     def _on_progress(self, name: str, data: dict[str, Any]) -> None:
         node_id = data.get("invocation_source_id")
-        if not isinstance(node_id, str):
+        if not isinstance(node_id, str) or not self._takes(node_id):
             return
         invocation = _invocation(data)
         if self._has_ended(invocation):
