@@ -306,7 +306,11 @@ class AsyncClient(AsyncScope):
 
     async def copy_image_to_board(self, image: ImageLike, board: BoardRef) -> ImageDTO:
         """Save a copy of ``image`` on ``board`` through the server's queue (a new image with
-        its own name; the original stays where it is). Returns the copy."""
+        its own name; the original stays where it is). Returns the copy.
+
+        A path-like image name (:class:`~errors.ValidationError`) or an image the server does
+        not have (:class:`~errors.NotFoundError` naming it) fails before anything is enqueued.
+        """
         return await self._generator.copy_image_to_board(image, board)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:

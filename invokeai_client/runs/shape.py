@@ -30,6 +30,7 @@ class BatchShape:
         "needs_order",
         "node_count",
         "node_ids",
+        "node_types",
         "per_run",
     )
 
@@ -42,11 +43,15 @@ class BatchShape:
         iterated: frozenset[str] = frozenset(),
         groups: list[list[dict[str, Any]]] | None = None,
         image_host: ImageHost | None = None,
+        node_types: Mapping[str, str] | None = None,
     ) -> None:
         self.batch_id = batch_id
         self.node_count = node_count
         self.node_ids = node_ids
         """The graph's node ids (None: unknown): node frames naming others are not ours."""
+        self.node_types: Mapping[str, str] = node_types or {}
+        """Each graph node's invocation type, for events told after the fact (a late
+        reader, REST catch-up), which carry no invocation."""
         self.iterated = iterated
         self.groups = groups
         self.image_host = image_host

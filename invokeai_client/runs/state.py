@@ -472,12 +472,12 @@ class ItemState:
         """Tell readers the nodes REST reports finished that the socket did not."""
         known = self._outputs or {}
         opened = {node_id for node_id, _ in self._open or ()}
-        batch_id = self.batch.batch_id
+        item, batch_id, types = self.item_id, self.batch.batch_id, self.batch.node_types
         for done_id, value in outputs.items():
             if done_id not in known:
                 if done_id not in opened:
-                    self._emit(NodeStarted(self.item_id, batch_id, done_id))
-                self._emit(NodeCompleted(self.item_id, batch_id, done_id, value))
+                    self._emit(NodeStarted(item, batch_id, done_id, types.get(done_id)))
+                self._emit(NodeCompleted(item, batch_id, done_id, value, types.get(done_id)))
 
     def apply_status(self, status: str, sequence: int | None = None) -> None:
         """A non-terminal status seen over REST; never moves an item back to pending."""
@@ -575,12 +575,13 @@ class ItemState:
         events: list[RunEvent] = []
         if started != "pending":
             events.append(StatusChanged(self.item_id, batch_id, started))
+        item, types = self.item_id, self.batch.node_types  # told after the fact: by the graph
         for node_id, value in outputs.items():
-            events.append(NodeStarted(self.item_id, batch_id, node_id))
-            events.append(NodeCompleted(self.item_id, batch_id, node_id, value))
+            events.append(NodeStarted(item, batch_id, node_id, types.get(node_id)))
+            events.append(NodeCompleted(item, batch_id, node_id, value, types.get(node_id)))
         if result is None:
             for node_id, prepared in self._open or ():
-                events.append(NodeStarted(self.item_id, batch_id, node_id, prepared_id=prepared))
+                events.append(NodeStarted(item, batch_id, node_id, types.get(node_id), prepared))
             return events
         events.extend(terminal_events(result))
         return events
