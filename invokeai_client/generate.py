@@ -44,6 +44,10 @@ __all__ = [
 GENERATE_BASES = ("sd-1", "sd-2", "sdxl", "flux")
 """Main-model bases :func:`text_to_image_graph` builds graphs for."""
 
+BATCH_NAMES = {"positive_prompt.value": "prompt", "seed.value": "seed"}
+"""How a :meth:`Generator.generate_batch` item's ``field_values`` name what varies: as the
+arguments of ``generate()``."""
+
 MAX_SEED = 4294967295
 """The largest seed InvokeAI's noise nodes accept (numpy's random range)."""
 
@@ -83,9 +87,10 @@ def _label(model: ModelConfig) -> str:
 def choose_model(models: Sequence[ModelConfig], wanted: str | ModelConfig | None) -> ModelConfig:
     """The one main model ``wanted`` names among ``models`` (pure).
 
-    ``wanted`` is a :class:`ModelConfig`, a key, an exact name, or a case-insensitive
-    fragment of exactly one name; None picks the only usable model. Anything ambiguous or
-    missing raises :class:`~errors.ModelChoiceError` listing the candidates: never a guess.
+    ``wanted`` is a :class:`ModelConfig`, a key, an exact name, a base (``sd-1``, ``sd-2``,
+    ``sdxl``, ``flux``: the only main model of that base), or a case-insensitive fragment of
+    exactly one name; None picks the only usable model. Anything ambiguous or missing
+    raises :class:`~errors.ModelChoiceError` listing the candidates: never a guess.
     """
     usable = [m for m in models if m.type == "main" and m.base in GENERATE_BASES]
     if isinstance(wanted, ModelConfig):
@@ -102,6 +107,9 @@ def choose_model(models: Sequence[ModelConfig], wanted: str | ModelConfig | None
         how = f"model {wanted!r}"
         if not found:
             found = [m for m in usable if m.name == wanted]
+        if not found and wanted.casefold() in GENERATE_BASES:
+            found = [m for m in usable if m.base == wanted.casefold()]
+            how = f"base {wanted!r}"
         if not found:
             needle = wanted.casefold()
             found = [m for m in usable if needle in m.name.casefold()]
@@ -553,10 +561,9 @@ class Generator:
             {"node_path": "positive_prompt", "field_name": "value", "items": [p for p, _ in pairs]},
             {"node_path": "seed", "field_name": "value", "items": [s for _, s in pairs]},
         ]]
-        return await self._runs.submit_batch(
-            text_to_image_graph(spec), data=data, origin=ORIGIN, destination=DESTINATION,
-            detach=detach,
-        )
+        body = {"batch": {"graph": text_to_image_graph(spec), "data": data, "runs": 1,
+                          "origin": ORIGIN, "destination": DESTINATION}, "prepend": False}
+        return await self._runs.enqueue(body, detach=detach, names=BATCH_NAMES)
 
     async def copy_image_to_board(self, image: ImageLike, board: BoardRef) -> ImageDTO:
         """Save a copy of ``image`` on ``board`` (a new image; the original stays put).

@@ -43,7 +43,7 @@ MODELS = [
         ("tiny-sd1", "tiny-sd1"),              # an exact name that is also a fragment of others
         ("tiny-sdxl", "tiny-sdxl"),
         ("JUGGERNAUT", "Juggernaut XL v9"),    # a fragment, any case
-        ("flux", "flux-dev"),
+        ("flux", "flux-dev"),                  # a base with one main model
     ],
 )
 def test_model_is_chosen_by_key_exact_name_or_unique_fragment(wanted: str, name: str) -> None:
@@ -55,6 +55,7 @@ def test_model_is_chosen_by_key_exact_name_or_unique_fragment(wanted: str, name:
     [
         ("tiny", "matches 2 main models", {"tiny-sd1", "tiny-sdxl"}),
         ("dup", "matches 2 main models", {"dup"}),
+        ("sd-1", "base 'sd-1' matches 2 main models", {"tiny-sd1", "dup"}),
         ("nothing-like-it", "matches no main model", {"tiny-sd1", "flux-dev", "dup"}),
         (None, "no model was given and it matches", {"tiny-sd1", "tiny-sdxl"}),
         ("key-tiny-sd1-vae", "needs a main model", {"tiny-sd1"}),
@@ -70,6 +71,15 @@ def test_ambiguous_or_missing_model_lists_the_candidates(
     assert candidates <= {m.name for m in caught.value.candidates}
     for name in candidates:
         assert repr(name) in str(caught.value)
+
+
+@pytest.mark.parametrize("wanted", ["sdxl", "SDXL"])
+def test_a_base_names_the_only_main_model_of_that_base(wanted: str) -> None:
+    models = [model("juggernautXL_v9", "sdxl"), model("dreamshaper_8"),
+              model("sdxl-vae", "sdxl", type="vae")]
+    assert choose_model(models, wanted).name == "juggernautXL_v9"
+    with pytest.raises(ModelChoiceError, match="base 'flux' matches no main model"):
+        choose_model(models, "flux")
 
 
 def test_the_only_usable_model_is_chosen_when_none_is_named() -> None:
