@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 
 from invokeai_client import ModelChoiceError, ModelNotFoundError, ValidationError
@@ -125,3 +126,21 @@ async def test_a_model_set_by_name_is_the_users_choice_on_sync_and_submit(
         loader = next(n for n in graph["nodes"].values() if n["type"] == "sdxl_model_loader")
         assert loader["model"]["key"] == key
         await run.cancel()
+
+
+@needs_fixtures
+async def test_the_blocking_client_sets_a_model_by_name(
+    peer: Peer, request: pytest.FixtureRequest
+) -> None:
+    from invokeai_client import Client
+
+    key = await _tiny(peer, request)
+
+    def script() -> tuple[str, str]:
+        with Client(peer.url) as client:
+            wf = client.workflows.load(SDXL_FILE)
+            wf.set("model", "tiny-sdxl")
+            (entry,) = [e for e in wf.sync_models() if e.model is not None]
+            return entry.matched_by, entry.model["key"]  # type: ignore[index]
+
+    assert await anyio.to_thread.run_sync(script) == ("explicit", key)
