@@ -185,8 +185,8 @@ class RunHub:
         """Submit an enqueue body; returns its batch once the server has the items (see
         :meth:`RunManager.enqueue` for ``partial`` and ``names``)."""
         self.check_open()
-        parsed, groups, iterated = prepare_body(body)
-        expected = parsed.item_count
+        encoded, iterated = prepare_body(body)
+        expected = encoded.item_count
         if single and expected != 1:
             raise errors.ValidationError(
                 f"submit() makes exactly one queue item, but this batch makes {expected}; "
@@ -194,10 +194,11 @@ class RunHub:
                 input="data",
                 rule="exactly one item",
             )
+        sent = encoded.batch
         batch = self._tracker(
-            parsed.batch_id, expected=expected, detach=detach,
-            graph=parsed.batch.graph, groups=groups, iterated=iterated,
-            origin=parsed.batch.origin, destination=parsed.batch.destination,
+            sent["batch_id"], expected=expected, detach=detach,
+            graph=sent["graph"], groups=sent.get("data"), iterated=iterated,
+            origin=sent.get("origin"), destination=sent.get("destination"),
         )
         if names:
             batch.shape.names = dict(names)
@@ -208,7 +209,7 @@ class RunHub:
                 rule="unique per submission",
             )
         await self._register(batch)
-        answer = await self._post(batch, parsed)
+        answer = await self._post(batch, encoded.body)
         if self.closed:
             outcome = "it was left on the server"
             if not detach:  # nothing else will cancel it: the close has passed its cancels
@@ -248,13 +249,13 @@ class RunHub:
         self.router.add_batch(batch.batch_id, batch)
         self.reconciler.start()
 
-    async def _post(self, batch: BatchTracker, request: EnqueueBody) -> EnqueueBatchResult:
+    async def _post(self, batch: BatchTracker, request: bytes) -> EnqueueBatchResult:
         # The POST runs in a task of its own so that cancelling the caller never cuts a
         # request whose fate would then be unknown; the caller waits on a plain future.
         loop = asyncio.get_running_loop()
         post = loop.create_task(
             post_enqueue(
-                self.context.http, self.queue, request, expected=batch.expected,
+                self.context.http, self.queue, batch.batch_id, request, expected=batch.expected,
                 known=lambda: list(batch.states), fate_window=self.enqueue_fate_window,
             )
         )
