@@ -102,12 +102,8 @@ class AsyncClient(AsyncScope):
             http_session=http_session,
         )
         self._http = HttpTransport(
-            base_url,
-            token=token,
-            max_retries=max_retries,
-            options=options,
-            max_response_size=max_response_size,
-            max_download_size=max_download_size,
+            base_url, token=token, max_retries=max_retries, options=options,
+            max_response_size=max_response_size, max_download_size=max_download_size,
         )
         _redact.protect(password)
         self._email = email
