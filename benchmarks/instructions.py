@@ -3,6 +3,11 @@
     python benchmarks/instructions.py              # both sides, 300 runs, concurrency 10
     python benchmarks/instructions.py --runs 600 --concurrency 100
     python benchmarks/instructions.py --sides graph,handle --concurrency 1   # the workflow path
+    python benchmarks/instructions.py --sides graph,handle --against f7c30bc  # vs another commit
+
+``--against REV`` (or a directory) counts every side again with the SDK of that commit (a
+temporary git worktree, removed after; see ``_against.py``) in the same run, against the same
+double, and prints the two versions side by side.
 
 Timings on a shared 2-core machine swing by 2x from one minute to the next; instruction
 counts do not. Each side's client runs under valgrind (cachegrind, no cache simulation)
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -28,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _against import HERE, checkout, env_for, label
 from _baseline import MinimalClient, add_graph
 from _servers import double_process
 from run import _drive
@@ -64,17 +71,24 @@ async def _client(side: str, url: str, concurrency: int, runs: int) -> None:
             await _drive(base, concurrency, runs)
 
 
-def _count(side: str, url: str, concurrency: int, runs: int) -> int:
+def _count(side: str, url: str, concurrency: int, runs: int, tree: Path) -> int:
     command = [
         "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
         sys.executable, __file__, "--traced", side, "--url", url,
         "--concurrency", str(concurrency), "--runs", str(runs),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=True,
+                          env=env_for(tree))
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
         raise RuntimeError(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
     return int(found.group(1).replace(",", ""))
+
+
+def _per_run(side: str, url: str, args: argparse.Namespace, tree: Path) -> float:
+    empty = _count(side, url, args.concurrency, 0, tree)
+    full = _count(side, url, args.concurrency, args.runs, tree)
+    return (full - empty) / args.runs
 
 
 def main() -> int:
@@ -84,6 +98,8 @@ def main() -> int:
     parser.add_argument("--sides", default="sdk,loop",
                         help="sdk,loop (the SDK vs the minimal loop) or graph,handle "
                         "(runs.submit(graph) vs handle.submit() of one workflow, sequential)")
+    parser.add_argument("--against", metavar="REV_OR_DIR",
+                        help="also count every side with the SDK of this commit (or checkout)")
     parser.add_argument("--traced", choices=["sdk", "loop", "graph", "handle"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -95,16 +111,26 @@ def main() -> int:
         print("valgrind is needed: apt-get install valgrind", file=sys.stderr)
         return 2
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    with double_process() as (url, _):
-        per_run = {}
-        sides = args.sides.split(",")
+    sides = args.sides.split(",")
+    with contextlib.ExitStack() as stack:
+        trees = [HERE] + ([stack.enter_context(checkout(args.against))] if args.against else [])
+        names = [label(tree) for tree in trees]
+        url, _ = stack.enter_context(double_process())
+        per_run: dict[tuple[str, str], float] = {}
         for side in sides:
-            empty = _count(side, url, args.concurrency, 0)
-            full = _count(side, url, args.concurrency, args.runs)
-            per_run[side] = (full - empty) / args.runs
-            print(f"{side:4} {per_run[side] / 1e6:6.3f} M instructions per run", flush=True)
+            for name, tree in zip(names, trees, strict=True):
+                per_run[name, side] = _per_run(side, url, args, tree)
+                print(f"{name:>9} {side:6} {per_run[name, side] / 1e6:6.3f} M instructions "
+                      "per run", flush=True)
     first, second = sides
-    print(f"{first}/{second} {per_run[first] / per_run[second]:.3f}")
+    print(f"\n{'code':>9} " + " ".join(f"{side:>8}" for side in sides) + f" {first}/{second}")
+    for name in names:
+        row = [per_run[name, side] for side in sides]
+        print(f"{name:>9} " + " ".join(f"{value / 1e6:7.3f}M" for value in row)
+              + f" {row[0] / row[1]:.3f}")
+    if len(names) == 2:
+        print(f"{'new/old':>9} " + " ".join(
+            f"{per_run[names[0], side] / per_run[names[1], side]:8.3f}" for side in sides))
     return 0
 
 

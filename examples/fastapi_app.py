@@ -13,7 +13,9 @@ has none) and then the final image.
 - ``POST /generate`` ``{"seed": 7}`` enqueues one run of the model-free ``noise-sweep``
   workflow, ``{"prompt": "a cat", "model": null, "steps": 8}`` one text-to-image run
   (``client.generate``), and answers at once: ``{"item_id", "events": "/runs/<id>/events",
-  "nodes"}``.
+  "nodes"}``. A run whose stream is not opened within ``$STREAM_WAIT`` seconds (30 by
+  default: the browser left, a script never asked) is canceled and forgotten, unless it was
+  detached.
 - ``GET /runs/<id>/events``: the run's typed events as SSE (``invokeai_client.web.
   sse_events``); if the browser leaves before the run ends, the run is canceled on the
   server (Starlette cancels the stream, the helper cancels the item).
@@ -28,6 +30,8 @@ whole life; each request works on its own copy of the workflow handle.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,11 +42,19 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from invokeai_client import AsyncClient, RunCanceledError, ValidationError, WorkflowRun
+from invokeai_client import (
+    AsyncClient,
+    InvokeAIError,
+    RunCanceledError,
+    ValidationError,
+    WorkflowRun,
+)
 from invokeai_client.web import result_or_cancel, sse_events
 from invokeai_client.workflows import examples
 
 PAGE = Path(__file__).with_name("static") / "progress.html"
+STREAM_WAIT = float(os.environ.get("STREAM_WAIT", "30"))
+"""Seconds a run waits for its event stream to be opened before it is canceled."""
 
 
 @asynccontextmanager
@@ -51,7 +63,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.client = client
         app.state.workflow = await client.workflows.load(examples.path("noise-sweep"))
         app.state.runs = {}
+        app.state.expiries = set()
         yield  # leaving settles every run still in flight
+        for task in app.state.expiries:
+            task.cancel()
 
 
 app = FastAPI(title="invokeai-client demo", lifespan=lifespan)
@@ -93,9 +108,24 @@ async def page() -> FileResponse:
 @app.post("/generate", status_code=202)
 async def generate(request: Request, body: GenerateRequest) -> dict[str, Any]:
     run = await submit(request, body)
-    request.app.state.runs[run.item_id] = run
+    state = request.app.state
+    state.runs[run.item_id] = run
+    expiry = asyncio.create_task(expire(state.runs, run))
+    state.expiries.add(expiry)  # held until done, so the task is not garbage-collected
+    expiry.add_done_callback(state.expiries.discard)
     return {"item_id": run.item_id, "events": f"/runs/{run.item_id}/events",
             "nodes": run.batch.node_count}
+
+
+async def expire(runs: dict[int, WorkflowRun], run: WorkflowRun) -> None:
+    """Forget ``run`` if its stream was not opened within STREAM_WAIT seconds, and cancel
+    it unless detached: nobody will watch it (the dict would grow for the app's life)."""
+    await asyncio.sleep(STREAM_WAIT)
+    if runs.get(run.item_id) is run:
+        del runs[run.item_id]
+        if not run.detached:
+            with contextlib.suppress(InvokeAIError):
+                await run.cancel()
 
 
 @app.get("/runs/{item_id}/events")

@@ -472,6 +472,13 @@ class HttpTransport:
 
     async def _read(self, method: str, path: str, response: aiohttp.ClientResponse) -> bytes:
         """The whole body, at most ``max_response_size`` bytes (see :meth:`_chunks`)."""
+        length = response.content_length
+        headers = response.headers
+        if (
+            length is not None and length <= self.max_response_size
+            and "Content-Encoding" not in headers and "Transfer-Encoding" not in headers
+        ):  # the body is exactly ``length`` bytes as sent: one read (most answers)
+            return await response.read()
         parts = [chunk async for chunk in self._chunks(method, path, response,
                                                        self.max_response_size)]
         return b"".join(parts)

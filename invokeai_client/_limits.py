@@ -6,17 +6,25 @@ some legal values before the server could say no: ``repr`` and ``json`` recurse 
 ``10**5000`` exceeds the interpreter's digit limit. :func:`json_limit_problem` finds such a
 value with an iterative walk (it never recurses), so callers can refuse it with their own
 error (``ValidationError`` for values, ``WorkflowError`` for documents) before anything else
-touches it.
+touches it. :func:`encoded_limit_problem` gives the same answer for a value whose JSON text
+is at hand (the request about to be sent), reading the text instead of walking the value.
 """
 
 from __future__ import annotations
 
+import re
 import reprlib
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_NUMBER", "json_limit_problem", "short_repr"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_NUMBER",
+    "encoded_limit_problem",
+    "json_limit_problem",
+    "short_repr",
+]
 
 _TOO_BIG = "a number beyond ±1.8e308 (not a JSON double)"
 
@@ -56,6 +64,35 @@ def json_limit_problem(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | 
                 continue
             stack.append((child, depth + 1))
     return None
+
+
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789[", b"000000000{")  # and "[" as "{"
+_LONGEST_FINE = b"0" * len(str(int(MAX_NUMBER)))  # 309 digits: every integer beyond has more
+_SOME_DIGITS = b"0" * 16
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+
+
+def encoded_limit_problem(
+    encoded: bytes, value: Any, *, max_depth: int = MAX_JSON_DEPTH
+) -> str | None:
+    """:func:`json_limit_problem` of ``value``, whose ``json.dumps`` text is ``encoded``
+    (UTF-8), read from the text where it can be: a pass over bytes in C instead of a walk of
+    the value in Python. Where the text leaves a doubt (a run of 309 digits, which may be a
+    number beyond the limit or just a string of digits; nesting past ``max_depth``) the
+    answer is the walk's, so it is always exactly :func:`json_limit_problem`'s."""
+    read = encoded.translate(_DIGITS_AS_ZERO)
+    if _SOME_DIGITS in read and _LONGEST_FINE in read:  # the short search first: cheaper
+        return json_limit_problem(value, max_depth=max_depth)
+    if read.count(b"{") <= max_depth:
+        return None  # cannot nest deeper than it opens containers
+    skeleton = _NOT_BRACKET.sub(b"", _STRING.sub(b"", encoded))
+    for _ in range(max_depth):  # each pass removes the innermost level of containers
+        skeleton = _INNERMOST.sub(b"", skeleton)
+        if not skeleton:
+            return None
+    return json_limit_problem(value, max_depth=max_depth)
 
 
 class _ShortRepr(reprlib.Repr):

@@ -127,7 +127,8 @@ class AsyncClient(AsyncScope):
         self.workflows = WorkflowRepository(context, client=self)
         self._opened = False
         self._generator = Generator(models=self.models, boards=self.boards,
-                                    images=self.images, runs=self.runs)
+                                    images=self.images, runs=self.runs,
+                                    schemas=self.workflows.schemas)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
@@ -306,7 +307,11 @@ class AsyncClient(AsyncScope):
 
     async def copy_image_to_board(self, image: ImageLike, board: BoardRef) -> ImageDTO:
         """Save a copy of ``image`` on ``board`` through the server's queue (a new image with
-        its own name; the original stays where it is). Returns the copy."""
+        its own name; the original stays where it is). Returns the copy.
+
+        A path-like image name (:class:`~errors.ValidationError`) or an image the server does
+        not have (:class:`~errors.NotFoundError` naming it) fails before anything is enqueued.
+        """
         return await self._generator.copy_image_to_board(image, board)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:

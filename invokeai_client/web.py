@@ -36,6 +36,9 @@ from typing import Any
 
 from . import errors
 from .runs import (
+    ModelLoad,
+    ModelLoadCompleted,
+    ModelLoadStarted,
     NodeCompleted,
     NodeFailed,
     NodeProgress,
@@ -59,32 +62,72 @@ ImageUrl = Callable[[str], str]
 
 
 def event_dict(event: RunEvent) -> dict[str, Any]:
-    """A run event as JSON-ready data: ``{"type": ..., "item_id": ..., ...}``.
+    """A run event as JSON-ready data: ``{"type": ..., "item_id": ..., "batch_id": ...}``.
 
-    Types: ``status`` (``status``, ``terminal``, errors), ``node_started``, ``progress``
-    (``percentage`` 0..1 or null, ``message``, ``preview``: a data URL when the server sent
-    a step preview), ``node_completed``, ``node_failed``.
+    Types: ``status`` (``status``, ``terminal``, errors), ``node_started`` (``node_id``,
+    ``node_type``), ``progress`` (``percentage`` 0..1 or null, ``message``, ``step`` of
+    ``total`` while a node denoises, ``preview``: a data URL when the server sent a step
+    preview), ``model_load_started`` / ``model_load_completed`` (``name``, ``base``,
+    ``model_type``, ``key``, ``submodel_type``), ``node_completed``, ``node_failed``.
     """
     data: dict[str, Any] = {"item_id": event.item_id, "batch_id": event.batch_id}
-    if isinstance(event, StatusChanged):
-        data.update(type="status", status=event.status, terminal=event.terminal,
-                    error_type=event.error_type, error_message=event.error_message)
-    elif isinstance(event, NodeStarted):
-        data.update(type="node_started", node_id=event.node_id, node_type=event.node_type)
-    elif isinstance(event, NodeProgress):
-        data.update(type="progress", node_id=event.node_id, percentage=event.percentage,
-                    message=event.message)
-        if event.image is not None:
-            data["preview"] = event.image.data_url
-            data["preview_size"] = [event.image.width, event.image.height]
-    elif isinstance(event, NodeCompleted):
-        data.update(type="node_completed", node_id=event.node_id, node_type=event.node_type)
-    elif isinstance(event, NodeFailed):
-        data.update(type="node_failed", node_id=event.node_id, error_type=event.error_type,
-                    error_message=event.error_message)
-    else:  # pragma: no cover - a new event kind
-        data["type"] = type(event).__name__
+    for kind in type(event).__mro__:
+        convert = _CONVERTERS.get(kind)
+        if convert is not None:
+            data.update(convert(event))
+            return data
+    data["type"] = type(event).__name__  # pragma: no cover - a subclass of RunEvent only
     return data
+
+
+def _status(event: Any) -> dict[str, Any]:
+    return {"type": "status", "status": event.status, "terminal": event.terminal,
+            "error_type": event.error_type, "error_message": event.error_message}
+
+
+def _node_started(event: Any) -> dict[str, Any]:
+    return {"type": "node_started", "node_id": event.node_id, "node_type": event.node_type}
+
+
+def _progress(event: Any) -> dict[str, Any]:
+    data = {"type": "progress", "node_id": event.node_id, "percentage": event.percentage,
+            "message": event.message, "step": event.step, "total": event.total}
+    if event.image is not None:
+        data["preview"] = event.image.data_url
+        data["preview_size"] = [event.image.width, event.image.height]
+    return data
+
+
+def _model_load(kind: str) -> Callable[[Any], dict[str, Any]]:
+    def convert(event: Any) -> dict[str, Any]:
+        model = event.model
+        return {"type": kind, "name": event.name, "base": model.get("base"),
+                "model_type": model.get("type"), "key": model.get("key"),
+                "submodel_type": event.submodel_type}
+
+    return convert
+
+
+def _node_completed(event: Any) -> dict[str, Any]:
+    return {"type": "node_completed", "node_id": event.node_id, "node_type": event.node_type}
+
+
+def _node_failed(event: Any) -> dict[str, Any]:
+    return {"type": "node_failed", "node_id": event.node_id, "error_type": event.error_type,
+            "error_message": event.error_message}
+
+
+_CONVERTERS: dict[type[RunEvent], Callable[[Any], dict[str, Any]]] = {
+    StatusChanged: _status,
+    NodeStarted: _node_started,
+    NodeProgress: _progress,
+    ModelLoadStarted: _model_load("model_load_started"),
+    ModelLoadCompleted: _model_load("model_load_completed"),
+    ModelLoad: _model_load("model_load"),
+    NodeCompleted: _node_completed,
+    NodeFailed: _node_failed,
+}
+"""How each kind of event becomes JSON (looked up along the event's class hierarchy)."""
 
 
 def result_dict(result: WorkflowResult, image_url: ImageUrl | None = None) -> dict[str, Any]:

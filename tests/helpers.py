@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
+import os
+import shutil
+import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image, PngImagePlugin
 
 from invokeai_client import AsyncClient
@@ -147,3 +153,21 @@ def items_ended(queue: Any) -> Callable[[], bool]:
     return lambda: bool(queue.items) and all(
         item.status in TERMINAL_STATUSES for item in queue.items.values()
     )
+
+
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``"64k"``, ``"8m"``) mounted on the new folder ``mount`` for the
+    block, a real disk a test may fill or remount read-only (the test is skipped where this
+    process may not mount)."""
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)

@@ -4,12 +4,13 @@ model-free demo when a server has no main model."""
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from invokeai_client.cli.generate import parse_seeds
+from invokeai_client.cli.generate import demo_model, parse_seeds
 from invokeai_client.types.model_configs import ModelConfig
 
 from .conftest import Peer
@@ -83,3 +84,39 @@ async def test_a_server_without_models_runs_the_demo_with_or_demo(
     )
     assert plain.returncode == 3
     assert "none installed" in plain.stderr
+
+
+def _model(name: str, base: str) -> ModelConfig:
+    return ModelConfig(key=f"key-{name}", name=name, base=base, type="main", hash="h")
+
+
+@pytest.mark.parametrize(
+    ("models", "chosen"),
+    [
+        ([("tiny-sd1", "sd-1"), ("tiny-sdxl", "sdxl")], "tiny-sdxl"),   # SDXL first
+        ([("b-flux", "flux"), ("z-sd2", "sd-2"), ("a-sd1", "sd-1")], "a-sd1"),
+        ([("Zeta", "sdxl"), ("alpha", "sdxl")], "alpha"),               # then by name
+    ],
+)
+def test_or_demo_picks_the_first_main_model_by_base_then_name(
+    models: list[tuple[str, str]], chosen: str
+) -> None:
+    assert demo_model([_model(name, base) for name, base in models]).name == chosen
+
+
+@pytest.mark.real
+def test_the_main_job_on_a_server_with_several_models_says_which_it_used(
+    real_server: Peer, real_models: dict[str, ModelConfig], tmp_path: Path
+) -> None:
+    """``bash scripts/main.sh http://host`` is ``generate --or-demo`` without ``--model``."""
+    done = cli("generate", "--or-demo", "--url", real_server.url, "--seeds", "1", "--width",
+               "64", "--height", "64", "--steps", "1", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"using '[^']+' \(sdxl\), the first of \d+ main models; --model",
+                     done.stderr), done.stderr
+    assert len(pngs(tmp_path)) == 1
+    by_base = cli("generate", "--url", real_server.url, "--model", "sd-1", "--seeds", "1",
+                  "--width", "64", "--height", "64", "--steps", "1", "--out",
+                  str(tmp_path / "sd1"))
+    assert by_base.returncode == 0, by_base.stderr
+    assert "tiny-sd1 (sd-1)" in by_base.stderr

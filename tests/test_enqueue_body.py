@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from invokeai_client import ValidationError
-from invokeai_client.types.batch import Batch, BatchDatum, EnqueueBody
+from invokeai_client._limits import encoded_limit_problem, json_limit_problem
+from invokeai_client.types.batch import Batch, BatchDatum, EnqueueBody, JSONText
 
 
 def graph() -> dict[str, Any]:
@@ -120,3 +122,100 @@ def test_models_are_built_with_the_same_rules() -> None:
     assert made.with_origin("here").batch.origin == "here"
     with pytest.raises(ValidationError):
         made.with_batch_id(7)  # type: ignore[arg-type]
+
+
+# -- encode: the submit path's one pass (rules + bytes + size limits) -------------------------
+
+
+def nest(depth: int) -> Any:
+    """``depth`` lists, one inside the other."""
+    value: Any = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def with_value(value: Any, **batch: Any) -> dict[str, Any]:
+    """A body whose node ``a`` holds ``value`` in its ``extra`` field."""
+    made = body(**batch)
+    made["batch"]["graph"]["nodes"]["a"]["extra"] = value
+    return made
+
+
+# Bodies at and past the size limits (nesting is counted from the body: the graph's node
+# fields sit 5 levels deep, so a value nested 95 deep reaches 100), and values whose JSON
+# looks like a limit without being one (digits in strings, many brackets, shallow).
+LIMITS: list[tuple[str, Any]] = [
+    ("nested to the limit", with_value(nest(95))),
+    ("nested past the limit", with_value(nest(96))),
+    ("nested far past the limit", with_value(nest(5000))),
+    ("many brackets, shallow", with_value([[[]] for _ in range(300)])),
+    ("many brackets, deep at the end", with_value([*([[]] for _ in range(300)), nest(96)])),
+    ("brackets in strings", with_value(["[[[{{{" * 100])),
+    ("the largest double as an int", with_value(int(1.7976931348623157e308))),
+    ("an int beyond a double", with_value(10**400)),
+    ("a negative int beyond a double", with_value(-(10**400))),
+    ("an int past the digit limit", with_value(10**5000)),
+    ("309 digits in a string", with_value("1" * 400)),
+    ("a float", with_value(1e308)),
+    ("a set (not JSON)", with_value({1, 2})),
+    ("a cycle", None),
+    ("past the limit and a rule broken", with_value(nest(96), runs=0)),
+    ("a rule broken", body(runs=0)),
+    ("an unknown batch field", body(colour="red")),
+    ("an unknown body field", {**body(), "colour": "red"}),
+    ("a workflow as JSON text", body(workflow=JSONText('{"nodes": [[[1]]]}'))),
+    ("a workflow nested past the limit", body(workflow={"a": nest(98)})),
+    ("a Batch model inside", {"batch": Batch(graph=graph()), "prepend": True}),
+]
+
+
+def _cycle() -> dict[str, Any]:
+    made = body()
+    made["batch"]["graph"]["nodes"]["a"]["self"] = made["batch"]["graph"]["nodes"]["a"]
+    return made
+
+
+def _outcome(make: Any) -> Any:
+    try:
+        return make()
+    except Exception as exc:
+        return type(exc), str(exc), getattr(exc, "input", None), getattr(exc, "rule", None)
+
+
+@pytest.mark.parametrize("raw", [*(c[1] for c in BROKEN), *(c[1] for c in GOOD),
+                                 *(c[1] for c in LIMITS)],
+                         ids=[*(c[0] for c in BROKEN), *(c[0] for c in GOOD),
+                              *(c[0] for c in LIMITS)])
+def test_encode_agrees_with_parse_and_to_json(raw: Any) -> None:
+    if raw is None:
+        raw = _cycle()
+    raw = {**raw, "batch": {**raw["batch"], "batch_id": "b1"}} if (
+        isinstance(raw, dict) and isinstance(raw.get("batch"), dict)) else raw
+
+    def by_model() -> tuple[dict[str, Any], int, bytes]:
+        parsed = EnqueueBody.parse(raw)
+        wire = parsed.to_dict()["batch"]
+        wire.pop("workflow", None)
+        return wire, parsed.item_count, parsed.to_json()
+
+    def by_encode() -> tuple[dict[str, Any], int, bytes]:
+        return tuple(EnqueueBody.encode(raw))  # type: ignore[return-value]
+
+    assert _outcome(by_encode) == _outcome(by_model)
+
+
+def test_encode_fills_the_default_origin_only_when_none_is_named() -> None:
+    assert EnqueueBody.encode(body(), origin="sdk").batch["origin"] == "sdk"
+    assert EnqueueBody.encode(body(origin="me"), origin="sdk").batch["origin"] == "me"
+    parsed = EnqueueBody.parse(body())
+    assert EnqueueBody.encode(parsed, origin="sdk").batch["origin"] == "sdk"
+    assert parsed.batch.origin is None  # the model itself is not changed
+
+
+@pytest.mark.parametrize("value", [nest(0), nest(50), nest(99), nest(100), nest(101),
+                                   [nest(99)] * 3, {"k": nest(120)}, 10**400, [10**308],
+                                   "9" * 500, [[]] * 200, {"a": [{"b": 10**309}]}])
+def test_encoded_limits_are_the_walks(value: Any) -> None:
+    encoded = json.dumps(value).encode()
+    assert encoded_limit_problem(encoded, value) == json_limit_problem(value)

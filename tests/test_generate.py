@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from invokeai_client import ModelChoiceError, ValidationError
+from invokeai_client import ModelChoiceError, NotFoundError, ValidationError
 from invokeai_client.generate import (
     GenerateSpec,
     choose_model,
@@ -43,7 +43,7 @@ MODELS = [
         ("tiny-sd1", "tiny-sd1"),              # an exact name that is also a fragment of others
         ("tiny-sdxl", "tiny-sdxl"),
         ("JUGGERNAUT", "Juggernaut XL v9"),    # a fragment, any case
-        ("flux", "flux-dev"),
+        ("flux", "flux-dev"),                  # a base with one main model
     ],
 )
 def test_model_is_chosen_by_key_exact_name_or_unique_fragment(wanted: str, name: str) -> None:
@@ -55,6 +55,7 @@ def test_model_is_chosen_by_key_exact_name_or_unique_fragment(wanted: str, name:
     [
         ("tiny", "matches 2 main models", {"tiny-sd1", "tiny-sdxl"}),
         ("dup", "matches 2 main models", {"dup"}),
+        ("sd-1", "base 'sd-1' matches 2 main models", {"tiny-sd1", "dup"}),
         ("nothing-like-it", "matches no main model", {"tiny-sd1", "flux-dev", "dup"}),
         (None, "no model was given and it matches", {"tiny-sd1", "tiny-sdxl"}),
         ("key-tiny-sd1-vae", "needs a main model", {"tiny-sd1"}),
@@ -70,6 +71,15 @@ def test_ambiguous_or_missing_model_lists_the_candidates(
     assert candidates <= {m.name for m in caught.value.candidates}
     for name in candidates:
         assert repr(name) in str(caught.value)
+
+
+@pytest.mark.parametrize("wanted", ["sdxl", "SDXL"])
+def test_a_base_names_the_only_main_model_of_that_base(wanted: str) -> None:
+    models = [model("juggernautXL_v9", "sdxl"), model("dreamshaper_8"),
+              model("sdxl-vae", "sdxl", type="vae")]
+    assert choose_model(models, wanted).name == "juggernautXL_v9"
+    with pytest.raises(ModelChoiceError, match="base 'flux' matches no main model"):
+        choose_model(models, "flux")
 
 
 def test_the_only_usable_model_is_chosen_when_none_is_named() -> None:
@@ -203,6 +213,36 @@ async def test_an_ambiguous_model_fails_before_anything_is_enqueued(
         assert await client.queue.item_ids() == before
 
 
+@pytest.mark.parametrize(
+    ("options", "name", "rule"),
+    [
+        ({"scheduler": "bogus"}, "scheduler", "one of the server's schedulers"),
+        ({"scheduler": "EULER"}, "scheduler", "one of the server's schedulers"),
+        ({"cfg_scale": 0}, "cfg_scale", "number in [1, 200]"),
+        ({"cfg_scale": -3}, "cfg_scale", "number in [1, 200]"),
+        ({"cfg_scale": float("nan")}, "cfg_scale", "number in [1, 200]"),
+        ({"cfg_scale": 201}, "cfg_scale", "number in [1, 200]"),
+        ({"width": 100000}, "width", "<= 4096"),
+        ({"height": 4097}, "height", "<= 4096"),
+        ({"steps": 501}, "steps", "<= 500"),
+        ({"steps": 0}, "steps", "integer >= 1"),
+    ],
+)
+async def test_values_the_server_would_refuse_fail_before_anything_is_enqueued(
+    peer: Peer, request: pytest.FixtureRequest, options: dict[str, Any], name: str, rule: str
+) -> None:
+    await _models(peer, request)
+    async with peer.client() as client:
+        before = await client.queue.item_ids()
+        for call in (client.generate("a cat", model="tiny-sd1", **options),
+                     client.generate_batch(["a", "b"], model="tiny-sd1", **options)):
+            with pytest.raises(ValidationError) as caught:
+                await call
+            assert (caught.value.input, caught.value.rule) == (name, rule)
+            assert name in str(caught.value)
+        assert await client.queue.item_ids() == before
+
+
 async def test_generate_without_models_says_none_is_installed(double: Peer) -> None:
     async with double.client() as client:
         with pytest.raises(ModelChoiceError, match="none installed"):
@@ -225,6 +265,27 @@ async def test_copy_image_to_board_saves_a_new_image_there(peer: Peer) -> None:
             assert copy.image_name in await client.boards.image_names(board)
         finally:
             await client.boards.delete(board, delete_images=True)
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "says"),
+    [
+        ("does-not-exist.png", NotFoundError, "'does-not-exist.png' not found"),
+        ("../../etc/passwd", ValidationError, "plain file name"),
+        ("a/b.png", ValidationError, "plain file name"),
+        ("", ValidationError, "non-empty"),
+        (42, ValidationError, "image name or an image"),
+    ],
+)
+async def test_copying_a_missing_or_path_like_image_enqueues_nothing(
+    peer: Peer, image: Any, error: type[Exception], says: str
+) -> None:
+    async with peer.client() as client:
+        before = await client.queue.item_ids()
+        with pytest.raises(error, match=says) as caught:
+            await client.copy_image_to_board(image, "none")
+        assert getattr(caught.value, "input", "image") == "image"
+        assert await client.queue.item_ids() == before
 
 
 async def test_model_loads_are_told_to_the_executing_run_only(double: Peer) -> None:

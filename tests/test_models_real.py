@@ -173,6 +173,11 @@ async def test_generate_batch_sends_prompts_and_seeds_in_one_request(
         assert sorted((r.outputs["positive_prompt"], r.outputs["seed"]) for r in results) == [
             ("a", 1), ("a", 2), ("b", 1), ("b", 2)
         ]
+        # Each item names what varied as generate()'s arguments do.
+        assert {tuple(sorted(dict(r.field_values))) for r in results} == {("prompt", "seed")}
+        assert sorted((r.field_values["prompt"], r.field_values["seed"]) for r in results) == [
+            ("a", 1), ("a", 2), ("b", 1), ("b", 2)
+        ]
         assert all(len(r.images) == 1 for r in results)
 
 

@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -19,6 +20,7 @@ from invokeai_client.pool import Manifest
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
 
+from .helpers import tmpfs
 from .test_cli import cli_env, pngs
 
 pytestmark = pytest.mark.anyio
@@ -177,7 +179,7 @@ async def test_resume_after_a_crash_between_saving_and_recording_an_image(tmp_pa
         with sqlite3.connect(out / "job.sqlite") as db:  # the crash window, as left on disk
             db.execute("UPDATE variations SET status='sent', images=NULL, saved=NULL "
                        "WHERE idx=1")
-        with anyio.fail_after(60):
+        with anyio.fail_after(300):  # a hang guard; a loaded machine starts Python slowly
             again = await anyio.run_process([*args, "--resume"], env=cli_env(), check=False)
         assert again.returncode == 0, again.stderr.decode()
         assert len(pngs(out)) == 3
@@ -297,3 +299,33 @@ async def test_a_variation_listed_twice_runs_twice_and_says_so(tmp_path: Path) -
         assert "1 variation repeats an earlier one" in done.stderr.decode()
         assert len(pngs(tmp_path / "out")) == 3  # one file per variation, none overwritten
         assert await completed_seeds(server) == Counter([1, 1, 2])
+
+
+@pytest.fixture
+def job_fs(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs that the test may remount read-only (skipped without root)."""
+    with tmpfs(tmp_path / "disk", "8m") as mount:
+        yield mount
+
+
+async def test_a_read_only_job_folder_is_named_before_any_request(job_fs: Path) -> None:
+    """A job whose folder became read-only (a remounted disk): --resume, and a new job
+    there, exit 3 naming the folder; no server is asked."""
+    import subprocess
+
+    small_fs = job_fs
+    async with InvokeAIDouble() as server:
+        out = small_fs / "renders"
+        args = [*CLI, str(examples.path("noise-sweep")), "--sweep", "Seed=1..2",
+                "--server", server.url, "--out", str(out)]
+        first = await anyio.run_process(args, env=cli_env(), check=False)
+        assert first.returncode == 0, first.stderr.decode()
+        subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+        asked = len(server.requests)
+        for extra in (["--resume"], ["--out", str(small_fs / "other")]):
+            done = await anyio.run_process([*args, *extra], env=cli_env(), check=False)
+            err = done.stderr.decode()
+            assert done.returncode == EXIT_INPUT, err
+            assert "not a writable folder" in err, err
+            assert str(small_fs) in err
+        assert len(server.requests) == asked

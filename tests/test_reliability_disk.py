@@ -34,6 +34,7 @@ from invokeai_client.testing.hostile import HostileServer
 from invokeai_client.workflows import examples
 
 from .conftest import Peer
+from .helpers import tmpfs
 from .test_pool import FAST, doubles
 
 pytestmark = pytest.mark.anyio
@@ -85,18 +86,8 @@ def test_an_unwritable_folder_is_a_file_write_error(tmp_path: Path) -> None:
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs (skipped where this process may not mount)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "small", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
 def _read_only(mount: Path) -> None:

@@ -72,3 +72,31 @@ async def test_events_for_unknown_items_of_my_batch_never_become_runs(double: Pe
     assert all(item_id < 900_000 for item_id in batch.item_ids)
     assert counts.total == 2  # was 2,002: 2,000 phantom runs "in progress"
     assert [r["sum"] for r in results] == [3, 3]
+
+
+async def test_frames_for_nodes_not_in_the_graph_never_make_a_result(double: Peer) -> None:
+    # A hostile (or confused) server tells outputs of nodes the graph does not have, as many
+    # as the graph has nodes, then "completed": the client took that for the whole story
+    # and settled the run from it, without the real "sum" output.
+    server = double.double
+    assert server is not None
+    server.queue.paused = True
+    async with double.client() as client:
+        run = await client.runs.submit(add_graph(1, 2))
+        common = {"queue_id": "default", "batch_id": run.batch_id, "item_id": run.item_id,
+                  "origin": None, "destination": None, "user_id": "system",
+                  "session_id": "s", "invocation_source_id": "?"}
+        for fake in range(1_000):
+            await server.emit("invocation_complete", {
+                **common, "invocation_source_id": f"fake{fake}",
+                "invocation": {"id": f"prepared{fake}", "type": "integer"},
+                "result": {"type": "integer_output", "value": 666, "blob": "x" * 1000},
+            })
+        await server.emit("queue_item_status_changed", {
+            **common, "status": "completed", "status_sequence": 1_000_000,
+        })
+        server.queue.paused = False
+        server.queue.wake()
+        result = await asyncio.wait_for(run.result(), 120)
+    assert result["sum"] == 3
+    assert set(result.outputs) <= {"a", "b", "sum"}

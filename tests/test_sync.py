@@ -76,6 +76,7 @@ from invokeai_client.sync import (
 from invokeai_client.sync._bridge import Bridge
 from invokeai_client.sync._proxy import unwrap, wrap
 from invokeai_client.testing import InvokeAIDouble
+from invokeai_client.testing.local import free_port
 from invokeai_client.workflows import examples
 
 from .conftest import Peer
@@ -385,6 +386,37 @@ async def test_inside_a_running_loop_it_refuses_and_points_to_async_client(peer:
         assert (await in_thread(client.server_info)).version.startswith("6.")
     finally:
         await in_thread(client.close)
+    assert not client.is_open
+
+
+def _shell(name: str) -> Any:
+    from ipykernel.zmqshell import ZMQInteractiveShell
+    from IPython.core.interactiveshell import InteractiveShell
+
+    class Shell(ZMQInteractiveShell):  # as google.colab._shell.Shell
+        pass
+
+    kinds = {"jupyter": ZMQInteractiveShell, "colab": Shell, "ipython": InteractiveShell}
+    return object.__new__(kinds[name]) if name in kinds else None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("shell", "opens"), [("jupyter", True), ("colab", True), ("ipython", False), ("none", False)]
+)
+async def test_a_kernel_cell_opens_the_client_also_with_a_subclassed_shell(
+    shell: str, opens: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a kernel cell (a running loop in the main thread) the Client opens: it connects
+    (here: to nothing, so ConnectionError) instead of refusing with RunningLoopError."""
+    import IPython
+
+    instance = _shell(shell)
+    monkeypatch.setattr(IPython, "get_ipython", lambda: instance)
+    monkeypatch.delenv("INVOKEAI_CLIENT_ALLOW_BLOCKING", raising=False)
+    client = Client(f"http://127.0.0.1:{free_port()}", timeout=5)
+    with pytest.raises(ConnectionError if opens else RunningLoopError):
+        client.open()
     assert not client.is_open
 
 

@@ -113,6 +113,22 @@ async def test_fastapi_stream_disconnect_cancels_the_item(double: Peer) -> None:
         await _wait_canceled(double.url, run["item_id"])
 
 
+async def test_fastapi_a_run_whose_stream_is_never_opened_is_canceled_and_forgotten(
+    double: Peer,
+) -> None:
+    async with double.client() as client:
+        await client.queue.pause()  # the item stays pending until something cancels it
+    async with fastapi_app(double.url, STREAM_WAIT="0.2") as base, aiohttp.ClientSession(
+        base
+    ) as http:
+        async with http.post("/generate", json={"seed": 3}) as answer:
+            assert answer.status == 202
+            run = await answer.json()
+        await _wait_canceled(double.url, run["item_id"])  # nobody opened its stream
+        async with http.get(run["events"]) as stream:
+            assert stream.status == 404  # and the app forgot it
+
+
 async def _ask_and_leave(method: str, url: str) -> None:
     """Ask for a render and hang up before the answer (the client times out after 1 s)."""
     timeout = aiohttp.ClientTimeout(total=1.0)

@@ -51,11 +51,12 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 
 @contextlib.asynccontextmanager
-async def fastapi_app(invokeai_url: str) -> AsyncIterator[str]:
-    """examples/fastapi_app.py under uvicorn on a free port; yields its base URL."""
+async def fastapi_app(invokeai_url: str, **settings: str) -> AsyncIterator[str]:
+    """examples/fastapi_app.py under uvicorn on a free port (``settings``: more environment
+    variables); yields its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INVOKEAI_")}
-    env["INVOKEAI_URL"] = invokeai_url
+    env.update(settings, INVOKEAI_URL=invokeai_url)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(EXAMPLES),
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",

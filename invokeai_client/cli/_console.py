@@ -2,9 +2,10 @@
 
 stdout carries only what a script would pipe on (the saved image paths one a line, or with
 ``--json`` one JSON object a line); notes, progress, the summary and errors go to stderr.
-On a terminal the progress display is drawn by rich on stderr and notes are printed above
-it, so lines never mix. When the reader of stdout goes away (``... | head -1``) the console
-stops writing there and tells the command once, which winds down quietly.
+On a terminal the progress display is drawn by rich on stderr; notes (and the result lines,
+when stdout is that same terminal) are printed above it through rich, so lines never mix.
+When the reader of stdout goes away (``... | head -1``) the console stops writing there and
+tells the command once, which winds down quietly.
 """
 
 from __future__ import annotations
@@ -76,10 +77,23 @@ class Console:
         """A line of the command's output (stdout); dropped once stdout's reader is gone."""
         if self.out_closed:
             return
+        if self._display is not None and self._out_is_the_terminal():
+            # Through the live console: rich clears its display, prints, then redraws it.
+            self.stderr_console.print(line, markup=False, highlight=False, soft_wrap=True)
+            return
         try:
             print(line, file=self.out, flush=True)
         except (BrokenPipeError, ValueError):
             self._out_gone()
+
+    def _out_is_the_terminal(self) -> bool:
+        """Whether stdout is the terminal the live display draws on (as for every
+        interactive user): then writing to it directly would glue lines to the bar."""
+        try:
+            out, err = self.out.fileno(), self.err.fileno()
+            return os.isatty(out) and os.path.samestat(os.fstat(out), os.fstat(err))
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def _out_gone(self) -> None:
         self.out_closed = True

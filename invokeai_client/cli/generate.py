@@ -5,7 +5,8 @@ is resolved like ``client.generate`` resolves it, each item's denoising steps sh
 the images are saved into ``--out`` as they finish (their paths on stdout). Without
 ``--url`` the local InvokeAI started for the command gets the tiny random-weight test models
 (``invokeai_client.testing.tiny_models``): the machinery is real, the images are noise.
-``--or-demo`` runs the model-free demo workflow instead when the server has no main model.
+``--or-demo`` runs the model-free demo workflow instead when the server has no main model, and
+without ``--model`` uses the first of several main models (saying which).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 from .. import AsyncClient, errors
 from .._checks import check_int
 from .._files import make_folder
-from ..generate import MAX_SEED, choose_model
+from ..generate import GENERATE_BASES, MAX_SEED, choose_model
 from ..runs import BatchRun, NodeProgress, RunEvent, StatusChanged, WorkflowResult
+from ..types.model_configs import ModelConfig
 from ._console import EXIT_ERROR, EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
 from ._options import add_board_option, add_command, add_out_option
 from ._plan import out_folder
@@ -48,8 +50,9 @@ def add_generate_parser(sub: Any) -> None:
     )
     add_server_options(gen)
     gen.add_argument("prompt", nargs="*", help=f"the prompt (default: {DEFAULT_PROMPT!r})")
-    gen.add_argument("--model", help="key, name or unique name fragment of a main model "
-                     f"(default: the only one; {LOCAL_MODEL} on a local server)")
+    gen.add_argument("--model", help="key, name, unique name fragment or base (sd-1, sdxl, "
+                     "...: its only main model) of a main model (default: the only one; "
+                     f"{LOCAL_MODEL} on a local server; with --or-demo the first one)")
     gen.add_argument("--negative", default="", help="negative prompt (SD1.x/SDXL)")
     gen.add_argument("--seeds", default=DEFAULT_SEEDS,
                      help=f"seeds: a,b,c or start..stop (default {DEFAULT_SEEDS})")
@@ -60,6 +63,18 @@ def add_generate_parser(sub: Any) -> None:
     add_board_option(gen)
     gen.add_argument("--or-demo", action="store_true",
                      help="run the model-free demo workflow when the server has no main model")
+
+
+DEMO_BASES = ("sdxl", "sd-1", "sd-2", "flux")
+"""Which base ``--or-demo`` prefers when the server has several main models (FLUX last: it
+needs more models besides the main one)."""
+
+
+def demo_model(models: list[ModelConfig]) -> ModelConfig:
+    """The main model ``--or-demo`` uses without ``--model``: the first by base preference,
+    then by name (pure)."""
+    return min(models, key=lambda m: (DEMO_BASES.index(m.base) if m.base in DEMO_BASES
+                                      else len(DEMO_BASES), m.name.casefold(), m.key))
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -112,11 +127,16 @@ async def generate_images(
         try:
             model = choose_model(await client.models.list(type="main"), wanted)
         except errors.ModelChoiceError as exc:
-            if args.or_demo and args.model is None and not exc.candidates:
+            if not args.or_demo or args.model is not None:
+                raise CliError(one_line(str(exc))) from None
+            if not exc.candidates:
                 console.note("the server has no SD1.x, SDXL or FLUX main model: running the "
                              "model-free demo workflow instead")
                 return None
-            raise CliError(one_line(str(exc))) from None
+            model = demo_model(exc.candidates)
+            console.note(f"using {model.name!r} ({model.base}), the first of "
+                         f"{len(exc.candidates)} main models; --model NAME or a base "
+                         f"({', '.join(GENERATE_BASES)}) chooses another")
         if local or model.name.startswith("tiny-"):
             console.note(f"note: {model.name!r} is a tiny RANDOM-WEIGHT test model made on this "
                          "machine: the images are noise; the generation machinery is real")

@@ -21,21 +21,27 @@ from typing import Any
 
 from ..errors import ValidationError
 from ..fields import InvocationSchemas
-from ..runs import ImageRef
+from ..runs import FieldValues, ImageRef
 from ..workflows import WorkflowDefinition, WorkflowHandle
-from ._compile import compile_body, sweep_groups
+from ._compile import compile_body, sweep_groups, swept_names
 from .results import PoolResult
 from .variations import VariationSet, expand
 
 __all__ = ["plain_result", "run_on_ray", "shard_data"]
 
 
-def plain_result(result: PoolResult, offset: int = 0) -> dict[str, Any]:
-    """A pool result as plain data (picklable, JSON-able): index (plus ``offset``), inputs,
-    server, status, item id, outputs (images by name), image names, attempts, error."""
+def plain_result(
+    result: PoolResult, offset: int = 0, names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A pool result as plain data (picklable, JSON-able): index (plus ``offset``), inputs
+    (named by ``names``, ``"node_id.field_name"`` -> the sweep's name, when given), server,
+    status, item id, outputs (images by name), image names, attempts, error."""
+    inputs = result.inputs
+    if names:
+        inputs = FieldValues(inputs.by_node(), names)
     return {
         "index": result.index + offset,
-        "inputs": dict(result.inputs),
+        "inputs": dict(inputs),
         "server": result.server,
         "status": result.status,
         "item_id": result.item_id,
@@ -79,7 +85,7 @@ def _expand_offline(workflow: Mapping[str, Any], values: Mapping[Any, Any] | Non
     handle.update({key: value for key, value in (values or {}).items()})
     groups = sweep_groups(handle, sweep, zip, None)
     body = compile_body(handle, groups, board_id=None, attach_workflow=False)
-    return expand(body["batch"].get("data"), runs)
+    return expand(body["batch"].get("data"), runs, swept_names(handle, sweep, zip))
 
 
 class _PoolWorker:
@@ -93,7 +99,7 @@ class _PoolWorker:
 
     async def run(self, workflow: dict[str, Any], values: dict[Any, Any] | None,
                   data: list[list[dict[str, Any]]] | None, runs: int, offset: int,
-                  attach_workflow: bool) -> list[dict[str, Any]]:
+                  attach_workflow: bool, names: dict[str, str]) -> list[dict[str, Any]]:
         from .pool import ServerPool
 
         async with self.lock:
@@ -104,7 +110,7 @@ class _PoolWorker:
         handle.update(values or {})
         job = await self.pool.submit_batch(handle, data=data, runs=runs,
                                            attach_workflow=attach_workflow)
-        return [plain_result(r, offset) for r in await job]
+        return [plain_result(r, offset, names) for r in await job]
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -144,7 +150,8 @@ def run_on_ray(
         count = len(variations.variations[start : start + size])
         actor = handles[n % actors]
         pending.append(actor.run.remote(dict(workflow), dict(values or {}), data,
-                                        1 if data else count, start, attach_workflow))
+                                        1 if data else count, start, attach_workflow,
+                                        dict(variations.names)))
     try:
         shards = ray.get(pending)
     finally:

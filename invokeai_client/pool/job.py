@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..runs import FieldValues, WorkflowResult
+from ._health import Health
 from ._member import Member, Sent
 from .results import Attempt, PoolResult, Progress, ServerProgress
 from .scheduler import Policy, plan
@@ -78,6 +79,9 @@ class PoolJob:
         self.late_results = 0
         self.requests = 0
         """Enqueue requests sent so far (each carries one chunk of variations)."""
+        self.health = Health()
+        """Which servers fail what the others complete (see :mod:`._health`)."""
+        self._last_error: dict[str, str | None] = {}
         self.excluded: dict[str, str] = {}
         """Servers left out of this job and why (models missing, not answering)."""
         self._pending: deque[int] = deque(
@@ -213,8 +217,25 @@ class PoolJob:
         decision = plan(views, len(self._pending), self.policy)
         by_url = {m.url: m for m in usable}
         for url, n in decision.items():
-            chunk = [self._pending.popleft() for _ in range(n)]
-            self._spawn(self._send(by_url[url], chunk))
+            others_up = any(m.state == "up" and m.url != url for m in usable)
+            chunk = self._take(n, url, avoid_failed=others_up)
+            if chunk:
+                self._spawn(self._send(by_url[url], chunk))
+
+    def _take(self, n: int, url: str, *, avoid_failed: bool) -> list[int]:
+        """Up to ``n`` variations from the front of the line for ``url``; with
+        ``avoid_failed``, none that already failed there (another server tries it)."""
+        chunk: list[int] = []
+        skipped: list[int] = []
+        while self._pending and len(chunk) < n:
+            index = self._pending.popleft()
+            if avoid_failed and any(a.server == url and a.last_status == "failed"
+                                    for a in self.attempts.get(index, ())):
+                skipped.append(index)
+            else:
+                chunk.append(index)
+        self._pending.extendleft(reversed(skipped))
+        return chunk
 
     def _spawn(self, coro: Any, member: Member | None = None) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -309,12 +330,45 @@ class PoolJob:
                 continue
             del self._on[member.url][index]
             member.completions.append(time.monotonic())
-            if result.status in RESEND:
+            attempts = self.attempts.get(index, ())
+            if result.status == "failed":
+                self._last_error[member.url] = result.error_message or result.error_type
+            usable = [m.url for m in self.members if m.url in self.bodies and m.state == "up"]
+            if result.status in RESEND or (result.status == "failed" and self.health.failed(
+                member.url, attempts, usable
+            )):  # lost, or failed here while other servers complete: send it again
                 self._attempt(index, member, sent, result.status)
-                self._pending.appendleft(index)
+                self._back(member, [index], cut=False)
             else:
+                bad = self.health.completed(member.url, attempts) if result.ok else None
                 await self._deliver(index, member, result)
+                if bad is not None:
+                    self._leave_out(bad)
             self.wake()
+            if member.url not in self.bodies:
+                return  # left out of the job: what it still runs is canceled
+
+    def _leave_out(self, url: str) -> None:
+        """Server ``url`` fails what the others complete: no more work for it in this job;
+        its unfinished items there are canceled and their variations sent elsewhere."""
+        member = next(m for m in self.members if m.url == url)
+        if self.bodies.pop(url, None) is None:
+            return
+        self.excluded[url] = (
+            f"left out: items that failed there completed on other servers (last error: "
+            f"{self._last_error.get(url) or 'unknown'})"
+        )
+        log.warning("%s: %s", url, self.excluded[url])
+        for task in list(self._watchers.get(url, ())):
+            if task is not asyncio.current_task():
+                task.cancel()
+        unfinished = self._on[url]
+        batch_ids = sorted({sent.batch_id for sent in unfinished.values()})
+        for index, sent in list(unfinished.items()):
+            self._attempt(index, member, sent, getattr(sent.run, "status", None) or "unknown")
+        self._back(member, list(unfinished), cut=False)
+        if batch_ids:
+            self._spawn(_cancel_quietly(member, batch_ids))
 
     def _attempt(self, index: int, member: Member, sent: Sent, status: str) -> None:
         self.attempts.setdefault(index, []).append(
@@ -408,6 +462,13 @@ class PoolJob:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._release()
+
+
+async def _cancel_quietly(member: Member, batch_ids: list[str]) -> None:
+    try:
+        await member.client.queue.cancel_batch(batch_ids)
+    except errors.InvokeAIError as exc:
+        log.warning("%s: could not cancel the job's items there: %s", member.url, exc)
 
 
 def _named(result: WorkflowResult, names: Mapping[str, str]) -> WorkflowResult:

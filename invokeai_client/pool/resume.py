@@ -54,6 +54,13 @@ async def resume_job(
                 if m.url not in meta["bodies"]}
     excluded.update({url: members[url].why or "not answering" for url in meta["bodies"]
                      if url in members and url not in bodies})
+    if not bodies and len(rows) > sum(row.status in ENDED for row in rows):
+        await store.close()
+        raise errors.ConnectionError(
+            f"no server this job started on ({', '.join(meta['bodies'])}) is in the pool and "
+            "answering; a resumed job runs on the servers it started with ("
+            + "; ".join(f"{url}: {why}" for url, why in excluded.items()) + ")"
+        )
     done: dict[int, PoolResult] = {}
     following: dict[str, list[Row]] = defaultdict(list)
     for row in rows:

@@ -93,12 +93,15 @@ class RunHub:
         iterated: frozenset[str] | None = None,
         origin: str | None = None, destination: str | None = None,
     ) -> BatchTracker:
+        nodes = (graph or {}).get("nodes") or {}
         shape = BatchShape(
             batch_id,
-            node_count=len((graph or {}).get("nodes") or {}),
+            node_count=len(nodes),
+            node_ids=frozenset(nodes) if isinstance(nodes, dict) and nodes else None,
             iterated=iterated_nodes(graph) if iterated is None else iterated,
             groups=groups,
             image_host=self.image_host,
+            node_types=_node_types(nodes),
         )
         return BatchTracker(
             self, self.router, shape, expected=expected, origin=origin,
@@ -182,8 +185,8 @@ class RunHub:
         """Submit an enqueue body; returns its batch once the server has the items (see
         :meth:`RunManager.enqueue` for ``partial`` and ``names``)."""
         self.check_open()
-        parsed, groups, iterated = prepare_body(body)
-        expected = parsed.item_count
+        encoded, iterated = prepare_body(body)
+        expected = encoded.item_count
         if single and expected != 1:
             raise errors.ValidationError(
                 f"submit() makes exactly one queue item, but this batch makes {expected}; "
@@ -191,10 +194,11 @@ class RunHub:
                 input="data",
                 rule="exactly one item",
             )
+        sent = encoded.batch
         batch = self._tracker(
-            parsed.batch_id, expected=expected, detach=detach,
-            graph=parsed.batch.graph, groups=groups, iterated=iterated,
-            origin=parsed.batch.origin, destination=parsed.batch.destination,
+            sent["batch_id"], expected=expected, detach=detach,
+            graph=sent["graph"], groups=sent.get("data"), iterated=iterated,
+            origin=sent.get("origin"), destination=sent.get("destination"),
         )
         if names:
             batch.shape.names = dict(names)
@@ -205,7 +209,7 @@ class RunHub:
                 rule="unique per submission",
             )
         await self._register(batch)
-        answer = await self._post(batch, parsed)
+        answer = await self._post(batch, encoded.body)
         if self.closed:
             outcome = "it was left on the server"
             if not detach:  # nothing else will cancel it: the close has passed its cancels
@@ -245,13 +249,13 @@ class RunHub:
         self.router.add_batch(batch.batch_id, batch)
         self.reconciler.start()
 
-    async def _post(self, batch: BatchTracker, request: EnqueueBody) -> EnqueueBatchResult:
+    async def _post(self, batch: BatchTracker, request: bytes) -> EnqueueBatchResult:
         # The POST runs in a task of its own so that cancelling the caller never cuts a
         # request whose fate would then be unknown; the caller waits on a plain future.
         loop = asyncio.get_running_loop()
         post = loop.create_task(
             post_enqueue(
-                self.context.http, self.queue, request, expected=batch.expected,
+                self.context.http, self.queue, batch.batch_id, request, expected=batch.expected,
                 known=lambda: list(batch.states), fate_window=self.enqueue_fate_window,
             )
         )
@@ -400,3 +404,13 @@ class RunHub:
             log.warning("could not cancel %d batches while closing: %s", len(to_cancel), exc)
             return False
         return True
+
+
+def _node_types(nodes: object) -> dict[str, str]:
+    """``node_id -> type`` of a graph's nodes (those that say it)."""
+    if not isinstance(nodes, Mapping):
+        return {}
+    return {
+        str(node_id): node["type"] for node_id, node in nodes.items()
+        if isinstance(node, Mapping) and isinstance(node.get("type"), str)
+    }

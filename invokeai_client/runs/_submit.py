@@ -12,13 +12,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import aiohttp
+from aiohttp.payload import BytesPayload
 
 from .. import errors
 from .._constants import DEFAULT_ORIGIN
-from ..types.batch import EnqueueBody
+from ..types.batch import Encoded, EnqueueBody
 from ..types.queue import EnqueueBatchResult
 from ._recovery import ENQUEUE_FATE_WINDOW, find_batch_items, recover_enqueue
 from .results import iterated_nodes
@@ -29,9 +30,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("invokeai_client")
 
-_JSON = {"Content-Type": "application/json"}
 
-__all__ = ["ENQUEUE_RESENDS", "build_body", "post_enqueue", "prepare_body", "read_enqueue_answer"]
+__all__ = [
+    "ENQUEUE_RESENDS",
+    "Prepared",
+    "build_body",
+    "post_enqueue",
+    "prepare_body",
+    "read_enqueue_answer",
+]
 
 ENQUEUE_RESENDS = 2
 """How often an enqueue the server provably never recorded is sent again."""
@@ -40,27 +47,27 @@ ENQUEUE_RESENDS = 2
 async def post_enqueue(
     http: HttpTransport,
     queue: QueueRepository,
-    body: EnqueueBody,
+    batch_id: str,
+    request: bytes,
     *,
     expected: int,
     known: Callable[[], list[int]],
     fate_window: float = ENQUEUE_FATE_WINDOW,
 ) -> EnqueueBatchResult:
-    """POST ``body`` (its bytes: a pre-rendered workflow goes as it is); the answer, or its
-    REST reconstruction.
+    """POST ``request`` (the bytes of a prepared body, see :func:`prepare_body`) of batch
+    ``batch_id``; the answer, or its REST reconstruction.
 
     Sent again only when the server provably never got it (connection refused, 429) or,
     for an enqueue of unknown fate, after the server said a definite no by batch id for
     ``fate_window`` seconds. ``known`` gives the item ids the socket already told.
     """
-    batch_id = body.batch_id
-    request = body.to_json()
     path = f"/api/v1/queue/{queue.queue_id}/enqueue_batch"
     resends = 0
     while True:
         try:
             raw = await http.request(
-                "POST", path, data=request, headers=_JSON, retry=False, expect="bytes"
+                "POST", path, data=BytesPayload(request, content_type="application/json"),
+                retry=False, expect="bytes",
             )
             answer = read_enqueue_answer(raw, batch_id)
             if answer.enqueued and not answer.item_ids:
@@ -201,23 +208,22 @@ def build_body(
     return {"batch": batch, "prepend": prepend}
 
 
-def prepare_body(
-    body: EnqueueBody | Mapping[str, Any],
-) -> tuple[EnqueueBody, list[list[dict[str, Any]]] | None, frozenset[str]]:
-    """Parse an enqueue body with every rule checked (see :mod:`invokeai_client.types.batch`)
-    and fill in ``origin``.
+class Prepared(NamedTuple):
+    """An enqueue body checked and ready to send."""
 
-    Returns the body, its batch data groups and the graph's iterated nodes. Raises
-    :class:`~invokeai_client.errors.ValidationError` naming the bad part before anything is
-    sent: InvokeAI accepts some broken batches and then stalls its whole queue on them.
+    encoded: Encoded
+    """The batch (as JSON, without its workflow), the items it makes and the request bytes."""
+    iterated: frozenset[str]
+    """The graph's iterated nodes."""
+
+
+def prepare_body(body: EnqueueBody | Mapping[str, Any]) -> Prepared:
+    """Check an enqueue body with every rule (see :mod:`invokeai_client.types.batch`), fill
+    in ``origin`` and encode it once for the POST.
+
+    Raises :class:`~invokeai_client.errors.ValidationError` naming the bad part before
+    anything is sent: InvokeAI accepts some broken batches and then stalls its whole queue
+    on them.
     """
-    if isinstance(body, Mapping):
-        raw_batch = body.get("batch")
-        if isinstance(raw_batch, Mapping) and raw_batch.get("origin") is None:
-            body = {**body, "batch": {**raw_batch, "origin": DEFAULT_ORIGIN}}
-    parsed: EnqueueBody = EnqueueBody.parse(body)
-    if parsed.batch.origin is None:
-        parsed = parsed.with_origin(DEFAULT_ORIGIN)
-    data = parsed.batch.data
-    groups = None if data is None else [[datum.to_dict() for datum in group] for group in data]
-    return parsed, groups, iterated_nodes(parsed.batch.graph)
+    encoded = EnqueueBody.encode(body, origin=DEFAULT_ORIGIN)
+    return Prepared(encoded, iterated_nodes(encoded.batch["graph"]))

@@ -174,7 +174,10 @@ class WorkflowResult:
         try:
             return self.outputs[node_id]
         except KeyError:
-            known = ", ".join(sorted(self.outputs)) or "none"
+            names = sorted(self.outputs)
+            known = ", ".join(names[:20]) or "none"
+            if len(names) > 20:
+                known += f" (+{len(names) - 20} more)"
             raise KeyError(
                 f"node {node_id!r} has no output in item {self.item_id} (outputs: {known})"
             ) from None

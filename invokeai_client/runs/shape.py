@@ -7,13 +7,17 @@ from typing import Any
 
 from .results import FieldValues, ImageHost
 
-__all__ = ["BatchShape"]
+__all__ = ["MAX_NODE_FRAMES", "BatchShape"]
+
+MAX_NODE_FRAMES = 50_000
+"""Ended nodes (prepared invocations) one item's event story may hold; past it the result
+comes from REST."""
 
 
 class BatchShape:
     """What every item's state needs to know of its batch: its id, how many graph nodes
-    report an output, which nodes iterate, the batch data (to tell each item's values) and
-    where output images download from. ``confirmed`` turns True with the enqueue answer:
+    report an output (and which), which nodes iterate, the batch data (to tell each item's
+    values) and where output images download from. ``confirmed`` turns True with the enqueue answer:
     until then nothing settles (the item's place in the batch is unknown)."""
 
     __slots__ = (
@@ -25,6 +29,8 @@ class BatchShape:
         "names",
         "needs_order",
         "node_count",
+        "node_ids",
+        "node_types",
         "per_run",
     )
 
@@ -33,12 +39,19 @@ class BatchShape:
         batch_id: str,
         *,
         node_count: int = 0,
+        node_ids: frozenset[str] | None = None,
         iterated: frozenset[str] = frozenset(),
         groups: list[list[dict[str, Any]]] | None = None,
         image_host: ImageHost | None = None,
+        node_types: Mapping[str, str] | None = None,
     ) -> None:
         self.batch_id = batch_id
         self.node_count = node_count
+        self.node_ids = node_ids
+        """The graph's node ids (None: unknown): node frames naming others are not ours."""
+        self.node_types: Mapping[str, str] = node_types or {}
+        """Each graph node's invocation type, for events told after the fact (a late
+        reader, REST catch-up), which carry no invocation."""
         self.iterated = iterated
         self.groups = groups
         self.image_host = image_host
@@ -50,6 +63,11 @@ class BatchShape:
         sweep used (its label); inputs not listed keep their full key."""
         self.needs_order = False  # an iterated node ran more than once: REST orders outputs
         self.confirmed = False
+
+    def knows(self, node_id: object) -> bool:
+        """Whether a node frame names a node of the graph (any, when it is unknown)."""
+        ids = self.node_ids
+        return ids is None or (isinstance(node_id, str) and node_id in ids)
 
     def values_at(self, index: int) -> FieldValues:
         """The batch values substituted into the item at ``index`` (submission order)."""

@@ -46,15 +46,9 @@ from .results import (
     map_output,
     outputs_from_session,
 )
-from .shape import BatchShape
+from .shape import MAX_NODE_FRAMES, BatchShape
 
-__all__ = [
-    "TERMINAL",
-    "BatchShape",
-    "EventSink",
-    "ItemObserver",
-    "ItemState",
-]
+__all__ = ["TERMINAL", "BatchShape", "EventSink", "ItemObserver", "ItemState"]
 
 TERMINAL = frozenset({"completed", "failed", "canceled", "lost"})
 """Statuses after which an item never changes again."""
@@ -233,7 +227,17 @@ class ItemState:
             self._sequence = sequence
         return True
 
+    def _takes(self, node_id: object) -> bool:
+        # A frame of a node not in the graph, or past MAX_NODE_FRAMES ended nodes, is not
+        # taken: the result then comes from REST (no growth, no faked complete story).
+        if self.batch.knows(node_id) and len(self._ended or ()) < MAX_NODE_FRAMES:
+            return True
+        self.gap = True
+        return False
+
     def _on_node(self, name: str, data: dict[str, Any]) -> None:
+        if not self._takes(data.get("invocation_source_id")):
+            return
         invocation = _invocation(data)
         self._running()
         if name == "invocation_complete":
@@ -255,7 +259,7 @@ class ItemState:
 
     def _on_progress(self, name: str, data: dict[str, Any]) -> None:
         node_id = data.get("invocation_source_id")
-        if not isinstance(node_id, str):
+        if not isinstance(node_id, str) or not self._takes(node_id):
             return
         invocation = _invocation(data)
         if self._has_ended(invocation):
@@ -468,12 +472,12 @@ class ItemState:
         """Tell readers the nodes REST reports finished that the socket did not."""
         known = self._outputs or {}
         opened = {node_id for node_id, _ in self._open or ()}
-        batch_id = self.batch.batch_id
+        item, batch_id, types = self.item_id, self.batch.batch_id, self.batch.node_types
         for done_id, value in outputs.items():
             if done_id not in known:
                 if done_id not in opened:
-                    self._emit(NodeStarted(self.item_id, batch_id, done_id))
-                self._emit(NodeCompleted(self.item_id, batch_id, done_id, value))
+                    self._emit(NodeStarted(item, batch_id, done_id, types.get(done_id)))
+                self._emit(NodeCompleted(item, batch_id, done_id, value, types.get(done_id)))
 
     def apply_status(self, status: str, sequence: int | None = None) -> None:
         """A non-terminal status seen over REST; never moves an item back to pending."""
@@ -571,12 +575,13 @@ class ItemState:
         events: list[RunEvent] = []
         if started != "pending":
             events.append(StatusChanged(self.item_id, batch_id, started))
+        item, types = self.item_id, self.batch.node_types  # told after the fact: by the graph
         for node_id, value in outputs.items():
-            events.append(NodeStarted(self.item_id, batch_id, node_id))
-            events.append(NodeCompleted(self.item_id, batch_id, node_id, value))
+            events.append(NodeStarted(item, batch_id, node_id, types.get(node_id)))
+            events.append(NodeCompleted(item, batch_id, node_id, value, types.get(node_id)))
         if result is None:
             for node_id, prepared in self._open or ():
-                events.append(NodeStarted(self.item_id, batch_id, node_id, prepared_id=prepared))
+                events.append(NodeStarted(item, batch_id, node_id, types.get(node_id), prepared))
             return events
         events.extend(terminal_events(result))
         return events

@@ -75,7 +75,11 @@ def blocking_is_harmless() -> bool:
     ipython = sys.modules.get("IPython")
     get_ipython = getattr(ipython, "get_ipython", None)
     shell = get_ipython() if callable(get_ipython) else None
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    # Kernels subclass ipykernel's shell (Colab's is google.colab._shell.Shell).
+    return any(
+        kind.__name__ == "ZMQInteractiveShell" and kind.__module__.startswith("ipykernel")
+        for kind in type(shell).__mro__
+    )
 
 
 def check_no_running_loop(action: str) -> None:

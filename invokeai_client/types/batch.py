@@ -19,19 +19,20 @@ import json
 import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any, ClassVar, NoReturn
+from typing import Annotated, Any, ClassVar, NamedTuple, NoReturn
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, SkipValidation, model_validator
 
 from .. import errors
-from .._limits import json_limit_problem, short_repr
+from .._limits import encoded_limit_problem, json_limit_problem, short_repr
 from .queue import is_batch_item
 
 __all__ = [
     "MIN_RUNS",
     "Batch",
     "BatchDatum",
+    "Encoded",
     "EnqueueBody",
     "JSONText",
     "json_kind",
@@ -134,10 +135,7 @@ class _BodyModel(BaseModel):
         """Parse ``raw`` (a dict, or already this model) with every rule checked."""
         if isinstance(raw, cls):
             return raw
-        problem = json_limit_problem(raw)
-        if problem is not None:  # before pydantic (or a message) recurses into it
-            raise errors.ValidationError(f"refusing {cls.__name__} with {problem}",
-                                         input="body", rule="size limits")
+        _refuse(json_limit_problem(raw), cls.__name__)  # before a message recurses into it
         return cls.build(raw)
 
     @classmethod
@@ -148,11 +146,34 @@ class _BodyModel(BaseModel):
         fields they return are taken as they are."""
         if isinstance(raw, cls):
             return raw
-        checked = cls._rules(raw)
-        extra = sorted(set(checked) - set(cls.model_fields))
+        return cls._made(cls._rules(raw))
+
+    @classmethod
+    def _made(cls, checked: dict[str, Any]) -> Any:
+        """The model holding ``checked`` (field values its rules returned), as
+        ``model_construct`` makes it, without its per-field alias and default bookkeeping:
+        the part of building a body that repeats for every enqueue."""
+        defaults = _defaults(cls)
+        values = {**defaults, **checked}  # the fields in their order
+        if len(values) > len(defaults):
+            cls._no_extra(checked)
+        made = cls.__new__(cls)
+        _set(made, "__dict__", values)
+        _set(made, "__pydantic_fields_set__", set(checked))
+        _set(made, "__pydantic_extra__", None)
+        _set(made, "__pydantic_private__", None)
+        return made
+
+    @classmethod
+    def _no_extra(cls, checked: Mapping[str, Any]) -> None:
+        """Refuse a field the model does not have (the rule ``known fields``)."""
+        known = _defaults(cls).keys()
+        if checked.keys() <= known:
+            return
+        extra = checked.keys() - known
         if extra:
-            _bad(f"{cls.__name__} has no field {extra[0]!r}", extra[0], "known fields")
-        return cls.model_construct(**checked)
+            name = sorted(extra)[0]
+            _bad(f"{cls.__name__} has no field {name!r}", name, "known fields")
 
     @model_validator(mode="before")
     @classmethod
@@ -163,6 +184,49 @@ class _BodyModel(BaseModel):
     def _rules(cls, raw: Any) -> Any:
         """The model's rules: ``raw`` checked, as the model's field values."""
         return raw
+
+
+_set = object.__setattr__
+_DEFAULTS: dict[type[_BodyModel], dict[str, Any]] = {}
+
+
+def _defaults(model: type[_BodyModel]) -> dict[str, Any]:
+    """The fields of ``model`` in their order, each with its default (required: unset)."""
+    found = _DEFAULTS.get(model)
+    if found is None:
+        found = _DEFAULTS[model] = {name: field.default
+                                    for name, field in model.model_fields.items()}
+    return found
+
+
+class Encoded(NamedTuple):
+    """An enqueue body checked and encoded for the POST (:meth:`EnqueueBody.encode`)."""
+
+    batch: dict[str, Any]
+    """The batch as JSON without its workflow (``batch_id``, ``graph``, ``runs``, ``data``,
+    ``origin``, ``destination``; the body's own objects: read them, do not change them)."""
+    item_count: int
+    """Queue items the body makes."""
+    body: bytes
+    """The request body, UTF-8 JSON (what :meth:`EnqueueBody.to_json` gives)."""
+
+
+def _check_body(raw: Any) -> bool:
+    """The rules of the body around its batch; its ``prepend``."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("batch"), (Mapping, Batch)):
+        _bad("an enqueue body is {'batch': {'graph': ...}, 'prepend': false}", "body",
+             "has a 'batch' object")
+    prepend = raw.get("prepend", False)
+    if not isinstance(prepend, bool):
+        _bad(f"prepend must be True or False, got {short_repr(prepend)}", "prepend", "bool")
+    return prepend
+
+
+def _refuse(problem: str | None, what: str) -> None:
+    """Refuse a body past the size limits (``problem`` from :mod:`invokeai_client._limits`)."""
+    if problem is not None:
+        raise errors.ValidationError(f"refusing {what} with {problem}", input="body",
+                                     rule="size limits")
 
 
 def _ours(exc: pydantic.ValidationError) -> errors.ValidationError:
@@ -286,38 +350,62 @@ class Batch(_BodyModel):
     @property
     def items_per_run(self) -> int:
         """Queue items one run of the batch makes (the product of its groups' lengths)."""
-        return math.prod(len(group[0].items) for group in self.data) if self.data else 1
+        return _items_per_run(self.data)
 
     @property
     def item_count(self) -> int:
         """Queue items the whole batch makes (``runs`` x items per run)."""
-        return self.runs * self.items_per_run
+        return self.runs * _items_per_run(self.data)
 
     def to_dict(self) -> dict[str, Any]:
         """The batch as JSON; unset optional parts are left out (the graph, the workflow and
         the items are the model's own objects, not copies: read them, do not change them)."""
-        out = self._without_workflow()
-        if "workflow" in self.model_fields_set:
+        out = _wire_batch(self.__dict__)
+        if "workflow" in self.__pydantic_fields_set__:
             workflow = self.workflow
             out["workflow"] = workflow.value() if isinstance(workflow, JSONText) else workflow
         return out
 
+    def _wire(self) -> dict[str, Any]:
+        return _wire_batch(self.__dict__)
+
     def to_json(self) -> str:
         """The batch as JSON text (a pre-rendered workflow is spliced in as it is)."""
-        workflow = self.workflow
-        if not isinstance(workflow, JSONText):
-            return json.dumps(self.to_dict())
-        return f'{json.dumps(self._without_workflow())[:-1]}, "workflow": {workflow.text}}}'
+        return _encode_batch(self.__dict__, "workflow" in self.__pydantic_fields_set__)
 
-    def _without_workflow(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"batch_id": self.batch_id, "graph": self.graph, "runs": self.runs}
-        if self.data is not None:
-            out["data"] = [[datum.to_dict() for datum in group] for group in self.data]
-        if self.origin is not None:
-            out["origin"] = self.origin
-        if self.destination is not None:
-            out["destination"] = self.destination
-        return out
+
+def _items_per_run(data: list[list[BatchDatum]] | None) -> int:
+    return math.prod(len(group[0].items) for group in data) if data else 1
+
+
+def _wire_batch(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A batch's checked fields as JSON without the workflow; unset optional parts are left
+    out (the graph and the items are the batch's own objects)."""
+    out: dict[str, Any] = {"batch_id": fields["batch_id"], "graph": fields["graph"],
+                           "runs": fields.get("runs", 1)}
+    data = fields.get("data")
+    if data is not None:
+        out["data"] = [[datum.to_dict() for datum in group] for group in data]
+    origin, destination = fields.get("origin"), fields.get("destination")
+    if origin is not None:
+        out["origin"] = origin
+    if destination is not None:
+        out["destination"] = destination
+    return out
+
+
+def _encode_batch(
+    fields: Mapping[str, Any], with_workflow: bool, wire: dict[str, Any] | None = None
+) -> str:
+    """A batch's checked fields as JSON text (``wire``: :func:`_wire_batch` of them when
+    already made); a pre-rendered workflow is spliced in as it is."""
+    out = _wire_batch(fields) if wire is None else wire
+    workflow = fields.get("workflow")
+    if isinstance(workflow, JSONText):
+        return f'{json.dumps(out)[:-1]}, "workflow": {workflow.text}}}'
+    if with_workflow:
+        out = {**out, "workflow": workflow}
+    return json.dumps(out)
 
 
 def _check_graph(graph: Any) -> Mapping[str, Any]:
@@ -401,13 +489,40 @@ class EnqueueBody(_BodyModel):
 
     @classmethod
     def _rules(cls, raw: Any) -> Any:
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("batch"), (Mapping, Batch)):
-            _bad("an enqueue body is {'batch': {'graph': ...}, 'prepend': false}", "body",
-                 "has a 'batch' object")
-        prepend = raw.get("prepend", False)
-        if not isinstance(prepend, bool):
-            _bad(f"prepend must be True or False, got {short_repr(prepend)}", "prepend", "bool")
+        prepend = _check_body(raw)
         return {**raw, "batch": Batch.build(raw["batch"]), "prepend": prepend}
+
+    @classmethod
+    def encode(cls, raw: Any, *, origin: str | None = None) -> Encoded:
+        """A body (this model or its dict form) checked by every rule and encoded for the
+        POST; ``origin`` is the batch's when it names none.
+
+        The same answers and errors, in the same order, as :meth:`parse` and then
+        :meth:`to_json`, for less: a dict is checked without building the models (the rules
+        are theirs), and the size limits are read from the encoded bytes instead of a walk
+        of ``raw`` before the rules (where the bytes leave a doubt, the walk decides)."""
+        if isinstance(raw, cls) or (
+            isinstance(raw, Mapping) and isinstance(raw.get("batch"), Batch)
+        ):
+            body: EnqueueBody = cls.parse(raw)
+            if origin is not None and body.batch.origin is None:
+                body = body.with_origin(origin)
+            return Encoded(body.batch._wire(), body.item_count, body.to_json())
+        try:
+            prepend = _check_body(raw)
+            fields = Batch._rules(raw["batch"])
+            Batch._no_extra(fields)
+            cls._no_extra(raw)
+            if origin is not None and fields.get("origin") is None:
+                fields["origin"] = origin
+            wire = _wire_batch(fields)
+            text = _encode_batch(fields, "workflow" in fields, wire)
+            encoded = f'{{"batch": {text}, "prepend": {"true" if prepend else "false"}}}'.encode()
+        except Exception:
+            _refuse(json_limit_problem(raw), cls.__name__)  # the error parse() gives first
+            raise
+        _refuse(encoded_limit_problem(encoded, raw), cls.__name__)
+        return Encoded(wire, fields.get("runs", 1) * _items_per_run(fields.get("data")), encoded)
 
     @property
     def batch_id(self) -> str:

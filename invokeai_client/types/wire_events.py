@@ -62,11 +62,22 @@ __all__ = [
     "parse_event",
 ]
 
+EVENT_TYPES: dict[str, type[ServerEvent]] = {}
+"""Wire name -> model: every :class:`ServerEvent` subclass that names its ``event``."""
+
+
 class ServerEvent(ServerModel):
-    """An event pushed by the server over Socket.IO."""
+    """An event pushed by the server over Socket.IO (subclasses naming their ``event`` are
+    what :func:`parse_event` parses)."""
 
     event: ClassVar[str] = ""
     timestamp: int | None = None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "event" in cls.__dict__:
+            EVENT_TYPES[cls.event] = cls
 
 
 class UnknownEvent(ServerEvent):
@@ -382,46 +393,6 @@ class LlmTaskCompleteEvent(LlmTaskEvent):
 class LlmTaskErrorEvent(LlmTaskEvent):
     event: ClassVar[str] = "llm_task_error"
     error: str | None = None
-
-
-EVENT_TYPES: dict[str, type[ServerEvent]] = {
-    cls.event: cls
-    for cls in (
-        InvocationStartedEvent,
-        InvocationProgressEvent,
-        InvocationCompleteEvent,
-        InvocationErrorEvent,
-        QueueItemStatusChangedEvent,
-        BatchEnqueuedEvent,
-        QueueItemsCanceledEvent,
-        QueueItemsRetriedEvent,
-        QueueClearedEvent,
-        RecallParametersUpdatedEvent,
-        ModelLoadStartedEvent,
-        ModelLoadCompleteEvent,
-        DownloadStartedEvent,
-        DownloadProgressEvent,
-        DownloadCompleteEvent,
-        DownloadCancelledEvent,
-        DownloadErrorEvent,
-        ModelInstallDownloadProgressEvent,
-        ModelInstallDownloadsCompleteEvent,
-        ModelInstallStartedEvent,
-        ModelInstallCompleteEvent,
-        ModelInstallCancelledEvent,
-        ModelInstallErrorEvent,
-        BulkDownloadStartedEvent,
-        BulkDownloadCompleteEvent,
-        BulkDownloadErrorEvent,
-        WorkflowCreatedEvent,
-        WorkflowUpdatedEvent,
-        WorkflowDeletedEvent,
-        WorkflowAccessRevokedEvent,
-        LlmTaskProgressEvent,
-        LlmTaskCompleteEvent,
-        LlmTaskErrorEvent,
-    )
-}
 
 
 def parse_event(name: str, data: Any) -> ServerEvent:
