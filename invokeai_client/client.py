@@ -127,7 +127,8 @@ class AsyncClient(AsyncScope):
         self.workflows = WorkflowRepository(context, client=self)
         self._opened = False
         self._generator = Generator(models=self.models, boards=self.boards,
-                                    images=self.images, runs=self.runs)
+                                    images=self.images, runs=self.runs,
+                                    schemas=self.workflows.schemas)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from invokeai_client import (
@@ -95,7 +96,9 @@ async def test_no_server_queue_is_deeper_than_the_depth_and_limits_hold() -> Non
             wf = await pool.load(examples.path("arithmetic-form"))
             math = node_of(wf, "integer_math")
             job = await pool.submit_batch(wf, {"A": range(40)}, runs=2)
-            results = await job
+            # A guard: this wait hung once in ~25 loaded runs (not reproduced since).
+            with anyio.fail_after(300):
+                results = await job
         assert len(results) == 80
         assert all(r.ok for r in results)
         assert [r.result[math] for r in results] == [a * 7 for a in range(40)] * 2
@@ -264,7 +267,7 @@ async def test_a_job_whose_images_cannot_be_saved_ends_with_the_error(tmp_path: 
     async with doubles(0.0) as (server,), ServerPool([server.url], **FAST) as pool:
         wf = await pool.load(examples.path("noise-sweep"))
         job = await pool.submit_batch(wf, {"Seed": [1, 2]}, save_to=not_a_folder)
-        assert await job.settled(timeout=30), "the job hung after a failed save"
+        assert await job.settled(timeout=120), "the job hung after a failed save"
         with pytest.raises(InvokeAIError) as failure:
             await job
     assert "out" in str(failure.value)
