@@ -362,8 +362,14 @@ async def test_a_server_that_fails_what_others_complete_is_left_out(tmp_path: Pa
 
 
 HEALTH_STORIES = [  # (events, server left out after the last event or None)
-    # Failures before anything completed: tried elsewhere, BLIND_RETRIES of them at most.
-    ([("fail", "a", True)] * 8 + [("fail", "b", False)], None),
+    # Failures before anything completed: tried elsewhere, however many (a fast failing
+    # server and a slow healthy one: the count does not depend on speed) ...
+    ([("fail", "a", True)] * 30, None),
+    # ... until one variation failed on both servers: it fails everywhere, deliver failures.
+    ([("fail", "a", True), ("fail-again", "b", False), ("fail", "a", False)], None),
+    # Once something completed, failures are tried elsewhere again.
+    ([("fail", "a", True), ("fail-again", "b", False), ("ok", "b", None),
+      ("fail", "a", True)], None),
     # b completes, then a fails: retried elsewhere.
     ([("ok", "b", None), ("fail", "a", True)], None),
     # Two of a's failures complete on b while a keeps failing: a is left out.
@@ -384,8 +390,9 @@ def test_health_rules(events: list[tuple[str, str, Any]], left_out: str | None) 
     failed_on_a = [Attempt("a", 1, "batch", "failed")]
     verdict = None
     for kind, url, expected in events:
-        if kind == "fail":
-            assert health.failed(url, [], ["a", "b"]) is expected
+        if kind in ("fail", "fail-again"):
+            before = failed_on_a if kind == "fail-again" else []
+            assert health.failed(url, before, ["a", "b"]) is expected
         else:
             attempts = failed_on_a if kind == "ok-after-a" else []
             verdict = health.completed(url, attempts)
