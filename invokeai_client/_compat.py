@@ -23,6 +23,9 @@ REFERENCE: Version = (6, 14, 2)
 OLDEST: Version = (5, 0, 0)
 """The oldest version the SDK supports (4.x used other event and field names)."""
 
+NEWEST: Version = REFERENCE
+"""The newest version tested; a later minor or major release opens with one warning."""
+
 _VERSION = re.compile(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
 
@@ -132,6 +135,29 @@ class ServerFeatures:
             f"{feature.what} is not available on this InvokeAI server "
             f"({self.version_text}): {when}"
         )
+
+
+def check_supported(version_text: str, where: str) -> str | None:
+    """Refuse a server older than :data:`OLDEST` (EndpointNotAvailableError naming both
+    versions); the warning to log once for a release line newer than :data:`NEWEST`."""
+    version = parse_version(version_text)
+    if version is None:
+        return None
+    if version < OLDEST:
+        raise errors.EndpointNotAvailableError(
+            f"InvokeAI {version_text} at {where} is older than the oldest version this SDK "
+            f"supports ({format_version(OLDEST)}): upgrade InvokeAI, or use a client made "
+            "for its version",
+            method="GET",
+            path="/api/v1/app/version",
+        )
+    if version[:2] > NEWEST[:2]:
+        return (
+            f"InvokeAI {version_text} at {where} is newer than the newest version this SDK "
+            f"was tested with ({format_version(NEWEST)}); it should work, but report "
+            "anything that does not"
+        )
+    return None
 
 
 def features_table() -> list[dict[str, str]]:

@@ -98,6 +98,14 @@ class Connection(NamedTuple):
     token: str | None
     email: str | None
     password: str | None
+    from_env: bool = False  # the credentials are $INVOKEAI_*: used on multi-user servers only
+
+    @property
+    def credentials_source(self) -> str:
+        """Where the credentials came from, as error messages name it."""
+        if self.from_env:
+            return f"${ENV_TOKEN}" if self.token else f"${ENV_EMAIL}/${ENV_PASSWORD}"
+        return "token=" if self.token else "email=/password="
 
     def __repr__(self) -> str:  # never show secrets
         auth = "token" if self.token else ("email/password" if self.email else "none")
@@ -141,7 +149,7 @@ def resolve_connection(
             input=missing,
             rule="email and password together",
         )
-    return Connection(url, token, email, password)
+    return Connection(url, token, email, password, from_env=token is not None or email is not None)
 
 
 @dataclass(frozen=True)

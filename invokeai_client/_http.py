@@ -10,13 +10,12 @@ tree.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json as jsonlib
 import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -34,16 +33,25 @@ from ._constants import (
     DEFAULT_MAX_RESPONSE_SIZE,
     INITIAL_RETRY_DELAY,
     MAX_REDIRECTS,
-    MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
     RETRY_STATUSES,
     USER_AGENT,
+)
+from ._http_wire import (
+    ParamValue,
+    check_base_url,
+    download_state,
+    encode_params,
+    is_stale,
+    parse_retry_after,
+    reuse_trace,
+    stream_timeout,
+    unpool,
 )
 
 log = logging.getLogger("invokeai_client")
 
 Expect = Literal["json", "bytes", "text", "none"]
-ParamValue = str | int | float | bool | None | Sequence[str | int | float | bool]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _URL_CACHE_SIZE = 256
 READ_CHUNK = 256 * 1024
@@ -52,12 +60,19 @@ _NON_HTTP_REDIRECT: type[Exception] = getattr(aiohttp, "NonHttpUrlClientError", 
 
 
 class _Retryable(Exception):
-    """Internal signal: this attempt failed in a way that may be tried again."""
+    """Internal signal: this attempt failed in a way that may be tried again.
 
-    def __init__(self, error: errors.InvokeAIError, retry_after: float | None = None):
+    ``stale``: it failed on a reused pooled connection before any byte of an answer (the
+    server had closed that idle connection), so it is safe to send once more, any method.
+    """
+
+    def __init__(
+        self, error: errors.InvokeAIError, retry_after: float | None = None, *, stale: bool = False
+    ):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        self.stale = stale
 
 
 class _RetryWait:
@@ -77,70 +92,6 @@ class _RetryWait:
                 self.retry_after = None
             self.attempt += 1
             yield delay
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), capped."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, min(seconds, MAX_RETRY_AFTER))
-
-
-def encode_params(params: Mapping[str, ParamValue] | None) -> list[tuple[str, str]]:
-    """Query parameters as pairs: ``None`` dropped, booleans lower-case, lists repeated."""
-    pairs: list[tuple[str, str]] = []
-    for key, value in (params or {}).items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for item in values:
-            if item is None:
-                continue
-            if isinstance(item, bool):
-                pairs.append((key, "true" if item else "false"))
-            else:
-                pairs.append((key, str(item)))
-    return pairs
-
-
-def check_base_url(base_url: object) -> URL:
-    """``base_url`` as a URL if it is an absolute http(s) URL, else ValidationError."""
-    if not isinstance(base_url, str):
-        raise errors.ValidationError(
-            f"base_url must be a string such as 'http://127.0.0.1:9090', got {base_url!r}",
-            input="base_url",
-            rule="absolute http(s) URL",
-        )
-    try:
-        url = URL(base_url.rstrip("/"))
-        url.port  # noqa: B018 (yarl checks the port only when it is read)
-    except ValueError as exc:
-        raise errors.ValidationError(
-            f"base_url {base_url!r} is not a valid URL: {exc}",
-            input="base_url",
-            rule="absolute http(s) URL",
-        ) from None
-    if not url.scheme or not url.host or any(c.isspace() for c in url.host):
-        raise errors.ValidationError(
-            f"base_url {base_url!r} must be an absolute http(s) URL such as "
-            "'http://127.0.0.1:9090'",
-            input="base_url",
-            rule="absolute http(s) URL",
-        )
-    if url.scheme not in ("http", "https"):
-        raise errors.ValidationError(
-            f"base_url {base_url!r} must use http or https, not {url.scheme!r}",
-            input="base_url",
-            rule="http or https scheme",
-        )
-    return url
 
 
 class HttpTransport:
@@ -211,6 +162,7 @@ class HttpTransport:
             timeout=options.timeout.to_aiohttp(),
             headers={"User-Agent": USER_AGENT, **options.headers},
             trust_env=options.trust_env,
+            trace_configs=[reuse_trace()],
         )
 
     async def aclose(self) -> None:
@@ -313,10 +265,16 @@ class HttpTransport:
         try:
             return await attempt_once()
         except _Retryable as exc:
-            may_retry = (method in IDEMPOTENT_METHODS) if retry is None else retry
-            if not may_retry or self.max_retries == 0:
-                raise exc.error from exc.__cause__
             first_failure = exc
+        if first_failure.stale:  # the server never saw it: once more, whatever the method
+            log.debug("sending %s %s again: %s", method, path, first_failure)
+            try:
+                return await attempt_once()
+            except _Retryable as exc:
+                first_failure = exc
+        may_retry = (method in IDEMPOTENT_METHODS) if retry is None else retry
+        if not may_retry or self.max_retries == 0:
+            raise first_failure.error from first_failure.__cause__
         return await self._retry(method, path, attempt_once, first_failure, self.max_retries)
 
     async def _retry(
@@ -361,21 +319,17 @@ class HttpTransport:
             raise exc.error from exc.__cause__
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send_once(
+    def _request_options(
         self,
-        method: str,
-        path: str,
-        *,
         params: Mapping[str, ParamValue] | None,
-        json: Any,
-        data: Any,
-        expect: Expect,
         timeout: float | None,
         headers: Mapping[str, str] | None,
-    ) -> Any:
-        # Only what this request sets is passed on: aiohttp then uses the session's defaults
-        # (``timeout=None`` would mean *no* timeout, not the client's).
+    ) -> dict[str, Any]:
+        """Only what this request sets: aiohttp then uses the session's defaults
+        (``timeout=None`` would mean *no* timeout, not the client's)."""
         options: dict[str, Any] = {}
+        if self._own_session:  # filled by the reuse trace (see _http_wire.is_stale)
+            options["trace_request_ctx"] = {}
         if params:
             options["params"] = encode_params(params)
         if timeout is not None:
@@ -388,15 +342,34 @@ class HttpTransport:
             if headers:
                 req_headers.update(headers)
             options["headers"] = req_headers
+        return options
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, ParamValue] | None,
+        json: Any,
+        data: Any,
+        expect: Expect,
+        timeout: float | None,
+        headers: Mapping[str, str] | None,
+    ) -> Any:
+        options = self._request_options(params, timeout, headers)
+        trace: dict[str, bool] | None = options.get("trace_request_ctx")
         started = time.perf_counter()
         self.request_count += 1
         LAST_ROUTE.set(f"{method} {path.split('?', 1)[0]}")
+        answered = False
         try:
             async with self.session.request(
                 method, self.url(path), json=json, data=data, max_redirects=MAX_REDIRECTS,
-                **options,
+                raise_for_status=False, **options,
             ) as response:
+                answered = True
                 body = await self._read(method, path, response)
+                unpool(response)
                 self._note_refreshed_token(response)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug(
@@ -410,7 +383,8 @@ class HttpTransport:
             error = errors.ConnectionError(
                 f"{method} {path}: cannot reach InvokeAI at {self.base_url}: {exc}"
             )
-            raise _Retryable(error) from exc
+            stale = is_stale(exc, answered=answered, trace=trace)
+            raise _Retryable(error, stale=stale) from exc
         except asyncio.TimeoutError as exc:
             timeout_error = errors.TimeoutError(
                 f"{method} {path}: no answer from InvokeAI at {self.base_url} within the timeout"
@@ -421,10 +395,13 @@ class HttpTransport:
 
     @asynccontextmanager
     async def stream(
-        self, method: str, path: str, *, params: Mapping[str, ParamValue] | None = None
+        self, method: str, path: str, *, params: Mapping[str, ParamValue] | None = None,
+        timeout: float | None = None, limit: int | None = None,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """The body of a large answer (downloads) as chunks, at most ``max_download_size``
-        bytes once decompressed; errors are mapped."""
+        bytes once decompressed; errors are mapped. Bounded by ``_http_wire.stream_timeout``; never
+        sent again (a download that failed after bytes arrived says how many)."""
+        received = [0]
         try:
             async with self.session.request(
                 method,
@@ -432,31 +409,41 @@ class HttpTransport:
                 params=encode_params(params),
                 headers={**self._request_headers, **self.auth_headers()},
                 max_redirects=MAX_REDIRECTS,
+                raise_for_status=False,
+                timeout=stream_timeout(self.timeout, timeout),
             ) as response:
                 self._note_refreshed_token(response)
                 if response.status >= 400:
                     body = await self._read(method, path, response)
+                    unpool(response)
                     error = self._error_for(method, path, response, body)
                     raise error.error if isinstance(error, _Retryable) else error
                 content_type = response.headers.get("Content-Type", "")
                 if content_type.startswith("text/html"):
                     raise self._html_error(method, path)
-                yield self._chunks(method, path, response, self.max_download_size)
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise errors.ConnectionError(
-                f"{method} {path}: cannot reach InvokeAI at {self.base_url}: {exc}"
-            ) from exc
+                yield self._chunks(
+                    method, path, response, limit or self.max_download_size, received
+                )
         except asyncio.TimeoutError as exc:
             if isinstance(exc, errors.InvokeAIError):
                 raise
+            limits = stream_timeout(self.timeout, timeout)
             raise errors.TimeoutError(
-                f"{method} {path}: no answer from InvokeAI at {self.base_url} within the timeout"
+                f"{method} {path}: {download_state(received[0])}no data from InvokeAI at "
+                f"{self.base_url} for {limits.sock_read} s (the read limit)"
+                + (f" or not done within the total of {timeout} s" if timeout else "")
+            ) from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise errors.ConnectionError(
+                f"{method} {path}: {download_state(received[0])}cannot reach InvokeAI at "
+                f"{self.base_url}: {exc}"
             ) from exc
         except aiohttp.ClientError as exc:
             raise self._client_error(method, path, exc) from exc
 
     async def _chunks(
-        self, method: str, path: str, response: aiohttp.ClientResponse, limit: int
+        self, method: str, path: str, response: aiohttp.ClientResponse, limit: int,
+        received: list[int] | None = None,
     ) -> AsyncIterator[bytes]:
         """The body's chunks; stops with ResponseTooLargeError past ``limit`` bytes on the wire
         (Content-Length) or once decompressed."""
@@ -468,6 +455,8 @@ class HttpTransport:
             total += len(chunk)
             if total > limit:
                 raise self._too_large(method, path, limit)
+            if received is not None:
+                received[0] = total
             yield chunk
 
     async def _read(self, method: str, path: str, response: aiohttp.ClientResponse) -> bytes:

@@ -12,7 +12,7 @@ import aiohttp
 from . import _redact, errors
 from ._answers import as_object, parse, reading
 from ._checks import check_bool
-from ._compat import ServerFeatures
+from ._compat import FEATURES, ServerFeatures, check_supported, format_version
 from ._config import Timeout, resolve_connection, session_options
 from ._constants import (
     DEFAULT_MAX_DOWNLOAD_SIZE,
@@ -38,6 +38,7 @@ from .types.images import ImageDTO
 from .types.model_configs import ModelConfig
 
 log = logging.getLogger("invokeai_client")
+_WARNED_VERSIONS: set[str] = set()  # newer-than-tested servers already warned about
 
 
 class AsyncClient(AsyncScope):
@@ -89,7 +90,8 @@ class AsyncClient(AsyncScope):
         ssl_context: ssl.SSLContext | None = None,
         http_session: aiohttp.ClientSession | None = None,
     ) -> None:
-        base_url, token, email, password = resolve_connection(base_url, token, email, password)
+        self._connection = resolve_connection(base_url, token, email, password)
+        base_url, token, email, password = self._connection[:4]
         _check_options(token, email, password, queue_id, events)
         options = session_options(
             timeout=timeout,
@@ -100,12 +102,8 @@ class AsyncClient(AsyncScope):
             http_session=http_session,
         )
         self._http = HttpTransport(
-            base_url,
-            token=token,
-            max_retries=max_retries,
-            options=options,
-            max_response_size=max_response_size,
-            max_download_size=max_download_size,
+            base_url, token=token, max_retries=max_retries, options=options,
+            max_response_size=max_response_size, max_download_size=max_download_size,
         )
         _redact.protect(password)
         self._email = email
@@ -127,7 +125,8 @@ class AsyncClient(AsyncScope):
         self.workflows = WorkflowRepository(context, client=self)
         self._opened = False
         self._generator = Generator(models=self.models, boards=self.boards,
-                                    images=self.images, runs=self.runs)
+                                    images=self.images, runs=self.runs,
+                                    schemas=self.workflows.schemas)
 
     def __repr__(self) -> str:
         auth = ", authenticated" if self._http.token else ""
@@ -148,10 +147,12 @@ class AsyncClient(AsyncScope):
         self.runs.reopen()
         await self._http.open()
         try:
-            if self._email is not None and self._password is not None:
-                await self._require_accounts()
-                await self.login(self._email, self._password)
-                self._password = None
+            features = await self.features()
+            warning = check_supported(features.version_text, self.base_url)
+            if warning is not None and features.version_text not in _WARNED_VERSIONS:
+                _WARNED_VERSIONS.add(features.version_text)
+                log.warning("%s", warning)
+            await self._authenticate()
             if self._use_events:
                 await self._events.connect()
         except BaseException:
@@ -228,17 +229,40 @@ class AsyncClient(AsyncScope):
         """
         return await self.context.features(refresh=refresh)
 
-    async def _require_accounts(self) -> None:
-        """Refuse email=/password= before logging in to a server that has no accounts."""
-        features = await self.features()
-        try:
-            features.require("multiuser")
-        except errors.EndpointNotAvailableError as exc:
-            raise errors.EndpointNotAvailableError(
-                f"email=/password= were given, but {exc}; connect without credentials",
-                method="POST",
-                path="/api/v1/auth/login",
-            ) from None
+    async def _authenticate(self) -> None:
+        """Log in when asked. Credentials from ``$INVOKEAI_*`` are used on a multi-user
+        server only (ignored elsewhere); ``email=``/``password=`` on a server without
+        accounts are an error on every version."""
+        connection = self._connection
+        if connection.from_env or self._email is not None:
+            info = await self.server_info()
+            if not info.multiuser:
+                if connection.from_env:
+                    log.debug("%s ignored: InvokeAI %s at %s has no accounts",
+                              connection.credentials_source, info.version, self.base_url)
+                    self._http.set_token(None)
+                    self._email = self._password = None
+                    return
+                features = await self.features()
+                since = format_version(FEATURES["multiuser"].since)
+                why = ("multi-user mode is off" if features.supports("multiuser")
+                       else f"accounts arrived in InvokeAI {since}")
+                raise errors.EndpointNotAvailableError(
+                    f"{connection.credentials_source} were given, but InvokeAI {info.version} "
+                    f"at {self.base_url} has no accounts ({why}); connect without credentials",
+                    method="POST",
+                    path="/api/v1/auth/login",
+                )
+        if self._email is not None and self._password is not None:
+            try:
+                await self.login(self._email, self._password)
+            except errors.AuthenticationError as exc:
+                if not connection.from_env:
+                    raise
+                raise exc.reworded(f"{exc} (credentials from {connection.credentials_source})",
+                                   kind=errors.AuthenticationError) from None
+            self._password = None
+            await self.server_info(refresh=True)  # now with the logged-in user
 
     # -- one-call generation (invokeai_client.generate) --------------------------------------
 

@@ -13,7 +13,7 @@ server; :class:`Generator` moves data between it and the client.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from .types.boards import UNCATEGORIZED
 from .types.model_configs import ModelConfig
 
 if TYPE_CHECKING:
+    from .fields.schema import InvocationSchemas
     from .repositories.boards import BoardRepository
     from .repositories.images import ImageLike, ImageRepository
     from .repositories.models import ModelRepository
@@ -49,6 +50,16 @@ arguments of ``generate()``."""
 
 MAX_SEED = 4294967295
 """The largest seed InvokeAI's noise nodes accept (numpy's random range)."""
+
+MAX_SIZE = 4096
+"""The largest width/height :func:`generate` sends (the GUI's number inputs stop there; the
+server's schema has no maximum and fails far larger sizes only while running)."""
+
+MAX_STEPS = 500
+"""The most steps :func:`generate` sends (the GUI's number input maximum)."""
+
+CFG_SCALE_RANGE = (1.0, 200.0)
+"""The CFG scales the GUI's number input takes (below 1 the guidance inverts)."""
 
 ORIGIN = "invokeai-client.generate"
 DESTINATION = "gallery"
@@ -270,7 +281,7 @@ def _flux_graph(spec: GenerateSpec) -> dict[str, Any]:
         "pos_cond_collect": {"type": "collect"},
         "flux_denoise": {"type": "flux_denoise", "width": spec.width, "height": spec.height,
                          "num_steps": spec.steps, "guidance": 4, "denoising_start": 0,
-                         "denoising_end": 1, "scheduler": "euler"},
+                         "denoising_end": 1, "scheduler": spec.scheduler},
         "l2i": _output(spec, {"type": "flux_vae_decode"}),
     }
     edges = [
@@ -323,8 +334,13 @@ def text_to_image_graph(spec: GenerateSpec) -> dict[str, Any]:
     return _sd_graph(spec)
 
 
-def _check_size(name: str, value: object) -> int:
-    return check_int(name, value, minimum=1)
+def _check_size(name: str, value: object, maximum: int) -> int:
+    number = check_int(name, value, minimum=1)
+    if number > maximum:
+        raise errors.ValidationError(
+            f"{name} must be at most {maximum}, got {number}", input=name, rule=f"<= {maximum}"
+        )
+    return number
 
 
 def _check_seed(name: str, value: object) -> int:
@@ -350,15 +366,17 @@ def _check_options(prompt: object, seed: object, options: GenerateOptions) -> No
     for name in ("width", "height", "steps"):
         value = getattr(options, name)
         if value is not None:
-            _check_size(name, value)
+            _check_size(name, value, MAX_STEPS if name == "steps" else MAX_SIZE)
     if seed is not None:
         _check_seed("seed", seed)
-    cfg_scale = options.cfg_scale
+    cfg_scale, (low, high) = options.cfg_scale, CFG_SCALE_RANGE
     if cfg_scale is not None and (
         isinstance(cfg_scale, bool) or not isinstance(cfg_scale, (int, float))
+        or not low <= cfg_scale <= high
     ):
         raise errors.ValidationError(
-            f"cfg_scale must be a number, got {cfg_scale!r}", input="cfg_scale", rule="number"
+            f"cfg_scale must be a number from {low:g} to {high:g}, got {cfg_scale!r}",
+            input="cfg_scale", rule=f"number in [{low:g}, {high:g}]",
         )
     if options.scheduler is not None:
         _check_text("scheduler", options.scheduler)
@@ -403,11 +421,13 @@ class Generator:
         boards: BoardRepository,
         images: ImageRepository,
         runs: RunManager,
+        schemas: Callable[[], Awaitable[InvocationSchemas]] | None = None,
     ) -> None:
         self._models = models
         self._boards = boards
         self._images = images
         self._runs = runs
+        self._schemas = schemas  # the server's node schemas (scheduler choices)
 
     async def resolve_model(self, model: str | ModelConfig | None) -> ModelConfig:
         """The main model ``model`` names on this server (see :func:`choose_model`)."""
@@ -436,6 +456,7 @@ class Generator:
                             else settings.get("cfg_scale") or 7.5),
             scheduler=options.scheduler or settings.get("scheduler") or "euler",
         )
+        await self._check_scheduler(spec.scheduler, base)
         if options.vae is not None:
             spec = replace(spec, vae=await self._model_of("vae", options.vae, base))
         if base == "flux":
@@ -451,6 +472,18 @@ class Generator:
         if options.board is not None:
             spec = replace(spec, board_id=await self._boards.resolve(options.board))
         return spec
+
+    async def _check_scheduler(self, scheduler: str, base: str) -> None:
+        """Refuse a scheduler the server's denoise node does not take (its schema's enum)."""
+        node = "flux_denoise" if base == "flux" else "denoise_latents"
+        schema = (await self._schemas()).get(node) if self._schemas is not None else None
+        choices = schema.inputs.get("scheduler", {}).get("enum") if schema is not None else None
+        if isinstance(choices, list) and choices and scheduler not in choices:
+            raise errors.ValidationError(
+                f"scheduler {scheduler!r} is not one this server's {node} takes: "
+                f"{', '.join(map(str, choices))}",
+                input="scheduler", rule="one of the server's schedulers",
+            )
 
     async def _model_of(self, kind: str, wanted: str | ModelConfig, base: str) -> ModelConfig:
         if isinstance(wanted, ModelConfig):

@@ -8,6 +8,8 @@ scripts/compat.sh``), against the real servers of each version.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from invokeai_client import AsyncClient, errors
@@ -134,6 +136,87 @@ async def test_a_server_with_accounts_still_reports_its_mode() -> None:
     assert (info.version, info.multiuser, info.user and info.user.email) == (
         "6.12.0", True, ADMIN[0]
     )
+
+
+# -- the supported range: older is refused at open, newer opens with one warning -----------
+
+
+@pytest.mark.parametrize("version", ["4.2.9", "3.7.0"])
+async def test_a_server_older_than_the_oldest_supported_is_refused_at_open(version: str) -> None:
+    async with InvokeAIDouble(version=version) as double:
+        client = AsyncClient(double.url)
+        with pytest.raises(errors.EndpointNotAvailableError) as caught:
+            await client.open()
+        await client.aclose()
+    assert version in str(caught.value)
+    assert "5.0.0" in str(caught.value)
+
+
+async def test_a_server_newer_than_the_newest_tested_opens_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="invokeai_client"):
+        async with InvokeAIDouble(version="6.99.1") as double:
+            for _ in range(2):
+                async with AsyncClient(double.url) as client:
+                    assert (await client.server_info()).version == "6.99.1"
+    warned = [r.getMessage() for r in caplog.records if "newer than the newest" in r.getMessage()]
+    assert len(warned) == 1
+    assert "6.99.1" in warned[0]
+    assert "6.14.2" in warned[0]
+
+
+# -- credentials from the environment: used where the server has accounts only ------------
+
+
+@pytest.mark.parametrize("version", ["5.15.0", "6.14.2"])
+@pytest.mark.parametrize("env", [{"INVOKEAI_EMAIL": "a@b.c", "INVOKEAI_PASSWORD": "x"},
+                                 {"INVOKEAI_TOKEN": "tok-from-env"}])
+async def test_environment_credentials_are_ignored_by_a_server_without_accounts(
+    version: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.DEBUG, logger="invokeai_client"):
+        async with InvokeAIDouble(version=version) as double, AsyncClient(double.url) as client:
+            assert (await client.server_info()).multiuser is False
+            assert client._http.token is None  # the token is not sent there
+            await client.queue.status()
+            assert double.count("POST", "/api/v1/auth/login") == 0
+    assert any("ignored" in r.getMessage() and "$INVOKEAI_" in r.getMessage()
+               for r in caplog.records)
+
+
+@pytest.mark.parametrize("version", ["5.15.0", "6.14.2"])
+async def test_explicit_credentials_for_a_server_without_accounts_are_refused(
+    version: str,
+) -> None:
+    async with InvokeAIDouble(version=version) as double:
+        client = AsyncClient(double.url, email=ADMIN[0], password=ADMIN[1])
+        with pytest.raises(errors.EndpointNotAvailableError, match="email=/password=") as caught:
+            await client.open()
+        await client.aclose()
+        assert double.count("POST", "/api/v1/auth/login") == 0
+    assert version in str(caught.value)
+
+
+async def test_environment_credentials_log_in_to_a_multi_user_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INVOKEAI_EMAIL", ADMIN[0])
+    monkeypatch.setenv("INVOKEAI_PASSWORD", ADMIN[1])
+    async with InvokeAIDouble(version="6.14.2", multiuser=True) as double:
+        double.add_user(*ADMIN, is_admin=True)
+        async with AsyncClient(double.url) as client:
+            info = await client.server_info()
+        assert info.user is not None
+        assert info.user.email == ADMIN[0]
+        monkeypatch.setenv("INVOKEAI_PASSWORD", "wrong")
+        client = AsyncClient(double.url)
+        with pytest.raises(errors.AuthenticationError, match=r"from \$INVOKEAI_EMAIL/"):
+            await client.open()
+        await client.aclose()
 
 
 # -- the harness: one pinned lock per version --------------------------------------------

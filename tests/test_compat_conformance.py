@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import io
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from invokeai_client import AsyncClient, NodeCompleted, RunCanceledError, StatusChanged, errors
+from invokeai_client import (
+    AsyncClient,
+    NodeCompleted,
+    NodeProgress,
+    RunCanceledError,
+    StatusChanged,
+    WorkflowRun,
+    errors,
+)
 from invokeai_client._compat import ServerFeatures
 from invokeai_client.workflows import examples
 
-from .conftest import TEST_VERSION, Peer
+from .conftest import TEST_VERSION, Peer, wait_until
 from .helpers import node_of, png
 
 pytestmark = [pytest.mark.anyio, pytest.mark.compat]
@@ -193,6 +203,32 @@ async def test_events_tell_each_step_once(versioned: Peer) -> None:
     assert statuses.count("completed") == 1
 
 
+async def test_generate_with_a_tiny_model_tells_each_step(versioned: Peer) -> None:
+    """One-call generation: a tiny random-weight SD1 model installed through the SDK (built
+    once with 6.14.2's torch; its tokenizer readable by every version's transformers), then
+    ``generate()`` at 64x64 with 3 steps, each step told once with a preview."""
+    from invokeai_client.testing.tiny_models import install_tiny_models
+
+    if versioned.double is not None:
+        pytest.skip("the double runs model-free nodes only (tests/test_generate.py covers it)")
+    async with versioned.client() as client:
+        installed = await install_tiny_models(client, ["tiny-sd1"])
+        assert (installed["tiny-sd1"].base, installed["tiny-sd1"].type) == ("sd-1", "main")
+        await client.queue.pause()  # progress is told live only: listen before it starts
+        try:
+            run = await client.generate(f"a compat cat {uuid.uuid4().hex}", model="tiny-sd1",
+                                        width=64, height=64, steps=3, seed=7)
+            story = asyncio.ensure_future(_story(run))
+            await wait_until(lambda: bool(run._listeners))
+        finally:
+            await client.queue.resume()
+        steps = [e for e in await story if isinstance(e, NodeProgress) and e.step is not None]
+        result = await run
+    assert [(e.step, e.total) for e in steps] == [(i, 3) for i in range(4)]
+    assert all(e.image is not None for e in steps)
+    assert [(image.width, image.height) for image in result.images] == [(64, 64)]
+
+
 async def test_cancel_is_told_by_the_events_and_the_result(versioned: Peer) -> None:
     async with versioned.client() as client:
         await client.queue.pause()
@@ -226,6 +262,10 @@ async def test_a_dropped_socket_loses_no_result(versioned: Peer) -> None:
         assert client.is_connected or await client._events.wait_connected(10)
     assert sorted(r.field_values[wf.input("A").key] for r in results) == list(range(20))
     assert all(r.ok for r in results)
+
+
+async def _story(run: WorkflowRun) -> list[Any]:
+    return [event async for event in run.events()]
 
 
 def _pixels(data: bytes) -> tuple[tuple[int, int], bytes]:

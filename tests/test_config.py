@@ -39,17 +39,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 URL, TOKEN, EMAIL, PASSWORD = ENV_NAMES
 RESOLVE = [
-    # (arguments: base_url, token, email, password), environment, expected
-    ((None, None, None, None), {}, (DEFAULT, None, None, None)),
-    ((None, None, None, None), {URL: "http://h:1"}, ("http://h:1", None, None, None)),
-    (("http://arg:2", None, None, None), {URL: "http://h:1"}, ("http://arg:2", None, None, None)),
-    ((None, None, None, None), {URL: "  "}, (DEFAULT, None, None, None)),
-    ((None, None, None, None), {TOKEN: "t"}, (DEFAULT, "t", None, None)),
-    ((None, None, None, None), {EMAIL: "e@x", PASSWORD: "p"}, (DEFAULT, None, "e@x", "p")),
+    # (arguments: base_url, token, email, password), environment, expected (+ from_env)
+    ((None, None, None, None), {}, (DEFAULT, None, None, None, False)),
+    ((None, None, None, None), {URL: "http://h:1"}, ("http://h:1", None, None, None, False)),
+    (("http://arg:2", None, None, None), {URL: "http://h:1"},
+     ("http://arg:2", None, None, None, False)),
+    ((None, None, None, None), {URL: "  "}, (DEFAULT, None, None, None, False)),
+    ((None, None, None, None), {TOKEN: "t"}, (DEFAULT, "t", None, None, True)),
+    ((None, None, None, None), {EMAIL: "e@x", PASSWORD: "p"}, (DEFAULT, None, "e@x", "p", True)),
     # any credential argument: the environment's credentials are not mixed in
-    ((None, "arg", None, None), {EMAIL: "e@x", PASSWORD: "p"}, (DEFAULT, "arg", None, None)),
-    ((None, None, "a@x", "q"), {TOKEN: "t"}, (DEFAULT, None, "a@x", "q")),
-    ((None, None, None, None), {TOKEN: "", EMAIL: ""}, (DEFAULT, None, None, None)),
+    ((None, "arg", None, None), {EMAIL: "e@x", PASSWORD: "p"},
+     (DEFAULT, "arg", None, None, False)),
+    ((None, None, "a@x", "q"), {TOKEN: "t"}, (DEFAULT, None, "a@x", "q", False)),
+    ((None, None, None, None), {TOKEN: "", EMAIL: ""}, (DEFAULT, None, None, None, False)),
 ]
 
 

@@ -213,6 +213,36 @@ async def test_an_ambiguous_model_fails_before_anything_is_enqueued(
         assert await client.queue.item_ids() == before
 
 
+@pytest.mark.parametrize(
+    ("options", "name", "rule"),
+    [
+        ({"scheduler": "bogus"}, "scheduler", "one of the server's schedulers"),
+        ({"scheduler": "EULER"}, "scheduler", "one of the server's schedulers"),
+        ({"cfg_scale": 0}, "cfg_scale", "number in [1, 200]"),
+        ({"cfg_scale": -3}, "cfg_scale", "number in [1, 200]"),
+        ({"cfg_scale": float("nan")}, "cfg_scale", "number in [1, 200]"),
+        ({"cfg_scale": 201}, "cfg_scale", "number in [1, 200]"),
+        ({"width": 100000}, "width", "<= 4096"),
+        ({"height": 4097}, "height", "<= 4096"),
+        ({"steps": 501}, "steps", "<= 500"),
+        ({"steps": 0}, "steps", "integer >= 1"),
+    ],
+)
+async def test_values_the_server_would_refuse_fail_before_anything_is_enqueued(
+    peer: Peer, request: pytest.FixtureRequest, options: dict[str, Any], name: str, rule: str
+) -> None:
+    await _models(peer, request)
+    async with peer.client() as client:
+        before = await client.queue.item_ids()
+        for call in (client.generate("a cat", model="tiny-sd1", **options),
+                     client.generate_batch(["a", "b"], model="tiny-sd1", **options)):
+            with pytest.raises(ValidationError) as caught:
+                await call
+            assert (caught.value.input, caught.value.rule) == (name, rule)
+            assert name in str(caught.value)
+        assert await client.queue.item_ids() == before
+
+
 async def test_generate_without_models_says_none_is_installed(double: Peer) -> None:
     async with double.client() as client:
         with pytest.raises(ModelChoiceError, match="none installed"):

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from invokeai_client import (
@@ -95,7 +96,9 @@ async def test_no_server_queue_is_deeper_than_the_depth_and_limits_hold() -> Non
             wf = await pool.load(examples.path("arithmetic-form"))
             math = node_of(wf, "integer_math")
             job = await pool.submit_batch(wf, {"A": range(40)}, runs=2)
-            results = await job
+            # A guard: this wait hung once in ~25 loaded runs (not reproduced since).
+            with anyio.fail_after(300):
+                results = await job
         assert len(results) == 80
         assert all(r.ok for r in results)
         assert [r.result[math] for r in results] == [a * 7 for a in range(40)] * 2
@@ -268,7 +271,7 @@ async def test_a_job_whose_images_cannot_be_saved_ends_with_the_error(tmp_path: 
     async with doubles(0.0) as (server,), ServerPool([server.url], **FAST) as pool:
         wf = await pool.load(examples.path("noise-sweep"))
         job = await pool.submit_batch(wf, {"Seed": [1, 2]}, save_to=not_a_folder)
-        assert await job.settled(timeout=30), "the job hung after a failed save"
+        assert await job.settled(timeout=120), "the job hung after a failed save"
         with pytest.raises(InvokeAIError) as failure:
             await job
     assert "out" in str(failure.value)
@@ -363,8 +366,14 @@ async def test_a_server_that_fails_what_others_complete_is_left_out(tmp_path: Pa
 
 
 HEALTH_STORIES = [  # (events, server left out after the last event or None)
-    # Failures before anything completed: tried elsewhere, BLIND_RETRIES of them at most.
-    ([("fail", "a", True)] * 8 + [("fail", "b", False)], None),
+    # Failures before anything completed: tried elsewhere, however many (a fast failing
+    # server and a slow healthy one: the count does not depend on speed) ...
+    ([("fail", "a", True)] * 30, None),
+    # ... until one variation failed on both servers: it fails everywhere, deliver failures.
+    ([("fail", "a", True), ("fail-again", "b", False), ("fail", "a", False)], None),
+    # Once something completed, failures are tried elsewhere again.
+    ([("fail", "a", True), ("fail-again", "b", False), ("ok", "b", None),
+      ("fail", "a", True)], None),
     # b completes, then a fails: retried elsewhere.
     ([("ok", "b", None), ("fail", "a", True)], None),
     # Two of a's failures complete on b while a keeps failing: a is left out.
@@ -385,8 +394,9 @@ def test_health_rules(events: list[tuple[str, str, Any]], left_out: str | None) 
     failed_on_a = [Attempt("a", 1, "batch", "failed")]
     verdict = None
     for kind, url, expected in events:
-        if kind == "fail":
-            assert health.failed(url, [], ["a", "b"]) is expected
+        if kind in ("fail", "fail-again"):
+            before = failed_on_a if kind == "fail-again" else []
+            assert health.failed(url, before, ["a", "b"]) is expected
         else:
             attempts = failed_on_a if kind == "ok-after-a" else []
             verdict = health.completed(url, attempts)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
-from .._http import check_base_url
+from .._http_wire import check_base_url
 from ..errors import InvokeAIError, ValidationError
 from ..fields import InvocationSchemas
 from ..pool import JobLock, Manifest, PoolJob, Progress, ServerPool

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from ._base import FieldRuleError
+from ._base import UNSET, FieldRuleError, ImageResolver
 from .resources import StructField
 
 MODEL_KEYS = ("key", "hash", "name", "base", "type")
@@ -34,20 +35,42 @@ def model_identifier(value: Any) -> dict[str, Any] | None:
     return result
 
 
+@dataclass(frozen=True)
+class ModelName:
+    """A model input set to a model's key or name (``wf.set("Model", "tiny-sdxl")``).
+
+    Keys are local to a server, so the name is looked up among the server's installed models
+    of the input's base and type when the handle is synced or submitted (key, exact name, or
+    a case-insensitive fragment of exactly one name, as ``client.generate(model=)`` does)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class ModelIdentifierField(StructField):
-    """A model of the server: ``{key, hash, name, base, type[, submodel_type]}`` or a model
-    config object. ``base`` and ``type`` are open strings (new servers add values), checked
+    """A model of the server: ``{key, hash, name, base, type[, submodel_type]}``, a model
+    config object, or a model's key or name (a :class:`ModelName`, looked up on the server at
+    sync/submit time). ``base`` and ``type`` are open strings (new servers add values), checked
     against the node's ``ui_model_base`` / ``ui_model_type`` hints when the schema has them."""
 
     kind = "model"
     schema_name: str = "ModelIdentifierField"
 
-    def _coerce(self, value: Any) -> dict[str, Any]:
+    def _coerce(self, value: Any) -> Any:
+        if isinstance(value, ModelName):
+            value = value.text
+        if isinstance(value, str):
+            if not value.strip():
+                raise FieldRuleError("model key or name", "a model key or name cannot be empty")
+            return ModelName(value)
         ident = model_identifier(value)
         if ident is None:
             raise FieldRuleError(
                 "model",
-                f"expected a model identifier {{key, hash, name, base, type}} or a model config, "
+                f"expected a model key or name, a model identifier {{key, hash, name, base, "
+                f"type}} or a model config, "
                 f"got {type(value).__name__} {value!r:.60}",
             )
         missing = [k for k in MODEL_KEYS if not isinstance(ident.get(k), str) or not ident[k]]
@@ -65,6 +88,16 @@ class ModelIdentifierField(StructField):
                     f"{ident[key]!r} ({ident['name']!r})",
                 )
         return ident
+
+    def _to_api(self, value: Any, images: ImageResolver | None) -> Any:
+        # A name not looked up yet has no wire form: left out (compile names it).
+        return UNSET if isinstance(value, ModelName) else value
+
+    @property
+    def pending_name(self) -> ModelName | None:
+        """The key or name this input was set to, until the server's model replaces it."""
+        value = self.value
+        return value if isinstance(value, ModelName) else None
 
     @property
     def model_types(self) -> list[str]:

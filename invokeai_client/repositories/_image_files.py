@@ -38,8 +38,10 @@ SAFE_ARCHIVE_NAME = re.compile(r"^[\w -]+\.zip$")  # "<clean board name>_<uuid>.
 
 
 async def fetch_bytes(http: HttpTransport, path: str, content: Content) -> bytes:
-    """GET ``path`` into memory; the body must start like ``content``."""
-    data: bytes = await http.request("GET", path, expect="bytes")
+    """GET ``path`` into memory (at most ``max_response_size`` bytes, bounded like a
+    download: see ``HttpTransport.stream``); the body must start like ``content``."""
+    async with http.stream("GET", path, limit=http.max_response_size) as chunks:
+        data = b"".join([chunk async for chunk in chunks])
     check_content(content, data[:16], method="GET", path=path)
     return data
 

@@ -11,10 +11,16 @@ The shapes are the smallest InvokeAI still recognises as the real thing: it prob
 model by ``unet/config.json`` (``cross_attention_dim`` 768 = SD1.x, 2048 = SDXL) and the
 pipeline class in ``model_index.json``; a VAE by its class; a LoRA by the width of its
 cross-attention keys (768 = SD1.x).
+
+Each ``tokenizer*/`` folder also gets the slow tokenizer's ``vocab.json`` and ``merges.txt``:
+transformers 5 (InvokeAI 6.13+) writes only ``tokenizer.json``, and the transformers 4.x of
+InvokeAI 5.x-6.12 opens those two files (``vocab_file=None`` otherwise: the model installs
+but no prompt can be encoded).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import string
 import sys
@@ -78,6 +84,20 @@ def _unet(cross_attention_dim: int, **extra: Any) -> Any:
     )
 
 
+def _write_slow_tokenizer_files(pipeline_dir: Path) -> None:
+    """vocab.json + merges.txt beside every tokenizer.json (for transformers 4.x readers)."""
+    for fast in pipeline_dir.glob("tokenizer*/tokenizer.json"):
+        model = json.loads(fast.read_text(encoding="utf-8"))["model"]
+        vocab = dict(model["vocab"])
+        for added in json.loads(fast.read_text(encoding="utf-8")).get("added_tokens", []):
+            vocab.setdefault(added["content"], added["id"])
+        (fast.parent / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+        (fast.parent / "merges.txt").write_text(
+            "\n".join(["#version: 0.2", *merges]) + "\n", encoding="utf-8"
+        )
+
+
 def build_sd1(out: Path) -> None:
     torch.manual_seed(SEED)
     tok = _tokenizer()
@@ -87,6 +107,7 @@ def build_sd1(out: Path) -> None:
         feature_extractor=None, requires_safety_checker=False,
     )
     pipe.save_pretrained(str(out), safe_serialization=True)
+    _write_slow_tokenizer_files(out)
 
 
 def build_sdxl(out: Path) -> None:
@@ -103,6 +124,7 @@ def build_sdxl(out: Path) -> None:
         tokenizer=tok, tokenizer_2=tok, unet=unet, scheduler=EulerDiscreteScheduler(),
     )
     pipe.save_pretrained(str(out), safe_serialization=True)
+    _write_slow_tokenizer_files(out)
 
 
 def build_vae(out: Path) -> None:

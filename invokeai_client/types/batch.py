@@ -211,6 +211,11 @@ class Encoded(NamedTuple):
     """The request body, UTF-8 JSON (what :meth:`EnqueueBody.to_json` gives)."""
 
 
+def _encode_body(batch: str, prepend: bool) -> bytes:
+    """The request's bytes around a batch's JSON text."""
+    return f'{{"batch": {batch}, "prepend": {"true" if prepend else "false"}}}'.encode()
+
+
 def _check_body(raw: Any) -> bool:
     """The rules of the body around its batch; its ``prepend``."""
     if not isinstance(raw, Mapping) or not isinstance(raw.get("batch"), (Mapping, Batch)):
@@ -366,9 +371,6 @@ class Batch(_BodyModel):
             out["workflow"] = workflow.value() if isinstance(workflow, JSONText) else workflow
         return out
 
-    def _wire(self) -> dict[str, Any]:
-        return _wire_batch(self.__dict__)
-
     def to_json(self) -> str:
         """The batch as JSON text (a pre-rendered workflow is spliced in as it is)."""
         return _encode_batch(self.__dict__, "workflow" in self.__pydantic_fields_set__)
@@ -507,7 +509,10 @@ class EnqueueBody(_BodyModel):
             body: EnqueueBody = cls.parse(raw)
             if origin is not None and body.batch.origin is None:
                 body = body.with_origin(origin)
-            return Encoded(body.batch._wire(), body.item_count, body.to_json())
+            batch = body.batch
+            wire = _wire_batch(batch.__dict__)
+            text = _encode_batch(batch.__dict__, "workflow" in batch.__pydantic_fields_set__, wire)
+            return Encoded(wire, body.item_count, _encode_body(text, body.prepend))
         try:
             prepend = _check_body(raw)
             fields = Batch._rules(raw["batch"])
@@ -517,7 +522,7 @@ class EnqueueBody(_BodyModel):
                 fields["origin"] = origin
             wire = _wire_batch(fields)
             text = _encode_batch(fields, "workflow" in fields, wire)
-            encoded = f'{{"batch": {text}, "prepend": {"true" if prepend else "false"}}}'.encode()
+            encoded = _encode_body(text, prepend)
         except Exception:
             _refuse(json_limit_problem(raw), cls.__name__)  # the error parse() gives first
             raise
@@ -553,5 +558,4 @@ class EnqueueBody(_BodyModel):
     def to_json(self) -> bytes:
         """The request as UTF-8 JSON, what goes over the wire (the same text as
         ``json.dumps(body.to_dict())``)."""
-        prepend = "true" if self.prepend else "false"
-        return f'{{"batch": {self.batch.to_json()}, "prepend": {prepend}}}'.encode()
+        return _encode_body(self.batch.to_json(), self.prepend)

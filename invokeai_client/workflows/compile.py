@@ -323,6 +323,12 @@ def problems(
             continue
         if key in suspect:
             found.extend(held.problems())
+        name = getattr(held, "pending_name", None)
+        if name is not None:
+            found.append(
+                f"input {held.display_name()}: model {name.text!r} is looked up on the server "
+                "at submit time (call 'await handle.sync_models()' first)"
+            )
         if isinstance(held, ImageField) and any(
             image not in uploads for image in held.local_images()
         ):

@@ -21,7 +21,7 @@ from .._limits import short_repr
 from ..errors import ValidationError
 from ..fields._base import UNSET, IvkField
 from ..fields.collections import CollectionField
-from ..fields.models import ModelIdentifierField
+from ..fields.models import ModelIdentifierField, ModelName
 from ..fields.primitives import FloatField, IntegerField, NumberField, StringField
 from ..fields.registry import FieldRegistry
 from ..fields.resources import ImageField, LocalImage
@@ -91,6 +91,20 @@ class WorkflowValues:
     """Fields whose value came from the workflow file and broke a rule when loaded: the
     only values the compile checks again (everything set since went through the field's
     checks)."""
+    named: dict[tuple[str, str], ModelName] = field(default_factory=dict)
+    """Model inputs set to a key or name that a server's model has replaced: the name, so
+    a copy bound to another server looks it up there (keys are local to a server)."""
+
+    def mark_explicit(self, key: tuple[str, str]) -> None:
+        """The user set this input (model sync never overrides it)."""
+        self.explicit.add(key)
+        self.named.pop(key, None)
+
+    def restore_names(self) -> None:
+        """Put back the model names a server's models replaced (for another server)."""
+        for key, name in self.named.items():
+            self.fields[key]._load(name)
+        self.named.clear()
 
     def hold(self, key: tuple[str, str], made: IvkField[Any]) -> IvkField[Any]:
         """Keep a new field (made from the workflow's literal) under ``key``."""
@@ -113,6 +127,7 @@ class WorkflowValues:
             suspect=builtins.set(self.suspect),
             node_options={k: dict(v) for k, v in self.node_options.items()},
             generated={k: list(v) for k, v in self.generated.items()},
+            named=dict(self.named),
         )
 
 
@@ -322,7 +337,7 @@ class WorkflowForm:
         """Set an input's value (checked now)."""
         target = self.settable(key)
         target.set(value)
-        self.values.explicit.add((target.node_id, target.name))
+        self.values.mark_explicit((target.node_id, target.name))
 
     def update(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """Set several inputs at once (all are checked before any is changed)."""
@@ -332,13 +347,13 @@ class WorkflowForm:
             checked.append((target, target.check(value)))
         for target, value in checked:
             target._load(value)
-            self.values.explicit.add((target.node_id, target.name))
+            self.values.mark_explicit((target.node_id, target.name))
 
     def unset(self, key: Any) -> None:
         """Remove an input's value: the server's default applies."""
         target = self.field(key)
         target.unset()
-        self.values.explicit.add((target.node_id, target.name))
+        self.values.mark_explicit((target.node_id, target.name))
 
     def by_label(self) -> dict[str, Any]:
         """``{label: value}`` of the form's inputs (``node_id.field_name`` where labels

@@ -113,7 +113,9 @@ class WorkflowHandle(AsyncScope):
         moved = client is not None and client is not self._client
         other = WorkflowHandle(self.definition, client=client if moved else self._client,
                                _form=self._form.copy())
-        if not moved:
+        if moved:
+            other._form.values.restore_names()
+        else:
             other._board_ids = dict(self._board_ids)
         return other
 
@@ -407,9 +409,12 @@ class WorkflowHandle(AsyncScope):
         self, client: WorkflowClient, board: Any, groups: list[list[dict[str, Any]]],
         options: dict[str, Any],
     ) -> str | None:
-        """What submit asks the server before it compiles: board ids, uploads. When there
-        is anything to ask, a dry-run compile first makes everything knowable locally fail
-        before any request."""
+        """What submit asks the server before it compiles: model names, board ids, uploads.
+        When there is anything else to ask, a dry-run compile first makes everything knowable
+        locally fail before any request."""
+        from .model_sync import resolve_model_names
+
+        await resolve_model_names(self._form, client)
         needs_server = (
             board is not None
             or bool(self.local_images())
@@ -425,8 +430,10 @@ class WorkflowHandle(AsyncScope):
 
     async def sync_models(self) -> ModelSyncReport:
         """Point every model input at a model installed on the server (key, then hash, then
-        name + base + type). Values you set on this handle are never replaced; the definition
-        is never changed. Raises ModelNotFoundError listing candidates when a model is missing.
+        name + base + type). Values you set on this handle are never replaced (a key or name
+        you set is looked up among the installed models of the input's base and type); the
+        definition is never changed. Raises ModelNotFoundError listing candidates when a
+        model is missing, ModelChoiceError when a name you set matches several.
         """
         from .model_sync import sync_models
 

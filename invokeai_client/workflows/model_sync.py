@@ -9,12 +9,13 @@ key only and clears what it cannot find; the SDK tries key, then hash, then name
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from .. import errors
 from ..errors import ModelNotFoundError
 from ..fields._base import UNSET
-from ..fields.models import model_identifier
+from ..fields.models import ModelIdentifierField, model_identifier
 
 if TYPE_CHECKING:
     from ._client import WorkflowClient
@@ -28,7 +29,8 @@ class ModelSyncEntry:
     """What sync did for one model input.
 
     ``matched_by``: ``key``/``hash``/``name`` (how the installed model was found),
-    ``explicit`` (you set it on the handle: left alone) or ``unset`` (no model to match).
+    ``explicit`` (you set it on the handle: left alone; a key or name you set is looked up
+    among the installed models of the input's base and type) or ``unset`` (no model).
     ``model`` is the identifier now in the input; ``previous`` the one before.
     """
 
@@ -81,17 +83,91 @@ async def installed_models(client: WorkflowClient) -> list[dict[str, Any]]:
     return [model.model_dump(mode="json") for model in await client.models.list()]
 
 
+def choose_for_input(
+    models: Sequence[dict[str, Any]], wanted: str, field: ModelIdentifierField
+) -> dict[str, Any]:
+    """The one installed model ``wanted`` names for a model input (pure).
+
+    The rules of ``client.generate(model=)``, restricted to the input's model types and bases:
+    a key, else an exact name, else a case-insensitive fragment of exactly one name. A model
+    of another type or base, several matches or none raise, listing the candidates.
+    """
+    types, bases = field.model_types, field.model_bases
+    usable = [
+        m for m in models
+        if (not types or m.get("type") in types)
+        and (not bases or "any" in bases or m.get("base") in bases)
+    ]
+    found = [m for m in models if m.get("key") == wanted] or [
+        m for m in usable if m.get("name") == wanted
+    ] or [m for m in usable if wanted.casefold() in str(m.get("name", "")).casefold()]
+    if len(found) == 1 and found[0] in usable:
+        return found[0]
+    pool = found if len(found) > 1 else usable
+    listing = "; ".join(f"{_describe(m)} key {m.get('key')}" for m in pool[:20])
+    where = f"input {field.display_name()}: model {wanted!r}"
+    takes = field.describe()
+    if len(found) == 1:
+        error: Exception = errors.ModelChoiceError(
+            f"{where} is a {_describe(found[0])} model; this input takes a {takes}; "
+            f"installed: {listing or 'none'}", candidates=pool,
+        )
+    elif found:
+        error = errors.ModelChoiceError(
+            f"{where} matches {len(found)} installed models, name one of them: {listing}",
+            candidates=pool,
+        )
+    else:
+        error = ModelNotFoundError(
+            f"{where} matches no installed {takes}; installed: {listing or 'none'}",
+            candidates=pool,
+        )
+    if isinstance(error, errors.ModelChoiceError):
+        error.input = field.display_name()
+    raise error
+
+
+def _choose_named(
+    fields: Sequence[ModelIdentifierField], models: Sequence[dict[str, Any]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The identifier each input set to a key or name gets (raises before anything changes)."""
+    chosen = {}
+    for field in fields:
+        name = field.pending_name
+        if name is not None:
+            chosen[(field.node_id, field.name)] = _identifier(
+                choose_for_input(models, name.text, field), None
+            )
+    return chosen
+
+
+def _apply_named(form: WorkflowForm, chosen: Mapping[tuple[str, str], dict[str, Any]]) -> None:
+    for key, ident in chosen.items():
+        held = form.values.fields[key]
+        name = getattr(held, "pending_name", None)
+        if name is not None:
+            form.values.named[key] = name
+        held._load(ident)
+
+
+async def resolve_model_names(form: WorkflowForm, client: WorkflowClient) -> None:
+    """Look up the model inputs set to a key or name (``wf.set("Model", "tiny-sdxl")``)
+    among the server's installed models; nothing is asked when there is none. Submit does
+    this; :func:`sync_models` too."""
+    fields = [f for f in form.model_fields() if f.pending_name is not None]
+    if fields:
+        _apply_named(form, _choose_named(fields, await installed_models(client)))
+
+
 def _match(
-    previous: Mapping[str, Any],
-    models: Sequence[dict[str, Any]],
-    by_key: Mapping[Any, dict[str, Any]],
-    by_hash: Mapping[Any, dict[str, Any]],
+    previous: Mapping[str, Any], models: Sequence[dict[str, Any]]
 ) -> tuple[dict[str, Any] | None, MatchedBy]:
     """The installed model for an identifier: same key, else hash, else name+base+type."""
-    if previous.get("key") in by_key:
-        return by_key[previous["key"]], "key"
-    if previous.get("hash") and previous.get("hash") in by_hash:
-        return by_hash[previous["hash"]], "hash"
+    for how in ("key", "hash"):
+        wanted = previous.get(how)
+        same = [m for m in models if wanted and m.get(how) == wanted]
+        if same:
+            return same[0], how
     named = [
         m
         for m in models
@@ -116,30 +192,26 @@ def _describe(ident: Mapping[str, Any]) -> str:
 
 async def sync_models(form: WorkflowForm, client: WorkflowClient) -> ModelSyncReport:
     """Point every model input of ``form`` at a model installed on the server (key, then
-    hash, then name + base + type); see the module docstring."""
+    hash, then name + base + type); inputs set to a key or name are looked up by it (the
+    user's choice); see the module docstring."""
     models = await installed_models(client)
-    by_key = {m.get("key"): m for m in models}
-    by_hash: dict[Any, dict[str, Any]] = {}
-    for m in models:
-        by_hash.setdefault(m.get("hash"), m)
+    fields = form.model_fields()
+    named = _choose_named(fields, models)
     entries: list[ModelSyncEntry] = []
     updates: list[tuple[Any, dict[str, Any]]] = []
     missing: list[str] = []
     candidates: list[dict[str, Any]] = []
-    for field in form.model_fields():
+    for field in fields:
         where = (field.node_id, field.name)
         current = field.value
         previous = model_identifier(current) if current not in (UNSET, None) else None
-        label = field.label
-        if where in form.values.explicit:
-            entries.append(
-                ModelSyncEntry(field.node_id, field.name, label, "explicit", previous, previous)
-            )
+        entry = ModelSyncEntry(field.node_id, field.name, field.label, "explicit",
+                               named.get(where, previous), previous)
+        if where in form.values.explicit or previous is None:
+            unset = where not in form.values.explicit
+            entries.append(replace(entry, matched_by="unset", model=None) if unset else entry)
             continue
-        if previous is None:
-            entries.append(ModelSyncEntry(field.node_id, field.name, label, "unset", None, None))
-            continue
-        found, how = _match(previous, models, by_key, by_hash)
+        found, how = _match(previous, models)
         if found is None:
             alike = [
                 m
@@ -154,7 +226,7 @@ async def sync_models(form: WorkflowForm, client: WorkflowClient) -> ModelSyncRe
             )
             continue
         ident = _identifier(found, previous)
-        entries.append(ModelSyncEntry(field.node_id, field.name, label, how, ident, previous))
+        entries.append(replace(entry, matched_by=how, model=ident))
         updates.append((field, ident))
     if missing:
         raise ModelNotFoundError(
@@ -162,6 +234,7 @@ async def sync_models(form: WorkflowForm, client: WorkflowClient) -> ModelSyncRe
             f"server ({len(models)} installed):\n  - " + "\n  - ".join(missing),
             candidates=candidates,
         )
+    _apply_named(form, named)
     for field, ident in updates:
         field._load(ident)
     return ModelSyncReport(tuple(entries))

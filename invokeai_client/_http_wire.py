@@ -1,0 +1,137 @@
+"""What the HTTP transport knows about the wire: query encoding, ``Retry-After``, which
+pooled connections must not be reused, and how long a download may take.
+
+Pure helpers and aiohttp hooks for :mod:`invokeai_client._http` (one home each).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from . import errors
+from ._config import Timeout
+from ._constants import MAX_RETRY_AFTER
+
+ParamValue = str | int | float | bool | None | Sequence[str | int | float | bool]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+
+
+def encode_params(params: Mapping[str, ParamValue] | None) -> list[tuple[str, str]]:
+    """Query parameters as pairs: ``None`` dropped, booleans lower-case, lists repeated."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if item is None:
+                continue
+            if isinstance(item, bool):
+                pairs.append((key, "true" if item else "false"))
+            else:
+                pairs.append((key, str(item)))
+    return pairs
+
+
+async def _note_reused(_session: object, context: Any, _params: object) -> None:
+    """aiohttp trace hook: this request got a pooled connection (see ``_Retryable.stale``)."""
+    request_context = context.trace_request_ctx
+    if isinstance(request_context, dict):
+        request_context["reused"] = True
+
+
+def reuse_trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(_note_reused)
+    return trace
+
+
+def unpool(response: aiohttp.ClientResponse) -> None:
+    """Never reuse the connection of a 5xx or ``Connection: close`` answer: uvicorn closes it
+    after an unhandled exception, and the next request would be written into a dead socket."""
+    if response.status >= 500 or response.headers.get("Connection", "").lower() == "close":
+        protocol = getattr(response, "_protocol", None)  # a falsy object (it has a len)
+        if protocol is None and response.connection is not None:
+            protocol = response.connection.protocol
+        if protocol is not None:
+            protocol.close()
+
+
+def is_stale(exc: BaseException, *, answered: bool, trace: Mapping[str, bool] | None) -> bool:
+    """A request whose body could not be written into a reused pooled connection (the
+    server had closed that idle connection), before any byte of an answer: the server never
+    read it, so it is safe to send once more. A request written whole and then met by a
+    closed connection is not (the server may have acted on it: unknown fate)."""
+    return (
+        not answered
+        and bool(trace and trace.get("reused"))
+        and isinstance(exc, aiohttp.ClientOSError)
+        and not isinstance(exc, aiohttp.ClientConnectorError)
+        and "Can not write request body" in str(exc)
+    )
+
+
+def stream_timeout(limits: Timeout, total: float | None = None) -> aiohttp.ClientTimeout:
+    """A download's limits: ``connect`` and ``read`` (each chunk; a plain number bounds both),
+    and no total unless ``total`` is given, so a large body that keeps arriving is never cut."""
+    return aiohttp.ClientTimeout(
+        total=total, sock_connect=limits.connect or limits.total,
+        sock_read=limits.read or limits.total,
+    )
+
+
+def download_state(received: int) -> str:
+    """How far a failed download got, as the start of its error message."""
+    return f"the download stopped after {received:,} bytes: " if received else ""
+
+
+def check_base_url(base_url: object) -> URL:
+    """``base_url`` as a URL if it is an absolute http(s) URL, else ValidationError."""
+    if not isinstance(base_url, str):
+        raise errors.ValidationError(
+            f"base_url must be a string such as 'http://127.0.0.1:9090', got {base_url!r}",
+            input="base_url",
+            rule="absolute http(s) URL",
+        )
+    try:
+        url = URL(base_url.rstrip("/"))
+        url.port  # noqa: B018 (yarl checks the port only when it is read)
+    except ValueError as exc:
+        raise errors.ValidationError(
+            f"base_url {base_url!r} is not a valid URL: {exc}",
+            input="base_url",
+            rule="absolute http(s) URL",
+        ) from None
+    if not url.scheme or not url.host or any(c.isspace() for c in url.host):
+        raise errors.ValidationError(
+            f"base_url {base_url!r} must be an absolute http(s) URL such as "
+            "'http://127.0.0.1:9090'",
+            input="base_url",
+            rule="absolute http(s) URL",
+        )
+    if url.scheme not in ("http", "https"):
+        raise errors.ValidationError(
+            f"base_url {base_url!r} must use http or https, not {url.scheme!r}",
+            input="base_url",
+            rule="http or https scheme",
+        )
+    return url
