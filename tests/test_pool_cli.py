@@ -96,12 +96,14 @@ async def test_a_job_killed_midway_resumes_without_rerunning_or_losing_anything(
 async def test_csv_and_jsonl_give_one_variation_per_row(tmp_path: Path) -> None:
     async with InvokeAIDouble() as server:
         rows = [{"Seed": str(seed), "Blur radius": str(seed % 3)} for seed in range(5)]
-        with open(tmp_path / "v.csv", "w", newline="") as handle:
+        # As Excel's "CSV UTF-8" saves it: a byte order mark first, CRLF line ends.
+        with open(tmp_path / "v.csv", "w", newline="", encoding="utf-8-sig") as handle:
             writer = csv.DictWriter(handle, fieldnames=["Seed", "Blur radius"])
             writer.writeheader()
             writer.writerows(rows)
         (tmp_path / "v.jsonl").write_text(
-            "\n".join(json.dumps({"Seed": 10 + n}) for n in range(3)) + "\n"
+            "\n".join(json.dumps({"Seed": 10 + n}) for n in range(3)) + "\n",
+            encoding="utf-8-sig",
         )
         base = [*CLI, str(examples.path("noise-sweep")), "--server", server.url]
         by_csv = await anyio.run_process(

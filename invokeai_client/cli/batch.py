@@ -261,9 +261,10 @@ def _jsonl_rows(path: str) -> list[tuple[int, Any]]:
 
 
 def _read_text(path: str, option: str) -> str:
-    """The whole UTF-8 text of a variations file, or a CliError naming it."""
+    """The whole UTF-8 text of a variations file, or a CliError naming it (a leading byte
+    order mark, as Excel's "CSV UTF-8" writes, is dropped: it is no part of the header)."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             return handle.read()
     except UnicodeDecodeError as exc:
         raise CliError(f"{option} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
