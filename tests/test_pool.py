@@ -192,6 +192,8 @@ async def test_a_durable_job_resumes_without_rerunning_completed_variations(
             assert str(tmp_path) in str(busy.value)
             assert busy.value.holder is not None
             assert "pid" in busy.value.holder
+        assert job.manifest is not None
+        assert job.manifest.closed
         # The client went away mid-job (items stay queued on the server); closing the pool
         # gave the job up, so it can be resumed, on the servers it started on only.
         async with doubles(0.0) as (stranger,), ServerPool([stranger.url], **FAST) as other:
@@ -203,6 +205,8 @@ async def test_a_durable_job_resumes_without_rerunning_completed_variations(
             results = await job
             assert job.lock is not None
             assert not job.lock.held
+            assert job.manifest is not None
+            assert job.manifest.closed
         assert [r.index for r in results] == list(range(40))
         assert all(r.ok for r in results)
         assert [r.inputs["A"] for r in results] == list(range(40))  # names kept on resume

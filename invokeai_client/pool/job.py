@@ -447,6 +447,9 @@ class PoolJob:
             self._release()
 
     def _release(self) -> None:
+        """Nothing is left to write: close the manifest, then release the job's lock."""
+        if self.manifest is not None:
+            self.manifest.close_now()
         if self.lock is not None:
             self.lock.release()
 

@@ -77,6 +77,8 @@ class Manifest:
         self._db = connection
         self._lock = threading.Lock()
         self._order = asyncio.Lock()  # writes land in the order they were asked for
+        self.closed = False
+        """Whether the connection is closed (a job closes it when it ends)."""
 
     def __repr__(self) -> str:
         return f"<Manifest {str(self.path)!r}>"
@@ -140,7 +142,16 @@ class Manifest:
         return cls(target, await _open(target, create=False))
 
     async def close(self) -> None:
-        await self._run(lambda db: db.close())
+        """Close the file's connection (after the writes asked for before); idempotent."""
+        async with self._order:
+            await anyio.to_thread.run_sync(self.close_now)
+
+    def close_now(self) -> None:
+        """Close the connection at once (waits for a write in progress); idempotent. A job
+        calls it when nothing is left to write: success, error or cancel, then close."""
+        with self._lock:
+            self._db.close()
+            self.closed = True
 
     async def _run(self, function: Any, *args: Any) -> Any:
         def call() -> Any:

@@ -232,11 +232,11 @@ class ServerPool:
         )
         if manifest is not None and lock is None:
             lock = await anyio.to_thread.run_sync(JobLock.acquire, manifest)
+        store = None
         try:
             bodies, excluded, uploads = await self._bodies(
                 handle, groups, board, attach_workflow, sync, images
             )
-            store = None
             if manifest is not None:
                 store = await Manifest.create(
                     manifest, variations, handle.to_workflow_dict(), bodies=bodies, settings={
@@ -248,6 +248,8 @@ class ServerPool:
             return self._start(bodies, excluded, variations, store, save_to, {}, lock=lock,
                                uploads=uploads)
         except BaseException:
+            if store is not None:
+                store.close_now()
             if lock is not None:
                 lock.release()
             raise

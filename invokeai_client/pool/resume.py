@@ -44,37 +44,40 @@ async def resume_job(
     """The job of manifest ``path`` running again on a pool's members; ``start`` is the
     pool's job starter (see the module doc)."""
     store = await Manifest.open(path)
-    meta = await store.meta()
-    variations = await store.variation_set()
-    rows = await store.rows()
-    members = {m.url: m for m in pool_members}
-    bodies = {url: body for url, body in meta["bodies"].items()
-              if url in members and members[url].state == "up"}
-    excluded = {m.url: "not part of the job when it started" for m in pool_members
-                if m.url not in meta["bodies"]}
-    excluded.update({url: members[url].why or "not answering" for url in meta["bodies"]
-                     if url in members and url not in bodies})
-    if not bodies and len(rows) > sum(row.status in ENDED for row in rows):
-        await store.close()
-        raise errors.ConnectionError(
-            f"no server this job started on ({', '.join(meta['bodies'])}) is in the pool and "
-            "answering; a resumed job runs on the servers it started with ("
-            + "; ".join(f"{url}: {why}" for url, why in excluded.items()) + ")"
-        )
-    done: dict[int, PoolResult] = {}
-    following: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        for attempt in row.attempts:
-            if attempt["server"] in members:
-                members[attempt["server"]].abandoned.add(attempt["batch_id"])
-        if row.status in ENDED:
-            done[row.index] = _stored(row, variations, members)
-        elif row.status == "sent" and row.server is not None:
-            following[row.server].append(row)
-    skip = {row.index for group in following.values() for row in group}
-    settings = meta["settings"]
-    job = start(bodies, excluded, variations, store, settings.get("save_to"), done, skip=skip,
-                uploads=settings.get("uploads"))
+    try:
+        meta = await store.meta()
+        variations = await store.variation_set()
+        rows = await store.rows()
+        members = {m.url: m for m in pool_members}
+        bodies = {url: body for url, body in meta["bodies"].items()
+                  if url in members and members[url].state == "up"}
+        excluded = {m.url: "not part of the job when it started" for m in pool_members
+                    if m.url not in meta["bodies"]}
+        excluded.update({url: members[url].why or "not answering" for url in meta["bodies"]
+                         if url in members and url not in bodies})
+        if not bodies and len(rows) > sum(row.status in ENDED for row in rows):
+            raise errors.ConnectionError(
+                f"no server this job started on ({', '.join(meta['bodies'])}) is in the pool and "
+                "answering; a resumed job runs on the servers it started with ("
+                + "; ".join(f"{url}: {why}" for url, why in excluded.items()) + ")"
+            )
+        done: dict[int, PoolResult] = {}
+        following: dict[str, list[Row]] = defaultdict(list)
+        for row in rows:
+            for attempt in row.attempts:
+                if attempt["server"] in members:
+                    members[attempt["server"]].abandoned.add(attempt["batch_id"])
+            if row.status in ENDED:
+                done[row.index] = _stored(row, variations, members)
+            elif row.status == "sent" and row.server is not None:
+                following[row.server].append(row)
+        skip = {row.index for group in following.values() for row in group}
+        settings = meta["settings"]
+        job = start(bodies, excluded, variations, store, settings.get("save_to"), done, skip=skip,
+                    uploads=settings.get("uploads"))
+    except BaseException:  # the job was not started: nobody else closes the file
+        store.close_now()
+        raise
     for url, group in following.items():
         member = members.get(url)
         await _reattach(job, member, group)
