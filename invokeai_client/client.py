@@ -147,11 +147,7 @@ class AsyncClient(AsyncScope):
         self.runs.reopen()
         await self._http.open()
         try:
-            features = await self.features()
-            warning = check_supported(features.version_text, self.base_url)
-            if warning is not None and features.version_text not in _WARNED_VERSIONS:
-                _WARNED_VERSIONS.add(features.version_text)
-                log.warning("%s", warning)
+            await self._check_version()
             await self._authenticate()
             if self._use_events:
                 await self._events.connect()
@@ -228,6 +224,19 @@ class AsyncClient(AsyncScope):
         EndpointNotAvailableError` naming the version where a feature does not exist.
         """
         return await self.context.features(refresh=refresh)
+
+    async def _check_version(self) -> None:
+        """Refuse a server older than the supported range; warn once for a newer one. A
+        version that cannot be read here is left to the first call that needs it."""
+        try:
+            features = await self.features()
+        except errors.InvokeAIError as exc:  # a hostile or sick server: the calls will say
+            log.debug("could not read the server's version at open: %s", exc)
+            return
+        warning = check_supported(features.version_text, self.base_url)
+        if warning is not None and features.version_text not in _WARNED_VERSIONS:
+            _WARNED_VERSIONS.add(features.version_text)
+            log.warning("%s", warning)
 
     async def _authenticate(self) -> None:
         """Log in when asked. Credentials from ``$INVOKEAI_*`` are used on a multi-user
