@@ -140,7 +140,10 @@ async def test_a_server_that_stops_answering_is_replaced_and_cleaned_up_when_bac
         assert all(d["server"] == flaky.url for d in job.duplicates)
 
 
-async def test_servers_without_the_models_are_left_out_with_the_reason() -> None:
+@pytest.mark.parametrize("explicit", [False, True], ids=["from-workflow", "set-by-user"])
+async def test_servers_without_the_models_are_left_out_with_the_reason(explicit: bool) -> None:
+    """A model the workflow names, or one the user set (with one server's key), runs on
+    every server that has it under its own key; the others are left out, not fed."""
     async with doubles(0.0, 0.0, 0.0) as (with_models, without, other_keys):
         for model in (MAIN, T5, CLIP, VAE, SDXL):
             with_models.add_model(model["name"], base=model["base"], type=model["type"],
@@ -151,12 +154,17 @@ async def test_servers_without_the_models_are_left_out_with_the_reason() -> None
         urls = [with_models.url, without.url, other_keys.url]
         async with ServerPool(urls, **FAST) as pool:
             wf = await pool.load(model_workflow())
+            if explicit:  # the config as server `with_models` describes it (its key)
+                async with AsyncClient(with_models.url) as client:
+                    sdxl = await client.models.get(SDXL["key"])
+                wf.set(f"{node_of(wf, 'sdxl_model_loader')}.model", sdxl)
             job = await pool.submit_batch(wf, runs=12)
             results = await job
         assert len(results) == 12
         assert {r.server for r in results} <= {with_models.url, other_keys.url}
         assert set(job.excluded) == {without.url}
         assert "flux1-schnell" in job.excluded[without.url]
+        assert "juggernaut" in job.excluded[without.url]  # the SDXL model, set or not
         assert job.per_server()[other_keys.url] > 0
         # Each server ran the workflow with ITS model keys (the double cannot execute model
         # nodes, so these items fail after the graph was accepted: still one result each).

@@ -324,7 +324,8 @@ class ServerPool:
             copy = handle.copy(client=member.client)
             try:
                 if sync and copy.model_fields():
-                    await sync_models(copy.form, member.client)
+                    # A model the user set is found on each server (its key is local).
+                    await sync_models(copy.form, member.client, follow_explicit=True)
                 board_id = await resolve_board(member.client.boards, board)
                 names = await images.upload(member, self._uploaded)
             except (errors.ModelNotFoundError, errors.BoardError) as exc:

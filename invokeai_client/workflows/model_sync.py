@@ -190,10 +190,14 @@ def _describe(ident: Mapping[str, Any]) -> str:
     return f"{ident.get('name')!r} ({ident.get('base')} {ident.get('type')})"
 
 
-async def sync_models(form: WorkflowForm, client: WorkflowClient) -> ModelSyncReport:
+async def sync_models(
+    form: WorkflowForm, client: WorkflowClient, *, follow_explicit: bool = False
+) -> ModelSyncReport:
     """Point every model input of ``form`` at a model installed on the server (key, then
     hash, then name + base + type); inputs set to a key or name are looked up by it (the
-    user's choice); see the module docstring."""
+    user's choice); see the module docstring. ``follow_explicit`` (a pool sending one
+    workflow to many servers): a model the user set is the same model found on this server
+    the same way (only its server-local key changes; never another model)."""
     models = await installed_models(client)
     fields = form.model_fields()
     named = _choose_named(fields, models)
@@ -207,9 +211,9 @@ async def sync_models(form: WorkflowForm, client: WorkflowClient) -> ModelSyncRe
         previous = model_identifier(current) if current not in (UNSET, None) else None
         entry = ModelSyncEntry(field.node_id, field.name, field.label, "explicit",
                                named.get(where, previous), previous)
-        if where in form.values.explicit or previous is None:
-            unset = where not in form.values.explicit
-            entries.append(replace(entry, matched_by="unset", model=None) if unset else entry)
+        explicit = where in form.values.explicit
+        if previous is None or (explicit and (where in named or not follow_explicit)):
+            entries.append(entry if explicit else replace(entry, matched_by="unset", model=None))
             continue
         found, how = _match(previous, models)
         if found is None:
@@ -226,7 +230,7 @@ async def sync_models(form: WorkflowForm, client: WorkflowClient) -> ModelSyncRe
             )
             continue
         ident = _identifier(found, previous)
-        entries.append(replace(entry, matched_by=how, model=ident))
+        entries.append(replace(entry, matched_by="explicit" if explicit else how, model=ident))
         updates.append((field, ident))
     if missing:
         raise ModelNotFoundError(
