@@ -126,6 +126,21 @@ async def test_csv_and_jsonl_give_one_variation_per_row(tmp_path: Path) -> None:
         )
         assert refused.returncode == EXIT_INPUT
         assert "--resume" in refused.stderr.decode()
+        # --resume with other variations than the job's is refused naming them; with the
+        # same ones, or none, it continues the job (here: finished, nothing to send).
+        (tmp_path / "w.jsonl").write_text('{"Seed": 99}\n')
+        before = await completed_seeds(server)
+        for extra, differ in ((["--jsonl", str(tmp_path / "w.jsonl")], "--jsonl"),
+                              (["--sweep", "Seed=500..510"], "--sweep")):
+            other = await anyio.run_process([*base, *extra, "--out", str(tmp_path / "b"),
+                                             "--resume"], env=cli_env(), check=False)
+            assert other.returncode == EXIT_INPUT, other.stderr.decode()
+            assert differ in other.stderr.decode()
+        for extra in (["--jsonl", str(tmp_path / "v.jsonl")], []):
+            same = await anyio.run_process([*base, *extra, "--out", str(tmp_path / "b"),
+                                            "--resume"], env=cli_env(), check=False)
+            assert same.returncode == 0, same.stderr.decode()
+        assert await completed_seeds(server) == before
 
 
 BAD_FILES = [  # (option, file name, content or None for a folder, words the error must hold)

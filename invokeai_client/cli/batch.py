@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,8 @@ class BatchPlan:
     options: dict[str, Any]
     board: str | None = None
     """``--board``: every server must have it (a server without it is left out)."""
+    arguments: dict[str, str] = field(default_factory=dict)
+    """Digests of the variation arguments given (see :func:`_job_arguments`)."""
     definition: WorkflowDefinition | None = None
     """The workflow (None on ``--resume``: the job carries its own)."""
     sets: list[str] = field(default_factory=list)
@@ -108,6 +113,7 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
         runs=args.runs, attach_workflow=not args.no_workflow_json,
         options=client_options(args), board=args.board,
     )
+    plan.arguments = _job_arguments(args)
     if plan.resume:
         return plan  # the job's manifest holds its workflow and variations
     plan.definition, _ = read_workflow(args.workflow, option="WORKFLOW")
@@ -127,6 +133,38 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
             raise CliError(f"workflow {offline.name!r} cannot run: {one_line(str(exc))}"
                            ) from None
     return plan
+
+
+def _job_arguments(args: argparse.Namespace) -> dict[str, str]:
+    """What makes the job's variations, as given (file contents by digest): stored in a new
+    job's manifest; a ``--resume`` that gives any of them must give the same."""
+    given: dict[str, str] = {}
+    for option, path in (("WORKFLOW", args.workflow), ("--csv", args.csv),
+                         ("--jsonl", args.jsonl)):
+        if path:
+            with contextlib.suppress(OSError):  # unreadable: a new job says so later
+                given[option] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    for option, values in (("--sweep", args.sweep), ("--set", args.set)):
+        if values:
+            given[option] = json.dumps(list(values))
+    if args.runs != 1:
+        given["--runs"] = str(args.runs)
+    return given
+
+
+def _check_resume(plan: BatchPlan, stored: Mapping[str, Any]) -> None:
+    """A ``--resume`` giving variation arguments other than the job's is refused (exit 3)
+    naming them; one giving none (or the job's own) continues the job as recorded."""
+    if not stored:
+        return  # a job made before its arguments were recorded
+    keys = set(plan.arguments) - ({"WORKFLOW"} if "WORKFLOW" not in stored else set())
+    differ = sorted(k for k in keys if stored.get(k) != plan.arguments[k])
+    if differ:
+        raise CliError(
+            f"--resume: {', '.join(differ)} differ from the job in {plan.out}; --resume "
+            "continues the job as it was started: give the same arguments, none of them, "
+            "or another --out for a new job"
+        )
 
 
 def run_batch_command(args: argparse.Namespace, console: Console) -> int:
@@ -163,7 +201,11 @@ def lock_job(plan: BatchPlan) -> JobLock:
 async def _batch(plan: BatchPlan, lock: JobLock, console: Console) -> int:
     started = time.monotonic()
     if plan.resume:  # a file that is not a job is named before any server is asked
-        await (await Manifest.open(plan.manifest)).close()
+        store = await Manifest.open(plan.manifest)
+        try:
+            _check_resume(plan, (await store.meta())["settings"].get("arguments") or {})
+        finally:
+            await store.close()
     async with ServerPool(plan.servers, **plan.options) as pool:
         for url, state in pool.states().items():
             if state != "up":
@@ -196,6 +238,7 @@ async def _submit(pool: ServerPool, plan: BatchPlan, lock: JobLock) -> PoolJob:
         return await pool.submit_batch(
             wf, sweep, zip=zipped, runs=plan.runs, manifest=plan.manifest, save_to=plan.out,
             attach_workflow=plan.attach_workflow, lock=lock, board=plan.board,
+            arguments=plan.arguments,
         )
     except errors.BoardError as exc:
         raise CliError(f"--board: {one_line(str(exc))}") from None

@@ -211,6 +211,7 @@ class ServerPool:
         manifest: str | Path | None = None,
         save_to: str | Path | None = None,
         lock: JobLock | None = None,
+        arguments: Mapping[str, Any] | None = None,
     ) -> PoolJob:
         """Spread every variation of ``sweep`` (as :meth:`WorkflowHandle.submit_batch` reads
         it) over the servers; returns the running :class:`~invokeai_client.pool.PoolJob`.
@@ -222,7 +223,9 @@ class ServerPool:
         workflow from an image). ``manifest`` makes the job durable (a SQLite file: see
         :meth:`resume`) and locks it for the job's life (:class:`JobLock`: a second run of
         the same job raises :class:`~invokeai_client.errors.JobBusyError`; pass ``lock``
-        when you took it yourself); ``save_to`` saves every image into that folder.
+        when you took it yourself); ``save_to`` saves every image into that folder;
+        ``arguments`` are kept in the manifest's settings (what made the job: the CLI
+        checks a ``--resume`` against them).
         """
         names = swept_names(handle, sweep, zip)
         handle, groups, images = await tokenize(handle, sweep_groups(handle, sweep, zip, data))
@@ -242,7 +245,7 @@ class ServerPool:
                     manifest, variations, handle.to_workflow_dict(), bodies=bodies, settings={
                         "attach_workflow": attach_workflow, "sync": sync, "board": board,
                         "save_to": None if save_to is None else str(save_to),
-                        "uploads": uploads,
+                        "uploads": uploads, "arguments": dict(arguments or {}),
                     },
                 )
             return self._start(bodies, excluded, variations, store, save_to, {}, lock=lock,
