@@ -13,6 +13,7 @@ import pytest
 
 from invokeai_client import (
     AsyncClient,
+    BoardNotFoundError,
     ConnectionError,
     InvokeAIError,
     JobBusyError,
@@ -411,3 +412,12 @@ def test_health_rules(events: list[tuple[str, str, Any]], left_out: str | None) 
             if expected is not None:
                 assert verdict == expected
     assert verdict == left_out
+
+
+async def test_a_board_no_server_has_is_a_board_error_before_any_request() -> None:
+    async with doubles(0.0, 0.0) as servers, ServerPool([d.url for d in servers], **FAST) as pool:
+        wf = await pool.load(examples.path("arithmetic-form"))
+        with pytest.raises(BoardNotFoundError, match="nowhere-board") as missing:
+            await pool.submit_batch(wf, {"A": [1, 2]}, board="nowhere-board")
+    assert all(d.url in str(missing.value) for d in servers)
+    assert [d.count("POST", "/api/v1/queue/*") for d in servers] == [0, 0]

@@ -154,6 +154,8 @@ async def test_bad_variation_files_and_out_folders_are_input_errors(tmp_path: Pa
         (tmp_path / "a-file").write_text("not a folder")
         cases.append((["--sweep", "Seed=1", "--out", str(tmp_path / "a-file")],
                       ["a-file", "not a folder"]))
+        cases.append((["--sweep", "Seed=1", "--board", "nowhere-board", "--out",
+                       str(tmp_path / "out-board")], ["--board", "nowhere-board"]))
         for extra, words in cases:
             done = await anyio.run_process([*base, *extra], env=cli_env(), check=False)
             err = done.stderr.decode()

@@ -30,7 +30,7 @@ from ..fields import InvocationSchemas
 from ..pool import JobLock, Manifest, PoolJob, Progress, ServerPool
 from ..workflows import WorkflowDefinition, WorkflowHandle
 from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
-from ._options import add_command, add_out_option, add_values_options
+from ._options import add_board_option, add_command, add_out_option, add_values_options
 from ._plan import out_folder, read_workflow
 from ._progress import ProgressDisplay
 from ._server import add_auth_options, client_options
@@ -57,6 +57,7 @@ def add_batch_parser(sub: Any) -> None:
     batch.add_argument("--server", action="append", required=True, metavar="URL",
                        help="an InvokeAI server (repeatable)")
     add_out_option(batch, required=True, what="the images and the job (job.sqlite)")
+    add_board_option(batch)
     batch.add_argument("--resume", action="store_true", help="continue the job in --out")
     batch.add_argument("--no-workflow-json", action="store_true",
                        help="leave the workflow JSON off the batches (less server work; the "
@@ -74,6 +75,8 @@ class BatchPlan:
     runs: int
     attach_workflow: bool
     options: dict[str, Any]
+    board: str | None = None
+    """``--board``: every server must have it (a server without it is left out)."""
     definition: WorkflowDefinition | None = None
     """The workflow (None on ``--resume``: the job carries its own)."""
     sets: list[str] = field(default_factory=list)
@@ -103,7 +106,7 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
     plan = BatchPlan(
         servers=list(args.server), out=out_folder(args.out, "--out"), resume=args.resume,
         runs=args.runs, attach_workflow=not args.no_workflow_json,
-        options=client_options(args),
+        options=client_options(args), board=args.board,
     )
     if plan.resume:
         return plan  # the job's manifest holds its workflow and variations
@@ -192,8 +195,10 @@ async def _submit(pool: ServerPool, plan: BatchPlan, lock: JobLock) -> PoolJob:
     try:
         return await pool.submit_batch(
             wf, sweep, zip=zipped, runs=plan.runs, manifest=plan.manifest, save_to=plan.out,
-            attach_workflow=plan.attach_workflow, lock=lock,
+            attach_workflow=plan.attach_workflow, lock=lock, board=plan.board,
         )
+    except errors.BoardError as exc:
+        raise CliError(f"--board: {one_line(str(exc))}") from None
     except ValidationError as exc:
         raise CliError(one_line(str(exc))) from None
 

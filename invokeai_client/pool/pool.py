@@ -317,6 +317,7 @@ class ServerPool:
         excluded: dict[str, str] = {}
         uploads: dict[str, dict[str, str]] = {}
         compiled: dict[str, dict[str, Any]] = {}
+        by_board = 0  # servers left out for the board alone
         for member in self.members:
             if member.state != "up":
                 excluded[member.url] = member.why or "not answering"
@@ -330,6 +331,7 @@ class ServerPool:
                 names = await images.upload(member, self._uploaded)
             except (errors.ModelNotFoundError, errors.BoardError) as exc:
                 excluded[member.url] = str(exc)
+                by_board += isinstance(exc, errors.BoardError)
                 continue
             except (errors.ConnectionError, errors.TimeoutError) as exc:
                 excluded[member.url] = f"not answering: {exc}"
@@ -344,4 +346,9 @@ class ServerPool:
             bodies[member.url] = compiled[key]
             if names:
                 uploads[member.url] = names
+        if not bodies and by_board:  # a board problem, not a model one: say so by its class
+            raise errors.BoardNotFoundError(
+                f"no server of the pool can run this job with board {board!r}: "
+                + "; ".join(f"{url}: {why}" for url, why in excluded.items()), status=404,
+            )
         return bodies, excluded, uploads
