@@ -298,6 +298,31 @@ async def test_multi_user_servers_take_email_and_password(
     done = await anyio.run_process([*base, "--email", ADMIN[0]], env=env, check=False)
     assert done.returncode == 0, done.stderr.decode()
     assert [size_of(p)[0] for p in pngs(tmp_path)] == [16, 24]
+    # The environment alone logs in, as it does for AsyncClient().
+    env = {**cli_env(), "INVOKEAI_EMAIL": ADMIN[0], "INVOKEAI_PASSWORD": ADMIN[1]}
+    done = await anyio.run_process(
+        [*base[:-4], "--out", str(tmp_path / "env"), "--sweep", "Output width=8"],
+        env=env, check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert [size_of(p)[0] for p in pngs(tmp_path / "env")] == [8]
+
+
+@pytest.mark.anyio
+async def test_credentials_in_the_environment_do_not_block_a_single_user_server(
+    double: Peer, tmp_path: Path
+) -> None:
+    """A shell set up for a team's multi-user server still runs against a local one: the
+    environment's credentials are used where the server has accounts, ignored elsewhere."""
+    env = {**cli_env(), "INVOKEAI_EMAIL": ADMIN[0], "INVOKEAI_PASSWORD": ADMIN[1]}
+    done = await anyio.run_process(
+        [sys.executable, "-m", "invokeai_client.cli", "run", "--url", double.url,
+         "--workflow", str(examples.path("image-pipeline")), "--out", str(tmp_path),
+         "--sweep", "Output width=16"],
+        env=env, check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert [size_of(p)[0] for p in pngs(tmp_path)] == [16]
 
 
 @pytest.mark.anyio

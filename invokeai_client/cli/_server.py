@@ -48,18 +48,23 @@ def add_auth_options(parser: argparse.ArgumentParser) -> None:
 
 
 def client_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for :class:`~invokeai_client.AsyncClient` from the options."""
-    token = args.token or os.environ.get("INVOKEAI_TOKEN") or None
-    email = args.email or os.environ.get("INVOKEAI_EMAIL") or None
-    password = args.password or os.environ.get("INVOKEAI_PASSWORD") or None
+    """Keyword arguments for :class:`~invokeai_client.AsyncClient` from the options.
+
+    Only what was given on the command line is passed: credentials from the environment
+    are left to the client, which uses them where the server has accounts and ignores
+    them elsewhere (a shell set up for a team's server still reaches a local one).
+    """
+    token, email = args.token or None, args.email or None
+    password = args.password or None
     if token and email:
         raise CliError("give either --token or --email/--password, not both")
     if password and not email:
         raise CliError("--password needs --email")
     if email and not password:
-        if not sys.stdin.isatty():
+        password = os.environ.get("INVOKEAI_PASSWORD") or None
+        if password is None and not sys.stdin.isatty():
             raise CliError(f"--email {email}: no password (use --password or $INVOKEAI_PASSWORD)")
-        password = getpass.getpass(f"password for {email}: ")
+        password = password or getpass.getpass(f"password for {email}: ")
     if token:
         return {"token": token}
     if email:
