@@ -224,7 +224,6 @@ async def test_an_ambiguous_model_fails_before_anything_is_enqueued(
         ({"cfg_scale": 201}, "cfg_scale", "number in [1, 200]"),
         ({"width": 100000}, "width", "<= 4096"),
         ({"height": 4097}, "height", "<= 4096"),
-        ({"steps": 501}, "steps", "<= 500"),
         ({"steps": 0}, "steps", "integer >= 1"),
     ],
 )
