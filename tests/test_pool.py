@@ -18,7 +18,8 @@ from invokeai_client import (
     JobBusyError,
     ValidationError,
 )
-from invokeai_client.pool import Manifest, Policy, PoolResult, ServerPool
+from invokeai_client.pool import Manifest, Policy, PoolResult, ServerAssigned, ServerPool
+from invokeai_client.runs import StatusChanged
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
 
@@ -308,6 +309,59 @@ async def test_submit_runs_one_variation_on_the_least_busy_server() -> None:
         assert result.ok
         assert result.result[math] == 35
         assert result.server == idle.url
+
+
+async def test_a_submitted_run_streams_events_from_the_server_that_carries_it() -> None:
+    """pool.submit() is a run: its events come from the server holding the item and, when
+    that server stops answering, from the one that takes the item over (announced by a
+    ServerAssigned event); awaiting it gives the one result."""
+    async with doubles(0.0, 0.0) as servers, ServerPool([d.url for d in servers], **FAST) as pool:
+        for d in servers:
+            d.queue.paused = True  # the item waits in the queue it was sent to
+        wf = await pool.load(examples.path("arithmetic-form"))
+        math = node_of(wf, "integer_math")
+        wf.set("A", 6)
+        run = pool.submit(wf)
+        events = run.events()
+        first = await anext(events)
+        assert isinstance(first, ServerAssigned)
+        assert first.previous is None
+        held = next(d for d in servers if d.url == first.server)
+        other = next(d for d in servers if d is not held)
+        # The server holding it stops answering; the other one runs.
+        held.faults.add("*", drop_connection=True, times=None)
+        await held.drop_sockets()
+        other.queue.paused = False
+        other.queue.wake()
+        rest = [event async for event in events]
+        result = await run
+    moved = [e for e in rest if isinstance(e, ServerAssigned)]
+    assert [(e.server, e.previous) for e in moved] == [(other.url, held.url)]
+    after = rest[rest.index(moved[0]) + 1:]
+    assert after
+    assert all(e.item_id == moved[0].item_id for e in after)
+    assert any(isinstance(e, StatusChanged) and e.status == "completed" for e in after)
+    assert result.ok
+    assert result.server == other.url
+    assert result.result[math] == 42
+    assert [a.server for a in result.attempts] == [held.url]
+    assert run.done
+
+
+async def test_a_submitted_run_can_be_canceled() -> None:
+    async with doubles(0.0) as (server,), ServerPool([server.url], **FAST) as pool:
+        server.queue.paused = True
+        wf = await pool.load(examples.path("arithmetic-form"))
+        run = pool.submit(wf)
+        job = await run.job()
+        await wait_until(lambda: job.placement(0) is not None)
+        assert await run.cancel() == 1
+        with pytest.raises(InvokeAIError, match="canceled"):
+            await run
+        async with AsyncClient(server.url) as client:
+            status = (await client.queue.status()).queue
+    assert status.pending == status.in_progress == 0
+    assert status.canceled == 1
 
 
 async def test_a_copy_bound_to_another_client_runs_there() -> None:

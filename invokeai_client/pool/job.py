@@ -159,6 +159,20 @@ class PoolJob:
             self._change.clear()
             await self._change.wait()
 
+    def placement(self, index: int) -> tuple[str, Any] | None:
+        """``(server, run)`` of the item carrying variation ``index`` now (None while it
+        waits in line, is being enqueued, or has ended)."""
+        for url, on in self._on.items():
+            sent = on.get(index)
+            if sent is not None and sent.run is not None:
+                return url, sent.run
+        return None
+
+    async def changed(self) -> None:
+        """Wait until something changed: a result, a variation placed or sent back, the end."""
+        self._change.clear()
+        await self._change.wait()
+
     async def settled(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` seconds for the job to end; whether it has."""
         with contextlib.suppress(asyncio.TimeoutError):
@@ -335,6 +349,7 @@ class PoolJob:
         self._back(member, chunk[len(runs):], cut=True)
         for index, run in zip(chunk, runs, strict=False):
             self._on[member.url][index] = Sent(batch_id, run.item_id, run)
+        self._change.set()  # placed: run readers follow them
         if self.manifest is not None:
             await self.manifest.item_ids(zip(chunk, (run.item_id for run in runs), strict=False))
         by_item = {run.item_id: index for index, run in zip(chunk, runs, strict=False)}
@@ -365,6 +380,7 @@ class PoolJob:
             member.room_hint = 0  # the server's queue is full: wait for the next probe
         if indexes and self.manifest is not None:
             self._spawn(self.manifest.back(list(indexes), self.attempts))
+        self._change.set()
         self.wake()
 
     async def _watch(self, member: Member, batch: Any, by_item: dict[int, int]) -> None:
@@ -471,6 +487,7 @@ class PoolJob:
     def adopt(self, member: Member, index: int, sent: Sent, batch: Any) -> None:
         """Follow an item that already exists on ``member`` (a resumed job)."""
         self._on[member.url][index] = sent
+        self._change.set()
         self._spawn(self._watch(member, batch, {sent.item_id or 0: index}), member)
 
     def resend(self, index: int, attempt: Attempt | None, member: Member | None) -> None:

@@ -22,6 +22,7 @@ from ._compile import compile_body, sweep_groups, swept_names
 from ._failover import watch_members
 from ._images import tokenize
 from ._member import Member
+from ._run import PoolRun
 from .job import PoolJob
 from .lock import JobLock
 from .manifest import Manifest
@@ -274,24 +275,32 @@ class ServerPool:
                 lock.release()
             raise
 
-    async def submit(
+    def submit(
         self, handle: WorkflowHandle, *, board: Any = None, attach_workflow: bool = True,
         sync: bool = True, manifest: str | Path | None = None,
         save_to: str | Path | None = None,
-    ) -> PoolResult:
-        """Run the handle's current values once, on the server with the least work ahead;
-        returns its one result (failed runs included: check ``result.ok``). Values that
-        make more than one item (a generator) raise ValidationError before any request."""
-        recipe, variations = await self._prepare(handle, None, False, None, 1, board,
-                                                 attach_workflow, sync)
+    ) -> PoolRun:
+        """Run the handle's current values once, on the server with the least work ahead.
+
+        Returns a :class:`~invokeai_client.pool.PoolRun` at once: ``await`` it for the one
+        :class:`PoolResult` (failed runs included: check ``result.ok``), read its
+        ``events()`` from whichever server carries it, ``cancel()`` it. Values that make
+        more than one item (a generator) raise ValidationError when awaited, before any
+        request (use :meth:`submit_batch`)."""
+        return PoolRun(self._submit_one(handle, board, attach_workflow, sync, manifest, save_to))
+
+    async def _submit_one(
+        self, handle: WorkflowHandle, board: Any, attach: bool, sync: bool,
+        manifest: str | Path | None, save_to: str | Path | None,
+    ) -> PoolJob:
+        recipe, variations = await self._prepare(handle, None, False, None, 1, board, attach,
+                                                 sync)
         if len(variations) != 1:
             raise errors.ValidationError(
                 f"submit() runs one item, but this workflow makes {len(variations)}; use "
                 "submit_batch()", input="data", rule="exactly one item",
             )
-        job = await self._launch(recipe, variations, manifest, save_to, None, None)
-        results: list[PoolResult] = await job
-        return results[0]
+        return await self._launch(recipe, variations, manifest, save_to, None, None)
 
     async def resume(self, manifest: str | Path, *, lock: JobLock | None = None) -> PoolJob:
         """Continue a job from its manifest after the client stopped (crash, Ctrl-C, kill).
