@@ -19,6 +19,7 @@ from ..errors import InvokeAIError, ValidationError
 from ..fields import ImageField, InvocationSchemas, LocalImage
 from ..workflows import WorkflowDefinition, WorkflowHandle, examples
 from ._console import CliError
+from ._options import board_options
 from ._values import find_input, one_line, parse_sweep, parse_value, split_assignment
 
 DEMO_WORKFLOW = "noise-sweep"
@@ -72,8 +73,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             if a.key.casefold() not in set_keys
         ]
         default_sweep = True
-    if args.create_board and not args.board:
-        raise CliError("--create-board needs --board NAME")
+    board, create_board = board_options(args)
     plan = Plan(
         definition=definition,
         workflow_source=source,
@@ -81,8 +81,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         sweeps=sweeps,
         runs=args.runs,
         out=out_folder(args.out),
-        board=args.board or None,
-        create_board=bool(args.create_board),
+        board=board,
+        create_board=create_board,
         default_sweep=default_sweep,
         json=bool(getattr(args, "json", False)),
     )
