@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..types.batch import MIN_RUNS
 from ._console import CliError
 
 COMMANDS: dict[str, tuple[str, str | None]] = {
@@ -54,7 +55,16 @@ def add_values_options(parser: argparse.ArgumentParser, *, sweep: Any = None) ->
     )
     parser.add_argument("--set", action="append", metavar=SET_METAVAR,
                         help="set an input for every item (repeatable)")
-    parser.add_argument("--runs", type=int, default=1, help="repeat every variation N times")
+    parser.add_argument("--runs", type=int, default=MIN_RUNS,
+                        help="repeat every variation N times")
+
+
+def runs_option(args: argparse.Namespace) -> int:
+    """``--runs`` checked by the batch body's own rule (:data:`~..types.batch.MIN_RUNS`)."""
+    runs: int = args.runs
+    if isinstance(runs, bool) or runs < MIN_RUNS:
+        raise CliError(f"--runs {runs}: must be {MIN_RUNS} or more")
+    return runs
 
 
 def add_output_options(parser: argparse.ArgumentParser, *, required: bool = False,

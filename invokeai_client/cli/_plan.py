@@ -19,7 +19,7 @@ from ..errors import InvokeAIError, ValidationError
 from ..fields import ImageField, InvocationSchemas, LocalImage
 from ..workflows import WorkflowDefinition, WorkflowHandle, examples
 from ._console import CliError
-from ._options import board_options
+from ._options import board_options, runs_option
 from ._values import find_input, one_line, parse_sweep, parse_value, split_assignment
 
 DEMO_WORKFLOW = "noise-sweep"
@@ -61,8 +61,7 @@ class Plan:
 def make_plan(args: argparse.Namespace) -> Plan:
     """Read and check the ``run`` options (no server needed)."""
     definition, source = read_workflow(args.workflow)
-    if isinstance(args.runs, bool) or args.runs < 1:
-        raise CliError(f"--runs {args.runs}: must be 1 or more")
+    runs = runs_option(args)
     sets = [_assignment(text, "--set") for text in args.set or ()]
     sweeps = [_assignment(text, "--sweep") for text in args.sweep or ()]
     default_sweep = False
@@ -79,7 +78,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         workflow_source=source,
         sets=sets,
         sweeps=sweeps,
-        runs=args.runs,
+        runs=runs,
         out=out_folder(args.out),
         board=board,
         create_board=create_board,

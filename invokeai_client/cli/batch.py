@@ -42,7 +42,13 @@ from ._listing import (
     print_item,
     print_summary,
 )
-from ._options import add_command, add_output_options, add_values_options, board_options
+from ._options import (
+    add_command,
+    add_output_options,
+    add_values_options,
+    board_options,
+    runs_option,
+)
 from ._plan import out_folder, read_workflow
 from ._progress import ProgressDisplay
 from ._server import add_auth_options, client_options
@@ -112,8 +118,7 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
     """Read and check every local input of ``batch`` (no server is asked): the servers' URLs,
     the output folder, the workflow file, ``--set`` values and every variation (``--sweep``,
     ``--csv``, ``--jsonl``), typed by the bundled node schemas."""
-    if isinstance(args.runs, bool) or args.runs < 1:
-        raise CliError(f"--runs {args.runs}: must be 1 or more")
+    runs = runs_option(args)
     for url in args.server:
         try:
             check_base_url(url)
@@ -122,7 +127,7 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
     board, create_board = board_options(args)
     plan = BatchPlan(
         servers=list(args.server), out=out_folder(args.out, "--out"), resume=args.resume,
-        runs=args.runs, attach_workflow=not args.no_workflow_json,
+        runs=runs, attach_workflow=not args.no_workflow_json,
         options=client_options(args), board=board, create_board=create_board,
         json=bool(args.json),
     )
