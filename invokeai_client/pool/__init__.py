@@ -6,7 +6,7 @@ drain; ``async for result in job.as_completed()`` gives each variation's one res
 See docs/pool.md.
 """
 
-from ._run import PoolRun, ServerAssigned
+from ._pool_run import PoolRun, ServerAssigned
 from .job import PoolJob
 from .lock import JobLock
 from .manifest import Manifest

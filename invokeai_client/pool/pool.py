@@ -22,7 +22,7 @@ from ._compile import compile_body, sweep_groups, swept_names
 from ._failover import watch_members
 from ._images import tokenize
 from ._member import Member
-from ._run import PoolRun
+from ._pool_run import PoolRun
 from .job import PoolJob
 from .lock import JobLock
 from .manifest import Manifest
