@@ -324,13 +324,16 @@ class PoolJob:
         for index in chunk:
             self._on[member.url][index] = Sent(batch_id)
         member.sending += len(chunk)
-        if self.manifest is not None:
-            await self.manifest.sent(chunk, member.url, batch_id)
-        self.requests += 1
-        variations = [self.variations.variations[i] for i in chunk]
-        body = chunk_body(self.bodies[member.url], self.variations.fields, variations, batch_id,
-                          self.uploads.get(member.url))
-        try:
+        try:  # `sending` is given back however this ends (a cancel during the manifest write)
+            if self.manifest is not None:
+                await self.manifest.sent(chunk, member.url, batch_id)
+            base = self.bodies.get(member.url)
+            if base is None or self.done:
+                return  # left out or ended meanwhile: these variations were dealt with
+            self.requests += 1
+            variations = [self.variations.variations[i] for i in chunk]
+            body = chunk_body(base, self.variations.fields, variations, batch_id,
+                              self.uploads.get(member.url))
             batch = await member.client.runs.enqueue(
                 body, detach=True, partial=True, names=self.variations.names or None
             )
@@ -340,7 +343,9 @@ class PoolJob:
         finally:
             member.sending -= len(chunk)
         runs = batch.runs
-        if self.done:  # canceled while this chunk was on its way
+        if self.done or member.url not in self.bodies:
+            # Canceled, or the server was left out (its variations went back to the line),
+            # while this chunk was on its way: it must not run there.
             await batch.cancel()
             return
         if member.state != "up":  # given up on while enqueueing: failover owns these
