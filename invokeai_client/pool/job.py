@@ -351,6 +351,8 @@ class PoolJob:
         if member.state != "up":  # given up on while enqueueing: failover owns these
             member.abandoned.add(batch_id)
             return
+        if len(runs) < len(chunk):
+            self._learn_cut(member, len(chunk), len(runs))
         self._back(member, chunk[len(runs):], cut=True)
         for index, run in zip(chunk, runs, strict=False):
             self._on[member.url][index] = Sent(batch_id, run.item_id, run)
@@ -370,11 +372,17 @@ class PoolJob:
             return
         full = isinstance(exc, errors.QueueFullError)  # nothing of it runs there
         if isinstance(exc, errors.QueueFullError):
-            member.cut_room = exc.room
+            self._learn_cut(member, len(chunk), exc.room or 0)
         else:
             member.abandoned.add(batch_id)  # fate unknown: cancel it if the server answers
         if member.state == "up":
             self._back(member, chunk, cut=full)
+
+    def _learn_cut(self, member: Member, sent: int, made: int) -> None:
+        """The server's queue cut a chunk of ``sent`` to ``made`` items: it was full, so
+        its limit is at least our items waiting there (all but one running) plus ``made``."""
+        waiting = max(len(self._on[member.url]) - sent - 1, 0)
+        member.cut_room = max(member.cut_room or 0, waiting + made)
 
     def _back(self, member: Member, indexes: Sequence[int], *, cut: bool) -> None:
         """Variations that did not (or will not) run on ``member`` go to the front again."""
