@@ -242,8 +242,8 @@ class _NodePlan:
 def _plan(definition: WorkflowDefinition, schemas: InvocationSchemas | None
           ) -> tuple[_NodePlan, ...]:
     """The executable nodes' plans (made once per definition and schema set)."""
-    return per_definition(definition, ("graph plan", schemas),
-                          lambda: tuple(_node_plan(definition, schemas)))
+    return per_definition(definition, "graph plan", lambda: tuple(_node_plan(definition, schemas)),
+                          owner=schemas)
 
 
 def _node_plan(definition: WorkflowDefinition, schemas: InvocationSchemas | None
