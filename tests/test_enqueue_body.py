@@ -10,7 +10,15 @@ import pytest
 
 from invokeai_client import AsyncClient, ValidationError
 from invokeai_client._limits import encoded_limit_problem, json_limit_problem
-from invokeai_client.types.batch import Batch, BatchDatum, EnqueueBody, JSONText
+from invokeai_client.types.batch import (
+    ONCE_RULE,
+    RUNS_RULE,
+    ZIP_RULE,
+    Batch,
+    BatchDatum,
+    EnqueueBody,
+    JSONText,
+)
 from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
 
 from .helpers import BUNDLED
@@ -48,8 +56,8 @@ BROKEN: list[tuple[str, Any, str, str, str]] = [
      "at least one node"),
     ("node id is not its key", {"batch": {"graph": {"nodes": {"a": {"id": "b"}}}}},
      r"must be its key", "a", "node id matches its key"),
-    ("runs 0", body(runs=0), r"runs must be an int >= 1, got 0", "runs", "int >= 1"),
-    ("runs True", body(runs=True), r"runs must be", "runs", "int >= 1"),
+    ("runs 0", body(runs=0), r"runs must be an integer >= 1, got 0", "runs", "integer >= 1"),
+    ("runs True", body(runs=True), r"runs must be", "runs", "integer >= 1"),
     ("batch id redacted", body(batch_id="redacted"), r"batch_id must be", "batch_id", "string"),
     ("origin not text", body(origin=3), r"origin must be a string", "origin", "string"),
     ("prepend text", body(prepend="yes"), r"prepend must be True or False", "prepend", "bool"),
@@ -72,7 +80,7 @@ BROKEN: list[tuple[str, Any, str, str, str]] = [
     ("item type differs from the literal", body(data=[[datum("a", ["x"])]]),
      r"holds string values but the field holds a number", "a.value", "number values"),
     ("one field twice", body(data=[[datum("a", [1])], [datum("a", [2])]]), r"twice", "a.value",
-     "each field once"),
+     "each input once"),
     ("zipped lengths differ", body(data=[[datum("a", [1, 2]), datum("b", [1])]]),
      r"different lengths", "b.value", "same length in a group"),
 ]
@@ -126,6 +134,41 @@ def test_models_are_built_with_the_same_rules() -> None:
     assert made.with_origin("here").batch.origin == "here"
     with pytest.raises(ValidationError):
         made.with_batch_id(7)  # type: ignore[arg-type]
+
+
+def _form() -> WorkflowHandle:
+    """arithmetic-form: inputs 'A' and 'B' (integers)."""
+    return WorkflowHandle(WorkflowDefinition.from_file(examples.path("arithmetic-form")),
+                          schemas=BUNDLED)
+
+
+RUNS_TEXT = r"^runs must be an integer >= 1, got 0$"
+ZIP_TEXT = (r"^batch data group 0 zips lists of different lengths: \S+ has 1 items, the group's "
+            r"first 2; the datums of one group must have the same number of items$")
+# (case id, a way to break a batch rule, the rule, its text): each rule is written once, in
+# types.batch, and every way of making a batch says it the same way
+ONE_RULE_TEXT: list[tuple[str, Any, str, str]] = [
+    ("runs: a raw body", lambda: EnqueueBody.parse(body(runs=0)), RUNS_RULE, RUNS_TEXT),
+    ("runs: the compile stage", lambda: _form().compile(runs=0), RUNS_RULE, RUNS_TEXT),
+    ("zip: a raw body", lambda: EnqueueBody.parse(
+        body(data=[[datum("a", [1, 2]), datum("b", [1])]])), ZIP_RULE, ZIP_TEXT),
+    ("zip: a handle's data", lambda: _form().compile(
+        data=[[{"input": "A", "items": [1, 2]}, {"input": "B", "items": [1]}]]),
+     ZIP_RULE, ZIP_TEXT),
+    ("once: a raw body", lambda: EnqueueBody.parse(
+        body(data=[[datum("a", [1])], [datum("a", [2])]])), ONCE_RULE, r"twice"),
+    ("once: a sweep", lambda: _form().sweep_groups(
+        {"A": [1], _form().input("A").key: [2]}), ONCE_RULE, r"twice"),
+]
+
+
+@pytest.mark.parametrize(("make", "rule", "text"), [c[1:] for c in ONE_RULE_TEXT],
+                         ids=[c[0] for c in ONE_RULE_TEXT])
+def test_a_batch_rule_reads_the_same_whatever_the_way_in(make: Any, rule: str,
+                                                         text: str) -> None:
+    with pytest.raises(ValidationError, match=text) as caught:
+        make()
+    assert caught.value.rule == rule
 
 
 # -- encode: the submit path's one pass (rules + bytes + size limits) -------------------------

@@ -26,15 +26,21 @@ from pydantic import BaseModel, ConfigDict, SkipValidation, model_validator
 
 from .. import errors
 from .._limits import encoded_limit_problem, json_limit_problem, short_repr
+from ._json import JSONText, json_copy, json_kind
 from .queue import is_batch_item
 
 __all__ = [
     "MIN_RUNS",
+    "ONCE_RULE",
+    "RUNS_RULE",
+    "ZIP_RULE",
     "Batch",
     "BatchDatum",
     "Encoded",
     "EnqueueBody",
     "JSONText",
+    "check_runs",
+    "check_zipped",
     "json_kind",
     "mixed_kinds",
     "ragged",
@@ -45,6 +51,33 @@ __all__ = [
 
 MIN_RUNS = 1
 """``Batch.runs`` is at least this."""
+RUNS_RULE = f"integer >= {MIN_RUNS}"
+"""The rule of ``runs`` (:func:`check_runs`)."""
+ZIP_RULE = "same length in a group"
+"""The rule of a data group's zipped item lists (:func:`check_zipped`)."""
+ONCE_RULE = "each input once"
+"""The rule that a batch varies each input (node field) once, across all its data groups."""
+
+
+def check_runs(runs: Any, where: str = "runs") -> int:
+    """``runs`` when it is an int (not a bool) of at least :data:`MIN_RUNS`, else the
+    :class:`~invokeai_client.errors.ValidationError` every way of making a batch raises."""
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
+        _bad(f"{where} must be an integer >= {MIN_RUNS}, got {short_repr(runs)}", where,
+             RUNS_RULE)
+    return runs
+
+
+def check_zipped(group: int, sizes: Sequence[tuple[str, int]], where: str | None = None) -> None:
+    """Refuse data group ``group`` when its zipped item lists differ in length: ``sizes`` are
+    its datums' names and item counts, in order; ``where`` is the input to name (default:
+    the first datum whose count differs)."""
+    index = ragged([size for _, size in sizes])
+    if index is not None:
+        name, size = sizes[index]
+        _bad(f"batch data group {group} zips lists of different lengths: {name} has {size} "
+             f"items, the group's first {sizes[0][1]}; the datums of one group must have the "
+             "same number of items", where or name, ZIP_RULE)
 
 
 def mixed_kinds(items: Iterable[Any]) -> list[str]:
@@ -72,51 +105,8 @@ def repeated(pairs: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
 
 
 
-class JSONText:
-    """A JSON value already serialised (``json.dumps`` with its default separators), sent as
-    it is: the workflow attached to a batch is rendered once from a per-workflow template
-    instead of being copied and encoded for every enqueue."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def value(self) -> Any:
-        """The value, decoded (a fresh object)."""
-        return json.loads(self.text)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, JSONText):
-            return self.text == other.text
-        return bool(self.value() == other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"JSONText({self.text[:60]!r}{'...' if len(self.text) > 60 else ''})"
-
-
 def _bad(message: str, where: str, rule: str) -> NoReturn:
     raise errors.ValidationError(message, input=where, rule=rule)
-
-
-def json_kind(value: Any) -> str:
-    """The JSON type of a value: ``null``, ``boolean``, ``number``, ``string``, ``object``,
-    ``array`` (else the Python type's name)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return type(value).__name__
 
 
 class _BodyModel(BaseModel):
@@ -136,7 +126,7 @@ class _BodyModel(BaseModel):
         if isinstance(raw, cls):
             return raw
         _refuse(json_limit_problem(raw), cls.__name__)  # before a message recurses into it
-        return cls.build(_json_copy(raw))
+        return cls.build(json_copy(raw))
 
     @classmethod
     def build(cls, raw: Any) -> Any:
@@ -181,7 +171,7 @@ class _BodyModel(BaseModel):
         # copy of the caller's containers like :meth:`parse`
         if isinstance(raw, Mapping):
             _refuse(json_limit_problem(raw), cls.__name__)
-            raw = _json_copy(raw)
+            raw = json_copy(raw)
         return cls._rules(raw)
 
     @classmethod
@@ -192,20 +182,6 @@ class _BodyModel(BaseModel):
 
 _set = object.__setattr__
 _DEFAULTS: dict[type[_BodyModel], dict[str, Any]] = {}
-
-
-def _json_copy(value: Any) -> Any:
-    """``value`` with its dicts and lists copied all the way down (what else it holds is
-    kept: scalars, models, pre-rendered JSON): a body parsed from a caller's dict shares no
-    container with it, so changing the dict later changes neither the body nor what it sends.
-    Called after the size check (the nesting is bounded)."""
-    if isinstance(value, Mapping):
-        return {key: _json_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_copy(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(_json_copy(item) for item in value)
-    return value
 
 
 def _defaults(model: type[_BodyModel]) -> dict[str, Any]:
@@ -360,9 +336,7 @@ class Batch(_BodyModel):
         nodes = _check_graph(batch.get("graph"))
         if not isinstance(batch["graph"], dict):
             batch["graph"] = dict(batch["graph"])
-        runs = batch.get("runs", 1)
-        if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
-            _bad(f"runs must be an int >= 1, got {short_repr(runs)}", "runs", "int >= 1")
+        check_runs(batch.get("runs", 1))
         batch_id = batch.get("batch_id") or str(uuid.uuid4())
         if not isinstance(batch_id, str) or batch_id == "redacted":
             _bad(f"batch_id must be a string, got {short_repr(batch_id)}", "batch_id", "string")
@@ -472,18 +446,10 @@ def _check_data(data: Any, nodes: Mapping[str, Any]) -> list[list[BatchDatum]]:
         checked = [BatchDatum.build(datum) for datum in group]
         twice = repeated((d.node_path, d.field_name) for grp in (*groups, checked) for d in grp)
         if twice is not None:
-            _bad(f"batch data sets {'.'.join(twice)} twice", ".".join(twice), "each field once")
+            _bad(f"batch data sets {'.'.join(twice)} twice", ".".join(twice), ONCE_RULE)
         for datum in checked:
             _check_datum_in_graph(datum, nodes)
-        index = ragged([len(d.items) for d in checked])
-        if index is not None:
-            odd = checked[index]
-            _bad(
-                f"batch data group {g} zips lists of different lengths: {odd.key} has "
-                f"{len(odd.items)} items, the group's first {len(checked[0].items)}; the "
-                "datums of one group must have the same number of items",
-                odd.key, "same length in a group",
-            )
+        check_zipped(g, [(d.key, len(d.items)) for d in checked])
         groups.append(checked)
     return groups
 
