@@ -145,7 +145,7 @@ class _BodyModel(BaseModel):
         the part of building a body that repeats for every enqueue."""
         defaults = _defaults(cls)
         values = {**defaults, **checked}  # the fields in their order
-        extra = cls._extra(checked)
+        extra = cls._extra(checked) if len(values) > len(defaults) else {}
         for name in extra:
             del values[name]
         made = cls.__new__(cls)
