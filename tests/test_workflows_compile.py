@@ -6,13 +6,16 @@ No client and no server: ``compile(definition, values, schemas, ...)`` is a plai
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
+import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from invokeai_client import ValidationError
+from invokeai_client.fields.schema import InvocationSchemas, bundled_openapi_text
 from invokeai_client.types.batch import EnqueueBody
 from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
 from invokeai_client.workflows.compile import DRY_RUN_UPLOADS, compile
@@ -142,3 +145,22 @@ def test_the_wire_text_is_the_json_of_the_body(name: str) -> None:
                     made.set(inp.key, inp.value + position + round_)
         node = next(made.definition.invocation_nodes())
         made.set_node(node.id, use_cache=bool(round_ % 2))
+
+
+def test_a_long_lived_definition_keeps_no_clients_node_schemas() -> None:
+    """A definition loaded once (module level in a web app) and compiled by many clients,
+    each with its own node schemas: the compile stage's per-definition plans drop a client's
+    schemas with the client (they once kept ~2.7 MB per client alive)."""
+    definition = WorkflowDefinition.from_file(examples.path("arithmetic-form"))
+    document = json.loads(bundled_openapi_text())
+    gone = []
+    for _ in range(3):
+        schemas = InvocationSchemas.from_openapi(document, source="one client")
+        made = WorkflowHandle(definition, schemas=schemas)
+        assert made.compile().item_count == 1
+        assert made.validate() == []
+        gone.append(weakref.ref(schemas))
+        del made, schemas
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None, None]
+    assert compiled("arithmetic-form", {"A": 2}).item_count == 1  # the cache still serves

@@ -29,14 +29,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._checks import check_bool, check_int
+from .._checks import check_bool
 from .._constants import DEFAULT_ORIGIN
 from .._limits import short_repr
 from ..errors import ValidationError, WorkflowError
 from ..fields._base import UNSET, ImageResolver
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
-from ..types.batch import EnqueueBody
+from ..types.batch import EnqueueBody, check_runs
 from . import batch as _batch
 from .definition import WorkflowDefinition, WorkflowNode
 from .form import WorkflowValues, held_local_images
@@ -122,7 +122,7 @@ def compile(
     checked by its input's field. With ``validate`` a workflow that cannot run fails with a
     :class:`ValidationError` listing every problem.
     """
-    check_int("runs", runs, minimum=1)
+    check_runs(runs)
     check_bool("prepend", prepend)
     for name, text in (("origin", origin), ("destination", destination)):
         if text is not None and not isinstance(text, str):
@@ -183,15 +183,19 @@ def compile_graph(
         )
         nodes[target].pop(target_field, None)
     if validate:
-        found = problems(definition, values, schemas, nodes, edges, batch_targets, uploads)
-        if found:
-            raise ValidationError(
-                f"workflow {definition.name!r} cannot run as it is:\n  - "
-                + "\n  - ".join(found),
-                input=found[0].split(":", 1)[0],
-                rule="runnable workflow",
-            )
+        refuse(definition, problems(definition, values, schemas, nodes, edges, batch_targets,
+                                    uploads))
     return {"id": str(uuid.uuid4()), "nodes": nodes, "edges": edges}
+
+
+def refuse(definition: WorkflowDefinition, found: Sequence[str]) -> None:
+    """Raise the :class:`ValidationError` listing ``found`` (:func:`problems`) if any."""
+    if found:
+        raise ValidationError(
+            f"workflow {definition.name!r} cannot run as it is:\n  - " + "\n  - ".join(found),
+            input=found[0].split(":", 1)[0],
+            rule="runnable workflow",
+        )
 
 
 class _Values:
@@ -242,8 +246,8 @@ class _NodePlan:
 def _plan(definition: WorkflowDefinition, schemas: InvocationSchemas | None
           ) -> tuple[_NodePlan, ...]:
     """The executable nodes' plans (made once per definition and schema set)."""
-    return per_definition(definition, ("graph plan", schemas),
-                          lambda: tuple(_node_plan(definition, schemas)))
+    return per_definition(definition, "graph plan", lambda: tuple(_node_plan(definition, schemas)),
+                          owner=schemas)
 
 
 def _node_plan(definition: WorkflowDefinition, schemas: InvocationSchemas | None
@@ -381,4 +385,5 @@ __all__ = [
     "convert",
     "image_resolver",
     "problems",
+    "refuse",
 ]
