@@ -122,7 +122,7 @@ def compile(
     checked by its input's field. With ``validate`` a workflow that cannot run fails with a
     :class:`ValidationError` listing every problem.
     """
-    check_runs(runs)
+    check_runs(runs, kind="an integer")
     check_bool("prepend", prepend)
     for name, text in (("origin", origin), ("destination", destination)):
         if text is not None and not isinstance(text, str):
