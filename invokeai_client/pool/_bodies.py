@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from ..workflows._prepare import resolve_board
 from ..workflows.model_sync import sync_models
-from ..workflows.prepare import resolve_board
 from ._compile import Groups, compile_body
 from ._images import LocalImages, named
 from .variations import chunk_body

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..workflows.batch import swept_names as _names_of
+from ..workflows._sweeps import swept_names as _names_of
 
 if TYPE_CHECKING:
     from ..workflows.handle import WorkflowHandle

@@ -37,11 +37,11 @@ from ..fields._base import UNSET, ImageResolver
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
 from ..types.batch import EnqueueBody, check_runs
-from . import batch as _batch
+from . import _sweeps
+from ._gui_json import workflow_for_batch
+from ._topology import per_definition, topology_of
 from .definition import WorkflowDefinition, WorkflowNode
 from .form import WorkflowValues, held_local_images
-from .gui_json import workflow_for_batch
-from .topology import per_definition, topology_of
 
 log = logging.getLogger("invokeai_client")
 
@@ -140,8 +140,8 @@ def compile(
     graph = compile_graph(definition, values, schemas, board=board, uploads=uploads,
                           validate=validate, batch_targets=targets, converted=converted)
     fed = {(e["destination"]["node_id"], e["destination"]["field"]) for e in graph["edges"]}
-    groups = _batch.batch_node_data(definition, values, schemas, images) + [
-        [_batch.typed_datum(definition, values, schemas, d, where="data", images=images,
+    groups = _sweeps.batch_node_data(definition, values, schemas, images) + [
+        [_sweeps.typed_datum(definition, values, schemas, d, where="data", images=images,
                             fed=fed) for d in group]
         for group in data
     ]

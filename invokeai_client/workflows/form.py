@@ -26,8 +26,8 @@ from ..fields.primitives import FloatField, IntegerField, NumberField, StringFie
 from ..fields.registry import FieldRegistry
 from ..fields.resources import ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
+from ._topology import topology_of
 from .definition import ExposedField, WorkflowDefinition, WorkflowNode
-from .topology import topology_of
 
 InputKey = int | str
 """An input key: its index in the form, its label, or ``"node_id.field_name"``."""

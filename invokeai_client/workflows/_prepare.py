@@ -22,7 +22,7 @@ import anyio
 
 from ..errors import NotFoundError, ValidationError
 from ..fields.resources import BoardField, ImageField, LocalImage
-from .batch import Groups, literal_value
+from ._sweeps import Groups, literal_value
 from .form import WorkflowForm, WorkflowValues
 from .generators import SERVER_GENERATORS
 
