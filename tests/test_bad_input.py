@@ -400,8 +400,7 @@ async def _(ctx: Ctx) -> None:
     await ctx.client.runs.submit({"nodes": {}, "edges": []})
 
 
-@case("runs.submit_batch: runs=0", ValidationError, r"runs must be an integer >= 1, got 0",
-      "runs")
+@case("runs.submit_batch: runs=0", ValidationError, r"runs must be an int >= 1, got 0", "runs")
 async def _(ctx: Ctx) -> None:
     await ctx.client.runs.submit_batch(GRAPH, runs=0)
 

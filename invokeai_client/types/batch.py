@@ -59,12 +59,13 @@ ONCE_RULE = "each input once"
 """The rule that a batch varies each input (node field) once, across all its data groups."""
 
 
-def check_runs(runs: Any, where: str = "runs") -> int:
+def check_runs(runs: Any, where: str = "runs", *, kind: str = "an int") -> int:
     """``runs`` when it is an int (not a bool) of at least :data:`MIN_RUNS`, else the
-    :class:`~invokeai_client.errors.ValidationError` every way of making a batch raises."""
+    :class:`~invokeai_client.errors.ValidationError` every way of making a batch raises:
+    ``"runs must be an int >= 1, got 0"`` (``kind``: the workflow compile stage says
+    ``"an integer"``, its 0.1.0 wording)."""
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
-        _bad(f"{where} must be an integer >= {MIN_RUNS}, got {short_repr(runs)}", where,
-             RUNS_RULE)
+        _bad(f"{where} must be {kind} >= {MIN_RUNS}, got {short_repr(runs)}", where, RUNS_RULE)
     return runs
 
 
