@@ -36,6 +36,8 @@ from .types.wire_events import REDACTED, ServerEvent, UnknownEvent, parse_event
 log = logging.getLogger("invokeai_client")
 
 _NODE_EVENTS = frozenset({"invocation_started", "invocation_complete", "invocation_error"})
+FILTERED = _NODE_EVENTS | {"invocation_progress"}
+"""Frames that can repeat (the item's repeat filter, :meth:`ItemRoute.accept`, sees them)."""
 _MODEL_LOADS = frozenset({"model_load_started", "model_load_complete"})
 _ENDED = frozenset({"completed", "failed", "canceled"})
 
@@ -77,25 +79,26 @@ class ItemRoute:
         self._last_progress: tuple[Any, ...] | None = None
 
     def accept(self, name: str, data: dict[str, Any]) -> bool:
-        """Whether frame ``name`` is new for this item (False: a repeat, dropped)."""
-        if name in _NODE_EVENTS:
-            invocation = data.get("invocation")
-            key = (name, invocation.get("id") if isinstance(invocation, dict) else None)
-            seen = self._seen
-            if seen is None:
-                self._seen = {key}
-            elif key in seen:
-                return False
-            else:
-                seen.add(key)
-            return True
+        """Whether frame ``name`` is new for this item (False: a repeat, dropped). Only
+        frames named in :data:`FILTERED` can repeat; the router asks only for those."""
+        invocation = data.get("invocation")
+        prepared = invocation.get("id") if isinstance(invocation, dict) else None
         if name == "invocation_progress":
-            invocation = data.get("invocation")
-            prepared = invocation.get("id") if isinstance(invocation, dict) else None
             progress = (prepared, data.get("percentage"), data.get("message"))
             if progress == self._last_progress:
                 return False
             self._last_progress = progress
+            return True
+        if name not in _NODE_EVENTS:
+            return True
+        key = (name, prepared)
+        seen = self._seen
+        if seen is None:
+            self._seen = {key}
+        elif key in seen:
+            return False
+        else:
+            seen.add(key)
         return True
 
 
@@ -383,11 +386,11 @@ class EventRouter:
         self._deliver(route, item_id, name, data)
 
     def _deliver(self, route: ItemRoute, item_id: Any, name: str, data: dict[str, Any]) -> None:
-        if route.accept(name, data):
-            self.routed += 1
-            route.target.on_frame(name, data)
-        else:
+        if name in FILTERED and not route.accept(name, data):
             self.repeats += 1
+            return
+        self.routed += 1
+        route.target.on_frame(name, data)
         if name == "invocation_started":
             self._executing[item_id] = route
         elif name == "queue_item_status_changed" and data.get("status") in _ENDED:

@@ -97,7 +97,6 @@ class RunHub:
         shape = BatchShape(
             batch_id,
             node_count=len(nodes),
-            node_ids=frozenset(nodes) if isinstance(nodes, dict) and nodes else None,
             iterated=iterated_nodes(graph) if iterated is None else iterated,
             groups=groups,
             image_host=self.image_host,
@@ -406,11 +405,13 @@ class RunHub:
         return True
 
 
-def _node_types(nodes: object) -> dict[str, str]:
-    """``node_id -> type`` of a graph's nodes (those that say it)."""
-    if not isinstance(nodes, Mapping):
-        return {}
-    return {
-        str(node_id): node["type"] for node_id, node in nodes.items()
-        if isinstance(node, Mapping) and isinstance(node.get("type"), str)
-    }
+def _node_types(nodes: object) -> dict[str, str | None] | None:
+    """``node_id -> type`` of a graph's nodes (None where a node says none; None for no
+    graph: then node frames are not checked against it)."""
+    if not isinstance(nodes, dict) or not nodes:
+        return None
+    types: dict[str, str | None] = {}
+    for node_id, node in nodes.items():
+        kind = node.get("type") if type(node) is dict or isinstance(node, Mapping) else None
+        types[str(node_id)] = kind if isinstance(kind, str) else None
+    return types

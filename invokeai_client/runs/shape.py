@@ -29,7 +29,6 @@ class BatchShape:
         "names",
         "needs_order",
         "node_count",
-        "node_ids",
         "node_types",
         "per_run",
     )
@@ -39,19 +38,18 @@ class BatchShape:
         batch_id: str,
         *,
         node_count: int = 0,
-        node_ids: frozenset[str] | None = None,
         iterated: frozenset[str] = frozenset(),
         groups: list[list[dict[str, Any]]] | None = None,
         image_host: ImageHost | None = None,
-        node_types: Mapping[str, str] | None = None,
+        node_types: Mapping[str, str | None] | None = None,
     ) -> None:
         self.batch_id = batch_id
         self.node_count = node_count
-        self.node_ids = node_ids
-        """The graph's node ids (None: unknown): node frames naming others are not ours."""
-        self.node_types: Mapping[str, str] = node_types or {}
-        """Each graph node's invocation type, for events told after the fact (a late
-        reader, REST catch-up), which carry no invocation."""
+        self.node_types = node_types
+        """Each graph node's id -> its invocation type (None: unsaid), or None when the
+        graph is unknown. Node frames naming a node not listed are not ours; the types name
+        nodes in events told after the fact (a late reader, REST catch-up), which carry no
+        invocation."""
         self.iterated = iterated
         self.groups = groups
         self.image_host = image_host
@@ -64,10 +62,10 @@ class BatchShape:
         self.needs_order = False  # an iterated node ran more than once: REST orders outputs
         self.confirmed = False
 
-    def knows(self, node_id: object) -> bool:
-        """Whether a node frame names a node of the graph (any, when it is unknown)."""
-        ids = self.node_ids
-        return ids is None or (isinstance(node_id, str) and node_id in ids)
+    def node_type(self, node_id: str) -> str | None:
+        """The invocation type of graph node ``node_id``, when known."""
+        types = self.node_types
+        return types.get(node_id) if types else None
 
     def values_at(self, index: int) -> FieldValues:
         """The batch values substituted into the item at ``index`` (submission order)."""
