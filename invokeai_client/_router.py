@@ -311,14 +311,21 @@ class EventRouter:
                 item_id: Any = data.get("item_id")
                 route = self._items.get(item_id)
                 if (
-                    route is not None
-                    and route.batch_id == data.get("batch_id")
-                    and route.batch_id != REDACTED
-                    and data.get("user_id") != REDACTED
+                    route is None
+                    or route.batch_id != data.get("batch_id")
+                    or route.batch_id == REDACTED
+                    or data.get("user_id") == REDACTED
                 ):
-                    self._deliver(route, item_id, name, data)
-                else:
                     self._route(name, data)
+                elif name in FILTERED and not route.accept(name, data):
+                    self.repeats += 1
+                else:  # what _deliver does, inline on the hot path
+                    self.routed += 1
+                    route.target.on_frame(name, data)
+                    if name == "invocation_started":
+                        self._executing[item_id] = route
+                    elif name == "queue_item_status_changed" and data.get("status") in _ENDED:
+                        self._executing.pop(item_id, None)
             except Exception:  # a bug in one run must not stop the stream
                 log.exception("routing %s failed", name)
 

@@ -198,30 +198,32 @@ class BatchTracker:
 
     def confirm(self, answer: EnqueueBatchResult) -> None:
         """The enqueue answer (or its REST reconstruction): learn every item id."""
-        ids = sorted(answer.item_ids)
+        ids = answer.item_ids
+        if len(ids) > 1:
+            ids = sorted(ids)
         self.priority = answer.priority
         self.expected = len(ids) if ids else answer.enqueued
-        unconfirmed: set[int] = set(self.strangers)
-        self.strangers.clear()
-        if ids:  # states made for items the server did not confirm are phantoms: forget them
+        unconfirmed, self.strangers = self.strangers, set()
+        states, router, batch_id = self.states, self.router, self.batch_id
+        if not ids:
+            unconfirmed.clear()
+        elif states or unconfirmed:  # states of items the server did not name are phantoms
             confirmed = set(ids)
-            for item_id, phantom in list(self.states.items()):
+            for item_id, phantom in list(states.items()):
                 if item_id not in confirmed:
-                    del self.states[item_id]
-                    self.router.remove_item(item_id, phantom)
+                    del states[item_id]
+                    router.remove_item(item_id, phantom)
                     self._counts[phantom.status] -= 1
                     unconfirmed.add(item_id)
             unconfirmed -= confirmed
-        else:
-            unconfirmed.clear()
         for index, item_id in enumerate(ids):
-            state = self.states.get(item_id) or self._new_state(item_id)
+            state = states.get(item_id) or self._new_state(item_id)
             state.index = index
-            self.router.add_item(item_id, self.batch_id, state)
+            router.add_item(item_id, batch_id, state)
         self.shape.confirmed = True
         for item_id in sorted(unconfirmed):
             self.stranger(item_id)
-        for state in list(self.states.values()):
+        for state in list(states.values()):
             if self.gap and state.result is None:
                 # The socket dropped while the enqueue was in flight: events may be lost.
                 self.owner.check_soon(state)

@@ -405,13 +405,15 @@ class RunHub:
         return True
 
 
-def _node_types(nodes: object) -> dict[str, str | None] | None:
-    """``node_id -> type`` of a graph's nodes (None where a node says none; None for no
-    graph: then node frames are not checked against it)."""
+def _node_types(nodes: object) -> dict[str, Any] | None:
+    """``node_id -> type`` of a graph's nodes, as the graph says them (None for no graph:
+    then node frames are not checked against it)."""
     if not isinstance(nodes, dict) or not nodes:
         return None
-    types: dict[str, str | None] = {}
-    for node_id, node in nodes.items():
-        kind = node.get("type") if type(node) is dict or isinstance(node, Mapping) else None
-        types[str(node_id)] = kind if isinstance(kind, str) else None
-    return types
+    try:
+        return {node_id: node.get("type") for node_id, node in nodes.items()}
+    except AttributeError:  # a node that is not an object (a graph read from REST)
+        return {
+            node_id: node.get("type") if isinstance(node, Mapping) else None
+            for node_id, node in nodes.items()
+        }

@@ -41,13 +41,13 @@ class BatchShape:
         iterated: frozenset[str] = frozenset(),
         groups: list[list[dict[str, Any]]] | None = None,
         image_host: ImageHost | None = None,
-        node_types: Mapping[str, str | None] | None = None,
+        node_types: Mapping[str, Any] | None = None,
     ) -> None:
         self.batch_id = batch_id
         self.node_count = node_count
         self.node_types = node_types
-        """Each graph node's id -> its invocation type (None: unsaid), or None when the
-        graph is unknown. Node frames naming a node not listed are not ours; the types name
+        """Each graph node's id -> its invocation type as the graph says it, or None when
+        the graph is unknown. Node frames naming a node not listed are not ours; the types name
         nodes in events told after the fact (a late reader, REST catch-up), which carry no
         invocation."""
         self.iterated = iterated
@@ -64,8 +64,8 @@ class BatchShape:
 
     def node_type(self, node_id: str) -> str | None:
         """The invocation type of graph node ``node_id``, when known."""
-        types = self.node_types
-        return types.get(node_id) if types else None
+        kind = self.node_types.get(node_id) if self.node_types else None
+        return kind if isinstance(kind, str) else None
 
     def values_at(self, index: int) -> FieldValues:
         """The batch values substituted into the item at ``index`` (submission order)."""

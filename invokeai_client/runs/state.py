@@ -318,15 +318,11 @@ class ItemState:
         invocation = data.get("invocation")
         if not isinstance(invocation, dict):
             invocation = None
-        result = data.get("result")
-        if isinstance(node_id, str) and isinstance(result, dict):
-            self._on_output(node_id, result, invocation)
-        if invocation is not None:
+        else:
             self._end(invocation.get("id"))
-
-    def _on_output(
-        self, node_id: str, result: dict[str, Any], invocation: dict[str, Any] | None
-    ) -> None:
+        result = data.get("result")
+        if not isinstance(node_id, str) or not isinstance(result, dict):
+            return
         key = self._start(node_id, invocation)  # a start that comes later is ignored
         assert self._open is not None
         self._open.remove(key)
