@@ -24,13 +24,18 @@ def check_bool(name: str, value: object) -> bool:
     return value
 
 
-def check_int(name: str, value: object, *, minimum: int) -> int:
-    """``value`` if it is an int (not a bool) of at least ``minimum``."""
+def check_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+    """``value`` if it is an int (not a bool) of at least ``minimum`` (and at most
+    ``maximum`` when one is given)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise errors.ValidationError(
             f"{name} must be an integer >= {minimum}, got {short_repr(value)}",
             input=name,
             rule=f"integer >= {minimum}",
+        )
+    if maximum is not None and value > maximum:
+        raise errors.ValidationError(
+            f"{name} must be at most {maximum}, got {value}", input=name, rule=f"<= {maximum}"
         )
     return value
 

@@ -103,10 +103,11 @@ class ValidationError(InvokeAIError, ValueError):
 
 class ModelChoiceError(ValidationError):
     """A model named by key, name or name fragment matched no model or several; nothing was
-    sent. ``candidates`` lists the models it could have meant (``ModelConfig`` objects)."""
+    sent. ``candidates`` lists the models it could have meant (``ModelConfig`` objects);
+    ``input`` names the argument or workflow input that named the model."""
 
-    def __init__(self, message: str, *, candidates: Sequence[Any] = ()):
-        super().__init__(message, input="model", rule="names exactly one installed model")
+    def __init__(self, message: str, *, candidates: Sequence[Any] = (), input: str = "model"):
+        super().__init__(message, input=input, rule="names exactly one installed model")
         self.candidates = list(candidates)
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from ._checks import check_bool, check_int
+from ._model_choice import ModelWanted, choose_installed
 from .types.boards import UNCATEGORIZED
 from .types.model_configs import ModelConfig
 
@@ -77,8 +78,14 @@ def gui_size(value: int, base: str) -> int:
     return max(value // grid * grid, 64)
 
 
-def _label(model: ModelConfig) -> str:
-    return f"{model.name!r} ({model.base}, key {model.key})"
+_MAIN = ModelWanted(
+    usable=lambda m: m.type == "main" and m.base in GENERATE_BASES,
+    one="main model",
+    many="main models",
+    needs=f"generate() needs a main model of base {', '.join(GENERATE_BASES)}",
+    bases=GENERATE_BASES,
+)
+"""How :func:`choose_model` looks up a main model (errors name the ``model`` argument)."""
 
 
 def choose_model(models: Sequence[ModelConfig], wanted: str | ModelConfig | None) -> ModelConfig:
@@ -89,7 +96,6 @@ def choose_model(models: Sequence[ModelConfig], wanted: str | ModelConfig | None
     exactly one name; None picks the only usable model. Anything ambiguous or missing
     raises :class:`~errors.ModelChoiceError` listing the candidates: never a guess.
     """
-    usable = [m for m in models if m.type == "main" and m.base in GENERATE_BASES]
     if isinstance(wanted, ModelConfig):
         return wanted
     if wanted is not None and (not isinstance(wanted, str) or not wanted):
@@ -97,36 +103,7 @@ def choose_model(models: Sequence[ModelConfig], wanted: str | ModelConfig | None
             f"model must be a model key, a name or a ModelConfig, got {wanted!r}",
             input="model", rule="key, name or ModelConfig",
         )
-    if wanted is None:
-        found, how = usable, "no model was given and it"
-    else:
-        found = [m for m in models if m.key == wanted]
-        how = f"model {wanted!r}"
-        if not found:
-            found = [m for m in usable if m.name == wanted]
-        if not found and wanted.casefold() in GENERATE_BASES:
-            found = [m for m in usable if m.base == wanted.casefold()]
-            how = f"base {wanted!r}"
-        if not found:
-            needle = wanted.casefold()
-            found = [m for m in usable if needle in m.name.casefold()]
-    if len(found) == 1 and found[0] in usable:
-        return found[0]
-    pool = found if len(found) > 1 else usable
-    listing = "; ".join(_label(m) for m in pool[:20]) or "none installed"
-    if found and len(found) == 1:
-        model = found[0]
-        message = (
-            f"{how} is a {model.base} {model.type} model; generate() needs a main model of "
-            f"base {', '.join(GENERATE_BASES)}; installed: {listing}"
-        )
-    elif found:
-        message = f"{how} matches {len(found)} main models, name one of them: {listing}"
-    elif wanted is None:
-        message = f"no model was given and no main model to choose; installed: {listing}"
-    else:
-        message = f"{how} matches no main model; installed: {listing}"
-    raise errors.ModelChoiceError(message, candidates=pool)
+    return choose_installed(models, wanted, _MAIN)
 
 
 @dataclass(frozen=True)
@@ -331,24 +308,6 @@ def text_to_image_graph(spec: GenerateSpec) -> dict[str, Any]:
     return _sd_graph(spec)
 
 
-def _check_size(name: str, value: object, maximum: int) -> int:
-    number = check_int(name, value, minimum=1)
-    if number > maximum:
-        raise errors.ValidationError(
-            f"{name} must be at most {maximum}, got {number}", input=name, rule=f"<= {maximum}"
-        )
-    return number
-
-
-def _check_seed(name: str, value: object) -> int:
-    seed = check_int(name, value, minimum=0)
-    if seed > MAX_SEED:
-        raise errors.ValidationError(
-            f"{name} must be at most {MAX_SEED}, got {seed}", input=name, rule=f"<= {MAX_SEED}"
-        )
-    return seed
-
-
 def _check_text(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise errors.ValidationError(
@@ -363,11 +322,11 @@ def _check_options(prompt: object, seed: object, options: GenerateOptions) -> No
     for name in ("width", "height"):
         value = getattr(options, name)
         if value is not None:
-            _check_size(name, value, MAX_SIZE)
+            check_int(name, value, minimum=1, maximum=MAX_SIZE)
     if options.steps is not None:  # no maximum: long denoises are legitimate (and tested)
         check_int("steps", options.steps, minimum=1)
     if seed is not None:
-        _check_seed("seed", seed)
+        check_int("seed", seed, minimum=0, maximum=MAX_SEED)
     cfg_scale, (low, high) = options.cfg_scale, CFG_SCALE_RANGE
     if cfg_scale is not None and (
         isinstance(cfg_scale, bool) or not isinstance(cfg_scale, (int, float))
@@ -457,7 +416,7 @@ class Generator:
         )
         await self._check_scheduler(spec.scheduler, base)
         if options.vae is not None:
-            spec = replace(spec, vae=await self._model_of("vae", options.vae, base))
+            spec = replace(spec, vae=await self._model_of("vae", options.vae, base, input="vae"))
         if base == "flux":
             if weights:
                 raise errors.ValidationError(
@@ -466,7 +425,8 @@ class Generator:
                 )
             spec = replace(spec, extras=await self._flux_extras())
         if weights:
-            found = [(await self._model_of("lora", name, base), w) for name, w in weights]
+            found = [(await self._model_of("lora", name, base, input="loras"), w)
+                     for name, w in weights]
             spec = replace(spec, loras=tuple(found))
         if options.board is not None:
             spec = replace(spec, board_id=await self._boards.resolve(options.board))
@@ -484,20 +444,15 @@ class Generator:
                 input="scheduler", rule="one of the server's schedulers",
             )
 
-    async def _model_of(self, kind: str, wanted: str | ModelConfig, base: str) -> ModelConfig:
+    async def _model_of(
+        self, kind: str, wanted: str | ModelConfig, base: str, *, input: str
+    ) -> ModelConfig:
+        """The one ``base`` model of type ``kind`` (vae, lora) ``wanted`` names."""
         if isinstance(wanted, ModelConfig):
             return wanted
-        models = await self._models.list(type=kind, base=base)
-        found = [m for m in models if wanted in (m.key, m.name)] or [
-            m for m in models if wanted.casefold() in m.name.casefold()
-        ]
-        if len(found) != 1:
-            listing = "; ".join(_label(m) for m in (found or models)) or "none installed"
-            raise errors.ModelChoiceError(
-                f"{kind} {wanted!r} must name exactly one {base} {kind} model; candidates: "
-                f"{listing}", candidates=found or models,
-            )
-        return found[0]
+        rules = ModelWanted(usable=lambda _: True, one=f"{base} {kind} model",
+                            many=f"{base} {kind} models", what=kind, input=input)
+        return choose_installed(await self._models.list(type=kind, base=base), wanted, rules)
 
     async def _flux_extras(self) -> dict[str, ModelConfig]:
         """FLUX needs a T5 encoder, a CLIP-L embedder and a FLUX VAE: the first of each."""
@@ -551,7 +506,7 @@ class Generator:
                     "seeds must hold at least one seed", input="seeds", rule="non-empty"
                 )
             for value in seed_list:
-                _check_seed("seeds", value)
+                check_int("seeds", value, minimum=0, maximum=MAX_SEED)
             pairs = [(text, seed) for text in texts for seed in seed_list]
         else:
             pairs = [(text, random.randint(0, MAX_SEED)) for text in texts]

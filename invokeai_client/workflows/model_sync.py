@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from .. import errors
+from .._model_choice import ModelWanted, choose_installed, model_kind
 from ..errors import ModelNotFoundError
 from ..fields._base import UNSET
 from ..fields.models import ModelIdentifierField, model_identifier
@@ -88,43 +88,20 @@ def choose_for_input(
 ) -> dict[str, Any]:
     """The one installed model ``wanted`` names for a model input (pure).
 
-    The rules of ``client.generate(model=)``, restricted to the input's model types and bases:
-    a key, else an exact name, else a case-insensitive fragment of exactly one name. A model
-    of another type or base, several matches or none raise, listing the candidates.
+    The rules of ``client.generate(model=)`` (one home: :mod:`invokeai_client._model_choice`),
+    restricted to the input's model types and bases: a key, else an exact name, else a
+    case-insensitive fragment of exactly one name. A model of another type or base, several
+    matches or none raise, naming the input and listing the candidates.
     """
     types, bases = field.model_types, field.model_bases
-    usable = [
-        m for m in models
-        if (not types or m.get("type") in types)
-        and (not bases or "any" in bases or m.get("base") in bases)
-    ]
-    found = [m for m in models if m.get("key") == wanted] or [
-        m for m in usable if m.get("name") == wanted
-    ] or [m for m in usable if wanted.casefold() in str(m.get("name", "")).casefold()]
-    if len(found) == 1 and found[0] in usable:
-        return found[0]
-    pool = found if len(found) > 1 else usable
-    listing = "; ".join(f"{_describe(m)} key {m.get('key')}" for m in pool[:20])
-    where = f"input {field.display_name()}: model {wanted!r}"
-    takes = field.describe()
-    if len(found) == 1:
-        error: Exception = errors.ModelChoiceError(
-            f"{where} is a {_describe(found[0])} model; this input takes a {takes}; "
-            f"installed: {listing or 'none'}", candidates=pool,
-        )
-    elif found:
-        error = errors.ModelChoiceError(
-            f"{where} matches {len(found)} installed models, name one of them: {listing}",
-            candidates=pool,
-        )
-    else:
-        error = ModelNotFoundError(
-            f"{where} matches no installed {takes}; installed: {listing or 'none'}",
-            candidates=pool,
-        )
-    if isinstance(error, errors.ModelChoiceError):
-        error.input = field.display_name()
-    raise error
+    takes, where = field.describe(), field.display_name()
+    rules = ModelWanted(
+        usable=lambda m: (not types or m.get("type") in types)
+        and (not bases or "any" in bases or m.get("base") in bases),
+        one=f"installed {takes}", many="installed models", needs=f"this input takes a {takes}",
+        where=f"input {where}: ", input=where, missing=ModelNotFoundError,
+    )
+    return choose_installed(models, wanted, rules)
 
 
 def _choose_named(
@@ -186,10 +163,6 @@ def _identifier(model: Mapping[str, Any], previous: Mapping[str, Any] | None) ->
     return ident
 
 
-def _describe(ident: Mapping[str, Any]) -> str:
-    return f"{ident.get('name')!r} ({ident.get('base')} {ident.get('type')})"
-
-
 async def sync_models(
     form: WorkflowForm, client: WorkflowClient, *, follow_explicit: bool = False
 ) -> ModelSyncReport:
@@ -223,9 +196,9 @@ async def sync_models(
                 if m.get("base") == previous.get("base") and m.get("type") == previous.get("type")
             ]
             candidates.extend(_identifier(m, None) for m in alike)
-            names = ", ".join(_describe(m) for m in alike[:10]) or "none installed"
+            names = ", ".join(model_kind(m) for m in alike[:10]) or "none installed"
             missing.append(
-                f"input {field.display_name()} wants {_describe(previous)} (key "
+                f"input {field.display_name()} wants {model_kind(previous)} (key "
                 f"{previous.get('key')}); installed models of that base and type: {names}"
             )
             continue
