@@ -34,6 +34,7 @@ from .._constants import DEFAULT_ORIGIN
 from .._limits import short_repr
 from ..errors import ValidationError, WorkflowError
 from ..fields._base import UNSET, ImageResolver
+from ..fields.models import ModelIdentifierField
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
 from ..types.batch import EnqueueBody
@@ -323,10 +324,10 @@ def problems(
             continue
         if key in suspect:
             found.extend(held.problems())
-        name = getattr(held, "pending_name", None)
-        if name is not None:
+        pending = held.pending_name if isinstance(held, ModelIdentifierField) else None
+        if pending is not None:
             found.append(
-                f"input {held.display_name()}: model {name.text!r} is looked up on the server "
+                f"input {held.display_name()}: model {pending.text!r} is looked up on the server "
                 "at submit time (call 'await handle.sync_models()' first)"
             )
         if isinstance(held, ImageField) and any(
