@@ -40,7 +40,7 @@ from ..fields.schema import InvocationSchemas
 from ..types.batch import EnqueueBody
 from . import batch as _batch
 from .definition import WorkflowDefinition, WorkflowNode
-from .form import WorkflowValues, held_local_images
+from .form import IMAGE_HOLDERS, WorkflowValues, held_local_images
 from .gui_json import workflow_for_batch
 from .topology import per_definition, topology_of
 
@@ -208,7 +208,8 @@ class _Values:
         self.uploads = uploads
         self.pending = {
             key for key, held in values.fields.items()
-            if any(image not in uploads for image in held_local_images(held))
+            if isinstance(held, IMAGE_HOLDERS)
+            and any(image not in uploads for image in held_local_images(held))
         }
 
     def get(self, node: WorkflowNode, name: str) -> Any:

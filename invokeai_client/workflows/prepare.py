@@ -21,11 +21,10 @@ from typing import Any, Protocol
 import anyio
 
 from ..errors import NotFoundError, ValidationError
-from ..fields.collections import CollectionField
 from ..fields.models import ModelIdentifierField
 from ..fields.resources import BoardField, ImageField, LocalImage
 from .batch import Groups, literal_value
-from .form import WorkflowForm, WorkflowValues, held_local_images
+from .form import IMAGE_HOLDERS, WorkflowForm, WorkflowValues, held_local_images
 from .generators import SERVER_GENERATORS
 
 
@@ -115,7 +114,7 @@ def server_needs(
             names = names or held.pending_name is not None
         elif isinstance(held, BoardField):
             boards = boards or _unresolved_board(held, board_ids)
-        elif not images and isinstance(held, (ImageField, CollectionField)):
+        elif not images and isinstance(held, IMAGE_HOLDERS):
             images = any(image not in uploads for image in held_local_images(held))
     return names, images, boards
 
