@@ -121,32 +121,23 @@ def download_state(received: int) -> str:
 
 def check_base_url(base_url: object) -> URL:
     """``base_url`` as a URL if it is an absolute http(s) URL, else ValidationError."""
+    example = "such as 'http://127.0.0.1:9090'"
     if not isinstance(base_url, str):
-        raise errors.ValidationError(
-            f"base_url must be a string such as 'http://127.0.0.1:9090', got {base_url!r}",
-            input="base_url",
-            rule="absolute http(s) URL",
-        )
+        raise _bad_base_url(f"base_url must be a string {example}, got {base_url!r}")
     try:
         url = URL(base_url.rstrip("/"))
         url.port  # noqa: B018 (yarl checks the port only when it is read)
     except ValueError as exc:
-        raise errors.ValidationError(
-            f"base_url {base_url!r} is not a valid URL: {exc}",
-            input="base_url",
-            rule="absolute http(s) URL",
-        ) from None
+        raise _bad_base_url(f"base_url {base_url!r} is not a valid URL: {exc}") from None
     if not url.scheme or not url.host or any(c.isspace() for c in url.host):
-        raise errors.ValidationError(
-            f"base_url {base_url!r} must be an absolute http(s) URL such as "
-            "'http://127.0.0.1:9090'",
-            input="base_url",
-            rule="absolute http(s) URL",
-        )
+        raise _bad_base_url(f"base_url {base_url!r} must be an absolute http(s) URL {example}")
     if url.scheme not in ("http", "https"):
-        raise errors.ValidationError(
+        raise _bad_base_url(
             f"base_url {base_url!r} must use http or https, not {url.scheme!r}",
-            input="base_url",
             rule="http or https scheme",
         )
     return url
+
+
+def _bad_base_url(message: str, rule: str = "absolute http(s) URL") -> errors.ValidationError:
+    return errors.ValidationError(message, input="base_url", rule=rule)

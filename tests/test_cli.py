@@ -95,13 +95,13 @@ def test_a_sweep_saves_one_png_per_item_with_the_swept_size(
     ]
     for item in items:
         assert item["status"] == "completed"
-        (path,) = item["files"]
-        assert Path(path).read_bytes().startswith(PNG_MAGIC)
-        assert size_of(Path(path)) == (item["values"]["Output width"], 30)
+        (name,) = item["files"]  # inside the output folder
+        assert (out / name).read_bytes().startswith(PNG_MAGIC)
+        assert size_of(out / name) == (item["values"]["Output width"], 30)
     # The seed changes the picture; the same seed at the same size gives the same one.
     by_values = {(i["values"]["Seed"], i["values"]["Output width"]): i for i in items}
-    first = Path(by_values[(1, 40)]["files"][0])
-    assert Image.open(first).tobytes() != Image.open(by_values[(2, 40)]["files"][0]).tobytes()
+    first, second = (out / by_values[key]["files"][0] for key in ((1, 40), (2, 40)))
+    assert Image.open(first).tobytes() != Image.open(second).tobytes()
     assert "6 items: 6 completed, 0 failed, 0 canceled" in done.stderr
     assert "[6/6]" in done.stderr  # a progress line per finished item off a terminal
     assert "\x1b[" not in done.stderr  # no terminal codes when stderr is not a terminal
@@ -404,23 +404,27 @@ def test_json_lines_and_failed_items_exit_5(real_server: Peer, tmp_path: Path) -
 def test_a_closed_pipe_exits_quietly_and_still_writes_results(
     real_server: Peer, tmp_path: Path
 ) -> None:
-    command = shlex.join([
-        sys.executable, "-m", "invokeai_client.cli", "run", "--url", real_server.url,
-        "--out", str(tmp_path), "--sweep", "Seed=1..60", "--set", "Canvas width=256",
-    ])
-    script = f'set -o pipefail; {command} 2>{tmp_path}/err.txt | head -1; echo "$?"'
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          env=cli_env(), timeout=300)
-    first, code = done.stdout.splitlines()
+    first, code, err = head_1(["run", "--url", real_server.url, "--out", str(tmp_path),
+                               "--sweep", "Seed=1..60", "--set", "Canvas width=256"], tmp_path)
     assert first.endswith(".png")
-    assert int(code) == EXIT_PIPE_CLOSED
-    err = (tmp_path / "err.txt").read_text()
+    assert code == EXIT_PIPE_CLOSED
     assert "Traceback" not in err
     assert "BrokenPipeError" not in err
     assert "stdout was closed" in err
     items = manifest(tmp_path)["items"]
     assert len(items) == 60
     assert {item["status"] for item in items} <= {"completed", "canceled"}
+
+
+def head_1(args: list[str], tmp_path: Path) -> tuple[str, int, str]:
+    """``invokeai-client ARGS | head -1`` in bash: the first line, the command's exit code
+    (pipefail) and its stderr."""
+    command = shlex.join([sys.executable, "-m", "invokeai_client.cli", *args])
+    script = f'set -o pipefail; {command} 2>{tmp_path}/err.txt | head -1; echo "$?"'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                          env=cli_env(), timeout=600)
+    first, code = done.stdout.splitlines()
+    return first, int(code), (tmp_path / "err.txt").read_text()
 
 
 def test_gui_exports_are_checked_for_inputs_and_models(real_server: Peer) -> None:

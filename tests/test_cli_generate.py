@@ -4,17 +4,22 @@ model-free demo when a server has no main model."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import urllib.request
 from pathlib import Path
 
+import anyio
 import pytest
 
+from invokeai_client import AsyncClient
+from invokeai_client.cli._console import EXIT_PIPE_CLOSED
 from invokeai_client.cli.generate import demo_model, parse_seeds
 from invokeai_client.types.model_configs import ModelConfig
 
 from .conftest import Peer
-from .test_cli import cli, pngs, size_of
+from .test_cli import cli, head_1, pngs, size_of
 
 
 @pytest.mark.parametrize(
@@ -37,6 +42,63 @@ def test_generate_saves_one_image_per_seed(
                                                 "003-seed6.png"]
     assert {size_of(p) for p in pngs(tmp_path)} == {(72, 64)}
     assert done.stdout.split() == [str(p) for p in pngs(tmp_path)]
+    listing = json.loads((tmp_path / "results.json").read_text())  # as run's
+    assert listing["model"]["name"] == "tiny-sdxl"
+    assert [(i["index"], i["status"], i["values"], i["files"]) for i in listing["items"]] == [
+        (n, "completed", {"prompt": "a small boat", "seed": seed}, [f"00{n + 1}-seed{seed}.png"])
+        for n, seed in enumerate((4, 5, 6))
+    ]
+    assert "3 items: 3 completed, 0 failed, 0 canceled" in done.stderr
+
+
+@pytest.mark.real
+def test_generate_json_lines_and_a_created_board(
+    real_server: Peer, real_models: dict[str, ModelConfig], tmp_path: Path
+) -> None:
+    board = f"gen-board-{time.monotonic_ns()}"
+    done = cli("generate", "--url", real_server.url, "a kite", "--model", "tiny-sd1",
+               "--seeds", "1,2", "--width", "64", "--height", "64", "--steps", "1",
+               "--out", str(tmp_path), "--json", "--board", board, "--create-board")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["type"] for line in lines] == ["item", "item", "summary"]
+    assert sorted(line["values"]["seed"] for line in lines[:2]) == [1, 2]
+    for line in lines[:2]:
+        (path,) = line["files"]
+        assert size_of(Path(path)) == (64, 64)
+    assert lines[2]["completed"] == 2
+    assert lines[2]["exit_code"] == 0
+    assert Path(lines[2]["results"]) == tmp_path / "results.json"
+
+    async def on_board() -> set[str]:
+        async with AsyncClient(real_server.url) as client:
+            found = await client.boards.resolve_board(board)
+            names = {image.image_name async for image in client.images.list(board=found)}
+            await client.boards.delete(found, delete_images=True)
+            return names
+
+    assert anyio.run(on_board) == {image for line in lines[:2] for image in line["images"]}
+
+
+@pytest.mark.real
+def test_generate_with_a_closed_stdout_cancels_the_rest_and_exits_141(
+    real_server: Peer, real_models: dict[str, ModelConfig], tmp_path: Path
+) -> None:
+    """The same policy as ``run``: ``generate ... | head -1`` cancels the rest of the batch,
+    writes results.json and exits 141 (128 + SIGPIPE), quietly."""
+    first, code, err = head_1([
+        "generate", "--url", real_server.url, "--model", "tiny-sd1", "--seeds", "1..60",
+        "--width", "64", "--height", "64", "--steps", "4", "--out", str(tmp_path),
+    ], tmp_path)
+    assert first.endswith(".png")
+    assert code == EXIT_PIPE_CLOSED
+    assert "Traceback" not in err
+    assert "stdout was closed: canceling the batch on the server" in err
+    items = json.loads((tmp_path / "results.json").read_text())["items"]
+    assert len(items) == 60
+    statuses = {item["status"] for item in items}
+    assert statuses <= {"completed", "canceled"}
+    assert "canceled" in statuses
 
 
 @pytest.mark.real

@@ -14,12 +14,12 @@ import pytest
 from invokeai_client import (
     AsyncClient,
     BoardNotFoundError,
-    ConnectionError,
     InvokeAIError,
     JobBusyError,
     ValidationError,
 )
-from invokeai_client.pool import Policy, PoolResult, ServerPool
+from invokeai_client.pool import Manifest, Policy, PoolResult, ServerAssigned, ServerPool
+from invokeai_client.runs import StatusChanged
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
 
@@ -204,36 +204,90 @@ async def test_a_durable_job_resumes_without_rerunning_completed_variations(
         assert job.manifest is not None
         assert job.manifest.closed
         # The client went away mid-job (items stay queued on the server); closing the pool
-        # gave the job up, so it can be resumed, on the servers it started on only.
-        async with doubles(0.0) as (stranger,), ServerPool([stranger.url], **FAST) as other:
-            with pytest.raises(ConnectionError, match="no server this job started on"):
-                await other.resume(manifest)
-        assert stranger.count("POST", "/api/v1/*") == 0
-        async with ServerPool([server.url], **FAST) as pool:
-            job = await pool.resume(manifest)
+        # gave the job up, so it can be resumed, also with a server added since: its body is
+        # compiled from the stored workflow. The first server holds its queue until the new
+        # one has completed some, so the new one surely takes part.
+        server.queue.paused = True
+        async with doubles(0.0) as (added,):
+            async with ServerPool([server.url, added.url], **FAST) as pool:
+                job = await pool.resume(manifest)
+                assert added.url in job.bodies
+                await wait_until(lambda: job.per_server()[added.url] >= 3)
+                server.queue.paused = False
+                server.queue.wake()
+                results = await job
+                assert job.lock is not None
+                assert not job.lock.held
+                assert job.manifest is not None
+                assert job.manifest.closed
+            assert [r.index for r in results] == list(range(40))
+            assert all(r.ok for r in results)
+            assert [r.inputs["A"] for r in results] == list(range(40))  # names kept on resume
+            assert [r.result.field_values["A"] for r in results] == list(range(40))
+            # Each variation completed once over both servers: nothing lost or run twice.
+            items = await completed_items(server) + await completed_items(added)
+            made = Counter(i.field_values[0].value for i in items)
+            assert made == Counter(range(40))
+            math = node_of(wf, "integer_math")  # the new server ran the stored workflow
+            moved = [r for r in results if r.server == added.url]
+            assert [r.result[math] for r in moved] == [r.inputs["A"] * 7 for r in moved]
+
+
+async def test_a_server_down_when_the_job_starts_takes_work_once_it_answers(
+    tmp_path: Path,
+) -> None:
+    """A server that does not answer when a job starts is left out only until it answers:
+    then its body is compiled (recorded in the manifest, for a resume) and it gets work."""
+    manifest = tmp_path / "job.sqlite"
+    async with doubles(0.01, 0.01) as (steady, late):
+        late.faults.add("*", drop_connection=True, times=None)  # down: refuses everything
+        async with ServerPool([steady.url, late.url], **FAST) as pool:
+            wf = await pool.load(examples.path("arithmetic-form"))
+            math = node_of(wf, "integer_math")
+            steady.queue.paused = True  # holds its items until the late server took some
+            job = await pool.submit_batch(wf, {"A": range(60)}, manifest=manifest)
+            assert job.excluded[late.url].startswith("not answering")
+            late.faults.clear()
+            await wait_until(lambda: job.per_server().get(late.url, 0) >= 5)
+            steady.queue.paused = False
+            steady.queue.wake()
             results = await job
-            assert job.lock is not None
-            assert not job.lock.held
-            assert job.manifest is not None
-            assert job.manifest.closed
-        assert [r.index for r in results] == list(range(40))
-        assert all(r.ok for r in results)
-        assert [r.inputs["A"] for r in results] == list(range(40))  # names kept on resume
-        assert [r.result.field_values["A"] for r in results] == list(range(40))
-        made = Counter(i.field_values[0].value for i in await completed_items(server))
-        assert made == Counter(range(40))
+        assert late.url not in job.excluded
+        assert [r.index for r in results] == list(range(60))
+        assert [r.result[math] for r in results] == [a * 7 for a in range(60)]
+        items = await completed_items(steady) + await completed_items(late)
+        assert Counter(i.field_values[0].value for i in items) == Counter(range(60))
+    stored = await Manifest.open(manifest)
+    try:
+        assert set((await stored.meta())["bodies"]) == {steady.url, late.url}
+    finally:
+        await stored.close()
 
 
-async def test_a_canceled_job_stops_and_cancels_its_items_on_every_server() -> None:
+async def test_submit_refuses_a_workflow_making_several_items_before_any_request() -> None:
+    async with doubles(0.0) as (server,), ServerPool([server.url], **FAST) as pool:
+        wf = await pool.load(examples.path("batch-generator"))
+        with pytest.raises(ValidationError, match="submit_batch") as refused:
+            await pool.submit(wf)
+    assert refused.value.rule == "exactly one item"
+    assert server.count("POST", "/api/v1/queue/*") == 0
+
+
+async def test_a_canceled_job_stops_and_cancels_its_items_on_every_server(
+    tmp_path: Path,
+) -> None:
     async with doubles(0.05, 0.05) as servers:
         async with ServerPool([d.url for d in servers], **FAST) as pool:
             wf = await pool.load(examples.path("arithmetic-form"))
-            job = await pool.submit_batch(wf, {"A": range(200)})
+            job = await pool.submit_batch(wf, {"A": range(200)}, manifest=tmp_path / "j.sqlite")
             await wait_until(lambda: job.progress().done >= 4)
             await job.cancel()
             with pytest.raises(InvokeAIError, match="canceled"):
                 await job
             assert 4 <= len(job.results) < 200
+            manifest = job.manifest
+            assert manifest is not None
+            await wait_until(lambda: manifest.closed)  # the pool is still open
         for d in servers:
             async with AsyncClient(d.url) as client:
                 status = (await client.queue.status()).queue
@@ -255,6 +309,59 @@ async def test_submit_runs_one_variation_on_the_least_busy_server() -> None:
         assert result.ok
         assert result.result[math] == 35
         assert result.server == idle.url
+
+
+async def test_a_submitted_run_streams_events_from_the_server_that_carries_it() -> None:
+    """pool.submit() is a run: its events come from the server holding the item and, when
+    that server stops answering, from the one that takes the item over (announced by a
+    ServerAssigned event); awaiting it gives the one result."""
+    async with doubles(0.0, 0.0) as servers, ServerPool([d.url for d in servers], **FAST) as pool:
+        for d in servers:
+            d.queue.paused = True  # the item waits in the queue it was sent to
+        wf = await pool.load(examples.path("arithmetic-form"))
+        math = node_of(wf, "integer_math")
+        wf.set("A", 6)
+        run = pool.submit(wf)
+        events = run.events()
+        first = await anext(events)
+        assert isinstance(first, ServerAssigned)
+        assert first.previous is None
+        held = next(d for d in servers if d.url == first.server)
+        other = next(d for d in servers if d is not held)
+        # The server holding it stops answering; the other one runs.
+        held.faults.add("*", drop_connection=True, times=None)
+        await held.drop_sockets()
+        other.queue.paused = False
+        other.queue.wake()
+        rest = [event async for event in events]
+        result = await run
+    moved = [e for e in rest if isinstance(e, ServerAssigned)]
+    assert [(e.server, e.previous) for e in moved] == [(other.url, held.url)]
+    after = rest[rest.index(moved[0]) + 1:]
+    assert after
+    assert all(e.item_id == moved[0].item_id for e in after)
+    assert any(isinstance(e, StatusChanged) and e.status == "completed" for e in after)
+    assert result.ok
+    assert result.server == other.url
+    assert result.result[math] == 42
+    assert [a.server for a in result.attempts] == [held.url]
+    assert run.done
+
+
+async def test_a_submitted_run_can_be_canceled() -> None:
+    async with doubles(0.0) as (server,), ServerPool([server.url], **FAST) as pool:
+        server.queue.paused = True
+        wf = await pool.load(examples.path("arithmetic-form"))
+        run = pool.submit(wf)
+        job = await run.job()
+        await wait_until(lambda: job.placement(0) is not None)
+        assert await run.cancel() == 1
+        with pytest.raises(InvokeAIError, match="canceled"):
+            await run
+        async with AsyncClient(server.url) as client:
+            status = (await client.queue.status()).queue
+    assert status.pending == status.in_progress == 0
+    assert status.canceled == 1
 
 
 async def test_a_copy_bound_to_another_client_runs_there() -> None:
@@ -279,10 +386,16 @@ async def test_a_job_whose_images_cannot_be_saved_ends_with_the_error(tmp_path: 
     not_a_folder.write_text("a file, not a folder")
     async with doubles(0.0) as (server,), ServerPool([server.url], **FAST) as pool:
         wf = await pool.load(examples.path("noise-sweep"))
-        job = await pool.submit_batch(wf, {"Seed": [1, 2]}, save_to=not_a_folder)
+        job = await pool.submit_batch(wf, {"Seed": [1, 2]}, save_to=not_a_folder,
+                                      manifest=tmp_path / "job.sqlite")
         assert await job.settled(timeout=120), "the job hung after a failed save"
         with pytest.raises(InvokeAIError) as failure:
             await job
+        # Ended: its manifest is closed and the job unlocked while the pool stays open.
+        assert job.manifest is not None
+        assert job.lock is not None
+        manifest, lock = job.manifest, job.lock
+        await wait_until(lambda: manifest.closed and not lock.held)
     assert "out" in str(failure.value)
     assert isinstance(failure.value, ValidationError)
     assert not_a_folder.read_text() == "a file, not a folder"

@@ -9,17 +9,20 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from invokeai_client import AsyncClient
-from invokeai_client.cli._console import EXIT_INPUT, EXIT_UNREACHABLE
+from invokeai_client.cli._console import EXIT_INPUT, EXIT_PIPE_CLOSED, EXIT_UNREACHABLE
 from invokeai_client.pool import Manifest
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.workflows import examples
 
+from .conftest import wait_until
 from .helpers import tmpfs
 from .test_cli import cli_env, pngs
 
@@ -82,6 +85,9 @@ async def test_a_job_killed_midway_resumes_without_rerunning_or_losing_anything(
         await manifest.close()
         assert before.get("completed", 0) >= 40
         assert before.get("completed", 0) < 120, "killed too late to test resume"
+        listed_before = len(listing(out))
+        with open(out / "results.jsonl", "ab") as log:  # as if killed in the middle of a line
+            log.write(b'{"index": 3, "item_id": 4, "sta')
         again = await anyio.run_process([*args, "--resume"], env=cli_env(), check=False)
         assert again.returncode == 0, again.stderr.decode()
         # Every variation completed exactly once on the servers: none re-run, none lost,
@@ -91,6 +97,75 @@ async def test_a_job_killed_midway_resumes_without_rerunning_or_losing_anything(
         lines = again.stdout.decode().split()
         assert len(lines) == 120
         assert "resuming" in again.stderr.decode()
+        # results.jsonl: what the killed run listed, then what the resume listed; each
+        # variation once, named by the sweep's label, with its file and server.
+        entries = listing(out)
+        assert listed_before <= 120
+        assert sorted(e["index"] for e in entries) == list(range(120))
+        for entry in entries:
+            assert entry["values"] == {"Seed": entry["index"] + 1}
+            assert entry["status"] == "completed"
+            assert entry["server"] in (one.url, two.url)
+            (name,) = entry["files"]
+            assert (out / name).read_bytes().startswith(b"\x89PNG")
+
+
+def listing(out: Path) -> list[dict[str, Any]]:
+    """The entries of ``OUT/results.jsonl``, one a line (every line complete)."""
+    text = (out / "results.jsonl").read_text()
+    assert text == "" or text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+async def test_a_closed_stdout_stops_the_job_with_141_and_resume_finishes_it(
+    tmp_path: Path,
+) -> None:
+    """``batch ... | head -1``: the reader goes away, the command stops (exit 141, one line
+    on stderr, no traceback), leaving the job to --resume; the resume lists the rest."""
+    import os
+
+    async with InvokeAIDouble() as server:
+        server.queue.faults.node_delay = 0.005
+        out = tmp_path / "renders"
+        args = [*CLI, str(examples.path("noise-sweep")), "--sweep", "Seed=1..60",
+                "--server", server.url, "--out", str(out), "--json"]
+        read_end, write_end = os.pipe()
+        process = await asyncio.create_subprocess_exec(
+            *args, env=cli_env(), stdout=write_end, stderr=asyncio.subprocess.PIPE,
+        )
+        os.close(write_end)
+        # Once an item completed the server holds still: the job cannot end (and write all
+        # its lines into the pipe) before the reader has gone, however slow the machine.
+        await wait_until(lambda: any(item.status == "completed"
+                                     for item in server.queue.items.values()), timeout=300)
+        server.queue.paused = True
+        with open(read_end, "rb") as reader, anyio.fail_after(300):  # a hang guard
+            first = json.loads(await anyio.to_thread.run_sync(reader.readline))
+        server.queue.paused = False
+        server.queue.wake()
+        with anyio.fail_after(300):
+            _, err = await process.communicate()
+        assert process.returncode == EXIT_PIPE_CLOSED, err.decode()
+        assert "stdout was closed" in err.decode()
+        assert "--resume" in err.decode()
+        assert "Traceback" not in err.decode()
+        assert first["type"] == "item"
+        assert first["index"] in {e["index"] for e in listing(out)}
+        assert len(listing(out)) < 60
+        again = await anyio.run_process([*args, "--resume"], env=cli_env(), check=False)
+        assert again.returncode == 0, again.stderr.decode()
+        entries = listing(out)
+        assert sorted(e["index"] for e in entries) == list(range(60))
+        assert await completed_seeds(server) == Counter(range(1, 61))
+        # --json: each variation of the job (earlier ones first), then the summary.
+        lines = [json.loads(line) for line in again.stdout.decode().splitlines()]
+        assert [line["type"] for line in lines] == ["item"] * 60 + ["summary"]
+        assert lines[-1]["completed"] == 60
+        assert lines[-1]["exit_code"] == 0
+        by_index = {e["index"]: e for e in entries}
+        for line in lines[:-1]:
+            assert [Path(p).name for p in line["files"]] == by_index[line["index"]]["files"]
+            assert Path(line["files"][0]).is_file()
 
 
 async def test_csv_and_jsonl_give_one_variation_per_row(tmp_path: Path) -> None:
@@ -111,6 +186,12 @@ async def test_csv_and_jsonl_give_one_variation_per_row(tmp_path: Path) -> None:
             env=cli_env(), check=False,
         )
         assert by_csv.returncode == 0, by_csv.stderr.decode()
+        # The listing names each row's inputs as the CSV header does, with the row's file.
+        entries = sorted(listing(tmp_path / "a"), key=lambda e: e["index"])
+        assert [e["values"] for e in entries] == [
+            {"Seed": int(row["Seed"]), "Blur radius": float(row["Blur radius"])} for row in rows
+        ]
+        assert [e["files"] for e in entries] == [[f"{n:06d}.png"] for n in range(5)]
         by_jsonl = await anyio.run_process(
             [*base, "--jsonl", str(tmp_path / "v.jsonl"), "--out", str(tmp_path / "b"),
              "--no-workflow-json"], env=cli_env(), check=False,
@@ -195,7 +276,7 @@ async def test_resume_after_a_crash_between_saving_and_recording_an_image(tmp_pa
                 "--server", server.url, "--out", str(out)]
         first = await anyio.run_process(args, env=cli_env(), check=False)
         assert first.returncode == 0, first.stderr.decode()
-        with sqlite3.connect(out / "job.sqlite") as db:  # the crash window, as left on disk
+        with closing(sqlite3.connect(out / "job.sqlite")) as db, db:  # the crash window, on disk
             db.execute("UPDATE variations SET status='sent', images=NULL, saved=NULL "
                        "WHERE idx=1")
         with anyio.fail_after(300):  # a hang guard; a loaded machine starts Python slowly
@@ -294,7 +375,7 @@ def test_resume_of_a_file_that_is_not_a_job_is_named_and_left_alone(
     if content == "garbage":
         manifest.write_bytes(b"not a database at all" * 100)
     else:
-        with sqlite3.connect(manifest) as db:
+        with closing(sqlite3.connect(manifest)) as db, db:
             db.execute("CREATE TABLE notes (text TEXT)")
     before = manifest.read_bytes()
     argv = ["batch", str(examples.path("noise-sweep")), "--server", UNREACHABLE,
@@ -348,3 +429,55 @@ async def test_a_read_only_job_folder_is_named_before_any_request(job_fs: Path) 
             assert "not a writable folder" in err, err
             assert str(small_fs) in err
         assert len(server.requests) == asked
+
+
+def test_the_results_log_lists_each_variation_once(tmp_path: Path) -> None:
+    """A resumed log keeps what it lists (a line cut short by a crash is dropped), adds only
+    variations it does not list yet; a new job starts it empty; a planted symlink is
+    refused, its target untouched."""
+    from invokeai_client.cli._listing import open_results_log
+    from invokeai_client.errors import FileWriteError
+
+    log_file = tmp_path / "results.jsonl"
+    log_file.write_bytes(b'{"index": 0}\n{"index": 1}\nnot json\n{"index": 2, "sta')
+    with open_results_log(tmp_path, resume=True) as log:
+        assert log.listed == {0, 1}
+        assert [log.add({"index": i}) for i in (1, 2, 5, 2)] == [False, True, True, False]
+    assert log_file.read_text().splitlines() == [
+        '{"index": 0}', '{"index": 1}', "not json", '{"index": 2}', '{"index": 5}',
+    ]
+    with open_results_log(tmp_path, resume=False) as log:
+        assert log.listed == set()
+    assert log_file.read_text() == ""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    log_file.unlink()
+    log_file.symlink_to(victim)
+    for resume in (True, False):
+        with pytest.raises(FileWriteError, match=r"results\.jsonl"), open_results_log(
+            tmp_path, resume=resume
+        ):
+            pass
+    assert victim.read_text() == "keep me"
+
+
+async def test_create_board_makes_the_board_on_every_server(tmp_path: Path) -> None:
+    name = "batch-renders"
+    async with InvokeAIDouble() as one, InvokeAIDouble() as two:
+        args = [*CLI, str(examples.path("noise-sweep")), "--sweep", "Seed=1..6",
+                "--server", one.url, "--server", two.url, "--board", name]
+        refused = await anyio.run_process([*args, "--out", str(tmp_path / "a")],
+                                          env=cli_env(), check=False)
+        assert refused.returncode == EXIT_INPUT, refused.stderr.decode()
+        assert name in refused.stderr.decode()
+        done = await anyio.run_process([*args, "--out", str(tmp_path / "b"), "--create-board"],
+                                       env=cli_env(), check=False)
+        assert done.returncode == 0, done.stderr.decode()
+        on_boards = set()
+        for server in (one, two):
+            async with AsyncClient(server.url) as client:
+                board = await client.boards.resolve_board(name)
+                on_boards |= {image.image_name async for image in client.images.list(board=board)}
+        listed = {image for e in listing(tmp_path / "b") for image in e["images"]}
+        assert len(listed) == 6
+        assert on_boards == listed

@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import io
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
 from invokeai_client import (
     AsyncClient,
     NodeCompleted,
     NodeProgress,
+    RunEvent,
     StatusChanged,
     WorkflowResult,
 )
@@ -226,15 +229,26 @@ async def test_runs_that_end_while_the_socket_is_down_settle_without_waiting(
     assert result["sum"] == 42
 
 
+async def collect(events: AsyncIterator[RunEvent]) -> list[RunEvent]:
+    return [event async for event in events]
+
+
 async def test_progress_carries_preview_images_in_step_order(double: Peer) -> None:
     pil = pytest.importorskip("PIL.Image")
     queue = engine(double)
     queue.faults.progress_steps = 4
     queue.faults.progress_preview = (24, 16)
     async with double.client() as client:
+        # Progress is live only: the reader must be listening before the item runs (an
+        # instant item may otherwise end before run.events() is first read, as on 3.13).
+        queue.paused = True
         run = await client.runs.submit(add_graph(1, 2))
-        events = [event async for event in run.events()]
-        result = await run
+        reader = asyncio.ensure_future(collect(run.events()))  # listens before the wake-up
+        queue.paused = False
+        queue.wake()
+        with anyio.fail_after(60):
+            events = await reader
+            result = await run
     progress = [e for e in events if isinstance(e, NodeProgress) and e.node_id == "sum"]
     assert [e.percentage for e in progress] == [0.25, 0.5, 0.75, 1.0]
     brightness = []

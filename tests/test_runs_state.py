@@ -261,6 +261,21 @@ def test_after_a_socket_gap_the_result_comes_from_rest() -> None:
     assert told(reader) == HAPPY_TOLD
 
 
+def test_an_iterated_node_heard_once_is_not_taken_as_its_whole_output() -> None:
+    # An iterate over [1, 2] runs `plus` twice; with the item's events out of order, the
+    # completed status came before the second `plus`, and the run settled with plus == [1].
+    # No event tells how many times an iterated node runs: REST does.
+    shape = BatchShape(BATCH, node_count=2, iterated=frozenset({"plus"}))
+    shape.confirmed = True
+    recorder = Recorder()
+    state = ItemState(ITEM, shape, recorder)
+    route = ItemRoute(BATCH, state)
+    feed(route, [status("in_progress", 1), complete("plus", 1, "p-plus-0"),
+                 complete("col", 3), status("completed", 2)])
+    assert recorder.results == []
+    assert recorder.rest_reads == 1
+
+
 def test_rest_fills_in_what_the_socket_missed() -> None:
     state, route, _, reader = make(gap=True)
     feed(route, [status("in_progress", 1), started("a")])

@@ -629,7 +629,7 @@ PAIRS: list[tuple[type, type, set[str]]] = [
     (BatchRun, SyncBatchRun, {
         "adopt", "confirm", "on_batch_event", "on_frame", "unsettled", "gap", "groups", "held",
         "iterated",
-        "key", "manager", "needs_order", "node_count", "per_run",
+        "key", "manager", "node_count", "per_run",
     }),
     (WorkflowResult, SyncWorkflowResult, set()),
     (ImageRef, SyncImageRef, {"client"}),

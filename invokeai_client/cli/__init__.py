@@ -34,7 +34,7 @@ from ._console import (
     Console,
 )
 from ._inputs import load_inputs, show_inputs
-from ._options import add_board_option, add_command, add_out_option, add_values_options
+from ._options import add_command, add_output_options, add_values_options
 from ._plan import DEMO_SWEEP, make_plan, read_workflow
 from ._run import run_batch
 from ._server import add_server_options, client_options, server_url
@@ -67,36 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = add_command(
-        sub, "run", "run a workflow as one batch and save its images",
-        "Run a workflow (default: the bundled model-free demo) as ONE batch, show progress "
-        "and save the images into a folder.", epilog=_RUN_EPILOG,
-    )
+    run = add_command(sub, "run", epilog=_RUN_EPILOG)
     add_server_options(run)
     _add_workflow_option(run)
     add_values_options(run)
-    add_out_option(run)
-    add_board_option(run)
-    run.add_argument(
-        "--create-board", action="store_true", help="create the --board if it does not exist"
-    )
-    run.add_argument(
-        "--json", action="store_true",
-        help="stdout: one JSON object per finished item, then a summary object",
-    )
+    add_output_options(run)
 
-    inputs = add_command(
-        sub, "inputs", "list a workflow's inputs",
-        "List a workflow's form inputs: index, label, type and rules, value. Offline unless "
-        "--url is given.",
-    )
+    inputs = add_command(sub, "inputs")
     add_server_options(inputs)
     _add_workflow_option(inputs)
 
     add_batch_parser(sub)
     add_generate_parser(sub)
 
-    info = add_command(sub, "info", "show the server's version and mode")
+    info = add_command(sub, "info")
     add_server_options(info)
     info.add_argument("--json", action="store_true", help="stdout: one JSON object")
     return parser
@@ -175,7 +159,10 @@ def _generate_command(args: argparse.Namespace, console: Console) -> int:
         )
         if code is not None:
             return code
-        demo = ["run"] + (["--out", args.out] if args.out else [])
+        demo = ["run", *(["--out", args.out] if args.out else ()),
+                *(["--board", args.board] if args.board else ()),
+                *(flag for flag, on in (("--create-board", args.create_board),
+                                        ("--json", args.json)) if on)]
         demo_plan = make_plan(build_parser().parse_args(demo))
         return asyncio.run(run_batch(demo_plan, url, options, console))
 

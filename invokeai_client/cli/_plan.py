@@ -19,6 +19,7 @@ from ..errors import InvokeAIError, ValidationError
 from ..fields import ImageField, InvocationSchemas, LocalImage
 from ..workflows import WorkflowDefinition, WorkflowHandle, examples
 from ._console import CliError
+from ._options import board_options, runs_option
 from ._values import find_input, one_line, parse_sweep, parse_value, split_assignment
 
 DEMO_WORKFLOW = "noise-sweep"
@@ -60,8 +61,7 @@ class Plan:
 def make_plan(args: argparse.Namespace) -> Plan:
     """Read and check the ``run`` options (no server needed)."""
     definition, source = read_workflow(args.workflow)
-    if isinstance(args.runs, bool) or args.runs < 1:
-        raise CliError(f"--runs {args.runs}: must be 1 or more")
+    runs = runs_option(args)
     sets = [_assignment(text, "--set") for text in args.set or ()]
     sweeps = [_assignment(text, "--sweep") for text in args.sweep or ()]
     default_sweep = False
@@ -72,17 +72,16 @@ def make_plan(args: argparse.Namespace) -> Plan:
             if a.key.casefold() not in set_keys
         ]
         default_sweep = True
-    if args.create_board and not args.board:
-        raise CliError("--create-board needs --board NAME")
+    board, create_board = board_options(args)
     plan = Plan(
         definition=definition,
         workflow_source=source,
         sets=sets,
         sweeps=sweeps,
-        runs=args.runs,
+        runs=runs,
         out=out_folder(args.out),
-        board=args.board or None,
-        create_board=bool(args.create_board),
+        board=board,
+        create_board=create_board,
         default_sweep=default_sweep,
         json=bool(getattr(args, "json", False)),
     )

@@ -13,30 +13,20 @@ import asyncio
 import contextlib
 import json
 import re
-import signal
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from .. import AsyncClient, errors
-from .._files import make_folder, write_file
 from ..runs import BatchRun, WorkflowResult
 from ..runs.results import safe_file_name
 from ..workflows import WorkflowHandle
-from ._console import (
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_ITEMS_FAILED,
-    EXIT_OK,
-    EXIT_PIPE_CLOSED,
-    EXIT_UNREACHABLE,
-    CliError,
-    Console,
-)
+from ._console import EXIT_ERROR, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_UNREACHABLE, CliError, Console
+from ._interrupt import Interrupt, interruptible
+from ._listing import Outcome, item_entry, print_item, summarize, write_results_json
 from ._plan import Plan, apply
 from ._progress import BatchProgress, ProgressDisplay
 from ._values import one_line
@@ -47,65 +37,14 @@ SAVE_CONCURRENCY = 4
 CANCEL_TIMEOUT = 15.0
 """How long an interrupted run waits for the server to confirm the cancellation."""
 
-
-@dataclass
-class _Interrupt:
-    """Ctrl-C / SIGTERM / a closed stdout: the first cancels the batch, a second signal
-    stops waiting."""
-
-    task: asyncio.Task[Any]
-    console: Console
-    count: int = 0
-    code: int = EXIT_INTERRUPTED
-
-    def __call__(self) -> None:
-        self.count += 1
-        if self.count == 1:
-            self.console.note(
-                "interrupted: canceling the batch on the server (Ctrl-C again to stop waiting)"
-            )
-        self.task.cancel()
-
-    def out_closed(self) -> None:
-        """stdout's reader went away (``| head``): wind down like Ctrl-C, exit 141."""
-        if self.count:
-            return
-        self.count += 1
-        self.code = EXIT_PIPE_CLOSED
-        self.console.note("stdout was closed: canceling the rest of the batch on the server")
-        self.task.cancel()
-
-
-@dataclass
-class _Outcome:
-    """What became of each item: result, saved files, position in the batch."""
-
-    results: dict[int, WorkflowResult] = field(default_factory=dict)
-    files: dict[int, list[Path]] = field(default_factory=dict)
-    unsaved: int = 0
-    """Images that could not be downloaded."""
-    fatal: str | None = None
-    """Why saving had to stop (the output folder cannot be written)."""
+CANCELING = "canceling the batch on the server"
+"""What ``run`` and ``generate`` do when interrupted (see :mod:`._interrupt`)."""
 
 
 async def run_batch(plan: Plan, url: str, client_options: dict[str, Any], console: Console) -> int:
     """Run ``plan`` against the server at ``url``; the exit code."""
-    task = asyncio.current_task()
-    assert task is not None
-    interrupt = _Interrupt(task, console)
-    loop = asyncio.get_running_loop()
-    handled = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, interrupt)
-            handled.append(sig)
-    console.on_out_closed = interrupt.out_closed
-    try:
+    with interruptible(console, CANCELING) as interrupt:
         return await _run(plan, url, client_options, console, interrupt)
-    finally:
-        console.on_out_closed = None
-        for sig in handled:
-            loop.remove_signal_handler(sig)
 
 
 async def _run(
@@ -113,13 +52,13 @@ async def _run(
     url: str,
     client_options: dict[str, Any],
     console: Console,
-    interrupt: _Interrupt,
+    interrupt: Interrupt,
 ) -> int:
     """Submit ``plan`` as one batch and follow it to the end (or an interrupt); the exit code."""
     batch: BatchRun | None = None
-    outcome = _Outcome()
+    outcome = Outcome()
     started = time.monotonic()
-    with _cli_errors(url):
+    with cli_errors(url):
         async with AsyncClient(url, **client_options) as client:
             try:
                 handle, sweep = await _load(client, plan, console)
@@ -133,24 +72,34 @@ async def _run(
                 async with handle:  # deletes the images it uploaded (local --set files)
                     await _follow(batch, handle, plan, console, outcome)
             except asyncio.CancelledError:
-                if not interrupt.count:
+                if not interrupt.caught():
                     raise
-                _uncancel()
-                await _cancel(batch, console)
-                await _write_manifest(plan, url, batch, outcome)
-                _summary(console, plan, batch, outcome, time.monotonic() - started,
-                         interrupt.code)
+                await cancel_batch(batch, console)
+                await _finish(plan, url, batch, outcome, started, interrupt.code, console)
                 return interrupt.code
-    await _write_manifest(plan, url, batch, outcome)
-    counts = batch.counts if batch is not None else None
-    ok = counts is not None and counts.completed == counts.total and not outcome.unsaved
+    assert batch is not None
+    counts = batch.counts
+    ok = counts.completed == counts.total and not outcome.unsaved
     code = EXIT_OK if ok else EXIT_ITEMS_FAILED
-    _summary(console, plan, batch, outcome, time.monotonic() - started, code)
+    await _finish(plan, url, batch, outcome, started, code, console)
     return code
 
 
+async def _finish(
+    plan: Plan, url: str, batch: BatchRun | None, outcome: Outcome, started: float, code: int,
+    console: Console,
+) -> None:
+    """``results.json`` and the summary (nothing when no batch was enqueued)."""
+    if batch is None:
+        return
+    header = {"workflow": plan.definition.name, "source": plan.workflow_source, "server": url}
+    await write_results_json(plan.out, header, batch, outcome, lambda r: _values(r, plan))
+    summarize(console, plan.out, batch, outcome, time.monotonic() - started, code,
+              as_json=plan.json)
+
+
 @contextlib.contextmanager
-def _cli_errors(url: str) -> Iterator[None]:
+def cli_errors(url: str) -> Iterator[None]:
     """Turn the client's errors a user can fix (server, credentials, inputs) into CliErrors."""
     try:
         yield
@@ -204,7 +153,7 @@ async def _submit(
 
 
 async def _follow(
-    batch: BatchRun, handle: WorkflowHandle, plan: Plan, console: Console, outcome: _Outcome
+    batch: BatchRun, handle: WorkflowHandle, plan: Plan, console: Console, outcome: Outcome
 ) -> None:
     """Show progress from the batch's events and save each item's images as it finishes."""
     positions = {run.item_id: index for index, run in enumerate(batch.runs)}
@@ -225,14 +174,17 @@ async def _follow(
     async def finish(result: WorkflowResult) -> None:
         index = positions.get(result.item_id, len(positions))
         if result.images:
+            stem = f"{index + 1:0{len(str(len(batch)))}d}" + _values_slug(result, plan)
             async with limiter:
-                await _save_images(result, index, len(batch), plan, console, outcome)
+                await save_images(result, plan.out, stem, console, outcome,
+                                  print_paths=not plan.json)
             if outcome.fatal is not None:
                 group.cancel_scope.cancel()
                 return
         if plan.json:
-            entry = _entry(index, result.item_id, result, plan, outcome)
-            console.result(json.dumps({"type": "item", **entry}, default=str))
+            files = outcome.files.get(result.item_id, ())
+            entry = item_entry(index, result.item_id, result, lambda r: _values(r, plan), files)
+            print_item(console, entry, plan.out)
 
     display = ProgressDisplay(console, total=len(batch), title=handle.name or "batch")
     with display:
@@ -252,24 +204,24 @@ async def _follow(
                 progress.finished(result)
                 group.start_soon(finish, result)
     if outcome.fatal is not None:
-        await _cancel(batch, console)
+        await cancel_batch(batch, console)
         raise CliError(outcome.fatal, EXIT_ERROR)
 
 
-async def _save_images(
-    result: WorkflowResult, index: int, total: int, plan: Plan, console: Console,
-    outcome: _Outcome,
+async def save_images(
+    result: WorkflowResult, out: Path, stem: str, console: Console, outcome: Outcome, *,
+    print_paths: bool,
 ) -> None:
-    """Download the item's images into the output folder; paths on stdout (not with
-    ``--json``, whose item line lists them)."""
-    stem = f"{index + 1:0{len(str(total))}d}" + _values_slug(result, plan)
+    """Download the item's images into ``out`` as ``<stem>.png`` (``-1``, ``-2``... when
+    several); their paths on stdout if ``print_paths`` (not with ``--json``, whose item line
+    lists them). A folder that cannot be written stops saving (``outcome.fatal``)."""
     paths = outcome.files.setdefault(result.item_id, [])
     for number, image in enumerate(result.images):
         suffix = f"-{number + 1}" if len(result.images) > 1 else ""
         try:
-            path = await image.save(plan.out, name=safe_file_name(f"{stem}{suffix}.png"))
+            path = await image.save(out, name=safe_file_name(f"{stem}{suffix}.png"))
         except errors.FileWriteError as exc:  # disk full, no permission: the next fails too
-            outcome.fatal = f"cannot save images into {plan.out}/: {exc.strerror or exc}"
+            outcome.fatal = f"cannot save images into {out}/: {exc.strerror or exc}"
             return
         except errors.InvokeAIError as exc:
             outcome.unsaved += 1
@@ -279,7 +231,7 @@ async def _save_images(
             )
             continue
         paths.append(path)
-        if not plan.json:
+        if print_paths:
             console.result(str(path))
 
 
@@ -294,7 +246,7 @@ async def _make_folder(folder: Path) -> bool:
     return not existed
 
 
-async def _cancel(batch: BatchRun | None, console: Console) -> None:
+async def cancel_batch(batch: BatchRun | None, console: Console) -> None:
     """Cancel what is left of ``batch`` on the server and wait (bounded) for it to settle."""
     if batch is None:
         console.note("canceled before the batch was enqueued (anything it made is canceled)")
@@ -305,14 +257,6 @@ async def _cancel(batch: BatchRun | None, console: Console) -> None:
             await batch.results(timeout=CANCEL_TIMEOUT)
     except (asyncio.TimeoutError, errors.InvokeAIError) as exc:
         console.note(f"could not confirm the cancellation of batch {batch.batch_id}: {exc}")
-
-
-def _uncancel() -> None:
-    """Forget the handled cancellation so later awaits (the clean-up) run normally."""
-    task = asyncio.current_task()
-    uncancel = getattr(task, "uncancel", None)
-    if uncancel is not None:
-        uncancel()
 
 
 # -- naming ------------------------------------------------------------------------------
@@ -338,6 +282,10 @@ def _swept_values(result: WorkflowResult, plan: Plan) -> list[tuple[str, Any]]:
     ]
 
 
+def _values(result: WorkflowResult, plan: Plan) -> Mapping[str, Any]:
+    return dict(_swept_values(result, plan))
+
+
 def _describe_values(result: WorkflowResult, plan: Plan) -> str:
     return ", ".join(f"{label}={_value_text(v)}" for label, v in _swept_values(result, plan))
 
@@ -349,94 +297,3 @@ def _values_slug(result: WorkflowResult, plan: Plan) -> str:
         text = _SLUG.sub("-", _value_text(value).casefold()).strip("-")[:24]
         parts.append(f"_{name}-{text}")
     return "".join(parts)
-
-
-# -- results.json and the summary --------------------------------------------------------
-
-
-def _entry(
-    index: int, item_id: int, result: WorkflowResult | None, plan: Plan, outcome: _Outcome,
-    status: str | None = None,
-) -> dict[str, Any]:
-    """One item as results.json and ``--json`` show it."""
-    entry: dict[str, Any] = {
-        "index": index,
-        "item_id": item_id,
-        "status": result.status if result is not None else status,
-        "values": dict(_swept_values(result, plan)) if result is not None else {},
-        "files": [str(p) for p in outcome.files.get(item_id, [])],
-        "images": [i.image_name for i in result.images] if result is not None else [],
-    }
-    if result is not None and not result.ok:
-        entry["error"] = {
-            "node_id": result.error_node_id,
-            "type": result.error_type,
-            "message": result.error_message,
-        }
-    return entry
-
-
-def _manifest(
-    plan: Plan, url: str, batch: BatchRun | None, outcome: _Outcome
-) -> dict[str, Any]:
-    items = []
-    runs = batch.runs if batch is not None else []
-    for index, run in enumerate(runs):
-        result = outcome.results.get(run.item_id) or run.result_nowait()
-        items.append(_entry(index, run.item_id, result, plan, outcome, run.status))
-    return {
-        "workflow": plan.definition.name,
-        "source": plan.workflow_source,
-        "server": url,
-        "batch_id": batch.batch_id if batch is not None else None,
-        "items": items,
-    }
-
-
-async def _write_manifest(
-    plan: Plan, url: str, batch: BatchRun | None, outcome: _Outcome
-) -> None:
-    """``results.json`` in the output folder: every item, its values, files and status."""
-    if batch is None:
-        return
-    text = json.dumps(_manifest(plan, url, batch, outcome), indent=2, default=str) + "\n"
-    # In a worker thread that finishes even if a second Ctrl-C arrives: never half a file
-    # (atomic, never through a symlink planted in the folder; disk errors: FileWriteError).
-    await anyio.to_thread.run_sync(_write_text, plan.out / "results.json", text)
-
-
-def _write_text(path: Path, text: str) -> None:
-    make_folder(path.parent, input="--out")
-    write_file(path, text.encode())
-
-
-def _summary(
-    console: Console, plan: Plan, batch: BatchRun | None, outcome: _Outcome, seconds: float,
-    code: int,
-) -> None:
-    if batch is None:
-        return
-    counts = batch.counts
-    saved = sum(len(files) for files in outcome.files.values())
-    rate = f", {counts.completed / seconds:.1f} items/s" if seconds > 0 and counts.completed else ""
-    line = (
-        f"{counts.total} items: {counts.completed} completed, {counts.failed} failed, "
-        f"{counts.canceled} canceled"
-    )
-    unfinished = counts.pending + counts.in_progress
-    if unfinished:
-        line += f", {unfinished} unfinished"
-    console.note(f"{line} in {seconds:.1f}s{rate}")
-    missed = f", {outcome.unsaved} could not be downloaded" if outcome.unsaved else ""
-    console.note(f"{saved} image{'' if saved == 1 else 's'} saved to {plan.out}/{missed} "
-                 "(results.json lists every item)")
-    if plan.json:
-        summary = {
-            "type": "summary", "batch_id": batch.batch_id, "total": counts.total,
-            "completed": counts.completed, "failed": counts.failed,
-            "canceled": counts.canceled, "unfinished": unfinished, "images_saved": saved,
-            "not_downloaded": outcome.unsaved, "seconds": round(seconds, 3),
-            "out": str(plan.out), "results": str(plan.out / "results.json"),
-            "exit_code": code,
-        }
-        console.result(json.dumps(summary))

@@ -30,10 +30,25 @@ from .. import errors
 from .._http_wire import check_base_url
 from ..errors import InvokeAIError, ValidationError
 from ..fields import InvocationSchemas
-from ..pool import JobLock, Manifest, PoolJob, Progress, ServerPool
+from ..pool import JobLock, Manifest, PoolJob, PoolResult, Progress, ServerPool
 from ..workflows import WorkflowDefinition, WorkflowHandle
 from ._console import EXIT_ITEMS_FAILED, EXIT_OK, CliError, Console
-from ._options import add_board_option, add_command, add_out_option, add_values_options
+from ._interrupt import interruptible
+from ._listing import (
+    RESULTS_JSONL,
+    ResultsLog,
+    item_entry,
+    open_results_log,
+    print_item,
+    print_summary,
+)
+from ._options import (
+    add_command,
+    add_output_options,
+    add_values_options,
+    board_options,
+    runs_option,
+)
 from ._plan import out_folder, read_workflow
 from ._progress import ProgressDisplay
 from ._server import add_auth_options, client_options
@@ -41,17 +56,15 @@ from ._values import find_input, one_line, parse_sweep, parse_value, split_assig
 
 MANIFEST = "job.sqlite"
 REFRESH = 0.5
+ENDED = ("completed", "failed", "canceled")
+"""How a variation ends (its one result's status)."""
 LOG_EVERY = 10.0
 """Seconds between progress lines when stderr is not a terminal."""
 
 
 def add_batch_parser(sub: Any) -> None:
     """The ``batch`` sub-command's options."""
-    batch = add_command(
-        sub, "batch", "run a sweep over one or more servers as a durable, resumable job",
-        "Spread every variation of a workflow over the --server(s), save the images into "
-        "--out and record the job in OUT/job.sqlite (--resume continues it).",
-    )
+    batch = add_command(sub, "batch")
     batch.add_argument("workflow", metavar="WORKFLOW", help="workflow JSON exported by the GUI")
     source = batch.add_mutually_exclusive_group()
     add_values_options(batch, sweep=source)
@@ -59,8 +72,8 @@ def add_batch_parser(sub: Any) -> None:
     source.add_argument("--jsonl", metavar="FILE", help="one variation per line: {label: value}")
     batch.add_argument("--server", action="append", required=True, metavar="URL",
                        help="an InvokeAI server (repeatable)")
-    add_out_option(batch, required=True, what="the images and the job (job.sqlite)")
-    add_board_option(batch)
+    add_output_options(batch, required=True,
+                       what="the images, results.jsonl and the job (job.sqlite)")
     batch.add_argument("--resume", action="store_true", help="continue the job in --out")
     batch.add_argument("--no-workflow-json", action="store_true",
                        help="leave the workflow JSON off the batches (less server work; the "
@@ -80,6 +93,10 @@ class BatchPlan:
     options: dict[str, Any]
     board: str | None = None
     """``--board``: every server must have it (a server without it is left out)."""
+    create_board: bool = False
+    """``--create-board``: make the board on every server that has none of that name."""
+    json: bool = False
+    """``--json``: one JSON object per finished variation on stdout, then a summary."""
     arguments: dict[str, str] = field(default_factory=dict)
     """Digests of the variation arguments given (see :func:`_job_arguments`)."""
     definition: WorkflowDefinition | None = None
@@ -101,17 +118,18 @@ def plan_batch(args: argparse.Namespace) -> BatchPlan:
     """Read and check every local input of ``batch`` (no server is asked): the servers' URLs,
     the output folder, the workflow file, ``--set`` values and every variation (``--sweep``,
     ``--csv``, ``--jsonl``), typed by the bundled node schemas."""
-    if isinstance(args.runs, bool) or args.runs < 1:
-        raise CliError(f"--runs {args.runs}: must be 1 or more")
+    runs = runs_option(args)
     for url in args.server:
         try:
             check_base_url(url)
         except ValidationError as exc:
             raise CliError(f"--server {url}: {one_line(str(exc))}") from None
+    board, create_board = board_options(args)
     plan = BatchPlan(
         servers=list(args.server), out=out_folder(args.out, "--out"), resume=args.resume,
-        runs=args.runs, attach_workflow=not args.no_workflow_json,
-        options=client_options(args), board=args.board,
+        runs=runs, attach_workflow=not args.no_workflow_json,
+        options=client_options(args), board=board, create_board=create_board,
+        json=bool(args.json),
     )
     plan.arguments = _job_arguments(args)
     if plan.resume:
@@ -199,6 +217,8 @@ def lock_job(plan: BatchPlan) -> JobLock:
 
 
 async def _batch(plan: BatchPlan, lock: JobLock, console: Console) -> int:
+    """The job from submit (or resume) to its end; Ctrl-C, SIGTERM or a closed stdout stop
+    following it and leave it to ``--resume`` (see :mod:`._interrupt`)."""
     started = time.monotonic()
     if plan.resume:  # a file that is not a job is named before any server is asked
         store = await Manifest.open(plan.manifest)
@@ -206,6 +226,32 @@ async def _batch(plan: BatchPlan, lock: JobLock, console: Console) -> int:
             _check_resume(plan, (await store.meta())["settings"].get("arguments") or {})
         finally:
             await store.close()
+    running = _Running()
+    doing = (f"stopping; the job stays in {plan.out} (items already on the servers finish "
+             "there): run the same command with --resume to continue it")
+    with interruptible(console, doing) as interrupt:
+        try:
+            await _run_job(plan, lock, console, running)
+        except asyncio.CancelledError:
+            if not interrupt.caught() or running.job is None:
+                raise
+            _summary(running.job, plan, console, time.monotonic() - started, interrupt.code)
+            return interrupt.code
+    assert running.job is not None
+    job = running.job
+    code = EXIT_OK if all(r.ok for r in job.results.values()) else EXIT_ITEMS_FAILED
+    _summary(job, plan, console, time.monotonic() - started, code)
+    return code
+
+
+@dataclass
+class _Running:
+    """The job once submitted or resumed (an interrupted command still sums it up)."""
+
+    job: PoolJob | None = None
+
+
+async def _run_job(plan: BatchPlan, lock: JobLock, console: Console, running: _Running) -> None:
     async with ServerPool(plan.servers, **plan.options) as pool:
         for url, state in pool.states().items():
             if state != "up":
@@ -214,13 +260,28 @@ async def _batch(plan: BatchPlan, lock: JobLock, console: Console) -> int:
             job = await pool.resume(plan.manifest, lock=lock)
             console.note(f"resuming {plan.manifest}: {job.progress().done} of {job.total} done")
         else:
+            if plan.create_board:
+                await _create_board(pool, plan)
             job = await _submit(pool, plan, lock)
             _note_repeats(job, plan, console)
+        running.job = job
         for url, why in job.excluded.items():
             console.note(f"left out {url}: {one_line(why)}")
-        await _follow(job, console)
-    _summary(job, console, time.monotonic() - started)
-    return EXIT_OK if all(r.ok for r in job.results.values()) else EXIT_ITEMS_FAILED
+        with open_results_log(plan.out, resume=plan.resume) as log:
+            await _follow(job, plan, console, log)
+
+
+async def _create_board(pool: ServerPool, plan: BatchPlan) -> None:
+    """``--create-board``: the board on every server that answers, made where missing."""
+    assert plan.board is not None
+    for url, state in pool.states().items():
+        if state == "up":
+            try:
+                await pool.client(url).boards.resolve(plan.board, create=True)
+            except (errors.ConnectionError, errors.TimeoutError):
+                continue  # left out when the job is compiled
+            except errors.BoardError as exc:
+                raise CliError(f"--board: {url}: {one_line(str(exc))}") from None
 
 
 async def _submit(pool: ServerPool, plan: BatchPlan, lock: JobLock) -> PoolJob:
@@ -354,24 +415,50 @@ def _columns(wf: WorkflowHandle, rows: list[tuple[int, Any]], source: str, *,
     return columns
 
 
-async def _follow(job: PoolJob, console: Console) -> None:
+async def _follow(job: PoolJob, plan: BatchPlan, console: Console, log: ResultsLog) -> None:
+    """List each variation as it finishes (``results.jsonl``; stdout: its image paths, or
+    with ``--json`` its entry) while the display shows the job's progress."""
+    with ProgressDisplay(console, total=job.total, title="batch") as display:
+        refresh = asyncio.get_running_loop().create_task(_show_progress(job, display, console))
+        try:
+            async for result in job.as_completed():
+                entry = result_entry(result)
+                log.add(entry)
+                if plan.json:
+                    print_item(console, entry, plan.out)
+                else:
+                    for name in entry["files"]:
+                        console.result(str(plan.out / name))
+        finally:
+            refresh.cancel()
+        display.update(done=job.progress().done)
+    await job.wait()
+
+
+def result_entry(result: PoolResult) -> dict[str, Any]:
+    """One variation as ``results.jsonl`` and ``--json`` list it (see :mod:`._listing`)."""
+    entry = item_entry(result.index, result.item_id, result.result,
+                       lambda _: result.inputs, result.saved)
+    entry["server"] = result.server
+    entry["may_have_run_twice"] = result.may_have_run_twice
+    return entry
+
+
+async def _show_progress(job: PoolJob, display: ProgressDisplay, console: Console) -> None:
     """The live display (rich on a terminal: bar, rate, ETA, and per server its items/s and
     queue depth), else a status line every LOG_EVERY seconds."""
     last_line = time.monotonic()
-    with ProgressDisplay(console, total=job.total, title="batch") as display:
-        while not await job.settled(REFRESH):
-            progress = job.progress()
-            display.update(
-                done=progress.done, running=progress.counts.get("sent", 0),
-                failed=progress.counts.get("failed", 0),
-                canceled=progress.counts.get("canceled", 0),
-                activity=servers_line(progress),
-            )
-            if not console.live and time.monotonic() - last_line >= LOG_EVERY:
-                console.note(status_line(progress))
-                last_line = time.monotonic()
-        display.update(done=job.progress().done)
-    await job.wait()
+    while not await job.settled(REFRESH):
+        progress = job.progress()
+        display.update(
+            done=progress.done, running=progress.counts.get("sent", 0),
+            failed=progress.counts.get("failed", 0),
+            canceled=progress.counts.get("canceled", 0),
+            activity=servers_line(progress),
+        )
+        if not console.live and time.monotonic() - last_line >= LOG_EVERY:
+            console.note(status_line(progress))
+            last_line = time.monotonic()
 
 
 def status_line(progress: Progress) -> str:
@@ -395,12 +482,19 @@ def servers_line(progress: Progress) -> str:
     return "  ".join(parts)
 
 
-def _summary(job: PoolJob, console: Console, wall: float) -> None:
+def _summary(job: PoolJob, plan: BatchPlan, console: Console, wall: float, code: int) -> None:
     progress = job.progress()
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.counts.items()) if n)
-    console.note(f"{job.total} variations in {wall:.1f}s: {counts}")
+    counts = {status: progress.counts.get(status, 0) for status in ENDED}
+    counts["unfinished"] = job.total - progress.done
+    said = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    console.note(f"{job.total} variations in {wall:.1f}s: {said}")
     for url, n in job.per_server().items():
         console.note(f"  {url}: {n}")
+    twice = sum(r.may_have_run_twice for r in job.results.values())
+    if twice:
+        console.note(f"  {twice} variation{'s' if twice > 1 else ''} may have run twice (a "
+                     "server went away while running it: may_have_run_twice in "
+                     f"{RESULTS_JSONL})")
     if job.duplicates:
         console.note(f"  {len(job.duplicates)} items also ran on a server that went away")
     failed = [r for r in job.results.values() if not r.ok]
@@ -408,6 +502,12 @@ def _summary(job: PoolJob, console: Console, wall: float) -> None:
         values = ", ".join(f"{name}={value}" for name, value in r.inputs.items())
         console.note(f"  variation {r.index} ({values}) {r.status}: "
                      f"{one_line(r.result.error_message or '')}")
-    for r in sorted(job.results.values(), key=lambda r: r.index):
-        for path in r.saved:
-            console.result(path)
+    console.note(f"  {plan.out / RESULTS_JSONL} lists every finished variation")
+    if plan.json:
+        print_summary(console, {
+            "total": job.total, **counts,
+            "images_saved": sum(len(r.saved) for r in job.results.values()),
+            "per_server": job.per_server(), "may_have_run_twice": twice,
+            "ran_twice": len(job.duplicates), "seconds": round(wall, 3), "out": str(plan.out),
+            "results": str(plan.out / RESULTS_JSONL), "exit_code": code,
+        })

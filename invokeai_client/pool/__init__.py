@@ -6,6 +6,7 @@ drain; ``async for result in job.as_completed()`` gives each variation's one res
 See docs/pool.md.
 """
 
+from ._pool_run import PoolRun, ServerAssigned
 from .job import PoolJob
 from .lock import JobLock
 from .manifest import Manifest
@@ -20,7 +21,9 @@ __all__ = [
     "Policy",
     "PoolJob",
     "PoolResult",
+    "PoolRun",
     "Progress",
+    "ServerAssigned",
     "ServerPool",
     "ServerProgress",
     "ServerState",

@@ -94,10 +94,12 @@ class Member:
         )
 
     async def open(self) -> None:
-        """Open the client and learn the queue limit; raises when the server is not there."""
+        """Open the client, read the queue's counts and learn its limit; raises when the
+        server does not answer (opening a client alone needs no HTTP answer)."""
         if not self.opened:
             await self.client.open()
             self.opened = True
+        self.queue_pending = (await self.client.queue.status()).queue.pending
         self.max_queue_size = await queue_limit(self.client.context)
 
     def needs_probe(self, now: float, interval: float) -> bool:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..runs import FieldValues, WorkflowResult
+from ._bodies import NOT_ANSWERING, temporary
 from ._health import Health
 from ._member import Member, Sent
 from .results import Attempt, PoolResult, Progress, ServerProgress
@@ -29,6 +30,7 @@ from .scheduler import Policy, plan
 from .variations import VariationSet, chunk_body
 
 if TYPE_CHECKING:
+    from ._bodies import Recipe
     from .lock import JobLock
     from .manifest import Manifest
 
@@ -61,16 +63,19 @@ class PoolJob:
         skip: frozenset[int] | set[int] = frozenset(),
         lock: JobLock | None = None,
         uploads: Mapping[str, Mapping[str, str]] | None = None,
+        recipe: Recipe | None = None,
     ) -> None:
         self.members = list(members)
+        self.recipe = recipe
+        """Compiles the body of a server that joins later (see :meth:`try_join`)."""
         self.bodies = dict(bodies)
         self.variations = variations
         self.policy = policy
         self.manifest = manifest
         self.lock = lock
+        """The job's lock (held while it runs; released when it completes or closes)."""
         self.uploads = dict(uploads or {})
         """Per server: local image token -> that server's image name."""
-        """The job's lock (held while it runs; released when it completes or closes)."""
         self.save_to = save_to
         self.total = len(variations)
         self.results: dict[int, PoolResult] = dict(done or {})
@@ -82,8 +87,11 @@ class PoolJob:
         self.health = Health()
         """Which servers fail what the others complete (see :mod:`._health`)."""
         self._last_error: dict[str, str | None] = {}
+        self._joining: set[str] = set()  # servers whose body is being compiled
         self.excluded: dict[str, str] = {}
-        """Servers left out of this job and why (models missing, not answering)."""
+        """Servers left out of this job and why: for good (a model or the board missing,
+        failing what others complete) or, while the reason starts with "not answering",
+        until the server answers again (it then joins the job)."""
         self._pending: deque[int] = deque(
             v.index for v in variations.variations
             if v.index not in self.results and v.index not in skip
@@ -94,12 +102,10 @@ class PoolJob:
         self._watchers: dict[str, set[asyncio.Task[Any]]] = {}
         for member in self.members:
             member.jobs.add(self)
-        self._change = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._finished = asyncio.Event()
+        self._change, self._wake, self._finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
-        self._started = time.monotonic()
+        self._closing: asyncio.Task[None] | None = None  # stops the writers of an ended job
         self.error: BaseException | None = None
         if len(self.results) == self.total:
             self._finished.set()
@@ -153,6 +159,20 @@ class PoolJob:
             self._change.clear()
             await self._change.wait()
 
+    def placement(self, index: int) -> tuple[str, Any] | None:
+        """``(server, run)`` of the item carrying variation ``index`` now (None while it
+        waits in line, is being enqueued, or has ended)."""
+        for url, on in self._on.items():
+            sent = on.get(index)
+            if sent is not None and sent.run is not None:
+                return url, sent.run
+        return None
+
+    async def changed(self) -> None:
+        """Wait until something changed: a result, a variation placed or sent back, the end."""
+        self._change.clear()
+        await self._change.wait()
+
     async def settled(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` seconds for the job to end; whether it has."""
         with contextlib.suppress(asyncio.TimeoutError):
@@ -199,6 +219,46 @@ class PoolJob:
     def wake(self) -> None:
         """Something changed (an item ended, a server came or went): plan again."""
         self._wake.set()
+
+    def try_join(self, member: Member) -> None:
+        """``member`` answers: if it was left out of the job because it did not answer,
+        compile its body (its models, board and uploads) in the background and let the
+        scheduler feed it; a reason that is not "not answering" keeps it out for good."""
+        url = member.url
+        if (self.done or self.recipe is None or url in self.bodies or url in self._joining
+                or not temporary(self.excluded.get(url, ""))):
+            return
+        self._joining.add(url)
+        self._spawn(self._join(member, self.recipe))
+
+    async def _join(self, member: Member, recipe: Recipe) -> None:
+        url = member.url
+        try:
+            try:
+                body, names = await recipe.body_for(member)
+            except (errors.ConnectionError, errors.TimeoutError) as exc:
+                self.excluded[url] = f"{NOT_ANSWERING}: {exc}"  # tried again when it answers
+                return
+            except errors.InvokeAIError as exc:  # models, board, workflow: never here
+                self.excluded[url] = str(exc)
+                log.warning("%s cannot join the job: %s", url, exc)
+                return
+            if self.manifest is not None and not self.done:
+                await self.manifest.joined(url, body, names)  # a resume sends it the same
+            if self.done or member.state != "up":
+                return
+            self.bodies[url] = body
+            if names:
+                self.uploads[url] = names
+            if url not in self._on:
+                self.members.append(member)
+                self._on[url] = {}
+            member.jobs.add(self)
+            self.excluded.pop(url, None)
+            log.warning("%s joined the job", url)
+            self.wake()
+        finally:
+            self._joining.discard(url)
 
     async def _dispatch(self) -> None:
         try:
@@ -289,6 +349,7 @@ class PoolJob:
         self._back(member, chunk[len(runs):], cut=True)
         for index, run in zip(chunk, runs, strict=False):
             self._on[member.url][index] = Sent(batch_id, run.item_id, run)
+        self._change.set()  # placed: run readers follow them
         if self.manifest is not None:
             await self.manifest.item_ids(zip(chunk, (run.item_id for run in runs), strict=False))
         by_item = {run.item_id: index for index, run in zip(chunk, runs, strict=False)}
@@ -319,6 +380,7 @@ class PoolJob:
             member.room_hint = 0  # the server's queue is full: wait for the next probe
         if indexes and self.manifest is not None:
             self._spawn(self.manifest.back(list(indexes), self.attempts))
+        self._change.set()
         self.wake()
 
     async def _watch(self, member: Member, batch: Any, by_item: dict[int, int]) -> None:
@@ -407,6 +469,8 @@ class PoolJob:
 
     def give_up_on(self, member: Member) -> None:
         """``member`` stopped answering: its unfinished variations go back to the line."""
+        if member.url not in self._on:
+            return  # not a server of this job
         for task in list(self._watchers.get(member.url, ())):
             task.cancel()
         for index, sent in list(self._on[member.url].items()):
@@ -423,6 +487,7 @@ class PoolJob:
     def adopt(self, member: Member, index: int, sent: Sent, batch: Any) -> None:
         """Follow an item that already exists on ``member`` (a resumed job)."""
         self._on[member.url][index] = sent
+        self._change.set()
         self._spawn(self._watch(member, batch, {sent.item_id or 0: index}), member)
 
     def resend(self, index: int, attempt: Attempt | None, member: Member | None) -> None:
@@ -445,6 +510,19 @@ class PoolJob:
         self._wake.set()
         if len(self.results) == self.total:  # every result recorded: nothing left to write
             self._release()
+        elif self._closing is None:  # an error or a cancel: stop the writers, then close
+            self._closing = asyncio.get_running_loop().create_task(self._wind_down())
+
+    async def _wind_down(self) -> None:
+        """The job ended before every result: stop its senders and watchers (what still runs
+        on the servers is left there; the manifest lists it as sent, for a resume), then
+        close the manifest and release the lock, without waiting for the pool to close."""
+        tasks = [t for t in (*self._tasks, self._dispatcher) if t is not None and not t.done()]
+        for task in tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._release()
 
     def _release(self) -> None:
         """Nothing is left to write: close the manifest, then release the job's lock."""
@@ -464,6 +542,8 @@ class PoolJob:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._closing is not None:
+            await asyncio.gather(self._closing, return_exceptions=True)
         self._release()
 
 

@@ -194,6 +194,12 @@ class Manifest:
         await self._run(_write, "UPDATE variations SET status=?, server=?, batch_id=?, "
                         "item_id=?, images=?, saved=?, attempts=? WHERE idx=?", [row])
 
+    async def joined(self, server: str, body: Mapping[str, Any], uploads: Mapping[str, str]
+                     ) -> None:
+        """Record the body (and image names) of a server that joined the job after it
+        started: a resume sends it what this run did."""
+        await self._run(_join, server, json.dumps(dict(body)), dict(uploads))
+
     # -- reading --------------------------------------------------------------------------
 
     async def meta(self) -> dict[str, Any]:
@@ -320,6 +326,19 @@ def _create(db: sqlite3.Connection, meta: Mapping[str, str], rows: list[tuple[in
         db.execute("BEGIN")
         db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
         db.executemany("INSERT INTO variations (idx, vals) VALUES (?, ?)", rows)
+
+
+def _join(db: sqlite3.Connection, server: str, body: str, uploads: dict[str, str]) -> None:
+    with db:
+        db.execute("BEGIN")
+        meta = dict(db.execute(
+            "SELECT key, value FROM meta WHERE key IN ('bodies', 'settings')").fetchall())
+        bodies, settings = json.loads(meta["bodies"]), json.loads(meta["settings"])
+        bodies[server] = json.loads(body)
+        if uploads:
+            settings.setdefault("uploads", {})[server] = uploads
+        db.executemany("UPDATE meta SET value=? WHERE key=?", [
+            (json.dumps(bodies), "bodies"), (json.dumps(settings), "settings")])
 
 
 def _write(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,19 +17,19 @@ from .. import errors
 from ..client import AsyncClient
 from ..workflows.definition import WorkflowDefinition
 from ..workflows.handle import WorkflowHandle
-from ..workflows.model_sync import sync_models
-from ..workflows.prepare import resolve_board
+from ._bodies import Recipe, temporary
 from ._compile import compile_body, sweep_groups, swept_names
 from ._failover import watch_members
-from ._images import LocalImages, named, tokenize
+from ._images import tokenize
 from ._member import Member
+from ._pool_run import PoolRun
 from .job import PoolJob
 from .lock import JobLock
 from .manifest import Manifest
 from .results import PoolResult
 from .resume import resume_job
 from .scheduler import Policy
-from .variations import expand
+from .variations import VariationSet, expand
 
 log = logging.getLogger("invokeai_client.pool")
 
@@ -157,6 +156,8 @@ class ServerPool:
         for job in self._jobs:
             if member.state == "down":
                 job.give_up_on(member)
+            elif member.state == "up":
+                job.try_join(member)  # left out while it did not answer: it may join now
             job.wake()
         if member.state == "down":
             self._retire(member)
@@ -227,29 +228,46 @@ class ServerPool:
         ``arguments`` are kept in the manifest's settings (what made the job: the CLI
         checks a ``--resume`` against them).
         """
+        recipe, variations = await self._prepare(handle, sweep, zip, data, runs, board,
+                                                 attach_workflow, sync)
+        return await self._launch(recipe, variations, manifest, save_to, lock, arguments)
+
+    async def _prepare(
+        self, handle: WorkflowHandle, sweep: Mapping[Any, Iterable[Any]] | None,
+        zip: bool | Sequence[Sequence[Any]], data: Sequence[Sequence[Mapping[str, Any]]] | None,
+        runs: int, board: Any, attach: bool, sync: bool,
+    ) -> tuple[Recipe, VariationSet]:
+        """Check everything locally (no request but reading local images): the job's
+        recipe (what compiles each server's body) and its variations."""
         names = swept_names(handle, sweep, zip)
         handle, groups, images = await tokenize(handle, sweep_groups(handle, sweep, zip, data))
-        base = compile_body(handle, groups, board_id=None, attach_workflow=attach_workflow)
+        base = compile_body(handle, groups, board_id=None, attach_workflow=attach)
         variations = dataclasses.replace(
             expand(base["batch"].get("data"), runs, names), given=images.given
         )
+        recipe = Recipe(handle.copy(), groups, board, attach, sync, images, self._uploaded)
+        return recipe, variations
+
+    async def _launch(
+        self, recipe: Recipe, variations: VariationSet, manifest: str | Path | None,
+        save_to: str | Path | None, lock: JobLock | None, arguments: Mapping[str, Any] | None,
+    ) -> PoolJob:
         if manifest is not None and lock is None:
             lock = await anyio.to_thread.run_sync(JobLock.acquire, manifest)
         store = None
         try:
-            bodies, excluded, uploads = await self._bodies(
-                handle, groups, board, attach_workflow, sync, images
-            )
+            bodies, excluded, uploads = await recipe.all(self.members)
             if manifest is not None:
                 store = await Manifest.create(
-                    manifest, variations, handle.to_workflow_dict(), bodies=bodies, settings={
-                        "attach_workflow": attach_workflow, "sync": sync, "board": board,
+                    manifest, variations, recipe.workflow_dict(), bodies=bodies, settings={
+                        "attach_workflow": recipe.attach_workflow, "sync": recipe.sync,
+                        "board": recipe.board,
                         "save_to": None if save_to is None else str(save_to),
                         "uploads": uploads, "arguments": dict(arguments or {}),
                     },
                 )
             return self._start(bodies, excluded, variations, store, save_to, {}, lock=lock,
-                               uploads=uploads)
+                               uploads=uploads, recipe=recipe)
         except BaseException:
             if store is not None:
                 store.close_now()
@@ -257,17 +275,32 @@ class ServerPool:
                 lock.release()
             raise
 
-    async def submit(self, handle: WorkflowHandle, **options: Any) -> PoolResult:
-        """Run the handle's current values once, on the server with the least work ahead;
-        returns its one result (failed runs included: check ``result.ok``)."""
-        job = await self.submit_batch(handle, **options)
-        results: list[PoolResult] = await job
-        if len(results) != 1:
+    def submit(
+        self, handle: WorkflowHandle, *, board: Any = None, attach_workflow: bool = True,
+        sync: bool = True, manifest: str | Path | None = None,
+        save_to: str | Path | None = None,
+    ) -> PoolRun:
+        """Run the handle's current values once, on the server with the least work ahead.
+
+        Returns a :class:`~invokeai_client.pool.PoolRun` at once: ``await`` it for the one
+        :class:`PoolResult` (failed runs included: check ``result.ok``), read its
+        ``events()`` from whichever server carries it, ``cancel()`` it. Values that make
+        more than one item (a generator) raise ValidationError when awaited, before any
+        request (use :meth:`submit_batch`)."""
+        return PoolRun(self._submit_one(handle, board, attach_workflow, sync, manifest, save_to))
+
+    async def _submit_one(
+        self, handle: WorkflowHandle, board: Any, attach: bool, sync: bool,
+        manifest: str | Path | None, save_to: str | Path | None,
+    ) -> PoolJob:
+        recipe, variations = await self._prepare(handle, None, False, None, 1, board, attach,
+                                                 sync)
+        if len(variations) != 1:
             raise errors.ValidationError(
-                f"submit() runs one item, but this workflow makes {len(results)}; use "
+                f"submit() runs one item, but this workflow makes {len(variations)}; use "
                 "submit_batch()", input="data", rule="exactly one item",
             )
-        return results[0]
+        return await self._launch(recipe, variations, manifest, save_to, None, None)
 
     async def resume(self, manifest: str | Path, *, lock: JobLock | None = None) -> PoolJob:
         """Continue a job from its manifest after the client stopped (crash, Ctrl-C, kill).
@@ -281,7 +314,7 @@ class ServerPool:
             lock = await anyio.to_thread.run_sync(JobLock.acquire, manifest)
         try:
             return await resume_job(self.members, functools.partial(self._start, lock=lock),
-                                    manifest)
+                                    manifest, self._uploaded)
         except BaseException:
             lock.release()
             raise
@@ -290,9 +323,9 @@ class ServerPool:
         self, bodies: dict[str, dict[str, Any]], excluded: dict[str, str], variations: Any,
         store: Manifest | None, save_to: str | Path | None, done: Mapping[int, PoolResult],
         *, skip: set[int] | None = None, lock: JobLock | None = None,
-        uploads: Mapping[str, Mapping[str, str]] | None = None,
+        uploads: Mapping[str, Mapping[str, str]] | None = None, recipe: Recipe | None = None,
     ) -> PoolJob:
-        if not bodies:
+        if not bodies and not any(map(temporary, excluded.values())):
             raise errors.ModelNotFoundError(
                 "no server of the pool can run this workflow: "
                 + "; ".join(f"{url}: {why}" for url, why in excluded.items())
@@ -301,57 +334,14 @@ class ServerPool:
             [m for m in self.members if m.url in bodies], bodies, variations,
             policy=self.policy, manifest=store,
             save_to=None if save_to is None else str(save_to), done=done, skip=skip or set(),
-            lock=lock, uploads=uploads,
+            lock=lock, uploads=uploads, recipe=recipe,
         )
         job.excluded = excluded
         # Ended jobs are forgotten, except one still holding its lock (it ended with an
         # error: aclose() stops its last writers, then releases it).
         self._jobs = [j for j in self._jobs if not j.done or (j.lock and j.lock.held)] + [job]
         job.start()
+        for member in self.members:  # a server that timed out while compiling: try again
+            if member.state == "up":
+                job.try_join(member)
         return job
-
-    async def _bodies(
-        self, handle: WorkflowHandle, groups: Any, board: Any, attach: bool, sync: bool,
-        images: LocalImages,
-    ) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, dict[str, str]]]:
-        """Per server, the enqueue body (compiled once per distinct models, board and image
-        names) and the names its uploads of the job's local images got."""
-        bodies: dict[str, dict[str, Any]] = {}
-        excluded: dict[str, str] = {}
-        uploads: dict[str, dict[str, str]] = {}
-        compiled: dict[str, dict[str, Any]] = {}
-        by_board = 0  # servers left out for the board alone
-        for member in self.members:
-            if member.state != "up":
-                excluded[member.url] = member.why or "not answering"
-                continue
-            copy = handle.copy(client=member.client)
-            try:
-                if sync and copy.model_fields():
-                    # A model the user set is found on each server (its key is local).
-                    await sync_models(copy.form, member.client, follow_explicit=True)
-                board_id = await resolve_board(member.client.boards, board)
-                names = await images.upload(member, self._uploaded)
-            except (errors.ModelNotFoundError, errors.BoardError) as exc:
-                excluded[member.url] = str(exc)
-                by_board += isinstance(exc, errors.BoardError)
-                continue
-            except (errors.ConnectionError, errors.TimeoutError) as exc:
-                excluded[member.url] = f"not answering: {exc}"
-                continue
-            for full, value in images.values.items():
-                copy.set(full, named(value, names))
-            models = [field.value for field in copy.model_fields()]
-            key = json.dumps([models, board_id, names], sort_keys=True, default=str)
-            if key not in compiled:
-                compiled[key] = compile_body(copy, groups, board_id=board_id,
-                                             attach_workflow=attach)
-            bodies[member.url] = compiled[key]
-            if names:
-                uploads[member.url] = names
-        if not bodies and by_board:  # a board problem, not a model one: say so by its class
-            raise errors.BoardNotFoundError(
-                f"no server of the pool can run this job with board {board!r}: "
-                + "; ".join(f"{url}: {why}" for url, why in excluded.items()), status=404,
-            )
-        return bodies, excluded, uploads

@@ -14,18 +14,24 @@ For each variation of the manifest:
 A ``sent`` variation whose server does not answer at resume time is sent elsewhere and its
 batch is canceled on that server once it answers again (as in failover). Earlier attempts
 the manifest lists are canceled the same way.
+
+The job runs on every server of the pool that can run it: those it ran on get their stored
+bodies (one that does not answer yet joins when it does), a server added since gets its
+body compiled from the stored workflow and settings (not for a job with local images: the
+manifest keeps no image bytes).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import errors
 from ..runs import ImageRef, WorkflowResult
+from ._bodies import stored_recipe
 from ._failover import item_statuses
 from ._member import Member, Sent
 from .manifest import Manifest, Row
@@ -39,28 +45,19 @@ ENDED = frozenset({"completed", "failed", "canceled"})
 
 
 async def resume_job(
-    pool_members: Sequence[Member], start: Callable[..., PoolJob], path: str | Path
+    pool_members: Sequence[Member], start: Callable[..., PoolJob], path: str | Path,
+    uploaded: MutableMapping[tuple[str, str], str],
 ) -> PoolJob:
     """The job of manifest ``path`` running again on a pool's members; ``start`` is the
-    pool's job starter (see the module doc)."""
+    pool's job starter, ``uploaded`` its cache of image uploads (see the module doc)."""
     store = await Manifest.open(path)
     try:
         meta = await store.meta()
         variations = await store.variation_set()
         rows = await store.rows()
         members = {m.url: m for m in pool_members}
-        bodies = {url: body for url, body in meta["bodies"].items()
-                  if url in members and members[url].state == "up"}
-        excluded = {m.url: "not part of the job when it started" for m in pool_members
-                    if m.url not in meta["bodies"]}
-        excluded.update({url: members[url].why or "not answering" for url in meta["bodies"]
-                         if url in members and url not in bodies})
-        if not bodies and len(rows) > sum(row.status in ENDED for row in rows):
-            raise errors.ConnectionError(
-                f"no server this job started on ({', '.join(meta['bodies'])}) is in the pool and "
-                "answering; a resumed job runs on the servers it started with ("
-                + "; ".join(f"{url}: {why}" for url, why in excluded.items()) + ")"
-            )
+        recipe = stored_recipe(meta, variations, uploaded)
+        bodies, excluded, uploads = await recipe.all(pool_members)
         done: dict[int, PoolResult] = {}
         following: dict[str, list[Row]] = defaultdict(list)
         for row in rows:
@@ -74,7 +71,7 @@ async def resume_job(
         skip = {row.index for group in following.values() for row in group}
         settings = meta["settings"]
         job = start(bodies, excluded, variations, store, settings.get("save_to"), done, skip=skip,
-                    uploads=settings.get("uploads"))
+                    uploads=uploads, recipe=recipe)
     except BaseException:  # the job was not started: nobody else closes the file
         store.close_now()
         raise
@@ -100,7 +97,7 @@ def _stored(row: Row, variations: VariationSet, members: dict[str, Member]) -> P
 async def _reattach(job: PoolJob, member: Member | None, rows: list[Row]) -> None:
     """Follow ``rows``' items on ``member``; what it no longer has goes back to the line."""
     lost: list[Row] = []
-    if member is None or member.state != "up":
+    if member is None or member.state != "up" or member.url not in job.bodies:
         for row in rows:
             job.resend(row.index, Attempt(row.server or "?", row.item_id, row.batch_id or "",
                                           "unknown"), member)

@@ -449,37 +449,31 @@ class ModelInstall(AsyncScope):
         if job.status == "completed" and job.config_out is None:
             job = await self.refresh()
         if job.status == "error":
-            raise errors.ModelInstallError(
-                f"installing {self.source!r} failed: "
-                f"{job.error_reason or 'error'}: {job.error or 'no detail given'}",
-                job_id=self.id,
-                source=self.source,
-                error_type=job.error_reason,
-                error=job.error,
-                traceback=job.error_traceback,
+            raise self._failed(
+                f"failed: {job.error_reason or 'error'}: {job.error or 'no detail given'}",
+                error_type=job.error_reason, error=job.error, traceback=job.error_traceback,
             )
         if job.status == "cancelled":
-            raise errors.ModelInstallError(
-                f"installing {self.source!r} was cancelled", job_id=self.id, source=self.source
-            )
+            raise self._failed("was cancelled")
         config = job.config_out
         if config is None:
-            raise errors.ModelInstallError(
-                f"installing {self.source!r} ended without a model config", job_id=self.id,
-                source=self.source,
-            )
+            raise self._failed("ended without a model config")
         if not config.is_identified and not self._allow_unidentified:
             await self._repo.delete(config.key)
-            raise errors.ModelInstallError(
-                f"installing {self.source!r}: the server could not identify the file as a "
-                f"model (base {config.base!r}, type {config.type!r}); the record it made was "
-                "removed. Pass allow_unidentified=True to keep such installs.",
-                job_id=self.id,
-                source=self.source,
+            raise self._failed(
+                f"failed: the server could not identify the file as a model (base "
+                f"{config.base!r}, type {config.type!r}); the record it made was removed. "
+                "Pass allow_unidentified=True to keep such installs.",
                 error_type="UnidentifiedModel",
             )
         self._result = config
         return config
+
+    def _failed(self, why: str, **detail: str | None) -> errors.ModelInstallError:
+        """This install's error: ``installing '<source>' <why>``, naming the job."""
+        return errors.ModelInstallError(
+            f"installing {self.source!r} {why}", job_id=self.id, source=self.source, **detail
+        )
 
     def __await__(self) -> Generator[Any, None, ModelConfig]:
         return self.wait().__await__()

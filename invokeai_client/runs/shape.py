@@ -27,7 +27,6 @@ class BatchShape:
         "image_host",
         "iterated",
         "names",
-        "needs_order",
         "node_count",
         "node_types",
         "per_run",
@@ -59,7 +58,6 @@ class BatchShape:
         self.names: Mapping[str, str] = {}
         """How ``field_values`` name a swept input: ``"node_id.field_name"`` -> the key the
         sweep used (its label); inputs not listed keep their full key."""
-        self.needs_order = False  # an iterated node ran more than once: REST orders outputs
         self.confirmed = False
 
     def node_type(self, node_id: str) -> str | None:

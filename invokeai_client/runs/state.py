@@ -334,10 +334,7 @@ class ItemState:
         if outputs is None:
             outputs = self._outputs = {}
         if node_id in batch.iterated:
-            values = outputs.setdefault(node_id, [])
-            values.append(value)
-            if len(values) > 1:
-                batch.needs_order = True
+            outputs.setdefault(node_id, []).append(value)
         else:
             outputs[node_id] = value
         if type(value) not in _PLAIN and is_new_image_source(
@@ -386,16 +383,13 @@ class ItemState:
 
     def _events_complete(self) -> bool:
         """Whether the socket told the whole story of this completed item: an output of
-        every graph node, and no iterated node whose several outputs need ordering."""
-        outputs = self._outputs or {}
+        every graph node, and no iterated node (no event says how many times one runs, and
+        REST orders their outputs; one heard so far may be one of several)."""
         batch = self.batch
-        if len(outputs) < batch.node_count:
-            return False  # an event was missed or is still on its way (order not guaranteed)
-        if batch.needs_order:
-            return not any(
-                node_id in batch.iterated and len(value) > 1 for node_id, value in outputs.items()
-            )
-        return True
+        if batch.iterated:
+            return False
+        # Fewer: an event was missed or is still on its way (order not guaranteed).
+        return len(self._outputs or ()) >= batch.node_count
 
     def finish_if_told(self) -> None:
         """Settle from the socket's story when it is complete (completed with every output,
