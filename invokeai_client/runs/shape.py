@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .results import FieldValues, ImageHost
@@ -12,6 +13,9 @@ __all__ = ["MAX_NODE_FRAMES", "BatchShape"]
 MAX_NODE_FRAMES = 50_000
 """Ended nodes (prepared invocations) one item's event story may hold; past it the result
 comes from REST."""
+
+
+_NO_NAMES: Mapping[str, str] = MappingProxyType({})
 
 
 class BatchShape:
@@ -55,7 +59,7 @@ class BatchShape:
         self.per_run = 1
         for group in groups or ():
             self.per_run *= len(group[0]["items"])
-        self.names: Mapping[str, str] = {}
+        self.names: Mapping[str, str] = _NO_NAMES
         """How ``field_values`` name a swept input: ``"node_id.field_name"`` -> the key the
         sweep used (its label); inputs not listed keep their full key."""
         self.confirmed = False
