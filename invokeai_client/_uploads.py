@@ -8,7 +8,6 @@ image bytes off the event loop; :func:`upload_image` only sends them.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ import aiohttp
 import anyio.to_thread
 
 from . import errors
+from ._image_bytes import encode_pil, is_pil_image, sniff_image
 
 if TYPE_CHECKING:
     from ._http import HttpTransport
@@ -82,47 +82,6 @@ async def upload_image(
             path="/api/v1/images/upload",
         )
     return answer
-
-
-# Leading bytes of the formats Pillow (and so InvokeAI) reads, with their content types.
-_MAGIC: tuple[tuple[bytes, str, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
-    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
-    (b"GIF87a", "image/gif", ".gif"),
-    (b"GIF89a", "image/gif", ".gif"),
-    (b"BM", "image/bmp", ".bmp"),
-    (b"II*\x00", "image/tiff", ".tiff"),
-    (b"MM\x00*", "image/tiff", ".tiff"),
-)
-
-
-def sniff_image(data: bytes) -> tuple[str, str] | None:
-    """``(content type, extension)`` of encoded image bytes, or None if not an image."""
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ("image/webp", ".webp")
-    for magic, content_type, ext in _MAGIC:
-        if data.startswith(magic):
-            return (content_type, ext)
-    return None
-
-
-def is_pil_image(value: object) -> bool:
-    """Whether ``value`` is a PIL image (False when Pillow is not installed)."""
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is an optional extra
-        return False
-    return isinstance(value, Image.Image)
-
-
-def encode_pil(image: Any) -> bytes:
-    """PNG bytes of a PIL image (blocking: run it in a worker thread)."""
-    buffer = io.BytesIO()
-    frame = image
-    if image.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
-        frame = image.convert("RGBA")
-    frame.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 async def read_image_source(source: Any) -> tuple[bytes, str, str, str]:

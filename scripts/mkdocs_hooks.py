@@ -17,6 +17,8 @@ from typing import Any
 
 from mkdocs.structure.files import File, Files
 
+from invokeai_client._deprecated import is_alias
+
 ROOMS = {
     "client": ("The client", "AsyncClient, its configuration and the blocking Client."),
     "workflows": (
@@ -50,7 +52,8 @@ def room_of(obj: Any) -> str:
 
 def public_modules() -> list[ModuleType]:
     """``invokeai_client`` and every public module below it that declares ``__all__``,
-    parents before children (so a name is documented under its shortest path)."""
+    parents before children (so a name is documented under its shortest path); deprecated
+    aliases of moved modules are left out (their names are documented at their new home)."""
     package = importlib.import_module("invokeai_client")
     modules = [package]
     for info in pkgutil.walk_packages(package.__path__, "invokeai_client."):
@@ -61,7 +64,7 @@ def public_modules() -> list[ModuleType]:
             module = importlib.import_module(info.name)
         except ImportError:  # an optional extra that is not installed
             continue
-        if hasattr(module, "__all__"):
+        if hasattr(module, "__all__") and not is_alias(module):
             modules.append(module)
     return sorted(modules, key=lambda module: module.__name__.count("."))
 

@@ -45,7 +45,8 @@ def test_generate_saves_one_image_per_seed(
     listing = json.loads((tmp_path / "results.json").read_text())  # as run's
     assert listing["model"]["name"] == "tiny-sdxl"
     assert [(i["index"], i["status"], i["values"], i["files"]) for i in listing["items"]] == [
-        (n, "completed", {"prompt": "a small boat", "seed": seed}, [f"00{n + 1}-seed{seed}.png"])
+        (n, "completed", {"prompt": "a small boat", "seed": seed},
+         [str(tmp_path / f"00{n + 1}-seed{seed}.png")])
         for n, seed in enumerate((4, 5, 6))
     ]
     assert "3 items: 3 completed, 0 failed, 0 canceled" in done.stderr

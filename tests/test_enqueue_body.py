@@ -1,4 +1,5 @@
-"""The typed enqueue body: every rule of a batch, table-driven (no client, no server)."""
+"""The typed enqueue body: every rule of a batch, table-driven (no client, no server); the
+last test sends a raw body with keys InvokeAI ignores to both peers."""
 
 from __future__ import annotations
 
@@ -7,9 +8,20 @@ from typing import Any
 
 import pytest
 
-from invokeai_client import ValidationError
+from invokeai_client import AsyncClient, ValidationError
 from invokeai_client._limits import encoded_limit_problem, json_limit_problem
-from invokeai_client.types.batch import Batch, BatchDatum, EnqueueBody, JSONText
+from invokeai_client.types.batch import (
+    ONCE_RULE,
+    RUNS_RULE,
+    ZIP_RULE,
+    Batch,
+    BatchDatum,
+    EnqueueBody,
+    JSONText,
+)
+from invokeai_client.workflows import WorkflowDefinition, WorkflowHandle, examples
+
+from .helpers import BUNDLED
 
 
 def graph() -> dict[str, Any]:
@@ -44,8 +56,8 @@ BROKEN: list[tuple[str, Any, str, str, str]] = [
      "at least one node"),
     ("node id is not its key", {"batch": {"graph": {"nodes": {"a": {"id": "b"}}}}},
      r"must be its key", "a", "node id matches its key"),
-    ("runs 0", body(runs=0), r"runs must be an int >= 1, got 0", "runs", "int >= 1"),
-    ("runs True", body(runs=True), r"runs must be", "runs", "int >= 1"),
+    ("runs 0", body(runs=0), r"runs must be an int >= 1, got 0", "runs", "integer >= 1"),
+    ("runs True", body(runs=True), r"runs must be", "runs", "integer >= 1"),
     ("batch id redacted", body(batch_id="redacted"), r"batch_id must be", "batch_id", "string"),
     ("origin not text", body(origin=3), r"origin must be a string", "origin", "string"),
     ("prepend text", body(prepend="yes"), r"prepend must be True or False", "prepend", "bool"),
@@ -68,7 +80,7 @@ BROKEN: list[tuple[str, Any, str, str, str]] = [
     ("item type differs from the literal", body(data=[[datum("a", ["x"])]]),
      r"holds string values but the field holds a number", "a.value", "number values"),
     ("one field twice", body(data=[[datum("a", [1])], [datum("a", [2])]]), r"twice", "a.value",
-     "each field once"),
+     "each input once"),
     ("zipped lengths differ", body(data=[[datum("a", [1, 2]), datum("b", [1])]]),
      r"different lengths", "b.value", "same length in a group"),
 ]
@@ -122,6 +134,42 @@ def test_models_are_built_with_the_same_rules() -> None:
     assert made.with_origin("here").batch.origin == "here"
     with pytest.raises(ValidationError):
         made.with_batch_id(7)  # type: ignore[arg-type]
+
+
+def _form() -> WorkflowHandle:
+    """arithmetic-form: inputs 'A' and 'B' (integers)."""
+    return WorkflowHandle(WorkflowDefinition.from_file(examples.path("arithmetic-form")),
+                          schemas=BUNDLED)
+
+
+RUNS_TEXT = r"^runs must be an int >= 1, got 0$"
+COMPILE_RUNS_TEXT = r"^runs must be an integer >= 1, got 0$"  # the compile stage's 0.1.0 words
+ZIP_TEXT = (r"^batch data group 0 zips lists of different lengths: \S+ has 1 items, the group's "
+            r"first 2; the datums of one group must have the same number of items$")
+# (case id, a way to break a batch rule, the rule, its text): each rule is written once, in
+# types.batch, and every way of making a batch says it the same way
+ONE_RULE_TEXT: list[tuple[str, Any, str, str]] = [
+    ("runs: a raw body", lambda: EnqueueBody.parse(body(runs=0)), RUNS_RULE, RUNS_TEXT),
+    ("runs: the compile stage", lambda: _form().compile(runs=0), RUNS_RULE, COMPILE_RUNS_TEXT),
+    ("zip: a raw body", lambda: EnqueueBody.parse(
+        body(data=[[datum("a", [1, 2]), datum("b", [1])]])), ZIP_RULE, ZIP_TEXT),
+    ("zip: a handle's data", lambda: _form().compile(
+        data=[[{"input": "A", "items": [1, 2]}, {"input": "B", "items": [1]}]]),
+     ZIP_RULE, ZIP_TEXT),
+    ("once: a raw body", lambda: EnqueueBody.parse(
+        body(data=[[datum("a", [1])], [datum("a", [2])]])), ONCE_RULE, r"twice"),
+    ("once: a sweep", lambda: _form().sweep_groups(
+        {"A": [1], _form().input("A").key: [2]}), ONCE_RULE, r"twice"),
+]
+
+
+@pytest.mark.parametrize(("make", "rule", "text"), [c[1:] for c in ONE_RULE_TEXT],
+                         ids=[c[0] for c in ONE_RULE_TEXT])
+def test_a_batch_rule_reads_the_same_whatever_the_way_in(make: Any, rule: str,
+                                                         text: str) -> None:
+    with pytest.raises(ValidationError, match=text) as caught:
+        make()
+    assert caught.value.rule == rule
 
 
 # -- encode: the submit path's one pass (rules + bytes + size limits) -------------------------
@@ -219,3 +267,107 @@ def test_encode_fills_the_default_origin_only_when_none_is_named() -> None:
 def test_encoded_limits_are_the_walks(value: Any) -> None:
     encoded = json.dumps(value).encode()
     assert encoded_limit_problem(encoded, value) == json_limit_problem(value)
+
+
+# -- keys InvokeAI ignores are kept and sent (a newer server may read them) -----------------
+
+# (case id, raw body, the request sent)
+UNKNOWN_KEYS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("in the batch", body(batch_id="b1", colour="red"),
+     {"batch": {"batch_id": "b1", "graph": graph(), "runs": 1, "colour": "red"},
+      "prepend": False}),
+    ("in the body", {**body(batch_id="b1"), "future": {"x": [1]}},
+     {"batch": {"batch_id": "b1", "graph": graph(), "runs": 1}, "prepend": False,
+      "future": {"x": [1]}}),
+    ("in a datum", body(batch_id="b1", data=[[{**datum("a", [1, 2]), "typo": 9}]]),
+     {"batch": {"batch_id": "b1", "graph": graph(), "runs": 1,
+                "data": [[{**datum("a", [1, 2]), "typo": 9}]]}, "prepend": False}),
+    ("beside a workflow", body(batch_id="b1", workflow=JSONText('{"w": 1}'), later=[2]),
+     {"batch": {"batch_id": "b1", "graph": graph(), "runs": 1, "later": [2],
+                "workflow": {"w": 1}}, "prepend": False}),
+]
+
+
+@pytest.mark.parametrize(("raw", "sent"), [c[1:] for c in UNKNOWN_KEYS],
+                         ids=[c[0] for c in UNKNOWN_KEYS])
+def test_unknown_keys_are_kept_and_sent_as_they_are(raw: dict[str, Any],
+                                                    sent: dict[str, Any]) -> None:
+    for made in (EnqueueBody.parse(raw), EnqueueBody.model_validate(raw), EnqueueBody(**raw)):
+        assert made.to_dict() == sent
+        assert json.loads(made.to_json()) == sent
+        assert json.loads(EnqueueBody.encode(made).body) == sent
+    assert json.loads(EnqueueBody.encode(raw).body) == sent
+
+
+# -- a body made from a caller's dict shares nothing with it ---------------------------------
+
+MAKERS: list[tuple[str, Any]] = [
+    ("parse", EnqueueBody.parse),
+    ("model_validate", EnqueueBody.model_validate),
+    ("constructor", lambda raw: EnqueueBody(**raw)),
+    ("a Batch inside", lambda raw: EnqueueBody(batch=Batch(**raw["batch"]))),
+]
+
+
+@pytest.mark.parametrize("make", [c[1] for c in MAKERS], ids=[c[0] for c in MAKERS])
+def test_bodies_made_from_one_template_dict_keep_their_own_values(make: Any) -> None:
+    template = body(batch_id="b1", data=[[datum("a", [1, 2])]], workflow={"nodes": [{"x": 1}]},
+                    extra={"k": [1]})
+    made = []
+    for value in (10, 20, 30):
+        template["batch"]["graph"]["nodes"]["b"]["value"] = value
+        made.append(make(template))
+    first = json.loads(made[0].to_json())
+    template["batch"]["graph"]["nodes"].clear()
+    template["batch"]["data"][0][0]["items"].append(3)
+    template["batch"]["workflow"]["nodes"].clear()
+    template["batch"]["extra"]["k"].append(2)
+    assert [m.batch.graph["nodes"]["b"]["value"] for m in made] == [10, 20, 30]
+    assert json.loads(made[0].to_json()) == first
+    assert first["batch"]["data"] == [[datum("a", [1, 2])]]
+    assert first["batch"]["workflow"] == {"nodes": [{"x": 1}]}
+    assert first["batch"]["extra"] == {"k": [1]}
+
+
+# -- a body dumps to JSON with pydantic and reads back the same -------------------------------
+
+
+def _compiled(name: str) -> EnqueueBody:
+    made = WorkflowHandle(WorkflowDefinition.from_file(examples.path(name)), schemas=BUNDLED)
+    return made.compile()
+
+
+DUMPED: list[tuple[str, Any]] = [
+    ("a compiled body", lambda: _compiled("arithmetic-form")),
+    ("a compiled body with batch data", lambda: _compiled("batch-generator")),
+    ("a raw body with a workflow dict", lambda: EnqueueBody.parse(
+        body(batch_id="b1", runs=2, data=[[datum("a", [1, 2])]], workflow={"w": [1]}))),
+    ("unknown keys", lambda: EnqueueBody.parse(UNKNOWN_KEYS[3][1])),
+]
+
+
+@pytest.mark.parametrize("make", [c[1] for c in DUMPED], ids=[c[0] for c in DUMPED])
+def test_a_body_dumps_to_json_and_reads_back_the_same(make: Any) -> None:
+    made: EnqueueBody = make()
+    again = EnqueueBody.model_validate_json(made.model_dump_json())
+    assert again == made
+    assert again.to_json() == made.to_json()
+    assert EnqueueBody.model_validate(made.model_dump(mode="json")).to_json() == made.to_json()
+    assert json.loads(made.model_dump_json()) == made.model_dump(mode="json")
+
+
+@pytest.mark.anyio
+async def test_a_raw_body_with_keys_invokeai_ignores_runs(client: AsyncClient) -> None:
+    add = {
+        "nodes": {"a": {"id": "a", "type": "integer", "value": 3},
+                  "s": {"id": "s", "type": "add", "b": 4}},
+        "edges": [{"source": {"node_id": "a", "field": "value"},
+                   "destination": {"node_id": "s", "field": "a"}}],
+    }
+    raw = {"batch": {"graph": add, "runs": 1, "future_field": 1,
+                     "data": [[{"node_path": "a", "field_name": "value", "items": [1, 2],
+                                "typo": 9}]]},
+           "prepend": False, "future": {"x": 1}}
+    batch = await client.runs.enqueue(raw)
+    results = await batch.results(timeout=120)
+    assert sorted(result.outputs["s"] for result in results) == [5, 6]

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from invokeai_client import ValidationError
+from invokeai_client.pool._member import learned_limit
 from invokeai_client.pool.scheduler import Policy, ServerState, depth, plan
 from invokeai_client.pool.variations import Variation, chunk_body, count, expand
 
@@ -164,3 +165,21 @@ def test_chunk_body_makes_one_zipped_group() -> None:
     bare = chunk_body(base, (), [Variation(0, ()), Variation(1, ())], "b2")
     assert "data" not in bare["batch"]
     assert bare["batch"]["runs"] == 2
+
+
+@pytest.mark.parametrize(
+    ("known", "pending", "cut", "learned"),
+    [
+        # The queue drained between the cut and the probe that learns from it: the limit
+        # must not be learned as 0 (the server would look full for good and the job hang).
+        (None, 0, 0, 1),
+        (None, 0, 6, 6),  # the cut showed 6 of ours waiting plus nothing that fitted
+        (None, 7, 0, 7),  # pending now is never above the limit
+        (6, 7, 0, 7),  # a learned limit only grows
+        (7, 2, 3, 7),
+    ],
+)
+def test_a_queue_limit_learned_from_cuts_is_a_lower_bound_of_at_least_one(
+    known: int | None, pending: int, cut: int, learned: int
+) -> None:
+    assert learned_limit(known, pending, cut) == learned

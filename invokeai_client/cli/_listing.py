@@ -8,9 +8,9 @@ listing file inside the output folder and, with ``--json``, one JSON object a li
   appends only variations the file does not list yet (:class:`ResultsLog`).
 
 An entry is ``{"index", "item_id", "status", "values", "files", "images"}`` (+ ``"error"``
-for a failed item; ``batch`` adds ``"server"`` and ``"may_have_run_twice"``). In the
-listing files ``files`` are names inside the output folder (the folder can be moved); on
-stdout they are paths as the plain output prints them (``OUT/name``).
+for a failed item; ``batch`` adds ``"server"`` and ``"may_have_run_twice"``). ``files`` are
+the paths the plain output prints, except in ``results.jsonl``: there they are names inside
+the output folder, as a job is resumed from anywhere (its ``--json`` lines print the paths).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def item_entry(
         "item_id": item_id,
         "status": result.status if result is not None else status,
         "values": dict(values(result)) if result is not None else {},
-        "files": [Path(p).name for p in files],
+        "files": [str(p) for p in files],
         "images": [i.image_name for i in result.images] if result is not None else [],
     }
     if result is not None and not result.ok:
@@ -72,10 +72,10 @@ def item_entry(
     return entry
 
 
-def print_item(console: Console, entry: Mapping[str, Any], out: Path) -> None:
-    """``--json``: the entry on stdout, its files as paths (``OUT/name``)."""
-    line = {"type": "item", **entry, "files": [str(out / name) for name in entry["files"]]}
-    console.result(json.dumps(line, default=str))
+def print_item(console: Console, entry: Mapping[str, Any], out: Path | None = None) -> None:
+    """``--json``: the entry on stdout (its files, when names inside ``out``, as paths)."""
+    files = entry["files"] if out is None else [str(out / name) for name in entry["files"]]
+    console.result(json.dumps({"type": "item", **entry, "files": files}, default=str))
 
 
 def print_summary(console: Console, summary: Mapping[str, Any]) -> None:

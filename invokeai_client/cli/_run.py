@@ -184,7 +184,7 @@ async def _follow(
         if plan.json:
             files = outcome.files.get(result.item_id, ())
             entry = item_entry(index, result.item_id, result, lambda r: _values(r, plan), files)
-            print_item(console, entry, plan.out)
+            print_item(console, entry)
 
     display = ProgressDisplay(console, total=len(batch), title=handle.name or "batch")
     with display:

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .._uploads import sniff_image
+from .._image_bytes import sniff_image
 from ..errors import ValidationError
 from ..fields import (
     BooleanField,

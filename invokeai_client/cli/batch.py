@@ -437,8 +437,9 @@ async def _follow(job: PoolJob, plan: BatchPlan, console: Console, log: ResultsL
 
 def result_entry(result: PoolResult) -> dict[str, Any]:
     """One variation as ``results.jsonl`` and ``--json`` list it (see :mod:`._listing`)."""
+    names = [Path(path).name for path in result.saved]  # saved into OUT itself
     entry = item_entry(result.index, result.item_id, result.result,
-                       lambda _: result.inputs, result.saved)
+                       lambda _: result.inputs, names)
     entry["server"] = result.server
     entry["may_have_run_twice"] = result.may_have_run_twice
     return entry

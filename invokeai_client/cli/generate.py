@@ -240,7 +240,7 @@ class _Generation:
             elif self.plan.json:
                 entry = item_entry(index, result.item_id, result, _values,
                                    self.outcome.files.get(result.item_id, ()))
-                print_item(self.console, entry, self.plan.out)
+                print_item(self.console, entry)
 
         with display:
 

@@ -127,9 +127,11 @@ class IvkField(BaseModel, Generic[T]):
         """Forget the value: the input is left out of the graph (the server's default)."""
         self._value = UNSET
 
-    def _load(self, value: Any) -> None:
-        """Take a value from a workflow file as it is (files may hold values a newer or older
-        server would reject; :meth:`problems` reports them instead of failing the load)."""
+    def load(self, value: Any) -> None:
+        """Keep ``value`` as it is, unchecked: for values read from a workflow file (files may
+        hold values a newer or older server would reject; :meth:`problems` reports them
+        instead of failing the load) or checked already. Your own values go through
+        :meth:`set`."""
         self._value = value
 
     def check(self, value: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from .._uploads import is_pil_image, sniff_image
+from .._image_bytes import is_pil_image, sniff_image
 from ._base import FieldRuleError, ImageResolver, IvkField, json_compatible
 
 # -- local images ------------------------------------------------------------------------

@@ -1,5 +1,12 @@
 """Per server, the enqueue body of a job: compiled when the job starts, or later, when a
-server that did not answer then comes back (or joins a resumed job).
+server that did not answer then comes back (or joins a resumed job). The one adapter
+between the pool and the workflow compiler.
+
+The pool needs, per server, a full enqueue body of the workflow with the handle's values (the
+graph and, unless left off, the workflow JSON) and the sweep as ``Batch.data`` groups; it
+then expands the groups itself (:func:`~invokeai_client.pool.variations.expand`). The body
+comes from :meth:`WorkflowHandle.build_batch`, the facade over the pure
+:func:`~invokeai_client.workflows.compile.compile` (with the handle's uploads and checks).
 
 A server is left out of a job for one of two kinds of reasons. *Permanent*: it lacks a
 model or the board (``ModelNotFoundError``, ``BoardError``), or refuses the workflow in
@@ -12,15 +19,15 @@ the job started, or timed out while its models were looked up); its reason start
 from __future__ import annotations
 
 import json
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from ..workflows.batch import swept_names as _names_of
 from ..workflows.model_sync import sync_models
 from ..workflows.prepare import resolve_board
-from ._compile import Groups, compile_body
-from ._images import LocalImages, named
+from ._images import Groups, LocalImages, named
 from .variations import chunk_body
 
 if TYPE_CHECKING:
@@ -36,6 +43,32 @@ NEW_WITH_IMAGES = (
 )
 
 Body = dict[str, Any]
+
+
+def sweep_groups(
+    handle: WorkflowHandle,
+    sweep: Mapping[Any, Iterable[Any]] | None,
+    zip: bool | Sequence[Sequence[Any]],
+    data: Sequence[Sequence[Mapping[str, Any]]] | None,
+) -> Groups:
+    """``Batch.data`` groups for a sweep (keys as the handle takes them) plus raw ``data``."""
+    return handle.sweep_groups(sweep, zip=zip, data=data)
+
+
+def swept_names(
+    handle: WorkflowHandle, sweep: Mapping[Any, Iterable[Any]] | None,
+    zip: bool | Sequence[Sequence[Any]],
+) -> dict[str, str]:
+    """``"node_id.field_name"`` -> the name the user gave each swept input (the sweep's own
+    key, or the label for an index), as :meth:`WorkflowHandle.submit_batch` names results."""
+    return _names_of(handle.sweep_groups(sweep, zip=zip), handle.form)
+
+
+def compile_body(
+    handle: WorkflowHandle, groups: Groups, *, board_id: str | None, attach_workflow: bool
+) -> dict[str, Any]:
+    """The enqueue body of ``handle`` with every group of ``groups`` as batch data (checked)."""
+    return handle.build_batch(data=groups, board=board_id, attach_workflow=attach_workflow)
 
 
 def temporary(why: str) -> bool:

@@ -45,10 +45,21 @@ async def watch_members(
     while True:
         now = time.monotonic()
         await asyncio.gather(
-            *(_check(m, timeout, down_after, on_change) for m in members
+            *(_guarded(m, timeout, down_after, on_change) for m in members
               if m.state != "closed" and m.needs_probe(now, interval))
         )
         await asyncio.sleep(interval)
+
+
+async def _guarded(
+    member: Member, timeout: float, down_after: float, on_change: Callable[[Member], Any]
+) -> None:
+    """One member's check; a bug in it is logged, never allowed to end the probing: every
+    job waiting for queue room or a server's return is woken by these probes."""
+    try:
+        await _check(member, timeout, down_after, on_change)
+    except Exception:
+        log.exception("%s: checking the server failed", member.url)
 
 
 async def _check(

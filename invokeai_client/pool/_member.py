@@ -27,6 +27,15 @@ DOWN_PROBE_MAX = 5.0
 probe interval): reopening a client costs far more than a status read."""
 
 
+def learned_limit(known: int | None, pending: int, cut: int) -> int:
+    """A safe underestimate of a queue limit the server does not tell (non-admin users of
+    a multi-user server). Lower bounds only: a queue never holds more pending items than
+    its limit, and a cut showed ``cut`` (our items waiting there then plus what still
+    fitted). Never below 1: the pending count is read after the cut, when the queue may have
+    drained, and a limit learned as 0 would leave the server looking full for good."""
+    return max(known or 1, pending, cut, 1)
+
+
 @dataclass
 class Sent:
     """A variation on a server: the chunk's batch id and its item (None while enqueueing)."""
@@ -52,7 +61,10 @@ class Member:
     max_queue_size: int | None = None
     queue_pending: int | None = None
     room_hint: int | None = None  # 0 after the server cut a batch; cleared by the next probe
-    cut_room: int | None = None  # how many a cut batch could have made (learns the limit)
+    cut_room: int | None = None
+    """After a cut: our items waiting there then plus what still fitted (a lower bound of
+    the queue limit, learned by the next probe when the server does not tell it)."""
+    limit_learned: bool = False  # max_queue_size comes from cuts, not from the server
     failing_since: float | None = None
     probed_at: float = 0.0
     retry_at: float = 0.0  # a down server is probed again from then on
@@ -101,6 +113,7 @@ class Member:
             self.opened = True
         self.queue_pending = (await self.client.queue.status()).queue.pending
         self.max_queue_size = await queue_limit(self.client.context)
+        self.limit_learned = False
 
     def needs_probe(self, now: float, interval: float) -> bool:
         """Whether to ask the server now: always unless it is visibly alive (socket up and
@@ -133,10 +146,10 @@ class Member:
         self.retry_pause = 0.0
         self.probed_at = time.monotonic()
         self.queue_pending = status.queue.pending
-        if self.cut_room is not None and self.max_queue_size is None:
-            # The queue was full at the cut: the limit is at least what was pending plus
-            # what still fitted then (a safe underestimate).
-            self.max_queue_size = status.queue.pending + self.cut_room
+        if self.cut_room is not None and (self.max_queue_size is None or self.limit_learned):
+            self.max_queue_size = learned_limit(self.max_queue_size, status.queue.pending,
+                                                self.cut_room)
+            self.limit_learned = True
         self.cut_room = None
         self.room_hint = None
         return True

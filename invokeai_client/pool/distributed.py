@@ -23,7 +23,7 @@ from ..errors import ValidationError
 from ..fields import InvocationSchemas
 from ..runs import FieldValues, ImageRef
 from ..workflows import WorkflowDefinition, WorkflowHandle
-from ._compile import compile_body, sweep_groups, swept_names
+from ._bodies import compile_body, sweep_groups, swept_names
 from .results import PoolResult
 from .variations import VariationSet, expand
 

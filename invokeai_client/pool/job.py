@@ -324,13 +324,16 @@ class PoolJob:
         for index in chunk:
             self._on[member.url][index] = Sent(batch_id)
         member.sending += len(chunk)
-        if self.manifest is not None:
-            await self.manifest.sent(chunk, member.url, batch_id)
-        self.requests += 1
-        variations = [self.variations.variations[i] for i in chunk]
-        body = chunk_body(self.bodies[member.url], self.variations.fields, variations, batch_id,
-                          self.uploads.get(member.url))
-        try:
+        try:  # `sending` is given back however this ends (a cancel during the manifest write)
+            if self.manifest is not None:
+                await self.manifest.sent(chunk, member.url, batch_id)
+            base = self.bodies.get(member.url)
+            if base is None or self.done:
+                return  # left out or ended meanwhile: these variations were dealt with
+            self.requests += 1
+            variations = [self.variations.variations[i] for i in chunk]
+            body = chunk_body(base, self.variations.fields, variations, batch_id,
+                              self.uploads.get(member.url))
             batch = await member.client.runs.enqueue(
                 body, detach=True, partial=True, names=self.variations.names or None
             )
@@ -340,12 +343,16 @@ class PoolJob:
         finally:
             member.sending -= len(chunk)
         runs = batch.runs
-        if self.done:  # canceled while this chunk was on its way
+        if self.done or member.url not in self.bodies:
+            # Canceled, or the server was left out (its variations went back to the line),
+            # while this chunk was on its way: it must not run there.
             await batch.cancel()
             return
         if member.state != "up":  # given up on while enqueueing: failover owns these
             member.abandoned.add(batch_id)
             return
+        if len(runs) < len(chunk):
+            self._learn_cut(member, len(chunk), len(runs))
         self._back(member, chunk[len(runs):], cut=True)
         for index, run in zip(chunk, runs, strict=False):
             self._on[member.url][index] = Sent(batch_id, run.item_id, run)
@@ -365,11 +372,17 @@ class PoolJob:
             return
         full = isinstance(exc, errors.QueueFullError)  # nothing of it runs there
         if isinstance(exc, errors.QueueFullError):
-            member.cut_room = exc.room
+            self._learn_cut(member, len(chunk), exc.room or 0)
         else:
             member.abandoned.add(batch_id)  # fate unknown: cancel it if the server answers
         if member.state == "up":
             self._back(member, chunk, cut=full)
+
+    def _learn_cut(self, member: Member, sent: int, made: int) -> None:
+        """The server's queue cut a chunk of ``sent`` to ``made`` items: it was full, so
+        its limit is at least our items waiting there (all but one running) plus ``made``."""
+        waiting = max(len(self._on[member.url]) - sent - 1, 0)
+        member.cut_room = max(member.cut_room or 0, waiting + made)
 
     def _back(self, member: Member, indexes: Sequence[int], *, cut: bool) -> None:
         """Variations that did not (or will not) run on ``member`` go to the front again."""

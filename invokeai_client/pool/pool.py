@@ -17,8 +17,7 @@ from .. import errors
 from ..client import AsyncClient
 from ..workflows.definition import WorkflowDefinition
 from ..workflows.handle import WorkflowHandle
-from ._bodies import Recipe, temporary
-from ._compile import compile_body, sweep_groups, swept_names
+from ._bodies import Recipe, compile_body, sweep_groups, swept_names, temporary
 from ._failover import watch_members
 from ._images import tokenize
 from ._member import Member

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from ..runs import FieldValues
+from ..types.batch import MIN_RUNS, ragged
 from ._images import given, named
 
 __all__ = ["Variation", "VariationSet", "chunk_body", "expand"]
@@ -79,17 +80,17 @@ def expand(
     first group outermost; ``runs`` is the outermost loop. ``names`` are the user's names
     of the swept inputs (see :attr:`VariationSet.names`).
     """
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
         raise ValidationError(f"runs must be an integer >= 1, got {runs!r}", input="runs",
                               rule=">= 1")
     fields: list[FieldPath] = []
     zipped: list[list[tuple[Any, ...]]] = []
     for g, group in enumerate(groups or ()):
-        lengths = {len(datum["items"]) for datum in group}
-        if len(lengths) != 1:
+        lengths = [len(datum["items"]) for datum in group]
+        if not lengths or ragged(lengths) is not None:  # the batch body's own rule
             raise ValidationError(
                 f"the datums of group {g} must have equal lengths to be zipped, got "
-                f"{sorted(lengths)}",
+                f"{sorted(set(lengths))}",
                 input=f"data[{g}]",
                 rule="equal lengths within a group",
             )

@@ -141,7 +141,7 @@ class Bridge:
 
     def enter(self, manager: AbstractAsyncContextManager[T]) -> T:
         """Enter ``manager`` in the portal; it is exited by :meth:`stop` (last in, first out)."""
-        portal, stack = self._require_portal("open"), self._stack
+        portal, stack = self.require_portal("open"), self._stack
         assert stack is not None
         return stack.enter_context(portal.wrap_async_context_manager(manager))
 
@@ -210,7 +210,8 @@ class Bridge:
                 with contextlib.suppress(Exception):
                     self.call(aclose)
 
-    def _require_portal(self, action: str) -> BlockingPortal:
+    def require_portal(self, action: str) -> BlockingPortal:
+        """The open client's portal, or InvokeAIError saying it cannot ``action`` (closed)."""
         portal = self._portal
         if portal is None:
             raise errors.InvokeAIError(
@@ -226,7 +227,7 @@ class Bridge:
         check_no_running_loop(f"call {getattr(fn, '__qualname__', fn)!s}")
         loop = self._loop
         if loop is None:
-            self._require_portal(f"call {getattr(fn, '__name__', 'this')}")
+            self.require_portal(f"call {getattr(fn, '__name__', 'this')}")
         assert loop is not None
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         tasks: list[asyncio.Task[Any]] = []

@@ -257,7 +257,7 @@ class SyncContext(AbstractContextManager[T_co]):
         from ._bridge import check_no_running_loop
 
         check_no_running_loop("enter a context")
-        portal = self._bridge._require_portal("enter a context")
+        portal = self._bridge.require_portal("enter a context")
         self._blocking = portal.wrap_async_context_manager(self._manager)
         value = self._blocking.__enter__()
         return wrap(value, self._bridge)  # type: ignore[no-any-return]

@@ -26,15 +26,21 @@ from pydantic import BaseModel, ConfigDict, SkipValidation, model_validator
 
 from .. import errors
 from .._limits import encoded_limit_problem, json_limit_problem, short_repr
+from ._json import JSONText, json_copy, json_kind
 from .queue import is_batch_item
 
 __all__ = [
     "MIN_RUNS",
+    "ONCE_RULE",
+    "RUNS_RULE",
+    "ZIP_RULE",
     "Batch",
     "BatchDatum",
     "Encoded",
     "EnqueueBody",
     "JSONText",
+    "check_runs",
+    "check_zipped",
     "json_kind",
     "mixed_kinds",
     "ragged",
@@ -45,6 +51,34 @@ __all__ = [
 
 MIN_RUNS = 1
 """``Batch.runs`` is at least this."""
+RUNS_RULE = f"integer >= {MIN_RUNS}"
+"""The rule of ``runs`` (:func:`check_runs`)."""
+ZIP_RULE = "same length in a group"
+"""The rule of a data group's zipped item lists (:func:`check_zipped`)."""
+ONCE_RULE = "each input once"
+"""The rule that a batch varies each input (node field) once, across all its data groups."""
+
+
+def check_runs(runs: Any, where: str = "runs", *, kind: str = "an int") -> int:
+    """``runs`` when it is an int (not a bool) of at least :data:`MIN_RUNS`, else the
+    :class:`~invokeai_client.errors.ValidationError` every way of making a batch raises:
+    ``"runs must be an int >= 1, got 0"`` (``kind``: the workflow compile stage says
+    ``"an integer"``, its 0.1.0 wording)."""
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
+        _bad(f"{where} must be {kind} >= {MIN_RUNS}, got {short_repr(runs)}", where, RUNS_RULE)
+    return runs
+
+
+def check_zipped(group: int, sizes: Sequence[tuple[str, int]], where: str | None = None) -> None:
+    """Refuse data group ``group`` when its zipped item lists differ in length: ``sizes`` are
+    its datums' names and item counts, in order; ``where`` is the input to name (default:
+    the first datum whose count differs)."""
+    index = ragged([size for _, size in sizes])
+    if index is not None:
+        name, size = sizes[index]
+        _bad(f"batch data group {group} zips lists of different lengths: {name} has {size} "
+             f"items, the group's first {sizes[0][1]}; the datums of one group must have the "
+             "same number of items", where or name, ZIP_RULE)
 
 
 def mixed_kinds(items: Iterable[Any]) -> list[str]:
@@ -72,57 +106,14 @@ def repeated(pairs: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
 
 
 
-class JSONText:
-    """A JSON value already serialised (``json.dumps`` with its default separators), sent as
-    it is: the workflow attached to a batch is rendered once from a per-workflow template
-    instead of being copied and encoded for every enqueue."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def value(self) -> Any:
-        """The value, decoded (a fresh object)."""
-        return json.loads(self.text)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, JSONText):
-            return self.text == other.text
-        return bool(self.value() == other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"JSONText({self.text[:60]!r}{'...' if len(self.text) > 60 else ''})"
-
-
 def _bad(message: str, where: str, rule: str) -> NoReturn:
     raise errors.ValidationError(message, input=where, rule=rule)
-
-
-def json_kind(value: Any) -> str:
-    """The JSON type of a value: ``null``, ``boolean``, ``number``, ``string``, ``object``,
-    ``array`` (else the Python type's name)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return type(value).__name__
 
 
 class _BodyModel(BaseModel):
     """A part of an enqueue body: rules broken raise our ValidationError, not pydantic's."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="allow", arbitrary_types_allowed=True)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -136,7 +127,7 @@ class _BodyModel(BaseModel):
         if isinstance(raw, cls):
             return raw
         _refuse(json_limit_problem(raw), cls.__name__)  # before a message recurses into it
-        return cls.build(raw)
+        return cls.build(json_copy(raw))
 
     @classmethod
     def build(cls, raw: Any) -> Any:
@@ -155,30 +146,34 @@ class _BodyModel(BaseModel):
         the part of building a body that repeats for every enqueue."""
         defaults = _defaults(cls)
         values = {**defaults, **checked}  # the fields in their order
-        if len(values) > len(defaults):
-            cls._no_extra(checked)
+        extra = cls._extra(checked) if len(values) > len(defaults) else {}
+        for name in extra:
+            del values[name]
         made = cls.__new__(cls)
         _set(made, "__dict__", values)
-        _set(made, "__pydantic_fields_set__", set(checked))
-        _set(made, "__pydantic_extra__", None)
+        _set(made, "__pydantic_fields_set__", set(checked).difference(extra))
+        _set(made, "__pydantic_extra__", extra)
         _set(made, "__pydantic_private__", None)
         return made
 
     @classmethod
-    def _no_extra(cls, checked: Mapping[str, Any]) -> None:
-        """Refuse a field the model does not have (the rule ``known fields``)."""
+    def _extra(cls, checked: Mapping[str, Any]) -> dict[str, Any]:
+        """The keys of ``checked`` the model has no field for, with their values: kept and
+        sent as they are (InvokeAI ignores keys it does not know; a newer server may not)."""
         known = _defaults(cls).keys()
         if checked.keys() <= known:
-            return
-        extra = checked.keys() - known
-        if extra:
-            name = sorted(extra)[0]
-            _bad(f"{cls.__name__} has no field {name!r}", name, "known fields")
+            return {}
+        return {name: value for name, value in checked.items() if name not in known}
 
     @model_validator(mode="before")
     @classmethod
     def _before(cls, raw: Any) -> Any:
-        return cls._rules(raw)  # pydantic's way in (``Model(...)``) checks the same rules
+        # pydantic's way in (``Model(...)``, ``model_validate``) checks the same rules, on a
+        # copy of the caller's containers like :meth:`parse`
+        if isinstance(raw, Mapping):
+            _refuse(json_limit_problem(raw), cls.__name__)
+            raw = json_copy(raw)
+        return cls._rules(raw)
 
     @classmethod
     def _rules(cls, raw: Any) -> Any:
@@ -211,9 +206,12 @@ class Encoded(NamedTuple):
     """The request body, UTF-8 JSON (what :meth:`EnqueueBody.to_json` gives)."""
 
 
-def _encode_body(batch: str, prepend: bool) -> bytes:
-    """The request's bytes around a batch's JSON text."""
-    return f'{{"batch": {batch}, "prepend": {"true" if prepend else "false"}}}'.encode()
+def _encode_body(batch: str, prepend: bool, extra: Mapping[str, Any] | None = None) -> bytes:
+    """The request's bytes around a batch's JSON text (``extra``: keys the body has beyond
+    ``batch`` and ``prepend``, sent as they are)."""
+    tail = "".join(f", {json.dumps(key)}: {json.dumps(value)}"
+                   for key, value in extra.items()) if extra else ""
+    return f'{{"batch": {batch}, "prepend": {"true" if prepend else "false"}{tail}}}'.encode()
 
 
 def _check_body(raw: Any) -> bool:
@@ -272,7 +270,8 @@ class BatchDatum(_BodyModel):
             _bad(f"batch data for {where} needs a non-empty list of items", where,
                  "non-empty items")
         _check_items(items, where)
-        return {"node_path": node_path, "field_name": field_name, "items": list(items)}
+        checked = {"node_path": node_path, "field_name": field_name, "items": list(items)}
+        return checked if len(raw) == len(checked) else {**raw, **checked}
 
     @property
     def key(self) -> str:
@@ -281,7 +280,9 @@ class BatchDatum(_BodyModel):
 
     def to_dict(self) -> dict[str, Any]:
         """The datum as JSON (the items list is the model's own)."""
-        return {"node_path": self.node_path, "field_name": self.field_name, "items": self.items}
+        out = {"node_path": self.node_path, "field_name": self.field_name, "items": self.items}
+        extra = self.__pydantic_extra__
+        return {**out, **extra} if extra else out
 
 
 def _check_items(items: Sequence[Any], where: str) -> None:
@@ -322,6 +323,11 @@ class Batch(_BodyModel):
     workflow: Annotated[dict[str, Any] | JSONText | None, SkipValidation] = None
     """The workflow JSON images embed (a dict, or pre-rendered :class:`JSONText`)."""
 
+    @pydantic.field_serializer("workflow")
+    def _workflow_as_json(self, workflow: Any) -> Any:
+        """A pre-rendered workflow dumps as its value (``model_dump``, ``model_dump_json``)."""
+        return workflow.value() if isinstance(workflow, JSONText) else workflow
+
     @classmethod
     def _rules(cls, raw: Any) -> Any:
         if not isinstance(raw, Mapping):
@@ -331,9 +337,7 @@ class Batch(_BodyModel):
         nodes = _check_graph(batch.get("graph"))
         if not isinstance(batch["graph"], dict):
             batch["graph"] = dict(batch["graph"])
-        runs = batch.get("runs", 1)
-        if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
-            _bad(f"runs must be an int >= 1, got {short_repr(runs)}", "runs", "int >= 1")
+        check_runs(batch.get("runs", 1))
         batch_id = batch.get("batch_id") or str(uuid.uuid4())
         if not isinstance(batch_id, str) or batch_id == "redacted":
             _bad(f"batch_id must be a string, got {short_repr(batch_id)}", "batch_id", "string")
@@ -365,7 +369,7 @@ class Batch(_BodyModel):
     def to_dict(self) -> dict[str, Any]:
         """The batch as JSON; unset optional parts are left out (the graph, the workflow and
         the items are the model's own objects, not copies: read them, do not change them)."""
-        out = _wire_batch(self.__dict__)
+        out = _wire_batch(self.__dict__, self.__pydantic_extra__)
         if "workflow" in self.__pydantic_fields_set__:
             workflow = self.workflow
             out["workflow"] = workflow.value() if isinstance(workflow, JSONText) else workflow
@@ -373,16 +377,18 @@ class Batch(_BodyModel):
 
     def to_json(self) -> str:
         """The batch as JSON text (a pre-rendered workflow is spliced in as it is)."""
-        return _encode_batch(self.__dict__, "workflow" in self.__pydantic_fields_set__)
+        return _encode_batch(self.__dict__, "workflow" in self.__pydantic_fields_set__,
+                             _wire_batch(self.__dict__, self.__pydantic_extra__))
 
 
 def _items_per_run(data: list[list[BatchDatum]] | None) -> int:
     return math.prod(len(group[0].items) for group in data) if data else 1
 
 
-def _wire_batch(fields: Mapping[str, Any]) -> dict[str, Any]:
+def _wire_batch(fields: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
     """A batch's checked fields as JSON without the workflow; unset optional parts are left
-    out (the graph and the items are the batch's own objects)."""
+    out (the graph and the items are the batch's own objects); ``extra``: keys the batch
+    has beyond its fields, sent as they are."""
     out: dict[str, Any] = {"batch_id": fields["batch_id"], "graph": fields["graph"],
                            "runs": fields.get("runs", 1)}
     data = fields.get("data")
@@ -393,15 +399,15 @@ def _wire_batch(fields: Mapping[str, Any]) -> dict[str, Any]:
         out["origin"] = origin
     if destination is not None:
         out["destination"] = destination
+    if extra:
+        out.update(extra)
     return out
 
 
-def _encode_batch(
-    fields: Mapping[str, Any], with_workflow: bool, wire: dict[str, Any] | None = None
-) -> str:
-    """A batch's checked fields as JSON text (``wire``: :func:`_wire_batch` of them when
-    already made); a pre-rendered workflow is spliced in as it is."""
-    out = _wire_batch(fields) if wire is None else wire
+def _encode_batch(fields: Mapping[str, Any], with_workflow: bool, wire: dict[str, Any]) -> str:
+    """A batch's checked fields as JSON text (``wire``: :func:`_wire_batch` of them); a
+    pre-rendered workflow is spliced in as it is."""
+    out = wire
     workflow = fields.get("workflow")
     if isinstance(workflow, JSONText):
         return f'{json.dumps(out)[:-1]}, "workflow": {workflow.text}}}'
@@ -441,18 +447,10 @@ def _check_data(data: Any, nodes: Mapping[str, Any]) -> list[list[BatchDatum]]:
         checked = [BatchDatum.build(datum) for datum in group]
         twice = repeated((d.node_path, d.field_name) for grp in (*groups, checked) for d in grp)
         if twice is not None:
-            _bad(f"batch data sets {'.'.join(twice)} twice", ".".join(twice), "each field once")
+            _bad(f"batch data sets {'.'.join(twice)} twice", ".".join(twice), ONCE_RULE)
         for datum in checked:
             _check_datum_in_graph(datum, nodes)
-        index = ragged([len(d.items) for d in checked])
-        if index is not None:
-            odd = checked[index]
-            _bad(
-                f"batch data group {g} zips lists of different lengths: {odd.key} has "
-                f"{len(odd.items)} items, the group's first {len(checked[0].items)}; the "
-                "datums of one group must have the same number of items",
-                odd.key, "same length in a group",
-            )
+        check_zipped(g, [(d.key, len(d.items)) for d in checked])
         groups.append(checked)
     return groups
 
@@ -510,19 +508,18 @@ class EnqueueBody(_BodyModel):
             if origin is not None and body.batch.origin is None:
                 body = body.with_origin(origin)
             batch = body.batch
-            wire = _wire_batch(batch.__dict__)
+            wire = _wire_batch(batch.__dict__, batch.__pydantic_extra__)
             text = _encode_batch(batch.__dict__, "workflow" in batch.__pydantic_fields_set__, wire)
-            return Encoded(wire, body.item_count, _encode_body(text, body.prepend))
+            return Encoded(wire, body.item_count,
+                           _encode_body(text, body.prepend, body.__pydantic_extra__))
         try:
             prepend = _check_body(raw)
             fields = Batch._rules(raw["batch"])
-            Batch._no_extra(fields)
-            cls._no_extra(raw)
             if origin is not None and fields.get("origin") is None:
                 fields["origin"] = origin
-            wire = _wire_batch(fields)
+            wire = _wire_batch(fields, Batch._extra(fields))
             text = _encode_batch(fields, "workflow" in fields, wire)
-            encoded = _encode_body(text, prepend)
+            encoded = _encode_body(text, prepend, cls._extra(raw))
         except Exception:
             _refuse(json_limit_problem(raw), cls.__name__)  # the error parse() gives first
             raise
@@ -553,9 +550,10 @@ class EnqueueBody(_BodyModel):
 
     def to_dict(self) -> dict[str, Any]:
         """The request as JSON-ready dicts (sharing the model's graph, workflow and items)."""
-        return {"batch": self.batch.to_dict(), "prepend": self.prepend}
+        return {"batch": self.batch.to_dict(), "prepend": self.prepend,
+                **(self.__pydantic_extra__ or {})}
 
     def to_json(self) -> bytes:
         """The request as UTF-8 JSON, what goes over the wire (the same text as
         ``json.dumps(body.to_dict())``)."""
-        return _encode_body(self.batch.to_json(), self.prepend)
+        return _encode_body(self.batch.to_json(), self.prepend, self.__pydantic_extra__)

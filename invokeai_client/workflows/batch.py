@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from ..fields._base import UNSET, ImageResolver, IvkField
+from ..types.batch import ONCE_RULE, check_zipped
 from ..types.queue import is_batch_item
 from .definition import BATCH_NODE_TYPES, GENERATOR_NODE_TYPES, WorkflowDefinition, WorkflowNode
 from .form import IvkWorkflowInput, WorkflowForm, WorkflowValues, knows_input, new_field
@@ -52,7 +53,7 @@ def sweep_groups(
     if len(keys) != len(sweep):
         raise ValidationError(
             "sweep names one input twice (under two keys)", input="sweep",
-            rule="each input once",
+            rule=ONCE_RULE,
         )
     zipped = _zip_groups(zip, keys, full_key)
     groups: Groups = []
@@ -159,14 +160,9 @@ def resolve_data(data: Any, full_key: KeyResolver) -> Groups:
             )
         groups.append([_resolve_datum(datum, f"data[{index}][{n}]", full_key)
                        for n, datum in enumerate(group)])
-        sizes = {len(d["items"]) for d in groups[-1] if isinstance(d["items"], Sized)}
-        if len(sizes) > 1:
-            raise ValidationError(
-                f"batch data group {index} zips lists of different lengths {sorted(sizes)}; "
-                "the datums of one group must have the same number of items",
-                input=f"data[{index}]",
-                rule="same length in a group",
-            )
+        check_zipped(index, [(f"{d['node_path']}.{d['field_name']}", len(d["items"]))
+                             for d in groups[-1] if isinstance(d["items"], Sized)],
+                     where=f"data[{index}]")
     return groups
 
 

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._checks import check_bool, check_int
+from .._checks import check_bool
 from .._constants import DEFAULT_ORIGIN
 from .._limits import short_repr
 from ..errors import ValidationError, WorkflowError
@@ -37,7 +37,7 @@ from ..fields._base import UNSET, ImageResolver
 from ..fields.models import ModelIdentifierField
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
-from ..types.batch import EnqueueBody
+from ..types.batch import EnqueueBody, check_runs
 from . import batch as _batch
 from .definition import WorkflowDefinition, WorkflowNode
 from .form import IMAGE_HOLDERS, WorkflowValues, held_local_images
@@ -123,7 +123,7 @@ def compile(
     checked by its input's field. With ``validate`` a workflow that cannot run fails with a
     :class:`ValidationError` listing every problem.
     """
-    check_int("runs", runs, minimum=1)
+    check_runs(runs, kind="an integer")
     check_bool("prepend", prepend)
     for name, text in (("origin", origin), ("destination", destination)):
         if text is not None and not isinstance(text, str):
@@ -173,7 +173,7 @@ def compile_graph(
         converted = convert(values, uploads)
     current = _Values(values, converted, uploads)
     plan = _plan(definition, schemas)
-    nodes = {p.node.id: _graph_node(definition, values, p, board, current) for p in plan}
+    nodes = {p.node.id: _graph_node(values, p, board, current) for p in plan}
     edges: list[dict[str, dict[str, str]]] = []
     for source, source_field, target, target_field in topology_of(definition).data_edges:
         edges.append(
@@ -184,15 +184,19 @@ def compile_graph(
         )
         nodes[target].pop(target_field, None)
     if validate:
-        found = problems(definition, values, schemas, nodes, edges, batch_targets, uploads)
-        if found:
-            raise ValidationError(
-                f"workflow {definition.name!r} cannot run as it is:\n  - "
-                + "\n  - ".join(found),
-                input=found[0].split(":", 1)[0],
-                rule="runnable workflow",
-            )
+        refuse(definition, problems(definition, values, schemas, nodes, edges, batch_targets,
+                                    uploads))
     return {"id": str(uuid.uuid4()), "nodes": nodes, "edges": edges}
+
+
+def refuse(definition: WorkflowDefinition, found: Sequence[str]) -> None:
+    """Raise the :class:`ValidationError` listing ``found`` (:func:`problems`) if any."""
+    if found:
+        raise ValidationError(
+            f"workflow {definition.name!r} cannot run as it is:\n  - " + "\n  - ".join(found),
+            input=found[0].split(":", 1)[0],
+            rule="runnable workflow",
+        )
 
 
 class _Values:
@@ -234,8 +238,6 @@ class _NodePlan:
     node: WorkflowNode
     inputs: tuple[tuple[str, bool], ...]
     """The inputs the server knows, each with whether the schema calls it a board."""
-    unknown: tuple[str, ...]
-    """Inputs the server does not know: left out of the graph, like the GUI does."""
     use_cache: bool
     required: tuple[str, ...]
     """Inputs the server requires a value or a connection for."""
@@ -243,9 +245,10 @@ class _NodePlan:
 
 def _plan(definition: WorkflowDefinition, schemas: InvocationSchemas | None
           ) -> tuple[_NodePlan, ...]:
-    """The executable nodes' plans (made once per definition and schema set)."""
-    return per_definition(definition, ("graph plan", schemas),
-                          lambda: tuple(_node_plan(definition, schemas)))
+    """The executable nodes' plans (made once per definition and schema set; an input the
+    server does not know is left out of them and logged then, not on every compile)."""
+    return per_definition(definition, "graph plan", lambda: tuple(_node_plan(definition, schemas)),
+                          owner=schemas)
 
 
 def _node_plan(definition: WorkflowDefinition, schemas: InvocationSchemas | None
@@ -260,32 +263,31 @@ def _node_plan(definition: WorkflowDefinition, schemas: InvocationSchemas | None
                 f"({schemas.source}); install its node pack or remove the node"
             )
         if node_schema is None:
-            yield _NodePlan(node, tuple((n, n == "board") for n in node.inputs), (), True, ())
+            yield _NodePlan(node, tuple((n, n == "board") for n in node.inputs), True, ())
             continue
         known = node_schema.accepts_extra_inputs
         inputs = tuple(
             (name, "/BoardField" in repr(node_schema.inputs.get(name)))
             for name in node.inputs if known or name in node_schema.inputs
         )
-        unknown = tuple(n for n in node.inputs if not known and n not in node_schema.inputs)
+        for name in node.inputs:
+            if not known and name not in node_schema.inputs:  # told once per plan
+                log.warning(
+                    "workflow %r: node %s (%s) has an input %r that the server does not know; "
+                    "it is left out of the graph (like the GUI does)",
+                    definition.name, node.id, node.type, name,
+                )
         required = tuple(n for n, prop in node_schema.inputs.items() if prop.get("orig_required"))
-        yield _NodePlan(node, inputs, unknown, node_schema.use_cache, required)
+        yield _NodePlan(node, inputs, node_schema.use_cache, required)
 
 
 def _graph_node(
-    definition: WorkflowDefinition,
     values: WorkflowValues,
     plan: _NodePlan,
     board: str | None,
     current: _Values,
 ) -> dict[str, Any]:
     node = plan.node
-    for name in plan.unknown:
-        log.warning(
-            "workflow %r: node %s (%s) has an input %r that the server does not know; "
-            "it is left out of the graph (like the GUI does)",
-            definition.name, node.id, node.type, name,
-        )
     graph_node: dict[str, Any] = {"type": node.type, "id": node.id}
     fields = values.fields
     for name, board_by_schema in plan.inputs:
@@ -383,4 +385,5 @@ __all__ = [
     "convert",
     "image_resolver",
     "problems",
+    "refuse",
 ]

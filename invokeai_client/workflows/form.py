@@ -103,7 +103,7 @@ class WorkflowValues:
     def restore_names(self) -> None:
         """Put back the model names a server's models replaced (for another server)."""
         for key, name in self.named.items():
-            self.fields[key]._load(name)
+            self.fields[key].load(name)
         self.named.clear()
 
     def hold(self, key: tuple[str, str], made: IvkField[Any]) -> IvkField[Any]:
@@ -118,7 +118,7 @@ class WorkflowValues:
         fields = {}
         for key, old in self.fields.items():
             clone = old.model_copy()
-            clone._load(copy.deepcopy(old.value))
+            clone.load(copy.deepcopy(old.value))
             fields[key] = clone
         return WorkflowValues(
             registry=self.registry,
@@ -150,9 +150,9 @@ def new_field(
     if spec is not None and spec.description:
         made.description = spec.description
     try:
-        made._load(copy.deepcopy(made.check(raw)))
+        made.load(copy.deepcopy(made.check(raw)))
     except ValidationError:
-        made._load(copy.deepcopy(raw))
+        made.load(copy.deepcopy(raw))
     return made
 
 
@@ -346,7 +346,7 @@ class WorkflowForm:
             target = self.settable(key)
             checked.append((target, target.check(value)))
         for target, value in checked:
-            target._load(value)
+            target.load(value)
             self.values.mark_explicit((target.node_id, target.name))
 
     def unset(self, key: Any) -> None:

@@ -124,7 +124,7 @@ def _apply_named(form: WorkflowForm, chosen: Mapping[tuple[str, str], dict[str, 
         name = getattr(held, "pending_name", None)
         if name is not None:
             form.values.named[key] = name
-        held._load(ident)
+        held.load(ident)
 
 
 async def resolve_model_names(form: WorkflowForm, client: WorkflowClient) -> None:
@@ -218,5 +218,5 @@ async def sync_models(
         )
     _apply_named(form, named)
     for field, ident in updates:
-        field._load(ident)
+        field.load(ident)
     return ModelSyncReport(tuple(entries))

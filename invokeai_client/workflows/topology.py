@@ -87,16 +87,30 @@ class Topology:
 
 
 _CACHE: dict[int, dict[Any, Any]] = {}
+_MISSING = object()
 
 
-def per_definition(definition: WorkflowDefinition, key: Any, compute: Callable[[], T]) -> T:
+def per_definition(definition: WorkflowDefinition, key: Any, compute: Callable[[], T], *,
+                   owner: object | None = None) -> T:
     """``compute()`` once per definition object and ``key`` (what depends only on the
-    immutable definition is shared by every handle of it; dropped with the definition)."""
+    immutable definition is shared by every handle of it; dropped with the definition).
+
+    ``owner``: another object the value is made from (a client's node schemas), held
+    weakly: the value is dropped with it, so a long-lived definition does not keep every
+    closed client's schemas alive."""
     slot = id(definition)
     cached = _CACHE.get(slot)
     if cached is None:
         cached = _CACHE[slot] = {}
         weakref.finalize(definition, _CACHE.pop, slot, None)
+    if owner is not None:
+        by_owner = cached.get((_MISSING, key))  # apart from the same key without owner
+        if by_owner is None:
+            by_owner = cached[_MISSING, key] = weakref.WeakKeyDictionary()
+        found = by_owner.get(owner, _MISSING)
+        if found is _MISSING:
+            found = by_owner[owner] = compute()
+        return cast(T, found)
     if key not in cached:
         cached[key] = compute()
     return cast(T, cached[key])

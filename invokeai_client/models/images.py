@@ -1,0 +1,8 @@
+"""Deprecated alias of :mod:`invokeai_client.types.images`."""
+
+from .._deprecated import alias_of
+from ..types import images as _new
+from ..types.images import *  # noqa: F403 (the same objects, under the old path)
+
+__all__ = list(_new.__all__)
+alias_of(_new, globals())
