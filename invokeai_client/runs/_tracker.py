@@ -2,7 +2,7 @@
 
 A :class:`BatchTracker` is what the run manager, the router and the public
 :class:`~invokeai_client.runs.BatchRun` / :class:`~invokeai_client.runs.WorkflowRun` objects
-share about one batch. It observes each item's :class:`~invokeai_client.runs.state.ItemState`
+share about one batch. It observes each item's :class:`~invokeai_client.runs._state.ItemState`
 (counts, readers, settling), and asks its :class:`BatchOwner` for what needs I/O: a REST read,
 a cancel, the limiter's release.
 
@@ -19,8 +19,8 @@ import weakref
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .shape import BatchShape
-from .state import EventSink, ItemState
+from ._shape import BatchShape
+from ._state import EventSink, ItemState
 
 if TYPE_CHECKING:
     from .._router import EventRouter

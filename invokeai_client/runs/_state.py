@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..types.queue import SessionQueueItem
+from ._shape import MAX_NODE_FRAMES, BatchShape
 from .events import (
     ModelLoadCompleted,
     ModelLoadStarted,
@@ -46,7 +47,6 @@ from .results import (
     map_output,
     outputs_from_session,
 )
-from .shape import MAX_NODE_FRAMES, BatchShape
 
 __all__ = ["TERMINAL", "BatchShape", "EventSink", "ItemObserver", "ItemState"]
 
