@@ -22,7 +22,7 @@ from .events import NodeProgress, RunEvent
 from .results import FieldValues, WorkflowResult
 from .state import EventSink, ItemState
 
-__all__ = ["BatchRun", "WorkflowRun", "batch_view", "run_view"]
+__all__ = ["BatchRun", "WorkflowRun", "abandon_unreceived", "batch_view", "run_view"]
 
 
 def run_view(tracker: BatchTracker, item_id: int) -> WorkflowRun:
@@ -43,6 +43,15 @@ def batch_view(tracker: BatchTracker) -> BatchRun:
         tracker.keep_view("batch", batch)
     assert isinstance(batch, BatchRun)
     return batch
+
+
+def abandon_unreceived(result: object) -> asyncio.Future[tuple[bool, str]] | None:
+    """Abandon a run its caller will never receive (its call finished as it was interrupted):
+    the server item is canceled unless detached, as when a waiter is cancelled. ``None``
+    when ``result`` is not a run."""
+    if isinstance(result, (WorkflowRun, BatchRun)):
+        return asyncio.ensure_future(result._abandon())
+    return None
 
 
 def _is_progress(event: RunEvent) -> bool:

@@ -97,7 +97,6 @@ class RunHub:
         shape = BatchShape(
             batch_id,
             node_count=len(nodes),
-            node_ids=frozenset(nodes) if isinstance(nodes, dict) and nodes else None,
             iterated=iterated_nodes(graph) if iterated is None else iterated,
             groups=groups,
             image_host=self.image_host,
@@ -406,11 +405,15 @@ class RunHub:
         return True
 
 
-def _node_types(nodes: object) -> dict[str, str]:
-    """``node_id -> type`` of a graph's nodes (those that say it)."""
-    if not isinstance(nodes, Mapping):
-        return {}
-    return {
-        str(node_id): node["type"] for node_id, node in nodes.items()
-        if isinstance(node, Mapping) and isinstance(node.get("type"), str)
-    }
+def _node_types(nodes: object) -> dict[str, Any] | None:
+    """``node_id -> type`` of a graph's nodes, as the graph says them (None for no graph:
+    then node frames are not checked against it)."""
+    if not isinstance(nodes, dict) or not nodes:
+        return None
+    try:
+        return {node_id: node.get("type") for node_id, node in nodes.items()}
+    except AttributeError:  # a node that is not an object (a graph read from REST)
+        return {
+            node_id: node.get("type") if isinstance(node, Mapping) else None
+            for node_id, node in nodes.items()
+        }
