@@ -413,18 +413,18 @@ class WorkflowHandle(AsyncScope):
         locally fail before any request."""
         from .model_sync import resolve_model_names
 
-        await resolve_model_names(self._form, client)
-        needs_server = (
-            board is not None
-            or bool(self.local_images())
-            or _prepare.unresolved_board_inputs(self._form.values, self._board_ids)
-            or _prepare.has_image_items(self._form, groups)
+        names, images, boards = _prepare.server_needs(
+            self._form.values, self._uploads, self._board_ids
         )
-        if needs_server:
-            self.compile(dry_run=True, **options)
+        if names:
+            await resolve_model_names(self._form, client)
+        if board is not None or images or boards or _prepare.has_image_items(self._form, groups):
+            self.compile(dry_run=True, attach_workflow=False, **options)  # checks only
         board_id = await _prepare.resolve_board(client.boards, board)
-        await _prepare.resolve_board_inputs(client.boards, self._form.values, self._board_ids)
-        await self.upload_images()
+        if boards:
+            await _prepare.resolve_board_inputs(client.boards, self._form.values, self._board_ids)
+        if images:
+            await self.upload_images()
         return board_id
 
     async def sync_models(self) -> ModelSyncReport:
