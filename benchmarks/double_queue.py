@@ -2,12 +2,15 @@
 
     python benchmarks/double_queue.py              # 10,000 items of a 3-node and a 1-node graph
     python benchmarks/double_queue.py --items 2000
+    python benchmarks/double_queue.py --against f7c30bc   # and the double of another commit
 
 For each graph: the enqueue of one batch of N items (the processor paused), then the run of
 all N with instant nodes, once with no socket attached (the double alone) and once with one
 raw python-socketio client in the same process counting every event (what a benchmark that
 shares the process with the double pays). Also the memory per pending and per finished item
 (tracemalloc). These are the double's own figures; SDK-vs-baseline ratios are in run.py.
+``--against REV`` measures this tree's double and REV's (see ``_against.py``), each in a
+child process, one after the other.
 """
 
 from __future__ import annotations
@@ -15,12 +18,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import socketio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _against import in_child, trees
 
 from invokeai_client.testing import InvokeAIDouble
 
@@ -111,19 +121,39 @@ async def _bytes_per_item(graph: dict[str, Any], items: int) -> tuple[float, flo
         return pending, finished
 
 
-async def main(items: int) -> None:
-    print(f"{'graph':28} {'socket':>7} {'enqueue':>9} {'items/s':>9} {'cpu us/item':>12} "
-          f"{'B/pending':>10} {'B/finished':>11}")
+async def measure(items: int) -> list[dict[str, Any]]:
+    rows = []
     for name, graph in GRAPHS.items():
         pending_bytes, finished_bytes = await _bytes_per_item(graph, items)
         for with_socket in (False, True):
             row = await _round(graph, items, with_socket)
-            print(f"{name:28} {'yes' if with_socket else 'no':>7} {row['enqueue_s']:8.3f}s "
-                  f"{row['items_per_s']:9.0f} {row['cpu_us_per_item']:12.0f} "
-                  f"{pending_bytes:10.0f} {finished_bytes:11.0f}")
+            rows.append({"graph": name, "socket": with_socket, **row,
+                         "bytes_pending": pending_bytes, "bytes_finished": finished_bytes})
+    return rows
+
+
+def _print(rows: list[dict[str, Any]], code: str = "") -> None:
+    print(f"{'code':9} {'graph':28} {'socket':>7} {'enqueue':>9} {'items/s':>9} "
+          f"{'cpu us/item':>12} {'B/pending':>10} {'B/finished':>11}")
+    for row in rows:
+        print(f"{code:9} {row['graph']:28} {'yes' if row['socket'] else 'no':>7} "
+              f"{row['enqueue_s']:8.3f}s {row['items_per_s']:9.0f} "
+              f"{row['cpu_us_per_item']:12.0f} {row['bytes_pending']:10.0f} "
+              f"{row['bytes_finished']:11.0f}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=10_000)
-    asyncio.run(main(parser.parse_args().items))
+    parser.add_argument("--against", metavar="REV_OR_DIR",
+                        help="also measure the double of this commit (or checkout)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(asyncio.run(measure(args.items))))
+    elif args.against:
+        with trees(args.against) as both:
+            for name, tree in both:
+                _print(in_child(tree, __file__, "--child", "--items", str(args.items)), name)
+    else:
+        _print(asyncio.run(measure(args.items)))

@@ -122,12 +122,13 @@ def main() -> int:
                 per_run[name, side] = _per_run(side, url, args, tree)
                 print(f"{name:>9} {side:6} {per_run[name, side] / 1e6:6.3f} M instructions "
                       "per run", flush=True)
-    first, second = sides
-    print(f"\n{'code':>9} " + " ".join(f"{side:>8}" for side in sides) + f" {first}/{second}")
+    ratios = [(sides[0], side) for side in sides[1:]]  # the first side against each other
+    print(f"\n{'code':>9} " + " ".join(f"{side:>8}" for side in sides)
+          + "".join(f" {a}/{b}" for a, b in ratios))
     for name in names:
-        row = [per_run[name, side] for side in sides]
-        print(f"{name:>9} " + " ".join(f"{value / 1e6:7.3f}M" for value in row)
-              + f" {row[0] / row[1]:.3f}")
+        print(f"{name:>9} " + " ".join(f"{per_run[name, side] / 1e6:7.3f}M" for side in sides)
+              + "".join(f" {per_run[name, a] / per_run[name, b]:{len(a) + len(b) + 1}.3f}"
+                        for a, b in ratios))
     if len(names) == 2:
         print(f"{'new/old':>9} " + " ".join(
             f"{per_run[names[0], side] / per_run[names[1], side]:8.3f}" for side in sides))

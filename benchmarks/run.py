@@ -5,6 +5,7 @@
     python benchmarks/run.py --only b        # 10,000 runs in flight: memory and routing
     python benchmarks/run.py --only c        # throughput on the real InvokeAI (fast-GC launcher)
     python benchmarks/run.py --only a --rounds 9   # more rounds: a tighter median
+    python benchmarks/run.py --only a --against f7c30bc   # this SDK vs another commit's
 
 (a) runs per second and client CPU per run at 1, 100 and 1,000 concurrent runs against the
     double (instant execution, its own process), vs the minimal hand-written loop in
@@ -24,6 +25,12 @@ of adjacent (loop, SDK) pairs, with the lowest and highest pair beside it; the r
 best rounds is reported too. Client CPU is this process's (user + system); server CPU is
 read from /proc for the server's process. The load average is recorded with every row.
 Results print as a table and go to benchmarks/results/latest.json.
+
+``--against REV`` measures this tree's SDK against REV's instead of against the loop (see
+``_against.py``): every round of (a) and (c) runs one version's SDK in a child process (its
+CPU is its own), the versions taking turns against one server; the ratio is new/old of
+runs/s (median of adjacent pairs), with each version's CPU per run. (b) runs once per
+version, each in its own child and against its own double process.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _against import in_child, trees, turns
 from _baseline import MinimalClient, add_graph
 from _servers import double_process, real_process
 
@@ -189,6 +197,65 @@ async def _compare(
     return row
 
 
+def _versus(
+    url: str, both: list[tuple[str, Path]], concurrency: int, total: int, rounds: int,
+    server_pid: int | None,
+) -> dict[str, Any]:
+    """(a)/(c) of two SDK versions, each round in a child process (see --against)."""
+    done: dict[str, list[Round]] = {name: [] for name, _ in both}
+    load_start = os.getloadavg()[0]
+    for index in range(rounds):
+        for name, tree in turns(index, both):
+            asyncio.run(_prune(url))
+            done[name].append(Round(**in_child(
+                tree, __file__, "--child", "sdk", "--url", url, "--levels", str(concurrency),
+                "--runs", str(total), "--server-pid", str(server_pid or 0),
+            )))
+    (new, _), (old, _) = both
+    pairs = [n.runs_per_s / o.runs_per_s for n, o in zip(done[new], done[old], strict=True)]
+    row: dict[str, Any] = {
+        "concurrency": concurrency, "runs": total, "rounds": rounds, "versions": [new, old],
+        "new_over_old": round(_median(pairs), 3), "ratio_min": round(min(pairs), 3),
+        "ratio_max": round(max(pairs), 3), "pair_ratios": [round(r, 3) for r in pairs],
+        "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+    }
+    for name, got in done.items():
+        row[f"{name}_runs_per_s"] = round(_median([r.runs_per_s for r in got]), 1)
+        row[f"{name}_cpu_ms_per_run"] = round(_median([r.cpu_ms for r in got]), 3)
+        server = [r.server_cpu_ms for r in got if r.server_cpu_ms is not None]
+        if server:
+            row[f"{name}_server_cpu_ms_per_run"] = round(_median(server), 3)
+    print(f"{row['concurrency']:>5} in flight: {new}/{old} runs/s {row['new_over_old']:.3f} "
+          f"[{row['ratio_min']:.3f}..{row['ratio_max']:.3f}], cpu/run " + ", ".join(
+              f"{name} {row[f'{name}_cpu_ms_per_run']:.3f} ms" for name, _ in both)
+          + f", load {row['load_average']}", flush=True)
+    return row
+
+
+def bench_against(spec: str, chosen: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The chosen scenarios, this tree's SDK against ``spec``'s (see --against)."""
+    rows: list[dict[str, Any]] = []
+    with trees(spec) as both:
+        for scenario, peer, levels in (("a", double_process, SCENARIO_A),
+                                       ("c", real_process, SCENARIO_C)):
+            if scenario not in chosen:
+                continue
+            with peer() as (url, pid):
+                for concurrency, total in _levels(levels, args.levels, args.runs):
+                    rows.append({"scenario": scenario, **_versus(
+                        url, both, concurrency, total, args.rounds, pid)})
+        if "b" in chosen:
+            for name, tree in both:
+                with double_process() as (url, _):
+                    row = in_child(tree, __file__, "--child", "b", "--url", url,
+                                   "--in-flight", str(args.in_flight))
+                rows.append({"code": name, **row})
+                print(f"b {name}: {row['bytes_per_run']} B/run, dispatch p50 "
+                      f"{row['dispatch_p50_ms']} ms, p99 {row['dispatch_p99_ms']} ms",
+                      flush=True)
+    return rows
+
+
 def _check(row: dict[str, Any], target: float) -> dict[str, Any]:
     row["target"] = f">= {target}x"
     row["met"] = row["ratio"] >= target
@@ -328,19 +395,39 @@ def main() -> int:
     parser.add_argument("--levels", type=int, action="append",
                         help="concurrency levels of a and c to run (default: all)")
     parser.add_argument("--runs", type=int, help="runs per round (default: per level)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--out", type=Path,
+                        help="default: results/latest.json (results/against.json with "
+                        "--against)")
+    parser.add_argument("--against", metavar="REV_OR_DIR",
+                        help="measure this SDK against the SDK of this commit (or checkout)")
+    parser.add_argument("--child", choices=["sdk", "b"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "sdk":  # one round of this process's SDK (a child of --against)
+        done = asyncio.run(_sdk_round(args.url, args.levels[0], args.runs,
+                                      args.server_pid or None))
+        print(json.dumps(done.__dict__))
+        return 0
+    if args.child == "b":
+        print(json.dumps(asyncio.run(_in_flight(args.url, args.in_flight))))
+        return 0
     chosen = args.only or ["a", "b", "c"]
     rows: list[dict[str, Any]] = []
     started = time.time()
-    if "a" in chosen:
+    if args.against:
+        rows = bench_against(args.against, chosen, args)
+        args.out = args.out or RESULTS / "against.json"
+    if "a" in chosen and not args.against:
         rows += bench_a(args.rounds, args.levels, args.runs)
-    if "b" in chosen:
+    if "b" in chosen and not args.against:
         rows += bench_b(args.in_flight)
-    if "c" in chosen:
+    if "c" in chosen and not args.against:
         rows += bench_c(args.rounds, args.levels, args.runs)
-    print()
-    print(_table(rows))
+    if not args.against:
+        print()
+        print(_table(rows))
+    args.out = args.out or RESULTS / "latest.json"
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started),
@@ -348,6 +435,7 @@ def main() -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "versions": {name: version(name) for name in ("aiohttp", "python-socketio",
                                                       "python-engineio", "pydantic")},
+        "against": args.against,
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

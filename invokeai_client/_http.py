@@ -38,13 +38,14 @@ from ._constants import (
     USER_AGENT,
 )
 from ._http_wire import (
+    REUSED,
     ParamValue,
+    PoolConnector,
     check_base_url,
     download_state,
     encode_params,
     is_stale,
     parse_retry_after,
-    reuse_trace,
     stream_timeout,
     unpool,
 )
@@ -156,13 +157,12 @@ class HttpTransport:
                 raise errors.InvokeAIError("the aiohttp session given as http_session is closed")
             self._session = options.session
             return
-        connector = aiohttp.TCPConnector(limit=DEFAULT_CONNECTION_LIMIT, ssl=options.ssl)
+        connector = PoolConnector(limit=DEFAULT_CONNECTION_LIMIT, ssl=options.ssl)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=options.timeout.to_aiohttp(),
             headers={"User-Agent": USER_AGENT, **options.headers},
             trust_env=options.trust_env,
-            trace_configs=[reuse_trace()],
         )
 
     async def aclose(self) -> None:
@@ -328,8 +328,6 @@ class HttpTransport:
         """Only what this request sets: aiohttp then uses the session's defaults
         (``timeout=None`` would mean *no* timeout, not the client's)."""
         options: dict[str, Any] = {}
-        if self._own_session:  # filled by the reuse trace (see _http_wire.is_stale)
-            options["trace_request_ctx"] = {}
         if params:
             options["params"] = encode_params(params)
         if timeout is not None:
@@ -357,7 +355,7 @@ class HttpTransport:
         headers: Mapping[str, str] | None,
     ) -> Any:
         options = self._request_options(params, timeout, headers)
-        trace: dict[str, bool] | None = options.get("trace_request_ctx")
+        REUSED.set(False)  # the connector says when the connection came from the pool
         started = time.perf_counter()
         self.request_count += 1
         LAST_ROUTE.set(f"{method} {path.split('?', 1)[0]}")
@@ -383,7 +381,7 @@ class HttpTransport:
             error = errors.ConnectionError(
                 f"{method} {path}: cannot reach InvokeAI at {self.base_url}: {exc}"
             )
-            stale = is_stale(exc, answered=answered, trace=trace)
+            stale = is_stale(exc, answered=answered)
             raise _Retryable(error, stale=stale) from exc
         except asyncio.TimeoutError as exc:
             timeout_error = errors.TimeoutError(

@@ -36,6 +36,8 @@ from .types.wire_events import REDACTED, ServerEvent, UnknownEvent, parse_event
 log = logging.getLogger("invokeai_client")
 
 _NODE_EVENTS = frozenset({"invocation_started", "invocation_complete", "invocation_error"})
+FILTERED = _NODE_EVENTS | {"invocation_progress"}
+"""Frames that can repeat (the item's repeat filter, :meth:`ItemRoute.accept`, sees them)."""
 _MODEL_LOADS = frozenset({"model_load_started", "model_load_complete"})
 _ENDED = frozenset({"completed", "failed", "canceled"})
 
@@ -77,25 +79,26 @@ class ItemRoute:
         self._last_progress: tuple[Any, ...] | None = None
 
     def accept(self, name: str, data: dict[str, Any]) -> bool:
-        """Whether frame ``name`` is new for this item (False: a repeat, dropped)."""
-        if name in _NODE_EVENTS:
-            invocation = data.get("invocation")
-            key = (name, invocation.get("id") if isinstance(invocation, dict) else None)
-            seen = self._seen
-            if seen is None:
-                self._seen = {key}
-            elif key in seen:
-                return False
-            else:
-                seen.add(key)
-            return True
+        """Whether frame ``name`` is new for this item (False: a repeat, dropped). Only
+        frames named in :data:`FILTERED` can repeat; the router asks only for those."""
+        invocation = data.get("invocation")
+        prepared = invocation.get("id") if isinstance(invocation, dict) else None
         if name == "invocation_progress":
-            invocation = data.get("invocation")
-            prepared = invocation.get("id") if isinstance(invocation, dict) else None
             progress = (prepared, data.get("percentage"), data.get("message"))
             if progress == self._last_progress:
                 return False
             self._last_progress = progress
+            return True
+        if name not in _NODE_EVENTS:
+            return True
+        key = (name, prepared)
+        seen = self._seen
+        if seen is None:
+            self._seen = {key}
+        elif key in seen:
+            return False
+        else:
+            seen.add(key)
         return True
 
 
@@ -308,14 +311,21 @@ class EventRouter:
                 item_id: Any = data.get("item_id")
                 route = self._items.get(item_id)
                 if (
-                    route is not None
-                    and route.batch_id == data.get("batch_id")
-                    and route.batch_id != REDACTED
-                    and data.get("user_id") != REDACTED
+                    route is None
+                    or route.batch_id != data.get("batch_id")
+                    or route.batch_id == REDACTED
+                    or data.get("user_id") == REDACTED
                 ):
-                    self._deliver(route, item_id, name, data)
-                else:
                     self._route(name, data)
+                elif name in FILTERED and not route.accept(name, data):
+                    self.repeats += 1
+                else:  # what _deliver does, inline on the hot path
+                    self.routed += 1
+                    route.target.on_frame(name, data)
+                    if name == "invocation_started":
+                        self._executing[item_id] = route
+                    elif name == "queue_item_status_changed" and data.get("status") in _ENDED:
+                        self._executing.pop(item_id, None)
             except Exception:  # a bug in one run must not stop the stream
                 log.exception("routing %s failed", name)
 
@@ -383,11 +393,11 @@ class EventRouter:
         self._deliver(route, item_id, name, data)
 
     def _deliver(self, route: ItemRoute, item_id: Any, name: str, data: dict[str, Any]) -> None:
-        if route.accept(name, data):
-            self.routed += 1
-            route.target.on_frame(name, data)
-        else:
+        if name in FILTERED and not route.accept(name, data):
             self.repeats += 1
+            return
+        self.routed += 1
+        route.target.on_frame(name, data)
         if name == "invocation_started":
             self._executing[item_id] = route
         elif name == "queue_item_status_changed" and data.get("status") in _ENDED:

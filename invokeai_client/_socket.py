@@ -189,7 +189,7 @@ def _handle_events_inline(sio: socketio.AsyncClient) -> bool:
     Stock python-engineio starts a task for every message it reads; python-socketio then
     decodes it and calls the (synchronous) router. Here an EVENT frame (``2[...]``, text) is
     passed to python-socketio's message handler at once, in the read loop, which keeps the
-    order and saves a task per frame. Binary frames are dropped (:func:`_binary`). Everything
+    order and saves a task per frame. Binary frames are dropped (:data:`_BINARY_KINDS`). Everything
     else (connect, disconnect, acks, pings) goes the stock way, and so does every frame that
     arrives while a deferred one has not run yet, so frames are never reordered. Only this
     client's own engine.io object is changed; when python-engineio is not shaped as
@@ -210,24 +210,20 @@ def _handle_events_inline(sio: socketio.AsyncClient) -> bool:
         return task
 
     async def receive_packet(pkt: Any) -> None:
-        data = getattr(pkt, "data", None)
-        if getattr(pkt, "packet_type", None) == message and _binary(data):
-            _drop_binary(data)
-            return
-        last = deferred[0]
-        if (
-            getattr(pkt, "packet_type", None) == message
-            and isinstance(data, str)
-            and data[:1] == "2"
-            and (last is None or last.done())
-            and sio._binary_packet is None
-        ):
-            handler = handlers.get("message")
-            if handler is not None:
-                try:
-                    await handler(data)
-                except Exception:  # a bad frame must not end the read loop
-                    log.exception("handling a socket.io event frame failed")
+        if getattr(pkt, "packet_type", None) == message:
+            data = getattr(pkt, "data", None)
+            kind = data[:1] if isinstance(data, str) else None
+            if kind == "2":
+                last = deferred[0]
+                handler = handlers.get("message")
+                if (last is None or last.done()) and sio._binary_packet is None and handler:
+                    try:
+                        await handler(data)
+                    except Exception:  # a bad frame must not end the read loop
+                        log.exception("handling a socket.io event frame failed")
+                    return
+            elif kind in _BINARY_KINDS or isinstance(data, (bytes, bytearray)):
+                _drop_binary(data)
                 return
         capturing[0] = True
         try:
@@ -240,14 +236,11 @@ def _handle_events_inline(sio: socketio.AsyncClient) -> bool:
     return True
 
 
-def _binary(data: object) -> bool:
-    """A binary socket.io frame: an attachment, or the header of a BINARY_EVENT / BINARY_ACK
-    (``5...`` / ``6...``). InvokeAI sends none; python-socketio would hold attachments until
-    the count a header claims (up to 10 digits) arrives, and read every later frame,
-    events included, as one more attachment."""
-    return isinstance(data, (bytes, bytearray)) or (
-        isinstance(data, str) and data[:1] in ("5", "6")
-    )
+_BINARY_KINDS = ("5", "6")
+"""Binary socket.io frames: the header of a BINARY_EVENT / BINARY_ACK (``5...`` /
+``6...``), besides attachments (bytes). InvokeAI sends none; python-socketio would hold
+attachments until the count a header claims (up to 10 digits) arrives, and read every later
+frame, events included, as one more attachment."""
 
 
 _dropped = [0]

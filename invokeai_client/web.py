@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from . import errors
+from .pool import ServerAssigned
 from .runs import (
     ModelLoad,
     ModelLoadCompleted,
@@ -68,8 +69,8 @@ def event_dict(event: RunEvent) -> dict[str, Any]:
     ``node_type``), ``progress`` (``percentage`` 0..1 or null, ``message``, ``step`` of
     ``total`` while a node denoises, ``preview``: a data URL when the server sent a step
     preview), ``model_load_started`` / ``model_load_completed`` (``name``, ``base``,
-    ``model_type``, ``key``, ``submodel_type``), ``node_completed``, ``node_failed``.
-    """
+    ``model_type``, ``key``, ``submodel_type``), ``node_completed``, ``node_failed``,
+    ``server_assigned`` (``server``, ``previous``: a pool run placed on a server)."""
     data: dict[str, Any] = {"item_id": event.item_id, "batch_id": event.batch_id}
     for kind in type(event).__mro__:
         convert = _CONVERTERS.get(kind)
@@ -112,6 +113,10 @@ def _node_completed(event: Any) -> dict[str, Any]:
     return {"type": "node_completed", "node_id": event.node_id, "node_type": event.node_type}
 
 
+def _server_assigned(event: Any) -> dict[str, Any]:
+    return {"type": "server_assigned", "server": event.server, "previous": event.previous}
+
+
 def _node_failed(event: Any) -> dict[str, Any]:
     return {"type": "node_failed", "node_id": event.node_id, "error_type": event.error_type,
             "error_message": event.error_message}
@@ -126,6 +131,7 @@ _CONVERTERS: dict[type[RunEvent], Callable[[Any], dict[str, Any]]] = {
     ModelLoad: _model_load("model_load"),
     NodeCompleted: _node_completed,
     NodeFailed: _node_failed,
+    ServerAssigned: _server_assigned,
 }
 """How each kind of event becomes JSON (looked up along the event's class hierarchy)."""
 

@@ -41,3 +41,8 @@ if [[ $# -eq 0 && -z "${INVOKEAI_TEST_URL:-}" ]]; then
     tests/test_compat_conformance.py
   echo "conformance subset on InvokeAI $oldest: $((SECONDS - started)) s" >&2
 fi
+# The interpreter-bound double-only tests on the newest other supported Python (3.13 here),
+# its venv built once; a message, no failure, where none runs. Only for a full run.
+if [[ $# -eq 0 ]]; then
+  bash scripts/other_python.sh
+fi

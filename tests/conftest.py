@@ -45,6 +45,11 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> No
         await asyncio.sleep(0.02)
 
 
+PEERS = [pytest.param("real", marks=pytest.mark.real), "double"]
+"""The ``params`` of a fixture giving both peers: the real one carries the ``real`` marker,
+so ``-m "not real"`` runs the double alone (no real server is started)."""
+
+
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
@@ -156,7 +161,7 @@ async def multiuser_double() -> AsyncIterator[Peer]:
         yield Peer("double", d.url, double=d)
 
 
-@pytest.fixture(params=["real", "double"])
+@pytest.fixture(params=PEERS)
 async def peer(request: pytest.FixtureRequest) -> AsyncIterator[Peer]:
     """Each test using this runs twice: against the real server and the double."""
     if request.param == "real":
@@ -166,7 +171,7 @@ async def peer(request: pytest.FixtureRequest) -> AsyncIterator[Peer]:
             yield Peer("double", d.url, double=d)
 
 
-@pytest.fixture(params=["real", "double"])
+@pytest.fixture(params=PEERS)
 async def multiuser_peer(request: pytest.FixtureRequest) -> AsyncIterator[Peer]:
     if request.param == "real":
         yield request.getfixturevalue("real_multiuser_server")

@@ -29,7 +29,7 @@ from invokeai_client import (
 from invokeai_client._compat import ServerFeatures
 from invokeai_client.workflows import examples
 
-from .conftest import TEST_VERSION, Peer, wait_until
+from .conftest import PEERS, TEST_VERSION, Peer, wait_until
 from .helpers import node_of, png
 
 pytestmark = [pytest.mark.anyio, pytest.mark.compat]
@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.compat]
 FEATURES = ServerFeatures(TEST_VERSION)
 
 
-@pytest.fixture(params=["real", "double"])
+@pytest.fixture(params=PEERS)
 async def versioned(request: pytest.FixtureRequest) -> AsyncIterator[Peer]:
     """The real server of TEST_VERSION, and the double imitating that version."""
     if request.param == "real":

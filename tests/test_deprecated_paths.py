@@ -43,7 +43,7 @@ MOVED: list[tuple[str, str, list[str]]] = [
      ["CallCompatibility", "WorkflowRecord", "WorkflowSummary"]),
     ("invokeai_client.workflows.sync", "invokeai_client.workflows.model_sync",
      ["ModelSyncEntry", "ModelSyncReport", "installed_models"]),
-    ("invokeai_client.workflows.graph", "invokeai_client.workflows.topology",
+    ("invokeai_client.workflows.graph", "invokeai_client.workflows._topology",
      ["BATCH_GROUPS", "resolve_connector_source"]),
 ]
 WARNS_ABOUT = {"invokeai_client.workflows.graph": "invokeai_client.workflows.compile"}

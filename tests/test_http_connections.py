@@ -18,6 +18,7 @@ import pytest
 from invokeai_client import errors
 from invokeai_client._config import SessionOptions, Timeout
 from invokeai_client._http import HttpTransport
+from invokeai_client._http_wire import REUSED
 
 from .conftest import Peer
 
@@ -123,6 +124,18 @@ async def test_a_post_read_then_dropped_on_a_reused_connection_is_not_sent_again
     with pytest.raises(errors.ConnectionError, match="cannot reach"):
         await http.request("POST", "/create", json={"n": 1})
     assert [p for _, p in closing_server.seen] == ["/arm", "/create"]
+
+
+async def test_the_transport_knows_a_pooled_connection_from_a_new_one(
+    closing_server: ClosingServer, http: HttpTransport
+) -> None:
+    """Only a request written into a pooled connection may be stale (sent again when its
+    body could not be written); the connector tells which one it got."""
+    await http.request("POST", "/one", json={})
+    assert not REUSED.get()
+    await http.request("POST", "/two", json={})
+    assert REUSED.get()
+    assert [conn for conn, _ in closing_server.seen] == [1, 1]
 
 
 async def test_a_post_lost_on_a_fresh_connection_is_not_sent_again(

@@ -10,6 +10,7 @@ from invokeai_client import ValidationError
 from invokeai_client.pool._member import learned_limit
 from invokeai_client.pool.scheduler import Policy, ServerState, depth, plan
 from invokeai_client.pool.variations import Variation, chunk_body, count, expand
+from invokeai_client.types.batch import RUNS_RULE, ZIP_RULE
 
 S = ServerState
 P = Policy(lead_time=0.5, min_lead=1, max_lead=64, max_chunk=500)
@@ -142,8 +143,8 @@ def test_expand_follows_the_servers_order(
 @pytest.mark.parametrize(
     ("groups", "runs", "rule"),
     [
-        ([[_datum("n", "a", [1, 2]), _datum("n", "b", [1])]], 1, "equal lengths within a group"),
-        (None, 0, ">= 1"),
+        ([[_datum("n", "a", [1, 2]), _datum("n", "b", [1])]], 1, ZIP_RULE),
+        (None, 0, RUNS_RULE),
     ],
 )
 def test_expand_refuses(groups: Any, runs: int, rule: str) -> None:

@@ -146,6 +146,7 @@ def _processes_using(root: str) -> list[int]:
     return found
 
 
+@pytest.mark.real  # starts the real InvokeAI
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_the_serve_command_stops_invokeai_on_a_signal(stop_signal: signal.Signals) -> None:

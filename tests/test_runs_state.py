@@ -2,7 +2,7 @@
 
 No client, socket or server: each story feeds one item's frames (through the router's repeat
 filter, as the router would) and REST snapshots to an
-:class:`~invokeai_client.runs.state.ItemState`, and checks the events its readers get, the
+:class:`~invokeai_client.runs._state.ItemState`, and checks the events its readers get, the
 REST reads it asks for and the result it settles with.
 """
 
@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from invokeai_client._router import ItemRoute
+from invokeai_client.runs._shape import BatchShape
+from invokeai_client.runs._state import ItemState
 from invokeai_client.runs.events import (
     NodeCompleted,
     NodeFailed,
@@ -23,8 +25,6 @@ from invokeai_client.runs.events import (
     StatusChanged,
 )
 from invokeai_client.runs.results import WorkflowResult
-from invokeai_client.runs.shape import BatchShape
-from invokeai_client.runs.state import ItemState
 from invokeai_client.types.queue import SessionQueueItem
 
 BATCH = "b-1"

@@ -79,7 +79,7 @@ from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.testing.local import free_port
 from invokeai_client.workflows import examples
 
-from .conftest import Peer
+from .conftest import PEERS, Peer
 from .helpers import node_of, png
 from .test_runs import add_graph, div_graph, needs_queue
 
@@ -93,7 +93,7 @@ async def in_thread(fn: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(fn)
 
 
-@pytest.fixture(params=["real", "double"])
+@pytest.fixture(params=PEERS)
 def sync_peer(request: pytest.FixtureRequest) -> Iterator[Peer]:
     """A peer for plain sync tests: the real server, or a double served by its own thread."""
     if request.param == "real":

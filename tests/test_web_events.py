@@ -20,7 +20,8 @@ VALUES: dict[str, Any] = {  # one value per field any event kind has
     "item_id": 7, "batch_id": "b1", "status": "failed", "error_type": "ValueError",
     "error_message": "bad", "error_traceback": "tb", "node_id": "n1", "node_type": "l2i",
     "prepared_id": "p1", "percentage": 0.5, "message": "Denoising", "image": None, "step": 3,
-    "total": 6, "model": MODEL, "submodel_type": "unet", "output": 1,
+    "total": 6, "model": MODEL, "submodel_type": "unet", "output": 1, "server": "http://a:9090",
+    "previous": None,
 }
 EXPECTED: dict[str, dict[str, Any]] = {  # class name -> the frame (beyond item/batch ids)
     "StatusChanged": {"type": "status", "status": "failed", "terminal": True,
@@ -37,6 +38,7 @@ EXPECTED: dict[str, dict[str, Any]] = {  # class name -> the frame (beyond item/
     "NodeCompleted": {"type": "node_completed", "node_id": "n1", "node_type": "l2i"},
     "NodeFailed": {"type": "node_failed", "node_id": "n1", "error_type": "ValueError",
                    "error_message": "bad"},
+    "ServerAssigned": {"type": "server_assigned", "server": "http://a:9090", "previous": None},
 }
 
 

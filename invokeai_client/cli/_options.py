@@ -76,7 +76,8 @@ def add_output_options(parser: argparse.ArgumentParser, *, required: bool = Fals
                         help=f"folder for {what}{default}")
     parser.add_argument("--board", help="board (name or id) the images are added to")
     parser.add_argument("--create-board", action="store_true",
-                        help="create the --board (on every server) if no board has that name")
+                        help="create the --board if no board has that name (batch: on every "
+                        "server)")
     parser.add_argument("--json", action="store_true",
                         help="stdout: one JSON object per finished item, then a summary object")
 

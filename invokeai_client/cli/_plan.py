@@ -74,16 +74,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         default_sweep = True
     board, create_board = board_options(args)
     plan = Plan(
-        definition=definition,
-        workflow_source=source,
-        sets=sets,
-        sweeps=sweeps,
-        runs=runs,
-        out=out_folder(args.out),
-        board=board,
-        create_board=create_board,
-        default_sweep=default_sweep,
-        json=bool(getattr(args, "json", False)),
+        definition, source, sets, sweeps, runs, out_folder(args.out), board, create_board,
+        default_sweep=default_sweep, json=bool(getattr(args, "json", False)),
     )
     handle = WorkflowHandle(definition, schemas=InvocationSchemas.bundled())
     apply(handle, plan)

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from ..workflows.batch import swept_names as _names_of
+from ..workflows._prepare import resolve_board
+from ..workflows._sweeps import swept_names as _names_of
 from ..workflows.model_sync import sync_models
-from ..workflows.prepare import resolve_board
 from ._images import Groups, LocalImages, named
 from .variations import chunk_body
 

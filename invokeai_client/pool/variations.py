@@ -16,9 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ValidationError
 from ..runs import FieldValues
-from ..types.batch import MIN_RUNS, ragged
+from ..types.batch import check_runs, check_zipped
 from ._images import given, named
 
 __all__ = ["Variation", "VariationSet", "chunk_body", "expand"]
@@ -80,20 +79,12 @@ def expand(
     first group outermost; ``runs`` is the outermost loop. ``names`` are the user's names
     of the swept inputs (see :attr:`VariationSet.names`).
     """
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < MIN_RUNS:
-        raise ValidationError(f"runs must be an integer >= 1, got {runs!r}", input="runs",
-                              rule=">= 1")
+    check_runs(runs, kind="an integer")  # the batch body's own rules
     fields: list[FieldPath] = []
     zipped: list[list[tuple[Any, ...]]] = []
     for g, group in enumerate(groups or ()):
-        lengths = [len(datum["items"]) for datum in group]
-        if not lengths or ragged(lengths) is not None:  # the batch body's own rule
-            raise ValidationError(
-                f"the datums of group {g} must have equal lengths to be zipped, got "
-                f"{sorted(set(lengths))}",
-                input=f"data[{g}]",
-                rule="equal lengths within a group",
-            )
+        check_zipped(g, [(f"{d['node_path']}.{d['field_name']}", len(d["items"])) for d in group],
+                     where=f"data[{g}]")
         fields.extend((datum["node_path"], datum["field_name"]) for datum in group)
         zipped.append(list(zip(*(datum["items"] for datum in group), strict=True)))
     combos = [tuple(itertools.chain.from_iterable(c)) for c in itertools.product(*zipped)]

@@ -15,8 +15,8 @@ from .._checks import check_choice
 from .._paging import Page, Paginator, check_page_size, offset_page
 from ..fields.schema import InvocationSchemas
 from ..types.workflows import WorkflowRecord, WorkflowSummary
+from ..workflows._gui_json import REQUIRED_WORKFLOW_STRINGS
 from ..workflows.definition import WorkflowDefinition
-from ..workflows.gui_json import REQUIRED_WORKFLOW_STRINGS
 from ..workflows.handle import WorkflowHandle
 from ._base import Repository, naming
 

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import errors
+from ._state import TERMINAL, ItemState
 from ._tasks import TaskSet
-from .state import TERMINAL, ItemState
 
 if TYPE_CHECKING:
     from ..repositories.queue import QueueRepository
-    from ._batch import BatchTracker
+    from ._tracker import BatchTracker
 
 log = logging.getLogger("invokeai_client")
 

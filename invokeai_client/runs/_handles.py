@@ -1,6 +1,6 @@
 """WorkflowRun (one queue item) and BatchRun (the items of one enqueue call): the public,
-awaitable faces of a :class:`~invokeai_client.runs._batch.BatchTracker` and its items'
-:class:`~invokeai_client.runs.state.ItemState` s.
+awaitable faces of a :class:`~invokeai_client.runs._tracker.BatchTracker` and its items'
+:class:`~invokeai_client.runs._state.ItemState` s.
 
 They hold no state of their own beyond which item they show: the state machine decides, the
 tracker counts and wakes waiters, and these objects wait, read events and ask for cancels.
@@ -17,12 +17,12 @@ from .. import errors
 from .._checks import check_seconds
 from .._router import Mailbox
 from ..types.queue import BatchStatus
-from ._batch import BatchTracker
+from ._state import EventSink, ItemState
+from ._tracker import BatchTracker
 from .events import NodeProgress, RunEvent
 from .results import FieldValues, WorkflowResult
-from .state import EventSink, ItemState
 
-__all__ = ["BatchRun", "WorkflowRun", "batch_view", "run_view"]
+__all__ = ["BatchRun", "WorkflowRun", "abandon_unreceived", "batch_view", "run_view"]
 
 
 def run_view(tracker: BatchTracker, item_id: int) -> WorkflowRun:
@@ -43,6 +43,15 @@ def batch_view(tracker: BatchTracker) -> BatchRun:
         tracker.keep_view("batch", batch)
     assert isinstance(batch, BatchRun)
     return batch
+
+
+def abandon_unreceived(result: object) -> asyncio.Future[tuple[bool, str]] | None:
+    """Abandon a run its caller will never receive (its call finished as it was interrupted):
+    the server item is canceled unless detached, as when a waiter is cancelled. ``None``
+    when ``result`` is not a run."""
+    if isinstance(result, (WorkflowRun, BatchRun)):
+        return asyncio.ensure_future(result._abandon())
+    return None
 
 
 def _is_progress(event: RunEvent) -> bool:

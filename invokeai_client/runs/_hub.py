@@ -1,11 +1,11 @@
 """The runs machinery of one client: the batches in flight and the parts that act on them.
 
-:class:`RunHub` owns the registry of :class:`~invokeai_client.runs._batch.BatchTracker` s
+:class:`RunHub` owns the registry of :class:`~invokeai_client.runs._tracker.BatchTracker` s
 and wires the parts that each live in their own module: submission
 (:mod:`~invokeai_client.runs._submit`, with recovery), the REST reconciler
 (:mod:`~invokeai_client.runs._reconcile`), cancellation (:mod:`~invokeai_client.runs._cancel`)
 and the limiter (:mod:`~invokeai_client.runs._limiter`). It is what every batch asks for I/O
-(:class:`~invokeai_client.runs._batch.BatchOwner`). The public face is
+(:class:`~invokeai_client.runs._tracker.BatchOwner`). The public face is
 :class:`~invokeai_client.runs.RunManager`.
 """
 
@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..types.queue import EnqueueBatchResult
-from ._batch import BatchTracker
 from ._cancel import Canceller
 from ._limiter import Limiter
 from ._reconcile import Reconciler
 from ._recovery import ENQUEUE_FATE_WINDOW
 from ._room import cut_error
+from ._shape import BatchShape
+from ._state import TERMINAL, ItemState
 from ._submit import post_enqueue, prepare_body
 from ._tasks import TaskSet
+from ._tracker import BatchTracker
 from .results import ImageHost, iterated_nodes
-from .shape import BatchShape
-from .state import TERMINAL, ItemState
 
 if TYPE_CHECKING:
     from .._context import ClientContext
@@ -97,7 +97,6 @@ class RunHub:
         shape = BatchShape(
             batch_id,
             node_count=len(nodes),
-            node_ids=frozenset(nodes) if isinstance(nodes, dict) and nodes else None,
             iterated=iterated_nodes(graph) if iterated is None else iterated,
             groups=groups,
             image_host=self.image_host,
@@ -406,11 +405,15 @@ class RunHub:
         return True
 
 
-def _node_types(nodes: object) -> dict[str, str]:
-    """``node_id -> type`` of a graph's nodes (those that say it)."""
-    if not isinstance(nodes, Mapping):
-        return {}
-    return {
-        str(node_id): node["type"] for node_id, node in nodes.items()
-        if isinstance(node, Mapping) and isinstance(node.get("type"), str)
-    }
+def _node_types(nodes: object) -> dict[str, Any] | None:
+    """``node_id -> type`` of a graph's nodes, as the graph says them (None for no graph:
+    then node frames are not checked against it)."""
+    if not isinstance(nodes, dict) or not nodes:
+        return None
+    try:
+        return {node_id: node.get("type") for node_id, node in nodes.items()}
+    except AttributeError:  # a node that is not an object (a graph read from REST)
+        return {
+            node_id: node.get("type") if isinstance(node, Mapping) else None
+            for node_id, node in nodes.items()
+        }

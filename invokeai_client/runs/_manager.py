@@ -12,7 +12,7 @@
 - **Concurrency.** ``max_concurrency`` caps the queue items this client has in flight
   (:mod:`~invokeai_client.runs._limiter`).
 
-Each item's state is a plain state machine (:mod:`~invokeai_client.runs.state`); the
+Each item's state is a plain state machine (:mod:`~invokeai_client.runs._state`); the
 :class:`~invokeai_client.runs.WorkflowRun` / :class:`~invokeai_client.runs.BatchRun` objects
 returned here are thin views over it.
 """
@@ -26,11 +26,11 @@ from typing_extensions import Self
 
 from .. import errors
 from .._checks import check_int
-from ._batch import BatchTracker
 from ._handles import BatchRun, WorkflowRun, batch_view, run_view
 from ._hub import RunHub
 from ._limiter import Limiter
 from ._submit import build_body
+from ._tracker import BatchTracker
 from .results import ImageHost
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ One background task per client (started with the first run) reads, in bulk, the 
 runs that went quiet, of every run after a reconnect or a ``queue_cleared``, and of any run
 whose events left a question open (:meth:`Reconciler.check_soon`). Cheap status summaries
 first; full items only for those that ended. What REST says goes to each item's
-:class:`~invokeai_client.runs.state.ItemState`.
+:class:`~invokeai_client.runs._state.ItemState`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 from .. import errors
 from ._recovery import SUMMARY_CHUNK, item_statuses
-from .state import TERMINAL, ItemState
+from ._state import TERMINAL, ItemState
 
 if TYPE_CHECKING:
     from ..repositories.queue import QueueRepository
-    from ._batch import BatchTracker
+    from ._tracker import BatchTracker
 
 log = logging.getLogger("invokeai_client")
 

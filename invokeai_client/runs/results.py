@@ -314,6 +314,9 @@ def collect_images(value: Any, into: list[ImageRef]) -> None:
             collect_images(inner, into)
 
 
+_NO_NODES: frozenset[str] = frozenset()
+
+
 def iterated_nodes(graph: Mapping[str, Any] | None) -> frozenset[str]:
     """Graph node ids that run once per item of an ``iterate`` node.
 
@@ -321,11 +324,11 @@ def iterated_nodes(graph: Mapping[str, Any] | None) -> frozenset[str]:
     output is always a list (one entry per iteration), even when the collection has one item.
     """
     if not graph:
-        return frozenset()
+        return _NO_NODES
     nodes: Mapping[str, Any] = graph.get("nodes") or {}
     starts = [nid for nid, node in nodes.items() if (node or {}).get("type") == "iterate"]
     if not starts:
-        return frozenset()
+        return _NO_NODES  # shared: an empty frozenset() is a new object of 216 bytes
     children: dict[str, list[str]] = {}
     for edge in graph.get("edges") or ():
         try:

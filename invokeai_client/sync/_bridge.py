@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from .. import errors
+from ..runs._handles import abandon_unreceived
 
 T = TypeVar("T")
 
@@ -287,9 +288,8 @@ def _cancel_started(
         for task in tasks:
             if task.cancel() or task.cancelled() or task.exception() is not None:
                 continue
-            abandon = getattr(task.result(), "_abandon", None)  # WorkflowRun, BatchRun
-            if callable(abandon):
-                cleanup = asyncio.ensure_future(abandon())
+            cleanup = abandon_unreceived(task.result())
+            if cleanup is not None:
                 _CLEANUPS.add(cleanup)
                 cleanup.add_done_callback(_CLEANUPS.discard)
                 cleanup.add_done_callback(lambda _: released.set_result(None))

@@ -34,14 +34,15 @@ from .._constants import DEFAULT_ORIGIN
 from .._limits import short_repr
 from ..errors import ValidationError, WorkflowError
 from ..fields._base import UNSET, ImageResolver
+from ..fields.models import ModelIdentifierField
 from ..fields.resources import BoardField, ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
 from ..types.batch import EnqueueBody, check_runs
-from . import batch as _batch
+from . import _sweeps
+from ._gui_json import workflow_for_batch
+from ._topology import per_definition, topology_of
 from .definition import WorkflowDefinition, WorkflowNode
-from .form import WorkflowValues, held_local_images
-from .gui_json import workflow_for_batch
-from .topology import per_definition, topology_of
+from .form import IMAGE_HOLDERS, WorkflowValues, held_local_images
 
 log = logging.getLogger("invokeai_client")
 
@@ -140,8 +141,8 @@ def compile(
     graph = compile_graph(definition, values, schemas, board=board, uploads=uploads,
                           validate=validate, batch_targets=targets, converted=converted)
     fed = {(e["destination"]["node_id"], e["destination"]["field"]) for e in graph["edges"]}
-    groups = _batch.batch_node_data(definition, values, schemas, images) + [
-        [_batch.typed_datum(definition, values, schemas, d, where="data", images=images,
+    groups = _sweeps.batch_node_data(definition, values, schemas, images) + [
+        [_sweeps.typed_datum(definition, values, schemas, d, where="data", images=images,
                             fed=fed) for d in group]
         for group in data
     ]
@@ -211,7 +212,8 @@ class _Values:
         self.uploads = uploads
         self.pending = {
             key for key, held in values.fields.items()
-            if any(image not in uploads for image in held_local_images(held))
+            if isinstance(held, IMAGE_HOLDERS)
+            and any(image not in uploads for image in held_local_images(held))
         }
 
     def get(self, node: WorkflowNode, name: str) -> Any:
@@ -325,10 +327,10 @@ def problems(
             continue
         if key in suspect:
             found.extend(held.problems())
-        name = getattr(held, "pending_name", None)
-        if name is not None:
+        pending = held.pending_name if isinstance(held, ModelIdentifierField) else None
+        if pending is not None:
             found.append(
-                f"input {held.display_name()}: model {name.text!r} is looked up on the server "
+                f"input {held.display_name()}: model {pending.text!r} is looked up on the server "
                 "at submit time (call 'await handle.sync_models()' first)"
             )
         if isinstance(held, ImageField) and any(

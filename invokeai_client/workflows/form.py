@@ -26,8 +26,8 @@ from ..fields.primitives import FloatField, IntegerField, NumberField, StringFie
 from ..fields.registry import FieldRegistry
 from ..fields.resources import ImageField, LocalImage
 from ..fields.schema import InvocationSchemas
+from ._topology import topology_of
 from .definition import ExposedField, WorkflowDefinition, WorkflowNode
-from .topology import topology_of
 
 InputKey = int | str
 """An input key: its index in the form, its label, or ``"node_id.field_name"``."""
@@ -422,10 +422,14 @@ class WorkflowForm:
         return pending
 
 
+IMAGE_HOLDERS = (ImageField, CollectionField)
+"""The fields whose values can hold local images (a test cheaper than the walk)."""
+
+
 def held_local_images(held: IvkField[Any]) -> list[LocalImage]:
     """The local images a field's value holds (image fields and collections of images)."""
     found: list[LocalImage] = []
-    if not isinstance(held, (ImageField, CollectionField)):
+    if not isinstance(held, IMAGE_HOLDERS):
         return found
 
     def walk(item: Any) -> None:
@@ -457,6 +461,7 @@ def _apply_form_settings(made: IvkField[Any], settings: Mapping[str, Any] | None
 
 
 __all__ = [
+    "IMAGE_HOLDERS",
     "InputKey",
     "IvkWorkflowInput",
     "WorkflowForm",

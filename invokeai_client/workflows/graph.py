@@ -1,7 +1,7 @@
-"""Deprecated: the graph stage moved to :mod:`invokeai_client.workflows.compile` (with
-:mod:`.topology`, :mod:`.batch` and :mod:`.gui_json`). Its 0.1.0 functions, which take a
-handle, keep working here; a handle's own ``build_graph()``, ``compile()`` and
-``to_workflow_dict()`` are the way to call them now."""
+"""Deprecated: the graph stage moved to :mod:`invokeai_client.workflows.compile` (and its
+private helper modules). Its 0.1.0 functions, which take a handle, keep working here; a
+handle's own ``build_graph()``, ``compile()`` and ``to_workflow_dict()`` are the way to call
+them now."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 
 from .._deprecated import alias_of
 from ..types.batch import JSONText
-from . import batch as _batch
+from . import _sweeps
 from . import compile as _new
+from ._topology import BATCH_GROUPS, DataEdge, resolve_connector_source, topology_of
 from .handle import WorkflowHandle
-from .topology import BATCH_GROUPS, DataEdge, resolve_connector_source, topology_of
 
 __all__ = [
     "BATCH_GROUPS",
@@ -56,7 +56,7 @@ def batch_node_data(
 ) -> list[list[dict[str, Any]]]:
     """``Batch.data`` from the workflow's batch nodes, grouped like the GUI groups them."""
     form = handle.form
-    return _batch.batch_node_data(form.definition, form.values, form.schemas,
+    return _sweeps.batch_node_data(form.definition, form.values, form.schemas,
                                   _new.image_resolver({}, strict=True))
 
 
@@ -71,4 +71,4 @@ def workflow_for_batch(handle: WorkflowHandle) -> dict[str, Any] | None:
     return workflow.value() if isinstance(workflow, JSONText) else workflow
 
 
-alias_of(_new, globals(), note=" (with workflows.topology, workflows.batch, workflows.gui_json)")
+alias_of(_new, globals())

@@ -1,8 +1,8 @@
 """WorkflowHandle: one set of input values for a workflow; prepare, compile, enqueue.
 
 A handle is a small facade over the workflow's rooms: the form and its values
-(:mod:`.form`), batch data from sweeps (:mod:`.batch`), the asynchronous preparation that
-needs the server (:mod:`.prepare`: boards, uploads, generators) and the pure compile stage
+(:mod:`.form`), batch data from sweeps (:mod:`._sweeps`), the asynchronous preparation that
+needs the server (:mod:`._prepare`: boards, uploads, generators) and the pure compile stage
 (:mod:`.compile`), whose enqueue body goes to ``client.runs``. It copies what it needs from
 its :class:`WorkflowDefinition` and never writes back: many handles of one definition (one
 per request in a web backend) never affect each other.
@@ -25,12 +25,11 @@ from ..fields.resources import LocalImage
 from ..fields.schema import InvocationSchemas
 from ..runs._room import check_room
 from ..types.batch import EnqueueBody
-from . import batch as _batch
+from . import _prepare, _sweeps
 from . import compile as _compile
-from . import prepare as _prepare
+from ._gui_json import gui_workflow
 from .definition import WorkflowDefinition
 from .form import InputKey, IvkWorkflowInput, WorkflowForm
-from .gui_json import gui_workflow
 
 if TYPE_CHECKING:
     from ..runs import BatchRun, WorkflowRun
@@ -224,7 +223,7 @@ class WorkflowHandle(AsyncScope):
             form.definition, form.values, form.schemas,
             board=_board_id(board),
             uploads=_compile.DRY_RUN_UPLOADS if dry_run else self._uploads,
-            data=_batch.resolve_data(data, form.full_key),
+            data=_sweeps.resolve_data(data, form.full_key),
             runs=runs, batch_id=batch_id, origin=origin, destination=destination,
             prepend=prepend, validate=validate, attach_workflow=attach_workflow,
         )
@@ -263,7 +262,7 @@ class WorkflowHandle(AsyncScope):
         form = self._form
         target = form.field(key)
         datum = {"node_path": target.node_id, "field_name": target.name, "items": items}
-        return _batch.typed_datum(
+        return _sweeps.typed_datum(
             form.definition, form.values, form.schemas, datum, where=target.display_name(),
             images=_compile.image_resolver(self._uploads, strict=True),
         )
@@ -377,7 +376,7 @@ class WorkflowHandle(AsyncScope):
         client = self._require_client("submit a batch")
         check_bool("detach", detach)
         groups = self.sweep_groups(sweep, zip=zip)
-        names = _batch.swept_names(groups, self._form)
+        names = _sweeps.swept_names(groups, self._form)
         if data is not None:
             groups.extend(self.sweep_groups(None, data=data))
         options: dict[str, Any] = {"data": groups, "runs": runs, "prepend": prepend,
@@ -397,11 +396,11 @@ class WorkflowHandle(AsyncScope):
     ) -> list[list[dict[str, Any]]]:
         """The ``Batch.data`` groups of a sweep (as :meth:`submit_batch` takes it) plus raw
         ``data`` groups; datums of the sweep name their input under ``"input"``."""
-        groups = _batch.sweep_groups(sweep or {}, zip, self._form.full_key)
+        groups = _sweeps.sweep_groups(sweep or {}, zip, self._form.full_key)
         if data is not None:
             groups.extend(
                 [dict(datum) for datum in group]
-                for group in _batch.resolve_data(data, self._form.full_key)
+                for group in _sweeps.resolve_data(data, self._form.full_key)
             )
         return groups
 
@@ -414,18 +413,18 @@ class WorkflowHandle(AsyncScope):
         locally fail before any request."""
         from .model_sync import resolve_model_names
 
-        await resolve_model_names(self._form, client)
-        needs_server = (
-            board is not None
-            or bool(self.local_images())
-            or _prepare.unresolved_board_inputs(self._form.values, self._board_ids)
-            or _prepare.has_image_items(self._form, groups)
+        names, images, boards = _prepare.server_needs(
+            self._form.values, self._uploads, self._board_ids
         )
-        if needs_server:
-            self.compile(dry_run=True, **options)
+        if names:
+            await resolve_model_names(self._form, client)
+        if board is not None or images or boards or _prepare.has_image_items(self._form, groups):
+            self.compile(dry_run=True, attach_workflow=False, **options)  # checks only
         board_id = await _prepare.resolve_board(client.boards, board)
-        await _prepare.resolve_board_inputs(client.boards, self._form.values, self._board_ids)
-        await self.upload_images()
+        if boards:
+            await _prepare.resolve_board_inputs(client.boards, self._form.values, self._board_ids)
+        if images:
+            await self.upload_images()
         return board_id
 
     async def sync_models(self) -> ModelSyncReport:

@@ -131,6 +131,11 @@ async def resolve_model_names(form: WorkflowForm, client: WorkflowClient) -> Non
     """Look up the model inputs set to a key or name (``wf.set("Model", "tiny-sdxl")``)
     among the server's installed models; nothing is asked when there is none. Submit does
     this; :func:`sync_models` too."""
+    if not any(
+        isinstance(held, ModelIdentifierField) and held.pending_name is not None
+        for held in form.values.fields.values()
+    ):
+        return  # a name is set through the handle, so its field is held: nothing to look up
     fields = [f for f in form.model_fields() if f.pending_name is not None]
     if fields:
         _apply_named(form, _choose_named(fields, await installed_models(client)))

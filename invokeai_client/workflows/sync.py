@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._deprecated import alias_of
+from . import _prepare
 from . import model_sync as _new
-from . import prepare as _prepare
 from .handle import WorkflowHandle
 from .model_sync import MatchedBy, ModelSyncEntry, ModelSyncReport, installed_models
 

@@ -2,7 +2,7 @@
 
 A :class:`BatchTracker` is what the run manager, the router and the public
 :class:`~invokeai_client.runs.BatchRun` / :class:`~invokeai_client.runs.WorkflowRun` objects
-share about one batch. It observes each item's :class:`~invokeai_client.runs.state.ItemState`
+share about one batch. It observes each item's :class:`~invokeai_client.runs._state.ItemState`
 (counts, readers, settling), and asks its :class:`BatchOwner` for what needs I/O: a REST read,
 a cancel, the limiter's release.
 
@@ -19,8 +19,8 @@ import weakref
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .shape import BatchShape
-from .state import EventSink, ItemState
+from ._shape import BatchShape
+from ._state import EventSink, ItemState
 
 if TYPE_CHECKING:
     from .._router import EventRouter
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .results import FieldValues, WorkflowResult
 
 __all__ = ["MAX_STRANGERS", "BatchOwner", "BatchTracker"]
+
+_NONE: frozenset[int] = frozenset()
 
 MAX_STRANGERS = 16
 """Unnamed items of one batch id looked at beyond two per item the batch asked for (two
@@ -129,7 +131,7 @@ class BatchTracker:
         self.listeners: list[EventSink] = []  # readers of the whole batch
         # Item ids of this batch id the enqueue answer did not name (see stranger()), and
         # those the server confirmed are copies of it (a replayed enqueue).
-        self.strangers: set[int] = set()
+        self.strangers: set[int] | frozenset[int] = _NONE  # a set once there is one
         self.copies: list[int] = []
         self.item_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self.waiters = 0  # tasks waiting on the whole batch
@@ -177,10 +179,16 @@ class BatchTracker:
                 # beyond that; the enqueue answer names the real ones, read over REST then.
                 self.gap = True
                 if len(self.strangers) < self._stranger_room():
-                    self.strangers.add(item_id)  # told apart at confirm()
+                    self._keep_stranger(item_id)  # told apart at confirm()
                 return None
             state = self._new_state(item_id)
         return state
+
+    def _keep_stranger(self, item_id: int) -> None:
+        if not self.strangers:
+            self.strangers = set()
+        assert isinstance(self.strangers, set)
+        self.strangers.add(item_id)
 
     def _stranger_room(self) -> int:
         return 2 * self.expected + MAX_STRANGERS
@@ -193,35 +201,37 @@ class BatchTracker:
             return
         if item_id in self.strangers or len(self.strangers) >= self._stranger_room():
             return
-        self.strangers.add(item_id)
+        self._keep_stranger(item_id)
         self.owner.stranger(self, item_id)
 
     def confirm(self, answer: EnqueueBatchResult) -> None:
         """The enqueue answer (or its REST reconstruction): learn every item id."""
-        ids = sorted(answer.item_ids)
+        ids = answer.item_ids
+        if len(ids) > 1:
+            ids = sorted(ids)
         self.priority = answer.priority
         self.expected = len(ids) if ids else answer.enqueued
-        unconfirmed: set[int] = set(self.strangers)
-        self.strangers.clear()
-        if ids:  # states made for items the server did not confirm are phantoms: forget them
+        unconfirmed, self.strangers = set(self.strangers), _NONE
+        states, router, batch_id = self.states, self.router, self.batch_id
+        if not ids:
+            unconfirmed.clear()
+        elif states or unconfirmed:  # states of items the server did not name are phantoms
             confirmed = set(ids)
-            for item_id, phantom in list(self.states.items()):
+            for item_id, phantom in list(states.items()):
                 if item_id not in confirmed:
-                    del self.states[item_id]
-                    self.router.remove_item(item_id, phantom)
+                    del states[item_id]
+                    router.remove_item(item_id, phantom)
                     self._counts[phantom.status] -= 1
                     unconfirmed.add(item_id)
             unconfirmed -= confirmed
-        else:
-            unconfirmed.clear()
         for index, item_id in enumerate(ids):
-            state = self.states.get(item_id) or self._new_state(item_id)
+            state = states.get(item_id) or self._new_state(item_id)
             state.index = index
-            self.router.add_item(item_id, self.batch_id, state)
+            router.add_item(item_id, batch_id, state)
         self.shape.confirmed = True
         for item_id in sorted(unconfirmed):
             self.stranger(item_id)
-        for state in list(self.states.values()):
+        for state in list(states.values()):
             if self.gap and state.result is None:
                 # The socket dropped while the enqueue was in flight: events may be lost.
                 self.owner.check_soon(state)

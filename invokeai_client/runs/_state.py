@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..types.queue import SessionQueueItem
+from ._shape import MAX_NODE_FRAMES, BatchShape
 from .events import (
     ModelLoadCompleted,
     ModelLoadStarted,
@@ -46,7 +47,6 @@ from .results import (
     map_output,
     outputs_from_session,
 )
-from .shape import MAX_NODE_FRAMES, BatchShape
 
 __all__ = ["TERMINAL", "BatchShape", "EventSink", "ItemObserver", "ItemState"]
 
@@ -85,11 +85,6 @@ class ItemObserver(Protocol):
         """The item has its final result (called once)."""
 
 
-def _invocation(data: Mapping[str, Any]) -> dict[str, Any] | None:
-    invocation = data.get("invocation")
-    return invocation if isinstance(invocation, dict) else None
-
-
 ErrorInfo = tuple[str | None, str | None, str | None, str | None]
 """(node id, error type, message, traceback) of a failure."""
 
@@ -98,26 +93,9 @@ class ItemState:
     """The state of one queue item; see the module doc. Synchronous and free of I/O."""
 
     __slots__ = (
-        "__weakref__",
-        "_ended",
-        "_error",
-        "_images",
-        "_open",
-        "_outputs",
-        "_ran",
-        "_sequence",
-        "_steps",
-        "batch",
-        "clock",
-        "gap",
-        "heard",
-        "index",
-        "item_id",
-        "listeners",
-        "observer",
-        "result",
-        "session_id",
-        "status",
+        "__weakref__", "_ended", "_error", "_images", "_open", "_outputs", "_ran", "_sequence",
+        "_steps", "batch", "clock", "gap", "heard", "index", "item_id", "listeners", "observer",
+        "result", "session_id", "status"
     )
 
     def __init__(
@@ -177,12 +155,11 @@ class ItemState:
 
     def on_frame(self, name: str, data: dict[str, Any]) -> None:
         """One socket frame of this item (raw payload; the router dropped exact repeats)."""
-        if self.result is not None:
-            return
-        self.heard = self.clock()
-        handler = _FRAME_HANDLERS.get(name)
-        if handler is not None:
-            handler(self, name, data)
+        if self.result is None:
+            self.heard = self.clock()
+            handler = _FRAME_HANDLERS.get(name)
+            if handler is not None:
+                handler(self, name, data)
 
     def _on_status_frame(self, name: str, data: dict[str, Any]) -> None:
         status = data.get("status")
@@ -201,7 +178,7 @@ class ItemState:
             self._on_status("canceled", None, None, None)
 
     def _on_model_load(self, name: str, data: dict[str, Any]) -> None:
-        if not self._listening:
+        if not self.listeners or self.observer.listeners:
             return
         config = data.get("config")
         if not isinstance(config, dict):
@@ -228,43 +205,57 @@ class ItemState:
         return True
 
     def _takes(self, node_id: object) -> bool:
-        # A frame of a node not in the graph, or past MAX_NODE_FRAMES ended nodes, is not
-        # taken: the result then comes from REST (no growth, no faked complete story).
-        if self.batch.knows(node_id) and len(self._ended or ()) < MAX_NODE_FRAMES:
+        """Whether a node frame is taken: its node is in the graph (any, when the graph is
+        unknown) and fewer than MAX_NODE_FRAMES nodes ended. Else the result comes from REST
+        (no growth, no faked complete story)."""
+        types = self.batch.node_types
+        ended = self._ended
+        if (types is None or (isinstance(node_id, str) and node_id in types)) and (
+            ended is None or len(ended) < MAX_NODE_FRAMES
+        ):
+            if self.status == "pending":
+                self._running()  # a taken node frame: the item is executing
+            self._ran = True
             return True
         self.gap = True
         return False
 
-    def _on_node(self, name: str, data: dict[str, Any]) -> None:
-        if not self._takes(data.get("invocation_source_id")):
+    def _on_started(self, name: str, data: dict[str, Any]) -> None:
+        node_id = data.get("invocation_source_id")
+        if not self._takes(node_id):
             return
-        invocation = _invocation(data)
-        self._running()
-        if name == "invocation_complete":
-            self._on_complete(data, invocation)
-            self._end(invocation)
-        elif name == "invocation_started":
-            if self.session_id is None:
-                self.session_id = data.get("session_id")
-            node_id = data.get("invocation_source_id")
-            if isinstance(node_id, str) and not self._has_ended(invocation):
-                self._start(node_id, invocation)
-        else:  # invocation_error
-            self._end(invocation)
-            self._error = (
-                data.get("invocation_source_id"), data.get("error_type"),
-                data.get("error_message"), data.get("error_traceback"),
-            )
-            self.finish_if_told()
+        if self.session_id is None:
+            self.session_id = data.get("session_id")
+        invocation = data.get("invocation")
+        if not isinstance(invocation, dict):
+            invocation = None
+        elif self._ended and invocation.get("id") in self._ended:
+            return  # started after its end (events out of order)
+        if isinstance(node_id, str):
+            self._start(node_id, invocation)
+
+    def _on_error(self, name: str, data: dict[str, Any]) -> None:
+        node_id = data.get("invocation_source_id")
+        if not self._takes(node_id):
+            return
+        invocation = data.get("invocation")
+        if isinstance(invocation, dict):
+            self._end(invocation.get("id"))
+        self._error = (
+            node_id, data.get("error_type"), data.get("error_message"),
+            data.get("error_traceback"),
+        )
+        self.finish_if_told()
 
     def _on_progress(self, name: str, data: dict[str, Any]) -> None:
         node_id = data.get("invocation_source_id")
         if not isinstance(node_id, str) or not self._takes(node_id):
             return
-        invocation = _invocation(data)
-        if self._has_ended(invocation):
+        invocation = data.get("invocation")
+        if not isinstance(invocation, dict):
+            invocation = None
+        elif self._ended and invocation.get("id") in self._ended:
             return  # progress of a node already told as completed (events out of order)
-        self._running()
         self._start(node_id, invocation)
         image = preview_image(data.get("image"))
         step = total = None
@@ -277,7 +268,7 @@ class ItemState:
             step, total = steps[key] = denoise_step(
                 invocation, data.get("percentage"), last + 1, known
             )
-        if self._listening:
+        if self.listeners or self.observer.listeners:
             self._emit(
                 NodeProgress(
                     self.item_id, self.batch.batch_id, node_id, data.get("percentage"),
@@ -292,20 +283,15 @@ class ItemState:
         if self.status == "pending":
             self.status = "in_progress"
             self.observer.moved("pending", "in_progress")
-            if self._listening:
+            if self.listeners or self.observer.listeners:
                 self._emit(StatusChanged(self.item_id, self.batch.batch_id, "in_progress"))
 
-    def _end(self, invocation: dict[str, Any] | None) -> None:
-        if invocation is None:
-            return
+    def _end(self, prepared: Any) -> None:
         ended = self._ended
         if ended is None:
-            ended = self._ended = set()
-        ended.add(invocation.get("id"))
-
-    def _has_ended(self, invocation: dict[str, Any] | None) -> bool:
-        ended = self._ended
-        return ended is not None and invocation is not None and invocation.get("id") in ended
+            self._ended = {prepared}
+        else:
+            ended.add(prepared)
 
     def _start(self, node_id: str, invocation: dict[str, Any] | None) -> tuple[str, Any]:
         """Tell ``NodeStarted`` once per prepared node; returns its key in ``_open``."""
@@ -316,7 +302,7 @@ class ItemState:
         elif key in opened:
             return key
         opened.append(key)
-        if self._listening:
+        if self.listeners or self.observer.listeners:
             self._emit(
                 NodeStarted(
                     self.item_id, self.batch.batch_id, node_id,
@@ -325,8 +311,15 @@ class ItemState:
             )
         return key
 
-    def _on_complete(self, data: dict[str, Any], invocation: dict[str, Any] | None) -> None:
+    def _on_complete(self, name: str, data: dict[str, Any]) -> None:
         node_id = data.get("invocation_source_id")
+        if not self._takes(node_id):
+            return
+        invocation = data.get("invocation")
+        if not isinstance(invocation, dict):
+            invocation = None
+        else:
+            self._end(invocation.get("id"))
         result = data.get("result")
         if not isinstance(node_id, str) or not isinstance(result, dict):
             return
@@ -351,7 +344,7 @@ class ItemState:
             if images is None:
                 images = self._images = []
             collect_images(value, images)
-        if self._listening:
+        if self.listeners or self.observer.listeners:
             self._emit(
                 NodeCompleted(
                     self.item_id, batch.batch_id, node_id, value, node_type, invocation.get("id")
@@ -376,7 +369,7 @@ class ItemState:
         if status == "in_progress":
             self._ran = True
         if status not in TERMINAL:
-            if self._listening:
+            if self.listeners or self.observer.listeners:
                 self._emit(StatusChanged(self.item_id, self.batch.batch_id, status))
             return
         if status == "failed":
@@ -432,7 +425,7 @@ class ItemState:
         outputs, images = outputs_from_session(item.session, self.batch.image_host)
         if status != "canceled" or outputs or item.started_at is not None:
             self._running()
-        if self._listening:
+        if self.listeners or self.observer.listeners:
             self._tell_outputs(outputs)
         node_id: str | None = None
         if status == "failed":
@@ -466,12 +459,12 @@ class ItemState:
         """Tell readers the nodes REST reports finished that the socket did not."""
         known = self._outputs or {}
         opened = {node_id for node_id, _ in self._open or ()}
-        item, batch_id, types = self.item_id, self.batch.batch_id, self.batch.node_types
+        item, batch_id, types = self.item_id, self.batch.batch_id, self.batch.node_type
         for done_id, value in outputs.items():
             if done_id not in known:
                 if done_id not in opened:
-                    self._emit(NodeStarted(item, batch_id, done_id, types.get(done_id)))
-                self._emit(NodeCompleted(item, batch_id, done_id, value, types.get(done_id)))
+                    self._emit(NodeStarted(item, batch_id, done_id, types(done_id)))
+                self._emit(NodeCompleted(item, batch_id, done_id, value, types(done_id)))
 
     def apply_status(self, status: str, sequence: int | None = None) -> None:
         """A non-terminal status seen over REST; never moves an item back to pending."""
@@ -528,7 +521,7 @@ class ItemState:
         self.result = result
         self._outputs = self._images = self._open = None
         self._ended = self._steps = None
-        if self._listening:
+        if self.listeners or self.observer.listeners:
             for event in terminal_events(result):
                 self._emit(event)
         listeners, self.listeners = self.listeners, None
@@ -543,10 +536,6 @@ class ItemState:
         self.session_id = result.session_id
         self.result = result
         self._ran = result.status != "canceled" or bool(result.outputs)
-
-    @property
-    def _listening(self) -> bool:
-        return bool(self.listeners) or bool(self.observer.listeners)
 
     def _emit(self, event: RunEvent) -> None:
         for sink in self.listeners or ():
@@ -569,22 +558,22 @@ class ItemState:
         events: list[RunEvent] = []
         if started != "pending":
             events.append(StatusChanged(self.item_id, batch_id, started))
-        item, types = self.item_id, self.batch.node_types  # told after the fact: by the graph
+        item, types = self.item_id, self.batch.node_type  # told after the fact: by the graph
         for node_id, value in outputs.items():
-            events.append(NodeStarted(item, batch_id, node_id, types.get(node_id)))
-            events.append(NodeCompleted(item, batch_id, node_id, value, types.get(node_id)))
+            events.append(NodeStarted(item, batch_id, node_id, types(node_id)))
+            events.append(NodeCompleted(item, batch_id, node_id, value, types(node_id)))
         if result is None:
             for node_id, prepared in self._open or ():
-                events.append(NodeStarted(item, batch_id, node_id, types.get(node_id), prepared))
+                events.append(NodeStarted(item, batch_id, node_id, types(node_id), prepared))
             return events
         events.extend(terminal_events(result))
         return events
 
 
 _FRAME_HANDLERS: dict[str, Callable[[ItemState, str, dict[str, Any]], None]] = {
-    "invocation_started": ItemState._on_node,
-    "invocation_complete": ItemState._on_node,
-    "invocation_error": ItemState._on_node,
+    "invocation_started": ItemState._on_started,
+    "invocation_complete": ItemState._on_complete,
+    "invocation_error": ItemState._on_error,
     "invocation_progress": ItemState._on_progress,
     "queue_item_status_changed": ItemState._on_status_frame,
     "queue_items_canceled": ItemState._on_canceled_frame,

@@ -21,9 +21,10 @@ from typing import Any, Protocol
 import anyio
 
 from ..errors import NotFoundError, ValidationError
+from ..fields.models import ModelIdentifierField
 from ..fields.resources import BoardField, ImageField, LocalImage
-from .batch import Groups, literal_value
-from .form import WorkflowForm, WorkflowValues
+from ._sweeps import Groups, literal_value
+from .form import IMAGE_HOLDERS, WorkflowForm, WorkflowValues, held_local_images
 from .generators import SERVER_GENERATORS
 
 
@@ -91,12 +92,31 @@ async def resolve_board_inputs(
 
 def unresolved_board_inputs(values: WorkflowValues, board_ids: Mapping[str, str]) -> bool:
     """Whether a board input holds a reference not checked yet (a name, or a new id)."""
-    return any(
+    return any(_unresolved_board(held, board_ids) for held in values.fields.values())
+
+
+def _unresolved_board(held: object, board_ids: Mapping[str, str]) -> bool:
+    return (
         isinstance(held, BoardField)
         and isinstance(held.value, dict)
         and held.value.get("board_id") not in board_ids.values()
-        for held in values.fields.values()
     )
+
+
+def server_needs(
+    values: WorkflowValues, uploads: Mapping[LocalImage, str], board_ids: Mapping[str, str]
+) -> tuple[bool, bool, bool]:
+    """What a submit must ask the server before it compiles, from one pass over the values:
+    (model names to look up, local images to upload, board references to check)."""
+    names = images = boards = False
+    for held in values.fields.values():
+        if isinstance(held, ModelIdentifierField):
+            names = names or held.pending_name is not None
+        elif isinstance(held, BoardField):
+            boards = boards or _unresolved_board(held, board_ids)
+        elif not images and isinstance(held, IMAGE_HOLDERS):
+            images = any(image not in uploads for image in held_local_images(held))
+    return names, images, boards
 
 
 class Uploads(Mapping[LocalImage, str]):

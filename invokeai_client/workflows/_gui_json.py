@@ -17,9 +17,9 @@ from typing import Any
 
 from ..fields._base import UNSET
 from ..types.batch import JSONText
+from ._topology import per_definition
 from .definition import WorkflowDefinition
 from .form import WorkflowValues
-from .topology import per_definition
 
 Converted = Mapping[tuple[str, str], Any]
 """``(node_id, field_name)`` -> the value of the handle's field in API form (``UNSET``: none;

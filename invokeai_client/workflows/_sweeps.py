@@ -20,15 +20,15 @@ from ..errors import ValidationError
 from ..fields._base import UNSET, ImageResolver, IvkField
 from ..types.batch import ONCE_RULE, check_zipped
 from ..types.queue import is_batch_item
-from .definition import BATCH_NODE_TYPES, GENERATOR_NODE_TYPES, WorkflowDefinition, WorkflowNode
-from .form import IvkWorkflowInput, WorkflowForm, WorkflowValues, knows_input, new_field
-from .generators import generator_values
-from .topology import (
+from ._topology import (
     BATCH_COLLECTION_INPUT,
     per_definition,
     resolve_connector_source,
     topology_of,
 )
+from .definition import BATCH_NODE_TYPES, GENERATOR_NODE_TYPES, WorkflowDefinition, WorkflowNode
+from .form import IvkWorkflowInput, WorkflowForm, WorkflowValues, knows_input, new_field
+from .generators import generator_values
 
 Groups = list[list[dict[str, Any]]]
 """Batch data groups as JSON: ``[[{"node_path", "field_name", "items"}, ...], ...]``."""

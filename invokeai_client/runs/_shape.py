@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .results import FieldValues, ImageHost
@@ -12,6 +13,9 @@ __all__ = ["MAX_NODE_FRAMES", "BatchShape"]
 MAX_NODE_FRAMES = 50_000
 """Ended nodes (prepared invocations) one item's event story may hold; past it the result
 comes from REST."""
+
+
+_NO_NAMES: Mapping[str, str] = MappingProxyType({})
 
 
 class BatchShape:
@@ -28,7 +32,6 @@ class BatchShape:
         "iterated",
         "names",
         "node_count",
-        "node_ids",
         "node_types",
         "per_run",
     )
@@ -38,34 +41,33 @@ class BatchShape:
         batch_id: str,
         *,
         node_count: int = 0,
-        node_ids: frozenset[str] | None = None,
         iterated: frozenset[str] = frozenset(),
         groups: list[list[dict[str, Any]]] | None = None,
         image_host: ImageHost | None = None,
-        node_types: Mapping[str, str] | None = None,
+        node_types: Mapping[str, Any] | None = None,
     ) -> None:
         self.batch_id = batch_id
         self.node_count = node_count
-        self.node_ids = node_ids
-        """The graph's node ids (None: unknown): node frames naming others are not ours."""
-        self.node_types: Mapping[str, str] = node_types or {}
-        """Each graph node's invocation type, for events told after the fact (a late
-        reader, REST catch-up), which carry no invocation."""
+        self.node_types = node_types
+        """Each graph node's id -> its invocation type as the graph says it, or None when
+        the graph is unknown. Node frames naming a node not listed are not ours; the types name
+        nodes in events told after the fact (a late reader, REST catch-up), which carry no
+        invocation."""
         self.iterated = iterated
         self.groups = groups
         self.image_host = image_host
         self.per_run = 1
         for group in groups or ():
             self.per_run *= len(group[0]["items"])
-        self.names: Mapping[str, str] = {}
+        self.names: Mapping[str, str] = _NO_NAMES
         """How ``field_values`` name a swept input: ``"node_id.field_name"`` -> the key the
         sweep used (its label); inputs not listed keep their full key."""
         self.confirmed = False
 
-    def knows(self, node_id: object) -> bool:
-        """Whether a node frame names a node of the graph (any, when it is unknown)."""
-        ids = self.node_ids
-        return ids is None or (isinstance(node_id, str) and node_id in ids)
+    def node_type(self, node_id: str) -> str | None:
+        """The invocation type of graph node ``node_id``, when known."""
+        kind = self.node_types.get(node_id) if self.node_types else None
+        return kind if isinstance(kind, str) else None
 
     def values_at(self, index: int) -> FieldValues:
         """The batch values substituted into the item at ``index`` (submission order)."""
