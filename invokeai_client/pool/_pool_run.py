@@ -26,14 +26,11 @@ __all__ = ["PoolRun", "ServerAssigned"]
 
 
 @dataclass(frozen=True, slots=True)
-class ServerAssigned:
-    """The variation was placed on ``server`` as item ``item_id`` of batch ``batch_id``
-    (``previous``: the server it left after that one stopped answering or failed it; None
-    the first time). The events that follow are that server's. Not a
-    :class:`~invokeai_client.runs.RunEvent`: no server sends it, the pool does."""
+class ServerAssigned(RunEvent):
+    """The variation was placed on ``server`` as item ``item_id`` (``previous``: the server
+    it left after that one stopped answering or failed it; None the first time). The
+    events that follow are that server's."""
 
-    item_id: int
-    batch_id: str
     server: str
     previous: str | None = None
 
@@ -86,7 +83,7 @@ class PoolRun:
         servers canceled."""
         return await (await self.job()).cancel()
 
-    async def events(self) -> AsyncIterator[RunEvent | ServerAssigned]:
+    async def events(self) -> AsyncIterator[RunEvent]:
         """The events of the run carrying the variation, server after server (each begun by
         a :class:`ServerAssigned`); ends when the variation has its result."""
         job = await self.job()
