@@ -298,7 +298,7 @@ class PoolJob:
         return chunk
 
     def _spawn(self, coro: Any, member: Member | None = None) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        task = asyncio.get_running_loop().create_task(coro, name=coro.__name__)
         self._tasks.add(task)
         task.add_done_callback(self._task_ended)
         if member is not None:
@@ -530,9 +530,14 @@ class PoolJob:
         """The job ended before every result: stop its senders and watchers (what still runs
         on the servers is left there; the manifest lists it as sent, for a resume), then
         close the manifest and release the lock, without waiting for the pool to close."""
+        # A sender mid-enqueue ends first: cancelled there, its items could reach the server
+        # after job.cancel() and stay pending; let alone, it cancels them once it sees the end.
+        here = asyncio.current_task()
+        await asyncio.gather(*(t for t in self._tasks if t.get_name() == "_send" and t is not here),
+                             return_exceptions=True)
         tasks = [t for t in (*self._tasks, self._dispatcher) if t is not None and not t.done()]
         for task in tasks:
-            if task is not asyncio.current_task():
+            if task is not here:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._release()
