@@ -150,7 +150,7 @@ class WorkflowRun:
         state = self._state
         if state.result is None:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._tracker.item_waiters.setdefault(state.item_id, []).append(waiter)
+            self._tracker.add_item_waiter(state.item_id, waiter)
             try:
                 if timeout is None:
                     await waiter
@@ -188,20 +188,16 @@ class WorkflowRun:
     @property
     def _waiters(self) -> list[asyncio.Future[None]] | None:
         """The futures of the tasks awaiting this run (None: nobody waits)."""
-        return self._tracker.item_waiters.get(self.item_id)
+        return self._tracker.item_waiting(self.item_id)
 
     def _forget_waiter(self, waiter: asyncio.Future[None]) -> None:
-        waiters = self._tracker.item_waiters.get(self.item_id)
-        if waiters is not None and waiter in waiters:
-            waiters.remove(waiter)
-            if not waiters:
-                del self._tracker.item_waiters[self.item_id]
+        self._tracker.forget_item_waiter(self.item_id, waiter)
 
     async def _abandon(self) -> tuple[bool, str]:
         """The last waiter gave up: cancel the server item unless detached. Whether the
         server confirmed the cancel, and what happened in words."""
         tracker = self._tracker
-        if self.done or tracker.item_waiters.get(self.item_id) or tracker.detached:
+        if self.done or tracker.item_waiting(self.item_id) or tracker.detached:
             return False, "it was left running on the server"
         return await tracker.owner.cancel_item_shielded(self._state)
 
@@ -250,11 +246,13 @@ async def _read_events(
         for replayed in state.replay():
             mailbox.put(replayed)
     owner: list[Any] | None = None
+    batch_reader = False
     if whole_batch:
         if tracker.done:
             mailbox.close()
         else:
-            owner = tracker.listeners
+            tracker.add_listener(mailbox)
+            batch_reader = True
     else:
         state = states[0]
         if state.result is not None:
@@ -263,8 +261,7 @@ async def _read_events(
             if state.listeners is None:
                 state.listeners = []
             owner = state.listeners
-    if owner is not None:
-        owner.append(mailbox)
+            owner.append(mailbox)
     try:
         while True:
             event = await mailbox.get()
@@ -273,9 +270,10 @@ async def _read_events(
             yield event
     finally:
         mailbox.close()
-        if owner is not None and mailbox in owner:
+        if batch_reader:
+            tracker.remove_listener(mailbox)
+        elif owner is not None and mailbox in owner:
             owner.remove(mailbox)
-
 
 class BatchRun:
     """The queue items of one ``enqueue_batch`` call (a sweep, ``runs=N``, or one run).
@@ -333,7 +331,7 @@ class BatchRun:
     @property
     def node_count(self) -> int:
         """How many nodes the batch's graph has (each item reports one output per node)."""
-        return self._tracker.shape.node_count
+        return self._tracker.node_count
 
     @property
     def runs(self) -> list[WorkflowRun]:

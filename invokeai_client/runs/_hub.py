@@ -23,7 +23,6 @@ from ._limiter import Limiter
 from ._reconcile import Reconciler
 from ._recovery import ENQUEUE_FATE_WINDOW
 from ._room import cut_error
-from ._shape import BatchShape
 from ._state import TERMINAL, ItemState
 from ._submit import post_enqueue, prepare_body
 from ._tasks import TaskSet
@@ -94,17 +93,14 @@ class RunHub:
         origin: str | None = None, destination: str | None = None,
     ) -> BatchTracker:
         nodes = (graph or {}).get("nodes") or {}
-        shape = BatchShape(
-            batch_id,
+        return BatchTracker(
+            self, self.router, batch_id, expected=expected, origin=origin,
+            destination=destination, detached=detach, gap=not self.context.connected,
             node_count=len(nodes),
             iterated=iterated_nodes(graph) if iterated is None else iterated,
             groups=groups,
             image_host=self.image_host,
             node_types=_node_types(nodes),
-        )
-        return BatchTracker(
-            self, self.router, shape, expected=expected, origin=origin,
-            destination=destination, detached=detach, gap=not self.context.connected,
         )
 
     # -- BatchOwner ----------------------------------------------------------------------
@@ -129,9 +125,8 @@ class RunHub:
             log.debug("could not check queue item %s of batch %s: %s", item_id,
                       batch.batch_id, exc)
             return
-        batch.copies.append(item_id)
         log.log(
-            logging.WARNING if len(batch.copies) == 1 else logging.DEBUG,
+            logging.WARNING if batch.note_copy(item_id) == 1 else logging.DEBUG,
             "batch %s: queue item %s is a copy the client did not ask for (a proxy or gateway "
             "sent the enqueue twice?): %s", batch.batch_id, item_id,
             "canceled" if item.status == "canceled" else f"it was {item.status} already",
@@ -200,7 +195,7 @@ class RunHub:
             origin=sent.get("origin"), destination=sent.get("destination"),
         )
         if names:
-            batch.shape.names = dict(names)
+            batch.names = dict(names)
         if batch.batch_id in self.batches:
             raise errors.ValidationError(
                 f"batch_id {batch.batch_id!r} is already in flight on this client",

@@ -198,7 +198,7 @@ class Reconciler:
                 known = statuses.get(item_id)
                 if known is None:
                     state.lose(f"the server no longer has queue item {item_id}")
-                elif known[1] != state.batch_id:
+                elif known[1] != state.batch.batch_id:
                     state.lose(f"queue item {item_id} now belongs to another batch")
                 elif known[0] in TERMINAL:
                     finished.append(state)

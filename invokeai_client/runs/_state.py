@@ -21,7 +21,7 @@ missing (``gap``), otherwise from REST (the truth), so both paths give the same 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..types.queue import SessionQueueItem
@@ -72,8 +72,9 @@ class EventSink(Protocol):
 class ItemObserver(Protocol):
     """What hears an item's state change (the item's batch)."""
 
-    listeners: list[Any]
-    """Readers of every item of the batch (:class:`EventSink` s)."""
+    @property
+    def listeners(self) -> Sequence[EventSink]:
+        """Readers of every item of the batch."""
 
     def moved(self, previous: str | None, status: str) -> None:
         """The item's status moved (``previous`` None: a new item, counted as pending)."""
@@ -133,10 +134,6 @@ class ItemState:
 
     def __repr__(self) -> str:
         return f"<ItemState {self.item_id} {self.status!r}>"
-
-    @property
-    def batch_id(self) -> str:
-        return self.batch.batch_id
 
     @property
     def outputs(self) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._shape import BatchShape
@@ -25,11 +26,13 @@ from ._state import EventSink, ItemState
 if TYPE_CHECKING:
     from .._router import EventRouter
     from ..types.queue import EnqueueBatchResult
-    from .results import FieldValues, WorkflowResult
+    from .results import WorkflowResult
 
 __all__ = ["MAX_STRANGERS", "BatchOwner", "BatchTracker"]
 
 _NONE: frozenset[int] = frozenset()
+_NO_RESULTS: Mapping[int, Any] = MappingProxyType({})
+_NO_KEY = object()
 
 MAX_STRANGERS = 16
 """Unnamed items of one batch id looked at beyond two per item the batch asked for (two
@@ -69,8 +72,9 @@ class BatchOwner(Protocol):
         """Run a failed or canceled item again; the new item's batch and id."""
 
 
-class BatchTracker:
-    """The items of one enqueue call (or one attached item); see the module doc."""
+class BatchTracker(BatchShape):
+    """The items of one enqueue call (or one attached item); see the module doc. It is its
+    items' :class:`BatchShape` too (one object per batch, what each item's state reads)."""
 
     __slots__ = (
         "__weakref__",
@@ -78,6 +82,8 @@ class BatchTracker:
         "_counts",
         "_ended",
         "_results",
+        "_view",
+        "_view_key",
         "copies",
         "destination",
         "detached",
@@ -92,7 +98,6 @@ class BatchTracker:
         "owner",
         "priority",
         "router",
-        "shape",
         "states",
         "strangers",
         "views",
@@ -103,18 +108,19 @@ class BatchTracker:
         self,
         owner: BatchOwner,
         router: EventRouter,
-        shape: BatchShape,
+        batch_id: str,
         *,
         expected: int,
         origin: str | None = None,
         destination: str | None = None,
         detached: bool = False,
         gap: bool = False,
+        **shape: Any,
     ) -> None:
+        BatchShape.__init__(self, batch_id, **shape)
         self.owner = owner
         self.router = router
-        self.shape = shape
-        self.key = shape.batch_id
+        self.key = batch_id
         self.expected = expected
         self.origin = origin
         self.destination = destination
@@ -123,20 +129,24 @@ class BatchTracker:
         self.gap = gap  # events until the reconnect are lost
         self.held = 0  # limiter slots this batch holds
         self.states: dict[int, ItemState] = {}  # unsettled items
-        # Results (not states) in the order they settled: no reference cycle here.
-        self.finished: list[WorkflowResult] = []
-        self._results: dict[int, WorkflowResult] = {}
+        # Results (not states) in the order they settled: no reference cycle here. The
+        # containers below start as shared empties (a batch in flight holds none of them).
+        self.finished: Sequence[WorkflowResult] = ()
+        self._results: Mapping[int, WorkflowResult] = _NO_RESULTS
         self._counts: dict[str, int] = {}
         self._change: asyncio.Future[None] | None = None
-        self.listeners: list[EventSink] = []  # readers of the whole batch
+        self.listeners: Sequence[EventSink] = ()  # readers of the whole batch
         # Item ids of this batch id the enqueue answer did not name (see stranger()), and
         # those the server confirmed are copies of it (a replayed enqueue).
         self.strangers: set[int] | frozenset[int] = _NONE  # a set once there is one
-        self.copies: list[int] = []
-        self.item_waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self.copies: Sequence[int] = ()
+        self.item_waiters: dict[int, list[asyncio.Future[None]]] | None = None
         self.waiters = 0  # tasks waiting on the whole batch
         # The public objects showing this batch and its items, held weakly (one per key
-        # while anyone holds it): "batch" and item ids.
+        # while anyone holds it): "batch" and item ids. The first in two slots, the others
+        # in ``views``.
+        self._view_key: Any = _NO_KEY
+        self._view: weakref.ref[Any] | None = None
         self.views: dict[Any, weakref.ref[Any]] | None = None
         self._ended = False
 
@@ -144,17 +154,9 @@ class BatchTracker:
         return f"<BatchTracker {self.batch_id!r} {len(self.finished)}/{self.expected}>"
 
     @property
-    def batch_id(self) -> str:
-        return self.shape.batch_id
-
-    @property
-    def confirmed(self) -> bool:
-        return self.shape.confirmed
-
-    @property
     def done(self) -> bool:
         """Whether every item has its final result."""
-        return self.shape.confirmed and len(self.finished) >= self.expected
+        return self.confirmed and len(self.finished) >= self.expected
 
     @property
     def counts(self) -> dict[str, int]:
@@ -163,13 +165,13 @@ class BatchTracker:
     # -- items ---------------------------------------------------------------------------
 
     def _new_state(self, item_id: int) -> ItemState:
-        state = self.states[item_id] = ItemState(item_id, self.shape, self, gap=self.gap)
+        state = self.states[item_id] = ItemState(item_id, self, self, gap=self.gap)
         self.moved(None, "pending")
         return state
 
     def adopt(self, item_id: int) -> ItemState | None:
         """An item of this batch seen on the socket before the enqueue answer."""
-        if self.shape.confirmed:
+        if self.confirmed:
             self.stranger(item_id)  # a retry of one of ours, or a copy of the batch
             return None
         state = self.states.get(item_id)
@@ -197,7 +199,7 @@ class BatchTracker:
         """An item with this batch's id that its enqueue answer did not name: a retry of one
         of its items, or a copy of the whole batch (a proxy that replayed the enqueue). The
         owner reads it and ends a copy; an attached item's batch is not ours to judge."""
-        if self.key != self.batch_id or not self.shape.confirmed:
+        if self.key != self.batch_id or not self.confirmed:
             return
         if item_id in self.strangers or len(self.strangers) >= self._stranger_room():
             return
@@ -228,7 +230,7 @@ class BatchTracker:
             state = states.get(item_id) or self._new_state(item_id)
             state.index = index
             router.add_item(item_id, batch_id, state)
-        self.shape.confirmed = True
+        self.confirmed = True
         for item_id in sorted(unconfirmed):
             self.stranger(item_id)
         for state in list(states.values()):
@@ -245,7 +247,7 @@ class BatchTracker:
         state = self.states.get(item_id)
         if state is not None:
             return state
-        state = ItemState(item_id, self.shape, self)
+        state = ItemState(item_id, self, self)
         state.restore(self._results[item_id], self.item_ids().index(item_id))
         return state
 
@@ -267,18 +269,56 @@ class BatchTracker:
 
     def view(self, key: Any) -> Any:
         """The live view stored under ``key`` (None if there is none)."""
-        views = self.views
-        ref = views.get(key) if views is not None else None
+        if key == self._view_key:
+            ref = self._view
+        else:
+            views = self.views
+            ref = views.get(key) if views is not None else None
         return ref() if ref is not None else None
 
     def keep_view(self, key: Any, view: Any) -> None:
+        ref = weakref.ref(view)
+        if self._view is None or key == self._view_key:
+            self._view_key, self._view = key, ref
+            return
         views = self.views
         if views is None:
             views = self.views = {}
-        views[key] = weakref.ref(view)
+        views[key] = ref
 
-    def values_at(self, index: int) -> FieldValues:
-        return self.shape.values_at(index)
+    # -- waiters of one item -------------------------------------------------------------
+
+    def add_item_waiter(self, item_id: int, waiter: asyncio.Future[None]) -> None:
+        """``waiter`` gets its result when item ``item_id`` settles."""
+        waiting = self.item_waiters
+        if waiting is None:
+            waiting = self.item_waiters = {}
+        waiting.setdefault(item_id, []).append(waiter)
+
+    def item_waiting(self, item_id: int) -> list[asyncio.Future[None]] | None:
+        """The futures of the tasks awaiting item ``item_id`` (None: nobody waits)."""
+        waiting = self.item_waiters
+        return waiting.get(item_id) if waiting is not None else None
+
+    def forget_item_waiter(self, item_id: int, waiter: asyncio.Future[None]) -> None:
+        waiters = self.item_waiting(item_id)
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                assert self.item_waiters is not None
+                del self.item_waiters[item_id]
+
+    def note_copy(self, item_id: int) -> int:
+        """Item ``item_id`` is a copy of this batch; how many are known now."""
+        self.copies = [*self.copies, item_id]
+        return len(self.copies)
+
+    def add_listener(self, sink: EventSink) -> None:
+        """``sink`` reads the events of every item (until the batch ends)."""
+        self.listeners = [*self.listeners, sink]
+
+    def remove_listener(self, sink: EventSink) -> None:
+        self.listeners = [other for other in self.listeners if other is not sink]
 
     # -- ItemObserver --------------------------------------------------------------------
 
@@ -293,14 +333,23 @@ class BatchTracker:
 
     def settled(self, state: ItemState, result: WorkflowResult) -> None:
         item_id = state.item_id
-        self.finished.append(result)
-        self._results[item_id] = result
+        finished, results = self.finished, self._results
+        if isinstance(finished, list):
+            finished.append(result)
+        else:
+            self.finished = [result]
+        if isinstance(results, dict):
+            results[item_id] = result
+        else:
+            self._results = {item_id: result}
         if self.states.get(item_id) is state:
             del self.states[item_id]
         self.router.remove_item(item_id, state)  # later frames of it are ignored
-        for waiter in self.item_waiters.pop(item_id, ()):
-            if not waiter.done():
-                waiter.set_result(None)
+        waiting = self.item_waiters
+        if waiting is not None:
+            for waiter in waiting.pop(item_id, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
         self.owner.item_settled(self)
         self._wake()
         if self.done:
@@ -324,7 +373,7 @@ class BatchTracker:
         if self._ended:
             return  # confirm() and the last settle may both get here
         self._ended = True
-        listeners, self.listeners = self.listeners, []
+        listeners, self.listeners = self.listeners, ()
         for sink in listeners:
             sink.close()
         self._wake()
