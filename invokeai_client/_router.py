@@ -317,15 +317,8 @@ class EventRouter:
                     or data.get("user_id") == REDACTED
                 ):
                     self._route(name, data)
-                elif name in FILTERED and not route.accept(name, data):
-                    self.repeats += 1
-                else:  # what _deliver does, inline on the hot path
-                    self.routed += 1
-                    route.target.on_frame(name, data)
-                    if name == "invocation_started":
-                        self._executing[item_id] = route
-                    elif name == "queue_item_status_changed" and data.get("status") in _ENDED:
-                        self._executing.pop(item_id, None)
+                else:
+                    self._deliver(route, item_id, name, data)
             except Exception:  # a bug in one run must not stop the stream
                 log.exception("routing %s failed", name)
 

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("invokeai_client")
 
+_NO_NODES: frozenset[str] = frozenset()
+
 __all__ = ["CLOSE_TIMEOUT", "RETRY_SEARCH", "RunHub"]
 
 CLOSE_TIMEOUT = 10.0
@@ -89,18 +91,19 @@ class RunHub:
     def _tracker(
         self, batch_id: str, *, expected: int, detach: bool, graph: Mapping[str, Any] | None,
         groups: list[list[dict[str, Any]]] | None = None,
-        iterated: frozenset[str] | None = None,
         origin: str | None = None, destination: str | None = None,
     ) -> BatchTracker:
         nodes = (graph or {}).get("nodes") or {}
+        types = _node_types(nodes)
+        # Only a graph with an iterate node has iterated nodes (its types tell, in C).
+        iterated = (
+            iterated_nodes(graph) if types is None or "iterate" in types.values() else _NO_NODES
+        )
         return BatchTracker(
             self, self.router, batch_id, expected=expected, origin=origin,
             destination=destination, detached=detach, gap=not self.context.connected,
-            node_count=len(nodes),
-            iterated=iterated_nodes(graph) if iterated is None else iterated,
-            groups=groups,
-            image_host=self.image_host,
-            node_types=_node_types(nodes),
+            node_count=len(nodes), iterated=iterated, groups=groups,
+            image_host=self.image_host, node_types=types,
         )
 
     # -- BatchOwner ----------------------------------------------------------------------
@@ -179,7 +182,7 @@ class RunHub:
         """Submit an enqueue body; returns its batch once the server has the items (see
         :meth:`RunManager.enqueue` for ``partial`` and ``names``)."""
         self.check_open()
-        encoded, iterated = prepare_body(body)
+        encoded = prepare_body(body)
         expected = encoded.item_count
         if single and expected != 1:
             raise errors.ValidationError(
@@ -191,7 +194,7 @@ class RunHub:
         sent = encoded.batch
         batch = self._tracker(
             sent["batch_id"], expected=expected, detach=detach,
-            graph=sent["graph"], groups=sent.get("data"), iterated=iterated,
+            graph=sent["graph"], groups=sent.get("data"),
             origin=sent.get("origin"), destination=sent.get("destination"),
         )
         if names:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp.payload import BytesPayload
@@ -22,7 +22,6 @@ from .._constants import DEFAULT_ORIGIN
 from ..types.batch import Encoded, EnqueueBody
 from ..types.queue import EnqueueBatchResult
 from ._recovery import ENQUEUE_FATE_WINDOW, find_batch_items, recover_enqueue
-from .results import iterated_nodes
 
 if TYPE_CHECKING:
     from .._http import HttpTransport
@@ -33,7 +32,6 @@ log = logging.getLogger("invokeai_client")
 
 __all__ = [
     "ENQUEUE_RESENDS",
-    "Prepared",
     "build_body",
     "post_enqueue",
     "prepare_body",
@@ -208,16 +206,7 @@ def build_body(
     return {"batch": batch, "prepend": prepend}
 
 
-class Prepared(NamedTuple):
-    """An enqueue body checked and ready to send."""
-
-    encoded: Encoded
-    """The batch (as JSON, without its workflow), the items it makes and the request bytes."""
-    iterated: frozenset[str]
-    """The graph's iterated nodes."""
-
-
-def prepare_body(body: EnqueueBody | Mapping[str, Any]) -> Prepared:
+def prepare_body(body: EnqueueBody | Mapping[str, Any]) -> Encoded:
     """Check an enqueue body with every rule (see :mod:`invokeai_client.types.batch`), fill
     in ``origin`` and encode it once for the POST.
 
@@ -225,5 +214,4 @@ def prepare_body(body: EnqueueBody | Mapping[str, Any]) -> Prepared:
     anything is sent: InvokeAI accepts some broken batches and then stalls its whole queue
     on them.
     """
-    encoded = EnqueueBody.encode(body, origin=DEFAULT_ORIGIN)
-    return Prepared(encoded, iterated_nodes(encoded.batch["graph"]))
+    return EnqueueBody.encode(body, origin=DEFAULT_ORIGIN)
