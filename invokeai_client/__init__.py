@@ -8,6 +8,7 @@
         info = await client.server_info()
 """
 
+from . import runs
 from ._config import Timeout
 from ._constants import __version__
 from ._files import safe_file_name
@@ -53,23 +54,7 @@ from .repositories.boards import BoardRepository
 from .repositories.images import ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
 from .repositories.queue import QueueRepository
-from .runs import (
-    BatchRun,
-    FieldValues,
-    ImageRef,
-    ModelLoad,
-    ModelLoadCompleted,
-    ModelLoadStarted,
-    NodeCompleted,
-    NodeFailed,
-    NodeProgress,
-    NodeStarted,
-    RunEvent,
-    RunManager,
-    StatusChanged,
-    WorkflowResult,
-    WorkflowRun,
-)
+from .runs import *  # noqa: F403 - the runs package's public names (runs.__all__, below)
 from .sync import Client
 from .types.app import ServerInfo, User
 from .types.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult
@@ -96,7 +81,6 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
-    "BatchRun",
     "BatchStatus",
     "Board",
     "BoardError",
@@ -111,11 +95,9 @@ __all__ = [
     "EmbeddedWorkflow",
     "EndpointNotAvailableError",
     "EnqueueBatchResult",
-    "FieldValues",
     "FileWriteError",
     "FoundModel",
     "ImageDTO",
-    "ImageRef",
     "ImageRepository",
     "ImagesResult",
     "InternalServerError",
@@ -130,16 +112,9 @@ __all__ = [
     "ModelInstall",
     "ModelInstallError",
     "ModelInstallJob",
-    "ModelLoad",
-    "ModelLoadCompleted",
-    "ModelLoadStarted",
     "ModelNotFoundError",
     "ModelRepository",
     "ModelSyncReport",
-    "NodeCompleted",
-    "NodeFailed",
-    "NodeProgress",
-    "NodeStarted",
     "NotFoundError",
     "PermissionDeniedError",
     "PoolJob",
@@ -152,17 +127,14 @@ __all__ = [
     "RunCanceledError",
     "RunDetachedError",
     "RunError",
-    "RunEvent",
     "RunFailedError",
     "RunLostError",
-    "RunManager",
     "RunTimeoutError",
     "RunningLoopError",
     "ServerInfo",
     "ServerPool",
     "SessionQueueItem",
     "SessionQueueItemSummary",
-    "StatusChanged",
     "Timeout",
     "TimeoutError",
     "UnexpectedResponseError",
@@ -173,9 +145,8 @@ __all__ = [
     "WorkflowDefinition",
     "WorkflowError",
     "WorkflowHandle",
-    "WorkflowResult",
-    "WorkflowRun",
     "__version__",
     "register_field",
     "safe_file_name",
 ]
+__all__ += runs.__all__
