@@ -58,14 +58,17 @@ class WorkflowHandle(AsyncScope):
         schemas: InvocationSchemas | None = None,
         client: WorkflowClient | None = None,
         registry: FieldRegistry | None = None,
-        _form: WorkflowForm | None = None,
     ) -> None:
         if not isinstance(definition, WorkflowDefinition):
             raise WorkflowError(
                 f"WorkflowHandle needs a WorkflowDefinition, got {type(definition).__name__}"
             )
+        self._hold(WorkflowForm(definition, schemas, registry or default_registry), client)
+
+    def _hold(self, form: WorkflowForm, client: WorkflowClient | None) -> None:
+        """Start over ``form`` (the constructor's new one, or :meth:`copy`'s copied one)."""
         self._client = client
-        self._form = _form or WorkflowForm(definition, schemas, registry or default_registry)
+        self._form = form
         self._uploads = _prepare.Uploads()
         self._board_ids: dict[str, str] = {}  # board input value (name or id) -> checked id
 
@@ -113,8 +116,8 @@ class WorkflowHandle(AsyncScope):
         """An independent handle with the same values (uploads are not shared); ``client``
         binds the copy to another client (another server: board ids are resolved anew)."""
         moved = client is not None and client is not self._client
-        other = WorkflowHandle(self.definition, client=client if moved else self._client,
-                               _form=self._form.copy())
+        other = WorkflowHandle.__new__(WorkflowHandle)  # the form is copied, not built anew
+        other._hold(self._form.copy(), client if moved else self._client)
         if moved:
             other._form.values.restore_names()
         else:
