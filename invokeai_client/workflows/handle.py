@@ -91,10 +91,12 @@ class WorkflowHandle(AsyncScope):
 
     @property
     def client(self) -> WorkflowClient | None:
+        """The client :meth:`submit` sends through (None: an offline handle)."""
         return self._client
 
     @property
     def name(self) -> str:
+        """The workflow's name, as the GUI shows it."""
         return self._form.name
 
     @property
