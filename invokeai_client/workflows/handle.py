@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
-from .._checks import check_bool
+from .._checks import check_bool, check_keywords
 from .._constants import DEFAULT_ORIGIN
 from .._scope import AsyncScope
 from ..errors import ValidationError, WorkflowError
@@ -249,6 +249,7 @@ class WorkflowHandle(AsyncScope):
         ``runs`` repeats everything; ``batch_id`` defaults to a new UUID so the caller can
         watch the batch before it is enqueued. The dict form of :meth:`compile`.
         """
+        check_keywords("build_batch", options, BodyOptions.__annotations__)  # not dry_run
         return self.compile(data=data, board=board, **options).to_dict()
 
     def batch_datum(self, key: InputKey | IvkWorkflowInput, items: Iterable[Any]) -> dict[str, Any]:
