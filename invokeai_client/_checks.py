@@ -15,6 +15,15 @@ from . import errors
 from ._limits import short_repr
 
 
+def check_keywords(call: str, given: Iterable[str], known: Iterable[str]) -> None:
+    """Refuse a keyword not in ``known`` (a TypedDict's keys) with the ``TypeError`` Python
+    raises for an unknown keyword argument: ``**options: Unpack[...]`` is checked by a type
+    checker, but at run time it would take anything."""
+    for name in given:
+        if name not in known:
+            raise TypeError(f"{call}() got an unexpected keyword argument {name!r}")
+
+
 def check_bool(name: str, value: object) -> bool:
     """``value`` if it is ``True`` or ``False`` (not a truthy string such as ``"no"``)."""
     if not isinstance(value, bool):

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
+from typing_extensions import Unpack
 
 from . import _redact, errors
 from ._answers import as_object, parse, reading
@@ -35,7 +36,6 @@ from .runs import BatchRun, RunManager, WorkflowRun
 from .types.app import ServerInfo, User
 from .types.boards import BoardRef
 from .types.images import ImageDTO
-from .types.model_configs import ModelConfig
 
 log = logging.getLogger("invokeai_client")
 _WARNED_VERSIONS: set[str] = set()  # newer-than-tested servers already warned about
@@ -279,34 +279,23 @@ class AsyncClient(AsyncScope):
         self,
         prompt: str,
         *,
-        model: str | ModelConfig | None = None,
-        negative: str = "",
-        width: int | None = None,
-        height: int | None = None,
-        steps: int | None = None,
         seed: int | None = None,
-        cfg_scale: float | None = None,
-        scheduler: str | None = None,
-        vae: str | ModelConfig | None = None,
-        loras: Mapping[str | ModelConfig, float] | None = None,
-        board: BoardRef | None = None,
         detach: bool = False,
+        **options: Unpack[GenerateOptions],
     ) -> WorkflowRun:
         """Text to image in one call: enqueue the graph the GUI builds for ``model``'s base
         (SD1.x/SD2, SDXL or FLUX) and return the run (``await run`` for the image).
 
+        The keyword ``options`` (:class:`~invokeai_client.generate.GenerateOptions`):
         ``model`` is a key, an exact name or a fragment of exactly one main model's name
         (None: the only one installed); anything ambiguous or missing raises
         :class:`~errors.ModelChoiceError` listing the candidates before anything is
-        enqueued. Sizes are rounded as the GUI does (down to a multiple of 8, 16 for FLUX;
-        at least 64); unset values come from the model's default settings, then the GUI's
-        defaults. ``seed`` None draws one. ``vae`` and ``loras`` (name -> weight) name
-        models as ``model`` does. ``board`` is an id, name or Board.
+        enqueued. ``negative``, ``width``, ``height``, ``steps``, ``cfg_scale`` and
+        ``scheduler``: sizes are rounded as the GUI does (down to a multiple of 8, 16 for
+        FLUX; at least 64); unset values come from the model's default settings, then the
+        GUI's defaults. ``vae`` and ``loras`` (name -> weight) name models as ``model``
+        does. ``board`` is an id, name or Board. ``seed`` None draws one.
         """
-        options = GenerateOptions(
-            model=model, negative=negative, width=width, height=height, steps=steps,
-            cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras, board=board,
-        )
         return await self._generator.generate(prompt, options, seed=seed, detach=detach)
 
     async def generate_batch(
@@ -314,27 +303,15 @@ class AsyncClient(AsyncScope):
         prompts: str | Sequence[str],
         *,
         seeds: int | Iterable[int] | None = None,
-        model: str | ModelConfig | None = None,
-        negative: str = "",
-        width: int | None = None,
-        height: int | None = None,
-        steps: int | None = None,
-        cfg_scale: float | None = None,
-        scheduler: str | None = None,
-        vae: str | ModelConfig | None = None,
-        loras: Mapping[str | ModelConfig, float] | None = None,
-        board: BoardRef | None = None,
         detach: bool = False,
+        **options: Unpack[GenerateOptions],
     ) -> BatchRun:
-        """:meth:`generate` for every prompt with every seed, in ONE enqueue request.
+        """:meth:`generate` for every prompt with every seed, in ONE enqueue request (the
+        same keyword ``options``).
 
         With ``seeds`` None each prompt gets a drawn seed; the batch's items come in prompt
         order, then seed order (``batch.as_completed()`` / ``await batch``).
         """
-        options = GenerateOptions(
-            model=model, negative=negative, width=width, height=height, steps=steps,
-            cfg_scale=cfg_scale, scheduler=scheduler, vae=vae, loras=loras, board=board,
-        )
         return await self._generator.generate_batch(prompts, options, seeds=seeds, detach=detach)
 
     async def copy_image_to_board(self, image: ImageLike, board: BoardRef) -> ImageDTO:

@@ -17,8 +17,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import TypedDict
+
 from . import errors
-from ._checks import check_bool, check_int
+from ._checks import check_bool, check_int, check_keywords
 from ._model_choice import ModelWanted, choose_installed
 from .types.boards import UNCATEGORIZED
 from .types.model_configs import ModelConfig
@@ -125,21 +127,33 @@ class GenerateSpec:
     loras: tuple[tuple[ModelConfig, float], ...] = ()
 
 
-@dataclass(frozen=True)
-class GenerateOptions:
-    """The options :meth:`AsyncClient.generate` and :meth:`AsyncClient.generate_batch` share,
-    as the caller gave them: checked and resolved by :meth:`Generator.spec`."""
+class GenerateOptions(TypedDict, total=False):
+    """The keyword options :meth:`AsyncClient.generate` and :meth:`AsyncClient.generate_batch`
+    share (``**options``), each optional, as the caller gives them: checked and resolved by
+    :meth:`Generator.spec`. A type checker checks the keywords of a call against these."""
 
-    model: str | ModelConfig | None = None
-    negative: str = ""
-    width: int | None = None
-    height: int | None = None
-    steps: int | None = None
-    cfg_scale: float | None = None
-    scheduler: str | None = None
-    vae: str | ModelConfig | None = None
-    loras: Mapping[str | ModelConfig, float] | None = None
-    board: BoardRef | None = None
+    model: str | ModelConfig | None
+    """A key, an exact name or a fragment of exactly one main model's name (None: the only
+    one installed); anything ambiguous or missing raises :class:`~errors.ModelChoiceError`."""
+    negative: str
+    """The negative prompt (default empty)."""
+    width: int | None
+    """Rounded as the GUI does (down to a multiple of 8, 16 for FLUX; at least 64); None: the
+    model's default settings, then the GUI's default."""
+    height: int | None
+    """As ``width``."""
+    steps: int | None
+    """Denoising steps; None: the model's default settings, then the GUI's default."""
+    cfg_scale: float | None
+    """From 1 to 200; None: the model's default settings, then 7.5."""
+    scheduler: str | None
+    """One the server's denoise node takes; None: the model's default settings, then euler."""
+    vae: str | ModelConfig | None
+    """A VAE model, named as ``model`` is (None: the main model's own)."""
+    loras: Mapping[str | ModelConfig, float] | None
+    """LoRA models (named as ``model`` is) to their weights; SD1.x, SD2 and SDXL only."""
+    board: BoardRef | None
+    """The board for the image: an id, a name or a Board (None: uncategorized)."""
 
 
 def _ident(model: ModelConfig) -> dict[str, Any]:
@@ -318,16 +332,17 @@ def _check_text(name: str, value: object) -> str:
 
 def _check_options(prompt: object, seed: object, options: GenerateOptions) -> None:
     _check_text("prompt", prompt)
-    _check_text("negative", options.negative)
+    _check_text("negative", options.get("negative", ""))
     for name in ("width", "height"):
-        value = getattr(options, name)
+        value = options.get(name)
         if value is not None:
             check_int(name, value, minimum=1, maximum=MAX_SIZE)
-    if options.steps is not None:  # no maximum: long denoises are legitimate (and tested)
-        check_int("steps", options.steps, minimum=1)
+    steps = options.get("steps")
+    if steps is not None:  # no maximum: long denoises are legitimate (and tested)
+        check_int("steps", steps, minimum=1)
     if seed is not None:
         check_int("seed", seed, minimum=0, maximum=MAX_SEED)
-    cfg_scale, (low, high) = options.cfg_scale, CFG_SCALE_RANGE
+    cfg_scale, (low, high) = options.get("cfg_scale"), CFG_SCALE_RANGE
     if cfg_scale is not None and (
         isinstance(cfg_scale, bool) or not isinstance(cfg_scale, (int, float))
         or not low <= cfg_scale <= high
@@ -336,8 +351,8 @@ def _check_options(prompt: object, seed: object, options: GenerateOptions) -> No
             f"cfg_scale must be a number from {low:g} to {high:g}, got {cfg_scale!r}",
             input="cfg_scale", rule=f"number in [{low:g}, {high:g}]",
         )
-    if options.scheduler is not None:
-        _check_text("scheduler", options.scheduler)
+    if options.get("scheduler") is not None:
+        _check_text("scheduler", options.get("scheduler"))
 
 
 def _check_loras(
@@ -399,24 +414,26 @@ class Generator:
         """Check the arguments, resolve the model, VAE, LoRAs and board: the spec a graph
         needs."""
         _check_options(prompt, seed, options)
-        weights = _check_loras(options.loras)
-        chosen = await self.resolve_model(options.model)
+        weights = _check_loras(options.get("loras"))
+        chosen = await self.resolve_model(options.get("model"))
         base = chosen.base
         settings = chosen.default_settings or {}
         size = _DEFAULT_SIZE.get(base, 1024)
+        cfg_scale = options.get("cfg_scale")
         spec = GenerateSpec(
-            model=chosen, prompt=prompt, negative=options.negative,
-            width=gui_size(options.width or settings.get("width") or size, base),
-            height=gui_size(options.height or settings.get("height") or size, base),
-            steps=options.steps or settings.get("steps") or _DEFAULT_STEPS.get(base, 30),
+            model=chosen, prompt=prompt, negative=options.get("negative", ""),
+            width=gui_size(options.get("width") or settings.get("width") or size, base),
+            height=gui_size(options.get("height") or settings.get("height") or size, base),
+            steps=options.get("steps") or settings.get("steps") or _DEFAULT_STEPS.get(base, 30),
             seed=random.randint(0, MAX_SEED) if seed is None else seed,
-            cfg_scale=float(options.cfg_scale if options.cfg_scale is not None
+            cfg_scale=float(cfg_scale if cfg_scale is not None
                             else settings.get("cfg_scale") or 7.5),
-            scheduler=options.scheduler or settings.get("scheduler") or "euler",
+            scheduler=options.get("scheduler") or settings.get("scheduler") or "euler",
         )
         await self._check_scheduler(spec.scheduler, base)
-        if options.vae is not None:
-            spec = replace(spec, vae=await self._model_of("vae", options.vae, base, input="vae"))
+        vae = options.get("vae")
+        if vae is not None:
+            spec = replace(spec, vae=await self._model_of("vae", vae, base, input="vae"))
         if base == "flux":
             if weights:
                 raise errors.ValidationError(
@@ -428,8 +445,9 @@ class Generator:
             found = [(await self._model_of("lora", name, base, input="loras"), w)
                      for name, w in weights]
             spec = replace(spec, loras=tuple(found))
-        if options.board is not None:
-            spec = replace(spec, board_id=await self._boards.resolve(options.board))
+        board = options.get("board")
+        if board is not None:
+            spec = replace(spec, board_id=await self._boards.resolve(board))
         return spec
 
     async def _check_scheduler(self, scheduler: str, base: str) -> None:
@@ -472,6 +490,7 @@ class Generator:
         detach: bool = False,
     ) -> WorkflowRun:
         """Enqueue one text-to-image run; see :meth:`AsyncClient.generate`."""
+        check_keywords("generate", options, GenerateOptions.__annotations__)
         check_bool("detach", detach)
         spec = await self.spec(prompt, options, seed=seed)
         return await self._runs.submit(
@@ -488,6 +507,7 @@ class Generator:
     ) -> BatchRun:
         """Enqueue every prompt with every seed in ONE request; see
         :meth:`AsyncClient.generate_batch`."""
+        check_keywords("generate_batch", options, GenerateOptions.__annotations__)
         check_bool("detach", detach)
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not texts:

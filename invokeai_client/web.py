@@ -36,19 +36,8 @@ from typing import Any
 
 from . import errors
 from .pool import ServerAssigned
-from .runs import (
-    ModelLoad,
-    ModelLoadCompleted,
-    ModelLoadStarted,
-    NodeCompleted,
-    NodeFailed,
-    NodeProgress,
-    NodeStarted,
-    RunEvent,
-    StatusChanged,
-    WorkflowResult,
-    WorkflowRun,
-)
+from .runs import RunEvent, WorkflowResult, WorkflowRun
+from .runs import events as run_events
 from .runs.results import ImageRef
 
 __all__ = ["disconnect_probe", "event_dict", "result_dict", "result_or_cancel", "sse_events"]
@@ -123,14 +112,14 @@ def _node_failed(event: Any) -> dict[str, Any]:
 
 
 _CONVERTERS: dict[type[RunEvent], Callable[[Any], dict[str, Any]]] = {
-    StatusChanged: _status,
-    NodeStarted: _node_started,
-    NodeProgress: _progress,
-    ModelLoadStarted: _model_load("model_load_started"),
-    ModelLoadCompleted: _model_load("model_load_completed"),
-    ModelLoad: _model_load("model_load"),
-    NodeCompleted: _node_completed,
-    NodeFailed: _node_failed,
+    run_events.StatusChanged: _status,
+    run_events.NodeStarted: _node_started,
+    run_events.NodeProgress: _progress,
+    run_events.ModelLoadStarted: _model_load("model_load_started"),
+    run_events.ModelLoadCompleted: _model_load("model_load_completed"),
+    run_events.ModelLoad: _model_load("model_load"),
+    run_events.NodeCompleted: _node_completed,
+    run_events.NodeFailed: _node_failed,
     ServerAssigned: _server_assigned,
 }
 """How each kind of event becomes JSON (looked up along the event's class hierarchy)."""

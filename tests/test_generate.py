@@ -324,3 +324,16 @@ async def test_model_loads_are_told_to_the_executing_run_only(double: Peer) -> N
         assert any(isinstance(e, NodeStarted) for e in seen)
         await client.queue.resume()
         await run
+
+
+@pytest.mark.parametrize("method", ["generate", "generate_batch"])
+async def test_an_unknown_generate_option_is_a_type_error_before_any_request(
+    method: str,
+) -> None:
+    """``**options: Unpack[GenerateOptions]`` takes only GenerateOptions' keys: a misspelt
+    option is refused (nothing listens on port 9: no request is made)."""
+    from invokeai_client import AsyncClient
+
+    client = AsyncClient("http://127.0.0.1:9")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'sampler'"):
+        await getattr(client, method)("a cat", sampler="euler")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import pytest
@@ -97,12 +98,29 @@ async def closing_server() -> AsyncIterator[ClosingServer]:
         server.close()
 
 
+OpenHttp = Callable[..., Awaitable[HttpTransport]]
+
+
 @pytest.fixture
-async def http(closing_server: ClosingServer) -> AsyncIterator[HttpTransport]:
-    transport = HttpTransport(closing_server.url, max_retries=0)
-    await transport.open()
-    yield transport
-    await transport.aclose()
+async def open_http(closing_server: ClosingServer) -> AsyncIterator[OpenHttp]:
+    """Opens a transport to the closing server with the given arguments; all are closed when
+    the test ends."""
+    opened: list[HttpTransport] = []
+
+    async def open_one(**kwargs: Any) -> HttpTransport:
+        transport = HttpTransport(closing_server.url, **kwargs)
+        opened.append(transport)
+        await transport.open()
+        return transport
+
+    yield open_one
+    for transport in opened:
+        await transport.aclose()
+
+
+@pytest.fixture
+async def http(open_http: OpenHttp) -> HttpTransport:
+    return await open_http(max_retries=0)
 
 
 async def test_a_500s_connection_is_not_used_again(
@@ -181,27 +199,17 @@ async def _download(http: HttpTransport, path: str) -> bytes:
 
 
 async def test_a_download_that_keeps_arriving_is_not_cut_by_the_total_timeout(
-    closing_server: ClosingServer,
+    open_http: OpenHttp,
 ) -> None:
     """1.4 s of trickling body against a total of 0.5 s: downloads are bounded per read."""
-    http = HttpTransport(closing_server.url, options=SessionOptions(
-        timeout=Timeout(total=0.5, read=60)))
-    await http.open()
-    try:
-        assert await _download(http, "/slow") == b"x" * 8000
-    finally:
-        await http.aclose()
+    http = await open_http(options=SessionOptions(timeout=Timeout(total=0.5, read=60)))
+    assert await _download(http, "/slow") == b"x" * 8000
 
 
 async def test_a_stalled_download_says_what_arrived_and_is_not_sent_again(
-    closing_server: ClosingServer,
+    closing_server: ClosingServer, open_http: OpenHttp
 ) -> None:
-    http = HttpTransport(closing_server.url, options=SessionOptions(
-        timeout=Timeout(total=60, read=0.5)))
-    await http.open()
-    try:
-        with pytest.raises(errors.TimeoutError, match="stopped after 1,000 bytes"):
-            await _download(http, "/stall")
-    finally:
-        await http.aclose()
+    http = await open_http(options=SessionOptions(timeout=Timeout(total=60, read=0.5)))
+    with pytest.raises(errors.TimeoutError, match="stopped after 1,000 bytes"):
+        await _download(http, "/stall")
     assert [p for _, p in closing_server.seen] == ["/stall"]

@@ -530,17 +530,22 @@ posix_only = pytest.mark.skipif(
 )
 
 
-def interrupt_when(condition: Callable[[], bool]) -> threading.Thread:
-    """Send SIGINT (Ctrl-C) to the main thread once ``condition`` holds (polled)."""
-    main = threading.main_thread().ident
-    assert main == threading.get_ident(), "Ctrl-C tests run in the main thread"
+def interrupt_when(
+    condition: Callable[[], bool], to: Callable[[], int | None] = threading.get_ident
+) -> threading.Thread:
+    """Send SIGINT (Ctrl-C) to the thread ``to()`` names (the caller's: the main thread) once
+    ``condition`` holds (polled)."""
+    assert threading.main_thread() is threading.current_thread(), "Ctrl-C tests run in main"
+    main = threading.get_ident()
+    target = main if to is threading.get_ident else None
 
     def watch() -> None:
         stop = threading.Event()
         for _ in range(3000):  # 60 s at most
             if condition():
-                assert main is not None
-                signal.pthread_kill(main, signal.SIGINT)
+                thread = target if target is not None else to()
+                assert thread is not None
+                signal.pthread_kill(thread, signal.SIGINT)
                 return
             stop.wait(0.02)
 
@@ -564,6 +569,47 @@ def test_ctrl_c_while_waiting_cancels_the_server_item(sync_peer: Peer) -> None:
             with pytest.raises(KeyboardInterrupt):
                 run.result(timeout=60)
             watcher.join()
+            on_server = client.queue.get(run.item_id).status
+        finally:
+            client.queue.resume()
+    assert on_server == "canceled"
+    assert run.status == "canceled"
+
+
+def portal_thread() -> int | None:
+    """The ident of the (one) open Client's event-loop thread."""
+    return next(t.ident for t in threading.enumerate() if t.name == THREAD_NAME)
+
+
+@posix_only
+def test_ctrl_c_that_the_kernel_hands_to_another_thread_still_interrupts_the_wait(
+    sync_peer: Peer,
+) -> None:
+    # A terminal's Ctrl-C is sent to the process, and the kernel may run the handler in any
+    # thread: here the Client's loop thread. Python raises KeyboardInterrupt in the main
+    # thread only when it next runs bytecode, so a wait that never wakes would hold it until
+    # the call ends. If the wait has not ended 20 s after the signal, the queue is resumed:
+    # the run then completes, and the Ctrl-C has lost its meaning (the item is not canceled).
+    with Client(sync_peer.url) as client:
+        client.queue.pause()
+        try:
+            run = client.runs.submit(add_graph(1, 2))
+            waiting = waiting_on(run)
+            watcher = interrupt_when(waiting, to=portal_thread)
+
+            def give_up() -> None:
+                watcher.join()
+                for _ in range(1000):  # 20 s at most
+                    if not waiting():
+                        return
+                    threading.Event().wait(0.02)
+                client.queue.resume()
+
+            fallback = threading.Thread(target=give_up, daemon=True)
+            fallback.start()
+            with pytest.raises(KeyboardInterrupt):
+                run.result(timeout=120)
+            fallback.join()
             on_server = client.queue.get(run.item_id).status
         finally:
             client.queue.resume()

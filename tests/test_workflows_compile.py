@@ -219,3 +219,18 @@ def test_the_compile_stage_imports_no_io_module() -> None:
             todo.append(module)
     io = {f"invokeai_client.{name}" for name in ("_http", "_uploads", "_socket", "client")}
     assert reached & io == set()
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda h: h.compile(runs=1, colour="red"), "colour"),
+        (lambda h: h.build_batch(data=None, dry_run=True), "dry_run"),  # compile()'s own
+        (lambda h: compile(h.definition, h.form.values, h.schemas, bogus=1), "bogus"),
+    ],
+)
+def test_an_unknown_body_option_is_a_type_error_naming_it(call: Any, name: str) -> None:
+    """``**options: Unpack[BodyOptions]`` takes only BodyOptions' keys, as a plain keyword
+    parameter list would: a misspelt option is refused, never ignored."""
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{name}'"):
+        call(handle("arithmetic-form", {}))

@@ -56,9 +56,11 @@ to the async context managers it entered, so they see the error as ``async with`
 
 NO_ERROR: ExcInfo = (None, None, None)
 
-# Windows does not interrupt a blocked lock wait on Ctrl-C: wake up now and then to let the
-# interrupt in. POSIX delivers it at once.
-_WAKE_EVERY = 0.25 if sys.platform == "win32" else None
+# A blocked wait wakes up now and then so that a Ctrl-C is never lost: Windows does not
+# interrupt a lock wait at all, and on POSIX a signal that lands just as the thread starts to
+# block (after CPython's last look for pending signals, before the wait itself) interrupts
+# nothing and would only be seen when the call returns.
+_WAKE_EVERY = 0.25
 
 
 ALLOW_BLOCKING_ENV = "INVOKEAI_CLIENT_ALLOW_BLOCKING"
@@ -339,9 +341,10 @@ def _join_workers_of(loop: asyncio.AbstractEventLoop | None) -> None:
 
 
 def _wait(future: concurrent.futures.Future[T]) -> T:
-    if _WAKE_EVERY is None:
-        return future.result()
+    """``future``'s result, waking every :data:`_WAKE_EVERY` seconds to let signals in."""
     while True:
-        done, _ = concurrent.futures.wait([future], timeout=_WAKE_EVERY)
-        if done:
-            return future.result()
+        try:
+            return future.result(timeout=_WAKE_EVERY)
+        except concurrent.futures.TimeoutError:  # the builtin one from Python 3.11 on
+            if future.done():  # the call itself failed with a TimeoutError
+                raise

@@ -29,7 +29,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._checks import check_bool
+from typing_extensions import TypedDict, Unpack
+
+from .._checks import check_bool, check_keywords
 from .._constants import DEFAULT_ORIGIN
 from .._limits import short_repr
 from ..errors import ValidationError, WorkflowError
@@ -99,6 +101,35 @@ def convert(values: WorkflowValues, uploads: Uploads) -> dict[tuple[str, str], A
     return {key: held.to_api(lenient) for key, held in values.fields.items()}
 
 
+class BodyOptions(TypedDict, total=False):
+    """The enqueue body's keyword options (``**options``) of :func:`compile`,
+    :meth:`WorkflowHandle.compile() <invokeai_client.workflows.handle.WorkflowHandle.compile>`
+    and ``build_batch()``; each optional, defaults in :data:`BODY_DEFAULTS`."""
+
+    runs: int
+    """How many times the server repeats everything (at least 1; default 1)."""
+    batch_id: str | None
+    """The batch's id (None: a new UUID), so the caller can watch it before it is enqueued."""
+    origin: str | None
+    """Who enqueued the batch, as the queue shows it (default ``"invokeai-client"``)."""
+    destination: str | None
+    """Where the outputs go, as the queue shows it (default None)."""
+    prepend: bool
+    """Put the items at the front of the queue (default False)."""
+    validate: bool
+    """Fail with a :class:`ValidationError` listing every problem of a workflow that cannot
+    run (default True)."""
+    attach_workflow: bool
+    """Attach the workflow (as the GUI saves it) to the batch (default True)."""
+
+
+BODY_DEFAULTS: BodyOptions = {
+    "runs": 1, "batch_id": None, "origin": DEFAULT_ORIGIN, "destination": None,
+    "prepend": False, "validate": True, "attach_workflow": True,
+}
+"""The value of each :class:`BodyOptions` key a call leaves out."""
+
+
 def compile(
     definition: WorkflowDefinition,
     values: WorkflowValues,
@@ -107,24 +138,22 @@ def compile(
     board: str | None = None,
     uploads: Uploads | None = None,
     data: Sequence[Sequence[Mapping[str, Any]]] = (),
-    runs: int = 1,
-    batch_id: str | None = None,
-    origin: str | None = DEFAULT_ORIGIN,
-    destination: str | None = None,
-    prepend: bool = False,
-    validate: bool = True,
-    attach_workflow: bool = True,
+    **options: Unpack[BodyOptions],
 ) -> EnqueueBody:
     """The enqueue body of ``definition`` with ``values`` (typed by ``schemas``).
 
     ``board`` is the auto-add board id; ``uploads`` maps local images to their uploaded
     names (:data:`DRY_RUN_UPLOADS` for a dry run); ``data`` adds ``Batch.data`` groups of
     ``{"node_path", "field_name", "items"}`` after the workflow's batch nodes, each item
-    checked by its input's field. With ``validate`` a workflow that cannot run fails with a
-    :class:`ValidationError` listing every problem.
+    checked by its input's field. ``options``: :class:`BodyOptions`; with ``validate`` a
+    workflow that cannot run fails with a :class:`ValidationError` listing every problem.
     """
+    check_keywords("compile", options, BodyOptions.__annotations__)
+    given: BodyOptions = {**BODY_DEFAULTS, **options}
+    runs, batch_id, prepend = given["runs"], given["batch_id"], given["prepend"]
     check_runs(runs, kind="an integer")
     check_bool("prepend", prepend)
+    origin, destination = given["origin"], given["destination"]
     for name, text in (("origin", origin), ("destination", destination)):
         if text is not None and not isinstance(text, str):
             raise ValidationError(f"{name} must be a string, got {short_repr(text)}",
@@ -139,7 +168,7 @@ def compile(
     converted = convert(values, uploads)
     targets = {(d["node_path"], d["field_name"]) for group in data for d in group}
     graph = compile_graph(definition, values, schemas, board=board, uploads=uploads,
-                          validate=validate, batch_targets=targets, converted=converted)
+                          validate=given["validate"], batch_targets=targets, converted=converted)
     fed = {(e["destination"]["node_id"], e["destination"]["field"]) for e in graph["edges"]}
     groups = _sweeps.batch_node_data(definition, values, schemas, images) + [
         [_sweeps.typed_datum(definition, values, schemas, d, where="data", images=images,
@@ -149,7 +178,7 @@ def compile(
     batch: dict[str, Any] = {"batch_id": batch_id or str(uuid.uuid4()), "graph": graph,
                              "runs": runs, "data": groups, "origin": origin,
                              "destination": destination}
-    if attach_workflow:
+    if given["attach_workflow"]:
         batch["workflow"] = workflow_for_batch(definition, values, converted)
     body: EnqueueBody = EnqueueBody.build({"batch": batch, "prepend": prepend})
     return body  # checked once, here
@@ -377,7 +406,9 @@ def check(
 
 
 __all__ = [
+    "BODY_DEFAULTS",
     "DRY_RUN_UPLOADS",
+    "BodyOptions",
     "Uploads",
     "check",
     "compile",

@@ -14,7 +14,9 @@ import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._checks import check_bool
+from typing_extensions import Unpack
+
+from .._checks import check_bool, check_keywords
 from .._constants import DEFAULT_ORIGIN
 from .._scope import AsyncScope
 from ..errors import ValidationError, WorkflowError
@@ -28,6 +30,7 @@ from ..types.batch import EnqueueBody
 from . import _prepare, _sweeps
 from . import compile as _compile
 from ._gui_json import gui_workflow
+from .compile import BodyOptions
 from .definition import WorkflowDefinition
 from .form import InputKey, IvkWorkflowInput, WorkflowForm
 
@@ -55,14 +58,17 @@ class WorkflowHandle(AsyncScope):
         schemas: InvocationSchemas | None = None,
         client: WorkflowClient | None = None,
         registry: FieldRegistry | None = None,
-        _form: WorkflowForm | None = None,
     ) -> None:
         if not isinstance(definition, WorkflowDefinition):
             raise WorkflowError(
                 f"WorkflowHandle needs a WorkflowDefinition, got {type(definition).__name__}"
             )
+        self._hold(WorkflowForm(definition, schemas, registry or default_registry), client)
+
+    def _hold(self, form: WorkflowForm, client: WorkflowClient | None) -> None:
+        """Start over ``form`` (the constructor's new one, or :meth:`copy`'s copied one)."""
         self._client = client
-        self._form = _form or WorkflowForm(definition, schemas, registry or default_registry)
+        self._form = form
         self._uploads = _prepare.Uploads()
         self._board_ids: dict[str, str] = {}  # board input value (name or id) -> checked id
 
@@ -85,10 +91,12 @@ class WorkflowHandle(AsyncScope):
 
     @property
     def client(self) -> WorkflowClient | None:
+        """The client :meth:`submit` sends through (None: an offline handle)."""
         return self._client
 
     @property
     def name(self) -> str:
+        """The workflow's name, as the GUI shows it."""
         return self._form.name
 
     @property
@@ -110,8 +118,8 @@ class WorkflowHandle(AsyncScope):
         """An independent handle with the same values (uploads are not shared); ``client``
         binds the copy to another client (another server: board ids are resolved anew)."""
         moved = client is not None and client is not self._client
-        other = WorkflowHandle(self.definition, client=client if moved else self._client,
-                               _form=self._form.copy())
+        other = WorkflowHandle.__new__(WorkflowHandle)  # the form is copied, not built anew
+        other._hold(self._form.copy(), client if moved else self._client)
         if moved:
             other._form.values.restore_names()
         else:
@@ -202,15 +210,9 @@ class WorkflowHandle(AsyncScope):
         self,
         *,
         data: Sequence[Sequence[Mapping[str, Any]]] | None = None,
-        runs: int = 1,
-        batch_id: str | None = None,
-        origin: str | None = DEFAULT_ORIGIN,
-        destination: str | None = None,
-        prepend: bool = False,
         board: str | Board | None = None,
-        validate: bool = True,
-        attach_workflow: bool = True,
         dry_run: bool = False,
+        **options: Unpack[BodyOptions],
     ) -> EnqueueBody:
         """The typed enqueue body of this workflow and these values (nothing is sent).
 
@@ -224,22 +226,15 @@ class WorkflowHandle(AsyncScope):
             board=_board_id(board),
             uploads=_compile.DRY_RUN_UPLOADS if dry_run else self._uploads,
             data=_sweeps.resolve_data(data, form.full_key),
-            runs=runs, batch_id=batch_id, origin=origin, destination=destination,
-            prepend=prepend, validate=validate, attach_workflow=attach_workflow,
+            **options,
         )
 
     def build_batch(
         self,
         *,
         data: Sequence[Sequence[Mapping[str, Any]]] | None = None,
-        runs: int = 1,
-        batch_id: str | None = None,
-        origin: str | None = DEFAULT_ORIGIN,
-        destination: str | None = None,
-        prepend: bool = False,
         board: str | Board | None = None,
-        validate: bool = True,
-        attach_workflow: bool = True,
+        **options: Unpack[BodyOptions],
     ) -> dict[str, Any]:
         """The body of ``POST /api/v1/queue/{queue_id}/enqueue_batch`` (nothing is sent).
 
@@ -248,14 +243,14 @@ class WorkflowHandle(AsyncScope):
         ``{"node_path", "field_name", "items"}`` or ``{"input": <key>, "items"}``; every item
         is checked with the input's field type (the server would accept a wrong-typed item
         and then stall its whole queue on it). The workflow's batch and generator nodes add
-        their groups first. ``runs`` repeats everything; ``batch_id`` defaults to a new UUID
-        so the caller can watch the batch before it is enqueued. The dict form of
-        :meth:`compile`.
+        their groups first. ``board`` is the auto-add board. The keyword ``options``
+        (:class:`~invokeai_client.workflows.compile.BodyOptions`: ``runs``, ``batch_id``,
+        ``origin``, ``destination``, ``prepend``, ``validate``, ``attach_workflow``):
+        ``runs`` repeats everything; ``batch_id`` defaults to a new UUID so the caller can
+        watch the batch before it is enqueued. The dict form of :meth:`compile`.
         """
-        return self.compile(
-            data=data, runs=runs, batch_id=batch_id, origin=origin, destination=destination,
-            prepend=prepend, board=board, validate=validate, attach_workflow=attach_workflow,
-        ).to_dict()
+        check_keywords("build_batch", options, BodyOptions.__annotations__)  # not dry_run
+        return self.compile(data=data, board=board, **options).to_dict()
 
     def batch_datum(self, key: InputKey | IvkWorkflowInput, items: Iterable[Any]) -> dict[str, Any]:
         """A checked ``Batch.data`` datum that varies one input over ``items``."""
