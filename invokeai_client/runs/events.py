@@ -37,10 +37,9 @@ __all__ = [
     "NodeStarted",
     "RunEvent",
     "StatusChanged",
-    "denoise_step",
-    "preview_image",
-    "terminal_events",
 ]
+# denoise_step, preview_image and terminal_events are the run state's helpers (importable,
+# not re-exported: runs/__init__ takes this list as its own)
 
 
 @dataclass(frozen=True, slots=True)
