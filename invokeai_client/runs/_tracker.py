@@ -26,7 +26,7 @@ from ._state import EventSink, ItemState
 if TYPE_CHECKING:
     from .._router import EventRouter
     from ..types.queue import EnqueueBatchResult
-    from .results import ImageHost, WorkflowResult
+    from .results import WorkflowResult
 
 __all__ = ["MAX_STRANGERS", "BatchOwner", "BatchTracker"]
 
@@ -115,19 +115,12 @@ class BatchTracker(BatchShape):
         destination: str | None = None,
         detached: bool = False,
         gap: bool = False,
-        node_count: int = 0,
-        iterated: frozenset[str] = frozenset(),
-        groups: list[list[dict[str, Any]]] | None = None,
-        image_host: ImageHost | None = None,
-        node_types: Mapping[str, Any] | None = None,
+        **shape: Any,
     ) -> None:
-        BatchShape.__init__(
-            self, batch_id, node_count=node_count, iterated=iterated, groups=groups,
-            image_host=image_host, node_types=node_types,
-        )
+        BatchShape.__init__(self, batch_id, **shape)  # see BatchShape for ``shape``'s names
         self.owner = owner
         self.router = router
-        self.key = batch_id
+        self.key = self.batch_id  # the registry's key (an attached item's is its own)
         self.expected = expected
         self.origin = origin
         self.destination = destination
