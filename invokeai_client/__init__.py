@@ -21,6 +21,7 @@ from .repositories.images import ImageRepository, UploadScope
 from .repositories.models import ModelInstall, ModelRepository
 from .repositories.queue import QueueRepository
 from .runs import *  # noqa: F403 - the runs package's public names (runs.__all__, below)
+from .runs.events import *  # noqa: F403 - its event classes (in runs.__all__ too)
 from .sync import Client
 from .types.app import ServerInfo, User
 from .types.boards import UNCATEGORIZED, Board, BoardRef, DeleteBoardResult

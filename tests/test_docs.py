@@ -129,6 +129,20 @@ def signature_of(target: Any, async_twin: Any) -> inspect.Signature | None:
         return None
 
 
+def typed_keywords(target: Any) -> set[str] | None:
+    """The keywords a ``**options: Unpack[SomeTypedDict]`` parameter of ``target`` takes (PEP
+    692), or None for a plain ``**kwargs``."""
+    function = inspect.unwrap(target)
+    for param in inspect.signature(function).parameters.values():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            found = re.fullmatch(r"(?:\w+\.)*Unpack\[(\w+)\]", str(param.annotation))
+            if found is None:
+                return None
+            typed_dict = function.__globals__[found.group(1)]
+            return set(typed_dict.__annotations__)  # a TypedDict lists its bases' keys too
+    return None
+
+
 @dataclass
 class Finding:
     problems: list[str] = field(default_factory=list)
@@ -254,12 +268,15 @@ class DocChecker(ast.NodeVisitor):
         if signature is None:
             return
         params = signature.parameters.values()
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-            return
         accepted = {
             p.name for p in params
             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         }
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            typed = typed_keywords(twin if isinstance(target, Method) else target)
+            if typed is None:
+                return  # a plain **kwargs takes anything
+            accepted |= typed
         for keyword in node.keywords:
             if keyword.arg is not None and keyword.arg not in accepted:
                 call = ".".join(["client", *names])

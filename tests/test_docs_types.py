@@ -17,6 +17,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import invokeai_client
+
 from .test_docs import DOCS, ROOT, SYNC_DOCS, Block, python_blocks
 
 PRELUDE = '''\
@@ -81,6 +83,11 @@ def test_every_python_block_passes_mypy_strict(tmp_path: Path) -> None:
     assert blocks
     # A canary: the check must find a mistake where there is one.
     blocks.append(Block(ROOT / "README.md", 0, "result = await run\nresult.image.no_such\n"))
+    # Every public name of the package root as a type checker sees it: the root re-exports
+    # whole packages by star imports, which a type checker reads differently from Python.
+    root_names = ", ".join(invokeai_client.__all__)
+    blocks.append(Block(ROOT / "invokeai_client" / "__init__.py", 0,
+                        f"from invokeai_client import ({root_names})\n"))
     where: dict[str, str] = {}
     for number, block in enumerate(blocks):
         name = f"block_{number:03d}.py"

@@ -8,35 +8,18 @@
 - :class:`WorkflowResult` / :class:`ImageRef` - outputs mapped to Python values.
 """
 
+from . import events
 from ._handles import BatchRun, WorkflowRun
 from ._manager import RunManager
-from .events import (
-    ModelLoad,
-    ModelLoadCompleted,
-    ModelLoadStarted,
-    NodeCompleted,
-    NodeFailed,
-    NodeProgress,
-    NodeStarted,
-    RunEvent,
-    StatusChanged,
-)
+from .events import *  # noqa: F403 - the event classes (events.__all__, below)
 from .results import FieldValues, ImageRef, WorkflowResult
 
 __all__ = [
     "BatchRun",
     "FieldValues",
     "ImageRef",
-    "ModelLoad",
-    "ModelLoadCompleted",
-    "ModelLoadStarted",
-    "NodeCompleted",
-    "NodeFailed",
-    "NodeProgress",
-    "NodeStarted",
-    "RunEvent",
     "RunManager",
-    "StatusChanged",
     "WorkflowResult",
     "WorkflowRun",
 ]
+__all__ += events.__all__
