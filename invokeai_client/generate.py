@@ -490,7 +490,7 @@ class Generator:
         detach: bool = False,
     ) -> WorkflowRun:
         """Enqueue one text-to-image run; see :meth:`AsyncClient.generate`."""
-        check_keywords("generate", options, GenerateOptions.__annotations__)
+        check_keywords("AsyncClient.generate", options, GenerateOptions.__annotations__)
         check_bool("detach", detach)
         spec = await self.spec(prompt, options, seed=seed)
         return await self._runs.submit(
@@ -507,7 +507,7 @@ class Generator:
     ) -> BatchRun:
         """Enqueue every prompt with every seed in ONE request; see
         :meth:`AsyncClient.generate_batch`."""
-        check_keywords("generate_batch", options, GenerateOptions.__annotations__)
+        check_keywords("AsyncClient.generate_batch", options, GenerateOptions.__annotations__)
         check_bool("detach", detach)
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not texts:

@@ -9,6 +9,7 @@ the real server, or a double served from a background thread.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import io
 import json
@@ -47,6 +48,7 @@ from invokeai_client import (
     RunFailedError,
     RunManager,
     RunningLoopError,
+    RunTimeoutError,
     StatusChanged,
     ValidationError,
     WorkflowDefinition,
@@ -73,7 +75,7 @@ from invokeai_client.sync import (
     SyncWorkflowRun,
     SyncWorkflows,
 )
-from invokeai_client.sync._bridge import Bridge
+from invokeai_client.sync._bridge import Bridge, _wait
 from invokeai_client.sync._proxy import unwrap, wrap
 from invokeai_client.testing import InvokeAIDouble
 from invokeai_client.testing.local import free_port
@@ -574,6 +576,37 @@ def test_ctrl_c_while_waiting_cancels_the_server_item(sync_peer: Peer) -> None:
             client.queue.resume()
     assert on_server == "canceled"
     assert run.status == "canceled"
+
+
+class FinishesAsTheWaitGivesUp(concurrent.futures.Future[Any]):
+    """A call's future that completes just as a timed wait on it times out."""
+
+    def __init__(self, outcome: BaseException | str) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+    def result(self, timeout: float | None = None) -> Any:
+        if timeout is not None and not self.done():
+            if isinstance(self.outcome, BaseException):
+                self.set_exception(self.outcome)
+            else:
+                self.set_result(self.outcome)
+            raise concurrent.futures.TimeoutError()
+        return super().result(timeout)
+
+
+@pytest.mark.parametrize("outcome", ["the result", RunTimeoutError("the call's own timeout")])
+def test_a_blocking_call_that_ends_as_its_wait_wakes_gives_its_own_outcome(
+    outcome: BaseException | str,
+) -> None:
+    # The blocked caller wakes now and then to let Ctrl-C in; a call that finishes at that
+    # moment must give its result (or its own error), not the wake-up's empty TimeoutError.
+    future = FinishesAsTheWaitGivesUp(outcome)
+    if isinstance(outcome, BaseException):
+        with pytest.raises(RunTimeoutError, match="the call's own timeout"):
+            _wait(future)
+    else:
+        assert _wait(future) == "the result"
 
 
 def portal_thread() -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import re
 import weakref
 from pathlib import Path
 from typing import Any
@@ -222,15 +223,21 @@ def test_the_compile_stage_imports_no_io_module() -> None:
 
 
 @pytest.mark.parametrize(
-    ("call", "name"),
+    ("call", "message"),
     [
-        (lambda h: h.compile(runs=1, colour="red"), "colour"),
-        (lambda h: h.build_batch(data=None, dry_run=True), "dry_run"),  # compile()'s own
-        (lambda h: compile(h.definition, h.form.values, h.schemas, bogus=1), "bogus"),
+        (lambda h: h.compile(runs=1, colour="red"), "WorkflowHandle.compile() got an "
+         "unexpected keyword argument 'colour'"),
+        (lambda h: h.compile(uploads={}), "WorkflowHandle.compile() got an unexpected keyword "
+         "argument 'uploads'"),  # the compile stage's own argument, not the handle's
+        (lambda h: h.build_batch(data=None, dry_run=True), "WorkflowHandle.build_batch() got "
+         "an unexpected keyword argument 'dry_run'"),  # compile()'s own
+        (lambda h: compile(h.definition, h.form.values, h.schemas, bogus=1), "compile() got "
+         "an unexpected keyword argument 'bogus'"),
     ],
 )
-def test_an_unknown_body_option_is_a_type_error_naming_it(call: Any, name: str) -> None:
+def test_an_unknown_body_option_is_a_type_error_naming_it(call: Any, message: str) -> None:
     """``**options: Unpack[BodyOptions]`` takes only BodyOptions' keys, as a plain keyword
-    parameter list would: a misspelt option is refused, never ignored."""
-    with pytest.raises(TypeError, match=f"unexpected keyword argument '{name}'"):
+    parameter list would: a misspelt option is refused, never ignored, in the words Python
+    uses for a method's unknown keyword."""
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
         call(handle("arithmetic-form", {}))

@@ -346,5 +346,5 @@ def _wait(future: concurrent.futures.Future[T]) -> T:
         try:
             return future.result(timeout=_WAKE_EVERY)
         except concurrent.futures.TimeoutError:  # the builtin one from Python 3.11 on
-            if future.done():  # the call itself failed with a TimeoutError
-                raise
+            if future.done():  # it finished as the wait gave up, or failed with a TimeoutError
+                return future.result()

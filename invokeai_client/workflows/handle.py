@@ -220,6 +220,7 @@ class WorkflowHandle(AsyncScope):
         (``{"input": "Seed", "items": [...]}``). With ``dry_run`` local images that are not
         uploaded yet pass under a placeholder name (to check everything before uploading).
         """
+        check_keywords("WorkflowHandle.compile", options, BodyOptions.__annotations__)
         form = self._form
         return _compile.compile(
             form.definition, form.values, form.schemas,
@@ -249,7 +250,8 @@ class WorkflowHandle(AsyncScope):
         ``runs`` repeats everything; ``batch_id`` defaults to a new UUID so the caller can
         watch the batch before it is enqueued. The dict form of :meth:`compile`.
         """
-        check_keywords("build_batch", options, BodyOptions.__annotations__)  # not dry_run
+        # not dry_run: that one is compile()'s own
+        check_keywords("WorkflowHandle.build_batch", options, BodyOptions.__annotations__)
         return self.compile(data=data, board=board, **options).to_dict()
 
     def batch_datum(self, key: InputKey | IvkWorkflowInput, items: Iterable[Any]) -> dict[str, Any]:
