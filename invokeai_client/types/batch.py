@@ -352,13 +352,11 @@ class Batch(_BodyModel):
             if text is not None and not isinstance(text, str):
                 _bad(f"{name} must be a string, got {short_repr(text)}", name, "string")
         workflow = batch.get("workflow")
-        if workflow is not None and not isinstance(workflow, (dict, JSONText, Mapping)):
-            _bad(f"workflow must be a workflow object or None, got {type(workflow).__name__}",
-                 "workflow", "object")
-        if workflow is not None and not isinstance(workflow, (dict, JSONText)) and isinstance(
-            workflow, Mapping
-        ):
-            batch["workflow"] = dict(workflow)
+        if workflow is not None and not isinstance(workflow, (dict, JSONText)):
+            if not isinstance(workflow, Mapping):
+                _bad(f"workflow must be a workflow object or None, got "
+                     f"{type(workflow).__name__}", "workflow", "object")
+            batch["workflow"] = dict(workflow)  # another mapping: held as a plain dict
         if batch.get("data") is not None:
             batch["data"] = _check_data(batch["data"], nodes)
         return batch
